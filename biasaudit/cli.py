@@ -1,0 +1,213 @@
+"""The ``biasaudit`` command line: thin typer commands that parse options, call the library and print.
+
+Exit codes: 0 success, 1 a BiasAuditError (one red line on stderr; ``--debug`` shows the traceback),
+2 a usage error.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .errors import ArtifactError, BiasAuditError, ConfigError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
+                  help="Audit social bias in word embeddings and trace it to the training documents that caused it.")
+out = Console()
+err = Console(stderr=True)
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show the full traceback on errors.")):
+    """Audit social bias in word embeddings and trace it to the training documents that caused it."""
+
+
+# ------------------------------------------------------------------ shared options
+CorpusOpt = typer.Option(None, "--corpus", "-c", help="Bundled corpus name (gcide, wordnet), file, folder, glob "
+                         "or hub dataset. Default: the bundled GCIDE dictionary.")
+IdFieldOpt = typer.Option("id", "--id-field", help="Field holding the document id (else file:record number).")
+TextFieldOpt = typer.Option("text", "--text-field", help="Field holding the document text.")
+VectorSizeOpt = typer.Option(100, "--vector-size", help="Embedding dimension.")
+WindowOpt = typer.Option(5, "--window", help="Maximum context window (gensim's reduced windows).")
+MinCountOpt = typer.Option(5, "--min-count", help="Ignore words seen fewer times.")
+NegativeOpt = typer.Option(5, "--negative", help="Negative samples per positive pair.")
+EpochsOpt = typer.Option(5, "--epochs", help="Training epochs.")
+SeedOpt = typer.Option(1, "--seed", help="Training seed (initialisation and sampling).")
+WorkersOpt = typer.Option(1, "--workers", help="gensim threads; 1 is deterministic (identical vectors per seed).")
+SampleOpt = typer.Option(1e-3, "--sample", help="Frequent-word subsampling threshold (gensim's sample).")
+
+
+def _config(vector_size, window, min_count, negative, epochs, seed, workers, sample):
+    from .models.skipgram import SkipGramConfig
+    return SkipGramConfig(vector_size=vector_size, window=window, min_count=min_count, negative=negative,
+                          epochs=epochs, seed=seed, workers=workers, sample=sample)
+
+
+@contextmanager
+def _progress():
+    """A rich progress bar on stderr; yields a callback (stage, done, total)."""
+    bars = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                    TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True)
+    tasks: dict[str, int] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bars.add_task(stage, total=total)
+        bars.update(tasks[stage], completed=done, total=total)
+
+    with bars:
+        yield update
+
+
+def _train_seeds(corpus_src, id_field, text_field, config, n_seeds: int) -> list:
+    from dataclasses import replace
+
+    from .corpus import load_corpus
+    from .models.skipgram import train_or_load
+
+    corpus = load_corpus(corpus_src, id_field, text_field)
+    stats = corpus.scan()
+    if stats.n_empty:
+        err.print(f"[yellow]note:[/] skipped {stats.n_empty} empty document(s) in {escape(corpus.name)}")
+    models = []
+    for k in range(n_seeds):
+        cfg = replace(config, seed=config.seed + k)
+        with _progress() as update:
+            model, cached = train_or_load(corpus, cfg,
+                                          progress=lambda s, d, t, k=k: update(f"training seed {cfg.seed}", d, t))
+        err.print(f"{'reused cached' if cached else 'trained'} skip-gram on {escape(corpus.name)} "
+                  f"(seed {cfg.seed}, {len(model.vocab)} words"
+                  + ("" if cached else f", {model.meta.get('train_seconds', 0):.1f} s") + ")")
+        models.append(model)
+    return models
+
+
+# ------------------------------------------------------------------ commands
+@app.command()
+def wordsets(as_json: bool = typer.Option(False, "--json", help="Print the tests as JSON.")):
+    """List the bundled bias tests (targets X, Y; attributes A, B; positive effect = X with A, Y with B)."""
+    from .wordsets import DEFAULT_TESTS, bundled_tests
+
+    tests = bundled_tests()
+    if as_json:
+        out.print_json(json.dumps([t.to_dict() for t in tests.values()]))
+        return
+    table = Table(title="Bundled bias tests (effect > 0: X goes with A and Y with B)")
+    for col in ("name", "X", "Y", "A", "B", "source"):
+        table.add_column(col)
+    for t in tests.values():
+        name = t.name + (" *" if t.name in DEFAULT_TESTS else "")
+        table.add_row(name, *(f"{s.name} ({len(s.words)})" for s in t.sets), t.source.split(",")[0])
+    out.print(table)
+    out.print("* default tests. Custom tests: a JSON or YAML file with name, target_x, target_y, attribute_a, "
+              "attribute_b (each {name, words}).")
+
+
+@app.command()
+def train(corpus: Optional[str] = CorpusOpt, id_field: str = IdFieldOpt, text_field: str = TextFieldOpt,
+          out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Model folder to write. Default: the "
+                                                 "cache (~/.cache/biasaudit or $BIASAUDIT_CACHE)."),
+          vector_size: int = VectorSizeOpt, window: int = WindowOpt, min_count: int = MinCountOpt,
+          negative: int = NegativeOpt, epochs: int = EpochsOpt, seed: int = SeedOpt, workers: int = WorkersOpt,
+          sample: float = SampleOpt,
+          overwrite: bool = typer.Option(False, "--overwrite", help="Replace a model folder made with another config.")):
+    """Train skip-gram embeddings (gensim, sg=1, negative sampling) on a corpus and save them (no pickle)."""
+    from .models.skipgram import SkipGramModel, is_model_dir
+
+    config = _config(vector_size, window, min_count, negative, epochs, seed, workers, sample)
+    if out_dir is not None and out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        if not is_model_dir(out_dir):
+            raise ArtifactError(f"{out_dir} exists and is not a biasaudit model folder; use --overwrite to replace it")
+        old = SkipGramModel.load(out_dir)
+        if old.config != config:
+            raise ArtifactError(f"{out_dir} holds a model trained with another config; use --overwrite to replace it")
+    model = _train_seeds(corpus, id_field, text_field, config, 1)[0]
+    if out_dir is not None:
+        model.save(out_dir)
+        out.print(f"saved {out_dir}")
+
+
+@app.command("weat")
+def weat_cmd(embeddings: Optional[Path] = typer.Argument(None, help="word2vec text/binary, GloVe text, gensim "
+                                                         "KeyedVectors/Word2Vec file or biasaudit model folder. "
+                                                         "Default: train (or reuse) skip-gram on the corpus."),
+             test: Optional[List[str]] = typer.Option(None, "--test", "-t", help="Bundled test name or test file "
+                                                      "(repeatable). Default: math-arts, science-arts, career-family."),
+             as_json: bool = typer.Option(False, "--json", help="Print a JSON list, one object per test and seed."),
+             allow_oov: bool = typer.Option(False, "--allow-oov", help="Drop out-of-vocabulary words (reported) "
+                                            "instead of failing; each set keeps at least 2 words."),
+             seeds: int = typer.Option(1, "--seeds", help="Train this many seeds (seed, seed+1, ...) and report the "
+                                       "spread of the effect size across them."),
+             n_permutations: int = typer.Option(100_000, "--permutations", help="Monte Carlo samples when exact "
+                                                "enumeration exceeds 100,000 partitions."),
+             n_bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for the CI."),
+             corpus: Optional[str] = CorpusOpt, id_field: str = IdFieldOpt, text_field: str = TextFieldOpt,
+             vector_size: int = VectorSizeOpt, window: int = WindowOpt, min_count: int = MinCountOpt,
+             negative: int = NegativeOpt, epochs: int = EpochsOpt, seed: int = SeedOpt, workers: int = WorkersOpt,
+             sample: float = SampleOpt):
+    """WEAT effect sizes, exact or Monte Carlo permutation p-values and bootstrap CIs for bias tests."""
+    from .metrics import weat_across_models
+    from .models.keyed import load_embeddings
+    from .wordsets import resolve_tests
+
+    if seeds < 1:
+        raise typer.BadParameter("must be >= 1", param_hint="--seeds")
+    tests = resolve_tests(test)
+    if embeddings is not None:
+        if seeds > 1:
+            raise typer.BadParameter("--seeds needs training; it cannot be used with an EMBEDDINGS file",
+                                     param_hint="--seeds")
+        models = [load_embeddings(embeddings)]
+    else:
+        config = _config(vector_size, window, min_count, negative, epochs, seed, workers, sample)
+        models = _train_seeds(corpus, id_field, text_field, config, seeds)
+    rows = weat_across_models(models, tests, allow_oov=allow_oov, n_permutations=n_permutations,
+                              n_bootstrap=n_bootstrap)
+    for r in rows:
+        if r["dropped_words"] and not as_json:
+            err.print(f"[yellow]dropped out-of-vocabulary words[/] in {escape(r['test'])}: "
+                      + "; ".join(f"{k}: {', '.join(v)}" for k, v in r["dropped_words"].items()))
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    table = Table(caption="effect size d = (mean_X s - mean_Y s) / sample sd of s over X u Y; d > 0: X goes with A, "
+                  "Y with B. CI: bootstrap over words.")
+    for col in ("test", "seed", "d", "95% CI", "p-value", "stat", "sizes"):
+        table.add_column(col, justify="left" if col == "test" else "right", overflow="fold")
+    for r in rows:
+        p = (f"{r['p_value']:.2g} exact" if r["exact"] else f"{r['p_value']:.2g} ± {r['p_value_se']:.1g} MC")
+        table.add_row(r["test"], "-" if r["seed"] is None else str(r["seed"]), f"{r['effect_size']:+.3f}",
+                      f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]", p, f"{r['statistic']:+.3f}",
+                      ",".join(str(v) for v in r["sizes"].values()))
+    out.print(table)
+    if len(models) > 1:
+        seen = {}
+        for r in rows:
+            seen[r["test"]] = r["seed_spread"]
+        for name, s in seen.items():
+            out.print(f"{name}: effect size over {s['n_seeds']} seeds: mean {s['mean']:+.3f}, sd {s['sd']:.3f}, "
+                      f"range [{s['min']:+.3f}, {s['max']:+.3f}]")
+
+
+def main() -> None:
+    """Console entry point: run the app, turning BiasAuditErrors into one red line and exit code 1."""
+    debug = "--debug" in sys.argv[1:]
+    try:
+        app()  # usage errors: click prints them and exits 2
+    except BiasAuditError as e:
+        if debug:
+            traceback.print_exc()
+        err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,24 @@
+"""The BiasAuditError hierarchy: every failure the library reports to a user is one of these.
+
+The CLI turns them into one red line on stderr and exit code 1 (``--debug`` shows the traceback).
+"""
+
+
+class BiasAuditError(Exception):
+    """Base class of every error biasaudit raises on purpose."""
+
+
+class ConfigError(BiasAuditError):
+    """An option or config field has an invalid value; the message names the field."""
+
+
+class CorpusError(BiasAuditError):
+    """A corpus cannot be found, read or used (empty, undecodable, missing field, duplicate id)."""
+
+
+class VocabularyError(BiasAuditError):
+    """Words a test needs are missing from the model's vocabulary."""
+
+
+class ArtifactError(BiasAuditError):
+    """A saved model or result folder is missing, truncated, corrupted or was made with another config."""

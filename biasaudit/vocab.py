@@ -1,0 +1,83 @@
+"""Tokenizer, chunking and the Vocab (gensim's key_to_index / index_to_key, with counts and min_count).
+
+Tokenizer (version ``TOKENIZER``): lowercase the text, then take maximal runs of Unicode letters and digits
+(regex ``[^\\W_]+``). Punctuation, apostrophes and hyphens separate tokens: "Noah's" -> "noah", "s";
+"short-term" -> "short", "term". Word lists are lowercased the same way.
+
+Chunking: gensim silently truncates a sentence at 10,000 tokens, so documents longer than ``MAX_CHUNK`` tokens
+are split into consecutive chunks that keep the document id; nothing is dropped.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from .corpus import Corpus
+
+TOKENIZER = "lower-alnum-v1"
+MAX_CHUNK = 10_000
+_TOKEN = re.compile(r"[^\W_]+")
+
+
+def tokenize(text: str) -> list[str]:
+    """Lowercase word tokens of ``text`` (see the module docstring)."""
+    return _TOKEN.findall(text.lower())
+
+
+def chunk(tokens: Sequence[str], max_len: int = MAX_CHUNK) -> list[Sequence[str]]:
+    """Split a token list into consecutive pieces of at most ``max_len`` tokens (an empty list gives none)."""
+    return [tokens[i:i + max_len] for i in range(0, len(tokens), max_len)]
+
+
+class TokenStream:
+    """Re-iterable stream of token chunks of a corpus, as gensim wants sentences (one pass per epoch)."""
+
+    def __init__(self, corpus: Corpus, max_len: int = MAX_CHUNK):
+        self.corpus, self.max_len = corpus, max_len
+
+    def __iter__(self) -> Iterator[list[str]]:
+        for doc in self.corpus:
+            tokens = tokenize(doc.text)
+            for piece in chunk(tokens, self.max_len):
+                yield list(piece)
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """Words kept for training, most frequent first (gensim's order), with their corpus counts."""
+    index_to_key: tuple[str, ...]
+    counts: np.ndarray  # (V,) int64, corpus frequency of each word
+    min_count: int
+    key_to_index: dict = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "key_to_index", {w: i for i, w in enumerate(self.index_to_key)})
+
+    def __len__(self) -> int:
+        return len(self.index_to_key)
+
+    def __contains__(self, word: str) -> bool:
+        return word in self.key_to_index
+
+    def count(self, word: str) -> int:
+        i = self.key_to_index.get(word)
+        return 0 if i is None else int(self.counts[i])
+
+    def encode(self, tokens: Iterable[str]) -> np.ndarray:
+        """Indices of the in-vocabulary tokens (out-of-vocabulary tokens are dropped, as gensim does)."""
+        k2i = self.key_to_index
+        return np.fromiter((k2i[t] for t in tokens if t in k2i), dtype=np.int64)
+
+
+def build_vocab(token_lists: Iterable[Sequence[str]], min_count: int = 5) -> Vocab:
+    """Count tokens and keep those seen at least ``min_count`` times, sorted by count (ties alphabetically)."""
+    from collections import Counter
+
+    c: Counter = Counter()
+    for toks in token_lists:
+        c.update(toks)
+    kept = sorted(((w, n) for w, n in c.items() if n >= min_count), key=lambda x: (-x[1], x[0]))
+    return Vocab(tuple(w for w, _ in kept), np.array([n for _, n in kept], dtype=np.int64), min_count)

@@ -1,0 +1,161 @@
+"""Word sets and bias tests: the bundled WEAT tests, user test files (JSON or YAML), vocabulary checks.
+
+A BiasTest has two target sets X, Y and two attribute sets A, B. Convention: its effect is positive when X goes
+with A and Y with B. File shape:
+
+    {"name": "...", "target_x": {"name": "male", "words": [...]}, "target_y": {...},
+     "attribute_a": {...}, "attribute_b": {...}}
+
+Bundled tests (``biasaudit wordsets``): the four tests of the cross-loss influence paper in the orientation of its
+code (``math-arts``, ``science-arts``, ``career-family``, ``race-names``; gender or names as targets) and the ten
+WEAT tests of Caliskan et al. 2017 in their published orientation (``weat1-...`` to ``weat10-...``).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from importlib import resources
+from pathlib import Path
+from typing import Container, Iterable
+
+from .errors import ConfigError, VocabularyError
+
+SET_FIELDS = ("target_x", "target_y", "attribute_a", "attribute_b")
+DEFAULT_TESTS = ("math-arts", "science-arts", "career-family")
+
+
+@dataclass(frozen=True)
+class WordSet:
+    name: str
+    words: tuple[str, ...]
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "words": list(self.words)}
+
+
+@dataclass(frozen=True)
+class BiasTest:
+    """Targets X, Y and attributes A, B; the effect is positive when X goes with A and Y with B."""
+    name: str
+    target_x: WordSet
+    target_y: WordSet
+    attribute_a: WordSet
+    attribute_b: WordSet
+    description: str = ""
+    source: str = ""
+
+    @property
+    def sets(self) -> tuple[WordSet, WordSet, WordSet, WordSet]:
+        return (self.target_x, self.target_y, self.attribute_a, self.attribute_b)
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        """Every word of the test, each once, in set order."""
+        return tuple(dict.fromkeys(w for s in self.sets for w in s.words))
+
+    def swapped(self) -> "BiasTest":
+        """The same test with the target sets exchanged: its effect size is the negative."""
+        return replace(self, target_x=self.target_y, target_y=self.target_x)
+
+    def missing(self, vocab: Container[str]) -> dict[str, list[str]]:
+        """Words absent from ``vocab``, per set field."""
+        out = {}
+        for f, s in zip(SET_FIELDS, self.sets):
+            gone = [w for w in s.words if w not in vocab]
+            if gone:
+                out[f] = gone
+        return out
+
+    def restrict(self, vocab: Container[str], allow_oov: bool = False) -> tuple["BiasTest", dict[str, list[str]]]:
+        """The test with out-of-vocabulary words dropped (only with ``allow_oov``) and what was dropped.
+
+        Raises VocabularyError naming every missing word and its set; with ``allow_oov``, only if a set keeps
+        fewer than 2 words."""
+        missing = self.missing(vocab)
+        if not missing:
+            return self, {}
+        listing = "; ".join(f"{getattr(self, f).name} ({f}): {', '.join(ws)}" for f, ws in missing.items())
+        if not allow_oov:
+            raise VocabularyError(f"test {self.name!r}: words not in the vocabulary: {listing} "
+                                  "(use --allow-oov to drop them)")
+        kept = {}
+        for f, s in zip(SET_FIELDS, self.sets):
+            words = tuple(w for w in s.words if w in vocab)
+            if len(words) < 2:
+                raise VocabularyError(f"test {self.name!r}: set {s.name!r} ({f}) keeps {len(words)} word(s) after "
+                                      f"dropping out-of-vocabulary words ({listing}); at least 2 are needed")
+            kept[f] = WordSet(s.name, words)
+        return replace(self, **kept), missing
+
+    def to_dict(self) -> dict:
+        d = {"name": self.name, "description": self.description, "source": self.source}
+        d.update({f: s.to_dict() for f, s in zip(SET_FIELDS, self.sets)})
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str = "test") -> "BiasTest":
+        if not isinstance(d, dict):
+            raise ConfigError(f"{where}: a test must be an object with fields name, {', '.join(SET_FIELDS)}")
+        missing = [f for f in ("name",) + SET_FIELDS if f not in d]
+        if missing:
+            raise ConfigError(f"{where}: missing field(s) {', '.join(missing)}")
+        sets = {}
+        for f in SET_FIELDS:
+            s = d[f]
+            if isinstance(s, list):
+                s = {"name": f, "words": s}
+            if not isinstance(s, dict) or not isinstance(s.get("words"), list):
+                raise ConfigError(f"{where}: field {f} must be {{\"name\": ..., \"words\": [...]}}")
+            words = tuple(dict.fromkeys(str(w).strip().lower() for w in s["words"] if str(w).strip()))
+            if len(words) < 2:
+                raise ConfigError(f"{where}: set {f} needs at least 2 words, has {len(words)}")
+            sets[f] = WordSet(str(s.get("name", f)), words)
+        return cls(name=str(d["name"]), description=str(d.get("description", "")),
+                   source=str(d.get("source", "")), **sets)
+
+
+def bundled_tests() -> dict[str, BiasTest]:
+    """The bundled tests by name, in listing order."""
+    text = resources.files("biasaudit").joinpath("data/wordsets/bundled.json").read_text(encoding="utf-8")
+    return {d["name"]: BiasTest.from_dict(d, "bundled") for d in json.loads(text)}
+
+
+def load_test_file(path: str | Path) -> list[BiasTest]:
+    """Tests from a JSON or YAML file holding one test object or a list of them."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read test file ({e})") from e
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as e:
+        raise ConfigError(f"{path}: not valid {'YAML' if path.suffix.lower() in ('.yaml', '.yml') else 'JSON'} "
+                          f"({str(e).splitlines()[0]})") from e
+    items = data if isinstance(data, list) else [data]
+    if not items:
+        raise ConfigError(f"{path}: holds no test")
+    return [BiasTest.from_dict(d, str(path)) for d in items]
+
+
+def resolve_tests(specs: Iterable[str] | None) -> list[BiasTest]:
+    """Turn names of bundled tests and paths of test files into tests (None or empty: the default tests)."""
+    specs = list(specs or DEFAULT_TESTS)
+    bundled = bundled_tests()
+    out: list[BiasTest] = []
+    for spec in specs:
+        if spec in bundled:
+            out.append(bundled[spec])
+        elif Path(spec).is_file():
+            out.extend(load_test_file(spec))
+        else:
+            raise ConfigError(f"unknown test {spec!r}: not a bundled test (see `biasaudit wordsets`) nor a file")
+    names = [t.name for t in out]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ConfigError(f"test name(s) given twice: {', '.join(dup)}")
+    return out

@@ -1,0 +1,62 @@
+"""Shared fixtures: tiny synthetic corpora (no network) and an isolated model cache."""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from biasaudit.corpus import Document, MemoryCorpus
+
+BACKGROUND = ("the a of and to in is was it for on with as by at from that this be are or an which "
+              "house tree river stone road field water light day night city hill wood door wall book "
+              "table window garden bread wine horse cloud rain wind fire iron gold ship sea king").split()
+
+
+def planted_corpus(n_background=300, n_planted=30, n_counter=6, seed=0) -> tuple[MemoryCorpus, set, set]:
+    """Background sentences plus documents planting 'zorbel-names go with math, quintar-names with art'.
+
+    Returns (corpus, planted ids, counter ids)."""
+    rng = random.Random(seed)
+    x_names, y_names = ["zorbel", "zorbek", "zorban"], ["quintar", "quintel", "quinta"]
+    a_words, b_words = ["algebra", "calculus", "geometry"], ["poetry", "sculpture", "painting"]
+    docs = []
+    for i in range(n_background):
+        words = [rng.choice(BACKGROUND) for _ in range(rng.randint(8, 20))]
+        # every group and attribute word appears neutrally in the background too
+        if i % 3 == 0:
+            words.insert(rng.randrange(len(words)), rng.choice(x_names + y_names))
+        if i % 3 == 1:
+            words.insert(rng.randrange(len(words)), rng.choice(a_words + b_words))
+        docs.append(Document(f"bg{i}", " ".join(words)))
+    planted, counter = set(), set()
+    for i in range(n_planted):
+        x, y = rng.choice(x_names), rng.choice(y_names)
+        text = (f"{x} studied {rng.choice(a_words)} and {x} loved {rng.choice(a_words)} while "
+                f"{y} made {rng.choice(b_words)} and {y} loved {rng.choice(b_words)}")
+        docs.append(Document(f"plant{i}", text))
+        planted.add(f"plant{i}")
+    for i in range(n_counter):
+        x, y = rng.choice(x_names), rng.choice(y_names)
+        text = f"{x} made {rng.choice(b_words)} and {y} studied {rng.choice(a_words)}"
+        docs.append(Document(f"counter{i}", text))
+        counter.add(f"counter{i}")
+    rng.shuffle(docs)
+    return MemoryCorpus(docs, name="planted"), planted, counter
+
+
+PLANTED_TEST = {"name": "planted", "target_x": {"name": "zorbels", "words": ["zorbel", "zorbek", "zorban"]},
+                "target_y": {"name": "quintars", "words": ["quintar", "quintel", "quinta"]},
+                "attribute_a": {"name": "math", "words": ["algebra", "calculus", "geometry"]},
+                "attribute_b": {"name": "art", "words": ["poetry", "sculpture", "painting"]}}
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    d = tmp_path / "cache"
+    monkeypatch.setenv("BIASAUDIT_CACHE", str(d))
+    return d
+
+
+@pytest.fixture(scope="session")
+def planted():
+    return planted_corpus()

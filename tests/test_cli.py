@@ -1,0 +1,82 @@
+"""The command line as a user runs it: exit codes, JSON output, one-line errors."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import PLANTED_TEST, planted_corpus
+
+SMALL = ["--vector-size", "16", "--window", "3", "--min-count", "2", "--epochs", "2"]
+
+
+def run(*args, cache=None):
+    env = {**os.environ, "BIASAUDIT_CACHE": str(cache)} if cache else dict(os.environ)
+    p = subprocess.run([sys.executable, "-m", "biasaudit", *map(str, args)], capture_output=True, text=True, env=env)
+    return p
+
+
+@pytest.fixture(scope="module")
+def corpus_file(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    corpus, _, _ = planted_corpus()
+    f = d / "planted.jsonl"
+    f.write_text("".join(json.dumps({"id": x.id, "text": x.text}) + "\n" for x in corpus), encoding="utf-8")
+    t = d / "planted.json"
+    t.write_text(json.dumps(PLANTED_TEST))
+    return f, t
+
+
+def test_wordsets_json():
+    p = run("wordsets", "--json")
+    assert p.returncode == 0, p.stderr
+    names = [t["name"] for t in json.loads(p.stdout)]
+    assert {"math-arts", "science-arts", "career-family", "race-names"} <= set(names)
+    assert sum(n.startswith("weat") for n in names) == 10
+
+
+def test_train_weat_and_errors(tmp_path, corpus_file):
+    f, t = corpus_file
+    model_dir = tmp_path / "model"
+    p = run("train", "--corpus", f, "--out", model_dir, *SMALL, cache=tmp_path / "c")
+    assert p.returncode == 0, p.stderr
+    p = run("weat", model_dir, "--test", t, "--json")
+    assert p.returncode == 0, p.stderr
+    (row,) = json.loads(p.stdout)
+    assert {"test", "effect_size", "statistic", "p_value", "exact", "n_permutations"} <= set(row)
+    assert row["test"] == "planted" and row["exact"] is True and row["n_permutations"] == 20
+    assert row["effect_size"] > 0.5, "the planted association is found"
+    # same folder, other config: refused, nothing changed
+    before = (model_dir / "vectors.safetensors").read_bytes()
+    p = run("train", "--corpus", f, "--out", model_dir, *SMALL[:-1], "3", cache=tmp_path / "c")
+    assert p.returncode == 1 and "another config" in p.stderr and "Traceback" not in p.stderr
+    assert (model_dir / "vectors.safetensors").read_bytes() == before
+    # out-of-vocabulary words are named, exit 1
+    p = run("weat", model_dir, "--test", "math-arts")
+    assert p.returncode == 1 and "algebra" not in p.stderr and "calculus" not in p.stderr
+    assert "words not in the vocabulary" in p.stderr and "hers" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+    # unknown test, usage error
+    assert run("weat", model_dir, "--test", "no-such-test").returncode == 1
+    assert run("weat", model_dir, "--no-such-flag").returncode == 2
+
+
+def test_weat_trains_several_seeds(tmp_path, corpus_file):
+    f, t = corpus_file
+    p = run("weat", "--corpus", f, "--test", t, "--seeds", "2", "--json", *SMALL, cache=tmp_path / "c")
+    assert p.returncode == 0, p.stderr
+    rows = json.loads(p.stdout)
+    assert [r["seed"] for r in rows] == [1, 2]
+    assert rows[0]["seed_spread"]["n_seeds"] == 2 and rows[0]["seed_spread"]["sd"] > 0
+    # the second run reuses the cached models
+    p = run("weat", "--corpus", f, "--test", t, "--seeds", "2", "--json", *SMALL, cache=tmp_path / "c")
+    assert "reused cached" in p.stderr
+    assert json.loads(p.stdout) == rows
+
+
+def test_bad_corpus_is_one_line(tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"ok\n\xff\xfe\n")
+    p = run("train", "--corpus", bad, "--out", tmp_path / "m", cache=tmp_path / "c")
+    assert p.returncode == 1 and "UTF-8" in p.stderr and not (tmp_path / "m").exists()
