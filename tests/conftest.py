@@ -12,7 +12,7 @@ BACKGROUND = ("the a of and to in is was it for on with as by at from that this 
               "table window garden bread wine horse cloud rain wind fire iron gold ship sea king").split()
 
 
-def planted_corpus(n_background=300, n_planted=30, n_counter=6, seed=0) -> tuple[MemoryCorpus, set, set]:
+def planted_corpus(n_background=300, n_planted=30, n_counter=6, seed=0, mention_every=3) -> tuple[MemoryCorpus, set, set]:
     """Background sentences plus documents planting 'zorbel-names go with math, quintar-names with art'.
 
     Returns (corpus, planted ids, counter ids)."""
@@ -23,9 +23,9 @@ def planted_corpus(n_background=300, n_planted=30, n_counter=6, seed=0) -> tuple
     for i in range(n_background):
         words = [rng.choice(BACKGROUND) for _ in range(rng.randint(8, 20))]
         # every group and attribute word appears neutrally in the background too
-        if i % 3 == 0:
+        if i % mention_every == 0:
             words.insert(rng.randrange(len(words)), rng.choice(x_names + y_names))
-        if i % 3 == 1:
+        if i % mention_every == 1:
             words.insert(rng.randrange(len(words)), rng.choice(a_words + b_words))
         docs.append(Document(f"bg{i}", " ".join(words)))
     planted, counter = set(), set()

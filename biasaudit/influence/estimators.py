@@ -1,0 +1,76 @@
+"""Estimator configuration and registry. An estimator is fitted once on (model, corpus) and then applies an
+inverse Hessian to the bias gradient; every estimator shares one scorer (``biasaudit.influence.scorer``).
+
+Damping, decided here: ``damping`` is relative, a multiple of the mean curvature mu = mean over the test words of
+trace(H_w) / dim, with H_w the Hessian block of word w's input vector. The solve is (H + damping * mu * I) x = g.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+from ..errors import ConfigError
+
+ESTIMATORS = ("block", "cg", "lissa", "gradient-dot")
+
+
+@dataclass(frozen=True)
+class EstimatorConfig:
+    """How to apply H^-1. Fields not used by an estimator are ignored by it."""
+    name: str = "block"
+    damping: float = 0.1          # relative to the mean test-word curvature (see module docstring)
+    params: str = "test-inputs"   # cg/lissa: "test-inputs" (test words' input vectors + all output vectors) or "all"
+    hessian: str = "gauss-newton" # cg/lissa: "gauss-newton" (PSD) or "exact" (indefinite: needs enough damping)
+    max_iter: int = 200           # cg
+    tol: float = 1e-6             # cg: relative residual
+    lissa_scale: float = 25.0     # LiSSA (paper defaults: scale 25, depth 5000, 10 repeats); scale is raised
+    lissa_depth: int = 5000       # above the largest eigenvalue when needed (recorded in the results)
+    lissa_repeats: int = 10
+    lissa_batch: int = 4096       # pairs per stochastic Hessian-vector product
+    lissa_rows: int = 256         # input rows per stochastic negative-sampling term
+    seed: int = 0
+    noise_top: int = 4000         # cg/lissa: noise words taken exactly; the rest importance-sampled
+    noise_tail: int = 1000
+
+    def __post_init__(self):
+        if self.name not in ESTIMATORS:
+            raise ConfigError(f"EstimatorConfig.name: unknown estimator {self.name!r} (one of {', '.join(ESTIMATORS)})")
+        if not self.damping >= 0:
+            raise ConfigError(f"EstimatorConfig.damping must be >= 0, got {self.damping!r}")
+        if self.hessian not in ("gauss-newton", "exact"):
+            raise ConfigError(f"EstimatorConfig.hessian must be 'gauss-newton' or 'exact', got {self.hessian!r}")
+        if self.params not in ("test-inputs", "all"):
+            raise ConfigError(f"EstimatorConfig.params must be 'test-inputs' or 'all', got {self.params!r}")
+        for f in ("max_iter", "lissa_depth", "lissa_repeats", "lissa_batch", "lissa_rows", "noise_top"):
+            if getattr(self, f) < 1:
+                raise ConfigError(f"EstimatorConfig.{f} must be >= 1")
+        if self.tol <= 0 or self.lissa_scale <= 0:
+            raise ConfigError("EstimatorConfig.tol and lissa_scale must be > 0")
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}:damping={self.damping:g}" if self.name != "gradient-dot" else self.name
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def parse(cls, spec: str) -> "EstimatorConfig":
+        """``block``, ``cg:damping=0.01,max_iter=500``, ``lissa:lissa_depth=1000``."""
+        name, _, rest = spec.partition(":")
+        cfg = cls(name=name.strip())
+        if not rest:
+            return cfg
+        types = {f.name: f.type for f in fields(cls)}
+        kw = {}
+        for item in rest.split(","):
+            k, eq, v = item.partition("=")
+            k = k.strip()
+            if not eq or k not in types or k == "name":
+                raise ConfigError(f"estimator {spec!r}: bad setting {item!r} (known: "
+                                  f"{', '.join(f for f in types if f != 'name')})")
+            t = types[k]
+            try:
+                kw[k] = v.strip() if t == "str" else int(v) if t == "int" else float(v)
+            except ValueError as e:
+                raise ConfigError(f"estimator {spec!r}: {k} needs a number, got {v!r}") from e
+        return replace(cfg, **kw)

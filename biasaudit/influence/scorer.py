@@ -1,0 +1,139 @@
+"""One scorer for every estimator: the predicted change of each bias measure if each document is removed.
+
+For every document d and bias measure B: ``delta_bias_if_removed(d) = grad B^T H^-1 grad L_d`` (negative: d drives
+B up) and ``delta_bias_if_upweighted(d) = -delta_bias_if_removed(d)`` (one more copy of d).
+
+grad L_d . v is a sum over d's training pairs of weight * (h[w, c] + g[w]) (see SkipGramObjective.pair_values),
+so all documents are scored in vectorised passes. ``block`` and ``gradient-dot`` read only pairs whose input word
+is a test word: one pass over the corpus collects them and documents with no test word score exactly 0.
+``cg`` and ``lissa`` carry effects through all output vectors: one pass builds the co-occurrence statistics,
+a second scores every pair of every document.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..corpus import Corpus
+from ..models.skipgram import SkipGramModel
+from ..models.skipgram_objective import SkipGramObjective
+from .block import mean_curvature, solve_block, solve_gradient_dot
+from .cg import solve_cg
+from .estimators import EstimatorConfig
+from .lissa import solve_lissa
+from .pairs import batch_pairs, encode_batches
+from .targets import BiasTarget
+
+SOLVERS = {"block": solve_block, "gradient-dot": solve_gradient_dot, "cg": solve_cg, "lissa": solve_lissa}
+
+
+@dataclass
+class ScoreResult:
+    """Scores of all documents for each bias measure (arrays aligned with ``doc_ids``)."""
+    doc_ids: list[str]
+    delta_bias_if_removed: dict[str, np.ndarray]
+    bias_value: dict[str, float]
+    word_contributions: dict[str, dict[str, float]]   # predicted total change carried by each test word
+    doc_words: dict[int, tuple[int, ...]]              # doc index -> vocabulary indices of test words it holds
+    estimator: EstimatorConfig
+    solver_info: dict[str, dict]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def delta_bias_if_upweighted(self, name: str) -> np.ndarray:
+        return -self.delta_bias_if_removed[name]
+
+
+def score_documents(model: SkipGramModel, corpus: Corpus, targets: list[BiasTarget],
+                    config: EstimatorConfig = EstimatorConfig(), progress=None, dtype=torch.float64,
+                    device: str = "cpu", batch_size: int = 2000) -> ScoreResult:
+    """Score every document of ``corpus`` (the one ``model`` was trained on) for every target."""
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    V = len(model.vocab)
+    rows = np.unique(np.concatenate([t.rows for t in targets]))
+    test_mask = np.zeros(V, dtype=bool)
+    test_mask[rows] = True
+    full = config.name in ("cg", "lissa")
+    cfg = model.config
+    from .pairs import keep_probabilities, window_weights
+    keep = keep_probabilities(model.vocab.counts, cfg.sample)
+    wr = window_weights(cfg.window, cfg.shrink_windows)
+
+    # pass 1: test-word pair instances (all that block / gradient-dot need), documents' test words
+    doc_ids: list[str] = []
+    inst_w, inst_c, inst_x, inst_d, holds = [], [], [], [], []
+    for batch in encode_batches(corpus, model.vocab, batch_size):
+        off = len(doc_ids)
+        doc_ids.extend(batch.ids)
+        has = test_mask[batch.tokens]
+        holds.append(np.unique((batch.doc[has] + off) * V + batch.tokens[has]))
+        if not full:
+            w, c, x, d = batch_pairs(batch, cfg.window, wr, keep, test_mask)
+            inst_w.append(w); inst_c.append(c); inst_x.append(x); inst_d.append(d + off)
+        if progress:
+            progress("reading documents", len(doc_ids), None)
+    n_docs = len(doc_ids)
+    held = np.concatenate(holds) if holds else np.zeros(0, np.int64)
+    doc_words: dict[int, tuple[int, ...]] = {}
+    for d, w in zip((held // V).tolist(), (held % V).tolist()):
+        doc_words.setdefault(d, ()) 
+        doc_words[d] = doc_words[d] + (w,)
+    timings["pass_1"] = time.perf_counter() - t0
+
+    t1 = time.perf_counter()
+    if full:
+        objective = SkipGramObjective(model, corpus, dtype=dtype, device=device, noise_top=config.noise_top,
+                                      noise_tail=config.noise_tail, seed=config.seed, progress=progress)
+    else:
+        W, Cc, X, D = (np.concatenate(a) if a else np.zeros(0, t) for a, t in
+                       ((inst_w, np.int64), (inst_c, np.int64), (inst_x, np.float64), (inst_d, np.int64)))
+        keys, inv = np.unique(W * V + Cc, return_inverse=True)
+        n = np.bincount(inv, weights=X, minlength=len(keys))
+        objective = SkipGramObjective(model, dtype=dtype, device=device, pairs=(keys // V, keys % V, n))
+    mu, blocks = mean_curvature(objective, rows)
+    timings["statistics"] = time.perf_counter() - t1
+
+    t2 = time.perf_counter()
+    solver = SOLVERS[config.name]
+    values, infos, biases, contributions = {}, {}, {}, {}
+    for tgt in targets:
+        g = tgt.gradient(objective.U)
+        kw = {"progress": progress} if config.name in ("cg", "lissa") else {}
+        vU, vC, info = solver(objective, g, rows, config, blocks, mu, **kw)
+        infos[tgt.name] = info
+        biases[tgt.name] = tgt.value(objective.U)
+        values[tgt.name] = objective.pair_values(vU, vC)
+    timings["solve"] = time.perf_counter() - t2
+
+    t3 = time.perf_counter()
+    scores = {t.name: np.zeros(n_docs) for t in targets}
+    word_tot = {t.name: np.zeros(V) for t in targets}
+    if not full:
+        pos = np.searchsorted(objective.keys, W * V + Cc)
+        for name, (h, g) in values.items():
+            val = X * (h[pos] + g[W])
+            scores[name] = np.bincount(D, weights=val, minlength=n_docs)
+            word_tot[name] = np.bincount(W, weights=val, minlength=V)
+    else:
+        off = 0
+        for batch in encode_batches(corpus, model.vocab, batch_size):
+            w, c, x, d = batch_pairs(batch, cfg.window, wr, keep)
+            pos = np.searchsorted(objective.keys, w * V + c)
+            for name, (h, g) in values.items():
+                val = x * (h[pos] + g[w])
+                scores[name][off:off + len(batch.ids)] = np.bincount(d, weights=val, minlength=len(batch.ids))
+                word_tot[name] += np.bincount(w, weights=val, minlength=V)
+            off += len(batch.ids)
+            if progress:
+                progress("scoring documents", off, n_docs)
+    timings["scoring"] = time.perf_counter() - t3
+    timings["total"] = time.perf_counter() - t0
+    for t in targets:
+        wt = word_tot[t.name]
+        contributions[t.name] = {model.vocab.index_to_key[i]: float(wt[i]) for i in rows if i in set(t.rows.tolist())}
+        if full:
+            contributions[t.name]["(other words, through output vectors)"] = float(wt.sum() - wt[t.rows].sum())
+    return ScoreResult(doc_ids, scores, biases, contributions, doc_words, config, infos, timings)

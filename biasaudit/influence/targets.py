@@ -1,0 +1,84 @@
+"""Bias measures as differentiable functions of the input vectors: the test side of cross-loss influence.
+
+- ``weat_target``: the WEAT effect size of a BiasTest (see ``biasaudit.metrics``).
+- ``query_target``: a word query, mean cos(word, toward) - mean cos(word, away) ("which documents pull `nurse`
+  toward `she`?"). Positive when the word sits nearer the ``toward`` words.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError, VocabularyError
+from ..metrics import weat_effect_size_torch
+from ..vocab import Vocab
+from ..wordsets import BiasTest
+
+
+@dataclass(frozen=True)
+class BiasTarget:
+    """A scalar bias measure B(U) that reads only the rows ``rows`` of the input vectors U."""
+    name: str
+    kind: str                      # "weat" or "query"
+    rows: np.ndarray               # vocabulary indices of the words B reads
+    fn: Callable[[torch.Tensor], torch.Tensor]  # (len(rows), dim) -> scalar
+    test: BiasTest | None = None
+    description: str = ""
+
+    def value(self, U: torch.Tensor) -> float:
+        return float(self.fn(U[torch.as_tensor(self.rows)]))
+
+    def gradient(self, U: torch.Tensor) -> torch.Tensor:
+        """dB/dU, (V, dim): non-zero only on ``rows``."""
+        rows = torch.as_tensor(self.rows, device=U.device)
+        sub = U[rows].detach().clone().requires_grad_(True)
+        self.fn(sub).backward()
+        g = torch.zeros_like(U)
+        g[rows] = sub.grad
+        return g
+
+
+def weat_target(test: BiasTest, vocab: Vocab) -> BiasTarget:
+    missing = test.missing(vocab)
+    if missing:
+        raise VocabularyError(f"test {test.name!r}: words not in the vocabulary: "
+                              + "; ".join(f"{k}: {', '.join(v)}" for k, v in missing.items()))
+    words = test.words
+    rows = np.array([vocab.key_to_index[w] for w in words], dtype=np.int64)
+    pos = {w: i for i, w in enumerate(words)}
+    X, Y, A, B = (torch.tensor([pos[w] for w in s.words]) for s in test.sets)
+
+    def fn(M: torch.Tensor) -> torch.Tensor:
+        return weat_effect_size_torch(M[X], M[Y], M[A], M[B])
+
+    return BiasTarget(test.name, "weat", rows, fn, test, test.description)
+
+
+def query_target(word: str, toward: list[str], away: list[str], vocab: Vocab) -> BiasTarget:
+    if not toward:
+        raise ConfigError("--query needs --toward words")
+    all_words = [word, *toward, *away]
+    gone = [w for w in all_words if w not in vocab]
+    if gone:
+        raise VocabularyError(f"query words not in the vocabulary: {', '.join(gone)}")
+    if word in toward or word in away:
+        raise ConfigError(f"query word {word!r} cannot also be in --toward/--away")
+    words = list(dict.fromkeys(all_words))
+    rows = np.array([vocab.key_to_index[w] for w in words], dtype=np.int64)
+    pos = {w: i for i, w in enumerate(words)}
+    T, A = torch.tensor([pos[word]]), torch.tensor([pos[w] for w in toward])
+    B = torch.tensor([pos[w] for w in away]) if away else None
+
+    def fn(M: torch.Tensor) -> torch.Tensor:
+        t = M[T] / M[T].norm(dim=1, keepdim=True)
+        toward_cos = (t @ (M[A] / M[A].norm(dim=1, keepdim=True)).T).mean()
+        if B is None:
+            return toward_cos
+        return toward_cos - (t @ (M[B] / M[B].norm(dim=1, keepdim=True)).T).mean()
+
+    name = f"query:{word}->{'+'.join(toward)}" + (f"|{'+'.join(away)}" if away else "")
+    return BiasTarget(name, "query", rows, fn, None,
+                      f"mean cos({word}, {{{', '.join(toward)}}})" + (f" - mean cos({word}, {{{', '.join(away)}}})" if away else ""))

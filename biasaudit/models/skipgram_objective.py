@@ -1,0 +1,181 @@
+"""The skip-gram objective that was actually trained, in expectation, at the trained parameters: the loss influence
+functions differentiate (summed over documents; a deterministic function of parameters and documents).
+
+    L = sum over pairs (w, c) of n_wc [ softplus(-u_w . c_c) + k * sum_n P(n) softplus(u_w . c_n) ]
+
+with n_wc the summed expected pair weight (see ``biasaudit.influence.pairs``), k = ``negative`` and P the
+unigram^0.75 noise distribution: the negative-sampling term is its closed-form expectation per pair, so
+L_d is deterministic. u = input vectors (``wv.vectors``), c = output vectors (``syn1neg``).
+
+For large vocabularies the noise expectation over all V words is replaced, where a method needs it for every
+input word, by the ``noise_top`` most probable words exactly plus ``noise_tail`` importance samples of the rest
+(seeded); exact when V <= noise_top + noise_tail.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..corpus import Corpus
+from ..influence.pairs import cooccurrence, keep_probabilities, noise_distribution, window_weights
+from .skipgram import SkipGramModel
+
+CHUNK = 1 << 20
+
+
+class SkipGramObjective:
+    """Expected skip-gram loss, its gradient and Hessian-vector products over (U rows marked free, all of C)."""
+
+    def __init__(self, model: SkipGramModel, corpus: Corpus | None = None, dtype=torch.float64, device="cpu",
+                 noise_top: int = 4000, noise_tail: int = 1000, seed: int = 0, progress=None,
+                 pairs: tuple | None = None):
+        cfg = model.config
+        self.model, self.dtype, self.device = model, dtype, torch.device(device)
+        self.V, self.dim = model.vectors.shape
+        self.k = cfg.negative
+        self.window = cfg.window
+        self.keep = keep_probabilities(model.vocab.counts, cfg.sample)
+        self.noise = noise_distribution(model.vocab.counts, cfg.ns_exponent)
+        self.weights_r = window_weights(cfg.window, cfg.shrink_windows)
+        self.U = torch.as_tensor(model.vectors, dtype=dtype, device=self.device)
+        self.C = torch.as_tensor(model.output_vectors, dtype=dtype, device=self.device)
+        if pairs is None:
+            if corpus is None:
+                raise ValueError("SkipGramObjective needs the corpus or precomputed pairs")
+            pairs = cooccurrence(corpus, model.vocab, cfg.window, self.weights_r, self.keep, progress=progress)
+        w, c, n = pairs
+        self.pw = torch.as_tensor(w, device=self.device)
+        self.pc = torch.as_tensor(c, device=self.device)
+        self.pn = torch.as_tensor(n, dtype=dtype, device=self.device)
+        self.keys = np.asarray(w, dtype=np.int64) * self.V + np.asarray(c, dtype=np.int64)  # sorted (np.unique)
+        self.N = torch.zeros(self.V, dtype=dtype, device=self.device).index_add_(0, self.pw, self.pn)
+        # noise words for the per-input-word negative expectation
+        order = np.argsort(-self.noise, kind="stable")
+        if self.V <= noise_top + noise_tail:
+            idx, p = np.arange(self.V), self.noise
+        else:
+            top, rest = order[:noise_top], order[noise_top:]
+            rng = np.random.default_rng(seed)
+            q = self.noise[rest] / self.noise[rest].sum()
+            tail = rng.choice(rest, size=noise_tail, replace=True, p=q)
+            idx = np.concatenate([top, tail])
+            p = np.concatenate([self.noise[top], np.full(noise_tail, self.noise[rest].sum() / noise_tail)])
+        self.noise_idx = torch.as_tensor(idx, device=self.device)
+        self.noise_p = torch.as_tensor(p, dtype=dtype, device=self.device)
+
+    # ------------------------------------------------------------------ loss and gradient
+    def loss(self, U: torch.Tensor | None = None, C: torch.Tensor | None = None) -> torch.Tensor:
+        """The summed expected objective L (differentiable in U and C)."""
+        U = self.U if U is None else U
+        C = self.C if C is None else C
+        total = U.new_zeros(())
+        for s in range(0, len(self.pw), CHUNK):
+            w, c, n = self.pw[s:s + CHUNK], self.pc[s:s + CHUNK], self.pn[s:s + CHUNK]
+            total = total + (n * torch.nn.functional.softplus(-(U[w] * C[c]).sum(1))).sum()
+        Cn = C[self.noise_idx]
+        for s in range(0, self.V, 8192):
+            X = U[s:s + 8192] @ Cn.T  # (rows, n_noise)
+            total = total + self.k * (self.N[s:s + 8192, None] * self.noise_p[None, :]
+                                      * torch.nn.functional.softplus(X)).sum()
+        return total
+
+    def gradient(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(dL/dU, dL/dC) at the trained parameters, in closed form."""
+        gU, gC = torch.zeros_like(self.U), torch.zeros_like(self.C)
+        for s in range(0, len(self.pw), CHUNK):
+            w, c, n = self.pw[s:s + CHUNK], self.pc[s:s + CHUNK], self.pn[s:s + CHUNK]
+            l1 = n * (torch.sigmoid((self.U[w] * self.C[c]).sum(1)) - 1)
+            gU.index_add_(0, w, l1[:, None] * self.C[c])
+            gC.index_add_(0, c, l1[:, None] * self.U[w])
+        Cn = self.C[self.noise_idx]
+        for s in range(0, self.V, 8192):
+            Wt = self.k * self.N[s:s + 8192, None] * self.noise_p[None, :] * torch.sigmoid(self.U[s:s + 8192] @ Cn.T)
+            gU[s:s + 8192] += Wt @ Cn
+            gC.index_add_(0, self.noise_idx, Wt.T @ self.U[s:s + 8192])
+        return gU, gC
+
+    # ------------------------------------------------------------------ curvature
+    def hvp(self, a: torch.Tensor, b: torch.Tensor, free_u: torch.Tensor,
+            pair_sample: torch.Tensor | None = None, pair_scale: float = 1.0,
+            row_sample: torch.Tensor | None = None, row_scale: float = 1.0,
+            gauss_newton: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hessian-vector product of L over (U rows with ``free_u``, all of C) with direction (a, b).
+
+        The exact Hessian of skip-gram is indefinite (the bilinear u . c terms); ``gauss_newton`` drops the
+        first-derivative cross terms and gives the positive semi-definite Gauss-Newton matrix, which equals the
+        exact Hessian on every single-vector block.
+
+        ``a`` must be zero on rows that are not free. Optional ``pair_sample``/``row_sample`` give an unbiased
+        stochastic product from a subset of pairs / input rows (LiSSA)."""
+        hU, hC = torch.zeros_like(a), torch.zeros_like(b)
+        U, C = self.U, self.C
+        idx = torch.arange(len(self.pw), device=self.device) if pair_sample is None else pair_sample
+        for s in range(0, len(idx), CHUNK):
+            j = idx[s:s + CHUNK]
+            w, c, n = self.pw[j], self.pc[j], self.pn[j] * pair_scale
+            Uw, Cc = U[w], C[c]
+            sg = torch.sigmoid((Uw * Cc).sum(1))
+            l1, l2 = n * (sg - 1) * (not gauss_newton), n * sg * (1 - sg)
+            t = (Cc * a[w]).sum(1) + (Uw * b[c]).sum(1)
+            hU.index_add_(0, w, (l2 * t)[:, None] * Cc + l1[:, None] * b[c])
+            hC.index_add_(0, c, (l2 * t)[:, None] * Uw + l1[:, None] * a[w])
+        Cn, bn = C[self.noise_idx], b[self.noise_idx]
+        rows = torch.arange(self.V, device=self.device) if row_sample is None else row_sample
+        for s in range(0, len(rows), 8192):
+            r = rows[s:s + 8192]
+            Ur, ar = U[r], a[r]
+            sg = torch.sigmoid(Ur @ Cn.T)  # (rows, n_noise)
+            Wt = self.k * row_scale * self.N[r, None] * self.noise_p[None, :]
+            T = ar @ Cn.T + Ur @ bn.T
+            M2, M1 = Wt * sg * (1 - sg) * T, Wt * sg * (not gauss_newton)
+            hU.index_add_(0, r, M2 @ Cn + M1 @ bn)
+            hC.index_add_(0, self.noise_idx, M2.T @ Ur + M1.T @ ar)
+        hU[~free_u] = 0
+        return hU, hC
+
+    def input_block(self, word: int, exact_noise: bool = True) -> torch.Tensor:
+        """d x d Hessian of L in the input vector u_w alone (context vectors held fixed)."""
+        sel = self.pw == word
+        c, n = self.pc[sel], self.pn[sel]
+        u = self.U[word]
+        Cc = self.C[c]
+        sg = torch.sigmoid(Cc @ u)
+        H = (Cc * (n * sg * (1 - sg))[:, None]).T @ Cc
+        if exact_noise:
+            sgn = torch.sigmoid(self.C @ u)
+            wn = self.k * self.N[word] * torch.as_tensor(self.noise, dtype=self.dtype, device=self.device)
+            H = H + (self.C * (wn * sgn * (1 - sgn))[:, None]).T @ self.C
+        else:
+            Cn = self.C[self.noise_idx]
+            sgn = torch.sigmoid(Cn @ u)
+            H = H + (Cn * (self.k * self.N[word] * self.noise_p * sgn * (1 - sgn))[:, None]).T @ Cn
+        return H
+
+    # ------------------------------------------------------------------ per-pair values for scoring
+    def pair_values(self, vU: torch.Tensor, vC: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray]:
+        """For the direction v = (vU, vC): h over the unique corpus pairs (aligned with ``self.keys``) and g per
+        input word, so that grad L_d . v = sum over d's pair instances of weight * (h[w, c] + g[w])."""
+        h = torch.zeros(len(self.pw), dtype=self.dtype, device=self.device)
+        for s in range(0, len(self.pw), CHUNK):
+            w, c = self.pw[s:s + CHUNK], self.pc[s:s + CHUNK]
+            Uw, Cc = self.U[w], self.C[c]
+            t = (Cc * vU[w]).sum(1)
+            if vC is not None:
+                t = t + (Uw * vC[c]).sum(1)
+            h[s:s + CHUNK] = (torch.sigmoid((Uw * Cc).sum(1)) - 1) * t
+        g = torch.zeros(self.V, dtype=self.dtype, device=self.device)
+        if vC is None:
+            # input-side direction only (block, gradient-dot): exact noise expectation over all V words,
+            # needed only for the rows where vU is non-zero
+            rows = torch.nonzero(vU.abs().sum(1) > 0).flatten()
+            P = torch.as_tensor(self.noise, dtype=self.dtype, device=self.device)
+            for s in range(0, len(rows), 256):
+                r = rows[s:s + 256]
+                g[r] = self.k * (P[None, :] * torch.sigmoid(self.U[r] @ self.C.T) * (vU[r] @ self.C.T)).sum(1)
+            return h.cpu().numpy(), g.cpu().numpy()
+        Cn, vCn = self.C[self.noise_idx], vC[self.noise_idx]
+        for s in range(0, self.V, 8192):
+            Ur = self.U[s:s + 8192]
+            T = vU[s:s + 8192] @ Cn.T + Ur @ vCn.T
+            g[s:s + 8192] = self.k * (self.noise_p[None, :] * torch.sigmoid(Ur @ Cn.T) * T).sum(1)
+        return h.cpu().numpy(), g.cpu().numpy()
