@@ -198,6 +198,70 @@ def weat_cmd(embeddings: Optional[Path] = typer.Argument(None, help="word2vec te
                       f"range [{s['min']:+.3f}, {s['max']:+.3f}]")
 
 
+@app.command()
+def score(corpus: Optional[str] = CorpusOpt, id_field: str = IdFieldOpt, text_field: str = TextFieldOpt,
+          test: Optional[List[str]] = typer.Option(None, "--test", "-t", help="Bundled test name or test file "
+                                                   "(repeatable). Default: math-arts, science-arts, career-family."),
+          query: Optional[str] = typer.Option(None, "--query", help="Score a word query instead: which documents "
+                                              "pull WORD toward --toward words (and away from --away words)."),
+          toward: Optional[str] = typer.Option(None, "--toward", help="Comma-separated words for --query."),
+          away: Optional[str] = typer.Option(None, "--away", help="Comma-separated words for --query."),
+          estimator: str = typer.Option("block", "--estimator", "-e", help="block (default), cg, lissa or "
+                                        "gradient-dot, with settings: 'cg:damping=0.05,max_iter=300'."),
+          strict_oov: bool = typer.Option(False, "--strict-oov", help="Fail on test words missing from the "
+                                          "vocabulary instead of dropping them (dropped words are always listed)."),
+          out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder. Default: "
+                                                 "reports/<corpus>-skipgram-<hash>/"),
+          top: int = typer.Option(10, "--top", help="Documents to show in each direction."),
+          overwrite: bool = typer.Option(False, "--overwrite", help="Reuse an output folder made with another config."),
+          vector_size: int = VectorSizeOpt, window: int = WindowOpt, min_count: int = MinCountOpt,
+          negative: int = NegativeOpt, epochs: int = EpochsOpt, seed: int = SeedOpt, workers: int = WorkersOpt,
+          sample: float = SampleOpt):
+    """Rank every training document by its contribution to a bias (cross-loss influence).
+
+    delta_bias_if_removed(d) = grad B^T H^-1 grad L_d: the predicted change of the effect size if document d is
+    removed and the model retrained. NEGATIVE means the document drives the bias UP.
+    delta_bias_if_upweighted(d) (one more copy of d) is its negative.
+    """
+    from .corpus import load_corpus
+    from .influence.estimators import EstimatorConfig
+    from .influence.report import run_score
+
+    config = _config(vector_size, window, min_count, negative, epochs, seed, workers, sample)
+    est = EstimatorConfig.parse(estimator)
+    if query is not None and test:
+        raise typer.BadParameter("use either --test or --query", param_hint="--query")
+    if (toward or away) and query is None:
+        raise typer.BadParameter("--toward/--away need --query", param_hint="--toward")
+    model = _train_seeds(corpus, id_field, text_field, config, 1)[0]
+    corp = load_corpus(corpus, id_field, text_field)
+    with _progress() as update:
+        summary = run_score(model, corp, test, est, out_dir=out_dir, overwrite=overwrite, allow_oov=not strict_oov,
+                            query=(query, [w.strip().lower() for w in (toward or "").split(",") if w.strip()],
+                                   [w.strip().lower() for w in (away or "").split(",") if w.strip()])
+                            if query else None, top=top, progress=update)
+    for note in summary["notes"]:
+        err.print(f"[yellow]note:[/] {escape(note)}")
+    for t in summary["tests"]:
+        out.print(f"\n[bold]{escape(t['name'])}[/]: B = {t['bias_value']:+.3f} ({escape(t['kind'])}); "
+                  f"estimator {escape(est.label)}; sum of predicted changes {t['sum_delta_if_removed']:+.3f}")
+        if t.get("warning"):
+            out.print(f"[yellow]warning:[/] {escape(t['warning'])}")
+        for direction, title in (("increase_bias", "drive the bias UP (removing them lowers it)"),
+                                 ("decrease_bias", "drive the bias DOWN (removing them raises it)")):
+            table = Table(title=f"documents that {title}", title_justify="left")
+            table.add_column("doc id", overflow="fold")
+            table.add_column("delta_if_removed", justify="right")
+            table.add_column("test words")
+            table.add_column("text", overflow="fold")
+            for d in t["top"][direction]:
+                table.add_row(escape(d["doc_id"]), f"{d['delta_bias_if_removed']:+.4f}", escape(", ".join(d["test_words"])),
+                              escape(d["snippet"]))
+            out.print(table)
+    out.print(f"\nwrote {summary['out_dir']}/scores.jsonl and summary.json "
+              f"({summary['timings']['total']:.1f} s scoring)")
+
+
 def main() -> None:
     """Console entry point: run the app, turning BiasAuditErrors into one red line and exit code 1."""
     debug = "--debug" in sys.argv[1:]

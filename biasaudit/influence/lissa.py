@@ -43,10 +43,11 @@ def solve_lissa(objective, grad_u: torch.Tensor, rows, config: EstimatorConfig, 
     for rep in range(config.lissa_repeats):
         hu, hc = bu.clone(), torch.zeros_like(objective.C)
         for j in range(config.lissa_depth):
-            ps = torch.randint(0, n_pairs, (B,), generator=gen).to(objective.device)
-            rs = torch.randint(0, V, (R,), generator=gen).to(objective.device)
-            Hu, Hc = objective.hvp(hu, hc, free, pair_sample=ps, pair_scale=n_pairs / B,
-                                   row_sample=rs, row_scale=V / R, gauss_newton=gn)
+            # a batch as large as the data is the full, deterministic product
+            ps = None if B >= n_pairs else torch.randint(0, n_pairs, (B,), generator=gen).to(objective.device)
+            rs = None if R >= V else torch.randint(0, V, (R,), generator=gen).to(objective.device)
+            Hu, Hc = objective.hvp(hu, hc, free, pair_sample=ps, pair_scale=1.0 if ps is None else n_pairs / B,
+                                   row_sample=rs, row_scale=1.0 if rs is None else V / R, gauss_newton=gn)
             hu = bu + (1 - lam) * hu - Hu / scale
             hc = (1 - lam) * hc - Hc / scale
             if progress and j % 100 == 0:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..corpus import Corpus
+from ..errors import CorpusError
 from ..models.skipgram import SkipGramModel
 from ..models.skipgram_objective import SkipGramObjective
 from .block import mean_curvature, solve_block, solve_gradient_dot
@@ -93,7 +94,11 @@ def score_documents(model: SkipGramModel, corpus: Corpus, targets: list[BiasTarg
         keys, inv = np.unique(W * V + Cc, return_inverse=True)
         n = np.bincount(inv, weights=X, minlength=len(keys))
         objective = SkipGramObjective(model, dtype=dtype, device=device, pairs=(keys // V, keys % V, n))
+    if not doc_words:
+        raise CorpusError(f"corpus {corpus.name!r}: no document contains a test word; nothing to score")
     mu, blocks = mean_curvature(objective, rows)
+    if not mu > 0:
+        raise CorpusError(f"corpus {corpus.name!r}: the test words occur in no training pair; nothing to score")
     timings["statistics"] = time.perf_counter() - t1
 
     t2 = time.perf_counter()
@@ -137,3 +142,61 @@ def score_documents(model: SkipGramModel, corpus: Corpus, targets: list[BiasTarg
         if full:
             contributions[t.name]["(other words, through output vectors)"] = float(wt.sum() - wt[t.rows].sum())
     return ScoreResult(doc_ids, scores, biases, contributions, doc_words, config, infos, timings)
+
+
+RARE_COUNT = 100
+
+
+def word_shares(result: ScoreResult, name: str, vocab) -> tuple[list[dict], str | None]:
+    """Share of the predicted total change carried by each test word, with corpus frequency, and a warning when
+    words seen fewer than RARE_COUNT times carry most of it."""
+    contrib = result.word_contributions[name]
+    total_abs = sum(abs(v) for v in contrib.values()) or 1.0
+    rows = [{"word": w, "contribution": v, "share_abs": abs(v) / total_abs,
+             "corpus_count": vocab.count(w) if w in vocab else None} for w, v in contrib.items()]
+    rows.sort(key=lambda r: -r["share_abs"])
+    rare = sum(r["share_abs"] for r in rows if r["corpus_count"] is not None and r["corpus_count"] < RARE_COUNT)
+    warning = None
+    if rare > 0.5:
+        words = ", ".join(f"{r['word']} ({r['corpus_count']})" for r in rows
+                          if r["corpus_count"] is not None and r["corpus_count"] < RARE_COUNT)
+        warning = (f"{rare:.0%} of the predicted change goes through words seen fewer than {RARE_COUNT} times "
+                   f"({words}): removals may move these vectors without changing the association in general")
+    return rows, warning
+
+
+def write_scores(result: ScoreResult, folder, vocab, doc_texts: dict[str, str] | None = None) -> None:
+    """Write ``scores.jsonl`` atomically: one object per (document, measure) for documents with a non-zero score,
+    fields doc_id, test, delta_bias_if_removed, delta_bias_if_upweighted, test_words."""
+    import json
+    import os
+    import tempfile
+    from pathlib import Path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".scores.", suffix=".tmp", dir=folder)
+    i2k = vocab.index_to_key
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            for name, s in result.delta_bias_if_removed.items():
+                for i in np.flatnonzero(s):
+                    words = sorted(i2k[w] for w in result.doc_words.get(int(i), ()))
+                    f.write(json.dumps({"doc_id": result.doc_ids[i], "test": name,
+                                        "delta_bias_if_removed": float(s[i]),
+                                        "delta_bias_if_upweighted": float(-s[i]), "test_words": words},
+                                       ensure_ascii=False) + "\n")
+        os.replace(tmp, folder / "scores.jsonl")
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def top_documents(result: ScoreResult, name: str, n: int) -> dict[str, list[int]]:
+    """Indices of the n documents that most increase the measure (most negative delta_bias_if_removed) and the
+    n that most decrease it."""
+    s = result.delta_bias_if_removed[name]
+    order = np.argsort(s, kind="stable")
+    up = [int(i) for i in order[:n] if s[i] < 0]
+    down = [int(i) for i in order[::-1][:n] if s[i] > 0]
+    return {"increase_bias": up, "decrease_bias": down}

@@ -1,0 +1,96 @@
+"""The ``score`` run: resolve the measures, score the documents, write scores.jsonl, summary.json and config.json
+into the output folder, and return the summary (what the CLI prints and the HTML report reads).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ArtifactError, CorpusError
+from ..io import write_json
+from ..metrics import weat
+from ..wordsets import resolve_tests
+from .estimators import EstimatorConfig
+from .scorer import score_documents, top_documents, word_shares, write_scores
+from .targets import query_target, weat_target
+
+
+def _versions() -> dict:
+    from ..models.skipgram import _versions as v
+    return v()
+
+
+def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, overwrite=False, allow_oov=True,
+              query=None, top: int = 10, progress=None, reports_dir: str | Path = "reports") -> dict:
+    notes: list[str] = []
+    targets, weats = [], {}
+    if query is not None:
+        word, toward, away = query
+        targets.append(query_target(word.lower(), toward, away, model.vocab))
+    else:
+        for t in resolve_tests(tests):
+            kept, dropped = t.restrict(model.vocab, allow_oov)
+            if dropped:
+                notes.append(f"{t.name}: dropped out-of-vocabulary words " +
+                             "; ".join(f"{k}: {', '.join(v)}" for k, v in dropped.items()))
+            targets.append(weat_target(kept, model.vocab))
+            weats[t.name] = weat(model, kept, n_permutations=20_000, n_bootstrap=500).to_dict()
+            weats[t.name]["dropped_words"] = dropped
+    run_config = {"model": "skipgram", "model_config": model.config.to_dict(), "corpus": model.corpus,
+                  "estimator": estimator.to_dict(), "tests": [t.name for t in targets],
+                  "test_words": {t.name: [model.vocab.index_to_key[i] for i in t.rows] for t in targets}}
+    key = hashlib.sha256(json.dumps(run_config, sort_keys=True).encode()).hexdigest()[:8]
+    folder = Path(out_dir) if out_dir else Path(reports_dir) / f"{corpus.name}-skipgram-{key}"
+    cfg_file = folder / "config.json"
+    if cfg_file.exists() and not overwrite:
+        try:
+            old = json.loads(cfg_file.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            old = None
+        if old != json.loads(json.dumps(run_config)):
+            raise ArtifactError(f"{folder} holds results of another config; use --overwrite or another --out")
+    elif folder.exists() and any(folder.iterdir()) and not overwrite and not cfg_file.exists():
+        raise ArtifactError(f"{folder} exists and is not a biasaudit output folder; use --overwrite or another --out")
+    if corpus.hash != model.corpus.get("hash"):
+        raise CorpusError(f"corpus {corpus.name!r} is not the one the model was trained on (hash differs)")
+
+    result = score_documents(model, corpus, targets, estimator, progress=progress)
+    # texts for the documents shown: one read pass, no tokenization
+    shown = {}
+    for t in targets:
+        shown[t.name] = top_documents(result, t.name, top)
+    need = {result.doc_ids[i] for d in shown.values() for idx in d.values() for i in idx}
+    texts = {doc.id: doc.text for doc in corpus if doc.id in need} if need else {}
+
+    tests_out = []
+    for t in targets:
+        s = result.delta_bias_if_removed[t.name]
+        shares, warning = word_shares(result, t.name, model.vocab)
+        if not np.any(s):
+            raise CorpusError(f"{t.name}: no document contains a test word in a training pair; nothing to score")
+        tops = {}
+        for direction, idx in shown[t.name].items():
+            tops[direction] = [{"doc_id": result.doc_ids[i], "delta_bias_if_removed": float(s[i]),
+                                "delta_bias_if_upweighted": float(-s[i]),
+                                "test_words": sorted(model.vocab.index_to_key[w] for w in result.doc_words.get(i, ())),
+                                "snippet": texts.get(result.doc_ids[i], "")[:300]} for i in idx]
+        tests_out.append({"name": t.name, "kind": t.kind, "description": t.description,
+                          "bias_value": result.bias_value[t.name], "weat": weats.get(t.name),
+                          "sum_delta_if_removed": float(s.sum()), "n_documents_scored": int(np.count_nonzero(s)),
+                          "word_shares": shares, "warning": warning, "solver": result.solver_info[t.name],
+                          "top": tops})
+    summary = {"sign_convention": "delta_bias_if_removed = grad B^T H^-1 grad L_d: predicted change of B if the "
+                                  "document is removed and the model retrained; negative = the document drives the "
+                                  "bias up. delta_bias_if_upweighted = -delta_bias_if_removed (one more copy).",
+               "config": run_config, "n_documents": len(result.doc_ids), "tests": tests_out, "notes": notes,
+               "timings": {k: round(v, 3) for k, v in result.timings.items()},
+               "seeds": [model.config.seed], "versions": _versions(),
+               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "out_dir": str(folder)}
+    write_scores(result, folder, model.vocab)
+    write_json(folder / "summary.json", summary)
+    write_json(cfg_file, run_config)
+    return summary
