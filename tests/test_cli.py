@@ -80,3 +80,21 @@ def test_bad_corpus_is_one_line(tmp_path):
     bad.write_bytes(b"ok\n\xff\xfe\n")
     p = run("train", "--corpus", bad, "--out", tmp_path / "m", cache=tmp_path / "c")
     assert p.returncode == 1 and "UTF-8" in p.stderr and not (tmp_path / "m").exists()
+
+
+def test_score_command(tmp_path, corpus_file):
+    f, t = corpus_file
+    out = tmp_path / "scores"
+    p = run("score", "--corpus", f, "--test", t, "--out", out, "--top", "3", *SMALL, cache=tmp_path / "c")
+    assert p.returncode == 0, p.stderr
+    assert "drive the bias UP" in p.stdout and (out / "scores.jsonl").exists() and (out / "summary.json").exists()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["tests"][0]["top"]["increase_bias"][0]["doc_id"].startswith(("plant", "bg"))
+    p = run("score", "--corpus", f, "--query", "zorbel", "--toward", "algebra,calculus", "--out", tmp_path / "q",
+            *SMALL, cache=tmp_path / "c")
+    assert p.returncode == 0, p.stderr
+    p = run("score", "--corpus", f, "--test", "no-such-test", "--out", tmp_path / "x", *SMALL, cache=tmp_path / "c")
+    assert p.returncode == 1 and not (tmp_path / "x").exists()
+    p = run("score", "--corpus", f, "--test", t, "--estimator", "newton", "--out", tmp_path / "y", *SMALL,
+            cache=tmp_path / "c")
+    assert p.returncode == 1 and "unknown estimator" in p.stderr
