@@ -78,10 +78,10 @@ def score_documents(model: SkipGramModel, corpus: Corpus, targets: list[BiasTarg
             progress("reading documents", len(doc_ids), None)
     n_docs = len(doc_ids)
     held = np.concatenate(holds) if holds else np.zeros(0, np.int64)
-    doc_words: dict[int, tuple[int, ...]] = {}
+    lists: dict[int, list[int]] = {}
     for d, w in zip((held // V).tolist(), (held % V).tolist()):
-        doc_words.setdefault(d, ()) 
-        doc_words[d] = doc_words[d] + (w,)
+        lists.setdefault(d, []).append(w)
+    doc_words = {d: tuple(ws) for d, ws in lists.items()}
     timings["pass_1"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
