@@ -12,7 +12,7 @@ from .estimators import EstimatorConfig
 
 def mean_curvature(objective, rows) -> tuple[float, dict]:
     """mu = mean over ``rows`` of trace(H_w)/dim, and the blocks themselves."""
-    blocks = {int(w): objective.input_block(int(w)) for w in rows}
+    blocks = objective.input_blocks(rows)
     mu = float(sum(torch.trace(H) for H in blocks.values()) / (len(blocks) * objective.dim))
     return mu, blocks
 

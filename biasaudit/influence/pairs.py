@@ -17,6 +17,7 @@ syn0[context] against syn1neg[centre], and windows are symmetric, so this enumer
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import chain, repeat
 from typing import Iterator
 
 import numpy as np
@@ -59,22 +60,43 @@ class DocBatch:
 
 def encode_batches(corpus: Corpus, vocab: Vocab, batch_size: int = 2000) -> Iterator[DocBatch]:
     """Tokenize and encode documents, a batch at a time (the whole corpus is never held)."""
-    k2i = vocab.key_to_index
+    get = vocab.key_to_index.get
     chunk_no = 0
     for docs in corpus.iter_batches(batch_size):
-        toks, doc_of, chunk_of = [], [], []
-        for j, d in enumerate(docs):
-            idx = [k2i[t] for t in tokenize(d.text) if t in k2i]
-            n = len(idx)
-            toks.append(np.asarray(idx, dtype=np.int64))
-            doc_of.append(np.full(n, j, dtype=np.int64))
-            # chunks of MAX_CHUNK tokens of the raw text; after OOV removal a chunk can only be shorter, so
-            # chunking the encoded tokens at MAX_CHUNK keeps every pair gensim could see
-            chunk_of.append(chunk_no + np.arange(n, dtype=np.int64) // MAX_CHUNK)
-            chunk_no += max(1, -(-n // MAX_CHUNK))
-        yield DocBatch([d.id for d in docs], np.concatenate(toks) if toks else np.zeros(0, np.int64),
-                       np.concatenate(doc_of) if doc_of else np.zeros(0, np.int64),
-                       np.concatenate(chunk_of) if chunk_of else np.zeros(0, np.int64))
+        toks = [tokenize(d.text) for d in docs]
+        flat = list(chain.from_iterable(toks))
+        idx = np.fromiter(map(get, flat, repeat(-1)), np.int64, len(flat))
+        doc_raw = np.repeat(np.arange(len(docs), dtype=np.int64), [len(t) for t in toks])
+        keep = idx >= 0   # out-of-vocabulary tokens are removed before windowing
+        tokens, doc = idx[keep], doc_raw[keep]
+        lengths = np.bincount(doc, minlength=len(docs))
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        pos = np.arange(len(tokens), dtype=np.int64) - np.repeat(starts, lengths)
+        # chunks of MAX_CHUNK tokens of the raw text; after OOV removal a chunk can only be shorter, so chunking
+        # the encoded tokens at MAX_CHUNK keeps every pair gensim could see
+        n_chunks = np.maximum(1, -(-lengths // MAX_CHUNK))
+        first = chunk_no + np.concatenate([[0], np.cumsum(n_chunks)[:-1]])
+        chunk_of = np.repeat(first, lengths) + pos // MAX_CHUNK
+        chunk_no += int(n_chunks.sum())
+        yield DocBatch([d.id for d in docs], tokens, doc, chunk_of)
+
+
+def near_positions(batch: DocBatch, mask: np.ndarray, reach: int) -> DocBatch:
+    """The part of a batch within ``reach`` positions of a flagged word, as a batch whose chunks break wherever
+    positions were skipped: every pair that involves a flagged word and spans at most ``reach`` positions keeps
+    its exact expected weight (which depends only on the words between the two)."""
+    hit = np.flatnonzero(mask[batch.tokens])
+    n = len(batch.tokens)
+    if len(hit) == 0:
+        z = np.zeros(0, np.int64)
+        return DocBatch(batch.ids, z, z, z)
+    diff = np.zeros(n + 1, np.int64)
+    np.add.at(diff, np.maximum(0, hit - reach), 1)
+    np.add.at(diff, np.minimum(n, hit + reach + 1), -1)
+    keep = np.flatnonzero(np.cumsum(diff[:n]) > 0)
+    brk = np.ones(len(keep), dtype=bool)
+    brk[1:] = (np.diff(keep) != 1) | (batch.chunk[keep[1:]] != batch.chunk[keep[:-1]])
+    return DocBatch(batch.ids, batch.tokens[keep], batch.doc[keep], np.cumsum(brk))
 
 
 def batch_pairs(batch: DocBatch, window: int, weights_r: np.ndarray, keep: np.ndarray,
@@ -86,12 +108,14 @@ def batch_pairs(batch: DocBatch, window: int, weights_r: np.ndarray, keep: np.nd
     window (``weights_r`` shape, exact for shrink_windows). K's distribution is built by a vectorised dynamic
     program over the positions, distances growing until the weight left is below 1e-4 (at most 4 * window).
     ``inputs_mask`` (V,) bool keeps only pairs whose input word is flagged (e.g. the test words)."""
+    subsampled = bool(np.any(keep[batch.tokens] < 1.0))
+    max_r = 4 * window if subsampled else window
+    if inputs_mask is not None:
+        batch = near_positions(batch, inputs_mask, max_r)
     t, ch = batch.tokens, batch.chunk
     n = len(t)
     kp = keep[t]
     shrink = weights_r[window] < 1.0 or window == 1
-    subsampled = bool(np.any(kp < 1.0))
-    max_r = 4 * window if subsampled else window
     # D[p, k]: probability that k of the words strictly between p and p + r are kept (k < window)
     D = np.zeros((n, window))
     D[:, 0] = 1.0

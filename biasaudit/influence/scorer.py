@@ -63,9 +63,14 @@ def score_documents(model: SkipGramModel, corpus: Corpus, targets: list[BiasTarg
     keep = keep_probabilities(model.vocab.counts, cfg.sample)
     wr = window_weights(cfg.window, cfg.shrink_windows)
 
-    # pass 1: test-word pair instances (all that block / gradient-dot need), documents' test words
+    # pass 1: test-word pair instances (all that block / gradient-dot need), documents' test words. Pairs are
+    # keyed densely as (row position of the input word) * V + output word and summed by bincount (no sort).
+    R = len(rows)
+    row_pos = np.full(V, -1, dtype=np.int64)
+    row_pos[rows] = np.arange(R)
+    n_dense = np.zeros(R * V) if not full else None
     doc_ids: list[str] = []
-    inst_w, inst_c, inst_x, inst_d, holds = [], [], [], [], []
+    inst_k, inst_x, inst_d, holds = [], [], [], []
     for batch in encode_batches(corpus, model.vocab, batch_size):
         off = len(doc_ids)
         doc_ids.extend(batch.ids)
@@ -73,7 +78,9 @@ def score_documents(model: SkipGramModel, corpus: Corpus, targets: list[BiasTarg
         holds.append(np.unique((batch.doc[has] + off) * V + batch.tokens[has]))
         if not full:
             w, c, x, d = batch_pairs(batch, cfg.window, wr, keep, test_mask)
-            inst_w.append(w); inst_c.append(c); inst_x.append(x); inst_d.append(d + off)
+            k = row_pos[w] * V + c
+            n_dense += np.bincount(k, weights=x, minlength=R * V)
+            inst_k.append(k); inst_x.append(x); inst_d.append(d + off)
         if progress:
             progress("reading documents", len(doc_ids), None)
     n_docs = len(doc_ids)
@@ -89,11 +96,12 @@ def score_documents(model: SkipGramModel, corpus: Corpus, targets: list[BiasTarg
         objective = SkipGramObjective(model, corpus, dtype=dtype, device=device, noise_top=config.noise_top,
                                       noise_tail=config.noise_tail, seed=config.seed, progress=progress)
     else:
-        W, Cc, X, D = (np.concatenate(a) if a else np.zeros(0, t) for a, t in
-                       ((inst_w, np.int64), (inst_c, np.int64), (inst_x, np.float64), (inst_d, np.int64)))
-        keys, inv = np.unique(W * V + Cc, return_inverse=True)
-        n = np.bincount(inv, weights=X, minlength=len(keys))
-        objective = SkipGramObjective(model, dtype=dtype, device=device, pairs=(keys // V, keys % V, n))
+        K, X, D = (np.concatenate(a) if a else np.zeros(0, t) for a, t in
+                   ((inst_k, np.int64), (inst_x, np.float64), (inst_d, np.int64)))
+        W = rows[K // V]
+        nz = np.flatnonzero(n_dense)
+        objective = SkipGramObjective(model, dtype=dtype, device=device,
+                                      pairs=(rows[nz // V], nz % V, n_dense[nz]))
     if not doc_words:
         raise CorpusError(f"corpus {corpus.name!r}: no document contains a test word; nothing to score")
     mu, blocks = mean_curvature(objective, rows)
@@ -117,9 +125,10 @@ def score_documents(model: SkipGramModel, corpus: Corpus, targets: list[BiasTarg
     scores = {t.name: np.zeros(n_docs) for t in targets}
     word_tot = {t.name: np.zeros(V) for t in targets}
     if not full:
-        pos = np.searchsorted(objective.keys, W * V + Cc)
         for name, (h, g) in values.items():
-            val = X * (h[pos] + g[W])
+            h_dense = np.zeros(R * V)
+            h_dense[nz] = h
+            val = X * (h_dense[K] + g[W])
             scores[name] = np.bincount(D, weights=val, minlength=n_docs)
             word_tot[name] = np.bincount(W, weights=val, minlength=V)
     else:

@@ -21,6 +21,7 @@ from ..influence.pairs import cooccurrence, keep_probabilities, noise_distributi
 from .skipgram import SkipGramModel
 
 CHUNK = 1 << 20
+FLOAT32_NOISE_V = 20_000
 
 
 class SkipGramObjective:
@@ -135,34 +136,53 @@ class SkipGramObjective:
 
     def input_block(self, word: int, exact_noise: bool = True) -> torch.Tensor:
         """d x d Hessian of L in the input vector u_w alone (context vectors held fixed)."""
-        sel = self.pw == word
-        c, n = self.pc[sel], self.pn[sel]
-        u = self.U[word]
-        Cc = self.C[c]
-        sg = torch.sigmoid(Cc @ u)
-        H = (Cc * (n * sg * (1 - sg))[:, None]).T @ Cc
+        return self.input_blocks([word], exact_noise)[int(word)]
+
+    def input_blocks(self, words, exact_noise: bool = True) -> dict[int, torch.Tensor]:
+        """{w: d x d Hessian of L in u_w alone} for several words. The positive-pair part is summed in the
+        objective's dtype; the noise part (an expectation over all V words when ``exact_noise``), the dominant cost,
+        is accumulated in float32 for vocabularies over FLOAT32_NOISE_V words (relative error near 1e-6)."""
+        words = [int(w) for w in words]
+        order = torch.argsort(self.pw, stable=True)
+        sw = self.pw[order]
+        wt = torch.as_tensor(words, device=self.device)
+        lo = torch.searchsorted(sw, wt).tolist()
+        hi = torch.searchsorted(sw, wt, right=True).tolist()
+        ndt = torch.float32 if self.V > FLOAT32_NOISE_V else self.dtype
         if exact_noise:
-            sgn = torch.sigmoid(self.C @ u)
-            wn = self.k * self.N[word] * torch.as_tensor(self.noise, dtype=self.dtype, device=self.device)
-            H = H + (self.C * (wn * sgn * (1 - sgn))[:, None]).T @ self.C
+            Cn = self.C.to(ndt)
+            P = torch.as_tensor(self.noise, dtype=ndt, device=self.device)
         else:
-            Cn = self.C[self.noise_idx]
-            sgn = torch.sigmoid(Cn @ u)
-            H = H + (Cn * (self.k * self.N[word] * self.noise_p * sgn * (1 - sgn))[:, None]).T @ Cn
-        return H
+            Cn, P = self.C[self.noise_idx].to(ndt), self.noise_p.to(ndt)
+        out = {}
+        for w, a, b in zip(words, lo, hi):
+            j = order[a:b]
+            c, n = self.pc[j], self.pn[j]
+            u = self.U[w]
+            Cc = self.C[c]
+            sg = torch.sigmoid(Cc @ u)
+            H = (Cc * (n * sg * (1 - sg))[:, None]).T @ Cc
+            sgn = torch.sigmoid(Cn @ u.to(ndt))
+            wn = float(self.k * self.N[w]) * P * sgn * (1 - sgn)
+            out[w] = H + ((Cn * wn[:, None]).T @ Cn).to(self.dtype)
+        return out
 
     # ------------------------------------------------------------------ per-pair values for scoring
     def pair_values(self, vU: torch.Tensor, vC: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray]:
         """For the direction v = (vU, vC): h over the unique corpus pairs (aligned with ``self.keys``) and g per
         input word, so that grad L_d . v = sum over d's pair instances of weight * (h[w, c] + g[w])."""
         h = torch.zeros(len(self.pw), dtype=self.dtype, device=self.device)
-        for s in range(0, len(self.pw), CHUNK):
-            w, c = self.pw[s:s + CHUNK], self.pc[s:s + CHUNK]
+        live = torch.arange(len(self.pw), device=self.device)
+        if vC is None:  # only pairs whose input word has a non-zero direction
+            live = torch.nonzero(vU.abs().sum(1)[self.pw] > 0).flatten()
+        for s in range(0, len(live), CHUNK):
+            j = live[s:s + CHUNK]
+            w, c = self.pw[j], self.pc[j]
             Uw, Cc = self.U[w], self.C[c]
             t = (Cc * vU[w]).sum(1)
             if vC is not None:
                 t = t + (Uw * vC[c]).sum(1)
-            h[s:s + CHUNK] = (torch.sigmoid((Uw * Cc).sum(1)) - 1) * t
+            h[j] = (torch.sigmoid((Uw * Cc).sum(1)) - 1) * t
         g = torch.zeros(self.V, dtype=self.dtype, device=self.device)
         if vC is None:
             # input-side direction only (block, gradient-dot): exact noise expectation over all V words,
