@@ -44,12 +44,18 @@ EpochsOpt = typer.Option(5, "--epochs", help="Training epochs.")
 SeedOpt = typer.Option(1, "--seed", help="Training seed (initialisation and sampling).")
 WorkersOpt = typer.Option(1, "--workers", help="gensim threads; 1 is deterministic (identical vectors per seed).")
 SampleOpt = typer.Option(1e-3, "--sample", help="Frequent-word subsampling threshold (gensim's sample).")
+BackendOpt = typer.Option("gensim", "--backend", help="Training backend: gensim (C; deterministic with --workers 1) "
+                          "or torch (same objective, minibatch SGD; CPU or GPU via --device).")
+DeviceOpt = typer.Option("cpu", "--device", help="torch device for --backend torch and for cg/lissa solves: cpu, "
+                         "cuda, cuda:N or auto.")
+SchedulerOpt = typer.Option(None, "--scheduler", help="Dask scheduler for sharded work: 'local' (a LocalCluster "
+                            "sized to this machine) or an address such as tcp://host:8786. Default: in-process.")
 
 
-def _config(vector_size, window, min_count, negative, epochs, seed, workers, sample):
+def _config(vector_size, window, min_count, negative, epochs, seed, workers, sample, backend="gensim"):
     from .models.skipgram import SkipGramConfig
     return SkipGramConfig(vector_size=vector_size, window=window, min_count=min_count, negative=negative,
-                          epochs=epochs, seed=seed, workers=workers, sample=sample)
+                          epochs=epochs, seed=seed, workers=workers, sample=sample, backend=backend)
 
 
 @contextmanager
@@ -68,7 +74,7 @@ def _progress():
         yield update
 
 
-def _train_seeds(corpus_src, id_field, text_field, config, n_seeds: int) -> list:
+def _train_seeds(corpus_src, id_field, text_field, config, n_seeds: int, device: str = "cpu") -> list:
     from dataclasses import replace
 
     from .corpus import load_corpus
@@ -82,9 +88,9 @@ def _train_seeds(corpus_src, id_field, text_field, config, n_seeds: int) -> list
     for k in range(n_seeds):
         cfg = replace(config, seed=config.seed + k)
         with _progress() as update:
-            model, cached = train_or_load(corpus, cfg,
+            model, cached = train_or_load(corpus, cfg, device=device,
                                           progress=lambda s, d, t, k=k: update(f"training seed {cfg.seed}", d, t))
-        err.print(f"{'reused cached' if cached else 'trained'} skip-gram on {escape(corpus.name)} "
+        err.print(f"{'reused cached' if cached else 'trained'} skip-gram ({cfg.backend}) on {escape(corpus.name)} "
                   f"(seed {cfg.seed}, {len(model.vocab)} words"
                   + ("" if cached else f", {model.meta.get('train_seconds', 0):.1f} s") + ")")
         models.append(model)
@@ -118,19 +124,19 @@ def train(corpus: Optional[str] = CorpusOpt, id_field: str = IdFieldOpt, text_fi
                                                  "cache (~/.cache/biasaudit or $BIASAUDIT_CACHE)."),
           vector_size: int = VectorSizeOpt, window: int = WindowOpt, min_count: int = MinCountOpt,
           negative: int = NegativeOpt, epochs: int = EpochsOpt, seed: int = SeedOpt, workers: int = WorkersOpt,
-          sample: float = SampleOpt,
+          sample: float = SampleOpt, backend: str = BackendOpt, device: str = DeviceOpt,
           overwrite: bool = typer.Option(False, "--overwrite", help="Replace a model folder made with another config.")):
-    """Train skip-gram embeddings (gensim, sg=1, negative sampling) on a corpus and save them (no pickle)."""
+    """Train skip-gram embeddings (gensim sg=1 or torch, negative sampling) on a corpus and save them (no pickle)."""
     from .models.skipgram import SkipGramModel, is_model_dir
 
-    config = _config(vector_size, window, min_count, negative, epochs, seed, workers, sample)
+    config = _config(vector_size, window, min_count, negative, epochs, seed, workers, sample, backend)
     if out_dir is not None and out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         if not is_model_dir(out_dir):
             raise ArtifactError(f"{out_dir} exists and is not a biasaudit model folder; use --overwrite to replace it")
         old = SkipGramModel.load(out_dir)
         if old.config != config:
             raise ArtifactError(f"{out_dir} holds a model trained with another config; use --overwrite to replace it")
-    model = _train_seeds(corpus, id_field, text_field, config, 1)[0]
+    model = _train_seeds(corpus, id_field, text_field, config, 1, device)[0]
     if out_dir is not None:
         model.save(out_dir)
         out.print(f"saved {out_dir}")
@@ -153,7 +159,7 @@ def weat_cmd(embeddings: Optional[Path] = typer.Argument(None, help="word2vec te
              corpus: Optional[str] = CorpusOpt, id_field: str = IdFieldOpt, text_field: str = TextFieldOpt,
              vector_size: int = VectorSizeOpt, window: int = WindowOpt, min_count: int = MinCountOpt,
              negative: int = NegativeOpt, epochs: int = EpochsOpt, seed: int = SeedOpt, workers: int = WorkersOpt,
-             sample: float = SampleOpt):
+             sample: float = SampleOpt, backend: str = BackendOpt, device: str = DeviceOpt):
     """WEAT effect sizes, exact or Monte Carlo permutation p-values and bootstrap CIs for bias tests."""
     from .metrics import weat_across_models
     from .models.keyed import load_embeddings
@@ -168,8 +174,8 @@ def weat_cmd(embeddings: Optional[Path] = typer.Argument(None, help="word2vec te
                                      param_hint="--seeds")
         models = [load_embeddings(embeddings)]
     else:
-        config = _config(vector_size, window, min_count, negative, epochs, seed, workers, sample)
-        models = _train_seeds(corpus, id_field, text_field, config, seeds)
+        config = _config(vector_size, window, min_count, negative, epochs, seed, workers, sample, backend)
+        models = _train_seeds(corpus, id_field, text_field, config, seeds, device)
     rows = weat_across_models(models, tests, allow_oov=allow_oov, n_permutations=n_permutations,
                               n_bootstrap=n_bootstrap)
     for r in rows:
@@ -216,7 +222,8 @@ def score(corpus: Optional[str] = CorpusOpt, id_field: str = IdFieldOpt, text_fi
           overwrite: bool = typer.Option(False, "--overwrite", help="Reuse an output folder made with another config."),
           vector_size: int = VectorSizeOpt, window: int = WindowOpt, min_count: int = MinCountOpt,
           negative: int = NegativeOpt, epochs: int = EpochsOpt, seed: int = SeedOpt, workers: int = WorkersOpt,
-          sample: float = SampleOpt):
+          sample: float = SampleOpt, backend: str = BackendOpt, device: str = DeviceOpt,
+          scheduler: Optional[str] = SchedulerOpt):
     """Rank every training document by its contribution to a bias (cross-loss influence).
 
     delta_bias_if_removed(d) = grad B^T H^-1 grad L_d: the predicted change of the effect size if document d is
@@ -227,19 +234,21 @@ def score(corpus: Optional[str] = CorpusOpt, id_field: str = IdFieldOpt, text_fi
     from .influence.estimators import EstimatorConfig
     from .influence.report import run_score
 
-    config = _config(vector_size, window, min_count, negative, epochs, seed, workers, sample)
+    from .distributed import dask_client
+
+    config = _config(vector_size, window, min_count, negative, epochs, seed, workers, sample, backend)
     est = EstimatorConfig.parse(estimator)
     if query is not None and test:
         raise typer.BadParameter("use either --test or --query", param_hint="--query")
     if (toward or away) and query is None:
         raise typer.BadParameter("--toward/--away need --query", param_hint="--toward")
-    model = _train_seeds(corpus, id_field, text_field, config, 1)[0]
+    model = _train_seeds(corpus, id_field, text_field, config, 1, device)[0]
     corp = load_corpus(corpus, id_field, text_field)
-    with _progress() as update:
+    with dask_client(scheduler) as client, _progress() as update:
         summary = run_score(model, corp, test, est, out_dir=out_dir, overwrite=overwrite, allow_oov=not strict_oov,
                             query=(query, [w.strip().lower() for w in (toward or "").split(",") if w.strip()],
                                    [w.strip().lower() for w in (away or "").split(",") if w.strip()])
-                            if query else None, top=top, progress=update)
+                            if query else None, top=top, progress=update, client=client, device=device)
     for note in summary["notes"]:
         err.print(f"[yellow]note:[/] {escape(note)}")
     for t in summary["tests"]:

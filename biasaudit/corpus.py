@@ -97,6 +97,11 @@ class Corpus(abc.ABC):
     def hash(self) -> str:
         return self.scan().hash
 
+    def shards(self) -> list["Corpus"]:
+        """Independent parts whose documents, in order, are this corpus's (one per file for file corpora):
+        the units a Dask worker reads. Document ids are the same as in the whole corpus."""
+        return [self]
+
     def without(self, ids: Iterable[str]) -> "Corpus":
         """This corpus with the documents whose ids are given removed."""
         return EditedCorpus(self, remove=frozenset(ids))
@@ -141,6 +146,12 @@ class DatasetsCorpus(Corpus):
                  id_field: str = "id", text_field: str = "text"):
         self.name, self.files, self.hub = name, list(files), hub
         self.id_field, self.text_field = id_field, text_field
+
+    def shards(self) -> list["Corpus"]:
+        if self.hub is not None or len(self.files) <= 1:
+            return [self]
+        return [DatasetsCorpus(self.name, [f], id_field=self.id_field, text_field=self.text_field)
+                for f in self.files]
 
     def _streams(self) -> Iterator[tuple[str, Callable[[], Iterable]]]:
         import datasets

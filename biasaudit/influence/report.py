@@ -25,7 +25,8 @@ def _versions() -> dict:
 
 
 def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, overwrite=False, allow_oov=True,
-              query=None, top: int = 10, progress=None, reports_dir: str | Path = "reports") -> dict:
+              query=None, top: int = 10, progress=None, reports_dir: str | Path = "reports", client=None,
+              device: str = "cpu") -> dict:
     notes: list[str] = []
     targets, weats = [], {}
     if query is not None:
@@ -58,7 +59,9 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
     if corpus.hash != model.corpus.get("hash"):
         raise CorpusError(f"corpus {corpus.name!r} is not the one the model was trained on (hash differs)")
 
-    result = score_documents(model, corpus, targets, estimator, progress=progress)
+    from ..models.torch_skipgram import resolve_device
+    result = score_documents(model, corpus, targets, estimator, progress=progress, client=client,
+                             device=str(resolve_device(device)))
     # texts for the documents shown: one read pass, no tokenization
     shown = {}
     for t in targets:

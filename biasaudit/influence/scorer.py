@@ -47,61 +47,155 @@ class ScoreResult:
         return -self.delta_bias_if_removed[name]
 
 
+@dataclass
+class _Setup:
+    """What each pass over documents needs (picklable: shipped to Dask workers without the vectors)."""
+    vocab: object
+    window: int
+    weights_r: np.ndarray
+    keep: np.ndarray
+    rows: np.ndarray       # sorted test-word rows
+    full: bool             # cg / lissa: all pairs of all documents; else only pairs with a test input word
+    batch_size: int
+
+    @property
+    def test_mask(self) -> np.ndarray:
+        m = np.zeros(len(self.vocab), dtype=bool)
+        m[self.rows] = True
+        return m
+
+
+def _pass_1(corpus: Corpus, st: _Setup, keep_instances: bool, progress=None) -> dict:
+    """One pass over ``corpus``: document ids, the test words each holds, the summed pair weights (dense over
+    test rows x V for block / gradient-dot; unique (input, output) keys for cg / lissa) and, when asked, every
+    test-word pair instance (key, weight, document) for scoring without a second pass."""
+    V, R = len(st.vocab), len(st.rows)
+    mask = st.test_mask
+    row_pos = np.full(V, -1, dtype=np.int64)
+    row_pos[st.rows] = np.arange(R)
+    n_dense = None if st.full else np.zeros(R * V)
+    pend_k, pend_v, pend_n = [], [], 0
+    acc_k, acc_v = np.zeros(0, np.int64), np.zeros(0)
+    doc_ids: list[str] = []
+    inst_k, inst_x, inst_d, holds = [], [], [], []
+    for batch in encode_batches(corpus, st.vocab, st.batch_size):
+        off = len(doc_ids)
+        doc_ids.extend(batch.ids)
+        has = mask[batch.tokens]
+        holds.append(np.unique((batch.doc[has] + off) * V + batch.tokens[has]))
+        if st.full:
+            w, c, x, _ = batch_pairs(batch, st.window, st.weights_r, st.keep)
+            k, v = _merge(w * V + c, x)
+            pend_k.append(k); pend_v.append(v); pend_n += len(k)
+            if pend_n > 20_000_000:
+                acc_k, acc_v = _merge(np.concatenate([acc_k, *pend_k]), np.concatenate([acc_v, *pend_v]))
+                pend_k, pend_v, pend_n = [], [], 0
+        else:
+            w, c, x, d = batch_pairs(batch, st.window, st.weights_r, st.keep, mask)
+            k = row_pos[w] * V + c
+            n_dense += np.bincount(k, weights=x, minlength=R * V)
+            if keep_instances:
+                inst_k.append(k); inst_x.append(x); inst_d.append(d + off)
+        if progress:
+            progress("reading documents", len(doc_ids), None)
+    held = np.concatenate(holds) if holds else np.zeros(0, np.int64)
+    out = {"doc_ids": doc_ids, "held": held}
+    if st.full:
+        out["pairs"] = _merge(np.concatenate([acc_k, *pend_k]), np.concatenate([acc_v, *pend_v]))
+    else:
+        out["n_dense"] = n_dense
+        if keep_instances:
+            out["instances"] = tuple(np.concatenate(a) if a else np.zeros(0, t) for a, t in
+                                     ((inst_k, np.int64), (inst_x, np.float64), (inst_d, np.int64)))
+    return out
+
+
+def _merge(keys: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    k, inv = np.unique(keys, return_inverse=True)
+    return k, np.bincount(inv, weights=vals, minlength=len(k))
+
+
+def _score_instances(K, X, D, n_docs: int, st: _Setup, values: dict) -> tuple[dict, dict]:
+    """Per-document sums of weight * (h + g) over test-word pair instances (dense keys row_pos * V + c)."""
+    V = len(st.vocab)
+    W = st.rows[K // V]
+    scores, word_tot = {}, {}
+    for name, (h_dense, g) in values.items():
+        val = X * (h_dense[K] + g[W])
+        scores[name] = np.bincount(D, weights=val, minlength=n_docs)
+        word_tot[name] = np.bincount(W, weights=val, minlength=V)
+    return scores, word_tot
+
+
+def _pass_2(corpus: Corpus, st: _Setup, values: dict, keys: np.ndarray | None, progress=None,
+            n_total: int | None = None) -> tuple[dict, dict]:
+    """Second pass: score every document of ``corpus`` with the solved directions (``values``: per measure
+    (h, g); h dense over test rows x V, or aligned with the sorted ``keys`` for cg / lissa)."""
+    V = len(st.vocab)
+    if not st.full:
+        r = _pass_1(corpus, st, keep_instances=True)
+        return _score_instances(*r["instances"], len(r["doc_ids"]), st, values)
+    parts = {name: [] for name in values}
+    word_tot = {name: np.zeros(V) for name in values}
+    off = 0
+    for batch in encode_batches(corpus, st.vocab, st.batch_size):
+        w, c, x, d = batch_pairs(batch, st.window, st.weights_r, st.keep)
+        pos = np.searchsorted(keys, w * V + c)
+        for name, (h, g) in values.items():
+            val = x * (h[pos] + g[w])
+            parts[name].append(np.bincount(d, weights=val, minlength=len(batch.ids)))
+            word_tot[name] += np.bincount(w, weights=val, minlength=V)
+        off += len(batch.ids)
+        if progress:
+            progress("scoring documents", off, n_total)
+    return {n: np.concatenate(p) if p else np.zeros(0) for n, p in parts.items()}, word_tot
+
+
 def score_documents(model: SkipGramModel, corpus: Corpus, targets: list[BiasTarget],
                     config: EstimatorConfig = EstimatorConfig(), progress=None, dtype=torch.float64,
-                    device: str = "cpu", batch_size: int = 2000) -> ScoreResult:
-    """Score every document of ``corpus`` (the one ``model`` was trained on) for every target."""
+                    device: str = "cpu", batch_size: int = 2000, client=None) -> ScoreResult:
+    """Score every document of ``corpus`` (the one ``model`` was trained on) for every target.
+
+    ``client``: a ``dask.distributed.Client``; each of the corpus's shards (its files) is then read and scored
+    by a worker (two passes: statistics, then scores), and the solve runs here. Without it everything runs in
+    this process (``block`` and ``gradient-dot`` in a single pass)."""
+    from .pairs import keep_probabilities, window_weights
+
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     V = len(model.vocab)
     rows = np.unique(np.concatenate([t.rows for t in targets]))
-    test_mask = np.zeros(V, dtype=bool)
-    test_mask[rows] = True
-    full = config.name in ("cg", "lissa")
     cfg = model.config
-    from .pairs import keep_probabilities, window_weights
-    keep = keep_probabilities(model.vocab.counts, cfg.sample)
-    wr = window_weights(cfg.window, cfg.shrink_windows)
-
-    # pass 1: test-word pair instances (all that block / gradient-dot need), documents' test words. Pairs are
-    # keyed densely as (row position of the input word) * V + output word and summed by bincount (no sort).
-    R = len(rows)
-    row_pos = np.full(V, -1, dtype=np.int64)
-    row_pos[rows] = np.arange(R)
-    n_dense = np.zeros(R * V) if not full else None
-    doc_ids: list[str] = []
-    inst_k, inst_x, inst_d, holds = [], [], [], []
-    for batch in encode_batches(corpus, model.vocab, batch_size):
-        off = len(doc_ids)
-        doc_ids.extend(batch.ids)
-        has = test_mask[batch.tokens]
-        holds.append(np.unique((batch.doc[has] + off) * V + batch.tokens[has]))
-        if not full:
-            w, c, x, d = batch_pairs(batch, cfg.window, wr, keep, test_mask)
-            k = row_pos[w] * V + c
-            n_dense += np.bincount(k, weights=x, minlength=R * V)
-            inst_k.append(k); inst_x.append(x); inst_d.append(d + off)
-        if progress:
-            progress("reading documents", len(doc_ids), None)
+    st = _Setup(model.vocab, cfg.window, window_weights(cfg.window, cfg.shrink_windows),
+                keep_probabilities(model.vocab.counts, cfg.sample), rows, config.name in ("cg", "lissa"),
+                batch_size)
+    shards = corpus.shards() if client is not None else [corpus]
+    if client is not None:
+        st_f = client.scatter(st, broadcast=True)
+        firsts = client.gather(client.map(_pass_1, shards, st=st_f, keep_instances=False, pure=False))
+    else:
+        firsts = [_pass_1(corpus, st, keep_instances=not st.full, progress=progress)]
+    doc_ids = [i for f in firsts for i in f["doc_ids"]]
     n_docs = len(doc_ids)
-    held = np.concatenate(holds) if holds else np.zeros(0, np.int64)
+    offsets = np.cumsum([0] + [len(f["doc_ids"]) for f in firsts])
     lists: dict[int, list[int]] = {}
-    for d, w in zip((held // V).tolist(), (held % V).tolist()):
-        lists.setdefault(d, []).append(w)
+    for f, off in zip(firsts, offsets):
+        for d, w in zip((f["held"] // V + off).tolist(), (f["held"] % V).tolist()):
+            lists.setdefault(d, []).append(w)
     doc_words = {d: tuple(ws) for d, ws in lists.items()}
     timings["pass_1"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
-    if full:
-        objective = SkipGramObjective(model, corpus, dtype=dtype, device=device, noise_top=config.noise_top,
-                                      noise_tail=config.noise_tail, seed=config.seed, progress=progress)
+    if st.full:
+        keys, n = _merge(np.concatenate([f["pairs"][0] for f in firsts]),
+                         np.concatenate([f["pairs"][1] for f in firsts]))
+        pairs = (keys // V, keys % V, n)
+        objective = SkipGramObjective(model, dtype=dtype, device=device, noise_top=config.noise_top,
+                                      noise_tail=config.noise_tail, seed=config.seed, pairs=pairs)
     else:
-        K, X, D = (np.concatenate(a) if a else np.zeros(0, t) for a, t in
-                   ((inst_k, np.int64), (inst_x, np.float64), (inst_d, np.int64)))
-        W = rows[K // V]
+        n_dense = sum(f["n_dense"] for f in firsts)
         nz = np.flatnonzero(n_dense)
-        objective = SkipGramObjective(model, dtype=dtype, device=device,
-                                      pairs=(rows[nz // V], nz % V, n_dense[nz]))
+        objective = SkipGramObjective(model, dtype=dtype, device=device, pairs=(rows[nz // V], nz % V, n_dense[nz]))
     if not doc_words:
         raise CorpusError(f"corpus {corpus.name!r}: no document contains a test word; nothing to score")
     mu, blocks = mean_curvature(objective, rows)
@@ -114,41 +208,38 @@ def score_documents(model: SkipGramModel, corpus: Corpus, targets: list[BiasTarg
     values, infos, biases, contributions = {}, {}, {}, {}
     for tgt in targets:
         g = tgt.gradient(objective.U)
-        kw = {"progress": progress} if config.name in ("cg", "lissa") else {}
+        kw = {"progress": progress} if st.full else {}
         vU, vC, info = solver(objective, g, rows, config, blocks, mu, **kw)
         infos[tgt.name] = info
         biases[tgt.name] = tgt.value(objective.U)
-        values[tgt.name] = objective.pair_values(vU, vC)
+        h, gw = objective.pair_values(vU, vC)
+        if not st.full:
+            h_dense = np.zeros(len(rows) * V)
+            h_dense[nz] = h
+            h = h_dense
+        values[tgt.name] = (h, gw)
     timings["solve"] = time.perf_counter() - t2
 
     t3 = time.perf_counter()
-    scores = {t.name: np.zeros(n_docs) for t in targets}
-    word_tot = {t.name: np.zeros(V) for t in targets}
-    if not full:
-        for name, (h, g) in values.items():
-            h_dense = np.zeros(R * V)
-            h_dense[nz] = h
-            val = X * (h_dense[K] + g[W])
-            scores[name] = np.bincount(D, weights=val, minlength=n_docs)
-            word_tot[name] = np.bincount(W, weights=val, minlength=V)
+    if client is not None:
+        vals_f = client.scatter(values, broadcast=True)
+        keys_f = client.scatter(objective.keys if st.full else None, broadcast=True)
+        seconds = client.gather(client.map(_pass_2, shards, st=st_f, values=vals_f, keys=keys_f, pure=False))
+    elif st.full:
+        seconds = [_pass_2(corpus, st, values, objective.keys, progress, n_docs)]
     else:
-        off = 0
-        for batch in encode_batches(corpus, model.vocab, batch_size):
-            w, c, x, d = batch_pairs(batch, cfg.window, wr, keep)
-            pos = np.searchsorted(objective.keys, w * V + c)
-            for name, (h, g) in values.items():
-                val = x * (h[pos] + g[w])
-                scores[name][off:off + len(batch.ids)] = np.bincount(d, weights=val, minlength=len(batch.ids))
-                word_tot[name] += np.bincount(w, weights=val, minlength=V)
-            off += len(batch.ids)
-            if progress:
-                progress("scoring documents", off, n_docs)
+        seconds = [_score_instances(*firsts[0]["instances"], n_docs, st, values)]
+    scores = {t.name: np.concatenate([sc[t.name] for sc, _ in seconds]) for t in targets}
+    word_tot = {t.name: sum(wt[t.name] for _, wt in seconds) for t in targets}
+    if any(len(v) != n_docs for v in scores.values()):
+        raise CorpusError(f"corpus {corpus.name!r} changed between the two passes over it")
     timings["scoring"] = time.perf_counter() - t3
     timings["total"] = time.perf_counter() - t0
     for t in targets:
         wt = word_tot[t.name]
-        contributions[t.name] = {model.vocab.index_to_key[i]: float(wt[i]) for i in rows if i in set(t.rows.tolist())}
-        if full:
+        own = set(t.rows.tolist())
+        contributions[t.name] = {model.vocab.index_to_key[i]: float(wt[i]) for i in rows if i in own}
+        if st.full:
             contributions[t.name]["(other words, through output vectors)"] = float(wt.sum() - wt[t.rows].sum())
     return ScoreResult(doc_ids, scores, biases, contributions, doc_words, config, infos, timings)
 

@@ -26,6 +26,7 @@ from ..io import to_json
 from ..vocab import MAX_CHUNK, TOKENIZER, TokenStream, Vocab
 
 FORMAT_VERSION = 1
+BACKENDS = ("gensim", "torch")
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
@@ -44,6 +45,7 @@ class SkipGramConfig:
     min_alpha: float = 0.0001
     ns_exponent: float = 0.75
     shrink_windows: bool = True  # gensim's reduced windows: effective window drawn uniformly in 1..window
+    backend: str = "gensim"      # "gensim" (C, deterministic with workers=1) or "torch" (CPU or GPU)
 
     def __post_init__(self):
         for name in ("vector_size", "window", "min_count", "negative", "epochs", "workers"):
@@ -54,6 +56,8 @@ class SkipGramConfig:
             raise ConfigError(f"SkipGramConfig.sample must be in [0, 1), got {self.sample!r}")
         if not (0 < self.min_alpha <= self.alpha):
             raise ConfigError(f"SkipGramConfig.alpha/min_alpha must satisfy 0 < min_alpha <= alpha")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"SkipGramConfig.backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"SkipGramConfig.seed must be a non-negative integer, got {self.seed!r}")
 
@@ -167,9 +171,12 @@ def _versions() -> dict:
 
 
 def train_skipgram(corpus: Corpus, config: SkipGramConfig = SkipGramConfig(),
-                   progress: Progress | None = None) -> SkipGramModel:
-    """Train skip-gram with negative sampling on ``corpus`` with gensim (documents over 10,000 tokens are
-    chunked, never truncated)."""
+                   progress: Progress | None = None, device: str = "cpu") -> SkipGramModel:
+    """Train skip-gram with negative sampling on ``corpus`` with gensim, or with torch on ``device`` when
+    ``config.backend == "torch"`` (documents over 10,000 tokens are chunked, never truncated)."""
+    if config.backend == "torch":
+        from .torch_skipgram import train_skipgram_torch
+        return train_skipgram_torch(corpus, config, device, progress)
     from gensim.models import Word2Vec
     from gensim.models.callbacks import CallbackAny2Vec
 
@@ -214,20 +221,28 @@ def cache_dir() -> Path:
 def cache_key(corpus_hash: str, config: SkipGramConfig) -> str:
     import gensim
 
-    spec = {"model": "skipgram", "corpus": corpus_hash, "config": config.to_dict(), "tokenizer": TOKENIZER,
-            "gensim": gensim.__version__, "format": FORMAT_VERSION}
+    cfg = config.to_dict()
+    if cfg["backend"] == "gensim":
+        del cfg["backend"]   # gensim keys are unchanged from before the torch backend existed
+        versions = {"gensim": gensim.__version__}
+    else:
+        import torch
+        versions = {"torch": torch.__version__}
+    spec = {"model": "skipgram", "corpus": corpus_hash, "config": cfg, "tokenizer": TOKENIZER,
+            **versions, "format": FORMAT_VERSION}
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def train_or_load(corpus: Corpus, config: SkipGramConfig = SkipGramConfig(), cache: Path | None = None,
-                  progress: Progress | None = None) -> tuple[SkipGramModel, bool]:
-    """The cached model for (corpus hash, config), training and caching it if absent. Returns (model, cached)."""
+                  progress: Progress | None = None, device: str = "cpu") -> tuple[SkipGramModel, bool]:
+    """The cached model for (corpus hash, config), training and caching it if absent. Returns (model, cached).
+    The torch backend's device is not part of the key: a model trained on GPU is reused on CPU."""
     folder = (cache or cache_dir()) / "models" / f"skipgram-{cache_key(corpus.hash, config)}"
     if is_model_dir(folder):
         try:
             return SkipGramModel.load(folder), True
         except ArtifactError:
             pass  # a damaged cache entry is retrained and replaced
-    model = train_skipgram(corpus, config, progress)
+    model = train_skipgram(corpus, config, progress, device)
     model.save(folder)
     return model, False
