@@ -22,8 +22,9 @@ from .errors import ArtifactError, BiasAuditError, ConfigError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
                   help="Audit social bias in word embeddings and trace it to the training documents that caused it.")
-out = Console()
-err = Console(stderr=True)
+# a pipe or file gets wide lines rather than tables squeezed to 80 columns
+out = Console(width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 
 @app.callback()
@@ -269,6 +270,129 @@ def score(corpus: Optional[str] = CorpusOpt, id_field: str = IdFieldOpt, text_fi
             out.print(table)
     out.print(f"\nwrote {summary['out_dir']}/scores.jsonl and summary.json "
               f"({summary['timings']['total']:.1f} s scoring)")
+
+
+def _parse_estimators(specs: List[str]) -> list:
+    """``block,cg,block:damping=0.5,max_iter=9`` (settings without a ':' continue the estimator before them)."""
+    from .influence.estimators import EstimatorConfig
+
+    parts: list[str] = []
+    for spec in specs:
+        for tok in [t.strip() for t in spec.split(",") if t.strip()]:
+            if "=" in tok and ":" not in tok and parts:
+                parts[-1] += "," + tok
+            else:
+                parts.append(tok)
+    ests = [EstimatorConfig.parse(p) for p in parts]
+    labels = [e.label for e in ests]
+    if len(set(labels)) < len(labels):
+        raise ConfigError(f"--estimator: an estimator is given twice ({', '.join(labels)})")
+    return ests
+
+
+@app.command()
+def experiment(corpus: Optional[str] = CorpusOpt, id_field: str = IdFieldOpt, text_field: str = TextFieldOpt,
+               test: Optional[List[str]] = typer.Option(None, "--test", "-t", help="Bundled test name or test file "
+                                                        "(repeatable). Default: math-arts, science-arts, career-family."),
+               heldout: Optional[List[str]] = typer.Option(None, "--heldout", help="Held-out companion test file "
+                                                           "(repeatable; 'heldout_for' names the audited test, else "
+                                                           "they pair in order). Default: the bundled companions."),
+               estimator: List[str] = typer.Option(["block"], "--estimator", "-e", help="Estimators whose rankings "
+                                                   "are retrained, comma-separated: block,cg,gradient-dot,"
+                                                   "block:damping=0.5"),
+               k: str = typer.Option("0.1%,0.5%,1%", "--k", help="Sizes of the document sets: percentages of the "
+                                     "corpus or counts, comma-separated."),
+               seeds: int = typer.Option(3, "--seeds", help="Paired seeds (seed, seed+1, ...) for every condition."),
+               conditions: str = typer.Option(",".join(("baseline", "remove-top", "remove-bottom", "upweight-top",
+                                                        "remove-random", "hard-debias")), "--conditions",
+                                              help="Comma-separated: baseline, remove-top, remove-bottom, "
+                                              "upweight-top, remove-random, remove-ids, hard-debias."),
+               upweight: int = typer.Option(5, "--upweight", help="Copies in all of each upweighted document."),
+               mode: str = typer.Option("scratch", "--mode", help="scratch (retrain from scratch: the honest "
+                                        "check), warm-start (continue the baseline on the edited corpus for "
+                                        "--warm-epochs) or undo (the paper's gradient ascent on removed documents)."),
+               warm_epochs: int = typer.Option(1, "--warm-epochs", help="Epochs (or ascent steps) for warm-start/undo."),
+               remove_ids: Optional[Path] = typer.Option(None, "--remove-ids", help="File of document ids, one per "
+                                                         "line, for condition remove-ids."),
+               lds: int = typer.Option(0, "--lds", help="Linear datamodeling score: retrain on this many random "
+                                       "subsets and correlate predicted with actual changes (0: off)."),
+               lds_fraction: float = typer.Option(0.5, "--lds-fraction", help="Fraction of documents each LDS "
+                                                  "subset removes."),
+               no_quality: bool = typer.Option(False, "--no-quality", help="Skip WordSim-353 / SimLex-999 / analogy "
+                                               "evaluation of each model."),
+               strict_oov: bool = typer.Option(False, "--strict-oov", help="Fail on test words missing from the "
+                                               "vocabulary instead of dropping them."),
+               out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder. Default: "
+                                                      "reports/<corpus>-skipgram-experiment-<hash>/"),
+               overwrite: bool = typer.Option(False, "--overwrite", help="Reuse a folder holding another "
+                                              "experiment (its runs are deleted)."),
+               scheduler: str = typer.Option("local", "--scheduler", help="Where retrains run: 'local' (a Dask "
+                                             "LocalCluster, one worker per core), a scheduler address "
+                                             "(tcp://host:8786), or 'none' (in this process)."),
+               vector_size: int = VectorSizeOpt, window: int = WindowOpt, min_count: int = MinCountOpt,
+               negative: int = NegativeOpt, epochs: int = EpochsOpt, seed: int = SeedOpt, workers: int = WorkersOpt,
+               sample: float = SampleOpt, backend: str = BackendOpt):
+    """Retrain without (or with more of) the top-ranked documents and check that the bias moves as predicted.
+
+    Conditions are compared with paired seeds against the baseline and against removing the same number of
+    random documents. Results: results.csv (one row per estimator, test, condition, k, seed), experiment.json
+    (means, sds, paired differences from random removal with p-values, predicted-vs-actual correlations).
+    Finished retrains are kept in runs/; rerunning the same command resumes.
+    """
+    import hashlib
+
+    from .corpus import load_corpus
+    from .distributed import dask_client
+    from .experiment import ExperimentSpec, run_experiment
+    from .wordsets import resolve_heldout, resolve_tests
+
+    config = _config(vector_size, window, min_count, negative, epochs, seed, workers, sample, backend)
+    tests = resolve_tests(test)
+    ids: tuple = ()
+    if remove_ids is not None:
+        try:
+            ids = tuple(dict.fromkeys(l.strip() for l in remove_ids.read_text(encoding="utf-8").splitlines()
+                                      if l.strip()))
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"--remove-ids: cannot read {remove_ids} ({e})") from e
+        if not ids:
+            raise ConfigError(f"--remove-ids: {remove_ids} holds no document id")
+    corp = load_corpus(corpus, id_field, text_field)
+    spec = ExperimentSpec(corpus=corp, model=config, tests=tests, heldout=resolve_heldout(tests, heldout),
+                          estimators=_parse_estimators(estimator), ks=k, seeds=seeds,
+                          conditions=tuple(c.strip() for c in conditions.split(",") if c.strip()),
+                          upweight=upweight, mode=mode, warm_epochs=warm_epochs, remove_ids=ids, lds=lds,
+                          lds_fraction=lds_fraction, quality=not no_quality, allow_oov=not strict_oov)
+    spec.validate()
+    if out_dir is None:
+        key = hashlib.sha256(json.dumps(spec.to_config(), sort_keys=True).encode()).hexdigest()[:8]
+        out_dir = Path("reports") / f"{corp.name}-skipgram-experiment-{key}"
+    with dask_client(None if scheduler == "none" else scheduler) as client, _progress() as update:
+        summary = run_experiment(spec, out_dir, overwrite=overwrite, client=client, progress=update,
+                                 log=lambda m: err.print(f"[yellow]note:[/] {escape(m)}"))
+    table = Table(title=f"{summary['mode']} retraining, {len(summary['seeds'])} paired seed(s); change = effect size "
+                  "minus the same seed's baseline (mean ± sd)", title_justify="left")
+    for col in ("estimator", "test", "condition", "k", "change", "predicted", "held-out change", "vs random (p)",
+                "WordSim"):
+        table.add_column(col, justify="left" if col in ("estimator", "test", "condition") else "right")
+    fmt = lambda v, sd=None: "-" if v is None else (f"{v:+.3f}" + ("" if sd is None else f" ± {sd:.3f}"))
+    for d in summary["conditions"]:
+        vs = "-" if "difference_from_random" not in d else (
+            f"{d['difference_from_random']:+.3f}" + ("" if d.get("difference_from_random_p") is None
+                                                     else f" ({d['difference_from_random_p']:.2g})"))
+        table.add_row(escape(d["estimator"]), escape(d["test"]), d["condition"], d["k"],
+                      fmt(d["change_mean"], d["change_sd"]), fmt(d["predicted_change_mean"]),
+                      fmt(d["heldout_change_mean"], d["heldout_change_sd"]), vs,
+                      "-" if d["wordsim353_mean"] is None else f"{d['wordsim353_mean']:.3f}")
+    out.print(table)
+    for c in summary["predicted_vs_actual"]:
+        out.print(f"{c['estimator']} / {c['test']}: predicted vs actual change over {c['n']} runs: Pearson "
+                  f"{fmt(c['pearson'])}, Spearman {fmt(c['spearman'])}, median actual/predicted "
+                  f"{fmt(c['median_actual_over_predicted'])}")
+    for l in summary["lds"]:
+        out.print(f"LDS {l['estimator']} / {l['test']}: Spearman {fmt(l['spearman'])} over {l['n_subsets']} subsets")
+    out.print(f"scope: {summary['scope']}")
+    out.print(f"wrote {out_dir}/results.csv and experiment.json ({summary['run_seconds']:.0f} s)")
 
 
 def main() -> None:

@@ -43,6 +43,7 @@ class BiasTest:
     attribute_b: WordSet
     description: str = ""
     source: str = ""
+    heldout_for: str = ""   # for a held-out companion: the name of the audited test it checks
 
     @property
     def sets(self) -> tuple[WordSet, WordSet, WordSet, WordSet]:
@@ -89,6 +90,8 @@ class BiasTest:
 
     def to_dict(self) -> dict:
         d = {"name": self.name, "description": self.description, "source": self.source}
+        if self.heldout_for:
+            d["heldout_for"] = self.heldout_for
         d.update({f: s.to_dict() for f, s in zip(SET_FIELDS, self.sets)})
         return d
 
@@ -111,13 +114,42 @@ class BiasTest:
                 raise ConfigError(f"{where}: set {f} needs at least 2 words, has {len(words)}")
             sets[f] = WordSet(str(s.get("name", f)), words)
         return cls(name=str(d["name"]), description=str(d.get("description", "")),
-                   source=str(d.get("source", "")), **sets)
+                   source=str(d.get("source", "")), heldout_for=str(d.get("heldout_for", "")), **sets)
 
 
 def bundled_tests() -> dict[str, BiasTest]:
     """The bundled tests by name, in listing order."""
     text = resources.files("biasaudit").joinpath("data/wordsets/bundled.json").read_text(encoding="utf-8")
     return {d["name"]: BiasTest.from_dict(d, "bundled") for d in json.loads(text)}
+
+
+def bundled_heldout() -> dict[str, BiasTest]:
+    """Held-out companions of bundled tests, by the name of the test they check: other words for the same
+    concepts, none shared with the audit lists."""
+    text = resources.files("biasaudit").joinpath("data/wordsets/heldout.json").read_text(encoding="utf-8")
+    return {d["heldout_for"]: BiasTest.from_dict(d, "bundled held-out") for d in json.loads(text)}
+
+
+def resolve_heldout(tests: list[BiasTest], files: Iterable[str] | None) -> dict[str, BiasTest]:
+    """Held-out companion per audited test name: from ``files`` (each test names the audited test in
+    ``heldout_for``; without it, files pair with the tests in order), else the bundled companions."""
+    out = {t.name: h for t in tests if (h := bundled_heldout().get(t.name)) is not None}
+    given = [h for f in (files or []) for h in load_test_file(f)]
+    names = [t.name for t in tests]
+    for i, h in enumerate(given):
+        target = h.heldout_for or (names[i] if i < len(names) else "")
+        if target not in names:
+            raise ConfigError(f"held-out test {h.name!r}: heldout_for={target or '(none)'!r} names no audited "
+                              f"test ({', '.join(names)})")
+        out[target] = h
+    for t in tests:
+        h = out.get(t.name)
+        if h is not None:
+            shared = set(h.words) & set(t.words)
+            if shared:
+                raise ConfigError(f"held-out test {h.name!r} shares words with {t.name!r}: "
+                                  f"{', '.join(sorted(shared))}")
+    return out
 
 
 def load_test_file(path: str | Path) -> list[BiasTest]:

@@ -98,3 +98,27 @@ def test_score_command(tmp_path, corpus_file):
     p = run("score", "--corpus", f, "--test", t, "--estimator", "newton", "--out", tmp_path / "y", *SMALL,
             cache=tmp_path / "c")
     assert p.returncode == 1 and "unknown estimator" in p.stderr
+
+
+def test_experiment_command_on_dask(tmp_path, corpus_file):
+    """The experiment as a user runs it, retrains on a local Dask cluster; a rerun resumes; bad input is one line."""
+    f, t = corpus_file
+    out = tmp_path / "exp"
+    args = ["experiment", "--corpus", f, "--test", t, "--k", "20", "--seeds", "2", "--no-quality",
+            "--conditions", "baseline,remove-top,upweight-top,remove-random", "--estimator", "block,gradient-dot",
+            "--out", out, "--vector-size", "16", "--window", "3", "--min-count", "2", "--epochs", "20"]
+    p = run(*args, "--scheduler", "local", cache=tmp_path / "c")
+    assert p.returncode == 0, p.stderr
+    assert "remove-top" in p.stdout and "Spearman" not in p.stderr
+    rows = (out / "results.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2 * 2 * 4   # header + estimators x seeds x (baseline + 3 conditions)
+    summary = json.loads((out / "experiment.json").read_text())
+    assert summary["estimators"] == ["block:damping=0.1", "gradient-dot"]
+    n_runs = len(list((out / "runs").glob("*.json")))
+    p = run(*args, "--scheduler", "none", cache=tmp_path / "c")
+    assert p.returncode == 0 and "0 to run" in p.stderr, p.stderr
+    assert len(list((out / "runs").glob("*.json"))) == n_runs
+    p = run(*args[:-1], "30", "--scheduler", "none", cache=tmp_path / "c")
+    assert p.returncode == 1 and "another config" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    p = run("experiment", "--corpus", f, "--test", t, "--conditions", "remove-all", "--out", tmp_path / "bad")
+    assert p.returncode == 1 and "unknown remove-all" in p.stderr and not (tmp_path / "bad").exists()

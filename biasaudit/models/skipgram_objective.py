@@ -13,6 +13,8 @@ input word, by the ``noise_top`` most probable words exactly plus ``noise_tail``
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -107,7 +109,10 @@ class SkipGramObjective:
         exact Hessian on every single-vector block.
 
         ``a`` must be zero on rows that are not free. Optional ``pair_sample``/``row_sample`` give an unbiased
-        stochastic product from a subset of pairs / input rows (LiSSA)."""
+        stochastic product from a subset of pairs / input rows (LiSSA). The full product runs on sparse CSR
+        kernels (sampled dense-dense and sparse-dense products) and touches the input rows only where free."""
+        if pair_sample is None and row_sample is None:
+            return self._hvp_full(a, b, free_u, gauss_newton)
         hU, hC = torch.zeros_like(a), torch.zeros_like(b)
         U, C = self.U, self.C
         idx = torch.arange(len(self.pw), device=self.device) if pair_sample is None else pair_sample
@@ -131,6 +136,81 @@ class SkipGramObjective:
             M2, M1 = Wt * sg * (1 - sg) * T, Wt * sg * (not gauss_newton)
             hU.index_add_(0, r, M2 @ Cn + M1 @ bn)
             hC.index_add_(0, self.noise_idx, M2.T @ Ur + M1.T @ ar)
+        hU[~free_u] = 0
+        return hU, hC
+
+    def _csr(self):
+        """Cached CSR pattern of the pairs (rows = input word), its transpose permutation, per-pair curvature
+        weights n s (1 - s) and first-derivative weights n (s - 1), s = sigmoid(u_w . c_c)."""
+        if getattr(self, "_csr_cache", None) is None:
+            V = self.V
+            crow = torch.searchsorted(self.pw, torch.arange(V + 1, device=self.device))
+            order_t = torch.as_tensor(np.argsort(self.pc.cpu().numpy(), kind="stable"), device=self.device)
+            crow_t = torch.searchsorted(self.pc[order_t], torch.arange(V + 1, device=self.device))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch's "sparse CSR is in beta" notice
+                pattern = torch.sparse_csr_tensor(crow, self.pc, torch.ones_like(self.pn), (V, V))
+                sg = torch.sigmoid(torch.sparse.sampled_addmm(pattern, self.U, self.C.T, beta=0.0).values())
+            self._csr_cache = (crow, order_t, crow_t, self.pn * sg * (1 - sg), self.pn * (sg - 1))
+        return self._csr_cache
+
+    def _hvp_full(self, a, b, free_u, gauss_newton):
+        crow, order_t, crow_t, l2, l1 = self._csr()
+        V, U, C = self.V, self.U, self.C
+        free_rows = torch.nonzero(free_u).flatten()
+        all_free = len(free_rows) == V
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's "sparse CSR is in beta" notice
+            pattern = torch.sparse_csr_tensor(crow, self.pc, torch.ones_like(l2), (V, V))
+            # t_wc = c_c . a_w + u_w . b_c on every pair (a is zero outside the free rows)
+            t = torch.sparse.sampled_addmm(pattern, U, b.T, beta=0.0).values()
+            if all_free:
+                t = t + torch.sparse.sampled_addmm(pattern, a, C.T, beta=0.0).values()
+            else:
+                for w in free_rows.tolist():
+                    lo, hi = int(crow[w]), int(crow[w + 1])
+                    t[lo:hi] += C[self.pc[lo:hi]] @ a[w]
+            m2 = l2 * t
+            # output side: hC[c] = sum_w m2 u_w (+ l1 a_w): CSR of the transpose
+            mt = torch.sparse_csr_tensor(crow_t, self.pw[order_t], m2[order_t], (V, V))
+            hC = mt @ U
+            if not gauss_newton:
+                hC = hC + torch.sparse_csr_tensor(crow_t, self.pw[order_t], l1[order_t], (V, V)) @ a
+            # input side, free rows only: hU[w] = sum_c m2 c_c (+ l1 b_c)
+            hU = torch.zeros_like(a)
+            if all_free:
+                hU = torch.sparse_csr_tensor(crow, self.pc, m2, (V, V)) @ C
+                if not gauss_newton:
+                    hU = hU + torch.sparse_csr_tensor(crow, self.pc, l1, (V, V)) @ b
+            else:
+                for w in free_rows.tolist():
+                    lo, hi = int(crow[w]), int(crow[w + 1])
+                    cc = self.pc[lo:hi]
+                    hU[w] = m2[lo:hi] @ C[cc] + (0 if gauss_newton else l1[lo:hi] @ b[cc])
+        # negative sampling: sum over input rows r and noise words n of k N_r P_n softplus(u_r . c_n); its
+        # products over all V rows, the dominant cost, run in float32 for large vocabularies (as input_blocks)
+        ndt = torch.float32 if V > FLOAT32_NOISE_V else self.dtype
+        Cn, bn = C[self.noise_idx].to(ndt), b[self.noise_idx].to(ndt)
+        Un, an, Nn, Pn = U.to(ndt), a.to(ndt), self.N.to(ndt), self.noise_p.to(ndt)
+        hCn = torch.zeros(len(self.noise_idx), self.dim, dtype=ndt, device=self.device)
+        for s in range(0, V, 8192):
+            r = torch.arange(s, min(V, s + 8192), device=self.device)
+            Ur = Un[r]
+            sg = torch.sigmoid(Ur @ Cn.T)
+            Wt = self.k * Nn[r, None] * Pn[None, :]
+            fr = free_u[r]
+            T = Ur @ bn.T
+            if fr.any():
+                T[fr] += an[r[fr]] @ Cn.T
+            M2 = Wt * sg * (1 - sg) * T
+            hCn += M2.T @ Ur
+            if fr.any():
+                hU[r[fr]] += (M2[fr] @ Cn).to(self.dtype)
+            if not gauss_newton and fr.any():
+                M1 = Wt[fr] * sg[fr]
+                hCn += M1.T @ an[r[fr]]
+                hU[r[fr]] += (M1 @ bn).to(self.dtype)
+        hC.index_add_(0, self.noise_idx, hCn.to(self.dtype))
         hU[~free_u] = 0
         return hU, hC
 
