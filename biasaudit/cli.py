@@ -268,8 +268,11 @@ def score(corpus: Optional[str] = CorpusOpt, id_field: str = IdFieldOpt, text_fi
                 table.add_row(escape(d["doc_id"]), f"{d['delta_bias_if_removed']:+.4f}", escape(", ".join(d["test_words"])),
                               escape(d["snippet"]))
             out.print(table)
+    from .html_report import write_report
+
+    page = write_report(summary["out_dir"])
     out.print(f"\nwrote {summary['out_dir']}/scores.jsonl and summary.json "
-              f"({summary['timings']['total']:.1f} s scoring)")
+              f"({summary['timings']['total']:.1f} s scoring)\nreport: {page}")
 
 
 def _parse_estimators(specs: List[str]) -> list:
@@ -392,7 +395,19 @@ def experiment(corpus: Optional[str] = CorpusOpt, id_field: str = IdFieldOpt, te
     for l in summary["lds"]:
         out.print(f"LDS {l['estimator']} / {l['test']}: Spearman {fmt(l['spearman'])} over {l['n_subsets']} subsets")
     out.print(f"scope: {summary['scope']}")
-    out.print(f"wrote {out_dir}/results.csv and experiment.json ({summary['run_seconds']:.0f} s)")
+    from .html_report import write_report
+
+    page = write_report(out_dir)
+    out.print(f"wrote {out_dir}/results.csv and experiment.json ({summary['run_seconds']:.0f} s)\nreport: {page}")
+
+
+@app.command()
+def report(folder: Path = typer.Argument(..., help="Output folder of `biasaudit score` or `biasaudit experiment`.")):
+    """Write FOLDER/report.html: one self-contained page (no network) with the tests, the documents that carry
+    the bias, the influence distribution and, for experiments, the retraining results."""
+    from .html_report import write_report
+
+    out.print(f"report: {write_report(folder)}")
 
 
 def main() -> None:

@@ -382,6 +382,10 @@ def run_experiment(spec: ExperimentSpec, out_dir: Path, overwrite: bool = False,
                     progress("retraining", n, len(todo))
 
     summary = summarise(spec, plan, done, seeds, ks, scores, lds_edits, out_dir, stats)
+    # the first estimator's score outputs (top documents with their text) for the report
+    from .influence.report import run_score
+    run_score(base_model, corpus, spec.tests, spec.estimators[0],
+              out_dir=out_dir / "score", overwrite=True, allow_oov=spec.allow_oov)
     summary["run_seconds"] = round(time.perf_counter() - t_start, 1)
     summary["train_seconds_per_run"] = _mean([r.get("seconds") for r in done.values()])
     write_json(out_dir / "experiment.json", summary)

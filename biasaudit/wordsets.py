@@ -174,13 +174,16 @@ def load_test_file(path: str | Path) -> list[BiasTest]:
     return [BiasTest.from_dict(d, str(path)) for d in items]
 
 
-def resolve_tests(specs: Iterable[str] | None) -> list[BiasTest]:
-    """Turn names of bundled tests and paths of test files into tests (None or empty: the default tests)."""
+def resolve_tests(specs: Iterable[str | BiasTest] | None) -> list[BiasTest]:
+    """Turn names of bundled tests and paths of test files into tests (None or empty: the default tests);
+    BiasTest objects pass through."""
     specs = list(specs or DEFAULT_TESTS)
     bundled = bundled_tests()
     out: list[BiasTest] = []
     for spec in specs:
-        if spec in bundled:
+        if isinstance(spec, BiasTest):
+            out.append(spec)
+        elif spec in bundled:
             out.append(bundled[spec])
         elif Path(spec).is_file():
             out.extend(load_test_file(spec))

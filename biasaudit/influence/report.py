@@ -24,14 +24,28 @@ def _versions() -> dict:
     return v()
 
 
+TABLE_N = 100   # documents in the report's sortable table per test (half from each end)
+
+
+def _histogram(s: np.ndarray, bins: int = 41) -> dict:
+    """Counts of the non-zero scores in symmetric bins (the report draws them on a log scale: heavy tails)."""
+    nz = s[s != 0]
+    lim = float(np.abs(nz).max()) if len(nz) else 1.0
+    counts, edges = np.histogram(nz, bins=bins, range=(-lim, lim))
+    return {"edges": edges.tolist(), "counts": counts.tolist(), "n_zero": int(len(s) - len(nz)),
+            "quantiles": {q: float(np.quantile(nz, float(q))) for q in ("0.001", "0.01", "0.5", "0.99", "0.999")}
+            if len(nz) else {}}
+
+
 def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, overwrite=False, allow_oov=True,
               query=None, top: int = 10, progress=None, reports_dir: str | Path = "reports", client=None,
               device: str = "cpu") -> dict:
     notes: list[str] = []
-    targets, weats = [], {}
+    targets, weats, roles = [], {}, {}
     if query is not None:
         word, toward, away = query
         targets.append(query_target(word.lower(), toward, away, model.vocab))
+        roles[targets[-1].name] = {"target": [word.lower()], "attribute": list(toward) + list(away)}
     else:
         for t in resolve_tests(tests):
             kept, dropped = t.restrict(model.vocab, allow_oov)
@@ -39,6 +53,9 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
                 notes.append(f"{t.name}: dropped out-of-vocabulary words " +
                              "; ".join(f"{k}: {', '.join(v)}" for k, v in dropped.items()))
             targets.append(weat_target(kept, model.vocab))
+            roles[t.name] = {"target": list(kept.target_x.words + kept.target_y.words),
+                             "attribute": list(kept.attribute_a.words + kept.attribute_b.words),
+                             "sets": {k: v for k, v in kept.to_dict().items() if k.startswith(("target", "attr"))}}
             weats[t.name] = weat(model, kept, n_permutations=20_000, n_bootstrap=500).to_dict()
             weats[t.name]["dropped_words"] = dropped
     run_config = {"model": "skipgram", "model_config": model.config.to_dict(), "corpus": model.corpus,
@@ -63,10 +80,11 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
     result = score_documents(model, corpus, targets, estimator, progress=progress, client=client,
                              device=str(resolve_device(device)))
     # texts for the documents shown: one read pass, no tokenization
-    shown = {}
+    shown, table = {}, {}
     for t in targets:
         shown[t.name] = top_documents(result, t.name, top)
-    need = {result.doc_ids[i] for d in shown.values() for idx in d.values() for i in idx}
+        table[t.name] = top_documents(result, t.name, max(top, TABLE_N // 2))
+    need = {result.doc_ids[i] for d in table.values() for idx in d.values() for i in idx}
     texts = {doc.id: doc.text for doc in corpus if doc.id in need} if need else {}
 
     tests_out = []
@@ -75,21 +93,24 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
         shares, warning = word_shares(result, t.name, model.vocab)
         if not np.any(s):
             raise CorpusError(f"{t.name}: no document contains a test word in a training pair; nothing to score")
-        tops = {}
-        for direction, idx in shown[t.name].items():
-            tops[direction] = [{"doc_id": result.doc_ids[i], "delta_bias_if_removed": float(s[i]),
-                                "delta_bias_if_upweighted": float(-s[i]),
-                                "test_words": sorted(model.vocab.index_to_key[w] for w in result.doc_words.get(i, ())),
-                                "snippet": texts.get(result.doc_ids[i], "")[:300]} for i in idx]
+        def doc(i, n_chars):
+            return {"doc_id": result.doc_ids[i], "delta_bias_if_removed": float(s[i]),
+                    "delta_bias_if_upweighted": float(-s[i]),
+                    "test_words": sorted(model.vocab.index_to_key[w] for w in result.doc_words.get(i, ())),
+                    "snippet": texts.get(result.doc_ids[i], "")[:n_chars]}
+        tops = {direction: [doc(i, 300) for i in idx] for direction, idx in shown[t.name].items()}
+        rows = sorted({i for idx in table[t.name].values() for i in idx}, key=lambda i: s[i])
         tests_out.append({"name": t.name, "kind": t.kind, "description": t.description,
                           "bias_value": result.bias_value[t.name], "weat": weats.get(t.name),
                           "sum_delta_if_removed": float(s.sum()), "n_documents_scored": int(np.count_nonzero(s)),
                           "word_shares": shares, "warning": warning, "solver": result.solver_info[t.name],
-                          "top": tops})
+                          "roles": roles.get(t.name, {}), "top": tops, "table": [doc(i, 600) for i in rows],
+                          "histogram": _histogram(s)})
     summary = {"sign_convention": "delta_bias_if_removed = grad B^T H^-1 grad L_d: predicted change of B if the "
                                   "document is removed and the model retrained; negative = the document drives the "
                                   "bias up. delta_bias_if_upweighted = -delta_bias_if_removed (one more copy).",
-               "config": run_config, "n_documents": len(result.doc_ids), "tests": tests_out, "notes": notes,
+               "config": run_config, "n_documents": len(result.doc_ids),
+               "vocabulary": {"size": len(model.vocab), "tokens_in_vocabulary": int(model.vocab.counts.sum())}, "tests": tests_out, "notes": notes,
                "timings": {k: round(v, 3) for k, v in result.timings.items()},
                "seeds": [model.config.seed], "versions": _versions(),
                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "out_dir": str(folder)}

@@ -214,6 +214,28 @@ class SkipGramObjective:
         hU[~free_u] = 0
         return hU, hC
 
+    def gn_diagonal(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Diagonal of the Gauss-Newton matrix over (U, C), for preconditioning: per-row curvature differs by
+        orders of magnitude between frequent and rare words."""
+        crow, order_t, crow_t, l2, _ = self._csr()
+        V = self.V
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            dC = torch.sparse_csr_tensor(crow_t, self.pw[order_t], l2[order_t], (V, V)) @ (self.U ** 2)
+            dU = torch.sparse_csr_tensor(crow, self.pc, l2, (V, V)) @ (self.C ** 2)
+        ndt = torch.float32 if V > FLOAT32_NOISE_V else self.dtype
+        Cn, Un = self.C[self.noise_idx].to(ndt), self.U.to(ndt)
+        Nn, Pn = self.N.to(ndt), self.noise_p.to(ndt)
+        dCn = torch.zeros(len(self.noise_idx), self.dim, dtype=ndt, device=self.device)
+        for s in range(0, V, 8192):
+            Ur = Un[s:s + 8192]
+            sg = torch.sigmoid(Ur @ Cn.T)
+            M = self.k * Nn[s:s + 8192, None] * Pn[None, :] * sg * (1 - sg)
+            dCn += M.T @ Ur ** 2
+            dU[s:s + 8192] += (M @ Cn ** 2).to(self.dtype)
+        dC.index_add_(0, self.noise_idx, dCn.to(self.dtype))
+        return dU, dC
+
     def input_block(self, word: int, exact_noise: bool = True) -> torch.Tensor:
         """d x d Hessian of L in the input vector u_w alone (context vectors held fixed)."""
         return self.input_blocks([word], exact_noise)[int(word)]

@@ -1,0 +1,267 @@
+"""``biasaudit report DIR``: one self-contained HTML file (CSS, JavaScript and SVG charts inline; nothing fetched)
+from the outputs of ``score`` (summary.json) and ``experiment`` (experiment.json, results.csv, and the score
+summary it writes in ``score/``).
+
+Corpus text is untrusted: the template is rendered by jinja2 with autoescaping on, and highlighted snippets are
+passed as (text, class) segments, never as HTML strings. Charts are computed here as coordinates and drawn by
+the template, so no corpus string reaches the page unescaped.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import re
+import time
+from pathlib import Path
+
+from .errors import ArtifactError
+from .io import atomic_write_text
+
+TOKEN = re.compile(r"[^\W_]+")
+
+
+# ------------------------------------------------------------------ words and snippets
+def segments(text: str, targets: set[str], attributes: set[str]) -> list[tuple[str, str]]:
+    """Split ``text`` into (piece, css class) with the test words marked: '' plain, 'tw' target, 'aw' attribute."""
+    out, last = [], 0
+    for m in TOKEN.finditer(text):
+        w = m.group().lower()
+        cls = "tw" if w in targets else "aw" if w in attributes else ""
+        if cls:
+            if m.start() > last:
+                out.append((text[last:m.start()], ""))
+            out.append((m.group(), cls))
+            last = m.end()
+    if last < len(text):
+        out.append((text[last:], ""))
+    return out
+
+
+def magnitude(d: float) -> str:
+    """Cohen's conventional labels for an effect size."""
+    a = abs(d)
+    return "negligible" if a < 0.2 else "small" if a < 0.5 else "medium" if a < 0.8 else "strong"
+
+
+def in_words(test: dict) -> str:
+    """'strong association of male terms with math (and female terms with arts), p = 0.0003 (exact)'."""
+    w = test.get("weat")
+    sets = test.get("roles", {}).get("sets", {})
+    if not w or not sets:
+        return ""
+    d = w["effect_size"]
+    x, y = sets["target_x"]["name"], sets["target_y"]["name"]
+    a, b = sets["attribute_a"]["name"], sets["attribute_b"]["name"]
+    if d < 0:
+        x, y = y, x
+    p = w["p_value"]
+    ptxt = ("p < 0.001" if p < 0.001 else f"p = {p:.3f}") + (" (exact)" if w.get("exact") else " (Monte Carlo)")
+    sig = "" if p < 0.05 else "; not significant at 0.05 on these word lists"
+    return f"{magnitude(d)} association of {x} terms with {a} and {y} terms with {b} (d = {d:+.2f}, {ptxt}{sig})"
+
+
+# ------------------------------------------------------------------ charts as coordinates
+def _scale(lo: float, hi: float, a: float, b: float):
+    span = (hi - lo) or 1.0
+    return lambda v: a + (v - lo) / span * (b - a)
+
+
+def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+    import math
+    span = hi - lo or 1.0
+    step = 10 ** math.floor(math.log10(span / n))
+    for m in (1, 2, 5, 10):
+        if span / (step * m) <= n:
+            step *= m
+            break
+    first = math.ceil(lo / step) * step
+    return [round(first + i * step, 10) for i in range(int((hi - first) / step) + 1)]
+
+
+def forest_plot(rows: list[dict], width: int = 640) -> dict:
+    """rows: {label, d, lo, hi, seeds: [d per seed]} -> chart coordinates (effect size axis, CI bars)."""
+    vals = [v for r in rows for v in (r["d"], r.get("lo"), r.get("hi"), *r.get("seeds", [])) if v is not None]
+    lo, hi = min(vals + [-0.5, 0.0]), max(vals + [0.5, 0.0])
+    lo, hi = lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo)
+    x = _scale(lo, hi, 180, width - 20)
+    out = []
+    for i, r in enumerate(rows):
+        y = 30 + i * 34
+        out.append({"label": r["label"], "y": y, "x": x(r["d"]), "d": r["d"],
+                    "x_lo": x(r["lo"]) if r.get("lo") is not None else None,
+                    "x_hi": x(r["hi"]) if r.get("hi") is not None else None,
+                    "seeds": [x(v) for v in r.get("seeds", [])]})
+    return {"width": width, "height": 50 + 34 * len(rows), "rows": out, "zero": x(0.0),
+            "ticks": [{"x": x(t), "label": f"{t:g}"} for t in _ticks(lo, hi)]}
+
+
+def histogram_chart(h: dict, width: int = 640, height: int = 200) -> dict:
+    """Bars on a log10(1 + count) scale so the tails stay visible."""
+    import math
+    counts, edges = h["counts"], h["edges"]
+    top = max([math.log10(1 + c) for c in counts] + [1.0])
+    x = _scale(edges[0], edges[-1], 50, width - 10)
+    bars = []
+    for c, e0, e1 in zip(counts, edges[:-1], edges[1:]):
+        hgt = (height - 40) * math.log10(1 + c) / top
+        bars.append({"x": x(e0), "w": max(1.0, x(e1) - x(e0) - 1), "y": height - 25 - hgt, "h": hgt, "count": c,
+                     "range": f"{e0:+.2e} to {e1:+.2e}", "neg": e1 <= 0})
+    return {"width": width, "height": height, "bars": bars, "zero": x(0.0),
+            "ticks": [{"x": x(t), "label": f"{t:.1e}"} for t in (edges[0], edges[0] / 2, 0.0, edges[-1] / 2, edges[-1])],
+            "ymax": 10 ** top - 1}
+
+
+def k_chart(series: dict[str, list[dict]], width: int = 640, height: int = 260) -> dict:
+    """series: condition -> [{n_docs, mean, sd}] -> effect size against k with error bars (log x when k spans)."""
+    import math
+    pts = [p for s in series.values() for p in s]
+    if not pts:
+        return {}
+    ks = sorted({p["n_docs"] for p in pts if p["n_docs"] > 0})
+    ys = [v for p in pts for v in (p["mean"] - (p["sd"] or 0), p["mean"] + (p["sd"] or 0))]
+    lo, hi = min(ys + [0.0]), max(ys + [0.0])
+    lo, hi = lo - 0.1 * (hi - lo or 1), hi + 0.1 * (hi - lo or 1)
+    y = _scale(lo, hi, height - 30, 15)
+    pos = {k: 80 + i * (width - 140) / max(1, len(ks) - 1) for i, k in enumerate(ks)} if ks else {}
+    colours = {"remove-top": "#b2182b", "remove-bottom": "#2166ac", "upweight-top": "#e08214",
+               "remove-random": "#4d4d4d", "remove-ids": "#7b3294"}
+    lines = []
+    for cond, s in series.items():
+        s = sorted([p for p in s if p["n_docs"] in pos], key=lambda p: p["n_docs"])
+        if not s:
+            continue
+        lines.append({"condition": cond, "colour": colours.get(cond, "#000"),
+                      "points": [{"x": pos[p["n_docs"]], "y": y(p["mean"]), "y_lo": y(p["mean"] - (p["sd"] or 0)),
+                                  "y_hi": y(p["mean"] + (p["sd"] or 0)), "mean": p["mean"], "sd": p["sd"],
+                                  "k": p["k"]} for p in s]})
+        lines[-1]["path"] = " ".join(f"{'M' if i == 0 else 'L'}{q['x']:.1f},{q['y']:.1f}"
+                                     for i, q in enumerate(lines[-1]["points"]))
+    return {"width": width, "height": height, "lines": lines, "zero": y(0.0),
+            "xticks": [{"x": pos[k], "label": str(k)} for k in ks],
+            "yticks": [{"y": y(t), "label": f"{t:g}"} for t in _ticks(lo, hi)]}
+
+
+def scatter_chart(points: list[tuple[float, float, str]], width: int = 360, height: int = 300) -> dict:
+    """Predicted (x) against actual (y) change, with the y = x line."""
+    if not points:
+        return {}
+    vals = [v for p in points for v in p[:2]] + [0.0]
+    lo, hi = min(vals), max(vals)
+    pad = 0.1 * (hi - lo or 1)
+    lo, hi = lo - pad, hi + pad
+    x, y = _scale(lo, hi, 45, width - 10), _scale(lo, hi, height - 30, 10)
+    return {"width": width, "height": height, "points": [{"x": x(a), "y": y(b), "label": c, "pred": a, "act": b}
+                                                          for a, b, c in points],
+            "diag": (x(lo), y(lo), x(hi), y(hi)), "zx": x(0.0), "zy": y(0.0),
+            "ticks": [{"x": x(t), "y": y(t), "label": f"{t:g}"} for t in _ticks(lo, hi, 4)]}
+
+
+# ------------------------------------------------------------------ assembling the page
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise ArtifactError(f"{path}: cannot read ({e})") from e
+
+
+def build_context(folder: Path) -> dict:
+    """Everything the template shows, from the files in ``folder``."""
+    folder = Path(folder)
+    score_dir = folder if (folder / "summary.json").exists() else folder / "score"
+    summary = _read_json(score_dir / "summary.json") if (score_dir / "summary.json").exists() else None
+    exp = _read_json(folder / "experiment.json") if (folder / "experiment.json").exists() else None
+    if summary is None and exp is None:
+        raise ArtifactError(f"{folder}: no summary.json or experiment.json: run `biasaudit score` or "
+                            "`biasaudit experiment` first")
+    ctx = {"summary": summary, "experiment": exp, "tests": [], "generated": time.strftime("%Y-%m-%d %H:%M UTC",
+                                                                                           time.gmtime())}
+    if summary:
+        for t in summary["tests"]:
+            roles = t.get("roles", {})
+            tw, aw = set(roles.get("target", [])), set(roles.get("attribute", []))
+            docs = {}
+            for direction, items in t["top"].items():
+                docs[direction] = [{**d, "segments": segments(d["snippet"], tw, aw)} for d in items]
+            table = [{**d, "segments": segments(d["snippet"], tw, aw)} for d in t.get("table", t["top"]["increase_bias"]
+                                                                                     + t["top"]["decrease_bias"])]
+            ctx["tests"].append({**t, "docs": docs, "table_rows": table, "words": in_words(t),
+                                 "hist": histogram_chart(t["histogram"]) if t.get("histogram") else None})
+    forest = []
+    if exp:
+        base = [d for d in exp["conditions"] if d["condition"] == "baseline"]
+        for d in base:
+            seeds = [float(r["effect_size"]) for r in _results(folder) if r["test"] == d["test"]
+                     and r["condition"] == "baseline" and r["estimator"] == d["estimator"] and r["effect_size"]]
+            sd = d["effect_size_sd"] or 0.0
+            forest.append({"label": f"{d['test']} ({len(seeds)} seeds)", "d": d["effect_size_mean"],
+                           "lo": d["effect_size_mean"] - sd, "hi": d["effect_size_mean"] + sd, "seeds": seeds})
+    elif summary:
+        for t in summary["tests"]:
+            w = t.get("weat")
+            if w:
+                forest.append({"label": t["name"], "d": w["effect_size"], "lo": w.get("ci_low"),
+                               "hi": w.get("ci_high"), "seeds": []})
+    ctx["forest"] = forest_plot(forest) if forest else None
+    if exp:
+        ctx["exp"] = _experiment_context(folder, exp)
+    return ctx
+
+
+def _results(folder: Path) -> list[dict]:
+    path = folder / "results.csv"
+    if not path.exists():
+        return []
+    with path.open(encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _experiment_context(folder: Path, exp: dict) -> dict:
+    charts, scatters, quality = [], [], []
+    rows = _results(folder)
+    for est in exp["estimators"]:
+        for test in exp["tests"]:
+            conds = [d for d in exp["conditions"] if d["estimator"] == est and d["test"] == test]
+            base = next((d for d in conds if d["condition"] == "baseline"), None)
+            series: dict[str, list] = {}
+            for d in conds:
+                if d["condition"] in ("baseline", "hard-debias") or d["effect_size_mean"] is None:
+                    continue
+                series.setdefault(d["condition"], []).append({"n_docs": d["n_docs"], "k": d["k"],
+                                                               "mean": d["effect_size_mean"],
+                                                               "sd": d["effect_size_sd"]})
+            charts.append({"estimator": est, "test": test, "chart": k_chart(series),
+                           "baseline": None if base is None else base["effect_size_mean"]})
+            pts = []
+            for r in rows:
+                if (r["estimator"] == est and r["test"] == test and r["condition"] not in ("baseline", "hard-debias")
+                        and r["predicted_effect_size"] and r["effect_size"] and r["baseline_effect_size"]):
+                    b = float(r["baseline_effect_size"])
+                    pts.append((float(r["predicted_effect_size"]) - b, float(r["effect_size"]) - b,
+                                f"{r['condition']} k={r['k']} seed {r['seed']}"))
+            scatters.append({"estimator": est, "test": test, "chart": scatter_chart(pts)})
+            for d in conds:
+                quality.append(d)
+    return {"charts": charts, "scatters": scatters, "conditions": quality}
+
+
+def render(folder: Path) -> str:
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("biasaudit", "data/templates"),
+                             autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["signed"] = lambda v, n=3: "–" if v is None else f"{v:+.{n}f}"
+    env.filters["num"] = lambda v, n=3: "–" if v is None else f"{v:.{n}f}"
+    env.filters["g"] = lambda v: f"{v:.4g}" if isinstance(v, float) else v
+    env.filters["pval"] = lambda v: "–" if v is None else ("< 0.001" if v < 0.001 else f"{v:.3f}")
+    return env.get_template("report.html.j2").render(**build_context(folder))
+
+
+def write_report(folder: str | Path) -> Path:
+    """Render ``folder/report.html`` atomically and return its path."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ArtifactError(f"{folder}: not a folder of biasaudit results")
+    html = render(folder)
+    atomic_write_text(folder / "report.html", html)
+    return folder / "report.html"

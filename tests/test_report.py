@@ -1,0 +1,106 @@
+"""The HTML report: renders from result files alone, escapes hostile corpus text, and works in a real browser."""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from biasaudit.corpus import Document, MemoryCorpus
+from biasaudit.html_report import build_context, render, segments, write_report
+from biasaudit.influence.estimators import EstimatorConfig
+from biasaudit.influence.report import run_score
+from biasaudit.models.skipgram import SkipGramConfig, train_skipgram
+from biasaudit.wordsets import BiasTest
+from conftest import PLANTED_TEST, planted_corpus
+
+HOSTILE = ('zorbel studied algebra and zorbel loved calculus <script>window.__pwned = 1</script> '
+           '<img src=x onerror="window.__pwned = 2"> </textarea><b>bold</b> quintar made poetry')
+
+
+@pytest.fixture(scope="module")
+def score_dir(tmp_path_factory):
+    corpus, _, _ = planted_corpus()
+    docs = list(corpus) + [Document("hostile<1>", HOSTILE)]
+    corpus = MemoryCorpus(docs, name="planted")
+    model = train_skipgram(corpus, SkipGramConfig(vector_size=16, window=3, min_count=2, epochs=20, seed=1))
+    out = tmp_path_factory.mktemp("report") / "score"
+    run_score(model, corpus, [BiasTest.from_dict(PLANTED_TEST)], EstimatorConfig(), out_dir=out, top=5)
+    return out
+
+
+def test_segments_mark_words_without_html():
+    segs = segments("Zorbel <b>loves</b> algebra.", {"zorbel"}, {"algebra"})
+    assert "".join(t for t, _ in segs) == "Zorbel <b>loves</b> algebra."
+    assert [t for t, c in segs if c] == ["Zorbel", "algebra"]
+    assert dict((t, c) for t, c in segs if c) == {"Zorbel": "tw", "algebra": "aw"}
+
+
+def test_renders_from_files_and_escapes_hostile_text(score_dir):
+    html = render(score_dir)
+    ctx = build_context(score_dir)
+    table = ctx["tests"][0]["table_rows"]
+    assert any(r["doc_id"] == "hostile<1>" for r in table), "the hostile document should be among the top rows"
+    assert "<script>window.__pwned" not in html and 'onerror="window' not in html
+    assert "&lt;script&gt;window.__pwned = 1&lt;/script&gt;" in html
+    assert "&lt;/textarea&gt;" in html and "hostile&lt;1&gt;" in html
+    assert html.count("<script>") == 1   # only the report's own sorting/filtering script
+    assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html  # nothing fetched
+    summary = json.loads((score_dir / "summary.json").read_text())
+    assert f"{summary['tests'][0]['bias_value']:+.3f}" in html
+
+
+def test_missing_results_are_a_clear_error(tmp_path):
+    from biasaudit.errors import ArtifactError
+    with pytest.raises(ArtifactError, match="run `biasaudit score`"):
+        write_report(tmp_path)
+
+
+def _browser():
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no chromium on this machine (Debian package `chromium`; .ci/run installs it)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("playwright is not installed (pip install -e '.[test]')")
+    return chromium, sync_playwright
+
+
+def test_report_in_a_real_browser(score_dir, tmp_path):
+    chromium, sync_playwright = _browser()
+    page_path = write_report(score_dir)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        errors = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(Path(page_path).resolve().as_uri())
+        shot = tmp_path / "shot.png"
+        page.screenshot(path=str(shot))
+        rows = page.locator("#doctable-1 tbody tr")
+        n_rows = rows.count()
+        first_before = rows.first.locator("td").first.inner_text()
+        values_before = [float(v) for v in page.eval_on_selector_all(
+            "#doctable-1 tbody tr td:nth-child(2)", "els => els.map(e => e.dataset.value)")]
+        page.click("#doctable-1 th button[data-col='1']")
+        page.click("#doctable-1 th button[data-col='1']")   # descending
+        values_after = [float(v) for v in page.eval_on_selector_all(
+            "#doctable-1 tbody tr td:nth-child(2)", "els => els.map(e => e.dataset.value)")]
+        page.fill("input.filter", "hostile")
+        visible = page.locator("#doctable-1 tbody tr:not([hidden])").count()
+        pwned = page.evaluate("() => window.__pwned")
+        hostile_text = page.locator("#doctable-1 tbody tr:not([hidden]) td.text").first.inner_text()
+        browser.close()
+    assert errors == []
+    assert pwned is None
+    assert "<script>window.__pwned = 1</script>" in hostile_text
+    summary = json.loads((score_dir / "summary.json").read_text())
+    assert n_rows == len(summary["tests"][0]["table"]) > 10
+    assert values_before == sorted(values_before)             # rendered most negative first
+    assert values_after == sorted(values_before, reverse=True) and values_after != values_before
+    assert visible == 1
+    from PIL import Image
+    img = Image.open(shot).convert("L")
+    lo, hi = img.getextrema()
+    assert hi - lo > 100 and sum(1 for n in img.histogram() if n) > 20, "the screenshot is blank"
