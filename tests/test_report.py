@@ -104,3 +104,31 @@ def test_report_in_a_real_browser(score_dir, tmp_path):
     img = Image.open(shot).convert("L")
     lo, hi = img.getextrema()
     assert hi - lo > 100 and sum(1 for n in img.histogram() if n) > 20, "the screenshot is blank"
+
+
+def test_experiment_report_in_a_real_browser(tmp_path):
+    """An experiment folder's report: the k chart, the predicted-vs-actual scatter and the conditions table."""
+    from biasaudit.experiment import ExperimentSpec, run_experiment
+
+    corpus, _, _ = planted_corpus()
+    cfg = SkipGramConfig(vector_size=16, window=3, min_count=2, epochs=20, seed=1)
+    spec = ExperimentSpec(corpus=corpus, model=cfg, tests=[BiasTest.from_dict(PLANTED_TEST)], heldout={},
+                          estimators=[EstimatorConfig()], ks="10,20", seeds=2, quality=False,
+                          conditions=("baseline", "remove-top", "upweight-top", "remove-random"))
+    out = tmp_path / "exp"
+    run_experiment(spec, out, cache=tmp_path / "cache")
+    page_path = write_report(out)
+    html = page_path.read_text()
+    assert "Retraining: does the bias move as predicted?" in html and "remove-random" in html
+    assert html.count("<circle") >= 2 * 3 + 8   # k-chart points (3 lines x 2 k) and scatter points
+    chromium, sync_playwright = _browser()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page()
+        errors = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(page_path.resolve().as_uri())
+        n_svg = page.locator("svg").count()
+        browser.close()
+    assert errors == [] and n_svg >= 4
