@@ -136,3 +136,18 @@ def test_hard_debias_removes_the_gender_direction():
     assert before > 1.0
     sx, sy = associations(X, A, B), associations(Y, A, B)
     assert abs(sx.mean() - sy.mean()) < 0.2 * abs(before)
+
+
+def test_remove_ids_and_heldout_words(tmp_path):
+    """A user-named set (the planted documents) is removed and predicted like a ranked one; held-out words are
+    measured beside the audit words."""
+    corpus, planted, _ = planted_corpus()
+    logs = []
+    s = run_experiment(spec(corpus, seeds=1, conditions=("baseline", "remove-ids"),
+                            remove_ids=tuple(sorted(planted)) + ("no-such-doc",), heldout={"planted": HELD}),
+                       tmp_path / "o", cache=tmp_path / "c", log=logs.append)
+    assert any("1 id(s) are not in the corpus" in m for m in logs)
+    d = next(d for d in s["conditions"] if d["condition"] == "remove-ids")
+    assert d["n_docs"] == len(planted)
+    assert d["change_mean"] < -0.3 and d["predicted_change_mean"] < 0
+    assert d["heldout_change_mean"] is not None and d["heldout_change_mean"] < 0
