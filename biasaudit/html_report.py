@@ -44,7 +44,7 @@ def magnitude(d: float) -> str:
 
 
 def in_words(test: dict) -> str:
-    """'strong association of male terms with math (and female terms with arts), p = 0.0003 (exact)'."""
+    """'strong association of male with math and female with arts (d = +1.57, p < 0.001 (exact))'."""
     w = test.get("weat")
     sets = test.get("roles", {}).get("sets", {})
     if not w or not sets:
@@ -57,7 +57,7 @@ def in_words(test: dict) -> str:
     p = w["p_value"]
     ptxt = ("p < 0.001" if p < 0.001 else f"p = {p:.3f}") + (" (exact)" if w.get("exact") else " (Monte Carlo)")
     sig = "" if p < 0.05 else "; not significant at 0.05 on these word lists"
-    return f"{magnitude(d)} association of {x} terms with {a} and {y} terms with {b} (d = {d:+.2f}, {ptxt}{sig})"
+    return f"{magnitude(d)} association of {x} with {a} and {y} with {b} (d = {d:+.2f}, {ptxt}{sig})"
 
 
 # ------------------------------------------------------------------ charts as coordinates

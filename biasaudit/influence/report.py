@@ -24,6 +24,16 @@ def _versions() -> dict:
     return v()
 
 
+def snippet(text: str, words: set[str], n_chars: int) -> str:
+    """Up to ``n_chars`` of ``text``, starting a little before the first test word (marked with an ellipsis)."""
+    import re
+    if len(text) <= n_chars:
+        return text
+    first = next((m.start() for m in re.finditer(r"[^\W_]+", text) if m.group().lower() in words), 0)
+    start = max(0, min(first - n_chars // 4, len(text) - n_chars))
+    return ("…" if start else "") + text[start:start + n_chars] + ("…" if start + n_chars < len(text) else "")
+
+
 TABLE_N = 100   # documents in the report's sortable table per test (half from each end)
 
 
@@ -94,10 +104,10 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
         if not np.any(s):
             raise CorpusError(f"{t.name}: no document contains a test word in a training pair; nothing to score")
         def doc(i, n_chars):
+            words = sorted(model.vocab.index_to_key[w] for w in result.doc_words.get(i, ()))
             return {"doc_id": result.doc_ids[i], "delta_bias_if_removed": float(s[i]),
-                    "delta_bias_if_upweighted": float(-s[i]),
-                    "test_words": sorted(model.vocab.index_to_key[w] for w in result.doc_words.get(i, ())),
-                    "snippet": texts.get(result.doc_ids[i], "")[:n_chars]}
+                    "delta_bias_if_upweighted": float(-s[i]), "test_words": words,
+                    "snippet": snippet(texts.get(result.doc_ids[i], ""), set(words), n_chars)}
         tops = {direction: [doc(i, 300) for i in idx] for direction, idx in shown[t.name].items()}
         rows = sorted({i for idx in table[t.name].values() for i in idx}, key=lambda i: s[i])
         tests_out.append({"name": t.name, "kind": t.kind, "description": t.description,

@@ -281,6 +281,8 @@ def write_scores(result: ScoreResult, folder, vocab, doc_texts: dict[str, str] |
     fd, tmp = tempfile.mkstemp(prefix=".scores.", suffix=".tmp", dir=folder)
     i2k = vocab.index_to_key
     try:
+        from ..io import public_mode
+        os.chmod(tmp, public_mode())
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             for name, s in result.delta_bias_if_removed.items():
                 for i in np.flatnonzero(s):

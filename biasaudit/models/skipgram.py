@@ -99,6 +99,8 @@ class SkipGramModel:
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
         try:
+            from ..io import public_mode
+            os.chmod(tmp, public_mode(directory=True))
             blob = st_save({"input": np.ascontiguousarray(self.vectors, dtype=np.float32),
                             "output": np.ascontiguousarray(self.output_vectors, dtype=np.float32),
                             "counts": np.ascontiguousarray(self.vocab.counts, dtype=np.int64)})
