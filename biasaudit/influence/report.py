@@ -100,13 +100,14 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
     tests_out = []
     for t in targets:
         s = result.delta_bias_if_removed[t.name]
+        up = result.delta_bias_if_upweighted(t.name)
         shares, warning = word_shares(result, t.name, model.vocab)
         if not np.any(s):
             raise CorpusError(f"{t.name}: no document contains a test word in a training pair; nothing to score")
         def doc(i, n_chars):
             words = sorted(model.vocab.index_to_key[w] for w in result.doc_words.get(i, ()))
             return {"doc_id": result.doc_ids[i], "delta_bias_if_removed": float(s[i]),
-                    "delta_bias_if_upweighted": float(-s[i]), "test_words": words,
+                    "delta_bias_if_upweighted": float(up[i]), "test_words": words,
                     "snippet": snippet(texts.get(result.doc_ids[i], ""), set(words), n_chars)}
         tops = {direction: [doc(i, 300) for i in idx] for direction, idx in shown[t.name].items()}
         rows = sorted({i for idx in table[t.name].values() for i in idx}, key=lambda i: s[i])
@@ -118,7 +119,9 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
                           "histogram": _histogram(s)})
     summary = {"sign_convention": "delta_bias_if_removed = grad B^T H^-1 grad L_d: predicted change of B if the "
                                   "document is removed and the model retrained; negative = the document drives the "
-                                  "bias up. delta_bias_if_upweighted = -delta_bias_if_removed (one more copy).",
+                                  "bias up. delta_bias_if_upweighted: predicted change with one more copy of the document "
+                                  "(-delta_bias_if_removed for skip-gram, whose loss is linear in documents; computed "
+                                  "exactly from the changed counts for GloVe).",
                "config": run_config, "n_documents": len(result.doc_ids),
                "vocabulary": {"size": len(model.vocab), "tokens_in_vocabulary": int(model.vocab.counts.sum())}, "tests": tests_out, "notes": notes,
                "timings": {k: round(v, 3) for k, v in result.timings.items()},

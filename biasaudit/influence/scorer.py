@@ -42,8 +42,12 @@ class ScoreResult:
     estimator: EstimatorConfig
     solver_info: dict[str, dict]
     timings: dict[str, float] = field(default_factory=dict)
+    upweighted: dict[str, np.ndarray] | None = None   # computed separately where the loss is not linear in
+                                                      # the document (GloVe); else the negative of removal
 
     def delta_bias_if_upweighted(self, name: str) -> np.ndarray:
+        if self.upweighted is not None:
+            return self.upweighted[name]
         return -self.delta_bias_if_removed[name]
 
 
@@ -285,11 +289,12 @@ def write_scores(result: ScoreResult, folder, vocab, doc_texts: dict[str, str] |
         os.chmod(tmp, public_mode())
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             for name, s in result.delta_bias_if_removed.items():
+                up = result.delta_bias_if_upweighted(name)
                 for i in np.flatnonzero(s):
                     words = sorted(i2k[w] for w in result.doc_words.get(int(i), ()))
                     f.write(json.dumps({"doc_id": result.doc_ids[i], "test": name,
                                         "delta_bias_if_removed": float(s[i]),
-                                        "delta_bias_if_upweighted": float(-s[i]), "test_words": words},
+                                        "delta_bias_if_upweighted": float(up[i]), "test_words": words},
                                        ensure_ascii=False) + "\n")
         os.replace(tmp, folder / "scores.jsonl")
     except BaseException:

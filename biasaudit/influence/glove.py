@@ -1,0 +1,164 @@
+"""Cross-loss influence for GloVe (Brunet et al. 2019, "Understanding the Origins of Bias in Word Embeddings").
+
+The bias B reads the test words' rows of the embedding. With the context vectors W~ and the biases held fixed,
+the loss is separable per word vector: the Hessian of J in w_i is H_i = 2 sum_j f(X_ij) w~_j w~_j^T. Removing
+document d changes the counts X_ij by its own co-occurrences X^d_ij; the gradient of the new loss at the trained
+vectors is
+
+    dg_i = 2 sum_j [ f(X'_ij) (w_i . w~_j + b_i + b~_j - log X'_ij) - f(X_ij) (... - log X_ij) ] w~_j
+
+computed exactly from X' = X - X^d (f and log are not linearised; a pair whose count drops to 0 leaves the loss),
+and the retrained vectors move by -H_i^-1 dg_i, so
+
+    delta_bias_if_removed(d) = - sum_i s_i . dg_i,   s_i = (H_i + damping * mu * I)^-1 dB/dw_i
+
+(``gradient-dot``: s_i = dB/dw_i). ``delta_bias_if_upweighted`` uses X' = X + X^d the same way: the two are not
+each other's negatives. Negative ``delta_bias_if_removed``: the document drives the bias up. With
+``embedding="w+c"`` the test reads W + W~ but only W is moved (W~ held fixed), as in Brunet et al.
+
+Two passes over the corpus: the test words' rows of X, then each document's co-occurrences with the test words.
+Documents without a test word score exactly 0.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from ..corpus import Corpus
+from ..errors import ConfigError, CorpusError
+from ..models.glove import GloVeModel, batch_cooccurrence, weighting
+from .estimators import EstimatorConfig
+from .pairs import encode_batches
+from .scorer import ScoreResult
+from .targets import BiasTarget
+
+ZERO = 1e-9   # relative: a count that falls below ZERO * X after removal has left the loss
+
+
+def _doc_pairs(batch, window, mask, row_pos, V, R):
+    """Per (document, test row, column) co-occurrence weight of one batch, aggregated."""
+    i, j, x, d = batch_cooccurrence(batch.tokens, batch.chunk, batch.doc, window, mask)
+    key = (d * R + row_pos[i]) * V + j
+    k, inv = np.unique(key, return_inverse=True)
+    return k, np.bincount(inv, weights=x, minlength=len(k))
+
+
+def score_glove(model: GloVeModel, corpus: Corpus, targets: list[BiasTarget],
+                config: EstimatorConfig = EstimatorConfig(), progress=None, batch_size: int = 2000) -> ScoreResult:
+    if config.name not in ("block", "gradient-dot"):
+        raise ConfigError(f"GloVe supports the block and gradient-dot estimators, not {config.name!r}")
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    cfg, vocab = model.config, model.vocab
+    V = len(vocab)
+    rows = np.unique(np.concatenate([t.rows for t in targets]))
+    R = len(rows)
+    mask = np.zeros(V, dtype=bool)
+    mask[rows] = True
+    row_pos = np.full(V, -1, dtype=np.int64)
+    row_pos[rows] = np.arange(R)
+
+    # pass 1: the test rows of X (the same counting as training)
+    Xr = np.zeros(R * V)
+    doc_ids: list[str] = []
+    holds = []
+    for batch in encode_batches(corpus, vocab, batch_size):
+        off = len(doc_ids)
+        doc_ids.extend(batch.ids)
+        has = mask[batch.tokens]
+        holds.append(np.unique((batch.doc[has] + off) * V + batch.tokens[has]))
+        i, j, x, _ = batch_cooccurrence(batch.tokens, batch.chunk, batch.doc, cfg.window, mask)
+        Xr += np.bincount(row_pos[i] * V + j, weights=x, minlength=R * V)
+        if progress:
+            progress("reading documents", len(doc_ids), None)
+    n_docs = len(doc_ids)
+    held = np.concatenate(holds) if holds else np.zeros(0, np.int64)
+    doc_words: dict[int, list] = {}
+    for d, w in zip((held // V).tolist(), (held % V).tolist()):
+        doc_words.setdefault(d, []).append(w)
+    if not doc_words:
+        raise CorpusError(f"corpus {corpus.name!r}: no document contains a test word; nothing to score")
+    Xr = Xr.reshape(R, V)
+    timings["pass_1"] = time.perf_counter() - t0
+
+    # blocks and directions
+    t1 = time.perf_counter()
+    C = torch.as_tensor(model.C, dtype=torch.float64)
+    E = torch.as_tensor(model.vectors, dtype=torch.float64)
+    W = torch.as_tensor(model.W, dtype=torch.float64)
+    fX = weighting(Xr, cfg.x_max, cfg.alpha)
+    blocks = {}
+    for r, w in enumerate(rows):
+        nz = np.flatnonzero(Xr[r])
+        Cj = C[nz]
+        blocks[int(w)] = 2 * (Cj * torch.as_tensor(fX[r, nz])[:, None]).T @ Cj
+    mu = float(np.mean([float(torch.trace(H)) for H in blocks.values()]) / C.shape[1])
+    if not mu > 0:
+        raise CorpusError(f"corpus {corpus.name!r}: the test words co-occur with nothing; nothing to score")
+    lam = config.damping * mu
+    eye = torch.eye(C.shape[1], dtype=torch.float64)
+    base = (W[rows] @ C.T).numpy() + model.b[rows][:, None] + model.bc[None, :]   # w_i . w~_j + b_i + b~_j
+    with np.errstate(divide="ignore"):
+        logX = np.where(Xr > 0, np.log(np.where(Xr > 0, Xr, 1.0)), 0.0)
+    term0 = np.where(Xr > 0, fX * (base - logX), 0.0)                            # f(X)(... - log X)
+    T, infos, biases = {}, {}, {}
+    for tgt in targets:
+        g = tgt.gradient(E)
+        s = torch.zeros(R, C.shape[1], dtype=torch.float64)
+        conds = []
+        for r, w in enumerate(rows):
+            if w not in set(tgt.rows.tolist()):
+                continue
+            if config.name == "block":
+                Hd = blocks[int(w)] + lam * eye
+                s[r] = torch.linalg.solve(Hd, g[w])
+                ev = torch.linalg.eigvalsh(Hd)
+                conds.append(float(ev[-1] / ev[0]))
+            else:
+                s[r] = g[w]
+        T[tgt.name] = (s @ C.T).numpy().reshape(-1)     # s_i . w~_j, dense over (test row, column)
+        infos[tgt.name] = ({"damping_absolute": lam, "mean_curvature": mu, "max_condition_number": max(conds)}
+                           if conds else {})
+        biases[tgt.name] = tgt.value(E)
+    timings["statistics"] = time.perf_counter() - t1
+
+    # pass 2: each document's exact change of the test words' gradients
+    t2 = time.perf_counter()
+    Xf, base_f, term0_f = Xr.reshape(-1), base.reshape(-1), term0.reshape(-1)
+    removed = {t.name: np.zeros(n_docs) for t in targets}
+    upweighted = {t.name: np.zeros(n_docs) for t in targets}
+    word_tot = {t.name: np.zeros(V) for t in targets}
+    off = 0
+    for batch in encode_batches(corpus, vocab, batch_size):
+        k, xd = _doc_pairs(batch, cfg.window, mask, row_pos, V, R)
+        d, cell = k // (R * V), k % (R * V)
+        X0 = Xf[cell]
+        coef = {}
+        for sign, label in ((-1.0, "removed"), (1.0, "upweighted")):
+            X1 = X0 + sign * xd
+            alive = X1 > ZERO * X0
+            X1s = np.where(alive, X1, 1.0)
+            term1 = np.where(alive, weighting(X1s, cfg.x_max, cfg.alpha) * (base_f[cell] - np.log(X1s)), 0.0)
+            coef[label] = 2 * (term1 - term0_f[cell])                                # dg_i = coef * w~_j
+        for t in targets:
+            tv = T[t.name][cell]
+            rem = -coef["removed"] * tv
+            removed[t.name][off:off + len(batch.ids)] = np.bincount(d, weights=rem, minlength=len(batch.ids))
+            upweighted[t.name][off:off + len(batch.ids)] = np.bincount(d, weights=-coef["upweighted"] * tv,
+                                                                       minlength=len(batch.ids))
+            word_tot[t.name] += np.bincount(rows[cell // V], weights=rem, minlength=V)
+        off += len(batch.ids)
+        if progress:
+            progress("scoring documents", off, n_docs)
+    if off != n_docs:
+        raise CorpusError(f"corpus {corpus.name!r} changed between the two passes over it")
+    timings["scoring"] = time.perf_counter() - t2
+    timings["total"] = time.perf_counter() - t0
+    contributions = {}
+    for t in targets:
+        own = set(t.rows.tolist())
+        contributions[t.name] = {vocab.index_to_key[i]: float(word_tot[t.name][i]) for i in rows if i in own}
+    return ScoreResult(doc_ids, removed, biases, contributions, {d: tuple(w) for d, w in doc_words.items()},
+                       config, infos, timings, upweighted=upweighted)

@@ -1,0 +1,302 @@
+"""GloVe-style embeddings (Pennington et al. 2014): co-occurrence counting with GloVe's conventions and weighted
+least squares trained with AdaGrad in torch, CPU or GPU, deterministic for a seed on CPU.
+
+Conventions, decided here (those of the reference implementation, glove.c / cooccur.c):
+- co-occurrences: a symmetric window of ``window`` words; a pair at distance r adds 1/r to X[i, j] and to X[j, i];
+  windows never cross a document (or a 10,000-token chunk of one); out-of-vocabulary tokens are removed first;
+- loss J = sum over non-zero X_ij of f(X_ij) (w_i . w~_j + b_i + b~_j - log X_ij)^2 with
+  f(x) = min(1, (x / x_max)^alpha), x_max = 100, alpha = 0.75;
+- AdaGrad with learning rate 0.05 and squared-gradient accumulators starting at 1, vectors initialised
+  uniformly in [-0.5, 0.5) / dim and biases at 0, entries visited in a fresh shuffled order each epoch
+  (here in minibatches of ``batch_size`` entries whose gradients are summed, as multi-threaded glove.c does
+  asynchronously);
+- the embedding the bias tests read is W (``embedding="w"``) or W + W~ (``"w+c"``), recorded in the model.
+
+Counting is vectorised per batch of documents and merged in chunks: no Python loop per token, and the corpus is
+never held in memory (only the sparse counts).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..corpus import Corpus
+from ..errors import ArtifactError, ConfigError, CorpusError
+from ..io import public_mode, to_json
+from ..vocab import MAX_CHUNK, TOKENIZER, TokenStream, Vocab, build_vocab
+from .skipgram import Progress, _versions
+
+FORMAT_VERSION = 1
+EMBEDDINGS = ("w", "w+c")
+
+
+@dataclass(frozen=True)
+class GloVeConfig:
+    vector_size: int = 100
+    window: int = 10
+    min_count: int = 5
+    x_max: float = 100.0
+    alpha: float = 0.75
+    epochs: int = 25
+    learning_rate: float = 0.05
+    batch_size: int = 4096
+    seed: int = 1
+    embedding: str = "w"
+
+    def __post_init__(self):
+        for name in ("vector_size", "window", "min_count", "epochs", "batch_size"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ConfigError(f"GloVeConfig.{name} must be a positive integer, got {v!r}")
+        if not (self.x_max > 0 and 0 < self.alpha <= 1 and self.learning_rate > 0):
+            raise ConfigError("GloVeConfig: x_max > 0, 0 < alpha <= 1 and learning_rate > 0 are required")
+        if self.embedding not in EMBEDDINGS:
+            raise ConfigError(f"GloVeConfig.embedding must be one of {', '.join(EMBEDDINGS)}, got {self.embedding!r}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"GloVeConfig.seed must be a non-negative integer, got {self.seed!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "GloVeConfig":
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ConfigError(f"GloVeConfig: unknown field(s) {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+
+def weighting(x: np.ndarray | torch.Tensor, x_max: float, alpha: float):
+    """GloVe's f(x) = min(1, (x / x_max)^alpha), 0 at x = 0."""
+    if isinstance(x, torch.Tensor):
+        return torch.clamp(x / x_max, max=1.0) ** alpha
+    return np.minimum(1.0, np.asarray(x, dtype=np.float64) / x_max) ** alpha
+
+
+# ------------------------------------------------------------------ co-occurrence
+def batch_cooccurrence(tokens: np.ndarray, chunk: np.ndarray, doc: np.ndarray, window: int,
+                       inputs_mask: np.ndarray | None = None):
+    """(row word, column word, 1/r weight, document) for every ordered pair within ``window`` of a batch,
+    both directions; only rows flagged in ``inputs_mask`` when given."""
+    n = len(tokens)
+    rows, cols, vals, docs = [], [], [], []
+    for r in range(1, window + 1):
+        if r >= n:
+            break
+        p = np.arange(n - r)
+        q = p + r
+        same = chunk[p] == chunk[q]
+        p, q = p[same], q[same]
+        for a, b in ((p, q), (q, p)):
+            if inputs_mask is not None:
+                m = inputs_mask[tokens[a]]
+                a, b = a[m], b[m]
+            rows.append(tokens[a]); cols.append(tokens[b]); vals.append(np.full(len(a), 1.0 / r))
+            docs.append(doc[a])
+    if not rows:
+        z = np.zeros(0, np.int64)
+        return z, z, np.zeros(0), z
+    return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals), np.concatenate(docs)
+
+
+def _merge(keys, vals):
+    k, inv = np.unique(keys, return_inverse=True)
+    return k, np.bincount(inv, weights=vals, minlength=len(k))
+
+
+def cooccurrence_matrix(corpus: Corpus, vocab: Vocab, window: int, progress: Progress | None = None,
+                        merge_every: int = 20_000_000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sparse symmetric X as (rows, cols, values) sorted by (row, col), counted in chunks."""
+    from ..influence.pairs import encode_batches
+
+    V = len(vocab)
+    acc_k, acc_v = np.zeros(0, np.int64), np.zeros(0)
+    pend_k, pend_v, pend_n, done = [], [], 0, 0
+    for batch in encode_batches(corpus, vocab):
+        i, j, x, _ = batch_cooccurrence(batch.tokens, batch.chunk, batch.doc, window)
+        k, v = _merge(i * V + j, x)
+        pend_k.append(k); pend_v.append(v); pend_n += len(k)
+        if pend_n > merge_every:
+            acc_k, acc_v = _merge(np.concatenate([acc_k, *pend_k]), np.concatenate([acc_v, *pend_v]))
+            pend_k, pend_v, pend_n = [], [], 0
+        done += len(batch.ids)
+        if progress:
+            progress("co-occurrence", done, None)
+    acc_k, acc_v = _merge(np.concatenate([acc_k, *pend_k]), np.concatenate([acc_v, *pend_v]))
+    return acc_k // V, acc_k % V, acc_v
+
+
+# ------------------------------------------------------------------ model
+@dataclass(frozen=True)
+class GloVeModel:
+    vocab: Vocab
+    W: np.ndarray            # (V, dim) word vectors
+    C: np.ndarray            # (V, dim) context vectors W~
+    b: np.ndarray            # (V,) word biases
+    bc: np.ndarray           # (V,) context biases
+    config: GloVeConfig
+    corpus: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """The embedding the bias tests read (config.embedding)."""
+        return self.W if self.config.embedding == "w" else self.W + self.C
+
+    @property
+    def index_to_key(self):
+        return self.vocab.index_to_key
+
+    @property
+    def key_to_index(self):
+        return self.vocab.key_to_index
+
+    def save(self, folder: str | Path) -> Path:
+        from safetensors.numpy import save as st_save
+
+        folder = Path(folder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+        try:
+            os.chmod(tmp, public_mode(directory=True))
+            blob = st_save({"W": np.ascontiguousarray(self.W, np.float32), "C": np.ascontiguousarray(self.C, np.float32),
+                            "b": np.ascontiguousarray(self.b, np.float32), "bc": np.ascontiguousarray(self.bc, np.float32),
+                            "counts": np.ascontiguousarray(self.vocab.counts, np.int64)})
+            (tmp / "vectors.safetensors").write_bytes(blob)
+            vocab_text = json.dumps(list(self.vocab.index_to_key), ensure_ascii=False)
+            (tmp / "vocab.json").write_text(vocab_text, encoding="utf-8")
+            cfg = {"format_version": FORMAT_VERSION, "model": "glove", "config": self.config.to_dict(),
+                   "vocab": {"size": len(self.vocab), "min_count": self.vocab.min_count, "tokenizer": TOKENIZER},
+                   "embedding": {"w": "word vectors W", "w+c": "W + context vectors W~"}[self.config.embedding],
+                   "corpus": self.corpus, "meta": self.meta,
+                   "sha256": {"vectors.safetensors": hashlib.sha256(blob).hexdigest(),
+                              "vocab.json": hashlib.sha256(vocab_text.encode("utf-8")).hexdigest()}}
+            (tmp / "config.json").write_text(to_json(cfg), encoding="utf-8")
+            if folder.exists():
+                shutil.rmtree(folder)
+            os.replace(tmp, folder)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "GloVeModel":
+        from safetensors.numpy import load as st_load
+
+        folder = Path(folder)
+        try:
+            cfg = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+            blob = (folder / "vectors.safetensors").read_bytes()
+            vocab_bytes = (folder / "vocab.json").read_bytes()
+        except FileNotFoundError as e:
+            raise ArtifactError(f"{folder}: model file missing: {Path(e.filename).name}") from e
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ArtifactError(f"{folder}/config.json: corrupted ({e})") from e
+        if cfg.get("model") != "glove" or cfg.get("format_version") != FORMAT_VERSION:
+            raise ArtifactError(f"{folder}: not a biasaudit GloVe model of format {FORMAT_VERSION}")
+        for name, data in (("vectors.safetensors", blob), ("vocab.json", vocab_bytes)):
+            if hashlib.sha256(data).hexdigest() != cfg.get("sha256", {}).get(name):
+                raise ArtifactError(f"{folder}/{name}: checksum mismatch (truncated or corrupted file)")
+        try:
+            a = st_load(blob)
+            words = tuple(json.loads(vocab_bytes.decode("utf-8")))
+            config = GloVeConfig.from_dict(cfg["config"])
+        except Exception as e:
+            raise ArtifactError(f"{folder}: cannot read model ({e})") from e
+        return cls(Vocab(words, a["counts"], cfg["vocab"]["min_count"]), a["W"], a["C"], a["b"], a["bc"], config,
+                   cfg.get("corpus", {}), cfg.get("meta", {}))
+
+
+# ------------------------------------------------------------------ training
+def train_glove(corpus: Corpus, config: GloVeConfig = GloVeConfig(), progress: Progress | None = None,
+                device: str = "cpu") -> GloVeModel:
+    """Count co-occurrences and fit GloVe with AdaGrad (see the module docstring)."""
+    from .torch_skipgram import resolve_device
+
+    stats = corpus.scan()
+    dev = resolve_device(device)
+    t0 = time.perf_counter()
+    vocab = build_vocab(TokenStream(corpus, MAX_CHUNK), config.min_count)
+    V, dim = len(vocab), config.vector_size
+    if V == 0:
+        raise CorpusError(f"corpus {corpus.name!r}: no word occurs min_count={config.min_count} times; "
+                          "nothing to train")
+    rows, cols, x = cooccurrence_matrix(corpus, vocab, config.window, progress)
+    t_count = time.perf_counter() - t0
+    if len(x) == 0:
+        raise CorpusError(f"corpus {corpus.name!r}: no two vocabulary words co-occur; nothing to train")
+    gen = torch.Generator().manual_seed(config.seed)
+    W = ((torch.rand(V, dim, generator=gen) - 0.5) / dim).to(dev)
+    C = ((torch.rand(V, dim, generator=gen) - 0.5) / dim).to(dev)
+    b, bc = torch.zeros(V, device=dev), torch.zeros(V, device=dev)
+    gW, gC, gb, gbc = torch.ones(V, dim, device=dev), torch.ones(V, dim, device=dev), torch.ones(V, device=dev), \
+        torch.ones(V, device=dev)
+    I = torch.as_tensor(rows, device=dev)
+    J = torch.as_tensor(cols, device=dev)
+    X = torch.as_tensor(x, dtype=torch.float32, device=dev)
+    logX, fX = torch.log(X), weighting(X, config.x_max, config.alpha)
+    lr, n = config.learning_rate, len(x)
+    losses = []
+    if progress:
+        progress("train", 0, config.epochs)
+    for epoch in range(config.epochs):
+        perm = torch.randperm(n, generator=gen).to(dev)
+        total = 0.0
+        for s in range(0, n, config.batch_size):
+            e = perm[s:s + config.batch_size]
+            i, j = I[e], J[e]
+            wi, cj = W[i], C[j]
+            diff = (wi * cj).sum(1) + b[i] + bc[j] - logX[e]
+            fdiff = fX[e] * diff
+            total += float((fdiff * diff).sum()) / 2
+            dwi, dcj = fdiff[:, None] * cj, fdiff[:, None] * wi
+            # AdaGrad, as glove.c: step by the accumulated squares before this update, then accumulate
+            W.index_add_(0, i, -lr * dwi / torch.sqrt(gW[i]))
+            C.index_add_(0, j, -lr * dcj / torch.sqrt(gC[j]))
+            b.index_add_(0, i, -lr * fdiff / torch.sqrt(gb[i]))
+            bc.index_add_(0, j, -lr * fdiff / torch.sqrt(gbc[j]))
+            gW.index_add_(0, i, dwi ** 2)
+            gC.index_add_(0, j, dcj ** 2)
+            gb.index_add_(0, i, fdiff ** 2)
+            gbc.index_add_(0, j, fdiff ** 2)
+        losses.append(total / n)
+        if not np.isfinite(losses[-1]):
+            raise CorpusError("GloVe training diverged (non-finite loss); lower --learning-rate")
+        if progress:
+            progress("train", epoch + 1, config.epochs)
+    return GloVeModel(vocab, W.cpu().numpy(), C.cpu().numpy(), b.cpu().numpy(), bc.cpu().numpy(), config,
+                      {"name": corpus.name, **stats.to_dict()},
+                      {"train_seconds": round(time.perf_counter() - t0, 3), "count_seconds": round(t_count, 3),
+                       "nonzero": int(n), "loss_per_epoch": [round(v, 6) for v in losses], "device": str(dev),
+                       "versions": _versions()})
+
+
+def cache_key(corpus_hash: str, config: GloVeConfig) -> str:
+    spec = {"model": "glove", "corpus": corpus_hash, "config": config.to_dict(), "tokenizer": TOKENIZER,
+            "torch": torch.__version__, "format": FORMAT_VERSION}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def train_or_load_glove(corpus: Corpus, config: GloVeConfig = GloVeConfig(), cache: Path | None = None,
+                        progress: Progress | None = None, device: str = "cpu") -> tuple[GloVeModel, bool]:
+    from .skipgram import cache_dir
+
+    folder = (cache or cache_dir()) / "models" / f"glove-{cache_key(corpus.hash, config)}"
+    if (folder / "config.json").exists():
+        try:
+            return GloVeModel.load(folder), True
+        except ArtifactError:
+            pass
+    model = train_glove(corpus, config, progress, device)
+    model.save(folder)
+    return model, False
