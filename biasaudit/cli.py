@@ -38,13 +38,18 @@ CorpusOpt = typer.Option(None, "--corpus", "-c", help="Bundled corpus name (gcid
 IdFieldOpt = typer.Option("id", "--id-field", help="Field holding the document id (else file:record number).")
 TextFieldOpt = typer.Option("text", "--text-field", help="Field holding the document text.")
 VectorSizeOpt = typer.Option(100, "--vector-size", help="Embedding dimension.")
-WindowOpt = typer.Option(5, "--window", help="Maximum context window (gensim's reduced windows).")
+WindowOpt = typer.Option(None, "--window", help="Context window: skip-gram's maximum (reduced windows; default 5), "
+                         "GloVe's symmetric 1/distance window (default 10).")
 MinCountOpt = typer.Option(5, "--min-count", help="Ignore words seen fewer times.")
 NegativeOpt = typer.Option(5, "--negative", help="Negative samples per positive pair.")
-EpochsOpt = typer.Option(5, "--epochs", help="Training epochs.")
+EpochsOpt = typer.Option(None, "--epochs", help="Training epochs (default 5 for skip-gram, 25 for GloVe).")
 SeedOpt = typer.Option(1, "--seed", help="Training seed (initialisation and sampling).")
 WorkersOpt = typer.Option(1, "--workers", help="gensim threads; 1 is deterministic (identical vectors per seed).")
 SampleOpt = typer.Option(1e-3, "--sample", help="Frequent-word subsampling threshold (gensim's sample).")
+ModelOpt = typer.Option("skipgram", "--model", "-m", help="Model family: skipgram (default) or glove (GloVe-style "
+                        "weighted least squares on co-occurrence counts).")
+EmbeddingOpt = typer.Option(None, "--embedding", help="GloVe: the embedding the tests read, w (word vectors, default) "
+                            "or w+c (word + context vectors).")
 BackendOpt = typer.Option("gensim", "--backend", help="Training backend: gensim (C; deterministic with --workers 1) "
                           "or torch (same objective, minibatch SGD; CPU or GPU via --device).")
 DeviceOpt = typer.Option("cpu", "--device", help="torch device for --backend torch and for cg/lissa solves: cpu, "
@@ -53,10 +58,12 @@ SchedulerOpt = typer.Option(None, "--scheduler", help="Dask scheduler for sharde
                             "sized to this machine) or an address such as tcp://host:8786. Default: in-process.")
 
 
-def _config(vector_size, window, min_count, negative, epochs, seed, workers, sample, backend="gensim"):
-    from .models.skipgram import SkipGramConfig
-    return SkipGramConfig(vector_size=vector_size, window=window, min_count=min_count, negative=negative,
-                          epochs=epochs, seed=seed, workers=workers, sample=sample, backend=backend)
+def _config(vector_size, window, min_count, negative, epochs, seed, workers, sample, backend="gensim",
+            model="skipgram", embedding=None):
+    from .models.registry import make_config
+    return make_config(model, vector_size=vector_size, window=window, min_count=min_count, negative=negative,
+                       epochs=epochs, seed=seed, workers=workers, sample=sample, backend=backend,
+                       embedding=embedding)
 
 
 @contextmanager
@@ -79,7 +86,7 @@ def _train_seeds(corpus_src, id_field, text_field, config, n_seeds: int, device:
     from dataclasses import replace
 
     from .corpus import load_corpus
-    from .models.skipgram import train_or_load
+    from .models.registry import model_name, train_or_load_model
 
     corpus = load_corpus(corpus_src, id_field, text_field)
     stats = corpus.scan()
@@ -89,9 +96,10 @@ def _train_seeds(corpus_src, id_field, text_field, config, n_seeds: int, device:
     for k in range(n_seeds):
         cfg = replace(config, seed=config.seed + k)
         with _progress() as update:
-            model, cached = train_or_load(corpus, cfg, device=device,
+            model, cached = train_or_load_model(corpus, cfg, device=device,
                                           progress=lambda s, d, t, k=k: update(f"training seed {cfg.seed}", d, t))
-        err.print(f"{'reused cached' if cached else 'trained'} skip-gram ({cfg.backend}) on {escape(corpus.name)} "
+        kind = "GloVe" if model_name(cfg) == "glove" else f"skip-gram ({cfg.backend})"
+        err.print(f"{'reused cached' if cached else 'trained'} {kind} on {escape(corpus.name)} "
                   f"(seed {cfg.seed}, {len(model.vocab)} words"
                   + ("" if cached else f", {model.meta.get('train_seconds', 0):.1f} s") + ")")
         models.append(model)
@@ -125,16 +133,18 @@ def train(corpus: Optional[str] = CorpusOpt, id_field: str = IdFieldOpt, text_fi
                                                  "cache (~/.cache/biasaudit or $BIASAUDIT_CACHE)."),
           vector_size: int = VectorSizeOpt, window: int = WindowOpt, min_count: int = MinCountOpt,
           negative: int = NegativeOpt, epochs: int = EpochsOpt, seed: int = SeedOpt, workers: int = WorkersOpt,
-          sample: float = SampleOpt, backend: str = BackendOpt, device: str = DeviceOpt,
+          sample: float = SampleOpt, backend: str = BackendOpt, model: str = ModelOpt, embedding: Optional[str] = EmbeddingOpt, device: str = DeviceOpt,
           overwrite: bool = typer.Option(False, "--overwrite", help="Replace a model folder made with another config.")):
-    """Train skip-gram embeddings (gensim sg=1 or torch, negative sampling) on a corpus and save them (no pickle)."""
-    from .models.skipgram import SkipGramModel, is_model_dir
+    """Train embeddings on a corpus and save them (no pickle): skip-gram (gensim sg=1 or torch, negative
+    sampling) or GloVe (--model glove)."""
+    from .models.registry import load_model_dir
+    from .models.skipgram import is_model_dir
 
-    config = _config(vector_size, window, min_count, negative, epochs, seed, workers, sample, backend)
+    config = _config(vector_size, window, min_count, negative, epochs, seed, workers, sample, backend, model, embedding)
     if out_dir is not None and out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         if not is_model_dir(out_dir):
             raise ArtifactError(f"{out_dir} exists and is not a biasaudit model folder; use --overwrite to replace it")
-        old = SkipGramModel.load(out_dir)
+        old = load_model_dir(out_dir)
         if old.config != config:
             raise ArtifactError(f"{out_dir} holds a model trained with another config; use --overwrite to replace it")
     model = _train_seeds(corpus, id_field, text_field, config, 1, device)[0]
@@ -160,7 +170,7 @@ def weat_cmd(embeddings: Optional[Path] = typer.Argument(None, help="word2vec te
              corpus: Optional[str] = CorpusOpt, id_field: str = IdFieldOpt, text_field: str = TextFieldOpt,
              vector_size: int = VectorSizeOpt, window: int = WindowOpt, min_count: int = MinCountOpt,
              negative: int = NegativeOpt, epochs: int = EpochsOpt, seed: int = SeedOpt, workers: int = WorkersOpt,
-             sample: float = SampleOpt, backend: str = BackendOpt, device: str = DeviceOpt):
+             sample: float = SampleOpt, backend: str = BackendOpt, model: str = ModelOpt, embedding: Optional[str] = EmbeddingOpt, device: str = DeviceOpt):
     """WEAT effect sizes, exact or Monte Carlo permutation p-values and bootstrap CIs for bias tests."""
     from .metrics import weat_across_models
     from .models.keyed import load_embeddings
@@ -175,7 +185,7 @@ def weat_cmd(embeddings: Optional[Path] = typer.Argument(None, help="word2vec te
                                      param_hint="--seeds")
         models = [load_embeddings(embeddings)]
     else:
-        config = _config(vector_size, window, min_count, negative, epochs, seed, workers, sample, backend)
+        config = _config(vector_size, window, min_count, negative, epochs, seed, workers, sample, backend, model, embedding)
         models = _train_seeds(corpus, id_field, text_field, config, seeds, device)
     rows = weat_across_models(models, tests, allow_oov=allow_oov, n_permutations=n_permutations,
                               n_bootstrap=n_bootstrap)
@@ -223,7 +233,7 @@ def score(corpus: Optional[str] = CorpusOpt, id_field: str = IdFieldOpt, text_fi
           overwrite: bool = typer.Option(False, "--overwrite", help="Reuse an output folder made with another config."),
           vector_size: int = VectorSizeOpt, window: int = WindowOpt, min_count: int = MinCountOpt,
           negative: int = NegativeOpt, epochs: int = EpochsOpt, seed: int = SeedOpt, workers: int = WorkersOpt,
-          sample: float = SampleOpt, backend: str = BackendOpt, device: str = DeviceOpt,
+          sample: float = SampleOpt, backend: str = BackendOpt, model: str = ModelOpt, embedding: Optional[str] = EmbeddingOpt, device: str = DeviceOpt,
           scheduler: Optional[str] = SchedulerOpt):
     """Rank every training document by its contribution to a bias (cross-loss influence).
 
@@ -237,7 +247,7 @@ def score(corpus: Optional[str] = CorpusOpt, id_field: str = IdFieldOpt, text_fi
 
     from .distributed import dask_client
 
-    config = _config(vector_size, window, min_count, negative, epochs, seed, workers, sample, backend)
+    config = _config(vector_size, window, min_count, negative, epochs, seed, workers, sample, backend, model, embedding)
     est = EstimatorConfig.parse(estimator)
     if query is not None and test:
         raise typer.BadParameter("use either --test or --query", param_hint="--query")
@@ -326,7 +336,7 @@ def experiment(corpus: Optional[str] = CorpusOpt, id_field: str = IdFieldOpt, te
                strict_oov: bool = typer.Option(False, "--strict-oov", help="Fail on test words missing from the "
                                                "vocabulary instead of dropping them."),
                out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder. Default: "
-                                                      "reports/<corpus>-skipgram-experiment-<hash>/"),
+                                                      "reports/<corpus>-<model>-experiment-<hash>/"),
                overwrite: bool = typer.Option(False, "--overwrite", help="Reuse a folder holding another "
                                               "experiment (its runs are deleted)."),
                scheduler: str = typer.Option("local", "--scheduler", help="Where retrains run: 'local' (a Dask "
@@ -334,7 +344,7 @@ def experiment(corpus: Optional[str] = CorpusOpt, id_field: str = IdFieldOpt, te
                                              "(tcp://host:8786), or 'none' (in this process)."),
                vector_size: int = VectorSizeOpt, window: int = WindowOpt, min_count: int = MinCountOpt,
                negative: int = NegativeOpt, epochs: int = EpochsOpt, seed: int = SeedOpt, workers: int = WorkersOpt,
-               sample: float = SampleOpt, backend: str = BackendOpt):
+               sample: float = SampleOpt, backend: str = BackendOpt, model: str = ModelOpt, embedding: Optional[str] = EmbeddingOpt):
     """Retrain without (or with more of) the top-ranked documents and check that the bias moves as predicted.
 
     Conditions are compared with paired seeds against the baseline and against removing the same number of
@@ -349,7 +359,7 @@ def experiment(corpus: Optional[str] = CorpusOpt, id_field: str = IdFieldOpt, te
     from .experiment import ExperimentSpec, run_experiment
     from .wordsets import resolve_heldout, resolve_tests
 
-    config = _config(vector_size, window, min_count, negative, epochs, seed, workers, sample, backend)
+    config = _config(vector_size, window, min_count, negative, epochs, seed, workers, sample, backend, model, embedding)
     tests = resolve_tests(test)
     ids: tuple = ()
     if remove_ids is not None:
@@ -369,7 +379,7 @@ def experiment(corpus: Optional[str] = CorpusOpt, id_field: str = IdFieldOpt, te
     spec.validate()
     if out_dir is None:
         key = hashlib.sha256(json.dumps(spec.to_config(), sort_keys=True).encode()).hexdigest()[:8]
-        out_dir = Path("reports") / f"{corp.name}-skipgram-experiment-{key}"
+        out_dir = Path("reports") / f"{corp.name}-{model}-experiment-{key}"
     with dask_client(None if scheduler == "none" else scheduler) as client, _progress() as update:
         summary = run_experiment(spec, out_dir, overwrite=overwrite, client=client, progress=update,
                                  log=lambda m: err.print(f"[yellow]note:[/] {escape(m)}"))

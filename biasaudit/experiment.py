@@ -33,7 +33,8 @@ from .corpus import Corpus, MemoryCorpus
 from .errors import ArtifactError, ConfigError
 from .io import atomic_write_text, write_json
 from .metrics import associations, effect_size
-from .models.skipgram import SkipGramConfig, SkipGramModel, train_or_load, train_skipgram
+from .models.registry import model_name, score_model, train_model, train_or_load_model
+from .models.skipgram import SkipGramConfig, SkipGramModel
 from .wordsets import BiasTest
 
 CONDITIONS = ("baseline", "remove-top", "remove-bottom", "upweight-top", "remove-random", "remove-ids",
@@ -169,13 +170,13 @@ def run_task(task: Task, corpus: Corpus, config: SkipGramConfig, mode: str, warm
     t0 = time.perf_counter()
     cfg = replace(config, seed=task.seed)
     if task.kind == "baseline":
-        model, _ = train_or_load(corpus, cfg, cache=Path(cache) if cache else None)
+        model, _ = train_or_load_model(corpus, cfg, cache=Path(cache) if cache else None)
     else:
         edited = corpus.without(task.ids) if task.kind == "remove" else corpus.upweight(task.ids, task.times)
         if mode == "scratch":
-            model = train_skipgram(edited, cfg)
+            model = train_model(edited, cfg)
         else:
-            base, _ = train_or_load(corpus, cfg, cache=Path(cache) if cache else None)
+            base, _ = train_or_load_model(corpus, cfg, cache=Path(cache) if cache else None)
             model = (_warm_start(base, edited, cfg, warm_epochs) if mode == "warm-start"
                      else _undo(base, corpus, task, warm_epochs))
     rec = {"run_id": task.run_id, "kind": task.kind, "n_docs": len(task.ids), "times": task.times,
@@ -225,11 +226,14 @@ class ExperimentSpec:
             raise ConfigError("--seeds >= 1, --upweight >= 2, --warm-epochs >= 1 and --lds >= 0 are required")
         if "remove-ids" in self.conditions and not self.remove_ids:
             raise ConfigError("condition remove-ids needs --remove-ids FILE")
+        if model_name(self.model) != "skipgram" and self.mode != "scratch":
+            raise ConfigError(f"--mode {self.mode} is implemented for skip-gram only; use --mode scratch")
         if not 0 < self.lds_fraction < 1:
             raise ConfigError("--lds-fraction must be in (0, 1)")
 
     def to_config(self) -> dict:
-        return {"corpus": {"name": self.corpus.name, "hash": self.corpus.hash}, "model": self.model.to_dict(),
+        return {"corpus": {"name": self.corpus.name, "hash": self.corpus.hash}, "model_family": model_name(self.model),
+                "model": self.model.to_dict(),
                 "tests": [t.to_dict() for t in self.tests],
                 "heldout": {k: v.to_dict() for k, v in self.heldout.items()},
                 "estimators": [e.to_dict() for e in self.estimators], "ks": self.ks, "seeds": self.seeds,
@@ -268,7 +272,6 @@ def prepare_output(out_dir: Path, config: dict, overwrite: bool) -> None:
 def run_experiment(spec: ExperimentSpec, out_dir: Path, overwrite: bool = False, client=None,
                    progress=None, log=None, cache: Path | None = None) -> dict:
     """Run (or resume) the experiment into ``out_dir``; returns the summary written to experiment.json."""
-    from .influence.scorer import score_documents
     from .influence.targets import weat_target
 
     spec.validate()
@@ -283,7 +286,7 @@ def run_experiment(spec: ExperimentSpec, out_dir: Path, overwrite: bool = False,
     log = log or (lambda msg: None)
 
     # rankings: from the first seed's baseline model, one score pass per estimator
-    base_model, _ = train_or_load(corpus, replace(spec.model, seed=seeds[0]), cache=cache)
+    base_model, _ = train_or_load_model(corpus, replace(spec.model, seed=seeds[0]), cache=cache)
     targets, kept_tests = [], []
     for t in spec.tests:
         kept, dropped = t.restrict(base_model.vocab, spec.allow_oov)
@@ -293,7 +296,7 @@ def run_experiment(spec: ExperimentSpec, out_dir: Path, overwrite: bool = False,
         targets.append(weat_target(kept, base_model.vocab))
     scores, doc_ids = {}, None
     for est in spec.estimators:
-        r = score_documents(base_model, corpus, targets, est, progress=progress)
+        r = score_model(base_model, corpus, targets, est, progress=progress)
         doc_ids = r.doc_ids
         scores[est.label] = {t.name: r.delta_bias_if_removed[t.name] for t in targets}
         log(f"scored {len(doc_ids)} documents with {est.label} in {r.timings['total']:.1f} s")

@@ -122,3 +122,32 @@ def test_experiment_command_on_dask(tmp_path, corpus_file):
     assert p.returncode == 1 and "another config" in p.stderr and len(p.stderr.strip().splitlines()) == 1
     p = run("experiment", "--corpus", f, "--test", t, "--conditions", "remove-all", "--out", tmp_path / "bad")
     assert p.returncode == 1 and "unknown remove-all" in p.stderr and not (tmp_path / "bad").exists()
+
+
+def test_glove_end_to_end(tmp_path, corpus_file):
+    """--model glove through train, weat, score and experiment, each writing what the skip-gram path writes."""
+    f, t = corpus_file
+    small = ["--model", "glove", "--vector-size", "16", "--window", "5", "--min-count", "2", "--epochs", "30"]
+    p = run("train", "--corpus", f, "--out", tmp_path / "g", *small, cache=tmp_path / "c")
+    assert p.returncode == 0, p.stderr
+    assert json.loads((tmp_path / "g" / "config.json").read_text())["model"] == "glove"
+    p = run("weat", tmp_path / "g", "--test", t, "--json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)[0]["effect_size"] > 0.5
+    out = tmp_path / "s"
+    p = run("score", "--corpus", f, "--test", t, "--out", out, *small, cache=tmp_path / "c")
+    assert p.returncode == 0, p.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["model"] == "glove" and (out / "report.html").exists()
+    rows = [json.loads(l) for l in (out / "scores.jsonl").read_text().splitlines()]
+    assert any(r["delta_bias_if_upweighted"] != -r["delta_bias_if_removed"] for r in rows)
+    p = run("experiment", "--corpus", f, "--test", t, "--k", "20", "--seeds", "1", "--no-quality",
+            "--conditions", "baseline,remove-top,remove-random", "--scheduler", "none", "--out", tmp_path / "e",
+            *small, cache=tmp_path / "c")
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "e" / "report.html").exists()
+    p = run("score", "--corpus", f, "--test", t, "--estimator", "cg", "--out", tmp_path / "x", *small,
+            cache=tmp_path / "c")
+    assert p.returncode == 1 and "block and gradient-dot" in p.stderr
+    p = run("train", "--corpus", f, "--model", "glove", "--negative", "10", "--out", tmp_path / "y")
+    assert p.returncode == 1 and "skip-gram only" in p.stderr

@@ -72,8 +72,8 @@ def test_resume_redoes_nothing_finished(finished, monkeypatch):
     victim = [r for r in runs if r.name.startswith("remove-")][0]
     victim.unlink()   # as if interrupted while this run was in flight
     trained = []
-    real = ex.train_skipgram
-    monkeypatch.setattr(ex, "train_skipgram", lambda c, cfg, *a, **k: trained.append(cfg.seed) or real(c, cfg))
+    real = ex.train_model
+    monkeypatch.setattr(ex, "train_model", lambda c, cfg, *a, **k: trained.append(cfg.seed) or real(c, cfg))
     again = run_experiment(spec(corpus), out, cache=cache)
     assert len(trained) == 1 and victim.exists()
     assert again["conditions"] == summary["conditions"]

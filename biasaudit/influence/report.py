@@ -68,11 +68,13 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
                              "sets": {k: v for k, v in kept.to_dict().items() if k.startswith(("target", "attr"))}}
             weats[t.name] = weat(model, kept, n_permutations=20_000, n_bootstrap=500).to_dict()
             weats[t.name]["dropped_words"] = dropped
-    run_config = {"model": "skipgram", "model_config": model.config.to_dict(), "corpus": model.corpus,
+    from ..models.registry import model_name
+    kind = model_name(model.config)
+    run_config = {"model": kind, "model_config": model.config.to_dict(), "corpus": model.corpus,
                   "estimator": estimator.to_dict(), "tests": [t.name for t in targets],
                   "test_words": {t.name: [model.vocab.index_to_key[i] for i in t.rows] for t in targets}}
     key = hashlib.sha256(json.dumps(run_config, sort_keys=True).encode()).hexdigest()[:8]
-    folder = Path(out_dir) if out_dir else Path(reports_dir) / f"{corpus.name}-skipgram-{key}"
+    folder = Path(out_dir) if out_dir else Path(reports_dir) / f"{corpus.name}-{kind}-{key}"
     cfg_file = folder / "config.json"
     if cfg_file.exists() and not overwrite:
         try:
@@ -86,9 +88,10 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
     if corpus.hash != model.corpus.get("hash"):
         raise CorpusError(f"corpus {corpus.name!r} is not the one the model was trained on (hash differs)")
 
+    from ..models.registry import score_model
     from ..models.torch_skipgram import resolve_device
-    result = score_documents(model, corpus, targets, estimator, progress=progress, client=client,
-                             device=str(resolve_device(device)))
+    result = score_model(model, corpus, targets, estimator, progress=progress, client=client,
+                         device=str(resolve_device(device)))
     # texts for the documents shown: one read pass, no tokenization
     shown, table = {}, {}
     for t in targets:

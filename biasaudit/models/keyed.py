@@ -107,14 +107,15 @@ def _load_w2v_binary(path: Path) -> KeyedEmbeddings:
 
 def load_embeddings(path: str | Path):
     """Load word vectors from a biasaudit model folder or a word-vector file, detecting the format."""
-    from .skipgram import SkipGramModel, is_model_dir
+    from .registry import load_model_dir
+    from .skipgram import is_model_dir
 
     path = Path(path)
     if not path.exists():
         raise ArtifactError(f"{path}: no such file or folder")
     if path.is_dir():
         if is_model_dir(path):
-            return SkipGramModel.load(path)
+            return load_model_dir(path)
         raise ArtifactError(f"{path}: folder is not a biasaudit model (no config.json and vectors.safetensors)")
     head = path.open("rb").read(4096)
     if head[:1] == b"\x80":  # pickle protocol 2+: gensim's native save()
