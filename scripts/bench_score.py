@@ -8,9 +8,9 @@ the figures to read). Uses the cached default skip-gram model (trained if absent
 from __future__ import annotations
 
 import argparse
-import resource
 import time
 
+from _table import print_ratios
 from biasaudit.corpus import load_corpus
 from biasaudit.influence.estimators import EstimatorConfig
 from biasaudit.influence.scorer import score_documents
@@ -47,10 +47,7 @@ def main() -> None:
         print(f"  {spec}: {r.timings}, solver {list(r.solver_info.values())[0]}", flush=True)
     tok = rows[0][1]
     print(f"\n{corpus.name}: {corpus.scan().n_documents} documents, {n} tokens")
-    print(f"{'what':58s} {'seconds':>8s} {'/ epoch':>8s} {'/ tokenize':>10s}")
-    for name, sec in rows:
-        print(f"{name:58s} {sec:8.1f} {sec / epoch:8.2f} {sec / tok:10.2f}")
-    print(f"peak resident memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    print_ratios(rows, {"/ epoch": epoch, "/ tokenize": tok})
 
 
 if __name__ == "__main__":
