@@ -47,8 +47,10 @@ def _doc_pairs(batch, window, mask, row_pos, V, R):
 
 def score_glove(model: GloVeModel, corpus: Corpus, targets: list[BiasTarget],
                 config: EstimatorConfig = EstimatorConfig(), progress=None, batch_size: int = 2000) -> ScoreResult:
-    if config.name not in ("block", "gradient-dot"):
-        raise ConfigError(f"GloVe supports the block and gradient-dot estimators, not {config.name!r}")
+    if config.name not in ("block", "gradient-dot", "cg"):
+        raise ConfigError(f"GloVe supports the block, cg and gradient-dot estimators, not {config.name!r}")
+    if config.name == "cg":
+        return score_glove_cg(model, corpus, targets, config, progress, batch_size)
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     cfg, vocab = model.config, model.vocab
@@ -162,3 +164,158 @@ def score_glove(model: GloVeModel, corpus: Corpus, targets: list[BiasTarget],
         contributions[t.name] = {vocab.index_to_key[i]: float(word_tot[t.name][i]) for i in rows if i in own}
     return ScoreResult(doc_ids, removed, biases, contributions, {d: tuple(w) for d, w in doc_words.items()},
                        config, infos, timings, upweighted=upweighted)
+
+
+# ------------------------------------------------------------------ cg over all parameters
+class GloVeObjective:
+    """J over all parameters theta = (W, W~, b, b~) at the trained model, with Gauss-Newton products
+    (PSD; equals the exact Hessian on each single-vector block) over the non-zero counts."""
+
+    def __init__(self, model: GloVeModel, rows, cols, x):
+        cfg = model.config
+        d = torch.float64
+        self.W, self.C = torch.as_tensor(model.W, dtype=d), torch.as_tensor(model.C, dtype=d)
+        self.I, self.J = torch.as_tensor(rows), torch.as_tensor(cols)
+        self.f = torch.as_tensor(weighting(x, cfg.x_max, cfg.alpha), dtype=d)
+        self.V, self.dim = self.W.shape
+
+    def split(self, v):
+        n = self.V * self.dim
+        return v[:n].view(self.V, self.dim), v[n:2 * n].view(self.V, self.dim), v[2 * n:2 * n + self.V], v[2 * n + self.V:]
+
+    def hvp(self, v: torch.Tensor) -> torch.Tensor:
+        vW, vC, vb, vbc = self.split(v)
+        I, J = self.I, self.J
+        t = (vW[I] * self.C[J]).sum(1) + (self.W[I] * vC[J]).sum(1) + vb[I] + vbc[J]
+        m = 2 * self.f * t
+        hW = torch.zeros_like(vW).index_add_(0, I, m[:, None] * self.C[J])
+        hC = torch.zeros_like(vC).index_add_(0, J, m[:, None] * self.W[I])
+        hb = torch.zeros_like(vb).index_add_(0, I, m)
+        hbc = torch.zeros_like(vbc).index_add_(0, J, m)
+        return torch.cat([hW.flatten(), hC.flatten(), hb, hbc])
+
+    def diagonal(self) -> torch.Tensor:
+        I, J, f2 = self.I, self.J, 2 * self.f
+        dW = torch.zeros(self.V, self.dim, dtype=self.W.dtype).index_add_(0, I, f2[:, None] * self.C[J] ** 2)
+        dC = torch.zeros(self.V, self.dim, dtype=self.W.dtype).index_add_(0, J, f2[:, None] * self.W[I] ** 2)
+        db = torch.zeros(self.V, dtype=self.W.dtype).index_add_(0, I, f2)
+        dbc = torch.zeros(self.V, dtype=self.W.dtype).index_add_(0, J, f2)
+        return torch.cat([dW.flatten(), dC.flatten(), db, dbc])
+
+
+def _pcg(apply, b, diag, tol, max_iter):
+    x = torch.zeros_like(b)
+    r = b.clone()
+    z = r / diag
+    p = z.clone()
+    rz = float(r @ z)
+    bnorm = float(b.norm()) or 1.0
+    rel, it = 1.0, 0
+    for it in range(1, max_iter + 1):
+        Ap = apply(p)
+        alpha = rz / float(p @ Ap)
+        x += alpha * p
+        r -= alpha * Ap
+        rel = float(r.norm()) / bnorm
+        if rel < tol:
+            break
+        z = r / diag
+        rz_new = float(r @ z)
+        p = z + (rz_new / rz) * p
+        rz = rz_new
+    return x, {"iterations": it, "relative_residual": rel, "converged": rel < tol, "preconditioner": "jacobi"}
+
+
+def score_glove_cg(model: GloVeModel, corpus: Corpus, targets: list[BiasTarget], config: EstimatorConfig,
+                   progress=None, batch_size: int = 2000) -> ScoreResult:
+    """``cg`` for GloVe: s = (H + damping * mu * I)^-1 dB/dtheta over all parameters (W, W~, b, b~), and each
+    document's exact gradient change over every pair it holds; meant for small vocabularies (one HVP touches
+    every non-zero count)."""
+    from ..models.glove import cooccurrence_matrix
+
+    t0 = time.perf_counter()
+    cfg, vocab = model.config, model.vocab
+    V, dim = len(vocab), model.W.shape[1]
+    rows_all, cols_all, x_all = cooccurrence_matrix(corpus, vocab, cfg.window)
+    keys = rows_all * V + cols_all
+    obj = GloVeObjective(model, rows_all, cols_all, x_all)
+    rows = np.unique(np.concatenate([t.rows for t in targets]))
+    # damping relative to the mean curvature of the test words' blocks, as everywhere
+    f_all = weighting(x_all, cfg.x_max, cfg.alpha)
+    C64 = obj.C
+    traces = [2 * float((f_all[rows_all == w][:, None] * model.C[cols_all[rows_all == w]].astype(np.float64) ** 2).sum())
+              for w in rows]
+    mu = float(np.mean(traces)) / dim
+    if not mu > 0:
+        raise CorpusError(f"corpus {corpus.name!r}: the test words co-occur with nothing; nothing to score")
+    lam = config.damping * mu
+    diag = obj.diagonal() + lam
+    E = torch.as_tensor(model.vectors, dtype=torch.float64)
+    base_all = ((obj.W[obj.I] * C64[obj.J]).sum(1)).numpy() + model.b[rows_all] + model.bc[cols_all]
+    term0_all = f_all * (base_all - np.log(x_all))
+    timings = {"statistics": time.perf_counter() - t0}
+    dirs, infos, biases = {}, {}, {}
+    t1 = time.perf_counter()
+    for tgt in targets:
+        g = tgt.gradient(E)
+        gC = g if cfg.embedding == "w+c" else torch.zeros_like(g)
+        b = torch.cat([g.flatten(), gC.flatten(), torch.zeros(2 * V, dtype=torch.float64)])
+        sol, info = _pcg(lambda v: obj.hvp(v) + lam * v, b, diag, config.tol, config.max_iter)
+        dirs[tgt.name] = obj.split(sol)
+        infos[tgt.name] = {"damping_absolute": lam, "mean_curvature": mu, **info}
+        biases[tgt.name] = tgt.value(E)
+        if progress:
+            progress("cg", len(dirs), len(targets))
+    timings["solve"] = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    doc_ids: list[str] = []
+    removed = {t.name: [] for t in targets}
+    upweighted = {t.name: [] for t in targets}
+    word_tot = {t.name: np.zeros(V) for t in targets}
+    held = []
+    mask = np.zeros(V, dtype=bool)
+    mask[rows] = True
+    W64, b64, bc64 = obj.W.numpy(), model.b.astype(np.float64), model.bc.astype(np.float64)
+    for batch in encode_batches(corpus, vocab, batch_size):
+        off = len(doc_ids)
+        doc_ids.extend(batch.ids)
+        has = mask[batch.tokens]
+        held.append(np.unique((batch.doc[has] + off) * V + batch.tokens[has]))
+        i, j, x, d = batch_cooccurrence(batch.tokens, batch.chunk, batch.doc, cfg.window)
+        k, inv = np.unique((d * V + i) * V + j, return_inverse=True)
+        xd = np.bincount(inv, weights=x, minlength=len(k))
+        d, ij = k // (V * V), k % (V * V)
+        pos = np.searchsorted(keys, ij)
+        X0, term0, base = x_all[pos], term0_all[pos], base_all[pos]
+        ii, jj = ij // V, ij % V
+        coef = {}
+        for sign, label in ((-1.0, "removed"), (1.0, "upweighted")):
+            X1 = X0 + sign * xd
+            alive = X1 > ZERO * X0
+            X1s = np.where(alive, X1, 1.0)
+            coef[label] = 2 * (np.where(alive, weighting(X1s, cfg.x_max, cfg.alpha) * (base - np.log(X1s)), 0.0)
+                               - term0)
+        for t in targets:
+            sW, sC, sb, sbc = (a.numpy() for a in dirs[t.name])
+            dot = (sW[ii] * C64.numpy()[jj]).sum(1) + (W64[ii] * sC[jj]).sum(1) + sb[ii] + sbc[jj]
+            rem = -coef["removed"] * dot
+            removed[t.name].append(np.bincount(d, weights=rem, minlength=len(batch.ids)))
+            upweighted[t.name].append(np.bincount(d, weights=-coef["upweighted"] * dot, minlength=len(batch.ids)))
+            word_tot[t.name] += np.bincount(ii, weights=rem, minlength=V)
+        if progress:
+            progress("scoring documents", len(doc_ids), None)
+    timings["scoring"] = time.perf_counter() - t2
+    timings["total"] = time.perf_counter() - t0
+    hv = np.concatenate(held) if held else np.zeros(0, np.int64)
+    doc_words: dict[int, list] = {}
+    for dd, w in zip((hv // V).tolist(), (hv % V).tolist()):
+        doc_words.setdefault(dd, []).append(w)
+    rem_all = {n: np.concatenate(v) for n, v in removed.items()}
+    up_all = {n: np.concatenate(v) for n, v in upweighted.items()}
+    contributions = {}
+    for t in targets:
+        wt = word_tot[t.name]
+        contributions[t.name] = {vocab.index_to_key[i]: float(wt[i]) for i in t.rows}
+        contributions[t.name]["(other words, through context vectors and biases)"] = float(wt.sum() - wt[t.rows].sum())
+    return ScoreResult(doc_ids, rem_all, biases, contributions, {d: tuple(w) for d, w in doc_words.items()},
+                       config, infos, timings, upweighted=up_all)
