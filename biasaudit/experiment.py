@@ -294,12 +294,16 @@ def run_experiment(spec: ExperimentSpec, out_dir: Path, overwrite: bool = False,
             log(f"{t.name}: dropped out-of-vocabulary words " + "; ".join(f"{k}: {', '.join(v)}" for k, v in dropped.items()))
         kept_tests.append(kept)
         targets.append(weat_target(kept, base_model.vocab))
-    scores, doc_ids = {}, None
+    scores, doc_ids, solver_info = {}, None, {}
     for est in spec.estimators:
         r = score_model(base_model, corpus, targets, est, progress=progress)
         doc_ids = r.doc_ids
         scores[est.label] = {t.name: r.delta_bias_if_removed[t.name] for t in targets}
-        log(f"scored {len(doc_ids)} documents with {est.label} in {r.timings['total']:.1f} s")
+        conv = "; ".join(f"{n}: {i['iterations']} iterations, residual {i['relative_residual']:.1e}"
+                         for n, i in r.solver_info.items() if "iterations" in i)
+        log(f"scored {len(doc_ids)} documents with {est.label} in {r.timings['total']:.1f} s"
+            + (f" ({conv})" if conv else ""))
+        solver_info[est.label] = r.solver_info
     atomic_write_text(out_dir / "scores.json", json.dumps(
         {"doc_ids": doc_ids, "scores": {e: {t: v.tolist() for t, v in s.items()} for e, s in scores.items()}}))
     pos = {d: i for i, d in enumerate(doc_ids)}
@@ -389,6 +393,7 @@ def run_experiment(spec: ExperimentSpec, out_dir: Path, overwrite: bool = False,
     from .influence.report import run_score
     run_score(base_model, corpus, spec.tests, spec.estimators[0],
               out_dir=out_dir / "score", overwrite=True, allow_oov=spec.allow_oov)
+    summary["solver_info"] = solver_info
     summary["run_seconds"] = round(time.perf_counter() - t_start, 1)
     summary["train_seconds_per_run"] = _mean([r.get("seconds") for r in done.values()])
     write_json(out_dir / "experiment.json", summary)
