@@ -500,11 +500,18 @@ def summarise(spec, plan, runs, seeds, ks, scores, lds_edits, out_dir: Path, sta
                      and r["predicted_effect_size"] is not None and change(r) is not None]
             if len(pairs) >= 3:
                 p, a = np.array(pairs).T
-                ratio = a[np.abs(p) > 1e-9] / p[np.abs(p) > 1e-9]
+                # calibration from the ranked edits only: random removal predicts about 0 and its ratio is noise
+                ranked = np.array([r["condition"] not in ("remove-random",) for r in rows
+                                   if r["estimator"] == est and r["test"] == t.name
+                                   and r["condition"] not in ("baseline", "hard-debias")
+                                   and r["predicted_effect_size"] is not None and change(r) is not None])
+                keep = ranked & (np.abs(p) > 1e-9)
+                ratio = a[keep] / p[keep]
                 correlation.append({"estimator": est, "test": t.name, "n": len(pairs),
                                     "pearson": float(pearsonr(p, a)[0]) if np.std(p) > 0 and np.std(a) > 0 else None,
                                     "spearman": float(spearmanr(p, a)[0]) if np.std(p) > 0 and np.std(a) > 0 else None,
-                                    "median_actual_over_predicted": float(np.median(ratio)) if len(ratio) else None})
+                                    "median_actual_over_predicted": float(np.median(ratio)) if len(ratio) else None,
+                                    "ratio_over": "ranked edits (remove-top/bottom, upweight-top, remove-ids)"})
     lds = []
     if lds_edits:
         seed = seeds[0]
