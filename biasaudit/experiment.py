@@ -295,7 +295,20 @@ def run_experiment(spec: ExperimentSpec, out_dir: Path, overwrite: bool = False,
         kept_tests.append(kept)
         targets.append(weat_target(kept, base_model.vocab))
     scores, doc_ids, solver_info = {}, None, {}
+    saved = out_dir / "scores.json"
+    if saved.exists():   # a resumed run: the folder's config matched, so its rankings are this run's
+        try:
+            old = json.loads(saved.read_text(encoding="utf-8"))
+            if set(old["scores"]) == {e.label for e in spec.estimators}:
+                doc_ids = old["doc_ids"]
+                scores = {e: {t: np.asarray(v) for t, v in by.items()} for e, by in old["scores"].items()}
+                solver_info = old.get("solver_info", {})
+                log(f"reusing the rankings in {saved}")
+        except (json.JSONDecodeError, KeyError):
+            scores = {}
     for est in spec.estimators:
+        if est.label in scores:
+            continue
         r = score_model(base_model, corpus, targets, est, progress=progress)
         doc_ids = r.doc_ids
         scores[est.label] = {t.name: r.delta_bias_if_removed[t.name] for t in targets}
@@ -304,8 +317,9 @@ def run_experiment(spec: ExperimentSpec, out_dir: Path, overwrite: bool = False,
         log(f"scored {len(doc_ids)} documents with {est.label} in {r.timings['total']:.1f} s"
             + (f" ({conv})" if conv else ""))
         solver_info[est.label] = r.solver_info
-    atomic_write_text(out_dir / "scores.json", json.dumps(
-        {"doc_ids": doc_ids, "scores": {e: {t: v.tolist() for t, v in s.items()} for e, s in scores.items()}}))
+    atomic_write_text(saved, json.dumps(
+        {"doc_ids": doc_ids, "scores": {e: {t: np.asarray(v).tolist() for t, v in s.items()} for e, s in scores.items()},
+         "solver_info": solver_info}))
     pos = {d: i for i, d in enumerate(doc_ids)}
 
     # edits: (edit id) -> (kind, ids, times); rows reference edits
