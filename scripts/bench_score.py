@@ -1,6 +1,6 @@
 """Benchmark (not a timed test): scoring cost against one gensim epoch and a tokenization-only pass, in one run.
 
-    python scripts/bench_score.py [--corpus gcide] [--estimators block,gradient-dot,cg,lissa]
+    python scripts/bench_score.py [--corpus gcide] [--estimators block,gradient-dot,cg,lissa] [--tests math-arts]
 
 Prints the absolute seconds and the ratios side by side (absolute times drift on a shared machine; the ratios are
 the figures to read). Uses the cached default skip-gram model (trained if absent).
@@ -24,6 +24,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", default="gcide")
     ap.add_argument("--estimators", default="block,gradient-dot")
+    ap.add_argument("--tests", default=",".join(DEFAULT_TESTS), help="comma-separated bundled test names")
     a = ap.parse_args()
     corpus = load_corpus(a.corpus)
     corpus.scan()
@@ -37,7 +38,7 @@ def main() -> None:
     epoch = time.perf_counter() - t
     rows.append(("one gensim epoch (workers=1, vocab scan included)", epoch))
     targets = []
-    for test in resolve_tests(DEFAULT_TESTS):
+    for test in resolve_tests(a.tests.split(",")):
         kept, _ = test.restrict(model.vocab, allow_oov=True)
         targets.append(weat_target(kept, model.vocab))
     for spec in a.estimators.split(","):
