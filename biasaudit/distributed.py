@@ -24,7 +24,8 @@ def dask_client(scheduler: str | None, n_workers: int | None = None) -> Iterator
         raise ConfigError("--scheduler needs dask.distributed: pip install 'biasaudit[dask]'") from e
     if scheduler == "local":
         n = n_workers or max(1, os.cpu_count() or 1)
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+        # ":0": any free port for the scheduler's HTTP endpoint (no clash with another cluster on 8787)
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0")
         client = Client(cluster)
         try:
             yield client
