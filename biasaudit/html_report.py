@@ -111,7 +111,7 @@ def histogram_chart(h: dict, width: int = 640, height: int = 200) -> dict:
             "ymax": 10 ** top - 1}
 
 
-def k_chart(series: dict[str, list[dict]], width: int = 640, height: int = 260) -> dict:
+def k_chart(series: dict[str, list[dict]], width: int = 640, height: int = 260, baseline: float | None = None) -> dict:
     """series: condition -> [{n_docs, mean, sd}] -> effect size against k with error bars (log x when k spans)."""
     import math
     pts = [p for s in series.values() for p in s]
@@ -119,6 +119,7 @@ def k_chart(series: dict[str, list[dict]], width: int = 640, height: int = 260) 
         return {}
     ks = sorted({p["n_docs"] for p in pts if p["n_docs"] > 0})
     ys = [v for p in pts for v in (p["mean"] - (p["sd"] or 0), p["mean"] + (p["sd"] or 0))]
+    ys += [] if baseline is None else [baseline]
     lo, hi = min(ys + [0.0]), max(ys + [0.0])
     lo, hi = lo - 0.1 * (hi - lo or 1), hi + 0.1 * (hi - lo or 1)
     y = _scale(lo, hi, height - 30, 15)
@@ -137,6 +138,7 @@ def k_chart(series: dict[str, list[dict]], width: int = 640, height: int = 260) 
         lines[-1]["path"] = " ".join(f"{'M' if i == 0 else 'L'}{q['x']:.1f},{q['y']:.1f}"
                                      for i, q in enumerate(lines[-1]["points"]))
     return {"width": width, "height": height, "lines": lines, "zero": y(0.0),
+            "baseline_y": None if baseline is None else y(baseline),
             "xticks": [{"x": pos[k], "label": str(k)} for k in ks],
             "yticks": [{"y": y(t), "label": f"{t:g}"} for t in _ticks(lo, hi)]}
 
@@ -229,7 +231,8 @@ def _experiment_context(folder: Path, exp: dict) -> dict:
                 series.setdefault(d["condition"], []).append({"n_docs": d["n_docs"], "k": d["k"],
                                                                "mean": d["effect_size_mean"],
                                                                "sd": d["effect_size_sd"]})
-            charts.append({"estimator": est, "test": test, "chart": k_chart(series),
+            charts.append({"estimator": est, "test": test,
+                           "chart": k_chart(series, baseline=None if base is None else base["effect_size_mean"]),
                            "baseline": None if base is None else base["effect_size_mean"]})
             pts = []
             for r in rows:
