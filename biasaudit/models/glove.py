@@ -19,9 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -31,7 +28,7 @@ import torch
 
 from ..corpus import Corpus
 from ..errors import ArtifactError, ConfigError, CorpusError
-from ..io import public_mode, to_json
+from .folder import read_model_folder, write_model_folder
 from ..vocab import MAX_CHUNK, TOKENIZER, TokenStream, Vocab, build_vocab
 from .skipgram import Progress, _versions
 
@@ -161,60 +158,24 @@ class GloVeModel:
         return self.vocab.key_to_index
 
     def save(self, folder: str | Path) -> Path:
-        from safetensors.numpy import save as st_save
-
-        folder = Path(folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-        try:
-            os.chmod(tmp, public_mode(directory=True))
-            blob = st_save({"W": np.ascontiguousarray(self.W, np.float32), "C": np.ascontiguousarray(self.C, np.float32),
-                            "b": np.ascontiguousarray(self.b, np.float32), "bc": np.ascontiguousarray(self.bc, np.float32),
-                            "counts": np.ascontiguousarray(self.vocab.counts, np.int64)})
-            (tmp / "vectors.safetensors").write_bytes(blob)
-            vocab_text = json.dumps(list(self.vocab.index_to_key), ensure_ascii=False)
-            (tmp / "vocab.json").write_text(vocab_text, encoding="utf-8")
-            cfg = {"format_version": FORMAT_VERSION, "model": "glove", "config": self.config.to_dict(),
-                   "vocab": {"size": len(self.vocab), "min_count": self.vocab.min_count, "tokenizer": TOKENIZER},
-                   "embedding": {"w": "word vectors W", "w+c": "W + context vectors W~"}[self.config.embedding],
-                   "corpus": self.corpus, "meta": self.meta,
-                   "sha256": {"vectors.safetensors": hashlib.sha256(blob).hexdigest(),
-                              "vocab.json": hashlib.sha256(vocab_text.encode("utf-8")).hexdigest()}}
-            (tmp / "config.json").write_text(to_json(cfg), encoding="utf-8")
-            if folder.exists():
-                shutil.rmtree(folder)
-            os.replace(tmp, folder)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return folder
+        """Write the model folder atomically (see ``biasaudit.models.folder``)."""
+        return write_model_folder(
+            folder, {"W": self.W, "C": self.C, "b": self.b, "bc": self.bc}, self.vocab,
+            {"format_version": FORMAT_VERSION, "model": "glove", "config": self.config.to_dict(),
+             "vocab": {"size": len(self.vocab), "min_count": self.vocab.min_count, "tokenizer": TOKENIZER},
+             "embedding": {"w": "word vectors W", "w+c": "W + context vectors W~"}[self.config.embedding],
+             "corpus": self.corpus, "meta": self.meta})
 
     @classmethod
     def load(cls, folder: str | Path) -> "GloVeModel":
-        from safetensors.numpy import load as st_load
-
-        folder = Path(folder)
+        cfg, a, vocab = read_model_folder(folder, "glove", FORMAT_VERSION, "GloVe")
         try:
-            cfg = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-            blob = (folder / "vectors.safetensors").read_bytes()
-            vocab_bytes = (folder / "vocab.json").read_bytes()
-        except FileNotFoundError as e:
-            raise ArtifactError(f"{folder}: model file missing: {Path(e.filename).name}") from e
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ArtifactError(f"{folder}/config.json: corrupted ({e})") from e
-        if cfg.get("model") != "glove" or cfg.get("format_version") != FORMAT_VERSION:
-            raise ArtifactError(f"{folder}: not a biasaudit GloVe model of format {FORMAT_VERSION}")
-        for name, data in (("vectors.safetensors", blob), ("vocab.json", vocab_bytes)):
-            if hashlib.sha256(data).hexdigest() != cfg.get("sha256", {}).get(name):
-                raise ArtifactError(f"{folder}/{name}: checksum mismatch (truncated or corrupted file)")
-        try:
-            a = st_load(blob)
-            words = tuple(json.loads(vocab_bytes.decode("utf-8")))
             config = GloVeConfig.from_dict(cfg["config"])
         except Exception as e:
             raise ArtifactError(f"{folder}: cannot read model ({e})") from e
-        return cls(Vocab(words, a["counts"], cfg["vocab"]["min_count"]), a["W"], a["C"], a["b"], a["bc"], config,
-                   cfg.get("corpus", {}), cfg.get("meta", {}))
+        if not (a["W"].shape == a["C"].shape and a["W"].shape[0] == len(vocab) == len(a["b"]) == len(a["bc"])):
+            raise ArtifactError(f"{folder}: array shapes do not match the vocabulary")
+        return cls(vocab, a["W"], a["C"], a["b"], a["bc"], config, cfg.get("corpus", {}), cfg.get("meta", {}))
 
 
 # ------------------------------------------------------------------ training

@@ -10,8 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import time
 import zlib
 from dataclasses import asdict, dataclass, field, fields
@@ -22,7 +20,7 @@ import numpy as np
 
 from ..corpus import Corpus
 from ..errors import ArtifactError, ConfigError, CorpusError
-from ..io import to_json
+from .folder import read_model_folder, write_model_folder
 from ..vocab import MAX_CHUNK, TOKENIZER, TokenStream, Vocab
 
 FORMAT_VERSION = 1
@@ -92,63 +90,22 @@ class SkipGramModel:
         return self.vocab.key_to_index
 
     def save(self, folder: str | Path) -> Path:
-        """Write the model folder atomically (built in a temporary sibling, then renamed into place)."""
-        from safetensors.numpy import save as st_save
-
-        folder = Path(folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-        try:
-            from ..io import public_mode
-            os.chmod(tmp, public_mode(directory=True))
-            blob = st_save({"input": np.ascontiguousarray(self.vectors, dtype=np.float32),
-                            "output": np.ascontiguousarray(self.output_vectors, dtype=np.float32),
-                            "counts": np.ascontiguousarray(self.vocab.counts, dtype=np.int64)})
-            (tmp / "vectors.safetensors").write_bytes(blob)
-            vocab_text = json.dumps(list(self.vocab.index_to_key), ensure_ascii=False)
-            (tmp / "vocab.json").write_text(vocab_text, encoding="utf-8")
-            cfg = {"format_version": FORMAT_VERSION, "model": "skipgram", "config": self.config.to_dict(),
-                   "vocab": {"size": len(self.vocab), "min_count": self.vocab.min_count, "tokenizer": TOKENIZER},
-                   "embedding": "input vectors (gensim wv.vectors)", "corpus": self.corpus, "meta": self.meta,
-                   "sha256": {"vectors.safetensors": hashlib.sha256(blob).hexdigest(),
-                              "vocab.json": hashlib.sha256(vocab_text.encode("utf-8")).hexdigest()}}
-            (tmp / "config.json").write_text(to_json(cfg), encoding="utf-8")
-            if folder.exists():
-                shutil.rmtree(folder)
-            os.replace(tmp, folder)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return folder
+        """Write the model folder atomically (see ``biasaudit.models.folder``)."""
+        return write_model_folder(
+            folder, {"input": self.vectors, "output": self.output_vectors}, self.vocab,
+            {"format_version": FORMAT_VERSION, "model": "skipgram", "config": self.config.to_dict(),
+             "vocab": {"size": len(self.vocab), "min_count": self.vocab.min_count, "tokenizer": TOKENIZER},
+             "embedding": "input vectors (gensim wv.vectors)", "corpus": self.corpus, "meta": self.meta})
 
     @classmethod
     def load(cls, folder: str | Path) -> "SkipGramModel":
         """Load a model folder, checking its checksums: a truncated or altered file is an ArtifactError."""
-        from safetensors.numpy import load as st_load
-
-        folder = Path(folder)
+        cfg, arrays, vocab = read_model_folder(folder, "skipgram", FORMAT_VERSION, "skip-gram")
         try:
-            cfg = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-            blob = (folder / "vectors.safetensors").read_bytes()
-            vocab_bytes = (folder / "vocab.json").read_bytes()
-        except FileNotFoundError as e:
-            raise ArtifactError(f"{folder}: model file missing: {Path(e.filename).name}") from e
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ArtifactError(f"{folder}/config.json: corrupted ({e})") from e
-        if cfg.get("model") != "skipgram" or cfg.get("format_version") != FORMAT_VERSION:
-            raise ArtifactError(f"{folder}: not a biasaudit skip-gram model of format {FORMAT_VERSION}")
-        sums = cfg.get("sha256", {})
-        for name, data in (("vectors.safetensors", blob), ("vocab.json", vocab_bytes)):
-            if hashlib.sha256(data).hexdigest() != sums.get(name):
-                raise ArtifactError(f"{folder}/{name}: checksum mismatch (truncated or corrupted file)")
-        try:
-            arrays = st_load(blob)
-            words = tuple(json.loads(vocab_bytes.decode("utf-8")))
             config = SkipGramConfig.from_dict(cfg["config"])
         except Exception as e:
             raise ArtifactError(f"{folder}: cannot read model ({e})") from e
-        vocab = Vocab(words, arrays["counts"], cfg["vocab"]["min_count"])
-        if arrays["input"].shape != arrays["output"].shape or arrays["input"].shape[0] != len(words):
+        if arrays["input"].shape != arrays["output"].shape or arrays["input"].shape[0] != len(vocab):
             raise ArtifactError(f"{folder}: array shapes do not match the vocabulary")
         return cls(vocab, arrays["input"], arrays["output"], config, cfg.get("corpus", {}), cfg.get("meta", {}))
 
