@@ -81,3 +81,13 @@ def build_vocab(token_lists: Iterable[Sequence[str]], min_count: int = 5) -> Voc
         c.update(toks)
     kept = sorted(((w, n) for w, n in c.items() if n >= min_count), key=lambda x: (-x[1], x[0]))
     return Vocab(tuple(w for w, _ in kept), np.array([n for _, n in kept], dtype=np.int64), min_count)
+
+
+def training_vocab(corpus: Corpus, min_count: int) -> Vocab:
+    """The vocabulary a model trains on (tokens chunked as for training); a clear error when it is empty."""
+    from .errors import CorpusError
+
+    vocab = build_vocab(TokenStream(corpus, MAX_CHUNK), min_count)
+    if len(vocab) == 0:
+        raise CorpusError(f"corpus {corpus.name!r}: no word occurs min_count={min_count} times; nothing to train")
+    return vocab

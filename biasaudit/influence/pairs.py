@@ -154,30 +154,50 @@ def batch_pairs(batch: DocBatch, window: int, weights_r: np.ndarray, keep: np.nd
     return (np.concatenate(outs_w), np.concatenate(outs_c), np.concatenate(outs_x), np.concatenate(outs_d))
 
 
+def merge_pairs(keys: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sum ``vals`` per distinct key: (sorted unique keys, sums)."""
+    k, inv = np.unique(keys, return_inverse=True)
+    return k, np.bincount(inv, weights=vals, minlength=len(k))
+
+
+class PairSums:
+    """Summed weights per integer pair key, accumulated batch by batch and merged every ``merge_every``
+    pending entries, so memory follows the distinct pairs, not the corpus."""
+
+    def __init__(self, merge_every: int = 20_000_000):
+        self.merge_every = merge_every
+        self.keys, self.vals = np.zeros(0, np.int64), np.zeros(0)
+        self._pk, self._pv, self._pn = [], [], 0
+
+    def add(self, keys: np.ndarray, vals: np.ndarray) -> None:
+        k, v = merge_pairs(keys, vals)
+        self._pk.append(k)
+        self._pv.append(v)
+        self._pn += len(k)
+        if self._pn > self.merge_every:
+            self._flush()
+
+    def _flush(self) -> None:
+        self.keys, self.vals = merge_pairs(np.concatenate([self.keys, *self._pk]),
+                                           np.concatenate([self.vals, *self._pv]))
+        self._pk, self._pv, self._pn = [], [], 0
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        self._flush()
+        return self.keys, self.vals
+
+
 def cooccurrence(corpus: Corpus, vocab: Vocab, window: int, weights_r: np.ndarray, keep: np.ndarray,
                  inputs_mask: np.ndarray | None = None, progress=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Summed expected pair weights over the corpus: unique (input, output) pairs and their total weight."""
     V = len(vocab)
-    acc_keys: np.ndarray = np.zeros(0, np.int64)
-    acc_vals: np.ndarray = np.zeros(0, np.float64)
-    pend_k, pend_v, pend_n = [], [], 0
+    sums = PairSums()
     done = 0
-
-    def merge(keys, vals):
-        k, inv = np.unique(keys, return_inverse=True)
-        return k, np.bincount(inv, weights=vals, minlength=len(k))
-
     for batch in encode_batches(corpus, vocab):
         w, c, x, _ = batch_pairs(batch, window, weights_r, keep, inputs_mask)
-        k, v = merge(w * V + c, x)
-        pend_k.append(k)
-        pend_v.append(v)
-        pend_n += len(k)
+        sums.add(w * V + c, x)
         done += len(batch.ids)
-        if pend_n > 20_000_000:
-            acc_keys, acc_vals = merge(np.concatenate([acc_keys, *pend_k]), np.concatenate([acc_vals, *pend_v]))
-            pend_k, pend_v, pend_n = [], [], 0
         if progress:
             progress("co-occurrence", done, None)
-    acc_keys, acc_vals = merge(np.concatenate([acc_keys, *pend_k]), np.concatenate([acc_vals, *pend_v]))
-    return acc_keys // V, acc_keys % V, acc_vals
+    keys, vals = sums.result()
+    return keys // V, keys % V, vals

@@ -25,7 +25,7 @@ from .block import mean_curvature, solve_block, solve_gradient_dot
 from .cg import solve_cg
 from .estimators import EstimatorConfig
 from .lissa import solve_lissa
-from .pairs import batch_pairs, encode_batches
+from .pairs import PairSums, batch_pairs, encode_batches, merge_pairs
 from .targets import BiasTarget
 
 SOLVERS = {"block": solve_block, "gradient-dot": solve_gradient_dot, "cg": solve_cg, "lissa": solve_lissa}
@@ -78,8 +78,7 @@ def _pass_1(corpus: Corpus, st: _Setup, keep_instances: bool, progress=None) -> 
     row_pos = np.full(V, -1, dtype=np.int64)
     row_pos[st.rows] = np.arange(R)
     n_dense = None if st.full else np.zeros(R * V)
-    pend_k, pend_v, pend_n = [], [], 0
-    acc_k, acc_v = np.zeros(0, np.int64), np.zeros(0)
+    sums = PairSums() if st.full else None
     doc_ids: list[str] = []
     inst_k, inst_x, inst_d, holds = [], [], [], []
     for batch in encode_batches(corpus, st.vocab, st.batch_size):
@@ -89,11 +88,7 @@ def _pass_1(corpus: Corpus, st: _Setup, keep_instances: bool, progress=None) -> 
         holds.append(np.unique((batch.doc[has] + off) * V + batch.tokens[has]))
         if st.full:
             w, c, x, _ = batch_pairs(batch, st.window, st.weights_r, st.keep)
-            k, v = _merge(w * V + c, x)
-            pend_k.append(k); pend_v.append(v); pend_n += len(k)
-            if pend_n > 20_000_000:
-                acc_k, acc_v = _merge(np.concatenate([acc_k, *pend_k]), np.concatenate([acc_v, *pend_v]))
-                pend_k, pend_v, pend_n = [], [], 0
+            sums.add(w * V + c, x)
         else:
             w, c, x, d = batch_pairs(batch, st.window, st.weights_r, st.keep, mask)
             k = row_pos[w] * V + c
@@ -105,18 +100,13 @@ def _pass_1(corpus: Corpus, st: _Setup, keep_instances: bool, progress=None) -> 
     held = np.concatenate(holds) if holds else np.zeros(0, np.int64)
     out = {"doc_ids": doc_ids, "held": held}
     if st.full:
-        out["pairs"] = _merge(np.concatenate([acc_k, *pend_k]), np.concatenate([acc_v, *pend_v]))
+        out["pairs"] = sums.result()
     else:
         out["n_dense"] = n_dense
         if keep_instances:
             out["instances"] = tuple(np.concatenate(a) if a else np.zeros(0, t) for a, t in
                                      ((inst_k, np.int64), (inst_x, np.float64), (inst_d, np.int64)))
     return out
-
-
-def _merge(keys: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    k, inv = np.unique(keys, return_inverse=True)
-    return k, np.bincount(inv, weights=vals, minlength=len(k))
 
 
 def _score_instances(K, X, D, n_docs: int, st: _Setup, values: dict) -> tuple[dict, dict]:
@@ -194,7 +184,7 @@ def score_documents(model: SkipGramModel, corpus: Corpus, targets: list[BiasTarg
 
     t1 = time.perf_counter()
     if st.full:
-        keys, n = _merge(np.concatenate([f["pairs"][0] for f in firsts]),
+        keys, n = merge_pairs(np.concatenate([f["pairs"][0] for f in firsts]),
                          np.concatenate([f["pairs"][1] for f in firsts]))
         pairs = (keys // V, keys % V, n)
         objective = SkipGramObjective(model, dtype=dtype, device=device, noise_top=config.noise_top,

@@ -29,7 +29,7 @@ import torch
 from ..corpus import Corpus
 from ..errors import ArtifactError, ConfigError, CorpusError
 from .folder import read_model_folder, write_model_folder
-from ..vocab import MAX_CHUNK, TOKENIZER, TokenStream, Vocab, build_vocab
+from ..vocab import TOKENIZER, Vocab, training_vocab
 from .skipgram import Progress, _versions
 
 FORMAT_VERSION = 1
@@ -105,31 +105,21 @@ def batch_cooccurrence(tokens: np.ndarray, chunk: np.ndarray, doc: np.ndarray, w
     return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals), np.concatenate(docs)
 
 
-def _merge(keys, vals):
-    k, inv = np.unique(keys, return_inverse=True)
-    return k, np.bincount(inv, weights=vals, minlength=len(k))
-
-
 def cooccurrence_matrix(corpus: Corpus, vocab: Vocab, window: int, progress: Progress | None = None,
                         merge_every: int = 20_000_000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sparse symmetric X as (rows, cols, values) sorted by (row, col), counted in chunks."""
-    from ..influence.pairs import encode_batches
+    from ..influence.pairs import PairSums, encode_batches
 
     V = len(vocab)
-    acc_k, acc_v = np.zeros(0, np.int64), np.zeros(0)
-    pend_k, pend_v, pend_n, done = [], [], 0, 0
+    sums, done = PairSums(merge_every), 0
     for batch in encode_batches(corpus, vocab):
         i, j, x, _ = batch_cooccurrence(batch.tokens, batch.chunk, batch.doc, window)
-        k, v = _merge(i * V + j, x)
-        pend_k.append(k); pend_v.append(v); pend_n += len(k)
-        if pend_n > merge_every:
-            acc_k, acc_v = _merge(np.concatenate([acc_k, *pend_k]), np.concatenate([acc_v, *pend_v]))
-            pend_k, pend_v, pend_n = [], [], 0
+        sums.add(i * V + j, x)
         done += len(batch.ids)
         if progress:
             progress("co-occurrence", done, None)
-    acc_k, acc_v = _merge(np.concatenate([acc_k, *pend_k]), np.concatenate([acc_v, *pend_v]))
-    return acc_k // V, acc_k % V, acc_v
+    keys, vals = sums.result()
+    return keys // V, keys % V, vals
 
 
 # ------------------------------------------------------------------ model
@@ -187,11 +177,8 @@ def train_glove(corpus: Corpus, config: GloVeConfig = GloVeConfig(), progress: P
     stats = corpus.scan()
     dev = resolve_device(device)
     t0 = time.perf_counter()
-    vocab = build_vocab(TokenStream(corpus, MAX_CHUNK), config.min_count)
+    vocab = training_vocab(corpus, config.min_count)
     V, dim = len(vocab), config.vector_size
-    if V == 0:
-        raise CorpusError(f"corpus {corpus.name!r}: no word occurs min_count={config.min_count} times; "
-                          "nothing to train")
     rows, cols, x = cooccurrence_matrix(corpus, vocab, config.window, progress)
     t_count = time.perf_counter() - t0
     if len(x) == 0:

@@ -21,7 +21,7 @@ import torch
 from ..corpus import Corpus
 from ..errors import ConfigError, CorpusError
 from ..influence.pairs import encode_batches, keep_probabilities, noise_distribution
-from ..vocab import MAX_CHUNK, TokenStream, build_vocab
+from ..vocab import training_vocab
 from .skipgram import Progress, SkipGramConfig, SkipGramModel, _versions
 
 BATCH_PAIRS = 1024   # at most; small corpora use smaller minibatches (at least ~1000 steps per epoch)
@@ -72,11 +72,8 @@ def train_skipgram_torch(corpus: Corpus, config: SkipGramConfig = SkipGramConfig
     stats = corpus.scan()
     dev = resolve_device(device)
     t0 = time.perf_counter()
-    vocab = build_vocab(TokenStream(corpus, MAX_CHUNK), config.min_count)
+    vocab = training_vocab(corpus, config.min_count)
     V, dim = len(vocab), config.vector_size
-    if V == 0:
-        raise CorpusError(f"corpus {corpus.name!r}: no word occurs min_count={config.min_count} times; "
-                          "nothing to train")
     keep_p = keep_probabilities(vocab.counts, config.sample)
     noise = torch.as_tensor(noise_distribution(vocab.counts, config.ns_exponent), dtype=torch.float32, device=dev)
     gen = torch.Generator(device=dev).manual_seed(config.seed)
