@@ -46,8 +46,15 @@ EpochsOpt = typer.Option(None, "--epochs", help="Training epochs (default 5 for 
 SeedOpt = typer.Option(1, "--seed", help="Training seed (initialisation and sampling).")
 WorkersOpt = typer.Option(1, "--workers", help="gensim threads; 1 is deterministic (identical vectors per seed).")
 SampleOpt = typer.Option(1e-3, "--sample", help="Frequent-word subsampling threshold (gensim's sample).")
-ModelOpt = typer.Option("skipgram", "--model", "-m", help="Model family: skipgram (default) or glove (GloVe-style "
-                        "weighted least squares on co-occurrence counts).")
+ModelOpt = typer.Option("skipgram", "--model", "-m", help="Model family: skipgram (default), glove (GloVe-style "
+                        "weighted least squares on co-occurrence counts) or lm (a small causal transformer language "
+                        "model, trained here or loaded with --checkpoint).")
+LMConfigOpt = typer.Option(None, "--lm-config", help="--model lm: LMConfig settings, e.g. 'hidden_size=64,num_layers=2,"
+                           "max_len=64,learning_rate=0.003,batch_size=32' (defaults: a 2-layer, 64-wide Llama).")
+CheckpointOpt = typer.Option(None, "--checkpoint", help="--model lm: a local HF causal-LM checkpoint folder to audit "
+                             "instead of training one (safetensors weights; nothing is downloaded).")
+TemplatesOpt = typer.Option(None, "--templates", help="--model lm: template file (JSON list or one per line, each "
+                            "with {target} and {attribute}). Default: the bundled templates.")
 EmbeddingOpt = typer.Option(None, "--embedding", help="GloVe: the embedding the tests read, w (word vectors, default) "
                             "or w+c (word + context vectors).")
 BackendOpt = typer.Option("gensim", "--backend", help="Training backend: gensim (C; deterministic with --workers 1) "
@@ -59,11 +66,18 @@ SchedulerOpt = typer.Option(None, "--scheduler", help="Dask scheduler for sharde
 
 
 def _config(vector_size, window, min_count, negative, epochs, seed, workers, sample, backend="gensim",
-            model="skipgram", embedding=None):
+            model="skipgram", embedding=None, lm_config=None):
     from .models.registry import make_config
-    return make_config(model, vector_size=vector_size, window=window, min_count=min_count, negative=negative,
-                       epochs=epochs, seed=seed, workers=workers, sample=sample, backend=backend,
+    if lm_config is not None and model != "lm":
+        raise ConfigError("--lm-config applies to --model lm only")
+    return make_config(model, lm_config=lm_config, vector_size=vector_size, window=window, min_count=min_count,
+                       negative=negative, epochs=epochs, seed=seed, workers=workers, sample=sample, backend=backend,
                        embedding=embedding)
+
+
+def _estimator_default(spec: Optional[str], model: str) -> str:
+    from .models.registry import DEFAULT_ESTIMATOR
+    return spec if spec is not None else DEFAULT_ESTIMATOR.get(model, "block")
 
 
 @contextmanager
@@ -82,6 +96,17 @@ def _progress():
         yield update
 
 
+def _load_checkpoint(checkpoint: Path, model: str, device: str = "cpu"):
+    from .models.lm import LMModel
+
+    if model != "lm":
+        raise ConfigError("--checkpoint loads a language model; add --model lm")
+    m = LMModel.load(checkpoint, device)
+    err.print(f"loaded {escape(str(checkpoint))} ({m.meta.get('parameters') or sum(p.numel() for p in m.net.parameters()):,} "
+              f"parameters, {len(m.encoder):,} tokens)")
+    return m
+
+
 def _train_seeds(corpus_src, id_field, text_field, config, n_seeds: int, device: str = "cpu") -> list:
     from dataclasses import replace
 
@@ -98,9 +123,10 @@ def _train_seeds(corpus_src, id_field, text_field, config, n_seeds: int, device:
         with _progress() as update:
             model, cached = train_or_load_model(corpus, cfg, device=device,
                                           progress=lambda s, d, t, k=k: update(f"training seed {cfg.seed}", d, t))
-        kind = "GloVe" if model_name(cfg) == "glove" else f"skip-gram ({cfg.backend})"
+        kind = {"glove": "GloVe", "lm": "LM"}.get(model_name(cfg)) or f"skip-gram ({cfg.backend})"
         err.print(f"{'reused cached' if cached else 'trained'} {kind} on {escape(corpus.name)} "
-                  f"(seed {cfg.seed}, {len(model.vocab)} words"
+                  f"(seed {cfg.seed}, {len(model.encoder) if model_name(cfg) == 'lm' else len(model.vocab)} "
+                  f"{'tokens' if model_name(cfg) == 'lm' else 'words'}"
                   + ("" if cached else f", {model.meta.get('train_seconds', 0):.1f} s") + ")")
         models.append(model)
     return models
@@ -134,15 +160,18 @@ def train(corpus: Optional[str] = CorpusOpt, id_field: str = IdFieldOpt, text_fi
           vector_size: int = VectorSizeOpt, window: int = WindowOpt, min_count: int = MinCountOpt,
           negative: int = NegativeOpt, epochs: int = EpochsOpt, seed: int = SeedOpt, workers: int = WorkersOpt,
           sample: float = SampleOpt, backend: str = BackendOpt, model: str = ModelOpt, embedding: Optional[str] = EmbeddingOpt, device: str = DeviceOpt,
+          lm_config: Optional[str] = LMConfigOpt,
           overwrite: bool = typer.Option(False, "--overwrite", help="Replace a model folder made with another config.")):
-    """Train embeddings on a corpus and save them (no pickle): skip-gram (gensim sg=1 or torch, negative
-    sampling) or GloVe (--model glove)."""
+    """Train a model on a corpus and save it (no pickle): skip-gram (gensim sg=1 or torch, negative sampling),
+    GloVe (--model glove) or a small causal transformer LM (--model lm; saved as an HF checkpoint folder)."""
+    from .models.lm import is_lm_dir
     from .models.registry import load_model_dir
     from .models.skipgram import is_model_dir
 
-    config = _config(vector_size, window, min_count, negative, epochs, seed, workers, sample, backend, model, embedding)
+    config = _config(vector_size, window, min_count, negative, epochs, seed, workers, sample, backend, model, embedding,
+                     lm_config)
     if out_dir is not None and out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        if not is_model_dir(out_dir):
+        if not (is_model_dir(out_dir) or is_lm_dir(out_dir)):
             raise ArtifactError(f"{out_dir} exists and is not a biasaudit model folder; use --overwrite to replace it")
         old = load_model_dir(out_dir)
         if old.config != config:
@@ -170,8 +199,11 @@ def weat_cmd(embeddings: Optional[Path] = typer.Argument(None, help="word2vec te
              corpus: Optional[str] = CorpusOpt, id_field: str = IdFieldOpt, text_field: str = TextFieldOpt,
              vector_size: int = VectorSizeOpt, window: int = WindowOpt, min_count: int = MinCountOpt,
              negative: int = NegativeOpt, epochs: int = EpochsOpt, seed: int = SeedOpt, workers: int = WorkersOpt,
-             sample: float = SampleOpt, backend: str = BackendOpt, model: str = ModelOpt, embedding: Optional[str] = EmbeddingOpt, device: str = DeviceOpt):
-    """WEAT effect sizes, exact or Monte Carlo permutation p-values and bootstrap CIs for bias tests."""
+             sample: float = SampleOpt, backend: str = BackendOpt, model: str = ModelOpt, embedding: Optional[str] = EmbeddingOpt, device: str = DeviceOpt,
+             lm_config: Optional[str] = LMConfigOpt, checkpoint: Optional[Path] = CheckpointOpt,
+             templates: Optional[Path] = TemplatesOpt):
+    """WEAT effect sizes, exact or Monte Carlo permutation p-values and bootstrap CIs for bias tests (for --model
+    lm: the template-association effect size, same shape and sign)."""
     from .metrics import weat_across_models
     from .models.keyed import load_embeddings
     from .wordsets import resolve_tests
@@ -179,6 +211,13 @@ def weat_cmd(embeddings: Optional[Path] = typer.Argument(None, help="word2vec te
     if seeds < 1:
         raise typer.BadParameter("must be >= 1", param_hint="--seeds")
     tests = resolve_tests(test)
+    if model == "lm":
+        _weat_lm(tests, corpus, id_field, text_field, seeds, as_json, allow_oov, n_permutations, n_bootstrap,
+                 _config(vector_size, window, min_count, negative, epochs, seed, workers, sample, backend, model,
+                         embedding, lm_config), checkpoint, templates, device)
+        return
+    if checkpoint is not None:
+        raise ConfigError("--checkpoint loads a language model; add --model lm")
     if embeddings is not None:
         if seeds > 1:
             raise typer.BadParameter("--seeds needs training; it cannot be used with an EMBEDDINGS file",
@@ -189,6 +228,34 @@ def weat_cmd(embeddings: Optional[Path] = typer.Argument(None, help="word2vec te
         models = _train_seeds(corpus, id_field, text_field, config, seeds, device)
     rows = weat_across_models(models, tests, allow_oov=allow_oov, n_permutations=n_permutations,
                               n_bootstrap=n_bootstrap)
+    _print_weat(rows, as_json, len(models))
+
+
+def _weat_lm(tests, corpus, id_field, text_field, seeds, as_json, allow_oov, n_permutations, n_bootstrap, config,
+             checkpoint, templates, device):
+    from .lm_metrics import load_templates, template_measure
+    from .metrics import seed_spread
+
+    if checkpoint is not None and seeds > 1:
+        raise typer.BadParameter("--seeds needs training; it cannot be used with --checkpoint", param_hint="--seeds")
+    models = ([_load_checkpoint(checkpoint, "lm", device)] if checkpoint is not None
+              else _train_seeds(corpus, id_field, text_field, config, seeds, device))
+    tpl = load_templates(templates)
+    rows = []
+    for m in models:
+        for t in tests:
+            meas, dropped = template_measure(t, m, tpl, allow_oov)
+            st = meas.stats(m.net, n_permutations=n_permutations, n_bootstrap=n_bootstrap)
+            rows.append({**st, "dropped_words": dropped, "seed": m.config.seed if m.config else None})
+    for t in tests:
+        es = [r["effect_size"] for r in rows if r["test"] == t.name]
+        for r in rows:
+            if r["test"] == t.name:
+                r["seed_spread"] = seed_spread(es)
+    _print_weat(rows, as_json, len(models))
+
+
+def _print_weat(rows: list, as_json: bool, n_models: int) -> None:
     for r in rows:
         if r["dropped_words"] and not as_json:
             err.print(f"[yellow]dropped out-of-vocabulary words[/] in {escape(r['test'])}: "
@@ -206,7 +273,7 @@ def weat_cmd(embeddings: Optional[Path] = typer.Argument(None, help="word2vec te
                       f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]", p, f"{r['statistic']:+.3f}",
                       ",".join(str(v) for v in r["sizes"].values()))
     out.print(table)
-    if len(models) > 1:
+    if n_models > 1:
         seen = {}
         for r in rows:
             seen[r["test"]] = r["seed_spread"]
@@ -223,8 +290,12 @@ def score(corpus: Optional[str] = CorpusOpt, id_field: str = IdFieldOpt, text_fi
                                               "pull WORD toward --toward words (and away from --away words)."),
           toward: Optional[str] = typer.Option(None, "--toward", help="Comma-separated words for --query."),
           away: Optional[str] = typer.Option(None, "--away", help="Comma-separated words for --query."),
-          estimator: str = typer.Option("block", "--estimator", "-e", help="block (default), cg, lissa or "
-                                        "gradient-dot, with settings: 'cg:damping=0.05,max_iter=300'."),
+          estimator: Optional[str] = typer.Option(None, "--estimator", "-e", help="Embeddings: block (default), cg, "
+                                                  "lissa or gradient-dot; --model lm: ekfac (default) or gradient-dot. "
+                                                  "With settings: 'cg:damping=0.05,max_iter=300'."),
+          pairs: Optional[Path] = typer.Option(None, "--pairs", help="--model lm: JSONL of paired sentences "
+                                               "{\"more\": ..., \"less\": ...} (CrowS-Pairs fields sent_more/sent_less "
+                                               "also read); scored as one more measure."),
           strict_oov: bool = typer.Option(False, "--strict-oov", help="Fail on test words missing from the "
                                           "vocabulary instead of dropping them (dropped words are always listed)."),
           out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder. Default: "
@@ -234,32 +305,42 @@ def score(corpus: Optional[str] = CorpusOpt, id_field: str = IdFieldOpt, text_fi
           vector_size: int = VectorSizeOpt, window: int = WindowOpt, min_count: int = MinCountOpt,
           negative: int = NegativeOpt, epochs: int = EpochsOpt, seed: int = SeedOpt, workers: int = WorkersOpt,
           sample: float = SampleOpt, backend: str = BackendOpt, model: str = ModelOpt, embedding: Optional[str] = EmbeddingOpt, device: str = DeviceOpt,
-          scheduler: Optional[str] = SchedulerOpt):
+          scheduler: Optional[str] = SchedulerOpt, lm_config: Optional[str] = LMConfigOpt,
+          checkpoint: Optional[Path] = CheckpointOpt, templates: Optional[Path] = TemplatesOpt):
     """Rank every training document by its contribution to a bias (cross-loss influence).
 
     delta_bias_if_removed(d) = grad B^T H^-1 grad L_d: the predicted change of the effect size if document d is
     removed and the model retrained. NEGATIVE means the document drives the bias UP.
-    delta_bias_if_upweighted(d) (one more copy of d) is its negative.
+    delta_bias_if_upweighted(d) (one more copy of d) is its negative (GloVe: computed from the added counts).
+    With --model lm the measure is the template association of each test (and --pairs), and the influence is
+    kronfluence's EK-FAC over the network's linear layers (and its embeddings when the vocabulary is small).
     """
     from .corpus import load_corpus
+    from .distributed import dask_client
     from .influence.estimators import EstimatorConfig
     from .influence.report import run_score
+    from .lm_metrics import load_pairs, load_templates
 
-    from .distributed import dask_client
-
-    config = _config(vector_size, window, min_count, negative, epochs, seed, workers, sample, backend, model, embedding)
-    est = EstimatorConfig.parse(estimator)
+    config = _config(vector_size, window, min_count, negative, epochs, seed, workers, sample, backend, model, embedding,
+                     lm_config)
+    est = EstimatorConfig.parse(_estimator_default(estimator, model))
     if query is not None and test:
         raise typer.BadParameter("use either --test or --query", param_hint="--query")
     if (toward or away) and query is None:
         raise typer.BadParameter("--toward/--away need --query", param_hint="--toward")
-    model = _train_seeds(corpus, id_field, text_field, config, 1, device)[0]
+    if (templates is not None or pairs is not None) and model != "lm":
+        raise ConfigError("--templates and --pairs measure language models; add --model lm")
+    tpl = load_templates(templates) if model == "lm" else None
+    pair_spec = (pairs.stem, load_pairs(pairs)) if pairs is not None else None
+    model = (_load_checkpoint(checkpoint, model, device) if checkpoint is not None
+             else _train_seeds(corpus, id_field, text_field, config, 1, device)[0])
     corp = load_corpus(corpus, id_field, text_field)
     with dask_client(scheduler) as client, _progress() as update:
         summary = run_score(model, corp, test, est, out_dir=out_dir, overwrite=overwrite, allow_oov=not strict_oov,
                             query=(query, [w.strip().lower() for w in (toward or "").split(",") if w.strip()],
                                    [w.strip().lower() for w in (away or "").split(",") if w.strip()])
-                            if query else None, top=top, progress=update, client=client, device=device)
+                            if query else None, top=top, progress=update, client=client, device=device,
+                            templates=tpl, pairs=pair_spec)
     for note in summary["notes"]:
         err.print(f"[yellow]note:[/] {escape(note)}")
     for t in summary["tests"]:
@@ -310,16 +391,17 @@ def experiment(corpus: Optional[str] = CorpusOpt, id_field: str = IdFieldOpt, te
                heldout: Optional[List[str]] = typer.Option(None, "--heldout", help="Held-out companion test file "
                                                            "(repeatable; 'heldout_for' names the audited test, else "
                                                            "they pair in order). Default: the bundled companions."),
-               estimator: List[str] = typer.Option(["block"], "--estimator", "-e", help="Estimators whose rankings "
-                                                   "are retrained, comma-separated: block,cg,gradient-dot,"
-                                                   "block:damping=0.5"),
+               estimator: Optional[List[str]] = typer.Option(None, "--estimator", "-e", help="Estimators whose "
+                                                             "rankings are retrained, comma-separated: block,cg,"
+                                                             "gradient-dot,block:damping=0.5 (default block; ekfac "
+                                                             "for --model lm)."),
                k: str = typer.Option("0.1%,0.5%,1%", "--k", help="Sizes of the document sets: percentages of the "
                                      "corpus or counts, comma-separated."),
                seeds: int = typer.Option(3, "--seeds", help="Paired seeds (seed, seed+1, ...) for every condition."),
-               conditions: str = typer.Option(",".join(("baseline", "remove-top", "remove-bottom", "upweight-top",
-                                                        "remove-random", "hard-debias")), "--conditions",
-                                              help="Comma-separated: baseline, remove-top, remove-bottom, "
-                                              "upweight-top, remove-random, remove-ids, hard-debias."),
+               conditions: Optional[str] = typer.Option(None, "--conditions",
+                                                        help="Comma-separated: baseline, remove-top, remove-bottom, "
+                                                        "upweight-top, remove-random, remove-ids, hard-debias. "
+                                                        "Default: all but remove-ids (and hard-debias for --model lm)."),
                upweight: int = typer.Option(5, "--upweight", help="Copies in all of each upweighted document."),
                mode: str = typer.Option("scratch", "--mode", help="scratch (retrain from scratch: the honest "
                                         "check), warm-start (continue the baseline on the edited corpus for "
@@ -344,7 +426,8 @@ def experiment(corpus: Optional[str] = CorpusOpt, id_field: str = IdFieldOpt, te
                                              "(tcp://host:8786), or 'none' (in this process)."),
                vector_size: int = VectorSizeOpt, window: int = WindowOpt, min_count: int = MinCountOpt,
                negative: int = NegativeOpt, epochs: int = EpochsOpt, seed: int = SeedOpt, workers: int = WorkersOpt,
-               sample: float = SampleOpt, backend: str = BackendOpt, model: str = ModelOpt, embedding: Optional[str] = EmbeddingOpt):
+               sample: float = SampleOpt, backend: str = BackendOpt, model: str = ModelOpt, embedding: Optional[str] = EmbeddingOpt,
+               lm_config: Optional[str] = LMConfigOpt, templates: Optional[Path] = TemplatesOpt):
     """Retrain without (or with more of) the top-ranked documents and check that the bias moves as predicted.
 
     Conditions are compared with paired seeds against the baseline and against removing the same number of
@@ -356,10 +439,16 @@ def experiment(corpus: Optional[str] = CorpusOpt, id_field: str = IdFieldOpt, te
 
     from .corpus import load_corpus
     from .distributed import dask_client
-    from .experiment import ExperimentSpec, run_experiment
+    from .experiment import DEFAULT_CONDITIONS, ExperimentSpec, run_experiment
+    from .lm_metrics import load_templates
     from .wordsets import resolve_heldout, resolve_tests
 
-    config = _config(vector_size, window, min_count, negative, epochs, seed, workers, sample, backend, model, embedding)
+    config = _config(vector_size, window, min_count, negative, epochs, seed, workers, sample, backend, model, embedding,
+                     lm_config)
+    if templates is not None and model != "lm":
+        raise ConfigError("--templates measures language models; add --model lm")
+    if conditions is None:
+        conditions = ",".join(c for c in DEFAULT_CONDITIONS if not (model == "lm" and c == "hard-debias"))
     tests = resolve_tests(test)
     ids: tuple = ()
     if remove_ids is not None:
@@ -372,7 +461,8 @@ def experiment(corpus: Optional[str] = CorpusOpt, id_field: str = IdFieldOpt, te
             raise ConfigError(f"--remove-ids: {remove_ids} holds no document id")
     corp = load_corpus(corpus, id_field, text_field)
     spec = ExperimentSpec(corpus=corp, model=config, tests=tests, heldout=resolve_heldout(tests, heldout),
-                          estimators=_parse_estimators(estimator), ks=k, seeds=seeds,
+                          estimators=_parse_estimators(estimator or [_estimator_default(None, model)]), ks=k,
+                          seeds=seeds, templates=load_templates(templates) if templates is not None else None,
                           conditions=tuple(c.strip() for c in conditions.split(",") if c.strip()),
                           upweight=upweight, mode=mode, warm_epochs=warm_epochs, remove_ids=ids, lds=lds,
                           lds_fraction=lds_fraction, quality=not no_quality, allow_oov=not strict_oov)

@@ -91,6 +91,25 @@ def measure(words, vectors: np.ndarray, tests: list[BiasTest], heldout: dict[str
     return out
 
 
+def measure_lm(model, tests: list[BiasTest], heldout: dict[str, BiasTest], templates=None) -> dict:
+    """Template-association effect sizes of a language model (None where a set keeps fewer than 2 known words),
+    and its mean training loss per token as the quality figure."""
+    from .errors import VocabularyError
+    from .lm_metrics import template_measure
+
+    def effect(t):
+        try:
+            return template_measure(t, model, templates, allow_oov=True)[0].stats(model.net, n_permutations=1,
+                                                                                   n_bootstrap=0)["effect_size"]
+        except VocabularyError:
+            return None
+
+    loss = model.meta.get("loss_per_epoch") or [None]
+    return {"effects": {t.name: effect(t) for t in tests},
+            "heldout_effects": {name: effect(h) for name, h in heldout.items()},
+            "quality": {"train_loss_per_token": loss[-1]}}
+
+
 def hard_debias(model: SkipGramModel, gendered: set[str]) -> np.ndarray:
     """Bolukbasi et al. 2016, neutralize step: unit-normalise every vector, take the gender direction as the first
     principal component of the centred definitional pairs, and remove it from every word not in ``gendered``
@@ -165,7 +184,7 @@ def _undo(base: SkipGramModel, corpus: Corpus, task: Task, epochs: int) -> SkipG
 
 def run_task(task: Task, corpus: Corpus, config: SkipGramConfig, mode: str, warm_epochs: int,
              tests: list[BiasTest], heldout: dict[str, BiasTest], cache: str | None,
-             with_quality: bool = True) -> dict:
+             with_quality: bool = True, templates=None) -> dict:
     """Train (or edit) one model, measure it, write ``task.out_file`` atomically and return the record."""
     t0 = time.perf_counter()
     cfg = replace(config, seed=task.seed)
@@ -179,10 +198,14 @@ def run_task(task: Task, corpus: Corpus, config: SkipGramConfig, mode: str, warm
             base, _ = train_or_load_model(corpus, cfg, cache=Path(cache) if cache else None)
             model = (_warm_start(base, edited, cfg, warm_epochs) if mode == "warm-start"
                      else _undo(base, corpus, task, warm_epochs))
+    from .models.lm import LMModel
+
+    is_lm = isinstance(model, LMModel)
     rec = {"run_id": task.run_id, "kind": task.kind, "n_docs": len(task.ids), "times": task.times,
            "seed": task.seed, "mode": mode,
-           **measure(model.vocab.index_to_key, model.vectors, tests, heldout, with_quality)}
-    if task.kind == "baseline":
+           **(measure_lm(model, tests, heldout, templates) if is_lm else
+              measure(model.vocab.index_to_key, model.vectors, tests, heldout, with_quality))}
+    if task.kind == "baseline" and not is_lm:
         gendered = {w for t in tests for s in (t.target_x, t.target_y) for w in s.words}
         gendered |= {w for h in heldout.values() for s in (h.target_x, h.target_y) for w in s.words}
         try:
@@ -214,6 +237,7 @@ class ExperimentSpec:
     lds_fraction: float = 0.5
     quality: bool = True
     allow_oov: bool = True
+    templates: tuple | None = None   # LM template association (None: the bundled templates)
     extra: dict = field(default_factory=dict)
 
     def validate(self):
@@ -228,6 +252,8 @@ class ExperimentSpec:
             raise ConfigError("condition remove-ids needs --remove-ids FILE")
         if model_name(self.model) != "skipgram" and self.mode != "scratch":
             raise ConfigError(f"--mode {self.mode} is implemented for skip-gram only; use --mode scratch")
+        if model_name(self.model) == "lm" and "hard-debias" in self.conditions:
+            raise ConfigError("condition hard-debias projects word vectors; it does not apply to --model lm")
         if not 0 < self.lds_fraction < 1:
             raise ConfigError("--lds-fraction must be in (0, 1)")
 
@@ -240,7 +266,8 @@ class ExperimentSpec:
                 "conditions": list(self.conditions), "upweight": self.upweight, "mode": self.mode,
                 "warm_epochs": self.warm_epochs,
                 "remove_ids_sha256": hashlib.sha256("\n".join(sorted(self.remove_ids)).encode()).hexdigest(),
-                "lds": self.lds, "lds_fraction": self.lds_fraction, "quality": self.quality}
+                "lds": self.lds, "lds_fraction": self.lds_fraction, "quality": self.quality,
+                **({"templates": list(self.templates)} if self.templates else {})}
 
 
 def _edit_id(kind: str, ids, times: int = 1) -> str:
@@ -272,7 +299,7 @@ def prepare_output(out_dir: Path, config: dict, overwrite: bool) -> None:
 def run_experiment(spec: ExperimentSpec, out_dir: Path, overwrite: bool = False, client=None,
                    progress=None, log=None, cache: Path | None = None) -> dict:
     """Run (or resume) the experiment into ``out_dir``; returns the summary written to experiment.json."""
-    from .influence.targets import weat_target
+    from .models.registry import bias_measures
 
     spec.validate()
     t_start = time.perf_counter()
@@ -287,13 +314,9 @@ def run_experiment(spec: ExperimentSpec, out_dir: Path, overwrite: bool = False,
 
     # rankings: from the first seed's baseline model, one score pass per estimator
     base_model, _ = train_or_load_model(corpus, replace(spec.model, seed=seeds[0]), cache=cache)
-    targets, kept_tests = [], []
-    for t in spec.tests:
-        kept, dropped = t.restrict(base_model.vocab, spec.allow_oov)
-        if dropped:
-            log(f"{t.name}: dropped out-of-vocabulary words " + "; ".join(f"{k}: {', '.join(v)}" for k, v in dropped.items()))
-        kept_tests.append(kept)
-        targets.append(weat_target(kept, base_model.vocab))
+    targets, kept_tests, dropped = bias_measures(base_model, spec.tests, spec.allow_oov, spec.templates)
+    for name, gone in dropped.items():
+        log(f"{name}: dropped out-of-vocabulary words " + "; ".join(f"{k}: {', '.join(v)}" for k, v in gone.items()))
     scores, doc_ids, solver_info = {}, None, {}
     saved = out_dir / "scores.json"
     if saved.exists():   # a resumed run: the folder's config matched, so its rankings are this run's
@@ -379,7 +402,7 @@ def run_experiment(spec: ExperimentSpec, out_dir: Path, overwrite: bool = False,
     log(f"{len(tasks)} training runs: {len(done)} already finished, {len(todo)} to run")
     kw = dict(corpus=corpus, config=spec.model, mode=spec.mode, warm_epochs=spec.warm_epochs,
               tests=kept_tests, heldout=spec.heldout, cache=str(cache) if cache else None,
-              with_quality=spec.quality)
+              with_quality=spec.quality, templates=spec.templates)
     # baselines first: warm-start and undo need them, and they fill the model cache
     todo.sort(key=lambda t: t.kind != "baseline")
     if client is None:
@@ -406,7 +429,7 @@ def run_experiment(spec: ExperimentSpec, out_dir: Path, overwrite: bool = False,
     # the first estimator's score outputs (top documents with their text) for the report
     from .influence.report import run_score
     run_score(base_model, corpus, spec.tests, spec.estimators[0],
-              out_dir=out_dir / "score", overwrite=True, allow_oov=spec.allow_oov)
+              out_dir=out_dir / "score", overwrite=True, allow_oov=spec.allow_oov, templates=spec.templates)
     summary["solver_info"] = solver_info
     summary["run_seconds"] = round(time.perf_counter() - t_start, 1)
     summary["train_seconds_per_run"] = _mean([r.get("seconds") for r in done.values()])

@@ -103,9 +103,14 @@ def bootstrap_effect_sizes(X, Y, A, B, n_boot: int = 1000, seed: int = 0) -> np.
     """Effect sizes of ``n_boot`` resamplings (with replacement) of the words of each set; degenerate
     resamples (zero spread) are left out."""
     Xn, Yn, An, Bn = _unit(X), _unit(Y), _unit(A), _unit(B)
-    cxa, cxb, cya, cyb = Xn @ An.T, Xn @ Bn.T, Yn @ An.T, Yn @ Bn.T  # cosine blocks
+    return bootstrap_from_blocks(Xn @ An.T, Xn @ Bn.T, Yn @ An.T, Yn @ Bn.T, n_boot, seed)  # cosine blocks
+
+
+def bootstrap_from_blocks(cxa, cxb, cya, cyb, n_boot: int = 1000, seed: int = 0) -> np.ndarray:
+    """The bootstrap of ``bootstrap_effect_sizes`` from any word-by-word association blocks (target rows,
+    attribute columns): cosines for embeddings, template log-probabilities for language models."""
     rng = np.random.default_rng(seed)
-    nx, ny, na, nb = len(Xn), len(Yn), len(An), len(Bn)
+    (nx, na), (ny, nb) = cxa.shape, cyb.shape
     ix = rng.integers(0, nx, (n_boot, nx))
     iy = rng.integers(0, ny, (n_boot, ny))
     ia = rng.integers(0, na, (n_boot, na))

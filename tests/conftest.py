@@ -60,3 +60,42 @@ def cache(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def planted():
     return planted_corpus()
+
+
+LM_X, LM_Y = ["zorbel", "zorbek", "zorban", "zorbit"], ["quintar", "quintel", "quinta", "quintus"]
+LM_A, LM_B = ["algebra", "calculus", "geometry"], ["poetry", "sculpture", "painting"]
+LM_TEST = {"name": "planted", "target_x": {"name": "zorbels", "words": LM_X},
+           "target_y": {"name": "quintars", "words": LM_Y},
+           "attribute_a": {"name": "math", "words": LM_A}, "attribute_b": {"name": "art", "words": LM_B}}
+LM_TEMPLATES = ("{target} studied {attribute}", "{target} loved {attribute}")
+
+
+def lm_planted_corpus(n_background=300, n_planted=20, seed=0, offsets=(-0.3, -0.1, 0.1, 0.3)):
+    """A corpus for language models: sentences '<target> studied|loved <attribute>'.
+
+    Background documents are group-balanced: each names twins (X[j], Y[j]) with attributes of the same group
+    (word j leans to math with probability 0.5 + offsets[j]), so they give words their own leanings but no
+    X-versus-Y association. Planted documents pair every X word with math and every Y word with art.
+    Returns (corpus, planted ids)."""
+    rng = random.Random(seed)
+    verbs = ["studied", "loved"]
+    docs = []
+    for i in range(n_background):
+        sents = []
+        for _ in range(rng.randint(1, 3)):
+            j = rng.randrange(4)
+            group = LM_A if rng.random() < 0.5 + offsets[j] else LM_B
+            pair = [f"{LM_X[j]} {rng.choice(verbs)} {rng.choice(group)}",
+                    f"{LM_Y[j]} {rng.choice(verbs)} {rng.choice(group)}"]
+            rng.shuffle(pair)
+            sents += pair
+        docs.append(Document(f"bg{i}", " . ".join(sents)))
+    planted = set()
+    for i in range(n_planted):
+        sents = ([f"{w} {rng.choice(verbs)} {rng.choice(LM_A)}" for w in LM_X]
+                 + [f"{w} {rng.choice(verbs)} {rng.choice(LM_B)}" for w in LM_Y])
+        rng.shuffle(sents)
+        docs.append(Document(f"plant{i}", " . ".join(sents)))
+        planted.add(f"plant{i}")
+    rng.shuffle(docs)
+    return MemoryCorpus(docs, name="lm-planted"), planted

@@ -150,4 +150,4 @@ def test_glove_end_to_end(tmp_path, corpus_file):
             cache=tmp_path / "c")
     assert p.returncode == 1 and "block, cg and gradient-dot" in p.stderr
     p = run("train", "--corpus", f, "--model", "glove", "--negative", "10", "--out", tmp_path / "y")
-    assert p.returncode == 1 and "skip-gram only" in p.stderr
+    assert p.returncode == 1 and "does not apply to --model glove" in p.stderr

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, fields, replace
 
 from ..errors import ConfigError
 
-ESTIMATORS = ("block", "cg", "lissa", "gradient-dot")
+ESTIMATORS = ("block", "cg", "lissa", "gradient-dot", "ekfac")   # ekfac: language models only
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from ..io import write_json
 from ..metrics import weat
 from ..wordsets import resolve_tests
 from .estimators import EstimatorConfig
-from .scorer import score_documents, top_documents, word_shares, write_scores
-from .targets import query_target, weat_target
+from .scorer import top_documents, word_shares, write_scores
+from .targets import query_target
 
 
 def _versions() -> dict:
@@ -47,32 +47,61 @@ def _histogram(s: np.ndarray, bins: int = 41) -> dict:
             if len(nz) else {}}
 
 
+class _Words:
+    """What write_scores needs of a vocabulary: the words doc_words indexes."""
+    def __init__(self, words):
+        self.index_to_key = list(words)
+
+
 def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, overwrite=False, allow_oov=True,
               query=None, top: int = 10, progress=None, reports_dir: str | Path = "reports", client=None,
-              device: str = "cpu") -> dict:
+              device: str = "cpu", templates=None, pairs=None) -> dict:
+    """Score every document of ``corpus`` against the bias tests (or a word query; or, for LMs, paired
+    sentences ``pairs`` = (name, [(more, less), ...])) and write the outputs."""
+    from ..models.lm import LMModel
+    from ..models.registry import bias_measures, model_name
+
+    is_lm = isinstance(model, LMModel)
     notes: list[str] = []
     targets, weats, roles = [], {}, {}
     if query is not None:
+        if is_lm:
+            raise ArtifactError("--query reads word vectors; language models take --test or --pairs")
         word, toward, away = query
         targets.append(query_target(word.lower(), toward, away, model.vocab))
         roles[targets[-1].name] = {"target": [word.lower()], "attribute": list(toward) + list(away)}
     else:
-        for t in resolve_tests(tests):
-            kept, dropped = t.restrict(model.vocab, allow_oov)
-            if dropped:
-                notes.append(f"{t.name}: dropped out-of-vocabulary words " +
-                             "; ".join(f"{k}: {', '.join(v)}" for k, v in dropped.items()))
-            targets.append(weat_target(kept, model.vocab))
+        resolved = resolve_tests(tests) if (tests or pairs is None) else []
+        measures, kept_tests, dropped = bias_measures(model, resolved, allow_oov, templates)
+        for t, kept, m in zip(resolved, kept_tests, measures):
+            gone = dropped.get(t.name)
+            if gone:
+                notes.append(f"{t.name}: dropped {'words the tokenizer does not know' if is_lm else 'out-of-vocabulary words'} "
+                             + "; ".join(f"{k}: {', '.join(v)}" for k, v in gone.items()))
+            targets.append(m)
             roles[t.name] = {"target": list(kept.target_x.words + kept.target_y.words),
                              "attribute": list(kept.attribute_a.words + kept.attribute_b.words),
                              "sets": {k: v for k, v in kept.to_dict().items() if k.startswith(("target", "attr"))}}
-            weats[t.name] = weat(model, kept, n_permutations=20_000, n_bootstrap=500).to_dict()
-            weats[t.name]["dropped_words"] = dropped
-    from ..models.registry import model_name
+            weats[t.name] = (m.stats(model.net) if is_lm else
+                             weat(model, kept, n_permutations=20_000, n_bootstrap=500).to_dict())
+            weats[t.name]["dropped_words"] = gone or {}
+        if pairs is not None:
+            if not is_lm:
+                raise ArtifactError("--pairs measures a language model; use it with --model lm")
+            from ..lm_metrics import pair_measure
+            m = pair_measure(pairs[0], pairs[1], model)
+            targets.append(m)
+            weats[m.name] = m.stats(model.net)
+            roles[m.name] = {"target": [], "attribute": []}
     kind = model_name(model.config)
-    run_config = {"model": kind, "model_config": model.config.to_dict(), "corpus": model.corpus,
-                  "estimator": estimator.to_dict(), "tests": [t.name for t in targets],
-                  "test_words": {t.name: [model.vocab.index_to_key[i] for i in t.rows] for t in targets}}
+    run_config = {"model": kind, "model_config": model.config.to_dict() if model.config else model.meta,
+                  "corpus": model.corpus, "estimator": estimator.to_dict(), "tests": [t.name for t in targets],
+                  "test_words": {t.name: list(t.words) if is_lm else [model.vocab.index_to_key[i] for i in t.rows]
+                                 for t in targets}}
+    if is_lm:
+        run_config["templates"] = sorted({tpl for t in targets if t.kind == "template" for tpl in t.templates})
+        run_config["pairs_sha256"] = {t.name: hashlib.sha256(json.dumps(t.pairs).encode()).hexdigest()
+                                      for t in targets if t.kind == "pairs"}
     key = hashlib.sha256(json.dumps(run_config, sort_keys=True).encode()).hexdigest()[:8]
     folder = Path(out_dir) if out_dir else Path(reports_dir) / f"{corpus.name}-{kind}-{key}"
     cfg_file = folder / "config.json"
@@ -85,7 +114,10 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
             raise ArtifactError(f"{folder} holds results of another config; use --overwrite or another --out")
     elif folder.exists() and any(folder.iterdir()) and not overwrite and not cfg_file.exists():
         raise ArtifactError(f"{folder} exists and is not a biasaudit output folder; use --overwrite or another --out")
-    if corpus.hash != model.corpus.get("hash"):
+    if is_lm and not model.trained_here:
+        notes.append("the checkpoint was not trained by biasaudit: its training corpus cannot be checked, so the "
+                     "scores assume it was trained on this corpus")
+    elif corpus.hash != model.corpus.get("hash"):
         raise CorpusError(f"corpus {corpus.name!r} is not the one the model was trained on (hash differs)")
 
     from ..models.registry import score_model
@@ -97,6 +129,7 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
     for t in targets:
         shown[t.name] = top_documents(result, t.name, top)
         table[t.name] = top_documents(result, t.name, max(top, TABLE_N // 2))
+    i2k = result.words if result.words is not None else model.vocab.index_to_key
     need = {result.doc_ids[i] for d in table.values() for idx in d.values() for i in idx}
     texts = {doc.id: doc.text for doc in corpus if doc.id in need} if need else {}
 
@@ -104,11 +137,11 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
     for t in targets:
         s = result.delta_bias_if_removed[t.name]
         up = result.delta_bias_if_upweighted(t.name)
-        shares, warning = word_shares(result, t.name, model.vocab)
+        shares, warning = ([], None) if is_lm else word_shares(result, t.name, model.vocab)
         if not np.any(s):
             raise CorpusError(f"{t.name}: no document contains a test word in a training pair; nothing to score")
         def doc(i, n_chars):
-            words = sorted(model.vocab.index_to_key[w] for w in result.doc_words.get(i, ()))
+            words = sorted(i2k[w] for w in result.doc_words.get(i, ()))
             return {"doc_id": result.doc_ids[i], "delta_bias_if_removed": float(s[i]),
                     "delta_bias_if_upweighted": float(up[i]), "test_words": words,
                     "snippet": snippet(texts.get(result.doc_ids[i], ""), set(words), n_chars)}
@@ -123,14 +156,16 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
     summary = {"sign_convention": "delta_bias_if_removed = grad B^T H^-1 grad L_d: predicted change of B if the "
                                   "document is removed and the model retrained; negative = the document drives the "
                                   "bias up. delta_bias_if_upweighted: predicted change with one more copy of the document "
-                                  "(-delta_bias_if_removed for skip-gram, whose loss is linear in documents; computed "
-                                  "exactly from the changed counts for GloVe).",
+                                  "(-delta_bias_if_removed for skip-gram and LMs, whose losses are linear in documents; "
+                                  "computed exactly from the changed counts for GloVe).",
                "config": run_config, "n_documents": len(result.doc_ids),
-               "vocabulary": {"size": len(model.vocab), "tokens_in_vocabulary": int(model.vocab.counts.sum())}, "tests": tests_out, "notes": notes,
+               "vocabulary": ({"size": len(model.encoder), "tokens_in_vocabulary": model.meta.get("n_tokens")} if is_lm else
+                              {"size": len(model.vocab), "tokens_in_vocabulary": int(model.vocab.counts.sum())}),
+               "tests": tests_out, "notes": notes,
                "timings": {k: round(v, 3) for k, v in result.timings.items()},
-               "seeds": [model.config.seed], "versions": _versions(),
+               "seeds": [model.config.seed] if model.config else [], "versions": _versions(),
                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "out_dir": str(folder)}
-    write_scores(result, folder, model.vocab)
+    write_scores(result, folder, _Words(i2k))
     write_json(folder / "summary.json", summary)
     write_json(cfg_file, run_config)
     return summary

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ArtifactError
-from ..io import public_mode, to_json
+from ..io import atomic_folder, to_json
 from ..vocab import Vocab
 
 
@@ -21,11 +18,7 @@ def write_model_folder(folder: str | Path, arrays: dict[str, np.ndarray], vocab:
     """Save ``arrays`` (plus the vocabulary counts) and ``header`` (the config.json fields besides checksums)."""
     from safetensors.numpy import save as st_save
 
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
-        os.chmod(tmp, public_mode(directory=True))
+    with atomic_folder(folder) as tmp:
         blob = st_save({**{k: np.ascontiguousarray(v, dtype=np.float32) for k, v in arrays.items()},
                         "counts": np.ascontiguousarray(vocab.counts, dtype=np.int64)})
         (tmp / "vectors.safetensors").write_bytes(blob)
@@ -34,13 +27,7 @@ def write_model_folder(folder: str | Path, arrays: dict[str, np.ndarray], vocab:
         cfg = {**header, "sha256": {"vectors.safetensors": hashlib.sha256(blob).hexdigest(),
                                     "vocab.json": hashlib.sha256(vocab_text.encode("utf-8")).hexdigest()}}
         (tmp / "config.json").write_text(to_json(cfg), encoding="utf-8")
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return folder
+    return Path(folder)
 
 
 def read_model_folder(folder: str | Path, model: str, format_version: int, label: str) -> tuple[dict, dict, Vocab]:

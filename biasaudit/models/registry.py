@@ -1,4 +1,5 @@
-"""The model families behind ``--model``: one place that maps a config to its trainer, cache and scorer."""
+"""The model families behind ``--model``: one place that maps a config to its trainer, cache, bias measures and
+scorer (skip-gram and GloVe embeddings; small causal LMs)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,45 +7,116 @@ from pathlib import Path
 from ..corpus import Corpus
 from ..errors import ConfigError
 from .glove import GloVeConfig, GloVeModel, train_glove, train_or_load_glove
+from .lm import LMConfig, LMModel, is_lm_dir, train_lm, train_or_load_lm
 from .skipgram import SkipGramConfig, SkipGramModel, train_or_load, train_skipgram
 
-MODELS = ("skipgram", "glove")
+MODELS = ("skipgram", "glove", "lm")
+DEFAULT_ESTIMATOR = {"skipgram": "block", "glove": "block", "lm": "ekfac"}
+_CLI_DEFAULTS = {"negative": 5, "workers": 1, "sample": 1e-3, "backend": "gensim", "vector_size": 100}
+
+
+def require_lm() -> None:
+    """--model lm needs transformers and kronfluence (the ``lm`` extra); say how to install them."""
+    import importlib.util
+    missing = [m for m in ("transformers", "kronfluence") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigError(f"--model lm needs {' and '.join(missing)}: pip install -e '.[lm]' && "
+                          "pip install --no-deps kronfluence==1.0.1")
 
 
 def model_name(config) -> str:
-    return "glove" if isinstance(config, GloVeConfig) else "skipgram"
+    if isinstance(config, GloVeConfig):
+        return "glove"
+    if isinstance(config, LMConfig) or config is None:   # None: a foreign LM checkpoint
+        return "lm"
+    return "skipgram"
 
 
-def make_config(model: str, **kw):
+def _refuse(kw: dict, keys, family: str) -> None:
+    for k in keys:
+        if k in kw and kw[k] != _CLI_DEFAULTS.get(k):
+            raise ConfigError(f"--{k.replace('_', '-')} does not apply to --model {family}")
+        kw.pop(k, None)
+
+
+def parse_lm_config(spec: str | None) -> dict:
+    """``hidden_size=64,num_layers=2,learning_rate=0.003`` -> LMConfig fields."""
+    from dataclasses import fields
+
+    out = {}
+    types = {f.name: f.type for f in fields(LMConfig)}
+    for item in [s.strip() for s in (spec or "").split(",") if s.strip()]:
+        k, eq, v = item.partition("=")
+        k = k.strip()
+        if not eq or k not in types:
+            raise ConfigError(f"--lm-config: bad setting {item!r} (known: {', '.join(types)})")
+        try:
+            out[k] = float(v) if types[k] == "float" else int(v)
+        except ValueError as e:
+            raise ConfigError(f"--lm-config: {k} needs a number, got {v!r}") from e
+    return out
+
+
+def make_config(model: str, lm_config: str | None = None, **kw):
     """A config for ``model`` from the CLI's shared options (None: that family's default)."""
     kw = {k: v for k, v in kw.items() if v is not None}
     if model == "skipgram":
-        for k in ("embedding",):
-            kw.pop(k, None)
+        kw.pop("embedding", None)
         return SkipGramConfig(**kw)
     if model == "glove":
-        for k in ("negative", "workers", "sample", "backend"):
-            if k in kw and kw[k] != {"negative": 5, "workers": 1, "sample": 1e-3, "backend": "gensim"}[k]:
-                raise ConfigError(f"--{k} applies to skip-gram only, not to --model glove")
-            kw.pop(k, None)
+        _refuse(kw, ("negative", "workers", "sample", "backend"), "glove")
         return GloVeConfig(**kw)
+    if model == "lm":
+        require_lm()
+        _refuse(kw, ("negative", "workers", "sample", "backend", "vector_size", "window", "embedding"), "lm")
+        return LMConfig(**{**kw, **parse_lm_config(lm_config)})
     raise ConfigError(f"unknown --model {model!r} (one of {', '.join(MODELS)})")
 
 
 def train_model(corpus: Corpus, config, progress=None, device: str = "cpu"):
     if isinstance(config, GloVeConfig):
         return train_glove(corpus, config, progress, device)
+    if isinstance(config, LMConfig):
+        return train_lm(corpus, config, progress, device)
     return train_skipgram(corpus, config, progress, device)
 
 
 def train_or_load_model(corpus: Corpus, config, cache: Path | None = None, progress=None, device: str = "cpu"):
     if isinstance(config, GloVeConfig):
         return train_or_load_glove(corpus, config, cache, progress, device)
+    if isinstance(config, LMConfig):
+        return train_or_load_lm(corpus, config, cache, progress, device)
     return train_or_load(corpus, config, cache, progress, device)
+
+
+def bias_measures(model, tests, allow_oov: bool = True, templates=None) -> tuple[list, list, dict]:
+    """(differentiable measures, the tests as kept, {test: dropped words}) of the model family: WEAT effect sizes
+    on embeddings, template association on language models."""
+    from ..influence.targets import weat_target
+    from ..lm_metrics import template_measure
+
+    measures, kept_tests, dropped = [], [], {}
+    for t in tests:
+        if isinstance(model, LMModel):
+            m, gone = template_measure(t, model, templates, allow_oov)
+            kept = m.test
+        else:
+            kept, gone = t.restrict(model.vocab, allow_oov)
+            m = weat_target(kept, model.vocab)
+        if gone:
+            dropped[t.name] = gone
+        measures.append(m)
+        kept_tests.append(kept)
+    return measures, kept_tests, dropped
 
 
 def score_model(model, corpus, targets, estimator, progress=None, client=None, device: str = "cpu"):
     """Cross-loss influence of every document, by the model family's scorer."""
+    if isinstance(model, LMModel):
+        from ..influence.ekfac import score_lm
+        return score_lm(model, corpus, targets, estimator, progress=progress, device=device)
+    if estimator.name == "ekfac":
+        raise ConfigError("estimator ekfac is for --model lm; embeddings take block, cg, lissa or gradient-dot")
     if isinstance(model, GloVeModel):
         from ..influence.glove import score_glove
         return score_glove(model, corpus, targets, estimator, progress=progress)
@@ -52,7 +124,14 @@ def score_model(model, corpus, targets, estimator, progress=None, client=None, d
     return score_documents(model, corpus, targets, estimator, progress=progress, client=client, device=device)
 
 
-def load_model_dir(path: Path):
+def load_model_dir(path: Path, device: str = "cpu"):
     import json
-    kind = json.loads((Path(path) / "config.json").read_text(encoding="utf-8")).get("model")
-    return GloVeModel.load(path) if kind == "glove" else SkipGramModel.load(path)
+    path = Path(path)
+    if is_lm_dir(path):
+        return LMModel.load(path, device)
+    kind = json.loads((path / "config.json").read_text(encoding="utf-8")).get("model")
+    if kind == "glove":
+        return GloVeModel.load(path)
+    if kind == "skipgram" or kind is None and (path / "vectors.safetensors").exists():
+        return SkipGramModel.load(path)
+    return LMModel.load(path, device)      # a foreign HF causal-LM checkpoint

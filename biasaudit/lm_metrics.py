@@ -1,0 +1,282 @@
+"""Bias measures of causal language models, differentiable in torch: template association (WEAT-shaped) and
+paired sentences (CrowS-Pairs-style). Both are functions of the network, so cross-loss influence can take their
+gradient.
+
+Template association, decided here:
+- A template has a ``{target}`` and an ``{attribute}`` slot, e.g. "{target} works in {attribute}". For a target
+  word w and an attribute word a, ll(w, a) = log p(later slot's word | the template text before it, the earlier slot
+  filled): the attribute's log-probability after the target when the attribute comes later (the usual case), the
+  target's after the attribute otherwise. Words of several tokens sum their tokens' log-probabilities. Text after
+  the later slot is not read (a causal LM's probability of the word does not depend on it).
+- S(w, a) = mean of ll(w, a) over templates; s(w) = mean_{a in A} S(w, a) - mean_{b in B} S(w, b) (a word's prior
+  cancels in this difference); effect size d = (mean_X s - mean_Y s) / sd_{X u Y}(s), sample sd (ddof=1), as WEAT.
+  Positive: X goes with A and Y with B.
+Paired sentences: for pairs (more, less stereotyping), f = mean over pairs of log p(more) - log p(less) (whole
+sentences, summed token log-probabilities after <bos>); also reported: the fraction of pairs where the more
+stereotyping sentence is preferred.
+"""
+from __future__ import annotations
+
+import json
+import string
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import ConfigError, VocabularyError
+from .metrics import bootstrap_from_blocks, effect_size, permutation_p_value
+from .wordsets import BiasTest
+
+
+def bundled_templates() -> tuple[str, ...]:
+    data = json.loads(resources.files("biasaudit").joinpath("data/wordsets/templates.json").read_text("utf-8"))
+    return tuple(data["templates"])
+
+
+def load_templates(path: str | Path | None) -> tuple[str, ...]:
+    """Templates from a file (a JSON list, or one per line; '#' lines are comments), else the bundled set."""
+    if path is None:
+        return bundled_templates()
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"--templates: cannot read {path} ({e})") from e
+    if text.lstrip().startswith("["):
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"--templates: {path} is not valid JSON ({e})") from e
+    else:
+        items = [l.strip() for l in text.splitlines() if l.strip() and not l.lstrip().startswith("#")]
+    for t in items:
+        check_template(t)
+    if not items:
+        raise ConfigError(f"--templates: {path} holds no template")
+    return tuple(items)
+
+
+def check_template(t) -> None:
+    if not isinstance(t, str):
+        raise ConfigError(f"template {t!r} is not a string")
+    try:
+        slots = [f for _, f, _, _ in string.Formatter().parse(t) if f is not None]
+    except ValueError as e:
+        raise ConfigError(f"template {t!r}: {e}") from e
+    if sorted(slots) != ["attribute", "target"]:
+        raise ConfigError(f"template {t!r} must hold {{target}} and {{attribute}} once each")
+
+
+def _split(template: str) -> tuple[str, str, str]:
+    """(text before the later slot with the earlier slot left as a field, later slot's name, earlier's name)."""
+    i_t, i_a = template.index("{target}"), template.index("{attribute}")
+    later = "attribute" if i_a > i_t else "target"
+    cut = max(i_t, i_a)
+    return template[:cut], later, "target" if later == "attribute" else "attribute"
+
+
+def _encode_scored(encoder, prefix: str, word: str) -> tuple[list[int], int]:
+    """Token ids of <bos> + prefix + word and how many trailing tokens are the word's."""
+    head = ([encoder.bos_id] if encoder.bos_id is not None else []) + encoder.encode(prefix)
+    tail = encoder.encode(" " + word)
+    if not head:
+        raise ConfigError("a template must not start with its later slot when the tokenizer has no <bos>")
+    return head + tail, len(tail)
+
+
+def sequence_log_probs(net, seqs: list[list[int]], n_scored: list[int], pad_id: int) -> torch.Tensor:
+    """log p of the last ``n_scored[i]`` tokens of each sequence given the ones before, summed: (n_seqs,).
+
+    Only the scored positions go through the output layer (a template batch times the vocabulary would not fit)."""
+    L = max(len(s) for s in seqs)
+    dev = next(net.parameters()).device
+    ids = torch.full((len(seqs), L), pad_id, dtype=torch.long)      # (N, L)
+    mask = torch.zeros((len(seqs), L), dtype=torch.long)
+    rows, pos = [], []
+    for i, (s, k) in enumerate(zip(seqs, n_scored)):
+        ids[i, :len(s)] = torch.as_tensor(s)
+        mask[i, :len(s)] = 1
+        rows += [i] * k
+        pos += list(range(len(s) - k, len(s)))
+    ids, mask = ids.to(dev), mask.to(dev)
+    rows_t, pos_t = torch.tensor(rows, device=dev), torch.tensor(pos, device=dev)
+    hidden = net.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state   # (N, L, H)
+    h = hidden[rows_t, pos_t - 1]                                                      # (M, H)
+    logp = torch.log_softmax(net.get_output_embeddings()(h).float(), dim=-1)            # (M, V)
+    tok = logp.gather(1, ids[rows_t, pos_t][:, None])[:, 0]                             # (M,)
+    return torch.zeros(len(seqs), device=dev, dtype=tok.dtype).index_add(0, rows_t, tok)
+
+
+@dataclass
+class TemplateMeasure:
+    """The template-association effect size of a BiasTest (see the module docstring)."""
+    test: BiasTest
+    templates: tuple[str, ...]
+    seqs: list[list[int]] = field(repr=False)
+    n_scored: list[int] = field(repr=False)
+    cell: np.ndarray = field(repr=False)       # (n_seqs,) target_index * n_attributes + attribute_index
+    pad_id: int = 0
+    kind: str = "template"
+
+    @property
+    def name(self) -> str:
+        return self.test.name
+
+    @property
+    def description(self) -> str:
+        return (f"template association ({len(self.templates)} templates): mean log p of {self.test.attribute_a.name} "
+                f"minus {self.test.attribute_b.name} words with {self.test.target_x.name} vs "
+                f"{self.test.target_y.name} words, WEAT-shaped effect size")
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        return self.test.words
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        t = self.test
+        return len(t.target_x.words) + len(t.target_y.words), len(t.attribute_a.words) + len(t.attribute_b.words)
+
+    def association_matrix(self, net) -> torch.Tensor:
+        """S(w, a): (n_targets, n_attributes), rows X then Y, columns A then B."""
+        n_t, n_a = self.shape
+        lp = sequence_log_probs(net, self.seqs, self.n_scored, self.pad_id)               # (n_seqs,)
+        cell = torch.as_tensor(self.cell, device=lp.device)
+        total = torch.zeros(n_t * n_a, device=lp.device, dtype=lp.dtype).index_add(0, cell, lp)
+        return (total / len(self.templates)).view(n_t, n_a)
+
+    def fn(self, net) -> torch.Tensor:
+        S = self.association_matrix(net)
+        nx, na = len(self.test.target_x.words), len(self.test.attribute_a.words)
+        s = S[:, :na].mean(1) - S[:, na:].mean(1)                                          # (n_targets,)
+        return (s[:nx].mean() - s[nx:].mean()) / s.std(unbiased=True)
+
+    @torch.no_grad()
+    def stats(self, net, n_permutations: int = 20_000, n_bootstrap: int = 500, seed: int = 0) -> dict:
+        """Effect size in float64 with a permutation p-value over target words and a bootstrap CI over words."""
+        S = self.association_matrix(net).double().cpu().numpy()
+        nx, na = len(self.test.target_x.words), len(self.test.attribute_a.words)
+        s = S[:, :na].mean(1) - S[:, na:].mean(1)
+        d = effect_size(s[:nx], s[nx:])
+        p, exact, n_used, se = permutation_p_value(s, nx, n_permutations, seed)
+        boots = bootstrap_from_blocks(S[:nx, :na], S[:nx, na:], S[nx:, :na], S[nx:, na:], n_bootstrap, seed)
+        lo, hi = (np.quantile(boots, [0.025, 0.975]) if len(boots) >= max(10, n_bootstrap // 2) else (d, d))
+        return {"test": self.name, "effect_size": d, "p_value": p, "exact": exact, "n_permutations": n_used,
+                "p_value_se": se, "ci_low": float(lo), "ci_high": float(hi), "ci_level": 0.95,
+                "statistic": float(s[:nx].sum() - s[nx:].sum()),
+                "sizes": {f: len(w.words) for f, w in zip(("x", "y", "a", "b"), self.test.sets)},
+                "metric": "template association"}
+
+
+def template_measure(test: BiasTest, model, templates: tuple[str, ...] | None = None,
+                     allow_oov: bool = True) -> tuple[TemplateMeasure, dict]:
+    """The measure of ``test`` on an LM, and the words dropped because the tokenizer does not know them."""
+    templates = templates or bundled_templates()
+    for t in templates:
+        check_template(t)
+    enc = model.encoder
+    kept, dropped = test.restrict({w for w in test.words if enc.known(w)}, allow_oov)
+    targets = kept.target_x.words + kept.target_y.words
+    attributes = kept.attribute_a.words + kept.attribute_b.words
+    seqs, n_scored, cell = [], [], []
+    for tpl in templates:
+        prefix, later, earlier = _split(tpl)
+        for i, w in enumerate(targets):
+            for j, a in enumerate(attributes):
+                fill = {"target": w, "attribute": a}
+                ids, k = _encode_scored(enc, prefix.format(**{earlier: fill[earlier]}), fill[later])
+                if len(ids) > model.max_len:
+                    raise ConfigError(f"template {tpl!r} with {w!r}, {a!r} is {len(ids)} tokens, more than the "
+                                      f"model's {model.max_len}")
+                seqs.append(ids)
+                n_scored.append(k)
+                cell.append(i * len(attributes) + j)
+    return TemplateMeasure(kept, tuple(templates), seqs, n_scored, np.asarray(cell), enc.pad_id), dropped
+
+
+# ------------------------------------------------------------------ paired sentences
+def load_pairs(path: str | Path) -> list[tuple[str, str]]:
+    """JSONL pairs: {"more": ..., "less": ...} (CrowS-Pairs' "sent_more"/"sent_less" also read)."""
+    pairs = []
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"--pairs: cannot read {path} ({e})") from e
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            more = rec.get("more", rec.get("sent_more"))
+            less = rec.get("less", rec.get("sent_less"))
+        except (json.JSONDecodeError, AttributeError) as e:
+            raise ConfigError(f"--pairs: {path}:{n} is not a JSON object") from e
+        if not (isinstance(more, str) and isinstance(less, str) and more.strip() and less.strip()):
+            raise ConfigError(f"--pairs: {path}:{n} needs non-empty string fields 'more' and 'less'")
+        pairs.append((more, less))
+    if not pairs:
+        raise ConfigError(f"--pairs: {path} holds no pair")
+    return pairs
+
+
+@dataclass
+class PairMeasure:
+    """Mean log-likelihood difference, more minus less stereotyping sentence (positive: the model prefers the
+    stereotype)."""
+    name: str
+    pairs: list[tuple[str, str]]
+    seqs: list[list[int]] = field(repr=False)     # more_0, less_0, more_1, less_1, ...
+    n_scored: list[int] = field(repr=False)
+    pad_id: int = 0
+    kind: str = "pairs"
+    words: tuple[str, ...] = ()
+
+    @property
+    def description(self) -> str:
+        return f"paired sentences ({len(self.pairs)} pairs): mean log p(more stereotyping) - log p(less)"
+
+    def differences(self, net) -> torch.Tensor:
+        lp = sequence_log_probs(net, self.seqs, self.n_scored, self.pad_id)
+        return lp[0::2] - lp[1::2]                                                         # (n_pairs,)
+
+    def fn(self, net) -> torch.Tensor:
+        return self.differences(net).mean()
+
+    @torch.no_grad()
+    def stats(self, net, n_permutations: int = 20_000, seed: int = 0, **_) -> dict:
+        """Mean difference (nats), the fraction preferred, a one-sided sign-flip permutation p-value (exact up to
+        16 pairs) and a normal 95% interval of the mean."""
+        diff = self.differences(net).double().cpu().numpy()
+        se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
+        obs, n = diff.mean(), len(diff)
+        tol = 1e-12 * max(1.0, np.abs(diff).sum())
+        if n <= 16:
+            signs = 1 - 2 * ((np.arange(2 ** n)[:, None] >> np.arange(n)) & 1)     # (2^n, n) every sign pattern
+            p, exact, used = float(np.mean((signs * diff).mean(1) >= obs - tol)), True, 2 ** n
+        else:
+            signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(n_permutations, n))
+            hits = int(np.sum((signs * diff).mean(1) >= obs - tol))
+            p, exact, used = (1 + hits) / (1 + n_permutations), False, n_permutations
+        return {"test": self.name, "effect_size": float(obs), "fraction_preferred": float(np.mean(diff > 0)),
+                "p_value": p, "exact": exact, "n_permutations": used,
+                "p_value_se": 0.0 if exact else float(np.sqrt(p * (1 - p) / used)),
+                "ci_low": float(obs - 1.96 * se), "ci_high": float(obs + 1.96 * se), "ci_level": 0.95,
+                "n_pairs": n, "metric": "paired sentences"}
+
+
+def pair_measure(name: str, pairs: list[tuple[str, str]], model) -> PairMeasure:
+    enc = model.encoder
+    seqs, n_scored = [], []
+    for more, less in pairs:
+        for text in (more, less):
+            ids = enc.encode(text)
+            if enc.bos_id is not None:
+                ids = [enc.bos_id] + ids
+            if len(ids) < 2:
+                raise VocabularyError(f"pair sentence {text!r} has no token to score")
+            ids = ids[:model.max_len]
+            seqs.append(ids)
+            n_scored.append(len(ids) - 1)
+    return PairMeasure(name, pairs, seqs, n_scored, enc.pad_id)

@@ -1,0 +1,401 @@
+"""Small causal transformer language models: train one from scratch on a corpus (HF transformers, a tiny Llama
+config), or load a local HF causal-LM checkpoint folder; the per-document training loss; save and load without
+pickle (safetensors only).
+
+Decided here:
+- Tokenizer of the models trained here: word level, the project's tokenizer (lowercase runs of letters and
+  digits, ``biasaudit.vocab``); vocabulary = words seen at least ``min_count`` times plus <pad> <unk> <bos> <eos>
+  (ids 0-3). It is also saved as an HF ``tokenizer.json``, so the folder loads with AutoTokenizer and
+  AutoModelForCausalLM anywhere.
+- Architecture: Llama (RMSNorm, rotary positions, SwiGLU MLP). Every projection is ``nn.Linear`` (kronfluence
+  tracks only nn.Linear and nn.Conv2d); the input and output embeddings are untied.
+- Examples: a document's tokens are cut into pieces of at most ``max_len - 1`` tokens; each piece starts with
+  <bos> and the document's last piece ends with <eos>. Every example knows its document. A document's training loss
+  is the SUM of its tokens' next-token losses, so removing the document removes exactly that sum.
+- Training: minimise the mean next-token loss over all training tokens with AdamW (linear warm-up, then linear
+  decay to zero), batches of examples of similar length; deterministic for a seed on CPU.
+- Folder: the HF files (config.json, model.safetensors, tokenizer.json, ...) plus ``biasaudit.json`` (family,
+  config, corpus, meta, sha256 of the weights). A folder without ``biasaudit.json`` is a foreign checkpoint: it
+  is scored as it is, but cannot be retrained and its training corpus cannot be checked.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..corpus import Corpus
+from ..errors import ArtifactError, ConfigError, CorpusError
+from ..io import atomic_folder, public_mode, to_json
+from ..vocab import TOKENIZER, build_vocab, tokenize
+
+FORMAT_VERSION = 1
+SPECIALS = ("<pad>", "<unk>", "<bos>", "<eos>")
+PAD, UNK, BOS, EOS = range(4)
+META_FILE = "biasaudit.json"
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class LMConfig:
+    """A tiny Llama trained from scratch (defaults sized for a CPU)."""
+    hidden_size: int = 64
+    num_layers: int = 2
+    num_heads: int = 4
+    intermediate_size: int = 256
+    max_len: int = 64            # tokens per example, <bos> included
+    min_count: int = 5
+    epochs: int = 10
+    learning_rate: float = 3e-3
+    batch_size: int = 32         # examples per step
+    weight_decay: float = 0.0    # 0: the trained model is a stationary point of the loss influence assumes
+    warmup: float = 0.05         # fraction of steps
+    seed: int = 1
+
+    def __post_init__(self):
+        for name in ("hidden_size", "num_layers", "num_heads", "intermediate_size", "min_count", "epochs",
+                     "batch_size"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ConfigError(f"LMConfig.{name} must be a positive integer, got {v!r}")
+        if not isinstance(self.max_len, int) or self.max_len < 4:
+            raise ConfigError(f"LMConfig.max_len must be an integer >= 4, got {self.max_len!r}")
+        if self.hidden_size % self.num_heads:
+            raise ConfigError(f"LMConfig.hidden_size ({self.hidden_size}) must be a multiple of num_heads "
+                              f"({self.num_heads})")
+        if not (self.learning_rate > 0 and self.weight_decay >= 0 and 0 <= self.warmup < 1):
+            raise ConfigError("LMConfig: learning_rate > 0, weight_decay >= 0 and 0 <= warmup < 1 are required")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"LMConfig.seed must be a non-negative integer, got {self.seed!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LMConfig":
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ArtifactError(f"LMConfig: unknown fields {sorted(unknown)}")
+        return cls(**d)
+
+
+# ------------------------------------------------------------------ tokenizers
+class WordEncoder:
+    """The word-level tokenizer of models trained here (ids: the four specials, then words by frequency)."""
+    bos_id, eos_id, pad_id, unk_id = BOS, EOS, PAD, UNK
+
+    def __init__(self, words: tuple[str, ...]):
+        self.words = tuple(words)          # specials included, at their ids
+        self.index = {w: i for i, w in enumerate(self.words)}
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def encode(self, text: str) -> list[int]:
+        get = self.index.get
+        return [get(t, UNK) for t in tokenize(text)]
+
+    def known(self, word: str) -> bool:
+        return word in self.index and self.index[word] >= len(SPECIALS)
+
+    def hf_tokenizer(self):
+        """The same tokenizer as an HF PreTrainedTokenizerFast (saved beside the weights)."""
+        from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers
+        from transformers import PreTrainedTokenizerFast
+
+        tok = Tokenizer(models.WordLevel(vocab=dict(self.index), unk_token="<unk>"))
+        tok.normalizer = normalizers.Lowercase()
+        tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\W_]+"), behavior="removed")
+        return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>",
+                                       bos_token="<bos>", eos_token="<eos>")
+
+
+class HFEncoder:
+    """A foreign checkpoint's own tokenizer (words may be several tokens)."""
+
+    def __init__(self, tok):
+        self.tok = tok
+        self.bos_id = tok.bos_token_id
+        self.eos_id = tok.eos_token_id
+        self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
+        self.unk_id = tok.unk_token_id
+
+    def __len__(self) -> int:
+        return len(self.tok)
+
+    def encode(self, text: str) -> list[int]:
+        return self.tok(text, add_special_tokens=False)["input_ids"]
+
+    def known(self, word: str) -> bool:
+        ids = self.encode(" " + word)
+        return bool(ids) and (self.unk_id is None or self.unk_id not in ids)
+
+
+# ------------------------------------------------------------------ examples
+@dataclass
+class Examples:
+    """Training examples: token ids (each starting with <bos> where the tokenizer has one) and their document."""
+    ids: list[np.ndarray]
+    doc: np.ndarray            # (n_examples,) index of the example's document in ``doc_ids``
+    doc_ids: list[str]
+
+    @property
+    def n_tokens(self) -> int:
+        """Next-token predictions (the loss terms): all tokens but each example's first."""
+        return int(sum(len(x) - 1 for x in self.ids))
+
+
+def make_examples(corpus: Corpus, encoder, max_len: int) -> Examples:
+    ids, doc, doc_ids = [], [], []
+    piece = max_len - (1 if encoder.bos_id is not None else 0)
+    for d_index, d in enumerate(corpus):
+        doc_ids.append(d.id)
+        toks = encoder.encode(d.text)
+        if encoder.eos_id is not None:
+            toks = toks + [encoder.eos_id]
+        for s in range(0, len(toks), piece):
+            part = toks[s:s + piece]
+            if encoder.bos_id is not None:
+                part = [encoder.bos_id] + part
+            if len(part) >= 2:
+                ids.append(np.asarray(part, dtype=np.int64))
+                doc.append(d_index)
+    if not ids:
+        raise CorpusError(f"corpus {corpus.name!r}: no document has two tokens; nothing to train on")
+    return Examples(ids, np.asarray(doc, dtype=np.int64), doc_ids)
+
+
+def collate(seqs: list[np.ndarray], pad_id: int) -> dict:
+    """Right-padded batch: input_ids, attention_mask and labels (-100 at padding)."""
+    L = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), L), pad_id, dtype=torch.long)       # (batch, L)
+    mask = torch.zeros((len(seqs), L), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, :len(s)] = torch.as_tensor(s)
+        mask[i, :len(s)] = 1
+    labels = ids.masked_fill(mask == 0, -100)
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def token_losses(net, batch: dict) -> torch.Tensor:
+    """Per-example SUMMED next-token loss, (batch,)."""
+    logits = net(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # (b, L, V)
+    labels = batch["labels"][:, 1:]
+    nll = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels.flatten(),
+                                            ignore_index=-100, reduction="none").view(labels.shape)
+    return nll.sum(1)
+
+
+def length_batches(lengths: np.ndarray, batch_size: int, gen: torch.Generator | None) -> list[np.ndarray]:
+    """Batches of examples of similar length (sorted, then cut), in random order when ``gen`` is given."""
+    if gen is None:
+        order = np.argsort(lengths, kind="stable")
+    else:   # shuffle, then sort stably by length: ties broken at random, same for a seed
+        perm = torch.randperm(len(lengths), generator=gen).numpy()
+        order = perm[np.argsort(lengths[perm], kind="stable")]
+    batches = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
+    if gen is not None:
+        batches = [batches[i] for i in torch.randperm(len(batches), generator=gen).tolist()]
+    return batches
+
+
+# ------------------------------------------------------------------ the model
+@dataclass
+class LMModel:
+    net: object                # transformers PreTrainedModel (causal LM)
+    encoder: object            # WordEncoder | HFEncoder
+    config: LMConfig | None    # None for a foreign checkpoint
+    corpus: dict               # name, hash, counts (empty for a foreign checkpoint)
+    meta: dict
+
+    @property
+    def trained_here(self) -> bool:
+        return self.config is not None
+
+    @property
+    def max_len(self) -> int:
+        if self.config is not None:
+            return self.config.max_len
+        return int(min(getattr(self.net.config, "max_position_embeddings", 512) or 512, 512))
+
+    def examples(self, corpus: Corpus) -> Examples:
+        return make_examples(corpus, self.encoder, self.max_len)
+
+    def save(self, folder: str | Path) -> Path:
+        """Write the HF checkpoint plus biasaudit.json into ``folder`` atomically (temporary sibling, rename)."""
+        if not self.trained_here:
+            raise ArtifactError("only models trained by biasaudit are saved; a foreign checkpoint stays where it is")
+        _quiet_transformers()
+        with atomic_folder(folder) as tmp:
+            self.net.save_pretrained(tmp, safe_serialization=True)
+            self.encoder.hf_tokenizer().save_pretrained(tmp)
+            weights = hashlib.sha256((tmp / "model.safetensors").read_bytes()).hexdigest()
+            header = {"model": "lm", "format_version": FORMAT_VERSION, "config": self.config.to_dict(),
+                      "tokenizer": TOKENIZER, "vocab": {"words": list(self.encoder.words)},
+                      "corpus": self.corpus, "meta": self.meta, "sha256": {"model.safetensors": weights}}
+            (tmp / META_FILE).write_text(to_json(header), encoding="utf-8")
+            for p in tmp.iterdir():
+                os.chmod(p, public_mode())
+        return Path(folder)
+
+    @classmethod
+    def load(cls, folder: str | Path, device: str = "cpu") -> "LMModel":
+        """A biasaudit LM folder, or any local HF causal-LM checkpoint (safetensors weights only)."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        _quiet_transformers()
+        folder = Path(folder)
+        if not (folder / "config.json").exists():
+            raise ArtifactError(f"{folder}: not a model folder (no config.json)")
+        head = None
+        if (folder / META_FILE).exists():
+            try:
+                head = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise ArtifactError(f"{folder}/{META_FILE}: corrupted ({e})") from e
+            if head.get("model") != "lm" or head.get("format_version") != FORMAT_VERSION:
+                raise ArtifactError(f"{folder}: not a biasaudit LM of format {FORMAT_VERSION}")
+            w = folder / "model.safetensors"
+            if not w.exists() or hashlib.sha256(w.read_bytes()).hexdigest() != head["sha256"]["model.safetensors"]:
+                raise ArtifactError(f"{folder}/model.safetensors: missing or checksum mismatch")
+        elif not any(folder.glob("*.safetensors")):
+            raise ArtifactError(f"{folder}: no safetensors weights (pickled .bin checkpoints are refused)")
+        try:
+            net = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, use_safetensors=True,
+                                                       dtype=torch.float32).to(device)
+        except (OSError, ValueError) as e:
+            raise ArtifactError(f"{folder}: cannot load the checkpoint ({str(e).splitlines()[0]})") from e
+        net.eval()
+        if head is not None:
+            return cls(net, WordEncoder(tuple(head["vocab"]["words"])), LMConfig.from_dict(head["config"]),
+                       head["corpus"], head.get("meta", {}))
+        try:
+            tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        except (OSError, ValueError) as e:
+            raise ArtifactError(f"{folder}: cannot load the tokenizer ({str(e).splitlines()[0]})") from e
+        return cls(net, HFEncoder(tok), None, {}, {"checkpoint": str(folder)})
+
+
+def is_lm_dir(path: Path) -> bool:
+    return (Path(path) / META_FILE).exists()
+
+
+def _quiet_transformers() -> None:
+    """No download or loading progress bars from transformers (ours show on stderr)."""
+    from transformers.utils import logging as hf_logging
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
+def build_net(config: LMConfig, vocab_size: int):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(vocab_size=vocab_size, hidden_size=config.hidden_size,
+                      intermediate_size=config.intermediate_size, num_hidden_layers=config.num_layers,
+                      num_attention_heads=config.num_heads, num_key_value_heads=config.num_heads,
+                      max_position_embeddings=config.max_len, tie_word_embeddings=False,
+                      pad_token_id=PAD, bos_token_id=BOS, eos_token_id=EOS, attention_dropout=0.0)
+    return LlamaForCausalLM(cfg)
+
+
+def _versions() -> dict:
+    import transformers
+
+    from .. import __version__
+    return {"biasaudit": __version__, "transformers": transformers.__version__, "torch": torch.__version__,
+            "numpy": np.__version__}
+
+
+def train_lm(corpus: Corpus, config: LMConfig = LMConfig(), progress: Progress | None = None,
+             device: str = "cpu") -> LMModel:
+    """Build the vocabulary, then train a tiny Llama from scratch (see the module docstring)."""
+    from .torch_skipgram import resolve_device
+
+    stats = corpus.scan()
+    dev = resolve_device(device)
+    t0 = time.perf_counter()
+    vocab = build_vocab((tokenize(d.text) for d in corpus), config.min_count)
+    encoder = WordEncoder(SPECIALS + tuple(vocab.index_to_key))
+    ex = make_examples(corpus, encoder, config.max_len)
+    torch.manual_seed(config.seed)      # initialisation (transformers draws from the global generator)
+    net = build_net(config, len(encoder)).to(dev)
+    gen = torch.Generator().manual_seed(config.seed)
+    lengths = np.array([len(x) for x in ex.ids])
+    n_steps = config.epochs * math.ceil(len(ex.ids) / config.batch_size)
+    opt = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    warm = max(1, int(config.warmup * n_steps))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / warm, max(0.0, (n_steps - s) / max(1, n_steps - warm))))
+    net.train()
+    losses, step = [], 0
+    if progress:
+        progress("train", 0, config.epochs)
+    for epoch in range(config.epochs):
+        total, n_tok = 0.0, 0
+        for idx in length_batches(lengths, config.batch_size, gen):
+            batch = {k: v.to(dev) for k, v in collate([ex.ids[i] for i in idx], PAD).items()}
+            per_example = token_losses(net, batch)
+            tokens = int((batch["labels"][:, 1:] != -100).sum())
+            loss = per_example.sum() / tokens
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            step += 1
+            total += float(per_example.detach().sum())
+            n_tok += tokens
+        losses.append(total / n_tok)
+        if not np.isfinite(losses[-1]):
+            raise CorpusError("LM training diverged (non-finite loss); lower the learning rate")
+        if progress:
+            progress("train", epoch + 1, config.epochs)
+    net.eval()
+    return LMModel(net, encoder, config, {"name": corpus.name, **stats.to_dict()},
+                   {"train_seconds": round(time.perf_counter() - t0, 3), "n_examples": len(ex.ids),
+                    "n_tokens": ex.n_tokens, "vocab_size": len(encoder), "steps": step,
+                    "loss_per_epoch": [round(v, 5) for v in losses], "device": str(dev),
+                    "parameters": int(sum(p.numel() for p in net.parameters())), "versions": _versions()})
+
+
+def cache_key(corpus_hash: str, config: LMConfig) -> str:
+    import transformers
+
+    spec = {"model": "lm", "corpus": corpus_hash, "config": config.to_dict(), "tokenizer": TOKENIZER,
+            "torch": torch.__version__, "transformers": transformers.__version__, "format": FORMAT_VERSION}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def train_or_load_lm(corpus: Corpus, config: LMConfig = LMConfig(), cache: Path | None = None,
+                     progress: Progress | None = None, device: str = "cpu") -> tuple[LMModel, bool]:
+    from .skipgram import cache_dir
+
+    folder = (cache or cache_dir()) / "models" / f"lm-{cache_key(corpus.hash, config)}"
+    if (folder / META_FILE).exists():
+        try:
+            return LMModel.load(folder, device), True
+        except ArtifactError:
+            pass
+    model = train_lm(corpus, config, progress, device)
+    model.save(folder)
+    return model, False
+
+
+@torch.no_grad()
+def document_losses(model: LMModel, corpus: Corpus, batch_size: int = 64) -> tuple[list[str], np.ndarray]:
+    """Each document's summed next-token loss under the model (the training loss influence is taken over)."""
+    ex = model.examples(corpus)
+    dev = next(model.net.parameters()).device
+    out = np.zeros(len(ex.doc_ids))
+    lengths = np.array([len(x) for x in ex.ids])
+    for idx in length_batches(lengths, batch_size, None):
+        batch = {k: v.to(dev) for k, v in collate([ex.ids[i] for i in idx], model.encoder.pad_id).items()}
+        np.add.at(out, ex.doc[idx], token_losses(model.net, batch).double().cpu().numpy())
+    return ex.doc_ids, out
