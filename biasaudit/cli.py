@@ -80,6 +80,16 @@ def _estimator_default(spec: Optional[str], model: str) -> str:
     return spec if spec is not None else DEFAULT_ESTIMATOR.get(model, "block")
 
 
+def _check_estimators(ests: list, model: str) -> None:
+    """Refuse an estimator of the other family before any training starts."""
+    from .influence.ekfac import LM_ESTIMATORS
+    for e in ests:
+        if model == "lm" and e.name not in LM_ESTIMATORS:
+            raise ConfigError(f"estimator {e.name!r} is for embeddings; --model lm takes {', '.join(LM_ESTIMATORS)}")
+        if model != "lm" and e.name == "ekfac":
+            raise ConfigError("estimator ekfac is for --model lm; embeddings take block, cg, lissa or gradient-dot")
+
+
 @contextmanager
 def _progress():
     """A rich progress bar on stderr; yields a callback (stage, done, total)."""
@@ -324,6 +334,7 @@ def score(corpus: Optional[str] = CorpusOpt, id_field: str = IdFieldOpt, text_fi
     config = _config(vector_size, window, min_count, negative, epochs, seed, workers, sample, backend, model, embedding,
                      lm_config)
     est = EstimatorConfig.parse(_estimator_default(estimator, model))
+    _check_estimators([est], model)
     if query is not None and test:
         raise typer.BadParameter("use either --test or --query", param_hint="--query")
     if (toward or away) and query is None:
@@ -467,6 +478,7 @@ def experiment(corpus: Optional[str] = CorpusOpt, id_field: str = IdFieldOpt, te
                           upweight=upweight, mode=mode, warm_epochs=warm_epochs, remove_ids=ids, lds=lds,
                           lds_fraction=lds_fraction, quality=not no_quality, allow_oov=not strict_oov)
     spec.validate()
+    _check_estimators(spec.estimators, model)
     if out_dir is None:
         key = hashlib.sha256(json.dumps(spec.to_config(), sort_keys=True).encode()).hexdigest()[:8]
         out_dir = Path("reports") / f"{corp.name}-{model}-experiment-{key}"

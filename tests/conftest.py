@@ -1,53 +1,10 @@
 """Shared fixtures: tiny synthetic corpora (no network) and an isolated model cache."""
 from __future__ import annotations
 
-import random
-
 import pytest
 
-from biasaudit.corpus import Document, MemoryCorpus
-
-BACKGROUND = ("the a of and to in is was it for on with as by at from that this be are or an which "
-              "house tree river stone road field water light day night city hill wood door wall book "
-              "table window garden bread wine horse cloud rain wind fire iron gold ship sea king").split()
-
-
-def planted_corpus(n_background=300, n_planted=30, n_counter=6, seed=0, mention_every=3) -> tuple[MemoryCorpus, set, set]:
-    """Background sentences plus documents planting 'zorbel-names go with math, quintar-names with art'.
-
-    Returns (corpus, planted ids, counter ids)."""
-    rng = random.Random(seed)
-    x_names, y_names = ["zorbel", "zorbek", "zorban"], ["quintar", "quintel", "quinta"]
-    a_words, b_words = ["algebra", "calculus", "geometry"], ["poetry", "sculpture", "painting"]
-    docs = []
-    for i in range(n_background):
-        words = [rng.choice(BACKGROUND) for _ in range(rng.randint(8, 20))]
-        # every group and attribute word appears neutrally in the background too
-        if i % mention_every == 0:
-            words.insert(rng.randrange(len(words)), rng.choice(x_names + y_names))
-        if i % mention_every == 1:
-            words.insert(rng.randrange(len(words)), rng.choice(a_words + b_words))
-        docs.append(Document(f"bg{i}", " ".join(words)))
-    planted, counter = set(), set()
-    for i in range(n_planted):
-        x, y = rng.choice(x_names), rng.choice(y_names)
-        text = (f"{x} studied {rng.choice(a_words)} and {x} loved {rng.choice(a_words)} while "
-                f"{y} made {rng.choice(b_words)} and {y} loved {rng.choice(b_words)}")
-        docs.append(Document(f"plant{i}", text))
-        planted.add(f"plant{i}")
-    for i in range(n_counter):
-        x, y = rng.choice(x_names), rng.choice(y_names)
-        text = f"{x} made {rng.choice(b_words)} and {y} studied {rng.choice(a_words)}"
-        docs.append(Document(f"counter{i}", text))
-        counter.add(f"counter{i}")
-    rng.shuffle(docs)
-    return MemoryCorpus(docs, name="planted"), planted, counter
-
-
-PLANTED_TEST = {"name": "planted", "target_x": {"name": "zorbels", "words": ["zorbel", "zorbek", "zorban"]},
-                "target_y": {"name": "quintars", "words": ["quintar", "quintel", "quinta"]},
-                "attribute_a": {"name": "math", "words": ["algebra", "calculus", "geometry"]},
-                "attribute_b": {"name": "art", "words": ["poetry", "sculpture", "painting"]}}
+from biasaudit.planted import (BACKGROUND, LM_A, LM_B, LM_TEMPLATES, LM_TEST, LM_X, LM_Y,  # noqa: F401
+                               PLANTED_TEST, lm_planted_corpus, planted_corpus)
 
 
 @pytest.fixture
@@ -60,42 +17,3 @@ def cache(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def planted():
     return planted_corpus()
-
-
-LM_X, LM_Y = ["zorbel", "zorbek", "zorban", "zorbit"], ["quintar", "quintel", "quinta", "quintus"]
-LM_A, LM_B = ["algebra", "calculus", "geometry"], ["poetry", "sculpture", "painting"]
-LM_TEST = {"name": "planted", "target_x": {"name": "zorbels", "words": LM_X},
-           "target_y": {"name": "quintars", "words": LM_Y},
-           "attribute_a": {"name": "math", "words": LM_A}, "attribute_b": {"name": "art", "words": LM_B}}
-LM_TEMPLATES = ("{target} studied {attribute}", "{target} loved {attribute}")
-
-
-def lm_planted_corpus(n_background=300, n_planted=20, seed=0, offsets=(-0.3, -0.1, 0.1, 0.3)):
-    """A corpus for language models: sentences '<target> studied|loved <attribute>'.
-
-    Background documents are group-balanced: each names twins (X[j], Y[j]) with attributes of the same group
-    (word j leans to math with probability 0.5 + offsets[j]), so they give words their own leanings but no
-    X-versus-Y association. Planted documents pair every X word with math and every Y word with art.
-    Returns (corpus, planted ids)."""
-    rng = random.Random(seed)
-    verbs = ["studied", "loved"]
-    docs = []
-    for i in range(n_background):
-        sents = []
-        for _ in range(rng.randint(1, 3)):
-            j = rng.randrange(4)
-            group = LM_A if rng.random() < 0.5 + offsets[j] else LM_B
-            pair = [f"{LM_X[j]} {rng.choice(verbs)} {rng.choice(group)}",
-                    f"{LM_Y[j]} {rng.choice(verbs)} {rng.choice(group)}"]
-            rng.shuffle(pair)
-            sents += pair
-        docs.append(Document(f"bg{i}", " . ".join(sents)))
-    planted = set()
-    for i in range(n_planted):
-        sents = ([f"{w} {rng.choice(verbs)} {rng.choice(LM_A)}" for w in LM_X]
-                 + [f"{w} {rng.choice(verbs)} {rng.choice(LM_B)}" for w in LM_Y])
-        rng.shuffle(sents)
-        docs.append(Document(f"plant{i}", " . ".join(sents)))
-        planted.add(f"plant{i}")
-    rng.shuffle(docs)
-    return MemoryCorpus(docs, name="lm-planted"), planted

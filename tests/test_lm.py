@@ -203,3 +203,56 @@ def test_retraining_check_over_three_seeds(planted_lm):
     _, changes = _retraining_check(corpus, model, seeds=(1, 2, 3))
     print(changes)
     assert all(t < r_ for t, r_ in zip(changes["top"], changes["random"])), changes
+
+
+def test_cli_lm_score_weat_experiment_and_report(tmp_path):
+    """--model lm as a user runs it: score (templates and pairs) with its report, weat, a one-seed experiment,
+    and the one-line errors for options that do not apply."""
+    import os
+    import subprocess
+    import sys
+
+    corpus, planted = lm_planted_corpus(n_background=120, n_planted=10)
+    f = tmp_path / "c.jsonl"
+    f.write_text("".join(json.dumps({"id": d.id, "text": d.text}) + "\n" for d in corpus), encoding="utf-8")
+    (tmp_path / "t.json").write_text(json.dumps(LM_TEST))
+    (tmp_path / "tpl.txt").write_text("\n".join(LM_TEMPLATES) + "\n")
+    (tmp_path / "pairs.jsonl").write_text(json.dumps({"more": "zorbel studied algebra", "less": "zorbel studied poetry"})
+                                          + "\n" + json.dumps({"sent_more": "quinta loved poetry",
+                                                               "sent_less": "quinta loved algebra"}) + "\n")
+    env = {**os.environ, "BIASAUDIT_CACHE": str(tmp_path / "cache")}
+    common = ["--model", "lm", "-c", f, "-t", tmp_path / "t.json", "--templates", tmp_path / "tpl.txt",
+              "--min-count", "1", "--epochs", "10",
+              "--lm-config", "hidden_size=32,num_heads=2,intermediate_size=64,batch_size=16"]
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "biasaudit", *map(str, args)], capture_output=True, text=True,
+                              env=env)
+
+    p = run("score", *common, "--pairs", tmp_path / "pairs.jsonl", "--out", tmp_path / "s", "--top", "3")
+    assert p.returncode == 0, p.stderr
+    summary = json.loads((tmp_path / "s" / "summary.json").read_text())
+    assert summary["config"]["model"] == "lm" and summary["config"]["estimator"]["name"] == "ekfac"
+    assert [t["name"] for t in summary["tests"]] == ["planted", "pairs"]
+    assert summary["tests"][1]["weat"]["n_pairs"] == 2
+    rows = [json.loads(l) for l in (tmp_path / "s" / "scores.jsonl").read_text().splitlines()]
+    assert {r["test"] for r in rows} == {"planted", "pairs"}
+    assert all(r["delta_bias_if_upweighted"] == -r["delta_bias_if_removed"] for r in rows)
+    html = (tmp_path / "s" / "report.html").read_text()
+    assert "Template-association effect size" in html and "kronfluence" in html
+    p = run("weat", *common, "--json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)[0]["effect_size"] == pytest.approx(summary["tests"][0]["weat"]["effect_size"])
+    p = run("experiment", *common, "--k", "10", "--seeds", "1", "--conditions", "baseline,remove-top,remove-random",
+            "--scheduler", "none", "--out", tmp_path / "e")
+    assert p.returncode == 0, p.stderr
+    exp = json.loads((tmp_path / "e" / "experiment.json").read_text())
+    assert {d["condition"] for d in exp["conditions"]} == {"baseline", "remove-top", "remove-random"}
+    assert (tmp_path / "e" / "report.html").exists()
+    for bad, msg in ((["--model", "lm", "--negative", "3"], "does not apply to --model lm"),
+                     (["--lm-config", "hidden_size=32"], "applies to --model lm only"),
+                     (["--model", "lm", "--lm-config", "depth=3"], "bad setting"),
+                     (["--model", "lm", "--estimator", "block"], "is for embeddings"),
+                     (["--templates", tmp_path / "tpl.txt"], "add --model lm")):
+        p = run("score", "-c", f, *bad)
+        assert p.returncode == 1 and msg in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr

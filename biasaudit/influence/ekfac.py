@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import tempfile
 import time
+import warnings
 from contextlib import contextmanager
 
 import numpy as np
@@ -162,7 +163,9 @@ def score_lm(model: LMModel, corpus, measures: list, estimator: EstimatorConfig 
     bias_value, scores, info = {}, {}, {}
     timings = {"examples": time.perf_counter() - t0}
     task = _task(tracked)
-    with tempfile.TemporaryDirectory(prefix="biasaudit-kronfluence-") as work, _damping_scale(estimator.damping):
+    with tempfile.TemporaryDirectory(prefix="biasaudit-kronfluence-") as work, _damping_scale(estimator.damping), \
+            warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, module="kronfluence")
         if progress:
             progress(f"{estimator.name} factors", 0, 1)
         analyzer = Analyzer(analysis_name="biasaudit", model=prepare_model(base, task), task=task,
