@@ -127,6 +127,9 @@ def _train_seeds(corpus_src, id_field, text_field, config, n_seeds: int, device:
     stats = corpus.scan()
     if stats.n_empty:
         err.print(f"[yellow]note:[/] skipped {stats.n_empty} empty document(s) in {escape(corpus.name)}")
+    if model_name(config) == "lm" and stats.n_documents > 20_000 and not str(device).startswith(("cuda", "auto")):
+        err.print(f"[yellow]note:[/] training a language model on {stats.n_documents:,} documents on the CPU can take "
+                  "hours; --device cuda, or a smaller corpus, is faster (the cache keeps the result)")
     models = []
     for k in range(n_seeds):
         cfg = replace(config, seed=config.seed + k)
