@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ArtifactError, CorpusError
+from ..errors import ArtifactError, ConfigError, CorpusError
 from ..io import write_json
 from ..metrics import weat
 from ..wordsets import resolve_tests
@@ -66,7 +66,7 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
     targets, weats, roles = [], {}, {}
     if query is not None:
         if is_lm:
-            raise ArtifactError("--query reads word vectors; language models take --test or --pairs")
+            raise ConfigError("--query reads word vectors; language models take --test or --pairs")
         word, toward, away = query
         targets.append(query_target(word.lower(), toward, away, model.vocab))
         roles[targets[-1].name] = {"target": [word.lower()], "attribute": list(toward) + list(away)}
@@ -87,7 +87,7 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
             weats[t.name]["dropped_words"] = gone or {}
         if pairs is not None:
             if not is_lm:
-                raise ArtifactError("--pairs measures a language model; use it with --model lm")
+                raise ConfigError("--pairs measures a language model; use it with --model lm")
             from ..lm_metrics import pair_measure
             m = pair_measure(pairs[0], pairs[1], model)
             targets.append(m)

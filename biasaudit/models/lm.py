@@ -325,8 +325,9 @@ def train_lm(corpus: Corpus, config: LMConfig = LMConfig(), progress: Progress |
     vocab = build_vocab((tokenize(d.text) for d in corpus), config.min_count)
     encoder = WordEncoder(SPECIALS + tuple(vocab.index_to_key))
     ex = make_examples(corpus, encoder, config.max_len)
-    torch.manual_seed(config.seed)      # initialisation (transformers draws from the global generator)
-    net = build_net(config, len(encoder)).to(dev)
+    with torch.random.fork_rng(devices=[]):   # transformers initialises from the global generator: seed it
+        torch.manual_seed(config.seed)          # without changing the caller's random state
+        net = build_net(config, len(encoder)).to(dev)
     gen = torch.Generator().manual_seed(config.seed)
     lengths = np.array([len(x) for x in ex.ids])
     n_steps = config.epochs * math.ceil(len(ex.ids) / config.batch_size)
