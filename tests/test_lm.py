@@ -212,7 +212,7 @@ def test_cli_lm_score_weat_experiment_and_report(tmp_path):
     import subprocess
     import sys
 
-    corpus, planted = lm_planted_corpus(n_background=120, n_planted=10)
+    corpus, planted = lm_planted_corpus(n_background=60, n_planted=6)   # plumbing: the sizes do not matter
     f = tmp_path / "c.jsonl"
     f.write_text("".join(json.dumps({"id": d.id, "text": d.text}) + "\n" for d in corpus), encoding="utf-8")
     (tmp_path / "t.json").write_text(json.dumps(LM_TEST))
@@ -222,8 +222,8 @@ def test_cli_lm_score_weat_experiment_and_report(tmp_path):
                                                                "sent_less": "quinta loved algebra"}) + "\n")
     env = {**os.environ, "BIASAUDIT_CACHE": str(tmp_path / "cache")}
     common = ["--model", "lm", "-c", f, "-t", tmp_path / "t.json", "--templates", tmp_path / "tpl.txt",
-              "--min-count", "1", "--epochs", "10",
-              "--lm-config", "hidden_size=32,num_heads=2,intermediate_size=64,batch_size=16"]
+              "--min-count", "1", "--epochs", "4",
+              "--lm-config", "hidden_size=16,num_heads=2,intermediate_size=32,batch_size=16"]
 
     def run(*args):
         return subprocess.run([sys.executable, "-m", "biasaudit", *map(str, args)], capture_output=True, text=True,
@@ -243,7 +243,7 @@ def test_cli_lm_score_weat_experiment_and_report(tmp_path):
     p = run("weat", *common, "--json")
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)[0]["effect_size"] == pytest.approx(summary["tests"][0]["weat"]["effect_size"])
-    p = run("experiment", *common, "--k", "10", "--seeds", "1", "--conditions", "baseline,remove-top,remove-random",
+    p = run("experiment", *common, "--k", "5", "--seeds", "1", "--conditions", "baseline,remove-top,remove-random",
             "--scheduler", "none", "--out", tmp_path / "e")
     assert p.returncode == 0, p.stderr
     exp = json.loads((tmp_path / "e" / "experiment.json").read_text())
