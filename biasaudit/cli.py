@@ -246,25 +246,15 @@ def weat_cmd(embeddings: Optional[Path] = typer.Argument(None, help="word2vec te
 
 def _weat_lm(tests, corpus, id_field, text_field, seeds, as_json, allow_oov, n_permutations, n_bootstrap, config,
              checkpoint, templates, device):
-    from .lm_metrics import load_templates, template_measure
-    from .metrics import seed_spread
+    from .lm_metrics import load_templates
+    from .metrics import weat_across_models
 
     if checkpoint is not None and seeds > 1:
         raise typer.BadParameter("--seeds needs training; it cannot be used with --checkpoint", param_hint="--seeds")
     models = ([_load_checkpoint(checkpoint, "lm", device)] if checkpoint is not None
               else _train_seeds(corpus, id_field, text_field, config, seeds, device))
-    tpl = load_templates(templates)
-    rows = []
-    for m in models:
-        for t in tests:
-            meas, dropped = template_measure(t, m, tpl, allow_oov)
-            st = meas.stats(m.net, n_permutations=n_permutations, n_bootstrap=n_bootstrap)
-            rows.append({**st, "dropped_words": dropped, "seed": m.config.seed if m.config else None})
-    for t in tests:
-        es = [r["effect_size"] for r in rows if r["test"] == t.name]
-        for r in rows:
-            if r["test"] == t.name:
-                r["seed_spread"] = seed_spread(es)
+    rows = weat_across_models(models, tests, allow_oov=allow_oov, templates=load_templates(templates),
+                              n_permutations=n_permutations, n_bootstrap=n_bootstrap)
     _print_weat(rows, as_json, len(models))
 
 

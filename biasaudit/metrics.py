@@ -183,15 +183,26 @@ def seed_spread(effect_sizes: list[float]) -> dict:
             "min": float(e.min()), "max": float(e.max())}
 
 
-def weat_across_models(models: list, tests: list[BiasTest], allow_oov: bool = False, **kwargs) -> list[dict]:
+def weat_across_models(models: list, tests: list[BiasTest], allow_oov: bool = False, templates=None,
+                       **kwargs) -> list[dict]:
     """WEAT results for every (test, model), each as a dict with the test's spread over the models (seeds).
 
     The list has one object per (test, model) in test order; ``seed_spread`` summarises the test's effect size
-    over all models (``n_seeds`` = 1 for a single model)."""
+    over all models (``n_seeds`` = 1 for a single model). Language models give the template-association effect
+    size (``biasaudit.lm_metrics``; ``templates``: None for the bundled set), in the same shape and sign."""
+    from .models.lm import LMModel
+
+    def one(m, test) -> dict:
+        seed = getattr(getattr(m, "config", None), "seed", None)
+        if isinstance(m, LMModel):
+            from .lm_metrics import template_measure
+            meas, dropped = template_measure(test, m, templates, allow_oov)
+            return {**meas.stats(m.net, **kwargs), "dropped_words": dropped, "seed": seed}
+        return weat(m, test, allow_oov=allow_oov, model_seed=seed, **kwargs).to_dict()
+
     out = []
     for test in tests:
-        rows = [weat(m, test, allow_oov=allow_oov, model_seed=getattr(getattr(m, "config", None), "seed", None),
-                     **kwargs).to_dict() for m in models]
+        rows = [one(m, test) for m in models]
         spread = seed_spread([r["effect_size"] for r in rows])
         for r in rows:
             r["seed_spread"] = spread

@@ -275,7 +275,7 @@ def score_glove_cg(model: GloVeModel, corpus: Corpus, targets: list[BiasTarget],
     held = []
     mask = np.zeros(V, dtype=bool)
     mask[rows] = True
-    W64, b64, bc64 = obj.W.numpy(), model.b.astype(np.float64), model.bc.astype(np.float64)
+    W64 = obj.W.numpy()
     for batch in encode_batches(corpus, vocab, batch_size):
         off = len(doc_ids)
         doc_ids.extend(batch.ids)

@@ -47,12 +47,6 @@ def _histogram(s: np.ndarray, bins: int = 41) -> dict:
             if len(nz) else {}}
 
 
-class _Words:
-    """What write_scores needs of a vocabulary: the words doc_words indexes."""
-    def __init__(self, words):
-        self.index_to_key = list(words)
-
-
 def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, overwrite=False, allow_oov=True,
               query=None, top: int = 10, progress=None, reports_dir: str | Path = "reports", client=None,
               device: str = "cpu", templates=None, pairs=None) -> dict:
@@ -165,7 +159,7 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
                "timings": {k: round(v, 3) for k, v in result.timings.items()},
                "seeds": [model.config.seed] if model.config else [], "versions": _versions(),
                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "out_dir": str(folder)}
-    write_scores(result, folder, _Words(i2k))
+    write_scores(result, folder, i2k)
     write_json(folder / "summary.json", summary)
     write_json(cfg_file, run_config)
     return summary

@@ -263,7 +263,7 @@ def word_shares(result: ScoreResult, name: str, vocab) -> tuple[list[dict], str 
     return rows, warning
 
 
-def write_scores(result: ScoreResult, folder, vocab, doc_texts: dict[str, str] | None = None) -> None:
+def write_scores(result: ScoreResult, folder, words) -> None:
     """Write ``scores.jsonl`` atomically: one object per (document, measure) for documents with a non-zero score,
     fields doc_id, test, delta_bias_if_removed, delta_bias_if_upweighted, test_words."""
     import json
@@ -274,7 +274,7 @@ def write_scores(result: ScoreResult, folder, vocab, doc_texts: dict[str, str] |
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".scores.", suffix=".tmp", dir=folder)
-    i2k = vocab.index_to_key
+    i2k = words   # what result.doc_words indexes: the vocabulary's index_to_key, or result.words
     try:
         from ..io import public_mode
         os.chmod(tmp, public_mode())
