@@ -1,30 +1,39 @@
 """The ``biasaudit`` command line: thin typer commands that parse options, call the library and print.
 
-Exit codes: 0 success, 1 a BiasAuditError (one red line on stderr; ``--debug`` shows the traceback),
-2 a usage error.
+Exit codes: 0 success; 1 a clear one-line error (a BiasAuditError, or an OS fault such as a full disk, naming the
+path and the cause; ``--debug`` shows the traceback); 2 a usage error (unknown option, a count or size out of
+range). Everything printed that comes from input goes through ``biasaudit.terminal.clean``.
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import sys
 import traceback
+import warnings
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .errors import ArtifactError, BiasAuditError, ConfigError
+from .errors import BiasAuditError, BiasAuditWarning, ConfigError
+from .terminal import clean, strip_controls
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
                   help="Audit social bias in word embeddings and trace it to the training documents that caused it.")
 # a pipe or file gets wide lines rather than tables squeezed to 80 columns
-out = Console(width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+out = Console(width=None if sys.stdout.isatty() else 200, highlight=False)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 200, highlight=False)
+
+
+def note(message: str) -> None:
+    err.print(f"[yellow]note:[/] {clean(message)}", soft_wrap=True)
 
 
 @app.callback()
@@ -32,47 +41,112 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show the full trace
     """Audit social bias in word embeddings and trace it to the training documents that caused it."""
 
 
-# ------------------------------------------------------------------ shared options
-CorpusOpt = typer.Option(None, "--corpus", "-c", help="Bundled corpus name (gcide, wordnet), file, folder, glob "
-                         "or hub dataset. Default: the bundled GCIDE dictionary.")
-IdFieldOpt = typer.Option("id", "--id-field", help="Field holding the document id (else file:record number).")
-TextFieldOpt = typer.Option("text", "--text-field", help="Field holding the document text.")
-VectorSizeOpt = typer.Option(100, "--vector-size", help="Embedding dimension.")
-WindowOpt = typer.Option(None, "--window", help="Context window: skip-gram's maximum (reduced windows; default 5), "
-                         "GloVe's symmetric 1/distance window (default 10).")
-MinCountOpt = typer.Option(5, "--min-count", help="Ignore words seen fewer times.")
-NegativeOpt = typer.Option(5, "--negative", help="Negative samples per positive pair.")
-EpochsOpt = typer.Option(None, "--epochs", help="Training epochs (default 5 for skip-gram, 25 for GloVe).")
-SeedOpt = typer.Option(1, "--seed", help="Training seed (initialisation and sampling).")
-WorkersOpt = typer.Option(1, "--workers", help="gensim threads; 1 is deterministic (identical vectors per seed).")
-SampleOpt = typer.Option(1e-3, "--sample", help="Frequent-word subsampling threshold (gensim's sample).")
-ModelOpt = typer.Option("skipgram", "--model", "-m", help="Model family: skipgram (default), glove (GloVe-style "
-                        "weighted least squares on co-occurrence counts) or lm (a small causal transformer language "
-                        "model, trained here or loaded with --checkpoint).")
-LMConfigOpt = typer.Option(None, "--lm-config", help="--model lm: LMConfig settings, e.g. 'hidden_size=64,num_layers=2,"
-                           "max_len=64,learning_rate=0.003,batch_size=32' (defaults: a 2-layer, 64-wide Llama).")
+# ------------------------------------------------------------------ options shared by commands, declared once
+@dataclass(frozen=True)
+class RunOptions:
+    """The corpus and training options every training command takes (None: the model family's default)."""
+    corpus: Optional[str]
+    id_field: str
+    text_field: str
+    model: str
+    vector_size: Optional[int]
+    window: Optional[int]
+    min_count: Optional[int]
+    negative: Optional[int]
+    epochs: Optional[int]
+    seed: Optional[int]
+    workers: Optional[int]
+    sample: Optional[float]
+    backend: Optional[str]
+    embedding: Optional[str]
+    lm_config: Optional[str]
+    device: str
+
+    def config(self):
+        from .models.registry import make_config
+        return make_config(self.model, lm_config=self.lm_config, vector_size=self.vector_size, window=self.window,
+                           min_count=self.min_count, negative=self.negative, epochs=self.epochs, seed=self.seed,
+                           workers=self.workers, sample=self.sample, backend=self.backend, embedding=self.embedding)
+
+    def load_corpus(self):
+        from .corpus import load_corpus
+        return load_corpus(self.corpus, self.id_field, self.text_field)
+
+
+def _in_range(value, low: float, high: float, low_open: bool = True):
+    """A fraction option's check: in (low, high), or [low, high) when not ``low_open`` (a usage error)."""
+    if value is None:
+        return value
+    if not ((value > low if low_open else value >= low) and value < high):
+        raise typer.BadParameter(f"{value} is not in {'(' if low_open else '['}{low:g}, {high:g})")
+    return value
+
+
+_RUN_OPTIONS = {
+    "corpus": (Optional[str], typer.Option(None, "--corpus", "-c", help="Bundled corpus name (gcide, wordnet), file, "
+               "folder, glob or hub dataset. Default: the bundled GCIDE dictionary.")),
+    "id_field": (str, typer.Option("id", "--id-field", help="Field holding the document id (else file:line).")),
+    "text_field": (str, typer.Option("text", "--text-field", help="Field holding the document text.")),
+    "model": (str, typer.Option("skipgram", "--model", "-m", help="Model family: skipgram (default), glove "
+              "(GloVe-style weighted least squares on co-occurrence counts) or lm (a small causal transformer "
+              "language model, trained here or loaded with --checkpoint).")),
+    "vector_size": (Optional[int], typer.Option(None, "--vector-size", min=1, help="Embedding dimension "
+                    "(default 100).")),
+    "window": (Optional[int], typer.Option(None, "--window", min=1, help="Context window: skip-gram's maximum "
+               "(reduced windows; default 5), GloVe's symmetric 1/distance window (default 10).")),
+    "min_count": (Optional[int], typer.Option(None, "--min-count", min=1, help="Ignore words seen fewer times "
+                  "(default 5).")),
+    "negative": (Optional[int], typer.Option(None, "--negative", min=1, help="Skip-gram: negative samples per "
+                 "positive pair (default 5).")),
+    "epochs": (Optional[int], typer.Option(None, "--epochs", min=1, help="Training epochs (default 5 for skip-gram, "
+               "25 for GloVe, 10 for LMs).")),
+    "seed": (Optional[int], typer.Option(None, "--seed", min=0, help="Training seed: initialisation and sampling "
+             "(default 1).")),
+    "workers": (Optional[int], typer.Option(None, "--workers", min=1, help="Skip-gram: gensim threads; 1 (default) "
+                "is deterministic, identical vectors per seed.")),
+    "sample": (Optional[float], typer.Option(None, "--sample", callback=lambda v: _in_range(v, 0, 1, low_open=False),
+                                             help="Skip-gram: "
+               "frequent-word subsampling threshold, gensim's sample (default 0.001).")),
+    "backend": (Optional[str], typer.Option(None, "--backend", help="Skip-gram: gensim (C; deterministic with "
+                "--workers 1; default) or torch (same objective, minibatch SGD; CPU or GPU via --device).")),
+    "embedding": (Optional[str], typer.Option(None, "--embedding", help="GloVe: the embedding the tests read, w "
+                  "(word vectors, default) or w+c (word + context vectors).")),
+    "lm_config": (Optional[str], typer.Option(None, "--lm-config", help="--model lm: LMConfig settings, e.g. "
+                  "'hidden_size=64,num_layers=2,max_len=64,learning_rate=0.003,batch_size=32' (defaults: a "
+                  "2-layer, 64-wide Llama).")),
+    "device": (str, typer.Option("cpu", "--device", help="torch device for --backend torch, GloVe, LMs and cg/lissa "
+               "solves: cpu, cuda, cuda:N or auto.")),
+}
+
+
+def run_options(fn):
+    """Add the shared corpus and training options to a command; it receives them as ``opts: RunOptions``."""
+    sig = inspect.signature(fn, eval_str=True)
+    own = [p for p in sig.parameters.values() if p.name != "opts"]
+    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=opt, annotation=ann)
+             for name, (ann, opt) in _RUN_OPTIONS.items()]
+
+    @functools.wraps(fn)
+    def wrapper(**kw):
+        opts = RunOptions(**{name: kw.pop(name) for name in _RUN_OPTIONS})
+        return fn(**kw, opts=opts)
+
+    wrapper.__signature__ = sig.replace(parameters=own + extra)
+    wrapper.__annotations__ = {p.name: p.annotation for p in own + extra}
+    return wrapper
+
+
+TestOpt = typer.Option(None, "--test", "-t", help="Bundled test name or test file (repeatable). Default: math-arts, "
+                       "science-arts, career-family.")
+StrictOovOpt = typer.Option(False, "--strict-oov", help="Fail on test words missing from the model instead of "
+                            "dropping them. Default: they are dropped and listed, and a test left with fewer than 2 "
+                            "words in a set is skipped with a note.")
 CheckpointOpt = typer.Option(None, "--checkpoint", help="--model lm: a local HF causal-LM checkpoint folder to audit "
                              "instead of training one (safetensors weights; nothing is downloaded).")
 TemplatesOpt = typer.Option(None, "--templates", help="--model lm: template file (JSON list or one per line, each "
                             "with {target} and {attribute}). Default: the bundled templates.")
-EmbeddingOpt = typer.Option(None, "--embedding", help="GloVe: the embedding the tests read, w (word vectors, default) "
-                            "or w+c (word + context vectors).")
-BackendOpt = typer.Option("gensim", "--backend", help="Training backend: gensim (C; deterministic with --workers 1) "
-                          "or torch (same objective, minibatch SGD; CPU or GPU via --device).")
-DeviceOpt = typer.Option("cpu", "--device", help="torch device for --backend torch and for cg/lissa solves: cpu, "
-                         "cuda, cuda:N or auto.")
 SchedulerOpt = typer.Option(None, "--scheduler", help="Dask scheduler for sharded work: 'local' (a LocalCluster "
                             "sized to this machine) or an address such as tcp://host:8786. Default: in-process.")
-
-
-def _config(vector_size, window, min_count, negative, epochs, seed, workers, sample, backend="gensim",
-            model="skipgram", embedding=None, lm_config=None):
-    from .models.registry import make_config
-    if lm_config is not None and model != "lm":
-        raise ConfigError("--lm-config applies to --model lm only")
-    return make_config(model, lm_config=lm_config, vector_size=vector_size, window=window, min_count=min_count,
-                       negative=negative, epochs=epochs, seed=seed, workers=workers, sample=sample, backend=backend,
-                       embedding=embedding)
 
 
 def _estimator_default(spec: Optional[str], model: str) -> str:
@@ -99,7 +173,7 @@ def _progress():
 
     def update(stage: str, done: int, total: int) -> None:
         if stage not in tasks:
-            tasks[stage] = bars.add_task(stage, total=total)
+            tasks[stage] = bars.add_task(clean(stage), total=total)
         bars.update(tasks[stage], completed=done, total=total)
 
     with bars:
@@ -112,34 +186,35 @@ def _load_checkpoint(checkpoint: Path, model: str, device: str = "cpu"):
     if model != "lm":
         raise ConfigError("--checkpoint loads a language model; add --model lm")
     m = LMModel.load(checkpoint, device)
-    err.print(f"loaded {escape(str(checkpoint))} ({m.meta.get('parameters') or sum(p.numel() for p in m.net.parameters()):,} "
+    err.print(f"loaded {clean(checkpoint)} ({m.meta.get('parameters') or sum(p.numel() for p in m.net.parameters()):,} "
               f"parameters, {len(m.encoder):,} tokens)")
     return m
 
 
-def _train_seeds(corpus_src, id_field, text_field, config, n_seeds: int, device: str = "cpu") -> list:
+def _train_seeds(opts: RunOptions, config, n_seeds: int, corpus=None) -> list:
     from dataclasses import replace
 
-    from .corpus import load_corpus
     from .models.registry import model_name, train_or_load_model
+    from .models.torch_skipgram import resolve_device
 
-    corpus = load_corpus(corpus_src, id_field, text_field)
+    resolve_device(opts.device)   # an unusable device is an error before the corpus is read
+    corpus = corpus or opts.load_corpus()
     stats = corpus.scan()
     if stats.n_empty:
-        err.print(f"[yellow]note:[/] skipped {stats.n_empty} empty document(s) in {escape(corpus.name)}")
-    if model_name(config) == "lm" and stats.n_documents > 20_000 and not str(device).startswith(("cuda", "auto")):
-        err.print(f"[yellow]note:[/] training a language model on {stats.n_documents:,} documents on the CPU can take "
-                  "hours; --device cuda, or a smaller corpus, is faster (the cache keeps the result)")
+        note(f"skipped {stats.n_empty} empty document(s) in {corpus.name}")
+    if model_name(config) == "lm" and stats.n_documents > 20_000 and not str(opts.device).startswith(("cuda", "auto")):
+        note(f"training a language model on {stats.n_documents:,} documents on the CPU can take hours; "
+             "--device cuda, or a smaller corpus, is faster (the cache keeps the result)")
     models = []
     for k in range(n_seeds):
         cfg = replace(config, seed=config.seed + k)
         with _progress() as update:
-            model, cached = train_or_load_model(corpus, cfg, device=device,
-                                          progress=lambda s, d, t, k=k: update(f"training seed {cfg.seed}", d, t))
+            model, cached = train_or_load_model(corpus, cfg, device=opts.device,
+                                                progress=lambda s, d, t, k=k: update(f"training seed {cfg.seed}", d, t))
         kind = {"glove": "GloVe", "lm": "LM"}.get(model_name(cfg)) or f"skip-gram ({cfg.backend})"
-        err.print(f"{'reused cached' if cached else 'trained'} {kind} on {escape(corpus.name)} "
-                  f"(seed {cfg.seed}, {len(model.encoder) if model_name(cfg) == 'lm' else len(model.vocab)} "
-                  f"{'tokens' if model_name(cfg) == 'lm' else 'words'}"
+        size = len(model.encoder) if model_name(cfg) == "lm" else len(model.vocab)
+        err.print(f"{'reused cached' if cached else 'trained'} {kind} on {clean(corpus.name)} (seed {cfg.seed}, "
+                  f"{size} {'tokens' if model_name(cfg) == 'lm' else 'words'}"
                   + ("" if cached else f", {model.meta.get('train_seconds', 0):.1f} s") + ")")
         models.append(model)
     return models
@@ -153,7 +228,7 @@ def wordsets(as_json: bool = typer.Option(False, "--json", help="Print the tests
 
     tests = bundled_tests()
     if as_json:
-        out.print_json(json.dumps([t.to_dict() for t in tests.values()]))
+        sys.stdout.write(json.dumps([t.to_dict() for t in tests.values()], indent=2) + "\n")
         return
     table = Table(title="Bundled bias tests (effect > 0: X goes with A and Y with B)")
     for col in ("name", "X", "Y", "A", "B", "source"):
@@ -167,102 +242,82 @@ def wordsets(as_json: bool = typer.Option(False, "--json", help="Print the tests
 
 
 @app.command()
-def train(corpus: Optional[str] = CorpusOpt, id_field: str = IdFieldOpt, text_field: str = TextFieldOpt,
-          out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Model folder to write. Default: the "
-                                                 "cache (~/.cache/biasaudit or $BIASAUDIT_CACHE)."),
-          vector_size: int = VectorSizeOpt, window: int = WindowOpt, min_count: int = MinCountOpt,
-          negative: int = NegativeOpt, epochs: int = EpochsOpt, seed: int = SeedOpt, workers: int = WorkersOpt,
-          sample: float = SampleOpt, backend: str = BackendOpt, model: str = ModelOpt, embedding: Optional[str] = EmbeddingOpt, device: str = DeviceOpt,
-          lm_config: Optional[str] = LMConfigOpt,
-          overwrite: bool = typer.Option(False, "--overwrite", help="Replace a model folder made with another config.")):
+@run_options
+def train(out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Model folder to write (new, empty, or "
+                                                 "one this tool wrote). Default: the cache (~/.cache/biasaudit or "
+                                                 "$BIASAUDIT_CACHE)."),
+          overwrite: bool = typer.Option(False, "--overwrite", help="Replace a model this tool saved in --out with "
+                                         "another config (only its own files; nothing else in the folder)."),
+          opts: RunOptions = None):
     """Train a model on a corpus and save it (no pickle): skip-gram (gensim sg=1 or torch, negative sampling),
     GloVe (--model glove) or a small causal transformer LM (--model lm; saved as an HF checkpoint folder)."""
-    from .models.lm import is_lm_dir
-    from .models.registry import load_model_dir
-    from .models.skipgram import is_model_dir
+    from .models.folder import model_output
+    from .models.registry import model_name
 
-    config = _config(vector_size, window, min_count, negative, epochs, seed, workers, sample, backend, model, embedding,
-                     lm_config)
-    if out_dir is not None and out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        if not (is_model_dir(out_dir) or is_lm_dir(out_dir)):
-            raise ArtifactError(f"{out_dir} exists and is not a biasaudit model folder; use --overwrite to replace it")
-        old = load_model_dir(out_dir)
-        if old.config != config:
-            raise ArtifactError(f"{out_dir} holds a model trained with another config; use --overwrite to replace it")
-    model = _train_seeds(corpus, id_field, text_field, config, 1, device)[0]
+    config = opts.config()
+    if out_dir is not None:   # refused (file, foreign folder, other config, not writable) before any training
+        model_output(out_dir, {"model": model_name(config), "config": config.to_dict()}, overwrite=overwrite)
+    model = _train_seeds(opts, config, 1)[0]
     if out_dir is not None:
         model.save(out_dir)
-        out.print(f"saved {out_dir}")
+        out.print(f"saved {clean(out_dir)}")
 
 
 @app.command("weat")
+@run_options
 def weat_cmd(embeddings: Optional[Path] = typer.Argument(None, help="word2vec text/binary, GloVe text, gensim "
                                                          "KeyedVectors/Word2Vec file or biasaudit model folder. "
-                                                         "Default: train (or reuse) skip-gram on the corpus."),
-             test: Optional[List[str]] = typer.Option(None, "--test", "-t", help="Bundled test name or test file "
-                                                      "(repeatable). Default: math-arts, science-arts, career-family."),
+                                                         "Default: train (or reuse) a model on the corpus."),
+             test: Optional[List[str]] = TestOpt,
              as_json: bool = typer.Option(False, "--json", help="Print a JSON list, one object per test and seed."),
-             allow_oov: bool = typer.Option(False, "--allow-oov", help="Drop out-of-vocabulary words (reported) "
-                                            "instead of failing; each set keeps at least 2 words."),
-             seeds: int = typer.Option(1, "--seeds", help="Train this many seeds (seed, seed+1, ...) and report the "
-                                       "spread of the effect size across them."),
-             n_permutations: int = typer.Option(100_000, "--permutations", help="Monte Carlo samples when exact "
-                                                "enumeration exceeds 100,000 partitions."),
-             n_bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for the CI."),
-             corpus: Optional[str] = CorpusOpt, id_field: str = IdFieldOpt, text_field: str = TextFieldOpt,
-             vector_size: int = VectorSizeOpt, window: int = WindowOpt, min_count: int = MinCountOpt,
-             negative: int = NegativeOpt, epochs: int = EpochsOpt, seed: int = SeedOpt, workers: int = WorkersOpt,
-             sample: float = SampleOpt, backend: str = BackendOpt, model: str = ModelOpt, embedding: Optional[str] = EmbeddingOpt, device: str = DeviceOpt,
-             lm_config: Optional[str] = LMConfigOpt, checkpoint: Optional[Path] = CheckpointOpt,
-             templates: Optional[Path] = TemplatesOpt):
+             strict_oov: bool = StrictOovOpt,
+             allow_oov: bool = typer.Option(False, "--allow-oov", hidden=True,
+                                            help="Kept for old scripts: dropping missing words is the default."),
+             seeds: int = typer.Option(1, "--seeds", min=1, help="Train this many seeds (seed, seed+1, ...) and "
+                                       "report the spread of the effect size across them."),
+             n_permutations: int = typer.Option(100_000, "--permutations", min=1, help="Monte Carlo samples when "
+                                                "exact enumeration exceeds 100,000 partitions."),
+             n_bootstrap: int = typer.Option(1000, "--bootstrap", min=100, help="Bootstrap resamples for the CI "
+                                             "(at least 100)."),
+             checkpoint: Optional[Path] = CheckpointOpt, templates: Optional[Path] = TemplatesOpt,
+             opts: RunOptions = None):
     """WEAT effect sizes, exact or Monte Carlo permutation p-values and bootstrap CIs for bias tests (for --model
-    lm: the template-association effect size, same shape and sign)."""
+    lm: the template-association effect size, same shape and sign).
+
+    Test words missing from the model are dropped and listed (--strict-oov: an error naming them all)."""
+    from .lm_metrics import load_templates
     from .metrics import weat_across_models
     from .models.keyed import load_embeddings
     from .wordsets import resolve_tests
 
-    if seeds < 1:
-        raise typer.BadParameter("must be >= 1", param_hint="--seeds")
+    if strict_oov and allow_oov:
+        raise typer.BadParameter("--allow-oov and --strict-oov contradict each other", param_hint="--strict-oov")
     tests = resolve_tests(test)
-    if model == "lm":
-        _weat_lm(tests, corpus, id_field, text_field, seeds, as_json, allow_oov, n_permutations, n_bootstrap,
-                 _config(vector_size, window, min_count, negative, epochs, seed, workers, sample, backend, model,
-                         embedding, lm_config), checkpoint, templates, device)
-        return
-    if checkpoint is not None:
-        raise ConfigError("--checkpoint loads a language model; add --model lm")
+    if opts.model != "lm" and (checkpoint is not None or templates is not None):
+        raise ConfigError("--checkpoint and --templates measure language models; add --model lm")
+    if (embeddings is not None or checkpoint is not None) and seeds > 1:
+        raise typer.BadParameter("--seeds needs training; it cannot be used with a saved model", param_hint="--seeds")
     if embeddings is not None:
-        if seeds > 1:
-            raise typer.BadParameter("--seeds needs training; it cannot be used with an EMBEDDINGS file",
-                                     param_hint="--seeds")
         models = [load_embeddings(embeddings)]
+    elif checkpoint is not None:
+        models = [_load_checkpoint(checkpoint, opts.model, opts.device)]
     else:
-        config = _config(vector_size, window, min_count, negative, epochs, seed, workers, sample, backend, model, embedding)
-        models = _train_seeds(corpus, id_field, text_field, config, seeds, device)
-    rows = weat_across_models(models, tests, allow_oov=allow_oov, n_permutations=n_permutations,
-                              n_bootstrap=n_bootstrap)
-    _print_weat(rows, as_json, len(models))
-
-
-def _weat_lm(tests, corpus, id_field, text_field, seeds, as_json, allow_oov, n_permutations, n_bootstrap, config,
-             checkpoint, templates, device):
-    from .lm_metrics import load_templates
-    from .metrics import weat_across_models
-
-    if checkpoint is not None and seeds > 1:
-        raise typer.BadParameter("--seeds needs training; it cannot be used with --checkpoint", param_hint="--seeds")
-    models = ([_load_checkpoint(checkpoint, "lm", device)] if checkpoint is not None
-              else _train_seeds(corpus, id_field, text_field, config, seeds, device))
-    rows = weat_across_models(models, tests, allow_oov=allow_oov, templates=load_templates(templates),
-                              n_permutations=n_permutations, n_bootstrap=n_bootstrap)
+        models = _train_seeds(opts, opts.config(), seeds)
+    extra = {"templates": load_templates(templates)} if opts.model == "lm" else {}
+    rows, skipped = weat_across_models(models, tests, strict=strict_oov, n_permutations=n_permutations,
+                                       n_bootstrap=n_bootstrap, **extra)
+    for name, reason in skipped.items():
+        note(f"{name}: skipped, {reason}")
     _print_weat(rows, as_json, len(models))
 
 
 def _print_weat(rows: list, as_json: bool, n_models: int) -> None:
+    seen = set()
     for r in rows:
-        if r["dropped_words"] and not as_json:
-            err.print(f"[yellow]dropped out-of-vocabulary words[/] in {escape(r['test'])}: "
-                      + "; ".join(f"{k}: {', '.join(v)}" for k, v in r["dropped_words"].items()))
+        if r["dropped_words"] and not as_json and r["test"] not in seen:
+            seen.add(r["test"])
+            note(f"{r['test']}: dropped words missing from the model: "
+                 + "; ".join(f"{k}: {', '.join(v)}" for k, v in r["dropped_words"].items()))
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
@@ -272,23 +327,20 @@ def _print_weat(rows: list, as_json: bool, n_models: int) -> None:
         table.add_column(col, justify="left" if col == "test" else "right", overflow="fold")
     for r in rows:
         p = (f"{r['p_value']:.2g} exact" if r["exact"] else f"{r['p_value']:.2g} ± {r['p_value_se']:.1g} MC")
-        table.add_row(r["test"], "-" if r["seed"] is None else str(r["seed"]), f"{r['effect_size']:+.3f}",
+        table.add_row(clean(r["test"]), "-" if r["seed"] is None else str(r["seed"]), f"{r['effect_size']:+.3f}",
                       f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]", p, f"{r['statistic']:+.3f}",
                       ",".join(str(v) for v in r["sizes"].values()))
     out.print(table)
     if n_models > 1:
-        seen = {}
-        for r in rows:
-            seen[r["test"]] = r["seed_spread"]
-        for name, s in seen.items():
-            out.print(f"{name}: effect size over {s['n_seeds']} seeds: mean {s['mean']:+.3f}, sd {s['sd']:.3f}, "
+        spreads = {r["test"]: r["seed_spread"] for r in rows}
+        for name, s in spreads.items():
+            out.print(f"{clean(name)}: effect size over {s['n_seeds']} seeds: mean {s['mean']:+.3f}, sd {s['sd']:.3f}, "
                       f"range [{s['min']:+.3f}, {s['max']:+.3f}]")
 
 
 @app.command()
-def score(corpus: Optional[str] = CorpusOpt, id_field: str = IdFieldOpt, text_field: str = TextFieldOpt,
-          test: Optional[List[str]] = typer.Option(None, "--test", "-t", help="Bundled test name or test file "
-                                                   "(repeatable). Default: math-arts, science-arts, career-family."),
+@run_options
+def score(test: Optional[List[str]] = TestOpt,
           query: Optional[str] = typer.Option(None, "--query", help="Score a word query instead: which documents "
                                               "pull WORD toward --toward words (and away from --away words)."),
           toward: Optional[str] = typer.Option(None, "--toward", help="Comma-separated words for --query."),
@@ -299,17 +351,14 @@ def score(corpus: Optional[str] = CorpusOpt, id_field: str = IdFieldOpt, text_fi
           pairs: Optional[Path] = typer.Option(None, "--pairs", help="--model lm: JSONL of paired sentences "
                                                "{\"more\": ..., \"less\": ...} (CrowS-Pairs fields sent_more/sent_less "
                                                "also read); scored as one more measure."),
-          strict_oov: bool = typer.Option(False, "--strict-oov", help="Fail on test words missing from the "
-                                          "vocabulary instead of dropping them (dropped words are always listed)."),
-          out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder. Default: "
-                                                 "reports/<corpus>-skipgram-<hash>/"),
-          top: int = typer.Option(10, "--top", help="Documents to show in each direction."),
-          overwrite: bool = typer.Option(False, "--overwrite", help="Reuse an output folder made with another config."),
-          vector_size: int = VectorSizeOpt, window: int = WindowOpt, min_count: int = MinCountOpt,
-          negative: int = NegativeOpt, epochs: int = EpochsOpt, seed: int = SeedOpt, workers: int = WorkersOpt,
-          sample: float = SampleOpt, backend: str = BackendOpt, model: str = ModelOpt, embedding: Optional[str] = EmbeddingOpt, device: str = DeviceOpt,
-          scheduler: Optional[str] = SchedulerOpt, lm_config: Optional[str] = LMConfigOpt,
-          checkpoint: Optional[Path] = CheckpointOpt, templates: Optional[Path] = TemplatesOpt):
+          strict_oov: bool = StrictOovOpt,
+          out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (new, empty, or one this "
+                                                 "tool wrote). Default: reports/<corpus>-<model>-<hash>/"),
+          top: int = typer.Option(10, "--top", min=1, help="Documents to show in each direction."),
+          overwrite: bool = typer.Option(False, "--overwrite", help="Replace results of another config in --out "
+                                         "(only the files this tool wrote there)."),
+          scheduler: Optional[str] = SchedulerOpt, checkpoint: Optional[Path] = CheckpointOpt,
+          templates: Optional[Path] = TemplatesOpt, opts: RunOptions = None):
     """Rank every training document by its contribution to a bias (cross-loss influence).
 
     delta_bias_if_removed(d) = grad B^T H^-1 grad L_d: the predicted change of the effect size if document d is
@@ -318,40 +367,43 @@ def score(corpus: Optional[str] = CorpusOpt, id_field: str = IdFieldOpt, text_fi
     With --model lm the measure is the template association of each test (and --pairs), and the influence is
     kronfluence's EK-FAC over the network's linear layers (and its embeddings when the vocabulary is small).
     """
-    from .corpus import load_corpus
     from .distributed import dask_client
     from .influence.estimators import EstimatorConfig
-    from .influence.report import run_score
+    from .influence.report import SCORE_FILES, run_score
+    from .io import check_writable, claim_folder
     from .lm_metrics import load_pairs, load_templates
 
-    config = _config(vector_size, window, min_count, negative, epochs, seed, workers, sample, backend, model, embedding,
-                     lm_config)
-    est = EstimatorConfig.parse(_estimator_default(estimator, model))
-    _check_estimators([est], model)
+    config = opts.config()
+    est = EstimatorConfig.parse(_estimator_default(estimator, opts.model))
+    _check_estimators([est], opts.model)
     if query is not None and test:
         raise typer.BadParameter("use either --test or --query", param_hint="--query")
     if (toward or away) and query is None:
         raise typer.BadParameter("--toward/--away need --query", param_hint="--toward")
-    if (templates is not None or pairs is not None) and model != "lm":
+    if (templates is not None or pairs is not None) and opts.model != "lm":
         raise ConfigError("--templates and --pairs measure language models; add --model lm")
-    tpl = load_templates(templates) if model == "lm" else None
+    tpl = load_templates(templates) if opts.model == "lm" else None
     pair_spec = (pairs.stem, load_pairs(pairs)) if pairs is not None else None
-    model = (_load_checkpoint(checkpoint, model, device) if checkpoint is not None
-             else _train_seeds(corpus, id_field, text_field, config, 1, device)[0])
-    corp = load_corpus(corpus, id_field, text_field)
+    # the output folder is checked before any training: a file, a folder of other files, a read-only disk
+    if out_dir is not None:
+        claim_folder(out_dir, "score", None, overwrite=True, known=SCORE_FILES, check_config=False)
+    else:
+        check_writable("reports")
+    corp = opts.load_corpus()
+    model = (_load_checkpoint(checkpoint, opts.model, opts.device) if checkpoint is not None
+             else _train_seeds(opts, config, 1, corpus=corp)[0])
+    words = lambda s: [w.strip().lower() for w in (s or "").split(",") if w.strip()]
     with dask_client(scheduler) as client, _progress() as update:
-        summary = run_score(model, corp, test, est, out_dir=out_dir, overwrite=overwrite, allow_oov=not strict_oov,
-                            query=(query, [w.strip().lower() for w in (toward or "").split(",") if w.strip()],
-                                   [w.strip().lower() for w in (away or "").split(",") if w.strip()])
-                            if query else None, top=top, progress=update, client=client, device=device,
-                            templates=tpl, pairs=pair_spec)
-    for note in summary["notes"]:
-        err.print(f"[yellow]note:[/] {escape(note)}")
+        summary = run_score(model, corp, test, est, out_dir=out_dir, overwrite=overwrite, strict_oov=strict_oov,
+                            query=(query, words(toward), words(away)) if query else None, top=top,
+                            progress=update, client=client, device=opts.device, templates=tpl, pairs=pair_spec)
+    for n in summary["notes"]:
+        note(n)
     for t in summary["tests"]:
-        out.print(f"\n[bold]{escape(t['name'])}[/]: B = {t['bias_value']:+.3f} ({escape(t['kind'])}); "
-                  f"estimator {escape(est.label)}; sum of predicted changes {t['sum_delta_if_removed']:+.3f}")
+        out.print(f"\n[bold]{clean(t['name'])}[/]: B = {t['bias_value']:+.3f} ({clean(t['kind'])}); "
+                  f"estimator {clean(est.label)}; sum of predicted changes {t['sum_delta_if_removed']:+.3f}")
         if t.get("warning"):
-            out.print(f"[yellow]warning:[/] {escape(t['warning'])}")
+            out.print(f"[yellow]warning:[/] {clean(t['warning'])}")
         for direction, title in (("increase_bias", "drive the bias UP (removing them lowers it)"),
                                  ("decrease_bias", "drive the bias DOWN (removing them raises it)")):
             table = Table(title=f"documents that {title}", title_justify="left")
@@ -360,14 +412,14 @@ def score(corpus: Optional[str] = CorpusOpt, id_field: str = IdFieldOpt, text_fi
             table.add_column("test words")
             table.add_column("text", overflow="fold")
             for d in t["top"][direction]:
-                table.add_row(escape(d["doc_id"]), f"{d['delta_bias_if_removed']:+.4f}", escape(", ".join(d["test_words"])),
-                              escape(d["snippet"]))
+                table.add_row(clean(d["doc_id"]), f"{d['delta_bias_if_removed']:+.4f}",
+                              clean(", ".join(d["test_words"])), clean(d["snippet"]))
             out.print(table)
     from .html_report import write_report
 
     page = write_report(summary["out_dir"])
-    out.print(f"\nwrote {summary['out_dir']}/scores.jsonl and summary.json "
-              f"({summary['timings']['total']:.1f} s scoring)\nreport: {page}")
+    out.print(f"\nwrote {clean(summary['out_dir'])}/scores.jsonl and summary.json "
+              f"({summary['timings']['total']:.1f} s scoring)\nreport: {clean(page)}")
 
 
 def _parse_estimators(specs: List[str]) -> list:
@@ -388,10 +440,22 @@ def _parse_estimators(specs: List[str]) -> list:
     return ests
 
 
+def _check_ks(value: str) -> str:
+    from .experiment import parse_k
+    try:
+        items = [s for s in value.split(",") if s.strip()]
+        if not items:
+            raise ConfigError("give at least one size")
+        for item in items:
+            parse_k(item)
+    except ConfigError as e:
+        raise typer.BadParameter(str(e).removeprefix("--k: ")) from e
+    return value
+
+
 @app.command()
-def experiment(corpus: Optional[str] = CorpusOpt, id_field: str = IdFieldOpt, text_field: str = TextFieldOpt,
-               test: Optional[List[str]] = typer.Option(None, "--test", "-t", help="Bundled test name or test file "
-                                                        "(repeatable). Default: math-arts, science-arts, career-family."),
+@run_options
+def experiment(test: Optional[List[str]] = TestOpt,
                heldout: Optional[List[str]] = typer.Option(None, "--heldout", help="Held-out companion test file "
                                                            "(repeatable; 'heldout_for' names the audited test, else "
                                                            "they pair in order). Default: the bundled companions."),
@@ -399,39 +463,38 @@ def experiment(corpus: Optional[str] = CorpusOpt, id_field: str = IdFieldOpt, te
                                                              "rankings are retrained, comma-separated: block,cg,"
                                                              "gradient-dot,block:damping=0.5 (default block; ekfac "
                                                              "for --model lm)."),
-               k: str = typer.Option("0.1%,0.5%,1%", "--k", help="Sizes of the document sets: percentages of the "
-                                     "corpus or counts, comma-separated."),
-               seeds: int = typer.Option(3, "--seeds", help="Paired seeds (seed, seed+1, ...) for every condition."),
+               k: str = typer.Option("0.1%,0.5%,1%", "--k", callback=_check_ks, help="Sizes of the document sets: "
+                                     "percentages of the corpus (0 < p < 100) or counts (>= 1), comma-separated."),
+               seeds: int = typer.Option(3, "--seeds", min=1, help="Paired seeds (seed, seed+1, ...) for every "
+                                         "condition."),
                conditions: Optional[str] = typer.Option(None, "--conditions",
                                                         help="Comma-separated: baseline, remove-top, remove-bottom, "
                                                         "upweight-top, remove-random, remove-ids, hard-debias. "
                                                         "Default: all but remove-ids (and hard-debias for --model lm)."),
-               upweight: int = typer.Option(5, "--upweight", help="Copies in all of each upweighted document."),
+               upweight: int = typer.Option(5, "--upweight", min=2, help="Copies in all of each upweighted document."),
                mode: str = typer.Option("scratch", "--mode", help="scratch (retrain from scratch: the honest "
                                         "check), warm-start (continue the baseline on the edited corpus for "
                                         "--warm-epochs) or undo (the paper's gradient ascent on removed documents)."),
-               warm_epochs: int = typer.Option(1, "--warm-epochs", help="Epochs (or ascent steps) for warm-start/undo."),
+               warm_epochs: int = typer.Option(1, "--warm-epochs", min=1, help="Epochs (or ascent steps) for "
+                                               "warm-start/undo."),
                remove_ids: Optional[Path] = typer.Option(None, "--remove-ids", help="File of document ids, one per "
-                                                         "line, for condition remove-ids."),
-               lds: int = typer.Option(0, "--lds", help="Linear datamodeling score: retrain on this many random "
+                                                         "line, for condition remove-ids (each must be in the corpus)."),
+               lds: int = typer.Option(0, "--lds", min=0, help="Linear datamodeling score: retrain on this many random "
                                        "subsets and correlate predicted with actual changes (0: off)."),
-               lds_fraction: float = typer.Option(0.5, "--lds-fraction", help="Fraction of documents each LDS "
-                                                  "subset removes."),
+               lds_fraction: float = typer.Option(0.5, "--lds-fraction", callback=lambda v: _in_range(v, 0, 1),
+                                                  help="Fraction of documents each LDS subset removes (0 < f < 1)."),
                no_quality: bool = typer.Option(False, "--no-quality", help="Skip WordSim-353 / SimLex-999 / analogy "
                                                "evaluation of each model."),
-               strict_oov: bool = typer.Option(False, "--strict-oov", help="Fail on test words missing from the "
-                                               "vocabulary instead of dropping them."),
-               out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder. Default: "
+               strict_oov: bool = StrictOovOpt,
+               out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (new, empty, or one "
+                                                      "this tool wrote). Default: "
                                                       "reports/<corpus>-<model>-experiment-<hash>/"),
                overwrite: bool = typer.Option(False, "--overwrite", help="Reuse a folder holding another "
-                                              "experiment (its runs are deleted)."),
+                                              "experiment (its files, and only those, are deleted first)."),
                scheduler: str = typer.Option("local", "--scheduler", help="Where retrains run: 'local' (a Dask "
                                              "LocalCluster, one worker per core), a scheduler address "
                                              "(tcp://host:8786), or 'none' (in this process)."),
-               vector_size: int = VectorSizeOpt, window: int = WindowOpt, min_count: int = MinCountOpt,
-               negative: int = NegativeOpt, epochs: int = EpochsOpt, seed: int = SeedOpt, workers: int = WorkersOpt,
-               sample: float = SampleOpt, backend: str = BackendOpt, model: str = ModelOpt, embedding: Optional[str] = EmbeddingOpt,
-               lm_config: Optional[str] = LMConfigOpt, templates: Optional[Path] = TemplatesOpt):
+               templates: Optional[Path] = TemplatesOpt, opts: RunOptions = None):
     """Retrain without (or with more of) the top-ranked documents and check that the bias moves as predicted.
 
     Conditions are compared with paired seeds against the baseline and against removing the same number of
@@ -441,18 +504,16 @@ def experiment(corpus: Optional[str] = CorpusOpt, id_field: str = IdFieldOpt, te
     """
     import hashlib
 
-    from .corpus import load_corpus
     from .distributed import dask_client
     from .experiment import DEFAULT_CONDITIONS, ExperimentSpec, run_experiment
     from .lm_metrics import load_templates
     from .wordsets import resolve_heldout, resolve_tests
 
-    config = _config(vector_size, window, min_count, negative, epochs, seed, workers, sample, backend, model, embedding,
-                     lm_config)
-    if templates is not None and model != "lm":
+    config = opts.config()
+    if templates is not None and opts.model != "lm":
         raise ConfigError("--templates measures language models; add --model lm")
     if conditions is None:
-        conditions = ",".join(c for c in DEFAULT_CONDITIONS if not (model == "lm" and c == "hard-debias"))
+        conditions = ",".join(c for c in DEFAULT_CONDITIONS if not (opts.model == "lm" and c == "hard-debias"))
     tests = resolve_tests(test)
     ids: tuple = ()
     if remove_ids is not None:
@@ -460,24 +521,23 @@ def experiment(corpus: Optional[str] = CorpusOpt, id_field: str = IdFieldOpt, te
             ids = tuple(dict.fromkeys(l.strip() for l in remove_ids.read_text(encoding="utf-8").splitlines()
                                       if l.strip()))
         except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(f"--remove-ids: cannot read {remove_ids} ({e})") from e
+            raise ConfigError(f"--remove-ids: cannot read {remove_ids} ({getattr(e, 'strerror', None) or e})") from e
         if not ids:
             raise ConfigError(f"--remove-ids: {remove_ids} holds no document id")
-    corp = load_corpus(corpus, id_field, text_field)
+    corp = opts.load_corpus()
     spec = ExperimentSpec(corpus=corp, model=config, tests=tests, heldout=resolve_heldout(tests, heldout),
-                          estimators=_parse_estimators(estimator or [_estimator_default(None, model)]), ks=k,
+                          estimators=_parse_estimators(estimator or [_estimator_default(None, opts.model)]), ks=k,
                           seeds=seeds, templates=load_templates(templates) if templates is not None else None,
                           conditions=tuple(c.strip() for c in conditions.split(",") if c.strip()),
                           upweight=upweight, mode=mode, warm_epochs=warm_epochs, remove_ids=ids, lds=lds,
-                          lds_fraction=lds_fraction, quality=not no_quality, allow_oov=not strict_oov)
+                          lds_fraction=lds_fraction, quality=not no_quality, strict_oov=strict_oov)
     spec.validate()
-    _check_estimators(spec.estimators, model)
+    _check_estimators(spec.estimators, opts.model)
     if out_dir is None:
         key = hashlib.sha256(json.dumps(spec.to_config(), sort_keys=True).encode()).hexdigest()[:8]
-        out_dir = Path("reports") / f"{corp.name}-{model}-experiment-{key}"
+        out_dir = Path("reports") / f"{corp.name}-{opts.model}-experiment-{key}"
     with dask_client(None if scheduler == "none" else scheduler) as client, _progress() as update:
-        summary = run_experiment(spec, out_dir, overwrite=overwrite, client=client, progress=update,
-                                 log=lambda m: err.print(f"[yellow]note:[/] {escape(m)}"))
+        summary = run_experiment(spec, out_dir, overwrite=overwrite, client=client, progress=update, log=note)
     table = Table(title=f"{summary['mode']} retraining, {len(summary['seeds'])} paired seed(s); change = effect size "
                   "minus the same seed's baseline (mean ± sd)", title_justify="left")
     for col in ("estimator", "test", "condition", "k", "change", "predicted", "held-out change", "vs random (p)",
@@ -488,22 +548,24 @@ def experiment(corpus: Optional[str] = CorpusOpt, id_field: str = IdFieldOpt, te
         vs = "-" if "difference_from_random" not in d else (
             f"{d['difference_from_random']:+.3f}" + ("" if d.get("difference_from_random_p") is None
                                                      else f" ({d['difference_from_random_p']:.2g})"))
-        table.add_row(escape(d["estimator"]), escape(d["test"]), d["condition"], d["k"],
+        table.add_row(clean(d["estimator"]), clean(d["test"]), d["condition"], clean(d["k"]),
                       fmt(d["change_mean"], d["change_sd"]), fmt(d["predicted_change_mean"]),
                       fmt(d["heldout_change_mean"], d["heldout_change_sd"]), vs,
                       "-" if d["wordsim353_mean"] is None else f"{d['wordsim353_mean']:.3f}")
     out.print(table)
     for c in summary["predicted_vs_actual"]:
-        out.print(f"{c['estimator']} / {c['test']}: predicted vs actual change over {c['n']} runs: Pearson "
-                  f"{fmt(c['pearson'])}, Spearman {fmt(c['spearman'])}, median actual/predicted "
+        out.print(f"{clean(c['estimator'])} / {clean(c['test'])}: predicted vs actual change over {c['n']} runs: "
+                  f"Pearson {fmt(c['pearson'])}, Spearman {fmt(c['spearman'])}, median actual/predicted "
                   f"{fmt(c['median_actual_over_predicted'])}")
     for l in summary["lds"]:
-        out.print(f"LDS {l['estimator']} / {l['test']}: Spearman {fmt(l['spearman'])} over {l['n_subsets']} subsets")
-    out.print(f"scope: {summary['scope']}")
+        out.print(f"LDS {clean(l['estimator'])} / {clean(l['test'])}: Spearman {fmt(l['spearman'])} over "
+                  f"{l['n_subsets']} subsets")
+    out.print(f"scope: {clean(summary['scope'])}")
     from .html_report import write_report
 
     page = write_report(out_dir)
-    out.print(f"wrote {out_dir}/results.csv and experiment.json ({summary['run_seconds']:.0f} s)\nreport: {page}")
+    out.print(f"wrote {clean(out_dir)}/results.csv and experiment.json ({summary['run_seconds']:.0f} s)\n"
+              f"report: {clean(page)}")
 
 
 @app.command()
@@ -512,19 +574,51 @@ def report(folder: Path = typer.Argument(..., help="Output folder of `biasaudit 
     the bias, the influence distribution and, for experiments, the retraining results."""
     from .html_report import write_report
 
-    out.print(f"report: {write_report(folder)}")
+    out.print(f"report: {clean(write_report(folder))}")
+
+
+# ------------------------------------------------------------------ entry point
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    if issubclass(category, BiasAuditWarning):
+        note(str(message))
+
+
+def _os_error_line(e: OSError) -> str:
+    """'<path>: <cause>' for an OS fault (a full disk, a read-only folder, a path that is a file)."""
+    cause = e.strerror or str(e) or type(e).__name__
+    where = e.filename if e.filename is not None else None
+    if e.filename2 is not None:
+        where = f"{e.filename} -> {e.filename2}"
+    return f"{where}: {cause}" if where is not None else cause
 
 
 def main() -> None:
-    """Console entry point: run the app, turning BiasAuditErrors into one red line and exit code 1."""
+    """Console entry point: one red line and exit code 1 for a BiasAuditError or an OS fault, 130 when
+    interrupted, 2 for usage errors (printed by click); ``--debug`` shows tracebacks."""
     debug = "--debug" in sys.argv[1:]
+    if not debug:
+        warnings.filterwarnings("ignore")              # library chatter (FutureWarning, ...) is not the user's
+        warnings.filterwarnings("always", category=BiasAuditWarning)
+    warnings.showwarning = _show_warning
     try:
         app()  # usage errors: click prints them and exits 2
     except BiasAuditError as e:
-        if debug:
-            traceback.print_exc()
-        err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
-        sys.exit(1)
+        _fail(str(e), debug)
+    except OSError as e:
+        _fail(_os_error_line(e), debug)
+    except MemoryError:
+        _fail("out of memory (a smaller corpus, fewer tests, or --scheduler with more workers can help)", debug)
+    except KeyboardInterrupt:
+        err.print("[red]interrupted[/red]: finished outputs are kept; rerun the same command to resume")
+        sys.exit(130)
+
+
+def _fail(message: str, debug: bool) -> None:
+    if debug:
+        traceback.print_exc()
+    err.print(f"[red]error:[/red] {clean(strip_controls(message, newlines=False))}", soft_wrap=True)
+    sys.exit(1)
+
 
 if __name__ == "__main__":
     main()

@@ -17,7 +17,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from .errors import CorpusError
 
@@ -51,6 +51,11 @@ class Corpus(abc.ABC):
     name: str = "corpus"
     _stats: CorpusStats | None = None
 
+    @property
+    def label(self) -> str:
+        """How error messages name this corpus (its file where it has one)."""
+        return f"corpus {self.name!r}"
+
     @abc.abstractmethod
     def _raw(self) -> Iterator[Document]:
         """Every document in order, empty ones included."""
@@ -82,14 +87,14 @@ class Corpus(abc.ABC):
                 empty += 1
                 continue
             if doc.id in seen:
-                raise CorpusError(f"corpus {self.name!r}: document id {doc.id!r} occurs more than once; ids must be unique")
+                raise CorpusError(f"{self.label}: document id {doc.id!r} occurs more than once; ids must be unique")
             seen.add(doc.id)
             h.update(doc.id.encode("utf-8", "surrogatepass") + b"\0" + doc.text.encode("utf-8", "surrogatepass") + b"\n")
             n += 1
             chars += len(doc.text)
         if n == 0:
             what = f"{empty} empty documents and no others" if empty else "no documents"
-            raise CorpusError(f"corpus {self.name!r} has {what}")
+            raise CorpusError(f"{self.label} has {what}")
         self._stats = CorpusStats(h.hexdigest(), n, empty, chars)
         return self._stats
 
@@ -139,68 +144,206 @@ class EditedCorpus(Corpus):
                     yield Document(f"{doc.id}@copy{k}", doc.text)
 
 
-class DatasetsCorpus(Corpus):
-    """Files (JSONL, CSV, Parquet, text; optionally gzipped) or a hub dataset, streamed through HF ``datasets``."""
+class FileCorpus(Corpus):
+    """Local files (JSON Lines, a JSON array, CSV, TSV, Parquet or text, one document per line; optionally gzip,
+    bzip2 or xz compressed), read with exact line numbers so a bad record is reported where it is."""
 
-    def __init__(self, name: str, files: Sequence[Path] = (), hub: str | None = None,
-                 id_field: str = "id", text_field: str = "text"):
-        self.name, self.files, self.hub = name, list(files), hub
+    def __init__(self, name: str, files: Sequence[Path], id_field: str = "id", text_field: str = "text"):
+        self.name, self.files = name, list(files)
         self.id_field, self.text_field = id_field, text_field
 
-    def shards(self) -> list["Corpus"]:
-        if self.hub is not None or len(self.files) <= 1:
-            return [self]
-        return [DatasetsCorpus(self.name, [f], id_field=self.id_field, text_field=self.text_field)
-                for f in self.files]
+    @property
+    def label(self) -> str:
+        return str(self.files[0]) if len(self.files) == 1 else f"corpus {self.name!r} ({len(self.files)} files)"
 
-    def _streams(self) -> Iterator[tuple[str, Callable[[], Iterable]]]:
+    def shards(self) -> list["Corpus"]:
+        if len(self.files) <= 1:
+            return [self]
+        return [FileCorpus(self.name, [f], self.id_field, self.text_field) for f in self.files]
+
+    def _raw(self) -> Iterator[Document]:
+        for f in self.files:
+            fmt = _format_of(f)
+            if fmt == "parquet":
+                yield from _parquet_documents(f, self.id_field, self.text_field)
+            elif fmt == "csv":
+                yield from _csv_documents(f, self.id_field, self.text_field)
+            elif fmt == "text":
+                for n, line in _lines(f):
+                    yield Document(f"{f.name}:{n}", line)
+            else:
+                yield from _json_documents(f, self.id_field, self.text_field)
+
+
+def _open_binary(path: Path):
+    name = path.name.lower()
+    if name.endswith(".gz"):
+        import gzip
+        return gzip.open(path, "rb")
+    if name.endswith(".bz2"):
+        import bz2
+        return bz2.open(path, "rb")
+    if name.endswith(".xz"):
+        import lzma
+        return lzma.open(path, "rb")
+    return open(path, "rb")
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(1-based line number, line without its line break) of a UTF-8 text file; a byte that is not UTF-8 is a
+    CorpusError naming the line and column."""
+    try:
+        with _open_binary(path) as f:
+            for n, raw in enumerate(f, 1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise CorpusError(f"{path}: line {n}: not valid UTF-8 (byte 0x{raw[e.start]:02x} at column "
+                                      f"{e.start + 1})") from None
+                if n == 1 and line.startswith("\ufeff"):
+                    line = line[1:]          # a byte-order mark is not text
+                yield n, line.rstrip("\r\n")
+    except (OSError, EOFError) as e:     # unreadable, or a truncated/corrupt compressed file
+        raise CorpusError(f"{path}: cannot read ({getattr(e, 'strerror', None) or e})") from e
+
+
+def _field(rec: dict, field: str, where: str, what: str):
+    if field not in rec:
+        fields = ", ".join(sorted(map(str, rec))) or "none"
+        raise CorpusError(f"{where}: no {what} field {field!r} (fields: {fields}); choose one with "
+                          f"--{what}-field")
+    return rec[field]
+
+
+def _document(rec, where: str, fallback_id: str, id_field: str, text_field: str) -> Document:
+    if not isinstance(rec, dict):
+        raise CorpusError(f"{where}: not a JSON object")
+    text = _field(rec, text_field, where, "text")
+    doc_id = rec.get(id_field)
+    return Document(fallback_id if doc_id is None else str(doc_id), "" if text is None else str(text))
+
+
+def _json_documents(path: Path, id_field: str, text_field: str) -> Iterator[Document]:
+    """JSON Lines (one object per line; blank lines skipped), or a file holding one JSON array of objects."""
+    import json
+
+    lines = _lines(path)
+    first = True
+    for n, line in lines:
+        if not line.strip():
+            continue
+        if first and line.lstrip().startswith("["):
+            # a JSON array (the first non-blank character is '['): read whole, records numbered from 1
+            text = "\n".join([line] + [l for _, l in lines])
+            try:
+                records = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise CorpusError(f"{path}: line {n + e.lineno - 1}: not valid JSON ({e.msg} at column "
+                                  f"{e.colno})") from None
+            if not isinstance(records, list):
+                raise CorpusError(f"{path}: holds neither one JSON object per line nor one array of objects")
+            for i, rec in enumerate(records, 1):
+                yield _document(rec, f"{path}: record {i}", f"{path.name}:{i}", id_field, text_field)
+            return
+        first = False
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise CorpusError(f"{path}: line {n}: not valid JSON ({e.msg} at column {e.colno})") from None
+        yield _document(rec, f"{path}: line {n}", f"{path.name}:{n}", id_field, text_field)
+
+
+def _csv_documents(path: Path, id_field: str, text_field: str) -> Iterator[Document]:
+    """CSV (comma) or TSV (tab) with a header row; a document's fallback id is its record number."""
+    import csv
+
+    delimiter = "\t" if ".tsv" in path.name.lower() else ","
+    lines = (line + "\n" for _, line in _lines(path))
+    reader = csv.reader(lines, delimiter=delimiter)
+    try:
+        header = next(reader, None)
+        if header is None:
+            return
+        if text_field not in header:
+            raise CorpusError(f"{path}: line 1: no text field {text_field!r} (fields: {', '.join(header) or 'none'});"
+                              " choose one with --text-field")
+        ti, ii = header.index(text_field), header.index(id_field) if id_field in header else None
+        for rec_no, row in enumerate(reader, 1):
+            if not row:
+                continue
+            if len(row) != len(header):
+                raise CorpusError(f"{path}: line {reader.line_num}: {len(row)} fields, the header has {len(header)}")
+            doc_id = row[ii] if ii is not None and row[ii] != "" else f"{path.name}:{rec_no}"
+            yield Document(doc_id, row[ti])
+    except csv.Error as e:
+        raise CorpusError(f"{path}: line {reader.line_num}: not valid {'TSV' if delimiter == chr(9) else 'CSV'} "
+                          f"({e})") from None
+
+
+def _parquet_documents(path: Path, id_field: str, text_field: str) -> Iterator[Document]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as e:
+        raise CorpusError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow)") from e
+    try:
+        pf = pq.ParquetFile(path)
+        names = pf.schema_arrow.names
+        if text_field not in names:
+            raise CorpusError(f"{path}: no text field {text_field!r} (fields: {', '.join(names) or 'none'}); "
+                              "choose one with --text-field")
+        cols = [text_field] + ([id_field] if id_field in names else [])
+        row = 0
+        for batch in pf.iter_batches(batch_size=1000, columns=cols):
+            d = batch.to_pydict()
+            ids = d.get(id_field)
+            for i, text in enumerate(d[text_field]):
+                row += 1
+                doc_id = f"{path.name}:{row}" if ids is None or ids[i] is None else str(ids[i])
+                yield Document(doc_id, "" if text is None else str(text))
+    except CorpusError:
+        raise
+    except Exception as e:   # pyarrow raises its own types for a corrupt file
+        raise CorpusError(f"{path}: not a readable Parquet file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from e
+
+
+class HubCorpus(Corpus):
+    """A dataset on the Hugging Face hub, streamed through HF ``datasets`` (needs a network connection)."""
+
+    def __init__(self, name: str, hub: str, id_field: str = "id", text_field: str = "text"):
+        self.name, self.hub, self.id_field, self.text_field = name, hub, id_field, text_field
+
+    def _raw(self) -> Iterator[Document]:
         import datasets
 
         datasets.disable_progress_bars()
         datasets.logging.set_verbosity_error()
-        if self.hub is not None:
-            yield self.hub, lambda: datasets.load_dataset(self.hub, split="train", streaming=True)
-            return
-        for f in self.files:
-            fmt = _format_of(f)
-            kwargs = {"delimiter": "\t"} if f.name.endswith((".tsv", ".tsv.gz")) else {}
-            yield f.name, (lambda f=f, fmt=fmt, kw=kwargs:
-                           datasets.load_dataset(fmt, data_files=str(f), split="train", streaming=True, **kw))
-
-    def _raw(self) -> Iterator[Document]:
-        for label, open_stream in self._streams():
-            row = 0
-            try:
-                for batch in open_stream().iter(batch_size=1000):
-                    if self.text_field not in batch:
-                        raise CorpusError(f"{label}: no text field {self.text_field!r} (fields: "
-                                          f"{', '.join(sorted(batch)) or 'none'}); choose one with --text-field")
-                    texts = batch[self.text_field]
-                    ids = batch.get(self.id_field)
-                    for i, text in enumerate(texts):
-                        row += 1
-                        doc_id = f"{label}:{row}" if ids is None or ids[i] is None else str(ids[i])
-                        yield Document(doc_id, "" if text is None else str(text))
-            except CorpusError:
-                raise
-            except UnicodeDecodeError as e:
-                raise CorpusError(f"{label}: not valid UTF-8 near record {row + 1} ({e.reason} at byte {e.start})") from e
-            except Exception as e:  # datasets/arrow raise many types; the user needs the file and the reason
-                msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                if "utf-8" in msg.lower() or "utf8" in msg.lower():
-                    msg = f"not valid UTF-8 ({msg})"
-                raise CorpusError(f"{label}: cannot read record {row + 1}: {msg}") from e
+        row = 0
+        try:
+            for batch in datasets.load_dataset(self.hub, split="train", streaming=True).iter(batch_size=1000):
+                if self.text_field not in batch:
+                    raise CorpusError(f"{self.hub}: no text field {self.text_field!r} (fields: "
+                                      f"{', '.join(sorted(batch)) or 'none'}); choose one with --text-field")
+                ids = batch.get(self.id_field)
+                for i, text in enumerate(batch[self.text_field]):
+                    row += 1
+                    doc_id = f"{self.name}:{row}" if ids is None or ids[i] is None else str(ids[i])
+                    yield Document(doc_id, "" if text is None else str(text))
+        except CorpusError:
+            raise
+        except Exception as e:  # datasets raises many types; the user needs the name and the reason
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise CorpusError(f"{self.hub}: cannot read record {row + 1}: {msg}") from e
 
 
 def _format_of(path: Path) -> str:
     name = path.name.lower()
-    for comp in (".gz", ".bz2", ".xz", ".zst"):
+    for comp in (".gz", ".bz2", ".xz"):
         if name.endswith(comp):
             name = name[: -len(comp)]
     fmt = _FORMATS.get(Path(name).suffix)
     if fmt is None:
         raise CorpusError(f"{path}: unknown corpus format (use .jsonl, .json, .csv, .tsv, .parquet or .txt, "
-                          "optionally .gz)")
+                          "optionally .gz, .bz2 or .xz)")
     return fmt
 
 
@@ -216,34 +359,78 @@ def corpora_dir() -> Path:
 
 
 def load_corpus(source: str | os.PathLike | None = None, id_field: str = "id", text_field: str = "text") -> Corpus:
-    """Open a corpus: a bundled name (``gcide``, ``wordnet``; None means the default), a file, a folder or glob
-    of files, or a hub dataset name (needs a network connection)."""
+    """Open a corpus: a bundled name (``gcide``, ``wordnet``; None means the default), a file, a folder of files,
+    a glob, or a hub dataset name (``owner/name``; needs a network connection).
+
+    An existing path is always a path, never a pattern: ``corpus[2024].jsonl`` reads that file. Only a path that
+    does not exist is tried as a glob, then as a hub name."""
     if source is None:
         source = DEFAULT_CORPUS
     src = str(source)
     if src in BUNDLED:
-        return DatasetsCorpus(src, [corpora_dir() / BUNDLED[src]])
+        return FileCorpus(src, [corpora_dir() / BUNDLED[src]])
     path = Path(src).expanduser()
-    if path.is_file():
+    if path.exists():
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file() and _known(p)
+                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            if not files:
+                raise CorpusError(f"{path}: folder holds no corpus files (.jsonl, .json, .csv, .tsv, .parquet, .txt)")
+            return FileCorpus(safe_name(path.resolve().name), files, id_field, text_field)
+        if not path.is_file():
+            raise CorpusError(f"{path}: not a regular file or folder")
         _format_of(path)
-        return DatasetsCorpus(_stem(path), [path], id_field=id_field, text_field=text_field)
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".") and _known(p))
-        if not files:
-            raise CorpusError(f"{path}: folder holds no corpus files (.jsonl, .json, .csv, .tsv, .parquet, .txt)")
-        return DatasetsCorpus(path.name, files, id_field=id_field, text_field=text_field)
+        return FileCorpus(safe_name(_stem(path)), [path], id_field, text_field)
     if any(ch in src for ch in "*?["):
         files = sorted(Path(p) for p in glob.glob(os.path.expanduser(src), recursive=True) if Path(p).is_file())
         if not files:
-            raise CorpusError(f"{src}: no file matches")
+            raise CorpusError(f"{src}: no such file, and no file matches it as a pattern")
         for f in files:
             _format_of(f)
-        return DatasetsCorpus(_stem(files[0]) if len(files) == 1 else Path(src).parent.name or "corpus", files,
-                              id_field=id_field, text_field=text_field)
-    if "/" in src and not src.startswith((".", "/", "~")) and src.count("/") == 1:
-        return DatasetsCorpus(src.replace("/", "_"), hub=src, id_field=id_field, text_field=text_field)
+        name = _stem(files[0]) if len(files) == 1 else Path(src).parent.name or "corpus"
+        return FileCorpus(safe_name(name), files, id_field, text_field)
+    if _looks_like_hub_name(src):
+        if not _hub_reachable():
+            raise CorpusError(f"{src}: no such file or folder (as a hub dataset name it needs the network, and "
+                              "huggingface.co is not reachable)")
+        return HubCorpus(safe_name(src.replace("/", "_")), src, id_field, text_field)
+    if "/" in src or "\\" in src or _known(Path(src)):
+        raise CorpusError(f"{src}: no such file or folder")
     raise CorpusError(f"corpus {src!r} not found: not a bundled corpus ({', '.join(BUNDLED)}), file, folder, glob "
                       "or hub dataset name (owner/name)")
+
+
+def _looks_like_hub_name(src: str) -> bool:
+    """owner/name, with no file extension a corpus file would have and no path-like start."""
+    if src.count("/") != 1 or src.startswith((".", "/", "~")) or src.endswith("/"):
+        return False
+    try:
+        _format_of(Path(src))
+        return False        # names a corpus file that does not exist
+    except CorpusError:
+        return True
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the hub can be reached at all (offline settings or a failed connection: no), decided in at most
+    ``timeout`` seconds rather than after datasets' retries."""
+    import socket
+
+    if any(os.environ.get(v, "").lower() in ("1", "true", "yes")
+           for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")):
+        return False
+    try:
+        with socket.create_connection(("huggingface.co", 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def safe_name(name: str) -> str:
+    """A corpus name usable in a folder name and printable: letters, digits, '.', '_' and '-' kept, anything else
+    (path separators, control characters, spaces) becomes '_'."""
+    out = "".join(ch if (ch.isascii() and ch.isalnum()) or ch in "._-" else "_" for ch in name).strip(".")
+    return out[:80] or "corpus"
 
 
 def _known(p: Path) -> bool:

@@ -17,8 +17,17 @@ class CorpusError(BiasAuditError):
 
 
 class VocabularyError(BiasAuditError):
-    """Words a test needs are missing from the model's vocabulary."""
+    """Words a test needs are missing from the model's vocabulary (``missing``: set field -> words)."""
+
+    def __init__(self, message: str, missing: dict | None = None):
+        super().__init__(message)
+        self.missing = missing or {}
 
 
 class ArtifactError(BiasAuditError):
     """A saved model or result folder is missing, truncated, corrupted or was made with another config."""
+
+
+class BiasAuditWarning(UserWarning):
+    """Something the user should know that does not stop the run (a damaged cache entry, dropped words); the CLI
+    prints each as one "note:" line."""

@@ -24,7 +24,7 @@ import io
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -49,20 +49,36 @@ DEFINITIONAL_PAIRS = [("woman", "man"), ("girl", "boy"), ("she", "he"), ("mother
                       ("herself", "himself"), ("mary", "john")]
 
 
+def parse_k(item: str) -> float | int:
+    """One ``--k`` size: a percentage in (0, 100) as a float fraction, or a count >= 1 as an int."""
+    item = item.strip()
+    try:
+        value = float(item[:-1]) if item.endswith("%") else int(item)
+    except ValueError as e:
+        raise ConfigError(f"--k: {item!r} is neither a percentage (0.1%) nor a count") from e
+    if item.endswith("%"):
+        if not 0 < value < 100:
+            raise ConfigError(f"--k: {item} is not a percentage between 0 and 100")
+        return value / 100
+    if value < 1:
+        raise ConfigError(f"--k: {item} is not a count of at least 1")
+    return value
+
+
 def parse_ks(spec: str, n_docs: int) -> list[tuple[str, int]]:
     """``0.1%,0.5%,1%`` or counts ``100,500`` -> [(label, count)]; each count at least 1 and below n_docs."""
     out = []
     for item in [s.strip() for s in spec.split(",") if s.strip()]:
-        try:
-            n = round(float(item[:-1]) / 100 * n_docs) if item.endswith("%") else int(item)
-        except ValueError as e:
-            raise ConfigError(f"--k: {item!r} is neither a percentage (0.1%) nor a count") from e
-        n = max(1, n)
+        v = parse_k(item)
+        n = max(1, round(v * n_docs)) if isinstance(v, float) else v
         if n >= n_docs:
             raise ConfigError(f"--k: {item} is {n} documents, not fewer than the corpus's {n_docs}")
         out.append((item, n))
     if not out:
         raise ConfigError("--k: give at least one size")
+    labels = [l for l, _ in out]
+    if len(set(labels)) < len(labels):
+        raise ConfigError(f"--k: a size is given twice ({spec})")
     return out
 
 
@@ -236,7 +252,7 @@ class ExperimentSpec:
     lds: int = 0
     lds_fraction: float = 0.5
     quality: bool = True
-    allow_oov: bool = True
+    strict_oov: bool = False   # fail on test words missing from the vocabulary instead of dropping them
     templates: tuple | None = None   # LM template association (None: the bundled templates)
     extra: dict = field(default_factory=dict)
 
@@ -275,25 +291,41 @@ def _edit_id(kind: str, ids, times: int = 1) -> str:
     return f"{kind}-{h[:12]}"
 
 
-def prepare_output(out_dir: Path, config: dict, overwrite: bool) -> None:
-    """Refuse a folder holding another experiment unless ``overwrite`` (which clears its runs)."""
-    cfg_file = out_dir / "experiment-config.json"
-    if cfg_file.exists():
-        try:
-            old = json.loads(cfg_file.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            old = None
-        if old != json.loads(json.dumps(config)):
-            if not overwrite:
-                raise ArtifactError(f"{out_dir} holds an experiment with another config; use --overwrite or "
-                                    "another --out")
-            for f in (out_dir / "runs").glob("*.json"):
-                f.unlink()
-    elif out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise ArtifactError(f"{out_dir} exists and is not a biasaudit experiment folder; use --overwrite or "
-                            "another --out")
+EXPERIMENT_FILES = ("experiment-config.json", "scores.json", "results.csv", "experiment.json", "report.html",
+                    "runs", "score")
+
+
+def prepare_output(out_dir: Path, config: dict, overwrite: bool):
+    """Claim ``out_dir`` for this experiment (``biasaudit.io.claim_folder``): a folder holding another experiment
+    is refused unless ``overwrite``, which deletes that experiment's files (and only those) first."""
+    from .io import claim_folder, same_config
+
+    out = claim_folder(out_dir, "experiment", config, overwrite, known=EXPERIMENT_FILES)
+    if out.manifest is not None and not same_config(out):
+        out.remove_owned()
+    out.begin()
     (out_dir / "runs").mkdir(parents=True, exist_ok=True)
-    write_json(cfg_file, config)
+    write_json(out_dir / "experiment-config.json", config)
+    return out
+
+
+def _read_run(path: Path, run_id: str) -> dict | None:
+    """A finished run's record, or None (with a warning) when the file is damaged: the run is done again."""
+    import warnings
+
+    from .errors import BiasAuditWarning
+    from .io import read_json
+
+    try:
+        rec = read_json(path, "run record")
+        if not (isinstance(rec, dict) and rec.get("run_id") == run_id and isinstance(rec.get("effects"), dict)
+                and isinstance(rec.get("heldout_effects"), dict)):
+            raise ArtifactError(f"{path}: corrupted run record (fields missing)")
+        return rec
+    except ArtifactError as e:
+        warnings.warn(f"{e}; that training run is done again", BiasAuditWarning, stacklevel=2)
+        path.unlink(missing_ok=True)
+        return None
 
 
 def run_experiment(spec: ExperimentSpec, out_dir: Path, overwrite: bool = False, client=None,
@@ -307,28 +339,44 @@ def run_experiment(spec: ExperimentSpec, out_dir: Path, overwrite: bool = False,
     stats = corpus.scan()
     config = spec.to_config()
     out_dir = Path(out_dir)
-    prepare_output(out_dir, config, overwrite)
-    seeds = [spec.model.seed + i for i in range(spec.seeds)]
     ks = parse_ks(spec.ks, stats.n_documents)
+    if spec.remove_ids:   # an edit naming a document that is not there is an error, before any training
+        ids = {d.id for d in corpus}
+        absent = [i for i in spec.remove_ids if i not in ids]
+        if absent:
+            raise ConfigError(f"--remove-ids: {len(absent)} id(s) are not in corpus {corpus.name!r}: "
+                              + ", ".join(repr(i) for i in absent[:5]) + (" ..." if len(absent) > 5 else ""))
+    out = prepare_output(out_dir, config, overwrite)
+    seeds = [spec.model.seed + i for i in range(spec.seeds)]
     log = log or (lambda msg: None)
 
     # rankings: from the first seed's baseline model, one score pass per estimator
     base_model, _ = train_or_load_model(corpus, replace(spec.model, seed=seeds[0]), cache=cache)
-    targets, kept_tests, dropped = bias_measures(base_model, spec.tests, spec.allow_oov, spec.templates)
+    targets, kept_tests, dropped, skipped = bias_measures(base_model, spec.tests, spec.strict_oov, spec.templates)
+    for name, reason in skipped.items():
+        log(f"{name}: skipped, {reason}")
     for name, gone in dropped.items():
-        log(f"{name}: dropped out-of-vocabulary words " + "; ".join(f"{k}: {', '.join(v)}" for k, v in gone.items()))
+        if name not in skipped:
+            log(f"{name}: dropped out-of-vocabulary words " + "; ".join(f"{k}: {', '.join(v)}" for k, v in gone.items()))
     scores, doc_ids, solver_info = {}, None, {}
     saved = out_dir / "scores.json"
-    if saved.exists():   # a resumed run: the folder's config matched, so its rankings are this run's
+    # the rankings are reused only for this very corpus, model, tests and estimators
+    rank_key = hashlib.sha256(json.dumps({"corpus": stats.hash, "model": spec.model.to_dict(),
+                                          "tests": [t.to_dict() for t in kept_tests],
+                                          "estimators": [e.to_dict() for e in spec.estimators]},
+                                         sort_keys=True).encode()).hexdigest()
+    if saved.exists():
         try:
             old = json.loads(saved.read_text(encoding="utf-8"))
-            if set(old["scores"]) == {e.label for e in spec.estimators}:
+            if old.get("key") == rank_key and set(old["scores"]) == {e.label for e in spec.estimators}:
                 doc_ids = old["doc_ids"]
                 scores = {e: {t: np.asarray(v) for t, v in by.items()} for e, by in old["scores"].items()}
                 solver_info = old.get("solver_info", {})
+                if len(doc_ids) != stats.n_documents:
+                    raise ValueError("document count differs")
                 log(f"reusing the rankings in {saved}")
-        except (json.JSONDecodeError, KeyError):
-            scores = {}
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+            scores, doc_ids, solver_info = {}, None, {}
     for est in spec.estimators:
         if est.label in scores:
             continue
@@ -341,7 +389,7 @@ def run_experiment(spec: ExperimentSpec, out_dir: Path, overwrite: bool = False,
             + (f" ({conv})" if conv else ""))
         solver_info[est.label] = r.solver_info
     atomic_write_text(saved, json.dumps(
-        {"doc_ids": doc_ids, "scores": {e: {t: np.asarray(v).tolist() for t, v in s.items()} for e, s in scores.items()},
+        {"key": rank_key, "doc_ids": doc_ids, "scores": {e: {t: np.asarray(v).tolist() for t, v in s.items()} for e, s in scores.items()},
          "solver_info": solver_info}))
     pos = {d: i for i, d in enumerate(doc_ids)}
 
@@ -352,9 +400,7 @@ def run_experiment(spec: ExperimentSpec, out_dir: Path, overwrite: bool = False,
     random_sets = {}
     for label, k in ks:
         random_sets[label] = tuple(sorted(rng.choice(len(doc_ids), size=k, replace=False).tolist()))
-    user_ids = tuple(i for i in spec.remove_ids if i in pos)
-    if spec.remove_ids and len(user_ids) < len(spec.remove_ids):
-        log(f"--remove-ids: {len(spec.remove_ids) - len(user_ids)} id(s) are not in the corpus and were ignored")
+    user_ids = tuple(spec.remove_ids)
     for est, by_test in scores.items():
         for t in kept_tests:
             s = by_test[t.name]
@@ -396,8 +442,8 @@ def run_experiment(spec: ExperimentSpec, out_dir: Path, overwrite: bool = False,
         for seed in (seeds[:1] if eid in lds_ids and not any(p[5] == eid for p in plan) else seeds):
             run_id = f"{eid}-s{seed}"
             tasks.append(Task(run_id, kind, ids, times, seed, str(out_dir / "runs" / f"{run_id}.json")))
-    done = {t.run_id: json.loads(Path(t.out_file).read_text(encoding="utf-8"))
-            for t in tasks if Path(t.out_file).exists()}
+    done = {t.run_id: rec for t in tasks if Path(t.out_file).exists()
+            and (rec := _read_run(Path(t.out_file), t.run_id)) is not None}
     todo = [t for t in tasks if t.run_id not in done]
     log(f"{len(tasks)} training runs: {len(done)} already finished, {len(todo)} to run")
     kw = dict(corpus=corpus, config=spec.model, mode=spec.mode, warm_epochs=spec.warm_epochs,
@@ -425,15 +471,17 @@ def run_experiment(spec: ExperimentSpec, out_dir: Path, overwrite: bool = False,
                 if progress:
                     progress("retraining", n, len(todo))
 
-    summary = summarise(spec, plan, done, seeds, ks, scores, lds_edits, out_dir, stats)
+    summary, results_csv = summarise(spec, plan, done, seeds, ks, scores, lds_edits, stats)
     # the first estimator's score outputs (top documents with their text) for the report
     from .influence.report import run_score
     run_score(base_model, corpus, spec.tests, spec.estimators[0],
-              out_dir=out_dir / "score", overwrite=True, allow_oov=spec.allow_oov, templates=spec.templates)
+              out_dir=out_dir / "score", overwrite=True, strict_oov=spec.strict_oov, templates=spec.templates)
     summary["solver_info"] = solver_info
     summary["run_seconds"] = round(time.perf_counter() - t_start, 1)
     summary["train_seconds_per_run"] = _mean([r.get("seconds") for r in done.values()])
-    write_json(out_dir / "experiment.json", summary)
+    with out.stage() as tmp:
+        atomic_write_text(tmp / "results.csv", results_csv)
+        write_json(tmp / "experiment.json", summary)
     return summary
 
 
@@ -452,8 +500,8 @@ RESULT_COLUMNS = ["estimator", "test", "condition", "k", "n_docs", "seed", "effe
                   "simlex999", "analogy", "run_id"]
 
 
-def summarise(spec, plan, runs, seeds, ks, scores, lds_edits, out_dir: Path, stats) -> dict:
-    """Write results.csv and build experiment.json's summary from the finished runs."""
+def summarise(spec, plan, runs, seeds, ks, scores, lds_edits, stats) -> tuple[dict, str]:
+    """experiment.json's summary and results.csv's text, from the finished runs."""
     from scipy.stats import pearsonr, spearmanr, ttest_rel
 
     rows = []
@@ -490,7 +538,6 @@ def summarise(spec, plan, runs, seeds, ks, scores, lds_edits, out_dir: Path, sta
     w.writeheader()
     for r in rows:
         w.writerow({k: ("" if v is None else v) for k, v in r.items()})
-    atomic_write_text(out_dir / "results.csv", buf.getvalue())
 
     def change(r, key="effect_size", base="baseline_effect_size"):
         return None if r[key] is None or r[base] is None else r[key] - r[base]
@@ -574,4 +621,4 @@ def summarise(spec, plan, runs, seeds, ks, scores, lds_edits, out_dir: Path, sta
             "conditions": conditions, "predicted_vs_actual": correlation, "lds": lds,
             "random_removal_change_sd": rand_sd,
             "scope": (f"effect sizes on the audited word lists and their held-out companions only; "
-                      f"{len(seeds)} seed(s); random removal of the same size is the control")}
+                      f"{len(seeds)} seed(s); random removal of the same size is the control")}, buf.getvalue()

@@ -113,7 +113,6 @@ def histogram_chart(h: dict, width: int = 640, height: int = 200) -> dict:
 
 def k_chart(series: dict[str, list[dict]], width: int = 640, height: int = 260, baseline: float | None = None) -> dict:
     """series: condition -> [{n_docs, mean, sd}] -> effect size against k with error bars (log x when k spans)."""
-    import math
     pts = [p for s in series.values() for p in s]
     if not pts:
         return {}

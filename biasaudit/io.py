@@ -1,27 +1,65 @@
-"""Atomic file writes and JSON helpers shared by every module that writes artifacts.
+"""Writing outputs safely: atomic files, and output folders that are claimed, staged and committed.
 
 A write goes to a temporary file in the same folder and is renamed over the target, so an interrupted run
 never leaves a half-written file behind.
+
+Output folders (models, ``score`` and ``experiment`` results) follow one protocol, ``claim_folder``:
+- a folder this tool writes holds a manifest, ``.biasaudit.json``: what kind of output it is, the config that
+  made it, the files this tool wrote there, and whether the run completed;
+- a new or empty folder is claimed; a folder holding another kind of output, or files this tool did not write,
+  is refused (nothing in it is touched, with or without ``--overwrite``); a folder holding the same kind made with
+  another config is refused unless ``overwrite``, and then only the files this tool wrote are replaced;
+- a run's files are written into a hidden temporary folder beside the target and moved into place when the run
+  succeeds, the manifest last: a crash leaves either the old outputs or a folder marked incomplete, never new
+  scores beside an old summary. A folder marked incomplete with the same config is simply written again.
 """
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
+import time
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
+
+from .errors import ArtifactError
+
+MANIFEST = ".biasaudit.json"
+_TMP = ".tmp-biasaudit"          # suffix of every temporary file or folder this module makes
+STALE_SECONDS = 24 * 3600        # a temporary entry this old is left over from a crash, whatever its process
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=_TMP, dir=path.parent)
     try:
         os.chmod(tmp, public_mode())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8"):
+    """A file object writing to a temporary file beside ``path``; on success it is fsynced and renamed over
+    ``path``, on error removed. For outputs written line by line (scores.jsonl)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=_TMP, dir=path.parent)
+    try:
+        os.chmod(tmp, public_mode())
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -51,21 +89,224 @@ def write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, to_json(obj))
 
 
-@contextmanager
-def atomic_folder(folder: str | Path):
-    """Build a folder in a temporary sibling (yielded) and rename it into place on success, replacing any old
-    one; on error the temporary folder is removed and the old folder is left as it was."""
-    import shutil
-
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+def read_json(path: str | Path, what: str = "file") -> Any:
+    """Parse a JSON file; a missing, unreadable or corrupted one is an ArtifactError naming it and the cause."""
+    path = Path(path)
     try:
-        os.chmod(tmp, public_mode(directory=True))
-        yield tmp
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise ArtifactError(f"{path}: {what} missing") from e
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ArtifactError(f"{path}: corrupted {what} ({e})") from e
+    except OSError as e:
+        raise ArtifactError(f"{path}: cannot read {what} ({e.strerror or e})") from e
+
+
+# ------------------------------------------------------------------ temporary entries
+def _is_temp(p: Path) -> bool:
+    return p.name.startswith(".") and p.name.endswith(_TMP)
+
+
+def _temp_is_stale(p: Path) -> bool:
+    """A temporary entry of a process that is gone (its pid is in its name), or older than STALE_SECONDS."""
+    try:
+        if time.time() - p.lstat().st_mtime > STALE_SECONDS:
+            return True
+    except OSError:
+        return False
+    try:
+        pid = int(p.name[1:-len(_TMP)].rsplit(".", 1)[1].split("-", 1)[0])
+    except (IndexError, ValueError):
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def clean_stale_temps(folder: str | Path) -> None:
+    """Remove temporary files and folders left in ``folder`` by runs that crashed (best effort)."""
+    folder = Path(folder)
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return
+    for p in entries:
+        if _is_temp(p) and _temp_is_stale(p):
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+
+
+def make_temp_dir(parent: Path, name: str) -> Path:
+    """A hidden temporary folder in ``parent`` named after ``name`` and this process."""
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.{os.getpid()}-", suffix=_TMP, dir=parent))
+    os.chmod(tmp, public_mode(directory=True))
+    return tmp
+
+
+# ------------------------------------------------------------------ output folders
+def check_writable(folder: str | Path) -> None:
+    """Fail early (before hours of training) when ``folder`` cannot be created or written: an ArtifactError
+    naming the folder and the cause."""
+    folder = Path(folder)
+    probe = folder
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise ArtifactError(f"{folder}: {probe} is a file, not a folder")
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".write-test.{os.getpid()}-", suffix=_TMP, dir=probe)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as e:
+        raise ArtifactError(f"{folder}: cannot write there ({e.strerror or e})") from e
+
+
+def read_manifest(folder: str | Path) -> dict | None:
+    """The manifest of a folder this tool wrote, or None when there is none."""
+    path = Path(folder) / MANIFEST
+    if not path.exists():
+        return None
+    m = read_json(path, "biasaudit manifest")
+    if not (isinstance(m, dict) and isinstance(m.get("kind"), str) and isinstance(m.get("files", []), list)):
+        raise ArtifactError(f"{path}: corrupted biasaudit manifest (not the expected object)")
+    return m
+
+
+def _normal(config: Any) -> Any:
+    return json.loads(json.dumps(config, sort_keys=True, default=str))
+
+
+@dataclass
+class OutputFolder:
+    """A claimed output folder (see the module docstring). ``stage()`` writes a run's files into it."""
+    path: Path
+    kind: str
+    config: Any
+    manifest: dict | None = None                  # what the folder held when claimed (None: nothing of ours)
+    known: frozenset = frozenset()                # names this kind of output writes
+    notes: list = field(default_factory=list)
+
+    @property
+    def owned(self) -> set[str]:
+        """Files (relative paths) this tool wrote here: the manifest's list and this kind's own names."""
+        listed = set(self.manifest.get("files", [])) if self.manifest else set()
+        return listed | {n for n in self.known if (self.path / n).exists()}
+
+    def _write_manifest(self, files: Iterable[str], complete: bool) -> None:
+        from . import __version__
+        write_json(self.path / MANIFEST, {"kind": self.kind, "complete": complete, "config": _normal(self.config),
+                                          "files": sorted(set(files)), "biasaudit": __version__,
+                                          "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+
+    def begin(self) -> None:
+        """Create the folder and mark it as this run's, incomplete (for runs that write into it as they go)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        old = self.owned if self.manifest and _normal(self.manifest.get("config")) == _normal(self.config) else set()
+        self._write_manifest(old, complete=False)
+        self.manifest = read_manifest(self.path)
+
+    def remove_owned(self, keep: Iterable[str] = ()) -> None:
+        """Delete the files this tool wrote here (an overwrite), except ``keep``; nothing else is touched."""
+        keep = set(keep)
+        for rel in sorted(self.owned - keep):
+            p = self.path / rel
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+
+    @contextmanager
+    def stage(self, keep_existing: bool = False):
+        """Yield an empty temporary folder beside the target; when the block succeeds, its files replace the
+        target's (a new target is renamed into place whole), the manifest written last. ``keep_existing``:
+        when another process created the target after it was claimed (two runs caching the same model), keep
+        theirs."""
+        tmp = make_temp_dir(self.path.parent, self.path.name)
+        try:
+            yield tmp
+            files = [str(p.relative_to(tmp)) for p in sorted(tmp.rglob("*")) if p.is_file()]
+            if not self.path.exists():
+                write_json(tmp / MANIFEST, {"kind": self.kind, "complete": True, "config": _normal(self.config),
+                                            "files": sorted(files), "biasaudit": _version(),
+                                            "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+                try:
+                    os.rename(tmp, self.path)
+                    self.manifest = read_manifest(self.path)
+                    return
+                except OSError:
+                    if not self.path.is_dir():
+                        raise
+                    if keep_existing:
+                        return           # another process finished the same output first
+                    (tmp / MANIFEST).unlink()
+                    self.manifest = read_manifest(self.path)
+            previous = self.owned
+            if not same_config(self):
+                # an overwrite: the outputs of the other config go, this tool's files only, before the new ones
+                # arrive, so the folder never holds a mix of the two
+                self._write_manifest(previous, complete=False)
+                self.remove_owned(keep=files)
+                previous = set()
+            self._write_manifest(previous | set(files), complete=False)
+            for rel in files:
+                dest = self.path / rel
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp / rel, dest)
+            self._write_manifest(previous | set(files), complete=True)
+            self.manifest = read_manifest(self.path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _version() -> str:
+    from . import __version__
+    return __version__
+
+
+def claim_folder(folder: str | Path, kind: str, config: Any, overwrite: bool = False,
+                 known: Iterable[str] = (), check_config: bool = True) -> OutputFolder:
+    """Claim ``folder`` for a ``kind`` output made with ``config`` (see the module docstring); raises
+    ArtifactError naming the folder and what to do. ``known``: the names this kind writes (a folder holding only
+    these, without a manifest, was written by an earlier version). Nothing is created or changed here."""
+    folder = Path(folder)
+    known = frozenset(known)
+    if folder.exists() and not folder.is_dir():
+        raise ArtifactError(f"{folder}: exists and is a file, not a folder; choose another --out")
+    manifest = read_manifest(folder) if folder.is_dir() else None
+    if folder.is_dir():
+        clean_stale_temps(folder)
+        clean_stale_temps(folder.parent)
+    if manifest is None and folder.is_dir():
+        entries = [p.name for p in folder.iterdir() if not _is_temp(p)]
+        foreign = sorted(n for n in entries if n not in known)
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+            raise ArtifactError(f"{folder}: holds files biasaudit did not write ({shown}); nothing there is "
+                                "replaced: choose a new or empty folder with --out")
+        if entries:
+            manifest = {"kind": kind, "config": None, "files": entries, "complete": True}
+    if manifest is not None:
+        if manifest["kind"] != kind:
+            raise ArtifactError(f"{folder}: holds biasaudit {manifest['kind']} outputs, not {kind} outputs; "
+                                "choose another --out")
+        if check_config and _normal(manifest.get("config")) != _normal(config) and not overwrite:
+            raise ArtifactError(f"{folder}: holds {kind} outputs made with another config; use --overwrite "
+                                "(it replaces only the files biasaudit wrote there) or another --out")
+    check_writable(folder)
+    return OutputFolder(folder, kind, config, manifest, known)
+
+
+def same_config(out: OutputFolder) -> bool:
+    """Whether the claimed folder already held outputs of this very config (a rerun or a resume)."""
+    return out.manifest is not None and _normal(out.manifest.get("config")) == _normal(out.config)

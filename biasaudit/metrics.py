@@ -183,28 +183,37 @@ def seed_spread(effect_sizes: list[float]) -> dict:
             "min": float(e.min()), "max": float(e.max())}
 
 
-def weat_across_models(models: list, tests: list[BiasTest], allow_oov: bool = False, templates=None,
-                       **kwargs) -> list[dict]:
-    """WEAT results for every (test, model), each as a dict with the test's spread over the models (seeds).
+def weat_across_models(models: list, tests: list[BiasTest], strict: bool = False, templates=None,
+                       **kwargs) -> tuple[list[dict], dict]:
+    """WEAT results for every (test, model), each as a dict with the test's spread over the models (seeds), and
+    the tests skipped because a set kept fewer than 2 words ({name: reason}).
 
-    The list has one object per (test, model) in test order; ``seed_spread`` summarises the test's effect size
-    over all models (``n_seeds`` = 1 for a single model). Language models give the template-association effect
-    size (``biasaudit.lm_metrics``; ``templates``: None for the bundled set), in the same shape and sign."""
+    Missing words follow ``biasaudit.wordsets.restrict_tests`` (dropped and listed; ``strict``: one error naming
+    them all). The list has one object per (test, model) in test order; ``seed_spread`` summarises the test's effect
+    size over all models (``n_seeds`` = 1 for a single model). Language models give the template-association
+    effect size (``biasaudit.lm_metrics``; ``templates``: None for the bundled set), in the same shape and sign."""
     from .models.lm import LMModel
+    from .models.registry import known_words
+    from .wordsets import restrict_tests
+
+    is_lm = isinstance(models[0], LMModel)
+    kept, dropped, skipped = restrict_tests(list(tests), known_words(models[0], tests), strict,
+                                            "the tokenizer's vocabulary" if is_lm else "the vocabulary")
 
     def one(m, test) -> dict:
         seed = getattr(getattr(m, "config", None), "seed", None)
-        if isinstance(m, LMModel):
+        if is_lm:
             from .lm_metrics import template_measure
-            meas, dropped = template_measure(test, m, templates, allow_oov)
-            return {**meas.stats(m.net, **kwargs), "dropped_words": dropped, "seed": seed}
-        return weat(m, test, allow_oov=allow_oov, model_seed=seed, **kwargs).to_dict()
+            meas, _ = template_measure(test, m, templates, allow_oov=False)
+            return {**meas.stats(m.net, **kwargs), "seed": seed}
+        return weat(m, test, model_seed=seed, **kwargs).to_dict()
 
     out = []
-    for test in tests:
+    for original, test in kept:
         rows = [one(m, test) for m in models]
         spread = seed_spread([r["effect_size"] for r in rows])
         for r in rows:
+            r["dropped_words"] = dropped.get(original.name, {})
             r["seed_spread"] = spread
         out.extend(rows)
-    return out
+    return out, skipped

@@ -75,7 +75,7 @@ class BiasTest:
         missing = self.missing(vocab)
         if not missing:
             return self, {}
-        listing = "; ".join(f"{getattr(self, f).name} ({f}): {', '.join(ws)}" for f, ws in missing.items())
+        listing = describe_missing(self, missing)
         if not allow_oov:
             raise VocabularyError(f"test {self.name!r}: words not in the vocabulary: {listing} "
                                   "(use --allow-oov to drop them)")
@@ -84,7 +84,8 @@ class BiasTest:
             words = tuple(w for w in s.words if w in vocab)
             if len(words) < 2:
                 raise VocabularyError(f"test {self.name!r}: set {s.name!r} ({f}) keeps {len(words)} word(s) after "
-                                      f"dropping out-of-vocabulary words ({listing}); at least 2 are needed")
+                                      f"dropping out-of-vocabulary words ({listing}); at least 2 are needed",
+                                      missing=missing)
             kept[f] = WordSet(s.name, words)
         return replace(self, **kept), missing
 
@@ -113,8 +114,60 @@ class BiasTest:
             if len(words) < 2:
                 raise ConfigError(f"{where}: set {f} needs at least 2 words, has {len(words)}")
             sets[f] = WordSet(str(s.get("name", f)), words)
+        # a word in both targets, or in a target and an attribute, makes the association meaningless (cos = 1
+        # with itself); the same word in A and B cancels and is refused too
+        for f1, f2 in (("target_x", "target_y"), ("attribute_a", "attribute_b"), ("target_x", "attribute_a"),
+                       ("target_x", "attribute_b"), ("target_y", "attribute_a"), ("target_y", "attribute_b")):
+            shared = [w for w in sets[f1].words if w in set(sets[f2].words)]
+            if shared:
+                raise ConfigError(f"{where}: {', '.join(repr(w) for w in shared[:5])} in both {f1} and {f2}; "
+                                  "each word may be in one set only")
         return cls(name=str(d["name"]), description=str(d.get("description", "")),
                    source=str(d.get("source", "")), heldout_for=str(d.get("heldout_for", "")), **sets)
+
+
+def describe_missing(test: BiasTest, missing: dict[str, list[str]], limit: int = 20) -> str:
+    """"set (field): w1, w2; ..." for missing words, at most ``limit`` words in all, then the count left out."""
+    parts, shown = [], 0
+    total = sum(len(ws) for ws in missing.values())
+    for f, ws in missing.items():
+        take = ws[:max(0, limit - shown)]
+        shown += len(take)
+        if take:
+            parts.append(f"{getattr(test, f).name} ({f}): {', '.join(take)}")
+    text = "; ".join(parts)
+    return text + (f" and {total - shown} more ({total} in all)" if total > shown else "")
+
+
+def restrict_tests(tests: list[BiasTest], vocab: Container[str], strict: bool = False,
+                   what: str = "the vocabulary") -> tuple[list[tuple[BiasTest, BiasTest]], dict, dict]:
+    """The rule every command follows for words missing from ``vocab``: dropped and listed by default (a test
+    whose set keeps fewer than 2 words is skipped, with the reason, and only a run with no test left fails), or,
+    with ``strict``, one error naming every test's missing words.
+
+    Returns ([(test, test as kept)], {test name: dropped words per set}, {skipped test name: reason})."""
+    if strict:
+        missing = {t.name: (t, t.missing(vocab)) for t in tests}
+        bad = {n: m for n, (t, m) in missing.items() if m}
+        if bad:
+            listing = " | ".join(f"{n}: {describe_missing(missing[n][0], m)}" for n, m in bad.items())
+            raise VocabularyError(f"words not in {what}: {listing} (without --strict-oov they are dropped and "
+                                  "listed)")
+        return [(t, t) for t in tests], {}, {}
+    kept, dropped, skipped = [], {}, {}
+    for t in tests:
+        try:
+            k, gone = t.restrict(vocab, allow_oov=True)
+        except VocabularyError as e:
+            skipped[t.name] = str(e)
+            dropped[t.name] = e.missing
+            continue
+        kept.append((t, k))
+        if gone:
+            dropped[t.name] = gone
+    if not kept:
+        raise VocabularyError("no test can be computed: " + " | ".join(skipped.values()))
+    return kept, dropped, skipped
 
 
 def bundled_tests() -> dict[str, BiasTest]:
@@ -188,7 +241,10 @@ def resolve_tests(specs: Iterable[str | BiasTest] | None) -> list[BiasTest]:
         elif Path(spec).is_file():
             out.extend(load_test_file(spec))
         else:
-            raise ConfigError(f"unknown test {spec!r}: not a bundled test (see `biasaudit wordsets`) nor a file")
+            import difflib
+            close = difflib.get_close_matches(str(spec), list(bundled), n=1, cutoff=0.5)
+            hint = f"; did you mean {close[0]!r}?" if close else " (see `biasaudit wordsets`)"
+            raise ConfigError(f"unknown test {spec!r}: not a bundled test nor a file{hint}")
     names = [t.name for t in out]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:

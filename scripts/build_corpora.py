@@ -41,17 +41,40 @@ def _decode(raw: bytes) -> str:
         return raw.decode("cp1252", errors="replace")
 
 
+def _normal(s: str) -> str:
+    """Lowercase letters and digits only: how headwords are compared ("Aard\"vark" = "aardvark")."""
+    return "".join(ch for ch in s.lower() if ch.isalnum())
+
+
+def entry_headword(raw: str) -> str:
+    """The entry's own headword: its first line up to the pronunciation, a comma or a bracket, with syllable
+    marks and character entities removed ('Bohemian \\Bo*he"mi*an\\, a.' -> 'Bohemian')."""
+    first = raw.split("\n", 1)[0]
+    if not first.strip():
+        return ""
+    head = re.split(r"\s*\\|,|\s[(\[]", first.strip(), maxsplit=1)[0]
+    head = ENTITY.sub(lambda m: m.group(1) or m.group(2), head)
+    return " ".join(head.replace('"', "").replace("*", "").replace("`", "").split())
+
+
 def gcide_documents(dictd: Path):
-    blocks: dict[tuple[int, int], str] = {}
+    blocks: dict[tuple[int, int], list[str]] = {}
     for line in (dictd / "gcide.index").read_text(encoding="utf-8").splitlines():
         word, off, length = line.split("\t")
         if word.startswith("00-"):
             continue
-        blocks.setdefault((_b64(off), _b64(length)), word)
+        blocks.setdefault((_b64(off), _b64(length)), []).append(word)
     data = gzip.open(dictd / "gcide.dict.dz").read()
     seen: dict[str, int] = {}
-    for (off, length), word in sorted(blocks.items()):
-        lines = [ln for ln in _decode(data[off:off + length]).splitlines() if not SOURCE_TAG.match(ln)]
+    for (off, length), words in sorted(blocks.items()):
+        raw = _decode(data[off:off + length])
+        head = entry_headword(raw)
+        if not head:
+            continue   # a block without a headword line (front matter), not a dictionary entry
+        # several headwords (inflections, Latin names, see-also terms) can share a block: the id is the entry's
+        # own headword, spelled as the index spells it where the index has it
+        word = next((w for w in words if _normal(w) == _normal(head)), head)
+        lines = [ln for ln in raw.splitlines() if not SOURCE_TAG.match(ln)]
         text = " ".join(" ".join(lines).split())
         text = ENTITY.sub(lambda m: m.group(1) or m.group(2), PRONUNCIATION.sub(" ", text))
         text = RESPELLING.sub(r"\1", " ".join(text.split())).replace("{", "").replace("}", "")

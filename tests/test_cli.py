@@ -52,10 +52,14 @@ def test_train_weat_and_errors(tmp_path, corpus_file):
     p = run("train", "--corpus", f, "--out", model_dir, *SMALL[:-1], "3", cache=tmp_path / "c")
     assert p.returncode == 1 and "another config" in p.stderr and "Traceback" not in p.stderr
     assert (model_dir / "vectors.safetensors").read_bytes() == before
-    # out-of-vocabulary words are named, exit 1
-    p = run("weat", model_dir, "--test", "math-arts")
+    # out-of-vocabulary words are named, exit 1: with --strict-oov every missing word is an error; by default they
+    # are dropped, and a test with no set left to compute is skipped (here: no test left)
+    p = run("weat", model_dir, "--test", "math-arts", "--strict-oov")
     assert p.returncode == 1 and "algebra" not in p.stderr and "calculus" not in p.stderr
     assert "words not in the vocabulary" in p.stderr and "hers" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+    p = run("weat", model_dir, "--test", "math-arts")
+    assert p.returncode == 1 and "no test can be computed" in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1, p.stderr
     # unknown test, usage error
     assert run("weat", model_dir, "--test", "no-such-test").returncode == 1

@@ -90,7 +90,7 @@ def test_bad_inputs(tmp_path):
     dup = write_jsonl(tmp_path / "dup.jsonl", [{"id": "a", "text": "x"}, {"id": "a", "text": "y"}])
     with pytest.raises(CorpusError, match="more than once"):
         load_corpus(dup).scan()
-    with pytest.raises(CorpusError, match="not found"):
+    with pytest.raises(CorpusError, match="no such file"):
         load_corpus(tmp_path / "missing.jsonl")
     with pytest.raises(CorpusError, match="unknown corpus format"):
         (tmp_path / "x.docx").write_text("x")

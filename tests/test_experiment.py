@@ -142,11 +142,13 @@ def test_remove_ids_and_heldout_words(tmp_path):
     """A user-named set (the planted documents) is removed and predicted like a ranked one; held-out words are
     measured beside the audit words."""
     corpus, planted, _ = planted_corpus()
-    logs = []
+    with pytest.raises(ConfigError, match="1 id.s. are not in corpus 'planted': 'no-such-doc'"):
+        run_experiment(spec(corpus, seeds=1, conditions=("baseline", "remove-ids"),
+                            remove_ids=tuple(sorted(planted)) + ("no-such-doc",)), tmp_path / "bad", cache=tmp_path / "c")
+    assert not (tmp_path / "bad").exists(), "refused before anything was written"
     s = run_experiment(spec(corpus, seeds=1, conditions=("baseline", "remove-ids"),
-                            remove_ids=tuple(sorted(planted)) + ("no-such-doc",), heldout={"planted": HELD}),
-                       tmp_path / "o", cache=tmp_path / "c", log=logs.append)
-    assert any("1 id(s) are not in the corpus" in m for m in logs)
+                            remove_ids=tuple(sorted(planted)), heldout={"planted": HELD}),
+                       tmp_path / "o", cache=tmp_path / "c")
     d = next(d for d in s["conditions"] if d["condition"] == "remove-ids")
     assert d["n_docs"] == len(planted)
     assert d["change_mean"] < -0.3 and d["predicted_change_mean"] < 0

@@ -30,7 +30,7 @@ from ..corpus import Corpus
 from ..errors import ConfigError, CorpusError
 from ..models.glove import GloVeModel, batch_cooccurrence, weighting
 from .estimators import EstimatorConfig
-from .pairs import encode_batches
+from .pairs import encode_batches, merge_pairs
 from .scorer import ScoreResult
 from .targets import BiasTarget
 
@@ -39,10 +39,13 @@ ZERO = 1e-9   # relative: a count that falls below ZERO * X after removal has le
 
 def _doc_pairs(batch, window, mask, row_pos, V, R):
     """Per (document, test row, column) co-occurrence weight of one batch, aggregated."""
-    i, j, x, d = batch_cooccurrence(batch.tokens, batch.chunk, batch.doc, window, mask)
-    key = (d * R + row_pos[i]) * V + j
-    k, inv = np.unique(key, return_inverse=True)
-    return k, np.bincount(inv, weights=x, minlength=len(k))
+    keys, vals = [], []
+    for part in batch.parts():
+        i, j, x, d = batch_cooccurrence(part.tokens, part.chunk, part.doc, window, mask)
+        k, v = merge_pairs((d * R + row_pos[i]) * V + j, x)
+        keys.append(k)
+        vals.append(v)
+    return merge_pairs(np.concatenate(keys), np.concatenate(vals))
 
 
 def score_glove(model: GloVeModel, corpus: Corpus, targets: list[BiasTarget],
@@ -71,8 +74,9 @@ def score_glove(model: GloVeModel, corpus: Corpus, targets: list[BiasTarget],
         doc_ids.extend(batch.ids)
         has = mask[batch.tokens]
         holds.append(np.unique((batch.doc[has] + off) * V + batch.tokens[has]))
-        i, j, x, _ = batch_cooccurrence(batch.tokens, batch.chunk, batch.doc, cfg.window, mask)
-        Xr += np.bincount(row_pos[i] * V + j, weights=x, minlength=R * V)
+        for part in batch.parts():
+            i, j, x, _ = batch_cooccurrence(part.tokens, part.chunk, part.doc, cfg.window, mask)
+            Xr += np.bincount(row_pos[i] * V + j, weights=x, minlength=R * V)
         if progress:
             progress("reading documents", len(doc_ids), None)
     n_docs = len(doc_ids)
@@ -281,9 +285,13 @@ def score_glove_cg(model: GloVeModel, corpus: Corpus, targets: list[BiasTarget],
         doc_ids.extend(batch.ids)
         has = mask[batch.tokens]
         held.append(np.unique((batch.doc[has] + off) * V + batch.tokens[has]))
-        i, j, x, d = batch_cooccurrence(batch.tokens, batch.chunk, batch.doc, cfg.window)
-        k, inv = np.unique((d * V + i) * V + j, return_inverse=True)
-        xd = np.bincount(inv, weights=x, minlength=len(k))
+        ks, xs = [], []
+        for part in batch.parts():
+            i, j, x, d = batch_cooccurrence(part.tokens, part.chunk, part.doc, cfg.window)
+            k, v = merge_pairs((d * V + i) * V + j, x)
+            ks.append(k)
+            xs.append(v)
+        k, xd = merge_pairs(np.concatenate(ks), np.concatenate(xs))
         d, ij = k // (V * V), k % (V * V)
         pos = np.searchsorted(keys, ij)
         X0, term0, base = x_all[pos], term0_all[pos], base_all[pos]

@@ -49,6 +49,10 @@ def window_weights(window: int, shrink: bool = True) -> np.ndarray:
     return w
 
 
+PART_TOKENS = 50_000   # tokens per piece of a batch that pairs are enumerated over: bounds memory whatever the
+                       # document sizes (a 2-million-token document is enumerated 50,000 tokens at a time)
+
+
 @dataclass
 class DocBatch:
     """A batch of documents as one flat token array."""
@@ -56,6 +60,20 @@ class DocBatch:
     tokens: np.ndarray   # (n_tokens,) vocabulary indices, OOV removed
     doc: np.ndarray      # (n_tokens,) index of the document (within the batch) of each token
     chunk: np.ndarray    # (n_tokens,) global chunk number: pairs never cross chunks
+
+    def parts(self, max_tokens: int = PART_TOKENS) -> Iterator["DocBatch"]:
+        """The batch in pieces of about ``max_tokens`` tokens (at most one 10,000-token chunk more), cut only
+        where a chunk starts: no pair crosses a chunk, so enumerating the pieces one by one gives every pair of
+        the batch once, with memory bounded by the piece. Pieces keep the batch's ids and document numbers."""
+        n = len(self.tokens)
+        if n <= max_tokens:
+            yield self
+            return
+        starts = np.flatnonzero(np.r_[True, self.chunk[1:] != self.chunk[:-1]])     # first token of each chunk
+        piece = starts // max_tokens
+        cuts = np.r_[starts[np.r_[True, piece[1:] != piece[:-1]]], n]
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            yield DocBatch(self.ids, self.tokens[a:b], self.doc[a:b], self.chunk[a:b])
 
 
 def encode_batches(corpus: Corpus, vocab: Vocab, batch_size: int = 2000) -> Iterator[DocBatch]:
@@ -101,7 +119,8 @@ def near_positions(batch: DocBatch, mask: np.ndarray, reach: int) -> DocBatch:
 
 def batch_pairs(batch: DocBatch, window: int, weights_r: np.ndarray, keep: np.ndarray,
                 inputs_mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """All training pairs of a batch: (input word, output word, expected weight, document index).
+    """All training pairs of a batch (or of one of its ``parts()``: callers with large batches loop over the
+    parts): (input word, output word, expected weight, document index).
 
     With subsampling (some keep < 1) a pair at text distance r is trained when both words are kept and the K kept
     words between them satisfy K + 1 <= b, b the reduced window: weight = keep_p keep_q E[max(0, window - K)] /
@@ -194,8 +213,9 @@ def cooccurrence(corpus: Corpus, vocab: Vocab, window: int, weights_r: np.ndarra
     sums = PairSums()
     done = 0
     for batch in encode_batches(corpus, vocab):
-        w, c, x, _ = batch_pairs(batch, window, weights_r, keep, inputs_mask)
-        sums.add(w * V + c, x)
+        for part in batch.parts():
+            w, c, x, _ = batch_pairs(part, window, weights_r, keep, inputs_mask)
+            sums.add(w * V + c, x)
         done += len(batch.ids)
         if progress:
             progress("co-occurrence", done, None)

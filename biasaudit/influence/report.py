@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ArtifactError, ConfigError, CorpusError
+from ..errors import ConfigError, CorpusError
 from ..io import write_json
 from ..metrics import weat
 from ..wordsets import resolve_tests
 from .estimators import EstimatorConfig
-from .scorer import top_documents, word_shares, write_scores
+from .scorer import test_word_ids, top_documents, word_shares, write_scores
 from .targets import query_target
 
 
@@ -47,11 +47,24 @@ def _histogram(s: np.ndarray, bins: int = 41) -> dict:
             if len(nz) else {}}
 
 
-def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, overwrite=False, allow_oov=True,
+SCORE_FILES = ("scores.jsonl", "summary.json", "config.json", "report.html")
+
+
+def score_folder(corpus, kind: str, run_config: dict, out_dir=None, reports_dir: str | Path = "reports") -> Path:
+    """``out_dir``, or the default ``reports/<corpus>-<model family>-<hash of the run config>``."""
+    key = hashlib.sha256(json.dumps(run_config, sort_keys=True).encode()).hexdigest()[:8]
+    return Path(out_dir) if out_dir else Path(reports_dir) / f"{corpus.name}-{kind}-{key}"
+
+
+def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, overwrite=False, strict_oov=False,
               query=None, top: int = 10, progress=None, reports_dir: str | Path = "reports", client=None,
               device: str = "cpu", templates=None, pairs=None) -> dict:
     """Score every document of ``corpus`` against the bias tests (or a word query; or, for LMs, paired
-    sentences ``pairs`` = (name, [(more, less), ...])) and write the outputs."""
+    sentences ``pairs`` = (name, [(more, less), ...])) and write the outputs (staged, then moved into place).
+
+    Test words missing from the model are dropped and listed (``strict_oov``: an error); a test left with a set
+    of fewer than 2 words is skipped with a note, and only a run with no test left fails."""
+    from ..io import claim_folder
     from ..models.lm import LMModel
     from ..models.registry import bias_measures, model_name
 
@@ -66,19 +79,22 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
         roles[targets[-1].name] = {"target": [word.lower()], "attribute": list(toward) + list(away)}
     else:
         resolved = resolve_tests(tests) if (tests or pairs is None) else []
-        measures, kept_tests, dropped = bias_measures(model, resolved, allow_oov, templates)
-        for t, kept, m in zip(resolved, kept_tests, measures):
-            gone = dropped.get(t.name)
+        measures, kept_tests, dropped, skipped = (bias_measures(model, resolved, strict_oov, templates) if resolved
+                                                  else ([], [], {}, {}))
+        for name, reason in skipped.items():
+            notes.append(f"{name}: skipped, {reason}")
+        for kept, m in zip(kept_tests, measures):
+            gone = dropped.get(kept.name)
             if gone:
-                notes.append(f"{t.name}: dropped {'words the tokenizer does not know' if is_lm else 'out-of-vocabulary words'} "
+                notes.append(f"{kept.name}: dropped {'words the tokenizer does not know' if is_lm else 'out-of-vocabulary words'} "
                              + "; ".join(f"{k}: {', '.join(v)}" for k, v in gone.items()))
             targets.append(m)
-            roles[t.name] = {"target": list(kept.target_x.words + kept.target_y.words),
-                             "attribute": list(kept.attribute_a.words + kept.attribute_b.words),
-                             "sets": {k: v for k, v in kept.to_dict().items() if k.startswith(("target", "attr"))}}
-            weats[t.name] = (m.stats(model.net) if is_lm else
-                             weat(model, kept, n_permutations=20_000, n_bootstrap=500).to_dict())
-            weats[t.name]["dropped_words"] = gone or {}
+            roles[kept.name] = {"target": list(kept.target_x.words + kept.target_y.words),
+                                "attribute": list(kept.attribute_a.words + kept.attribute_b.words),
+                                "sets": {k: v for k, v in kept.to_dict().items() if k.startswith(("target", "attr"))}}
+            weats[kept.name] = (m.stats(model.net) if is_lm else
+                                weat(model, kept, n_permutations=20_000, n_bootstrap=500).to_dict())
+            weats[kept.name]["dropped_words"] = gone or {}
         if pairs is not None:
             if not is_lm:
                 raise ConfigError("--pairs measures a language model; use it with --model lm")
@@ -88,30 +104,22 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
             weats[m.name] = m.stats(model.net)
             roles[m.name] = {"target": [], "attribute": []}
     kind = model_name(model.config)
+    stats = corpus.scan()
     run_config = {"model": kind, "model_config": model.config.to_dict() if model.config else model.meta,
-                  "corpus": model.corpus, "estimator": estimator.to_dict(), "tests": [t.name for t in targets],
+                  "corpus": {"name": corpus.name, **stats.to_dict()}, "estimator": estimator.to_dict(),
+                  "tests": [t.name for t in targets],
                   "test_words": {t.name: list(t.words) if is_lm else [model.vocab.index_to_key[i] for i in t.rows]
                                  for t in targets}}
     if is_lm:
         run_config["templates"] = sorted({tpl for t in targets if t.kind == "template" for tpl in t.templates})
         run_config["pairs_sha256"] = {t.name: hashlib.sha256(json.dumps(t.pairs).encode()).hexdigest()
                                       for t in targets if t.kind == "pairs"}
-    key = hashlib.sha256(json.dumps(run_config, sort_keys=True).encode()).hexdigest()[:8]
-    folder = Path(out_dir) if out_dir else Path(reports_dir) / f"{corpus.name}-{kind}-{key}"
-    cfg_file = folder / "config.json"
-    if cfg_file.exists() and not overwrite:
-        try:
-            old = json.loads(cfg_file.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            old = None
-        if old != json.loads(json.dumps(run_config)):
-            raise ArtifactError(f"{folder} holds results of another config; use --overwrite or another --out")
-    elif folder.exists() and any(folder.iterdir()) and not overwrite and not cfg_file.exists():
-        raise ArtifactError(f"{folder} exists and is not a biasaudit output folder; use --overwrite or another --out")
+    folder = score_folder(corpus, kind, run_config, out_dir, reports_dir)
+    out = claim_folder(folder, "score", run_config, overwrite, known=SCORE_FILES)
     if is_lm and not model.trained_here:
         notes.append("the checkpoint was not trained by biasaudit: its training corpus cannot be checked, so the "
                      "scores assume it was trained on this corpus")
-    elif corpus.hash != model.corpus.get("hash"):
+    elif stats.hash != model.corpus.get("hash"):
         raise CorpusError(f"corpus {corpus.name!r} is not the one the model was trained on (hash differs)")
 
     from ..models.registry import score_model
@@ -131,11 +139,13 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
     for t in targets:
         s = result.delta_bias_if_removed[t.name]
         up = result.delta_bias_if_upweighted(t.name)
+        own = test_word_ids(result, t)
         shares, warning = ([], None) if is_lm else word_shares(result, t.name, model.vocab)
         if not np.any(s):
             raise CorpusError(f"{t.name}: no document contains a test word in a training pair; nothing to score")
+
         def doc(i, n_chars):
-            words = sorted(i2k[w] for w in result.doc_words.get(i, ()))
+            words = sorted(i2k[w] for w in result.doc_words.get(i, ()) if w in own)
             return {"doc_id": result.doc_ids[i], "delta_bias_if_removed": float(s[i]),
                     "delta_bias_if_upweighted": float(up[i]), "test_words": words,
                     "snippet": snippet(texts.get(result.doc_ids[i], ""), set(words), n_chars)}
@@ -159,7 +169,8 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
                "timings": {k: round(v, 3) for k, v in result.timings.items()},
                "seeds": [model.config.seed] if model.config else [], "versions": _versions(),
                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "out_dir": str(folder)}
-    write_scores(result, folder, i2k)
-    write_json(folder / "summary.json", summary)
-    write_json(cfg_file, run_config)
+    with out.stage() as tmp:
+        write_scores(result, tmp / "scores.jsonl", i2k, targets)
+        write_json(tmp / "summary.json", summary)
+        write_json(tmp / "config.json", run_config)
     return summary

@@ -87,15 +87,16 @@ def _pass_1(corpus: Corpus, st: _Setup, keep_instances: bool, progress=None) -> 
         doc_ids.extend(batch.ids)
         has = mask[batch.tokens]
         holds.append(np.unique((batch.doc[has] + off) * V + batch.tokens[has]))
-        if st.full:
-            w, c, x, _ = batch_pairs(batch, st.window, st.weights_r, st.keep)
-            sums.add(w * V + c, x)
-        else:
-            w, c, x, d = batch_pairs(batch, st.window, st.weights_r, st.keep, mask)
-            k = row_pos[w] * V + c
-            n_dense += np.bincount(k, weights=x, minlength=R * V)
-            if keep_instances:
-                inst_k.append(k); inst_x.append(x); inst_d.append(d + off)
+        for part in batch.parts():
+            if st.full:
+                w, c, x, _ = batch_pairs(part, st.window, st.weights_r, st.keep)
+                sums.add(w * V + c, x)
+            else:
+                w, c, x, d = batch_pairs(part, st.window, st.weights_r, st.keep, mask)
+                k = row_pos[w] * V + c
+                n_dense += np.bincount(k, weights=x, minlength=R * V)
+                if keep_instances:
+                    inst_k.append(k); inst_x.append(x); inst_d.append(d + off)
         if progress:
             progress("reading documents", len(doc_ids), None)
     held = np.concatenate(holds) if holds else np.zeros(0, np.int64)
@@ -134,15 +135,19 @@ def _pass_2(corpus: Corpus, st: _Setup, values: dict, keys: np.ndarray | None, p
     word_tot = {name: np.zeros(V) for name in values}
     off = 0
     for batch in encode_batches(corpus, st.vocab, st.batch_size):
-        w, c, x, d = batch_pairs(batch, st.window, st.weights_r, st.keep)
-        q = w * V + c
-        order = np.argsort(q, kind="stable")   # sorted queries: a cache-friendly search, ~10x faster
-        pos = np.empty(len(q), dtype=np.int64)
-        pos[order] = np.searchsorted(keys, q[order])
-        for name, (h, g) in values.items():
-            val = x * (h[pos] + g[w])
-            parts[name].append(np.bincount(d, weights=val, minlength=len(batch.ids)))
-            word_tot[name] += np.bincount(w, weights=val, minlength=V)
+        per_doc = {name: np.zeros(len(batch.ids)) for name in values}
+        for part in batch.parts():
+            w, c, x, d = batch_pairs(part, st.window, st.weights_r, st.keep)
+            q = w * V + c
+            order = np.argsort(q, kind="stable")   # sorted queries: a cache-friendly search, ~10x faster
+            pos = np.empty(len(q), dtype=np.int64)
+            pos[order] = np.searchsorted(keys, q[order])
+            for name, (h, g) in values.items():
+                val = x * (h[pos] + g[w])
+                per_doc[name] += np.bincount(d, weights=val, minlength=len(batch.ids))
+                word_tot[name] += np.bincount(w, weights=val, minlength=V)
+        for name in values:
+            parts[name].append(per_doc[name])
         off += len(batch.ids)
         if progress:
             progress("scoring documents", off, n_total)
@@ -263,34 +268,32 @@ def word_shares(result: ScoreResult, name: str, vocab) -> tuple[list[dict], str 
     return rows, warning
 
 
-def write_scores(result: ScoreResult, folder, words) -> None:
-    """Write ``scores.jsonl`` atomically: one object per (document, measure) for documents with a non-zero score,
-    fields doc_id, test, delta_bias_if_removed, delta_bias_if_upweighted, test_words."""
-    import json
-    import os
-    import tempfile
-    from pathlib import Path
+def test_word_ids(result: ScoreResult, target) -> set[int]:
+    """The indices (into the vocabulary, or ``result.words`` for LMs) of the words ``target`` reads."""
+    if result.words is not None:
+        pos = {w: i for i, w in enumerate(result.words)}
+        return {pos[w] for w in target.words if w in pos}
+    return set(int(i) for i in target.rows)
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".scores.", suffix=".tmp", dir=folder)
-    i2k = words   # what result.doc_words indexes: the vocabulary's index_to_key, or result.words
-    try:
-        from ..io import public_mode
-        os.chmod(tmp, public_mode())
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for name, s in result.delta_bias_if_removed.items():
-                up = result.delta_bias_if_upweighted(name)
-                for i in np.flatnonzero(s):
-                    words = sorted(i2k[w] for w in result.doc_words.get(int(i), ()))
-                    f.write(json.dumps({"doc_id": result.doc_ids[i], "test": name,
-                                        "delta_bias_if_removed": float(s[i]),
-                                        "delta_bias_if_upweighted": float(up[i]), "test_words": words},
-                                       ensure_ascii=False) + "\n")
-        os.replace(tmp, folder / "scores.jsonl")
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+def write_scores(result: ScoreResult, path, words, targets) -> None:
+    """Write ``scores.jsonl`` atomically: one object per (document, measure) for documents with a non-zero score,
+    fields doc_id, test, delta_bias_if_removed, delta_bias_if_upweighted, test_words (the words of that test
+    the document holds)."""
+    import json
+
+    from ..io import atomic_open
+
+    with atomic_open(path) as f:
+        for t in targets:
+            s = result.delta_bias_if_removed[t.name]
+            up = result.delta_bias_if_upweighted(t.name)
+            own = test_word_ids(result, t)
+            for i in np.flatnonzero(s):
+                held = sorted(words[w] for w in result.doc_words.get(int(i), ()) if w in own)
+                f.write(json.dumps({"doc_id": result.doc_ids[i], "test": t.name,
+                                    "delta_bias_if_removed": float(s[i]), "delta_bias_if_upweighted": float(up[i]),
+                                    "test_words": held}, ensure_ascii=False) + "\n")
 
 
 def top_documents(result: ScoreResult, name: str, n: int) -> dict[str, list[int]]:

@@ -1,24 +1,49 @@
-"""The model folder every family saves: ``vectors.safetensors`` (arrays), ``vocab.json`` (words, most frequent
-first) and ``config.json`` (family, format, config, corpus, meta, sha256 of the other two). Written atomically
-(built in a temporary sibling, then renamed into place); read with the checksums checked. No pickle."""
+"""The model folder every embedding family saves, and the model cache every family shares.
+
+Folder: ``vectors.safetensors`` (arrays), ``vocab.json`` (words, most frequent first) and ``config.json``
+(family, format, config, corpus, meta, sha256 of the other two), plus the manifest every output folder has
+(``biasaudit.io``). Written through ``biasaudit.io.claim_folder``: built in a temporary sibling and moved into
+place, replacing only files this tool wrote; read with the checksums checked. No pickle.
+
+Cache: ``<cache>/models/<family>-<key>``, the key a hash of the corpus and the config. A damaged entry is treated as
+absent (retrained and replaced, with a warning); a cache that cannot be written is a warning, not an error.
+"""
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
+import warnings
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from ..errors import ArtifactError
-from ..io import atomic_folder, to_json
+from ..errors import ArtifactError, BiasAuditWarning
+from ..io import MANIFEST, OutputFolder, claim_folder, clean_stale_temps, to_json
 from ..vocab import Vocab
 
+# every name a model folder of any family holds (LM folders are HF checkpoints)
+MODEL_FILES = frozenset({"config.json", "vocab.json", "vectors.safetensors", "model.safetensors", "tokenizer.json",
+                         "tokenizer_config.json", "special_tokens_map.json", "generation_config.json",
+                         "biasaudit.json", "chat_template.jinja", "report.html"})
 
-def write_model_folder(folder: str | Path, arrays: dict[str, np.ndarray], vocab: Vocab, header: dict) -> Path:
+
+def model_output(folder: str | Path, config: dict, overwrite: bool = True) -> OutputFolder:
+    """Claim ``folder`` for a model made with ``config`` ({"model": family, "config": ...}): new, empty, or a
+    model folder of this tool (only its files are replaced; with ``overwrite=False`` only when the config is the
+    same). A folder holding anything else is refused."""
+    return claim_folder(folder, "model", config, overwrite=overwrite, known=MODEL_FILES)
+
+
+def write_model_folder(folder: str | Path, arrays: dict[str, np.ndarray], vocab: Vocab, header: dict,
+                       keep_existing: bool = False) -> Path:
     """Save ``arrays`` (plus the vocabulary counts) and ``header`` (the config.json fields besides checksums)."""
     from safetensors.numpy import save as st_save
 
-    with atomic_folder(folder) as tmp:
+    out = model_output(folder, {"model": header["model"], "config": header["config"]})
+    with out.stage(keep_existing=keep_existing) as tmp:
         blob = st_save({**{k: np.ascontiguousarray(v, dtype=np.float32) for k, v in arrays.items()},
                         "counts": np.ascontiguousarray(vocab.counts, dtype=np.int64)})
         (tmp / "vectors.safetensors").write_bytes(blob)
@@ -32,7 +57,7 @@ def write_model_folder(folder: str | Path, arrays: dict[str, np.ndarray], vocab:
 
 def read_model_folder(folder: str | Path, model: str, format_version: int, label: str) -> tuple[dict, dict, Vocab]:
     """(config.json, arrays, vocabulary) of a ``model`` folder; a missing, truncated or altered file, or another
-    family or format, is an ArtifactError."""
+    family or format, is an ArtifactError naming the file and the cause."""
     from safetensors.numpy import load as st_load
 
     folder = Path(folder)
@@ -44,16 +69,65 @@ def read_model_folder(folder: str | Path, model: str, format_version: int, label
         raise ArtifactError(f"{folder}: model file missing: {Path(e.filename).name}") from e
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ArtifactError(f"{folder}/config.json: corrupted ({e})") from e
+    if not isinstance(cfg, dict):
+        raise ArtifactError(f"{folder}/config.json: corrupted (not a JSON object)")
     if cfg.get("model") != model or cfg.get("format_version") != format_version:
         raise ArtifactError(f"{folder}: not a biasaudit {label} model of format {format_version}")
-    sums = cfg.get("sha256", {})
+    sums = cfg.get("sha256") if isinstance(cfg.get("sha256"), dict) else {}
     for name, data in (("vectors.safetensors", blob), ("vocab.json", vocab_bytes)):
         if hashlib.sha256(data).hexdigest() != sums.get(name):
             raise ArtifactError(f"{folder}/{name}: checksum mismatch (truncated or corrupted file)")
     try:
         arrays = st_load(blob)
-        words = tuple(json.loads(vocab_bytes.decode("utf-8")))
-        vocab = Vocab(words, arrays.pop("counts"), cfg["vocab"]["min_count"])
+        words = json.loads(vocab_bytes.decode("utf-8"))
+        if not (isinstance(words, list) and all(isinstance(w, str) for w in words)):
+            raise ValueError("vocab.json is not a list of words")
+        vocab = Vocab(tuple(words), arrays.pop("counts"), int(cfg["vocab"]["min_count"]))
+        if len(vocab.counts) != len(words):
+            raise ValueError("counts do not match the vocabulary")
     except Exception as e:
         raise ArtifactError(f"{folder}: cannot read model ({e})") from e
     return cfg, arrays, vocab
+
+
+def cache_dir() -> Path:
+    """$BIASAUDIT_CACHE, else ~/.cache/biasaudit."""
+    return Path(os.environ.get("BIASAUDIT_CACHE") or Path.home() / ".cache" / "biasaudit")
+
+
+def cache_folder(cache: Path | None, family: str, spec: dict) -> Path:
+    """The cache entry of a model: ``<cache>/models/<family>-<hash of spec>`` (spec: corpus hash, config,
+    tokenizer, library versions, format)."""
+    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+    return (cache or cache_dir()) / "models" / f"{family}-{key}"
+
+
+def train_or_load_cached(folder: Path, load: Callable, train: Callable):
+    """The cached model in ``folder`` (``load(folder)``), else ``train()`` saved there. Returns (model, cached).
+
+    A damaged entry is retrained and replaced (with a warning); when two processes train the same model, the
+    first saved is kept; a cache that cannot be written costs a warning, and the trained model is returned."""
+    clean_stale_temps(folder.parent)
+    if folder.is_dir() and any(folder.iterdir()):
+        try:
+            return load(folder), True
+        except ArtifactError as e:
+            warnings.warn(f"the cached model is damaged and is retrained: {e}", BiasAuditWarning, stacklevel=2)
+            shutil.rmtree(folder, ignore_errors=True)   # the cache is this tool's own: no user file lives there
+    model = train()
+    try:
+        model.save(folder, keep_existing=True)
+    except (OSError, ArtifactError) as e:
+        warnings.warn(f"could not cache the model in {folder} ({getattr(e, 'strerror', None) or e}); it will be "
+                      "trained again next time", BiasAuditWarning, stacklevel=2)
+    return model, False
+
+
+def is_model_dir(path: Path) -> bool:
+    """A folder holding an embedding model of this tool (any family)."""
+    path = Path(path)
+    return (path / "config.json").exists() and (path / "vectors.safetensors").exists()
+
+
+__all__ = ["MANIFEST", "MODEL_FILES", "cache_dir", "cache_folder", "is_model_dir", "model_output",
+           "read_model_folder", "train_or_load_cached", "write_model_folder"]

@@ -17,8 +17,6 @@ never held in memory (only the sparse counts).
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -28,7 +26,7 @@ import torch
 
 from ..corpus import Corpus
 from ..errors import ArtifactError, ConfigError, CorpusError
-from .folder import read_model_folder, write_model_folder
+from .folder import cache_folder, read_model_folder, train_or_load_cached, write_model_folder
 from ..vocab import TOKENIZER, Vocab, training_vocab
 from .skipgram import Progress, _versions
 
@@ -113,8 +111,9 @@ def cooccurrence_matrix(corpus: Corpus, vocab: Vocab, window: int, progress: Pro
     V = len(vocab)
     sums, done = PairSums(merge_every), 0
     for batch in encode_batches(corpus, vocab):
-        i, j, x, _ = batch_cooccurrence(batch.tokens, batch.chunk, batch.doc, window)
-        sums.add(i * V + j, x)
+        for part in batch.parts():
+            i, j, x, _ = batch_cooccurrence(part.tokens, part.chunk, part.doc, window)
+            sums.add(i * V + j, x)
         done += len(batch.ids)
         if progress:
             progress("co-occurrence", done, None)
@@ -147,14 +146,14 @@ class GloVeModel:
     def key_to_index(self):
         return self.vocab.key_to_index
 
-    def save(self, folder: str | Path) -> Path:
+    def save(self, folder: str | Path, keep_existing: bool = False) -> Path:
         """Write the model folder atomically (see ``biasaudit.models.folder``)."""
         return write_model_folder(
             folder, {"W": self.W, "C": self.C, "b": self.b, "bc": self.bc}, self.vocab,
             {"format_version": FORMAT_VERSION, "model": "glove", "config": self.config.to_dict(),
              "vocab": {"size": len(self.vocab), "min_count": self.vocab.min_count, "tokenizer": TOKENIZER},
              "embedding": {"w": "word vectors W", "w+c": "W + context vectors W~"}[self.config.embedding],
-             "corpus": self.corpus, "meta": self.meta})
+             "corpus": self.corpus, "meta": self.meta}, keep_existing=keep_existing)
 
     @classmethod
     def load(cls, folder: str | Path) -> "GloVeModel":
@@ -229,22 +228,9 @@ def train_glove(corpus: Corpus, config: GloVeConfig = GloVeConfig(), progress: P
                        "versions": _versions()})
 
 
-def cache_key(corpus_hash: str, config: GloVeConfig) -> str:
-    spec = {"model": "glove", "corpus": corpus_hash, "config": config.to_dict(), "tokenizer": TOKENIZER,
-            "torch": torch.__version__, "format": FORMAT_VERSION}
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
-
-
 def train_or_load_glove(corpus: Corpus, config: GloVeConfig = GloVeConfig(), cache: Path | None = None,
                         progress: Progress | None = None, device: str = "cpu") -> tuple[GloVeModel, bool]:
-    from .skipgram import cache_dir
-
-    folder = (cache or cache_dir()) / "models" / f"glove-{cache_key(corpus.hash, config)}"
-    if (folder / "config.json").exists():
-        try:
-            return GloVeModel.load(folder), True
-        except ArtifactError:
-            pass
-    model = train_glove(corpus, config, progress, device)
-    model.save(folder)
-    return model, False
+    spec = {"model": "glove", "corpus": corpus.hash, "config": config.to_dict(), "tokenizer": TOKENIZER,
+            "torch": torch.__version__, "format": FORMAT_VERSION}
+    return train_or_load_cached(cache_folder(cache, "glove", spec), GloVeModel.load,
+                                lambda: train_glove(corpus, config, progress, device))

@@ -2,8 +2,8 @@
 KeyedVectors / Word2Vec files, and biasaudit model folders.
 
 Nothing here unpickles arbitrary objects: gensim's native files are pickles, so they are read with an unpickler
-that only admits gensim's and NumPy's own classes; their large arrays (separate .npy files) load with
-``allow_pickle=False``.
+that resolves only an explicit list of (module, name) pairs (gensim's and NumPy's own classes); their large arrays
+(separate .npy files) load with ``allow_pickle=False``.
 """
 from __future__ import annotations
 
@@ -29,9 +29,25 @@ class KeyedEmbeddings:
         object.__setattr__(self, "key_to_index", {w: i for i, w in enumerate(self.index_to_key)})
 
 
-_ALLOWED_PREFIXES = ("gensim.", "numpy.", "collections.")
-_ALLOWED_BUILTINS = {"dict", "list", "set", "frozenset", "tuple", "object", "int", "float", "str", "bytes",
-                     "bool", "complex", "slice", "range", "bytearray"}
+# Every global a gensim 4 KeyedVectors or Word2Vec file refers to, as (module, name) pairs: nothing else is
+# resolved, never by prefix and never through a dotted name (pickle protocol 4 resolves "os.system" inside any
+# module that imported os). numpy's private module moved in numpy 2 (numpy.core -> numpy._core): both spellings.
+ALLOWED_GLOBALS = frozenset({
+    ("gensim.models.keyedvectors", "KeyedVectors"),
+    ("gensim.models.word2vec", "Word2Vec"),
+    ("gensim.utils", "call_on_class_only"),
+    ("numpy", "ndarray"), ("numpy", "dtype"),
+    ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "scalar"), ("numpy.core.multiarray", "scalar"),
+    ("numpy.random._pickle", "__randomstate_ctor"), ("numpy.random._pickle", "__bit_generator_ctor"),
+    ("numpy.random._pickle", "__generator_ctor"),
+    ("numpy.random._mt19937", "MT19937"), ("numpy.random._pcg64", "PCG64"),
+    ("collections", "defaultdict"), ("collections", "OrderedDict"),
+    ("copyreg", "_reconstructor"),
+    ("builtins", "dict"), ("builtins", "list"), ("builtins", "set"), ("builtins", "frozenset"),
+    ("builtins", "tuple"), ("builtins", "object"), ("builtins", "int"), ("builtins", "float"), ("builtins", "str"),
+    ("builtins", "bytes"), ("builtins", "bool"), ("builtins", "complex"), ("builtins", "bytearray"),
+})
 
 
 def _unused_hashfxn(_s):
@@ -39,33 +55,67 @@ def _unused_hashfxn(_s):
 
 
 class _GensimUnpickler(pickle.Unpickler):
+    """Resolves only ``ALLOWED_GLOBALS`` (exact pairs); Word2Vec's ``hashfxn`` (builtins.hash) becomes an inert
+    stand-in. Everything else, dotted names included, is refused before anything is imported or called."""
+
     def find_class(self, module, name):
-        if module.startswith(_ALLOWED_PREFIXES) or module in ("numpy", "gensim", "collections", "copyreg", "_codecs"):
-            if module == "copyreg" and name != "_reconstructor":
-                raise pickle.UnpicklingError(f"refusing {module}.{name}")
-            return super().find_class(module, name)
-        if module == "builtins" and name == "hash":  # Word2Vec's hashfxn: unused here, so a stand-in
+        if module == "builtins" and name == "hash":
             return _unused_hashfxn
-        if module == "builtins" and name in _ALLOWED_BUILTINS:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a gensim file")
+        if (module, name) not in ALLOWED_GLOBALS or "." in name:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a gensim file "
+                                         "(only gensim's and NumPy's own classes are read)")
+        import importlib
+        return getattr(importlib.import_module(module), name)
+
+
+def read_gensim_pickle(path: Path):
+    """The object of a gensim native file, through the allowlist; the whole file must be one pickle (nothing
+    hidden after it)."""
+    data = path.read_bytes()
+    buf = io.BytesIO(data)
+    try:
+        obj = _GensimUnpickler(buf).load()
+    except Exception as e:
+        raise ArtifactError(f"{path}: not a loadable gensim file ({e})") from e
+    if buf.tell() != len(data):
+        raise ArtifactError(f"{path}: {len(data) - buf.tell()} bytes after the pickle; not a gensim file")
+    from gensim.models import KeyedVectors, Word2Vec
+    if not isinstance(obj, (KeyedVectors, Word2Vec)):
+        raise ArtifactError(f"{path}: holds a {type(obj).__name__}, not a gensim KeyedVectors or Word2Vec")
+    _load_sidecars(path, obj)
+    return obj
+
+
+def _load_sidecars(path: Path, obj, prefix: str = "") -> None:
+    """gensim's save() stores large arrays beside the pickle as ``<file>.<attribute path>.npy`` and lists them in
+    ``__numpys``; they are read with ``allow_pickle=False``. Sparse (scipy) attributes are refused."""
+    d = vars(obj)
+    if d.get("__scipys"):
+        raise ArtifactError(f"{path}: holds sparse arrays ({', '.join(map(str, d['__scipys']))}); not supported")
+    for attr in d.get("__numpys", []) or []:
+        side = Path(f"{path}.{prefix}{attr}.npy")
+        if not side.exists():
+            raise ArtifactError(f"{side}: array file missing (gensim saved {attr} beside the model)")
+        try:
+            d[attr] = np.load(side, allow_pickle=False)
+        except (ValueError, OSError) as e:
+            raise ArtifactError(f"{side}: not a readable array ({e})") from e
+    for attr in d.get("__recursive_saveloads", []) or []:
+        child = d.get(attr)
+        if child is not None and hasattr(child, "__dict__"):
+            _load_sidecars(path, child, f"{prefix}{attr}.")
+    for k in ("__numpys", "__scipys", "__ignoreds", "__recursive_saveloads"):
+        d.pop(k, None)
 
 
 def _load_gensim_native(path: Path) -> KeyedEmbeddings:
-    try:
-        obj = _GensimUnpickler(io.BytesIO(path.read_bytes())).load()
-    except Exception as e:
-        raise ArtifactError(f"{path}: not a loadable gensim file ({e})") from e
+    obj = read_gensim_pickle(path)
     kv = getattr(obj, "wv", obj)
-    # gensim stores large arrays beside the pickle as <file>.<attr>.npy
-    for attr in ("vectors",):
-        side = Path(f"{path}.{'wv.' if kv is not obj else ''}{attr}.npy")
-        if getattr(kv, attr, None) is None and side.exists():
-            setattr(kv, attr, np.load(side, allow_pickle=False))
     vectors = getattr(kv, "vectors", None)
     keys = getattr(kv, "index_to_key", None)
-    if vectors is None or keys is None:
-        raise ArtifactError(f"{path}: gensim file without vectors or vocabulary")
+    if not (isinstance(vectors, np.ndarray) and vectors.ndim == 2 and vectors.dtype.kind == "f"
+            and isinstance(keys, list) and len(keys) == len(vectors) and all(isinstance(k, str) for k in keys)):
+        raise ArtifactError(f"{path}: gensim file without a vocabulary and float vectors of matching size")
     return KeyedEmbeddings(tuple(keys), np.asarray(vectors), str(path))
 
 
@@ -105,10 +155,23 @@ def _load_w2v_binary(path: Path) -> KeyedEmbeddings:
     return KeyedEmbeddings(tuple(kv.index_to_key), np.asarray(kv.vectors), str(path))
 
 
+def _looks_like_pickle(head: bytes, tail: bytes) -> bool:
+    """Protocol 2+ pickles start with PROTO (0x80); protocol 0 and 1 ones start with an opcode such as '(' or 'c'
+    and end with STOP ('.'). Word-vector text starts with a word and ends with a number or a newline."""
+    if head[:1] == b"\x80":
+        return True
+    if tail.rstrip(b"\n")[-1:] != b".":
+        return False
+    if head[:1] in (b"(", b"]", b"}", b")"):
+        return True
+    lines = head.split(b"\n", 2)   # GLOBAL: "c<module>\n<name>\n", no spaces, unlike a vector row
+    return head[:1] == b"c" and len(lines) == 3 and b" " not in lines[0] and b" " not in lines[1]
+
+
 def load_embeddings(path: str | Path):
     """Load word vectors from a biasaudit model folder or a word-vector file, detecting the format."""
+    from .folder import is_model_dir
     from .registry import load_model_dir
-    from .skipgram import is_model_dir
 
     path = Path(path)
     if not path.exists():
@@ -117,8 +180,11 @@ def load_embeddings(path: str | Path):
         if is_model_dir(path):
             return load_model_dir(path)
         raise ArtifactError(f"{path}: folder is not a biasaudit model (no config.json and vectors.safetensors)")
-    head = path.open("rb").read(4096)
-    if head[:1] == b"\x80":  # pickle protocol 2+: gensim's native save()
+    with path.open("rb") as f:
+        head = f.read(4096)
+        f.seek(max(0, path.stat().st_size - 2))
+        tail = f.read()
+    if _looks_like_pickle(head, tail):   # gensim's native save(), or any pickle: the restricted unpickler
         return _load_gensim_native(path)
     parts = head.split(b"\n", 1)[0].split(b" ")
     if len(parts) == 2 and all(p.strip().isdigit() for p in parts):

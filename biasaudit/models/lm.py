@@ -34,7 +34,7 @@ import torch
 
 from ..corpus import Corpus
 from ..errors import ArtifactError, ConfigError, CorpusError
-from ..io import atomic_folder, public_mode, to_json
+from ..io import public_mode, to_json
 from ..vocab import TOKENIZER, build_vocab, tokenize
 
 FORMAT_VERSION = 1
@@ -229,12 +229,16 @@ class LMModel:
     def examples(self, corpus: Corpus) -> Examples:
         return make_examples(corpus, self.encoder, self.max_len)
 
-    def save(self, folder: str | Path) -> Path:
-        """Write the HF checkpoint plus biasaudit.json into ``folder`` atomically (temporary sibling, rename)."""
+    def save(self, folder: str | Path, keep_existing: bool = False) -> Path:
+        """Write the HF checkpoint plus biasaudit.json into ``folder`` atomically (temporary sibling, moved into
+        place; only files this tool wrote are replaced)."""
+        from .folder import model_output
+
         if not self.trained_here:
             raise ArtifactError("only models trained by biasaudit are saved; a foreign checkpoint stays where it is")
         _quiet_transformers()
-        with atomic_folder(folder) as tmp:
+        out = model_output(folder, {"model": "lm", "config": self.config.to_dict()})
+        with out.stage(keep_existing=keep_existing) as tmp:
             self.net.save_pretrained(tmp, safe_serialization=True)
             self.encoder.hf_tokenizer().save_pretrained(tmp)
             weights = hashlib.sha256((tmp / "model.safetensors").read_bytes()).hexdigest()
@@ -261,10 +265,11 @@ class LMModel:
                 head = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
             except (json.JSONDecodeError, UnicodeDecodeError) as e:
                 raise ArtifactError(f"{folder}/{META_FILE}: corrupted ({e})") from e
-            if head.get("model") != "lm" or head.get("format_version") != FORMAT_VERSION:
+            if not isinstance(head, dict) or head.get("model") != "lm" or head.get("format_version") != FORMAT_VERSION:
                 raise ArtifactError(f"{folder}: not a biasaudit LM of format {FORMAT_VERSION}")
             w = folder / "model.safetensors"
-            if not w.exists() or hashlib.sha256(w.read_bytes()).hexdigest() != head["sha256"]["model.safetensors"]:
+            want = (head.get("sha256") or {}).get("model.safetensors") if isinstance(head.get("sha256"), dict) else None
+            if not w.exists() or hashlib.sha256(w.read_bytes()).hexdigest() != want:
                 raise ArtifactError(f"{folder}/model.safetensors: missing or checksum mismatch")
         elif not any(folder.glob("*.safetensors")):
             raise ArtifactError(f"{folder}: no safetensors weights (pickled .bin checkpoints are refused)")
@@ -275,8 +280,11 @@ class LMModel:
             raise ArtifactError(f"{folder}: cannot load the checkpoint ({str(e).splitlines()[0]})") from e
         net.eval()
         if head is not None:
-            return cls(net, WordEncoder(tuple(head["vocab"]["words"])), LMConfig.from_dict(head["config"]),
-                       head["corpus"], head.get("meta", {}))
+            try:
+                return cls(net, WordEncoder(tuple(head["vocab"]["words"])), LMConfig.from_dict(head["config"]),
+                           dict(head["corpus"]), dict(head.get("meta", {})))
+            except (KeyError, TypeError, ValueError, ConfigError) as e:
+                raise ArtifactError(f"{folder}/{META_FILE}: corrupted ({e})") from e
         try:
             tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         except (OSError, ValueError) as e:
@@ -366,27 +374,16 @@ def train_lm(corpus: Corpus, config: LMConfig = LMConfig(), progress: Progress |
                     "parameters": int(sum(p.numel() for p in net.parameters())), "versions": _versions()})
 
 
-def cache_key(corpus_hash: str, config: LMConfig) -> str:
-    import transformers
-
-    spec = {"model": "lm", "corpus": corpus_hash, "config": config.to_dict(), "tokenizer": TOKENIZER,
-            "torch": torch.__version__, "transformers": transformers.__version__, "format": FORMAT_VERSION}
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
-
-
 def train_or_load_lm(corpus: Corpus, config: LMConfig = LMConfig(), cache: Path | None = None,
                      progress: Progress | None = None, device: str = "cpu") -> tuple[LMModel, bool]:
-    from .skipgram import cache_dir
+    import transformers
 
-    folder = (cache or cache_dir()) / "models" / f"lm-{cache_key(corpus.hash, config)}"
-    if (folder / META_FILE).exists():
-        try:
-            return LMModel.load(folder, device), True
-        except ArtifactError:
-            pass
-    model = train_lm(corpus, config, progress, device)
-    model.save(folder)
-    return model, False
+    from .folder import cache_folder, train_or_load_cached
+
+    spec = {"model": "lm", "corpus": corpus.hash, "config": config.to_dict(), "tokenizer": TOKENIZER,
+            "torch": torch.__version__, "transformers": transformers.__version__, "format": FORMAT_VERSION}
+    return train_or_load_cached(cache_folder(cache, "lm", spec), lambda f: LMModel.load(f, device),
+                                lambda: train_lm(corpus, config, progress, device))
 
 
 @torch.no_grad()

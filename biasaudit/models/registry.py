@@ -12,7 +12,11 @@ from .skipgram import SkipGramConfig, SkipGramModel, train_or_load, train_skipgr
 
 MODELS = ("skipgram", "glove", "lm")
 DEFAULT_ESTIMATOR = {"skipgram": "block", "glove": "block", "lm": "ekfac"}
-_CLI_DEFAULTS = {"negative": 5, "workers": 1, "sample": 1e-3, "backend": "gensim", "vector_size": 100}
+# the shared training options each family takes (the rest are refused when given)
+FAMILY_OPTIONS = {"skipgram": {"vector_size", "window", "min_count", "negative", "epochs", "seed", "workers", "sample",
+                               "backend"},
+                  "glove": {"vector_size", "window", "min_count", "epochs", "seed", "embedding"},
+                  "lm": {"min_count", "epochs", "seed"}}
 
 
 def require_lm() -> None:
@@ -30,13 +34,6 @@ def model_name(config) -> str:
     if isinstance(config, LMConfig) or config is None:   # None: a foreign LM checkpoint
         return "lm"
     return "skipgram"
-
-
-def _refuse(kw: dict, keys, family: str) -> None:
-    for k in keys:
-        if k in kw and kw[k] != _CLI_DEFAULTS.get(k):
-            raise ConfigError(f"--{k.replace('_', '-')} does not apply to --model {family}")
-        kw.pop(k, None)
 
 
 def parse_lm_config(spec: str | None) -> dict:
@@ -58,19 +55,22 @@ def parse_lm_config(spec: str | None) -> dict:
 
 
 def make_config(model: str, lm_config: str | None = None, **kw):
-    """A config for ``model`` from the CLI's shared options (None: that family's default)."""
-    kw = {k: v for k, v in kw.items() if v is not None}
+    """A config for ``model`` from the shared training options (None: not given, the family's default); an
+    option the family does not take is refused, naming it."""
+    if model not in MODELS:
+        raise ConfigError(f"unknown --model {model!r} (one of {', '.join(MODELS)})")
+    given = {k: v for k, v in kw.items() if v is not None}
+    for k in given:
+        if k not in FAMILY_OPTIONS[model]:
+            raise ConfigError(f"--{k.replace('_', '-')} does not apply to --model {model}")
+    if lm_config is not None and model != "lm":
+        raise ConfigError("--lm-config applies to --model lm only")
     if model == "skipgram":
-        kw.pop("embedding", None)
-        return SkipGramConfig(**kw)
+        return SkipGramConfig(**given)
     if model == "glove":
-        _refuse(kw, ("negative", "workers", "sample", "backend"), "glove")
-        return GloVeConfig(**kw)
-    if model == "lm":
-        require_lm()
-        _refuse(kw, ("negative", "workers", "sample", "backend", "vector_size", "window", "embedding"), "lm")
-        return LMConfig(**{**kw, **parse_lm_config(lm_config)})
-    raise ConfigError(f"unknown --model {model!r} (one of {', '.join(MODELS)})")
+        return GloVeConfig(**given)
+    require_lm()
+    return LMConfig(**{**given, **parse_lm_config(lm_config)})
 
 
 def train_model(corpus: Corpus, config, progress=None, device: str = "cpu"):
@@ -89,25 +89,30 @@ def train_or_load_model(corpus: Corpus, config, cache: Path | None = None, progr
     return train_or_load(corpus, config, cache, progress, device)
 
 
-def bias_measures(model, tests, allow_oov: bool = True, templates=None) -> tuple[list, list, dict]:
-    """(differentiable measures, the tests as kept, {test: dropped words}) of the model family: WEAT effect sizes
-    on embeddings, template association on language models."""
+def known_words(model, tests) -> set[str]:
+    """The test words the model can measure: in the vocabulary (embeddings) or known to the tokenizer (LMs)."""
+    if isinstance(model, LMModel):
+        return {w for t in tests for w in t.words if model.encoder.known(w)}
+    return {w for t in tests for w in t.words if w in model.key_to_index}
+
+
+def bias_measures(model, tests, strict: bool = False, templates=None) -> tuple[list, list, dict, dict]:
+    """(differentiable measures, the tests as kept, {test: dropped words}, {skipped test: reason}) of the model
+    family: WEAT effect sizes on embeddings, template association on language models. Missing words follow
+    ``biasaudit.wordsets.restrict_tests``."""
     from ..influence.targets import weat_target
     from ..lm_metrics import template_measure
+    from ..wordsets import restrict_tests
 
-    measures, kept_tests, dropped = [], [], {}
-    for t in tests:
-        if isinstance(model, LMModel):
-            m, gone = template_measure(t, model, templates, allow_oov)
-            kept = m.test
-        else:
-            kept, gone = t.restrict(model.vocab, allow_oov)
-            m = weat_target(kept, model.vocab)
-        if gone:
-            dropped[t.name] = gone
+    is_lm = isinstance(model, LMModel)
+    kept, dropped, skipped = restrict_tests(list(tests), known_words(model, tests), strict,
+                                            "the tokenizer's vocabulary" if is_lm else "the vocabulary")
+    measures, kept_tests = [], []
+    for _, k in kept:
+        m = template_measure(k, model, templates, allow_oov=False)[0] if is_lm else weat_target(k, model.vocab)
         measures.append(m)
-        kept_tests.append(kept)
-    return measures, kept_tests, dropped
+        kept_tests.append(k)
+    return measures, kept_tests, dropped, skipped
 
 
 def score_model(model, corpus, targets, estimator, progress=None, client=None, device: str = "cpu"):
@@ -125,11 +130,13 @@ def score_model(model, corpus, targets, estimator, progress=None, client=None, d
 
 
 def load_model_dir(path: Path, device: str = "cpu"):
-    import json
+    from ..io import read_json
+
     path = Path(path)
     if is_lm_dir(path):
         return LMModel.load(path, device)
-    kind = json.loads((path / "config.json").read_text(encoding="utf-8")).get("model")
+    head = read_json(path / "config.json", "model config")
+    kind = head.get("model") if isinstance(head, dict) else None
     if kind == "glove":
         return GloVeModel.load(path)
     if kind == "skipgram" or kind is None and (path / "vectors.safetensors").exists():

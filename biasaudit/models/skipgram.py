@@ -7,9 +7,6 @@ Training is deterministic by default (``workers=1``): the same seed gives identi
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import time
 import zlib
 from dataclasses import asdict, dataclass, field, fields
@@ -20,7 +17,7 @@ import numpy as np
 
 from ..corpus import Corpus
 from ..errors import ArtifactError, ConfigError, CorpusError
-from .folder import read_model_folder, write_model_folder
+from .folder import cache_folder, read_model_folder, train_or_load_cached, write_model_folder
 from ..vocab import MAX_CHUNK, TOKENIZER, TokenStream, Vocab
 
 FORMAT_VERSION = 1
@@ -53,7 +50,7 @@ class SkipGramConfig:
         if not (0 <= self.sample < 1):
             raise ConfigError(f"SkipGramConfig.sample must be in [0, 1), got {self.sample!r}")
         if not (0 < self.min_alpha <= self.alpha):
-            raise ConfigError(f"SkipGramConfig.alpha/min_alpha must satisfy 0 < min_alpha <= alpha")
+            raise ConfigError("SkipGramConfig.alpha/min_alpha must satisfy 0 < min_alpha <= alpha")
         if self.backend not in BACKENDS:
             raise ConfigError(f"SkipGramConfig.backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if not isinstance(self.seed, int) or self.seed < 0:
@@ -89,13 +86,14 @@ class SkipGramModel:
     def key_to_index(self):
         return self.vocab.key_to_index
 
-    def save(self, folder: str | Path) -> Path:
+    def save(self, folder: str | Path, keep_existing: bool = False) -> Path:
         """Write the model folder atomically (see ``biasaudit.models.folder``)."""
         return write_model_folder(
             folder, {"input": self.vectors, "output": self.output_vectors}, self.vocab,
             {"format_version": FORMAT_VERSION, "model": "skipgram", "config": self.config.to_dict(),
              "vocab": {"size": len(self.vocab), "min_count": self.vocab.min_count, "tokenizer": TOKENIZER},
-             "embedding": "input vectors (gensim wv.vectors)", "corpus": self.corpus, "meta": self.meta})
+             "embedding": "input vectors (gensim wv.vectors)", "corpus": self.corpus, "meta": self.meta},
+            keep_existing=keep_existing)
 
     @classmethod
     def load(cls, folder: str | Path) -> "SkipGramModel":
@@ -108,10 +106,6 @@ class SkipGramModel:
         if arrays["input"].shape != arrays["output"].shape or arrays["input"].shape[0] != len(vocab):
             raise ArtifactError(f"{folder}: array shapes do not match the vocabulary")
         return cls(vocab, arrays["input"], arrays["output"], config, cfg.get("corpus", {}), cfg.get("meta", {}))
-
-
-def is_model_dir(path: Path) -> bool:
-    return (path / "config.json").exists() and (path / "vectors.safetensors").exists()
 
 
 def _stable_hash(s: str) -> int:
@@ -172,12 +166,7 @@ def train_skipgram(corpus: Corpus, config: SkipGramConfig = SkipGramConfig(),
                           "versions": _versions()})
 
 
-def cache_dir() -> Path:
-    """$BIASAUDIT_CACHE, else ~/.cache/biasaudit."""
-    return Path(os.environ.get("BIASAUDIT_CACHE") or Path.home() / ".cache" / "biasaudit")
-
-
-def cache_key(corpus_hash: str, config: SkipGramConfig) -> str:
+def cache_spec(corpus_hash: str, config: SkipGramConfig) -> dict:
     import gensim
 
     cfg = config.to_dict()
@@ -187,21 +176,13 @@ def cache_key(corpus_hash: str, config: SkipGramConfig) -> str:
     else:
         import torch
         versions = {"torch": torch.__version__}
-    spec = {"model": "skipgram", "corpus": corpus_hash, "config": cfg, "tokenizer": TOKENIZER,
+    return {"model": "skipgram", "corpus": corpus_hash, "config": cfg, "tokenizer": TOKENIZER,
             **versions, "format": FORMAT_VERSION}
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def train_or_load(corpus: Corpus, config: SkipGramConfig = SkipGramConfig(), cache: Path | None = None,
                   progress: Progress | None = None, device: str = "cpu") -> tuple[SkipGramModel, bool]:
     """The cached model for (corpus hash, config), training and caching it if absent. Returns (model, cached).
     The torch backend's device is not part of the key: a model trained on GPU is reused on CPU."""
-    folder = (cache or cache_dir()) / "models" / f"skipgram-{cache_key(corpus.hash, config)}"
-    if is_model_dir(folder):
-        try:
-            return SkipGramModel.load(folder), True
-        except ArtifactError:
-            pass  # a damaged cache entry is retrained and replaced
-    model = train_skipgram(corpus, config, progress, device)
-    model.save(folder)
-    return model, False
+    folder = cache_folder(cache, "skipgram", cache_spec(corpus.hash, config))
+    return train_or_load_cached(folder, SkipGramModel.load, lambda: train_skipgram(corpus, config, progress, device))

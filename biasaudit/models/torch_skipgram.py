@@ -96,7 +96,9 @@ def train_skipgram_torch(corpus: Corpus, config: SkipGramConfig = SkipGramConfig
         for batch in encode_batches(corpus, vocab):
             seen_before = seen
             seen += float(keep_p[batch.tokens].sum())
-            w_in, w_out = _epoch_pairs(batch.tokens, batch.chunk, keep_p, config.window, config.shrink_windows, rng)
+            ins, outs = zip(*(_epoch_pairs(part.tokens, part.chunk, keep_p, config.window, config.shrink_windows,
+                                           rng) for part in batch.parts()))
+            w_in, w_out = np.concatenate(ins), np.concatenate(outs)
             if len(w_in) == 0:
                 continue
             perm = rng.permutation(len(w_in))
