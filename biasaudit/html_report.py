@@ -261,9 +261,15 @@ def render(folder: Path) -> str:
 
 def write_report(folder: str | Path) -> Path:
     """Render ``folder/report.html`` atomically and return its path."""
+    from .io import read_manifest
+
     folder = Path(folder)
     if not folder.is_dir():
         raise ArtifactError(f"{folder}: not a folder of biasaudit results")
+    manifest = read_manifest(folder)
+    if manifest is not None and not manifest.get("complete", True):
+        raise ArtifactError(f"{folder}: the run that writes this folder did not finish; rerun the same command "
+                            "(it resumes) before writing the report")
     html = render(folder)
     atomic_write_text(folder / "report.html", html)
     return folder / "report.html"

@@ -77,8 +77,7 @@ class BiasTest:
             return self, {}
         listing = describe_missing(self, missing)
         if not allow_oov:
-            raise VocabularyError(f"test {self.name!r}: words not in the vocabulary: {listing} "
-                                  "(use --allow-oov to drop them)")
+            raise VocabularyError(f"test {self.name!r}: words not in the vocabulary: {listing}", missing=missing)
         kept = {}
         for f, s in zip(SET_FIELDS, self.sets):
             words = tuple(w for w in s.words if w in vocab)

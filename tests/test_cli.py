@@ -6,15 +6,13 @@ import sys
 
 import pytest
 
-from conftest import PLANTED_TEST, planted_corpus
+from conftest import PLANTED_TEST, planted_corpus, run_cli
 
 SMALL = ["--vector-size", "16", "--window", "3", "--min-count", "2", "--epochs", "2"]
 
 
 def run(*args, cache=None):
-    env = {**os.environ, "BIASAUDIT_CACHE": str(cache)} if cache else dict(os.environ)
-    p = subprocess.run([sys.executable, "-m", "biasaudit", *map(str, args)], capture_output=True, text=True, env=env)
-    return p
+    return run_cli(*args, cache=cache)
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +24,12 @@ def corpus_file(tmp_path_factory):
     t = d / "planted.json"
     t.write_text(json.dumps(PLANTED_TEST))
     return f, t
+
+
+def test_entry_point_runs_as_a_program():
+    p = subprocess.run([sys.executable, "-m", "biasaudit", "wordsets", "--json"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert len(json.loads(p.stdout)) == 14
 
 
 def test_wordsets_json():

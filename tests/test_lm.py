@@ -208,9 +208,7 @@ def test_retraining_check_over_three_seeds(planted_lm):
 def test_cli_lm_score_weat_experiment_and_report(tmp_path):
     """--model lm as a user runs it: score (templates and pairs) with its report, weat, a one-seed experiment,
     and the one-line errors for options that do not apply."""
-    import os
-    import subprocess
-    import sys
+    from conftest import run_cli
 
     corpus, planted = lm_planted_corpus(n_background=60, n_planted=6)   # plumbing: the sizes do not matter
     f = tmp_path / "c.jsonl"
@@ -220,14 +218,12 @@ def test_cli_lm_score_weat_experiment_and_report(tmp_path):
     (tmp_path / "pairs.jsonl").write_text(json.dumps({"more": "zorbel studied algebra", "less": "zorbel studied poetry"})
                                           + "\n" + json.dumps({"sent_more": "quinta loved poetry",
                                                                "sent_less": "quinta loved algebra"}) + "\n")
-    env = {**os.environ, "BIASAUDIT_CACHE": str(tmp_path / "cache")}
     common = ["--model", "lm", "-c", f, "-t", tmp_path / "t.json", "--templates", tmp_path / "tpl.txt",
               "--min-count", "1", "--epochs", "4",
               "--lm-config", "hidden_size=16,num_heads=2,intermediate_size=32,batch_size=16"]
 
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "biasaudit", *map(str, args)], capture_output=True, text=True,
-                              env=env)
+        return run_cli(*args, cache=tmp_path / "cache")
 
     p = run("score", *common, "--pairs", tmp_path / "pairs.jsonl", "--out", tmp_path / "s", "--top", "3")
     assert p.returncode == 0, p.stderr
