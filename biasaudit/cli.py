@@ -63,10 +63,15 @@ class RunOptions:
     device: str
 
     def config(self):
-        from .models.registry import make_config
-        return make_config(self.model, lm_config=self.lm_config, vector_size=self.vector_size, window=self.window,
+        from .models import make_config
+        return make_config(self.model, self.lm_config, vector_size=self.vector_size, window=self.window,
                            min_count=self.min_count, negative=self.negative, epochs=self.epochs, seed=self.seed,
                            workers=self.workers, sample=self.sample, backend=self.backend, embedding=self.embedding)
+
+    @property
+    def family(self):
+        from .models import get_family
+        return get_family(self.model)
 
     def load_corpus(self):
         from .corpus import load_corpus
@@ -149,19 +154,15 @@ SchedulerOpt = typer.Option(None, "--scheduler", help="Dask scheduler for sharde
                             "sized to this machine) or an address such as tcp://host:8786. Default: in-process.")
 
 
-def _estimator_default(spec: Optional[str], model: str) -> str:
-    from .models.registry import DEFAULT_ESTIMATOR
-    return spec if spec is not None else DEFAULT_ESTIMATOR.get(model, "block")
+def _estimators(specs, opts: "RunOptions") -> list:
+    """The estimators asked for (the family's default when none), checked against the family before training."""
+    from .influence.estimators import parse_estimators
+    from .models.base import check_estimators
 
-
-def _check_estimators(ests: list, model: str) -> None:
-    """Refuse an estimator of the other family before any training starts."""
-    from .influence.ekfac import LM_ESTIMATORS
-    for e in ests:
-        if model == "lm" and e.name not in LM_ESTIMATORS:
-            raise ConfigError(f"estimator {e.name!r} is for embeddings; --model lm takes {', '.join(LM_ESTIMATORS)}")
-        if model != "lm" and e.name == "ekfac":
-            raise ConfigError("estimator ekfac is for --model lm; embeddings take block, cg, lissa or gradient-dot")
+    fam = opts.family
+    ests = parse_estimators(specs or [fam.estimators[0]])
+    check_estimators(ests, fam)
+    return ests
 
 
 @contextmanager
@@ -181,11 +182,11 @@ def _progress():
 
 
 def _load_checkpoint(checkpoint: Path, model: str, device: str = "cpu"):
-    from .models.lm import LMModel
+    from .models import get_family
 
     if model != "lm":
         raise ConfigError("--checkpoint loads a language model; add --model lm")
-    m = LMModel.load(checkpoint, device)
+    m = get_family("lm").load(checkpoint, device)
     err.print(f"loaded {clean(checkpoint)} ({m.meta.get('parameters') or sum(p.numel() for p in m.net.parameters()):,} "
               f"parameters, {len(m.encoder):,} tokens)")
     return m
@@ -194,27 +195,26 @@ def _load_checkpoint(checkpoint: Path, model: str, device: str = "cpu"):
 def _train_seeds(opts: RunOptions, config, n_seeds: int, corpus=None) -> list:
     from dataclasses import replace
 
-    from .models.registry import model_name, train_or_load_model
-    from .models.torch_skipgram import resolve_device
+    from .models import family_of, train_or_load
+    from .models.base import resolve_device
 
     resolve_device(opts.device)   # an unusable device is an error before the corpus is read
+    fam = family_of(config)
     corpus = corpus or opts.load_corpus()
     stats = corpus.scan()
     if stats.n_empty:
         note(f"skipped {stats.n_empty} empty document(s) in {corpus.name}")
-    if model_name(config) == "lm" and stats.n_documents > 20_000 and not str(opts.device).startswith(("cuda", "auto")):
+    if fam.unit == "tokens" and stats.n_documents > 20_000 and not str(opts.device).startswith(("cuda", "auto")):
         note(f"training a language model on {stats.n_documents:,} documents on the CPU can take hours; "
              "--device cuda, or a smaller corpus, is faster (the cache keeps the result)")
     models = []
     for k in range(n_seeds):
         cfg = replace(config, seed=config.seed + k)
         with _progress() as update:
-            model, cached = train_or_load_model(corpus, cfg, device=opts.device,
-                                                progress=lambda s, d, t, k=k: update(f"training seed {cfg.seed}", d, t))
-        kind = {"glove": "GloVe", "lm": "LM"}.get(model_name(cfg)) or f"skip-gram ({cfg.backend})"
-        size = len(model.encoder) if model_name(cfg) == "lm" else len(model.vocab)
-        err.print(f"{'reused cached' if cached else 'trained'} {kind} on {clean(corpus.name)} (seed {cfg.seed}, "
-                  f"{size} {'tokens' if model_name(cfg) == 'lm' else 'words'}"
+            model, cached = train_or_load(corpus, cfg, device=opts.device,
+                                          progress=lambda s, d, t, k=k: update(f"training seed {cfg.seed}", d, t))
+        err.print(f"{'reused cached' if cached else 'trained'} {fam.describe(cfg)} on {clean(corpus.name)} "
+                  f"(seed {cfg.seed}, {fam.size(model)} {fam.unit}"
                   + ("" if cached else f", {model.meta.get('train_seconds', 0):.1f} s") + ")")
         models.append(model)
     return models
@@ -252,11 +252,10 @@ def train(out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Mode
     """Train a model on a corpus and save it (no pickle): skip-gram (gensim sg=1 or torch, negative sampling),
     GloVe (--model glove) or a small causal transformer LM (--model lm; saved as an HF checkpoint folder)."""
     from .models.folder import model_output
-    from .models.registry import model_name
 
     config = opts.config()
     if out_dir is not None:   # refused (file, foreign folder, other config, not writable) before any training
-        model_output(out_dir, {"model": model_name(config), "config": config.to_dict()}, overwrite=overwrite)
+        model_output(out_dir, {"model": opts.family.name, "config": config.to_dict()}, overwrite=overwrite)
     model = _train_seeds(opts, config, 1)[0]
     if out_dir is not None:
         model.save(out_dir)
@@ -285,8 +284,8 @@ def weat_cmd(embeddings: Optional[Path] = typer.Argument(None, help="word2vec te
     lm: the template-association effect size, same shape and sign).
 
     Test words missing from the model are dropped and listed (--strict-oov: an error naming them all)."""
-    from .lm_metrics import load_templates
-    from .metrics import weat_across_models
+    from .audit import weat_across_models
+    from .measures.lm import load_templates
     from .models.keyed import load_embeddings
     from .wordsets import resolve_tests
 
@@ -367,15 +366,13 @@ def score(test: Optional[List[str]] = TestOpt,
     With --model lm the measure is the template association of each test (and --pairs), and the influence is
     kronfluence's EK-FAC over the network's linear layers (and its embeddings when the vocabulary is small).
     """
+    from .audit import SCORE_FILES, run_score
     from .distributed import dask_client
-    from .influence.estimators import EstimatorConfig
-    from .influence.report import SCORE_FILES, run_score
     from .io import check_writable, claim_folder
-    from .lm_metrics import load_pairs, load_templates
+    from .measures.lm import load_pairs, load_templates
 
     config = opts.config()
-    est = EstimatorConfig.parse(_estimator_default(estimator, opts.model))
-    _check_estimators([est], opts.model)
+    (est,) = _estimators([estimator] if estimator else None, opts)
     if query is not None and test:
         raise typer.BadParameter("use either --test or --query", param_hint="--query")
     if (toward or away) and query is None:
@@ -415,33 +412,15 @@ def score(test: Optional[List[str]] = TestOpt,
                 table.add_row(clean(d["doc_id"]), f"{d['delta_bias_if_removed']:+.4f}",
                               clean(", ".join(d["test_words"])), clean(d["snippet"]))
             out.print(table)
-    from .html_report import write_report
+    from .report import write_report
 
     page = write_report(summary["out_dir"])
     out.print(f"\nwrote {clean(summary['out_dir'])}/scores.jsonl and summary.json "
               f"({summary['timings']['total']:.1f} s scoring)\nreport: {clean(page)}")
 
 
-def _parse_estimators(specs: List[str]) -> list:
-    """``block,cg,block:damping=0.5,max_iter=9`` (settings without a ':' continue the estimator before them)."""
-    from .influence.estimators import EstimatorConfig
-
-    parts: list[str] = []
-    for spec in specs:
-        for tok in [t.strip() for t in spec.split(",") if t.strip()]:
-            if "=" in tok and ":" not in tok and parts:
-                parts[-1] += "," + tok
-            else:
-                parts.append(tok)
-    ests = [EstimatorConfig.parse(p) for p in parts]
-    labels = [e.label for e in ests]
-    if len(set(labels)) < len(labels):
-        raise ConfigError(f"--estimator: an estimator is given twice ({', '.join(labels)})")
-    return ests
-
-
 def _check_ks(value: str) -> str:
-    from .experiment import parse_k
+    from .experiments import parse_k
     try:
         items = [s for s in value.split(",") if s.strip()]
         if not items:
@@ -502,18 +481,16 @@ def experiment(test: Optional[List[str]] = TestOpt,
     (means, sds, paired differences from random removal with p-values, predicted-vs-actual correlations).
     Finished retrains are kept in runs/; rerunning the same command resumes.
     """
-    import hashlib
-
     from .distributed import dask_client
-    from .experiment import DEFAULT_CONDITIONS, ExperimentSpec, run_experiment
-    from .lm_metrics import load_templates
+    from .experiments import DEFAULT_CONDITIONS, ExperimentSpec, default_folder, run_experiment
+    from .measures.lm import load_templates
     from .wordsets import resolve_heldout, resolve_tests
 
     config = opts.config()
     if templates is not None and opts.model != "lm":
         raise ConfigError("--templates measures language models; add --model lm")
     if conditions is None:
-        conditions = ",".join(c for c in DEFAULT_CONDITIONS if not (opts.model == "lm" and c == "hard-debias"))
+        conditions = ",".join(c for c in DEFAULT_CONDITIONS if opts.family.word_vectors or c != "hard-debias")
     tests = resolve_tests(test)
     ids: tuple = ()
     if remove_ids is not None:
@@ -526,16 +503,12 @@ def experiment(test: Optional[List[str]] = TestOpt,
             raise ConfigError(f"--remove-ids: {remove_ids} holds no document id")
     corp = opts.load_corpus()
     spec = ExperimentSpec(corpus=corp, model=config, tests=tests, heldout=resolve_heldout(tests, heldout),
-                          estimators=_parse_estimators(estimator or [_estimator_default(None, opts.model)]), ks=k,
+                          estimators=_estimators(estimator, opts), ks=k,
                           seeds=seeds, templates=load_templates(templates) if templates is not None else None,
                           conditions=tuple(c.strip() for c in conditions.split(",") if c.strip()),
                           upweight=upweight, mode=mode, warm_epochs=warm_epochs, remove_ids=ids, lds=lds,
                           lds_fraction=lds_fraction, quality=not no_quality, strict_oov=strict_oov)
-    spec.validate()
-    _check_estimators(spec.estimators, opts.model)
-    if out_dir is None:
-        key = hashlib.sha256(json.dumps(spec.to_config(), sort_keys=True).encode()).hexdigest()[:8]
-        out_dir = Path("reports") / f"{corp.name}-{opts.model}-experiment-{key}"
+    out_dir = out_dir or default_folder(spec)
     with dask_client(None if scheduler == "none" else scheduler) as client, _progress() as update:
         summary = run_experiment(spec, out_dir, overwrite=overwrite, client=client, progress=update, log=note)
     table = Table(title=f"{summary['mode']} retraining, {len(summary['seeds'])} paired seed(s); change = effect size "
@@ -561,7 +534,7 @@ def experiment(test: Optional[List[str]] = TestOpt,
         out.print(f"LDS {clean(l['estimator'])} / {clean(l['test'])}: Spearman {fmt(l['spearman'])} over "
                   f"{l['n_subsets']} subsets")
     out.print(f"scope: {clean(summary['scope'])}")
-    from .html_report import write_report
+    from .report import write_report
 
     page = write_report(out_dir)
     out.print(f"wrote {clean(out_dir)}/results.csv and experiment.json ({summary['run_seconds']:.0f} s)\n"
@@ -572,7 +545,7 @@ def experiment(test: Optional[List[str]] = TestOpt,
 def report(folder: Path = typer.Argument(..., help="Output folder of `biasaudit score` or `biasaudit experiment`.")):
     """Write FOLDER/report.html: one self-contained page (no network) with the tests, the documents that carry
     the bias, the influence distribution and, for experiments, the retraining results."""
-    from .html_report import write_report
+    from .report import write_report
 
     out.print(f"report: {clean(write_report(folder))}")
 

@@ -34,8 +34,6 @@ def quality(words, vectors: np.ndarray, analogies: bool = True) -> dict:
     logging.getLogger("gensim").setLevel(logging.ERROR)
     for name, fname in (("wordsim353", "wordsim353.tsv"), ("simlex999", "simlex999.txt")):
         path = data / fname
-        n_total = sum(1 for line in path.read_text(encoding="utf-8").splitlines()
-                      if line.strip() and not line.startswith("#"))
         try:
             (_, _), (rho, _), oov = kv.evaluate_word_pairs(str(path), dummy4unknown=False)
         except (ValueError, ZeroDivisionError):   # no pair in the vocabulary

@@ -19,12 +19,12 @@ from .corpus import Corpus
 
 TOKENIZER = "lower-alnum-v1"
 MAX_CHUNK = 10_000
-_TOKEN = re.compile(r"[^\W_]+")
+TOKEN = re.compile(r"[^\W_]+")
 
 
 def tokenize(text: str) -> list[str]:
     """Lowercase word tokens of ``text`` (see the module docstring)."""
-    return _TOKEN.findall(text.lower())
+    return TOKEN.findall(text.lower())
 
 
 def chunk(tokens: Sequence[str], max_len: int = MAX_CHUNK) -> list[Sequence[str]]:

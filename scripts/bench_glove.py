@@ -14,8 +14,8 @@ import time
 from _table import print_ratios
 from biasaudit.corpus import load_corpus
 from biasaudit.influence.estimators import EstimatorConfig
-from biasaudit.influence.glove import score_glove
-from biasaudit.influence.targets import weat_target
+from biasaudit.influence.counts import score_glove
+from biasaudit.measures.targets import weat_target
 from biasaudit.models.glove import GloVeConfig, cooccurrence_matrix, train_glove
 from biasaudit.models.skipgram import SkipGramConfig, train_skipgram
 from biasaudit.vocab import MAX_CHUNK, TokenStream, build_vocab

@@ -14,7 +14,7 @@ from _table import print_ratios
 from biasaudit.corpus import load_corpus
 from biasaudit.influence.estimators import EstimatorConfig
 from biasaudit.influence.scorer import score_documents
-from biasaudit.influence.targets import weat_target
+from biasaudit.measures.targets import weat_target
 from biasaudit.models.skipgram import SkipGramConfig, train_or_load, train_skipgram
 from biasaudit.vocab import TokenStream
 from biasaudit.wordsets import DEFAULT_TESTS, resolve_tests

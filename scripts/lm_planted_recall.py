@@ -16,7 +16,7 @@ from scipy.stats import spearmanr
 
 from biasaudit.influence.ekfac import score_lm
 from biasaudit.influence.estimators import EstimatorConfig
-from biasaudit.lm_metrics import template_measure
+from biasaudit.measures.lm import template_measure
 from biasaudit.models.lm import LMConfig, train_lm
 from biasaudit.planted import LM_TEMPLATES, LM_TEST, lm_planted_corpus
 from biasaudit.wordsets import BiasTest
@@ -31,7 +31,7 @@ def main() -> None:
     ap.add_argument("--offsets", default="-0.3,-0.1,0.1,0.3", help="background leanings of the four word twins")
     ap.add_argument("--lm-config", default="hidden_size=32,num_heads=2,intermediate_size=64,batch_size=16")
     a = ap.parse_args()
-    from biasaudit.models.registry import parse_lm_config
+    from biasaudit.models.lm import parse_lm_config
 
     corpus, planted = lm_planted_corpus(a.background, a.planted,
                                         offsets=tuple(float(v) for v in a.offsets.split(",")))

@@ -5,11 +5,12 @@ import json
 import numpy as np
 import pytest
 
-import biasaudit.experiment as ex
+import biasaudit.experiments.run as ex
 from biasaudit.errors import ArtifactError, ConfigError
-from biasaudit.experiment import ExperimentSpec, hard_debias, parse_ks, run_experiment
+from biasaudit.debias import hard_debias
+from biasaudit.experiments import ExperimentSpec, parse_ks, run_experiment
 from biasaudit.influence.estimators import EstimatorConfig
-from biasaudit.metrics import associations, effect_size
+from biasaudit.measures.weat import associations, effect_size
 from biasaudit.models.skipgram import SkipGramConfig, SkipGramModel
 from biasaudit.vocab import Vocab
 from biasaudit.wordsets import BiasTest

@@ -7,8 +7,8 @@ from scipy.stats import spearmanr
 
 from biasaudit.corpus import MemoryCorpus
 from biasaudit.influence.estimators import EstimatorConfig
-from biasaudit.influence.glove import score_glove
-from biasaudit.influence.targets import weat_target
+from biasaudit.influence.counts import score_glove
+from biasaudit.measures.targets import weat_target
 from biasaudit.models.glove import GloVeConfig, GloVeModel, cooccurrence_matrix, train_glove, weighting
 from biasaudit.vocab import build_vocab, tokenize
 from biasaudit.wordsets import BiasTest
@@ -102,7 +102,7 @@ def test_planted_documents_rank_first_and_upweighting_is_computed(trained):
     """A word query (does `zorbel` sit nearer math than art words?) on the planted corpus: the documents that
     plant zorbel with math fill the top of the ranking. (The WEAT effect size saturates near its ceiling on this
     tiny corpus, where every planted document adds little; the query does not.)"""
-    from biasaudit.influence.targets import query_target
+    from biasaudit.measures.targets import query_target
     corpus, planted, counter, model = trained
     tgt = query_target("zorbel", ["algebra", "calculus", "geometry"], ["poetry", "sculpture", "painting"],
                        model.vocab)
@@ -129,7 +129,8 @@ def test_planted_documents_rank_first_and_upweighting_is_computed(trained):
 def test_cg_over_all_parameters_agrees_with_a_dense_solve(trained):
     """GloVe cg: the preconditioned CG solution equals a dense solve of the Gauss-Newton system over (W, W~, b,
     b~) built entry by entry, and the scores follow from it."""
-    from biasaudit.influence.glove import GloVeObjective, _pcg
+    from biasaudit.influence.cg import jacobi_pcg as _pcg
+    from biasaudit.models.glove import GloVeObjective
     corpus, planted, _, model = trained
     i, j, x = cooccurrence_matrix(corpus, model.vocab, model.config.window)
     obj = GloVeObjective(model, i, j, x)

@@ -10,10 +10,10 @@ from biasaudit.corpus import MemoryCorpus
 from biasaudit.errors import ConfigError, CorpusError, VocabularyError
 from biasaudit.influence.block import mean_curvature
 from biasaudit.influence.estimators import EstimatorConfig
-from biasaudit.influence.report import run_score
+from biasaudit.audit import run_score
 from biasaudit.influence.scorer import score_documents
-from biasaudit.influence.targets import query_target, weat_target
-from biasaudit.metrics import weat
+from biasaudit.measures.targets import query_target, weat_target
+from biasaudit.measures.weat import weat
 from biasaudit.models.skipgram import SkipGramConfig, train_skipgram
 from biasaudit.models.skipgram_objective import SkipGramObjective
 from biasaudit.wordsets import BiasTest
@@ -258,7 +258,7 @@ def test_torch_backend_trains_the_same_objective():
 
 
 def test_cuda_request_without_cuda_is_a_clear_error():
-    from biasaudit.models.torch_skipgram import resolve_device
+    from biasaudit.models.base import resolve_device
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     with pytest.raises(ConfigError, match="no CUDA device"):

@@ -16,11 +16,12 @@ import torch  # noqa: E402
 from conftest import LM_TEMPLATES, LM_TEST, lm_planted_corpus  # noqa: E402
 from biasaudit.corpus import Document, MemoryCorpus  # noqa: E402
 from biasaudit.errors import ArtifactError, ConfigError  # noqa: E402
-from biasaudit.influence.ekfac import score_lm, trackable, tracked_modules  # noqa: E402
+from biasaudit.influence.ekfac import score_lm  # noqa: E402
 from biasaudit.influence.estimators import EstimatorConfig  # noqa: E402
-from biasaudit.lm_metrics import pair_measure, template_measure  # noqa: E402
-from biasaudit.metrics import effect_size  # noqa: E402
+from biasaudit.measures.lm import pair_measure, template_measure  # noqa: E402
+from biasaudit.measures.weat import effect_size  # noqa: E402
 from biasaudit.models.lm import BOS, LMConfig, LMModel, collate, token_losses, train_lm  # noqa: E402
+from biasaudit.models.lm_objective import trackable, tracked_modules  # noqa: E402
 from biasaudit.wordsets import BiasTest  # noqa: E402
 
 MICRO = LMConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, min_count=1, epochs=20,

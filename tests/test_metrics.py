@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from biasaudit.errors import VocabularyError
-from biasaudit.metrics import (associations, bootstrap_effect_sizes, effect_size, permutation_p_value, weat,
+from biasaudit.measures.weat import (associations, bootstrap_effect_sizes, effect_size, permutation_p_value, weat,
                                weat_effect_size_torch)
 from biasaudit.wordsets import BiasTest, WordSet
 

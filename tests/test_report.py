@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from biasaudit.corpus import Document, MemoryCorpus
-from biasaudit.html_report import build_context, render, segments, write_report
+from biasaudit.report import build_context, render, segments, write_report
 from biasaudit.influence.estimators import EstimatorConfig
-from biasaudit.influence.report import run_score
+from biasaudit.audit import run_score
 from biasaudit.models.skipgram import SkipGramConfig, train_skipgram
 from biasaudit.wordsets import BiasTest
 from conftest import PLANTED_TEST, planted_corpus
@@ -108,7 +108,7 @@ def test_report_in_a_real_browser(score_dir, tmp_path):
 
 def test_experiment_report_in_a_real_browser(tmp_path):
     """An experiment folder's report: the k chart, the predicted-vs-actual scatter and the conditions table."""
-    from biasaudit.experiment import ExperimentSpec, run_experiment
+    from biasaudit.experiments import ExperimentSpec, run_experiment
 
     corpus, _, _ = planted_corpus()
     cfg = SkipGramConfig(vector_size=16, window=3, min_count=2, epochs=20, seed=1)

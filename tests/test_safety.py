@@ -308,7 +308,7 @@ def test_a_corrupt_run_record_is_run_again(tmp_path, files):
 def test_a_crash_while_writing_leaves_old_outputs_or_an_unfinished_folder(tmp_path, files, monkeypatch):
     """score: nothing that looks complete after a crash, a crashed first run does not make the same command
     refuse the folder, and a crash during --overwrite never mixes new scores with the old summary."""
-    import biasaudit.influence.report as rep
+    import biasaudit.audit as rep
     f, t = files
     out = tmp_path / "s"
     real = rep.write_json
@@ -511,7 +511,7 @@ def test_a_two_million_token_document_is_scored_in_bounded_memory():
     documents were enumerated in pieces)."""
     from biasaudit.influence.estimators import EstimatorConfig
     from biasaudit.influence.scorer import score_documents
-    from biasaudit.influence.targets import weat_target
+    from biasaudit.measures.targets import weat_target
     from biasaudit.models.skipgram import SkipGramConfig, train_skipgram
 
     rng = np.random.default_rng(0)

@@ -9,7 +9,8 @@ import pytest
 from biasaudit.corpus import MemoryCorpus
 from biasaudit.errors import ArtifactError, ConfigError, CorpusError
 from biasaudit.models.keyed import load_embeddings
-from biasaudit.models.skipgram import SkipGramConfig, SkipGramModel, train_or_load, train_skipgram
+from biasaudit.models import train_or_load
+from biasaudit.models.skipgram import SkipGramConfig, SkipGramModel, train_skipgram
 
 CFG = SkipGramConfig(vector_size=16, window=3, min_count=2, epochs=3, seed=7)
 

@@ -2,7 +2,7 @@
 import pytest
 
 from biasaudit.corpus import load_corpus
-from biasaudit.experiment import ExperimentSpec, run_experiment
+from biasaudit.experiments import ExperimentSpec, run_experiment
 from biasaudit.influence.estimators import EstimatorConfig
 from biasaudit.models.skipgram import SkipGramConfig
 from biasaudit.wordsets import resolve_heldout, resolve_tests

@@ -4,4 +4,33 @@
 (e.g. a WEAT effect size) if document d is removed and the model retrained; L is the summed training objective,
 H its Hessian at the trained parameters, L_d the part of L that comes from d. A negative value means the document
 drives the bias up (removing it lowers B). ``delta_bias_if_upweighted(d)`` (one more copy of d) is its negative.
+
+The scorer is chosen by the kind of objective the model's family declares (``objective_kind``), never by the
+family itself: ``pairs`` (a loss over weighted word pairs, ``scorer``), ``counts`` (weighted least squares over
+co-occurrence counts, ``counts``), ``task`` (a network's summed token loss, through kronfluence, ``ekfac``).
 """
+from __future__ import annotations
+
+from ..errors import ConfigError
+from .result import ScoreResult
+
+
+def score_model(model, corpus, targets, estimator, progress=None, client=None, device: str = "cpu") -> ScoreResult:
+    """Every document's predicted change of every target, by the machinery the model's objective needs."""
+    from ..models.base import check_estimators, family_of
+
+    fam = family_of(model)
+    check_estimators([estimator], fam)
+    if fam.objective_kind == "pairs":
+        from .scorer import score_documents
+        return score_documents(model, corpus, targets, estimator, progress=progress, client=client, device=device)
+    if fam.objective_kind == "counts":
+        from .counts import score_glove
+        return score_glove(model, corpus, targets, estimator, progress=progress)
+    if fam.objective_kind == "task":
+        from .ekfac import score_lm
+        return score_lm(model, corpus, targets, estimator, progress=progress, device=device)
+    raise ConfigError(f"{fam.label} models hold no training loss to take influence over; train a model instead")
+
+
+__all__ = ["ScoreResult", "score_model"]

@@ -16,57 +16,77 @@ def free_rows_mask(objective, rows, config: EstimatorConfig) -> torch.Tensor:
     return free
 
 
+def _dot(x: tuple, y: tuple) -> float:
+    return float(sum((a * b).sum() for a, b in zip(x, y)))
+
+
+def pcg(apply, b: tuple, precondition, tol: float, max_iter: int, progress=None) -> tuple[tuple, dict]:
+    """Preconditioned conjugate gradient for A x = b, A symmetric positive definite, over vectors given as tuples
+    of tensors (one block per parameter group). ``apply(x)`` -> A x and ``precondition(r)`` -> M^-1 r return
+    tuples of the same shapes. Stops at relative residual ``tol`` or ``max_iter`` iterations, or at a direction of
+    non-positive curvature (A not positive definite: recorded). Returns (x, info)."""
+    x = tuple(torch.zeros_like(v) for v in b)
+    r = tuple(v.clone() for v in b)
+    z = precondition(r)
+    p = tuple(v.clone() for v in z)
+    rz = _dot(r, z)
+    bnorm = _dot(b, b) ** 0.5 or 1.0
+    rel, it = 1.0, 0
+    for it in range(1, max_iter + 1):
+        Ap = apply(p)
+        curv = _dot(p, Ap)
+        if curv <= 0:   # only with an indefinite operator (hessian="exact" and too little damping)
+            return x, {"iterations": it, "relative_residual": rel, "converged": False,
+                       "stopped": "negative curvature: raise damping or use hessian=gauss-newton"}
+        alpha = rz / curv
+        for xi, pi in zip(x, p):
+            xi += alpha * pi
+        for ri, api in zip(r, Ap):
+            ri -= alpha * api
+        rel = _dot(r, r) ** 0.5 / bnorm
+        if progress:
+            progress("cg", it, max_iter)
+        if rel < tol:
+            break
+        z = precondition(r)
+        rz_new = _dot(r, z)
+        p = tuple(zi + (rz_new / rz) * pi for zi, pi in zip(z, p))
+        rz = rz_new
+    return x, {"iterations": it, "relative_residual": rel, "converged": rel < tol}
+
+
+def jacobi_pcg(apply, b: torch.Tensor, diag: torch.Tensor, tol: float, max_iter: int) -> tuple[torch.Tensor, dict]:
+    """``pcg`` on one flat vector with a diagonal (Jacobi) preconditioner."""
+    (x,), info = pcg(lambda v: (apply(v[0]),), (b,), lambda r: (r[0] / diag,), tol, max_iter)
+    return x, {**info, "preconditioner": "jacobi"}
+
+
 def solve_cg(objective, grad_u: torch.Tensor, rows, config: EstimatorConfig, blocks=None, mu: float = 1.0,
              progress=None):
-    """Preconditioned conjugate gradient: block-Jacobi on the test words' input vectors (their exact d x d
-    blocks), Jacobi (the Gauss-Newton diagonal) on every other free vector."""
+    """Preconditioned conjugate gradient over (the free input vectors, all output vectors): block-Jacobi on the
+    test words' input vectors (their exact d x d blocks), Jacobi (the Gauss-Newton diagonal) on every other free
+    vector."""
     free = free_rows_mask(objective, rows, config)
     lam = config.damping * mu
 
-    def A(xu, xc):
-        hu, hc = objective.hvp(xu, xc, free, gauss_newton=config.hessian == "gauss-newton")
-        return hu + lam * xu * free[:, None], hc + lam * xc
+    def A(x):
+        hu, hc = objective.hvp(x[0], x[1], free, gauss_newton=config.hessian == "gauss-newton")
+        return hu + lam * x[0] * free[:, None], hc + lam * x[1]
 
     dU, dC = objective.gn_diagonal()
     dU, dC = dU + lam, dC + lam
     eye = torch.eye(objective.dim, dtype=grad_u.dtype, device=grad_u.device)
     inv_blocks = {int(w): torch.linalg.inv(blocks[int(w)] + lam * eye) for w in rows} if blocks else {}
 
-    def precondition(ru, rc):
-        zu, zc = ru / dU * free[:, None], rc / dC
+    def precondition(r):
+        zu, zc = r[0] / dU * free[:, None], r[1] / dC
         for w, Hinv in inv_blocks.items():
-            zu[w] = Hinv @ ru[w]
+            zu[w] = Hinv @ r[0][w]
         return zu, zc
 
-    bu, bc = grad_u * free[:, None], torch.zeros_like(objective.C)
-    xu, xc = torch.zeros_like(bu), torch.zeros_like(bc)
-    ru, rc = bu.clone(), bc.clone()
-    zu, zc = precondition(ru, rc)
-    pu, pc = zu.clone(), zc.clone()
-    rz = float((ru * zu).sum() + (rc * zc).sum())
-    bnorm = float((bu * bu).sum()) ** 0.5
-    it = 0
-    rel = 1.0
-    for it in range(1, config.max_iter + 1):
-        Au, Ac = A(pu, pc)
-        curv = float((pu * Au).sum() + (pc * Ac).sum())
-        if curv <= 0:  # only with hessian="exact" and too little damping
-            return xu, xc, {"damping_absolute": lam, "mean_curvature": mu, "iterations": it,
-                            "relative_residual": rel, "converged": False,
-                            "stopped": "negative curvature: raise damping or use hessian=gauss-newton"}
-        alpha = rz / curv
-        xu += alpha * pu
-        xc += alpha * pc
-        ru -= alpha * Au
-        rc -= alpha * Ac
-        rel = float((ru * ru).sum() + (rc * rc).sum()) ** 0.5 / bnorm
-        if progress:
-            progress("cg", it, config.max_iter)
-        if rel < config.tol:
-            break
-        zu, zc = precondition(ru, rc)
-        rz_new = float((ru * zu).sum() + (rc * zc).sum())
-        pu, pc = zu + (rz_new / rz) * pu, zc + (rz_new / rz) * pc
-        rz = rz_new
-    return xu, xc, {"damping_absolute": lam, "mean_curvature": mu, "iterations": it,
-                    "relative_residual": rel, "converged": rel < config.tol, "preconditioner": "block-jacobi"}
+    b = (grad_u * free[:, None], torch.zeros_like(objective.C))
+    (xu, xc), info = pcg(A, b, precondition, config.tol, config.max_iter, progress)
+    info = {"damping_absolute": lam, "mean_curvature": mu, **info}
+    if "stopped" not in info:
+        info["preconditioner"] = "block-jacobi"
+    return xu, xc, info

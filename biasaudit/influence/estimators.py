@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, fields, replace
 
 from ..errors import ConfigError
 
-ESTIMATORS = ("block", "cg", "lissa", "gradient-dot", "ekfac")   # ekfac: language models only
+ESTIMATORS = ("block", "cg", "lissa", "gradient-dot", "ekfac")   # which fit a model family: its ``estimators``
 
 
 @dataclass(frozen=True)
@@ -75,3 +75,24 @@ class EstimatorConfig:
             except ValueError as e:
                 raise ConfigError(f"estimator {spec!r}: {k} needs a number, got {v!r}") from e
         return replace(cfg, **kw)
+
+
+def parse_estimators(specs) -> list[EstimatorConfig]:
+    """``block,cg,block:damping=0.5,max_iter=9`` (settings without a ':' continue the estimator before them), from
+    one string or several; the same estimator twice is an error."""
+    if isinstance(specs, str):
+        specs = [specs]
+    parts: list[str] = []
+    for spec in specs:
+        for tok in [t.strip() for t in spec.split(",") if t.strip()]:
+            if "=" in tok and ":" not in tok and parts:
+                parts[-1] += "," + tok
+            else:
+                parts.append(tok)
+    ests = [EstimatorConfig.parse(p) for p in parts]
+    labels = [e.label for e in ests]
+    if len(set(labels)) < len(labels):
+        raise ConfigError(f"--estimator: an estimator is given twice ({', '.join(labels)})")
+    if not ests:
+        raise ConfigError("--estimator: give at least one estimator")
+    return ests

@@ -1,9 +1,10 @@
-"""One scorer for every estimator: the predicted change of each bias measure if each document is removed.
+"""The scorer of families whose loss is a sum over weighted word pairs (``objective_kind = "pairs"``: skip-gram),
+for every estimator: the predicted change of each bias measure if each document is removed.
 
 For every document d and bias measure B: ``delta_bias_if_removed(d) = grad B^T H^-1 grad L_d`` (negative: d drives
 B up) and ``delta_bias_if_upweighted(d) = -delta_bias_if_removed(d)`` (one more copy of d).
 
-grad L_d . v is a sum over d's training pairs of weight * (h[w, c] + g[w]) (see SkipGramObjective.pair_values),
+grad L_d . v is a sum over d's training pairs of weight * (h[w, c] + g[w]) (the objective's ``pair_values``),
 so all documents are scored in vectorised passes. ``block`` and ``gradient-dot`` read only pairs whose input word
 is a test word: one pass over the corpus collects them and documents with no test word score exactly 0.
 ``cg`` and ``lissa`` carry effects through all output vectors: one pass builds the co-occurrence statistics,
@@ -12,56 +13,35 @@ a second scores every pair of every document.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from ..batches import PairSums, encode_batches, merge_pairs
 from ..corpus import Corpus
 from ..errors import CorpusError
-from ..models.skipgram import SkipGramModel
-from ..models.skipgram_objective import SkipGramObjective
+from ..measures.targets import BiasTarget
 from .block import mean_curvature, solve_block, solve_gradient_dot
 from .cg import solve_cg
 from .estimators import EstimatorConfig
 from .lissa import solve_lissa
-from .pairs import PairSums, batch_pairs, encode_batches, merge_pairs
-from .targets import BiasTarget
+from .result import ScoreResult
 
 SOLVERS = {"block": solve_block, "gradient-dot": solve_gradient_dot, "cg": solve_cg, "lissa": solve_lissa}
 
 
 @dataclass
-class ScoreResult:
-    """Scores of all documents for each bias measure (arrays aligned with ``doc_ids``)."""
-    doc_ids: list[str]
-    delta_bias_if_removed: dict[str, np.ndarray]
-    bias_value: dict[str, float]
-    word_contributions: dict[str, dict[str, float]]   # predicted total change carried by each test word
-    doc_words: dict[int, tuple[int, ...]]              # doc index -> vocabulary indices of test words it holds
-    estimator: EstimatorConfig
-    solver_info: dict[str, dict]
-    timings: dict[str, float] = field(default_factory=dict)
-    upweighted: dict[str, np.ndarray] | None = None   # computed separately where the loss is not linear in
-                                                      # the document (GloVe); else the negative of removal
-    words: tuple[str, ...] | None = None              # what doc_words indexes when not the model's vocabulary (LM)
-
-    def delta_bias_if_upweighted(self, name: str) -> np.ndarray:
-        if self.upweighted is not None:
-            return self.upweighted[name]
-        return -self.delta_bias_if_removed[name]
-
-
-@dataclass
 class _Setup:
     """What each pass over documents needs (picklable: shipped to Dask workers without the vectors)."""
-    vocab: object
-    window: int
-    weights_r: np.ndarray
-    keep: np.ndarray
+    pairs: object          # the family's pair enumerator: .vocab, .pairs(batch, inputs_mask), .objective(...)
     rows: np.ndarray       # sorted test-word rows
     full: bool             # cg / lissa: all pairs of all documents; else only pairs with a test input word
     batch_size: int
+
+    @property
+    def vocab(self):
+        return self.pairs.vocab
 
     @property
     def test_mask(self) -> np.ndarray:
@@ -89,10 +69,10 @@ def _pass_1(corpus: Corpus, st: _Setup, keep_instances: bool, progress=None) -> 
         holds.append(np.unique((batch.doc[has] + off) * V + batch.tokens[has]))
         for part in batch.parts():
             if st.full:
-                w, c, x, _ = batch_pairs(part, st.window, st.weights_r, st.keep)
+                w, c, x, _ = st.pairs.pairs(part)
                 sums.add(w * V + c, x)
             else:
-                w, c, x, d = batch_pairs(part, st.window, st.weights_r, st.keep, mask)
+                w, c, x, d = st.pairs.pairs(part, mask)
                 k = row_pos[w] * V + c
                 n_dense += np.bincount(k, weights=x, minlength=R * V)
                 if keep_instances:
@@ -137,7 +117,7 @@ def _pass_2(corpus: Corpus, st: _Setup, values: dict, keys: np.ndarray | None, p
     for batch in encode_batches(corpus, st.vocab, st.batch_size):
         per_doc = {name: np.zeros(len(batch.ids)) for name in values}
         for part in batch.parts():
-            w, c, x, d = batch_pairs(part, st.window, st.weights_r, st.keep)
+            w, c, x, d = st.pairs.pairs(part)
             q = w * V + c
             order = np.argsort(q, kind="stable")   # sorted queries: a cache-friendly search, ~10x faster
             pos = np.empty(len(q), dtype=np.int64)
@@ -154,7 +134,7 @@ def _pass_2(corpus: Corpus, st: _Setup, values: dict, keys: np.ndarray | None, p
     return {n: np.concatenate(p) if p else np.zeros(0) for n, p in parts.items()}, word_tot
 
 
-def score_documents(model: SkipGramModel, corpus: Corpus, targets: list[BiasTarget],
+def score_documents(model, corpus: Corpus, targets: list[BiasTarget],
                     config: EstimatorConfig = EstimatorConfig(), progress=None, dtype=torch.float64,
                     device: str = "cpu", batch_size: int = 2000, client=None) -> ScoreResult:
     """Score every document of ``corpus`` (the one ``model`` was trained on) for every target.
@@ -162,16 +142,14 @@ def score_documents(model: SkipGramModel, corpus: Corpus, targets: list[BiasTarg
     ``client``: a ``dask.distributed.Client``; each of the corpus's shards (its files) is then read and scored
     by a worker (two passes: statistics, then scores), and the solve runs here. Without it everything runs in
     this process (``block`` and ``gradient-dot`` in a single pass)."""
-    from .pairs import keep_probabilities, window_weights
+    from ..models.base import family_of
 
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     V = len(model.vocab)
     rows = np.unique(np.concatenate([t.rows for t in targets]))
-    cfg = model.config
-    st = _Setup(model.vocab, cfg.window, window_weights(cfg.window, cfg.shrink_windows),
-                keep_probabilities(model.vocab.counts, cfg.sample), rows, config.name in ("cg", "lissa"),
-                batch_size)
+    enumerator = family_of(model).objective(model)
+    st = _Setup(enumerator, rows, config.name in ("cg", "lissa"), batch_size)
     shards = corpus.shards() if client is not None else [corpus]
     if client is not None:
         st_f = client.scatter(st, broadcast=True)
@@ -191,14 +169,14 @@ def score_documents(model: SkipGramModel, corpus: Corpus, targets: list[BiasTarg
     t1 = time.perf_counter()
     if st.full:
         keys, n = merge_pairs(np.concatenate([f["pairs"][0] for f in firsts]),
-                         np.concatenate([f["pairs"][1] for f in firsts]))
-        pairs = (keys // V, keys % V, n)
-        objective = SkipGramObjective(model, dtype=dtype, device=device, noise_top=config.noise_top,
-                                      noise_tail=config.noise_tail, seed=config.seed, pairs=pairs)
+                              np.concatenate([f["pairs"][1] for f in firsts]))
+        objective = enumerator.objective(model, pairs=(keys // V, keys % V, n), dtype=dtype, device=device,
+                                         noise_top=config.noise_top, noise_tail=config.noise_tail, seed=config.seed)
     else:
         n_dense = sum(f["n_dense"] for f in firsts)
         nz = np.flatnonzero(n_dense)
-        objective = SkipGramObjective(model, dtype=dtype, device=device, pairs=(rows[nz // V], nz % V, n_dense[nz]))
+        objective = enumerator.objective(model, pairs=(rows[nz // V], nz % V, n_dense[nz]), dtype=dtype,
+                                         device=device)
     if not doc_words:
         raise CorpusError(f"corpus {corpus.name!r}: no document contains a test word; nothing to score")
     mu, blocks = mean_curvature(objective, rows)
@@ -247,60 +225,3 @@ def score_documents(model: SkipGramModel, corpus: Corpus, targets: list[BiasTarg
     return ScoreResult(doc_ids, scores, biases, contributions, doc_words, config, infos, timings)
 
 
-RARE_COUNT = 100
-
-
-def word_shares(result: ScoreResult, name: str, vocab) -> tuple[list[dict], str | None]:
-    """Share of the predicted total change carried by each test word, with corpus frequency, and a warning when
-    words seen fewer than RARE_COUNT times carry most of it."""
-    contrib = result.word_contributions[name]
-    total_abs = sum(abs(v) for v in contrib.values()) or 1.0
-    rows = [{"word": w, "contribution": v, "share_abs": abs(v) / total_abs,
-             "corpus_count": vocab.count(w) if w in vocab else None} for w, v in contrib.items()]
-    rows.sort(key=lambda r: -r["share_abs"])
-    rare = sum(r["share_abs"] for r in rows if r["corpus_count"] is not None and r["corpus_count"] < RARE_COUNT)
-    warning = None
-    if rare > 0.5:
-        words = ", ".join(f"{r['word']} ({r['corpus_count']})" for r in rows
-                          if r["corpus_count"] is not None and r["corpus_count"] < RARE_COUNT)
-        warning = (f"{rare:.0%} of the predicted change goes through words seen fewer than {RARE_COUNT} times "
-                   f"({words}): removals may move these vectors without changing the association in general")
-    return rows, warning
-
-
-def test_word_ids(result: ScoreResult, target) -> set[int]:
-    """The indices (into the vocabulary, or ``result.words`` for LMs) of the words ``target`` reads."""
-    if result.words is not None:
-        pos = {w: i for i, w in enumerate(result.words)}
-        return {pos[w] for w in target.words if w in pos}
-    return set(int(i) for i in target.rows)
-
-
-def write_scores(result: ScoreResult, path, words, targets) -> None:
-    """Write ``scores.jsonl`` atomically: one object per (document, measure) for documents with a non-zero score,
-    fields doc_id, test, delta_bias_if_removed, delta_bias_if_upweighted, test_words (the words of that test
-    the document holds)."""
-    import json
-
-    from ..io import atomic_open
-
-    with atomic_open(path) as f:
-        for t in targets:
-            s = result.delta_bias_if_removed[t.name]
-            up = result.delta_bias_if_upweighted(t.name)
-            own = test_word_ids(result, t)
-            for i in np.flatnonzero(s):
-                held = sorted(words[w] for w in result.doc_words.get(int(i), ()) if w in own)
-                f.write(json.dumps({"doc_id": result.doc_ids[i], "test": t.name,
-                                    "delta_bias_if_removed": float(s[i]), "delta_bias_if_upweighted": float(up[i]),
-                                    "test_words": held}, ensure_ascii=False) + "\n")
-
-
-def top_documents(result: ScoreResult, name: str, n: int) -> dict[str, list[int]]:
-    """Indices of the n documents that most increase the measure (most negative delta_bias_if_removed) and the
-    n that most decrease it."""
-    s = result.delta_bias_if_removed[name]
-    order = np.argsort(s, kind="stable")
-    up = [int(i) for i in order[:n] if s[i] < 0]
-    down = [int(i) for i in order[::-1][:n] if s[i] > 0]
-    return {"increase_bias": up, "decrease_bias": down}

@@ -1,18 +1,10 @@
-"""Model families (one file each) and the contracts they share.
+"""Model families and the contract they share (``base.ModelFamily``).
 
-Every family's trained model exposes its vocabulary and the embedding the bias tests read (``vectors``: the
-input vectors for skip-gram). Influence (the scoring issue) additionally needs the training loss per document.
+Each family is a module that registers itself when imported; this file imports them, one line each, so adding a
+family is one new file plus one line here. Nothing outside this package asks which family a model is: it asks
+``base.family_of(model)``.
 """
-from __future__ import annotations
+from . import glove, keyed, lm, skipgram, torch_skipgram  # noqa: F401  (each registers its family or backend)
+from .base import FAMILIES, family_of, get_family, load_model, make_config, train_model, train_or_load
 
-from typing import Protocol, Sequence, runtime_checkable
-
-import numpy as np
-
-
-@runtime_checkable
-class Embeddings(Protocol):
-    """Word vectors as bias tests read them."""
-    index_to_key: Sequence[str]
-    key_to_index: dict
-    vectors: np.ndarray  # (V, dim)
+__all__ = ["FAMILIES", "family_of", "get_family", "load_model", "make_config", "train_model", "train_or_load"]

@@ -1,27 +1,18 @@
-"""The model folder every embedding family saves, and the model cache every family shares.
-
-Folder: ``vectors.safetensors`` (arrays), ``vocab.json`` (words, most frequent first) and ``config.json``
-(family, format, config, corpus, meta, sha256 of the other two), plus the manifest every output folder has
-(``biasaudit.io``). Written through ``biasaudit.io.claim_folder``: built in a temporary sibling and moved into
-place, replacing only files this tool wrote; read with the checksums checked. No pickle.
-
-Cache: ``<cache>/models/<family>-<key>``, the key a hash of the corpus and the config. A damaged entry is treated as
-absent (retrained and replaced, with a warning); a cache that cannot be written is a warning, not an error.
-"""
+"""The model folder every embedding family saves: ``vectors.safetensors`` (arrays), ``vocab.json`` (words, most
+frequent first) and ``config.json`` (family, format, config, corpus, meta, sha256 of the other two), plus the
+manifest every output folder has (``biasaudit.io``). Written through ``biasaudit.io.claim_folder``: built in a
+temporary sibling and moved into place, replacing only files this tool wrote; read with the checksums checked.
+No pickle."""
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import warnings
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from ..errors import ArtifactError, BiasAuditWarning
-from ..io import MANIFEST, OutputFolder, claim_folder, clean_stale_temps, to_json
+from ..errors import ArtifactError
+from ..io import OutputFolder, claim_folder, to_json
 from ..vocab import Vocab
 
 # every name a model folder of any family holds (LM folders are HF checkpoints)
@@ -90,44 +81,18 @@ def read_model_folder(folder: str | Path, model: str, format_version: int, label
     return cfg, arrays, vocab
 
 
-def cache_dir() -> Path:
-    """$BIASAUDIT_CACHE, else ~/.cache/biasaudit."""
-    return Path(os.environ.get("BIASAUDIT_CACHE") or Path.home() / ".cache" / "biasaudit")
-
-
-def cache_folder(cache: Path | None, family: str, spec: dict) -> Path:
-    """The cache entry of a model: ``<cache>/models/<family>-<hash of spec>`` (spec: corpus hash, config,
-    tokenizer, library versions, format)."""
-    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
-    return (cache or cache_dir()) / "models" / f"{family}-{key}"
-
-
-def train_or_load_cached(folder: Path, load: Callable, train: Callable):
-    """The cached model in ``folder`` (``load(folder)``), else ``train()`` saved there. Returns (model, cached).
-
-    A damaged entry is retrained and replaced (with a warning); when two processes train the same model, the
-    first saved is kept; a cache that cannot be written costs a warning, and the trained model is returned."""
-    clean_stale_temps(folder.parent)
-    if folder.is_dir() and any(folder.iterdir()):
-        try:
-            return load(folder), True
-        except ArtifactError as e:
-            warnings.warn(f"the cached model is damaged and is retrained: {e}", BiasAuditWarning, stacklevel=2)
-            shutil.rmtree(folder, ignore_errors=True)   # the cache is this tool's own: no user file lives there
-    model = train()
-    try:
-        model.save(folder, keep_existing=True)
-    except (OSError, ArtifactError) as e:
-        warnings.warn(f"could not cache the model in {folder} ({getattr(e, 'strerror', None) or e}); it will be "
-                      "trained again next time", BiasAuditWarning, stacklevel=2)
-    return model, False
-
-
 def is_model_dir(path: Path) -> bool:
     """A folder holding an embedding model of this tool (any family)."""
     path = Path(path)
     return (path / "config.json").exists() and (path / "vectors.safetensors").exists()
 
 
-__all__ = ["MANIFEST", "MODEL_FILES", "cache_dir", "cache_folder", "is_model_dir", "model_output",
-           "read_model_folder", "train_or_load_cached", "write_model_folder"]
+
+
+def model_field(folder: Path):
+    """The ``model`` field of a model folder's config.json (None when there is none or it cannot be read)."""
+    try:
+        head = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return head.get("model") if isinstance(head, dict) else None

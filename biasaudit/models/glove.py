@@ -18,56 +18,47 @@ never held in memory (only the sparse counts).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 
+from ..batches import PairSums, encode_batches
 from ..corpus import Corpus
 from ..errors import ArtifactError, ConfigError, CorpusError
-from .folder import cache_folder, read_model_folder, train_or_load_cached, write_model_folder
 from ..vocab import TOKENIZER, Vocab, training_vocab
-from .skipgram import Progress, _versions
+from .base import Config, Progress, register, resolve_device, setting, versions
+from .embeddings import EmbeddingFamily
+from .folder import is_model_dir, model_field, read_model_folder, write_model_folder
 
 FORMAT_VERSION = 1
 EMBEDDINGS = ("w", "w+c")
 
 
 @dataclass(frozen=True)
-class GloVeConfig:
-    vector_size: int = 100
-    window: int = 10
-    min_count: int = 5
-    x_max: float = 100.0
-    alpha: float = 0.75
-    epochs: int = 25
-    learning_rate: float = 0.05
-    batch_size: int = 4096
-    seed: int = 1
-    embedding: str = "w"
+class GloVeConfig(Config):
+    """GloVe training settings (the reference implementation's names and defaults)."""
+    family: ClassVar[str] = "glove"
+    vector_size: int = setting(100, "Embedding dimension.")
+    window: int = setting(10, "Symmetric window; a pair at distance r adds 1/r.")
+    min_count: int = setting(5, "Ignore words seen fewer times.")
+    x_max: float = setting(100.0, "Weighting cut-off: f(x) = min(1, (x / x_max)^alpha).")
+    alpha: float = setting(0.75, "Weighting exponent.")
+    epochs: int = setting(25, "Training epochs.")
+    learning_rate: float = setting(0.05, "AdaGrad learning rate.")
+    batch_size: int = setting(4096, "Co-occurrence entries per AdaGrad step.")
+    seed: int = setting(1, "Training seed: initialisation and the order of entries.")
+    embedding: str = setting("w", "The embedding the tests read: w (word vectors) or w+c (word + context vectors).")
 
     def __post_init__(self):
-        for name in ("vector_size", "window", "min_count", "epochs", "batch_size"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ConfigError(f"GloVeConfig.{name} must be a positive integer, got {v!r}")
+        self._positive("vector_size", "window", "min_count", "epochs", "batch_size")
         if not (self.x_max > 0 and 0 < self.alpha <= 1 and self.learning_rate > 0):
             raise ConfigError("GloVeConfig: x_max > 0, 0 < alpha <= 1 and learning_rate > 0 are required")
         if self.embedding not in EMBEDDINGS:
             raise ConfigError(f"GloVeConfig.embedding must be one of {', '.join(EMBEDDINGS)}, got {self.embedding!r}")
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"GloVeConfig.seed must be a non-negative integer, got {self.seed!r}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "GloVeConfig":
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ConfigError(f"GloVeConfig: unknown field(s) {', '.join(sorted(unknown))}")
-        return cls(**d)
+        self._seed()
 
 
 def weighting(x: np.ndarray | torch.Tensor, x_max: float, alpha: float):
@@ -106,8 +97,6 @@ def batch_cooccurrence(tokens: np.ndarray, chunk: np.ndarray, doc: np.ndarray, w
 def cooccurrence_matrix(corpus: Corpus, vocab: Vocab, window: int, progress: Progress | None = None,
                         merge_every: int = 20_000_000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sparse symmetric X as (rows, cols, values) sorted by (row, col), counted in chunks."""
-    from ..influence.pairs import PairSums, encode_batches
-
     V = len(vocab)
     sums, done = PairSums(merge_every), 0
     for batch in encode_batches(corpus, vocab):
@@ -121,9 +110,47 @@ def cooccurrence_matrix(corpus: Corpus, vocab: Vocab, window: int, progress: Pro
     return keys // V, keys % V, vals
 
 
+# ------------------------------------------------------------------ the loss, for cg influence
+class GloVeObjective:
+    """J over all parameters theta = (W, W~, b, b~) at the trained model, with Gauss-Newton products
+    (PSD; equals the exact Hessian on each single-vector block) over the non-zero counts."""
+
+    def __init__(self, model, rows, cols, x):
+        cfg = model.config
+        d = torch.float64
+        self.W, self.C = torch.as_tensor(model.W, dtype=d), torch.as_tensor(model.C, dtype=d)
+        self.I, self.J = torch.as_tensor(rows), torch.as_tensor(cols)
+        self.f = torch.as_tensor(weighting(x, cfg.x_max, cfg.alpha), dtype=d)
+        self.V, self.dim = self.W.shape
+
+    def split(self, v):
+        n = self.V * self.dim
+        return v[:n].view(self.V, self.dim), v[n:2 * n].view(self.V, self.dim), v[2 * n:2 * n + self.V], v[2 * n + self.V:]
+
+    def hvp(self, v: torch.Tensor) -> torch.Tensor:
+        vW, vC, vb, vbc = self.split(v)
+        I, J = self.I, self.J
+        t = (vW[I] * self.C[J]).sum(1) + (self.W[I] * vC[J]).sum(1) + vb[I] + vbc[J]
+        m = 2 * self.f * t
+        hW = torch.zeros_like(vW).index_add_(0, I, m[:, None] * self.C[J])
+        hC = torch.zeros_like(vC).index_add_(0, J, m[:, None] * self.W[I])
+        hb = torch.zeros_like(vb).index_add_(0, I, m)
+        hbc = torch.zeros_like(vbc).index_add_(0, J, m)
+        return torch.cat([hW.flatten(), hC.flatten(), hb, hbc])
+
+    def diagonal(self) -> torch.Tensor:
+        I, J, f2 = self.I, self.J, 2 * self.f
+        dW = torch.zeros(self.V, self.dim, dtype=self.W.dtype).index_add_(0, I, f2[:, None] * self.C[J] ** 2)
+        dC = torch.zeros(self.V, self.dim, dtype=self.W.dtype).index_add_(0, J, f2[:, None] * self.W[I] ** 2)
+        db = torch.zeros(self.V, dtype=self.W.dtype).index_add_(0, I, f2)
+        dbc = torch.zeros(self.V, dtype=self.W.dtype).index_add_(0, J, f2)
+        return torch.cat([dW.flatten(), dC.flatten(), db, dbc])
+
+
 # ------------------------------------------------------------------ model
 @dataclass(frozen=True)
 class GloVeModel:
+    family: ClassVar[str] = "glove"
     vocab: Vocab
     W: np.ndarray            # (V, dim) word vectors
     C: np.ndarray            # (V, dim) context vectors W~
@@ -171,8 +198,6 @@ class GloVeModel:
 def train_glove(corpus: Corpus, config: GloVeConfig = GloVeConfig(), progress: Progress | None = None,
                 device: str = "cpu") -> GloVeModel:
     """Count co-occurrences and fit GloVe with AdaGrad (see the module docstring)."""
-    from .torch_skipgram import resolve_device
-
     stats = corpus.scan()
     dev = resolve_device(device)
     t0 = time.perf_counter()
@@ -225,12 +250,35 @@ def train_glove(corpus: Corpus, config: GloVeConfig = GloVeConfig(), progress: P
                       {"name": corpus.name, **stats.to_dict()},
                       {"train_seconds": round(time.perf_counter() - t0, 3), "count_seconds": round(t_count, 3),
                        "nonzero": int(n), "loss_per_epoch": [round(v, 6) for v in losses], "device": str(dev),
-                       "versions": _versions()})
+                       "versions": versions("gensim", "numpy", "torch")})
 
 
-def train_or_load_glove(corpus: Corpus, config: GloVeConfig = GloVeConfig(), cache: Path | None = None,
-                        progress: Progress | None = None, device: str = "cpu") -> tuple[GloVeModel, bool]:
-    spec = {"model": "glove", "corpus": corpus.hash, "config": config.to_dict(), "tokenizer": TOKENIZER,
-            "torch": torch.__version__, "format": FORMAT_VERSION}
-    return train_or_load_cached(cache_folder(cache, "glove", spec), GloVeModel.load,
-                                lambda: train_glove(corpus, config, progress, device))
+class GloVeFamily(EmbeddingFamily):
+    name = "glove"
+    label = "GloVe"
+    config_type = GloVeConfig
+    options = frozenset({"vector_size", "window", "min_count", "epochs", "seed", "embedding"})
+    estimators = ("block", "cg", "gradient-dot")
+    objective_kind = "counts"
+
+    def make_config(self, given: dict, extra: str | None = None) -> GloVeConfig:
+        return GloVeConfig(**given)
+
+    def train(self, corpus, config, progress=None, device="cpu") -> GloVeModel:
+        return train_glove(corpus, config, progress, device)
+
+    def load(self, folder, device: str = "cpu") -> GloVeModel:
+        return GloVeModel.load(folder)
+
+    def recognises(self, folder: Path) -> bool:
+        return is_model_dir(folder) and model_field(folder) == "glove"
+
+    def cache_spec(self, corpus_hash: str, config: GloVeConfig) -> dict:
+        return {"model": "glove", "corpus": corpus_hash, "config": config.to_dict(), "tokenizer": TOKENIZER,
+                "torch": torch.__version__, "format": FORMAT_VERSION}
+
+    def describe(self, config: GloVeConfig) -> str:
+        return "GloVe"
+
+
+FAMILY = register(GloVeFamily())

@@ -11,15 +11,19 @@ import io
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
 from ..errors import ArtifactError
+from .base import register
+from .embeddings import EmbeddingFamily
 
 
 @dataclass(frozen=True)
 class KeyedEmbeddings:
     """Word vectors with gensim's index_to_key / key_to_index."""
+    family: ClassVar[str] = "vectors"
     index_to_key: tuple[str, ...]
     vectors: np.ndarray  # (V, dim)
     source: str = ""
@@ -170,15 +174,15 @@ def _looks_like_pickle(head: bytes, tail: bytes) -> bool:
 
 def load_embeddings(path: str | Path):
     """Load word vectors from a biasaudit model folder or a word-vector file, detecting the format."""
+    from .base import load_model
     from .folder import is_model_dir
-    from .registry import load_model_dir
 
     path = Path(path)
     if not path.exists():
         raise ArtifactError(f"{path}: no such file or folder")
     if path.is_dir():
         if is_model_dir(path):
-            return load_model_dir(path)
+            return load_model(path)
         raise ArtifactError(f"{path}: folder is not a biasaudit model (no config.json and vectors.safetensors)")
     with path.open("rb") as f:
         head = f.read(4096)
@@ -197,3 +201,22 @@ def load_embeddings(path: str | Path):
             is_text = False
         return _load_text(path) if is_text else _load_w2v_binary(path)
     return _load_text(path)
+
+
+class VectorsFamily(EmbeddingFamily):
+    """Word vectors read from a file: the bias tests run on them; without the training loss nothing is scored."""
+    name = "vectors"
+    label = "word vectors"
+    config_type = None
+    options = frozenset()
+    estimators = ()
+    objective_kind = None
+
+    def load(self, folder, device: str = "cpu") -> KeyedEmbeddings:
+        return load_embeddings(folder)
+
+    def vocabulary_summary(self, model) -> dict:
+        return {"size": len(model.index_to_key), "tokens_in_vocabulary": None}
+
+
+FAMILY = register(VectorsFamily())

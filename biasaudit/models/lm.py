@@ -25,9 +25,9 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -36,36 +36,35 @@ from ..corpus import Corpus
 from ..errors import ArtifactError, ConfigError, CorpusError
 from ..io import public_mode, to_json
 from ..vocab import TOKENIZER, build_vocab, tokenize
+from .base import Config, Progress, register, resolve_device, setting, versions
 
 FORMAT_VERSION = 1
 SPECIALS = ("<pad>", "<unk>", "<bos>", "<eos>")
 PAD, UNK, BOS, EOS = range(4)
 META_FILE = "biasaudit.json"
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
-class LMConfig:
+class LMConfig(Config):
     """A tiny Llama trained from scratch (defaults sized for a CPU)."""
-    hidden_size: int = 64
-    num_layers: int = 2
-    num_heads: int = 4
-    intermediate_size: int = 256
-    max_len: int = 64            # tokens per example, <bos> included
-    min_count: int = 5
-    epochs: int = 10
-    learning_rate: float = 3e-3
-    batch_size: int = 32         # examples per step
-    weight_decay: float = 0.0    # 0: the trained model is a stationary point of the loss influence assumes
-    warmup: float = 0.05         # fraction of steps
-    seed: int = 1
+    family: ClassVar[str] = "lm"
+    hidden_size: int = setting(64, "Width of the network.")
+    num_layers: int = setting(2, "Transformer layers.")
+    num_heads: int = setting(4, "Attention heads (hidden_size must be a multiple).")
+    intermediate_size: int = setting(256, "Width of the SwiGLU MLP.")
+    max_len: int = setting(64, "Tokens per example, <bos> included.")
+    min_count: int = setting(5, "Words seen fewer times become <unk>.")
+    epochs: int = setting(10, "Training epochs.")
+    learning_rate: float = setting(3e-3, "AdamW learning rate (linear warm-up, then linear decay).")
+    batch_size: int = setting(32, "Examples per step.")
+    weight_decay: float = setting(0.0, "AdamW weight decay (0: the trained model is a stationary point of the loss "
+                                       "influence assumes).")
+    warmup: float = setting(0.05, "Fraction of steps of linear warm-up.")
+    seed: int = setting(1, "Training seed: initialisation and batch order.")
 
     def __post_init__(self):
-        for name in ("hidden_size", "num_layers", "num_heads", "intermediate_size", "min_count", "epochs",
-                     "batch_size"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ConfigError(f"LMConfig.{name} must be a positive integer, got {v!r}")
+        self._positive("hidden_size", "num_layers", "num_heads", "intermediate_size", "min_count", "epochs",
+                       "batch_size")
         if not isinstance(self.max_len, int) or self.max_len < 4:
             raise ConfigError(f"LMConfig.max_len must be an integer >= 4, got {self.max_len!r}")
         if self.hidden_size % self.num_heads:
@@ -73,18 +72,7 @@ class LMConfig:
                               f"({self.num_heads})")
         if not (self.learning_rate > 0 and self.weight_decay >= 0 and 0 <= self.warmup < 1):
             raise ConfigError("LMConfig: learning_rate > 0, weight_decay >= 0 and 0 <= warmup < 1 are required")
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"LMConfig.seed must be a non-negative integer, got {self.seed!r}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "LMConfig":
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ArtifactError(f"LMConfig: unknown fields {sorted(unknown)}")
-        return cls(**d)
+        self._seed()
 
 
 # ------------------------------------------------------------------ tokenizers
@@ -210,6 +198,7 @@ def length_batches(lengths: np.ndarray, batch_size: int, gen: torch.Generator | 
 # ------------------------------------------------------------------ the model
 @dataclass
 class LMModel:
+    family: ClassVar[str] = "lm"
     net: object                # transformers PreTrainedModel (causal LM)
     encoder: object            # WordEncoder | HFEncoder
     config: LMConfig | None    # None for a foreign checkpoint
@@ -314,19 +303,9 @@ def build_net(config: LMConfig, vocab_size: int):
     return LlamaForCausalLM(cfg)
 
 
-def _versions() -> dict:
-    import transformers
-
-    from .. import __version__
-    return {"biasaudit": __version__, "transformers": transformers.__version__, "torch": torch.__version__,
-            "numpy": np.__version__}
-
-
 def train_lm(corpus: Corpus, config: LMConfig = LMConfig(), progress: Progress | None = None,
              device: str = "cpu") -> LMModel:
     """Build the vocabulary, then train a tiny Llama from scratch (see the module docstring)."""
-    from .torch_skipgram import resolve_device
-
     stats = corpus.scan()
     dev = resolve_device(device)
     t0 = time.perf_counter()
@@ -371,19 +350,8 @@ def train_lm(corpus: Corpus, config: LMConfig = LMConfig(), progress: Progress |
                    {"train_seconds": round(time.perf_counter() - t0, 3), "n_examples": len(ex.ids),
                     "n_tokens": ex.n_tokens, "vocab_size": len(encoder), "steps": step,
                     "loss_per_epoch": [round(v, 5) for v in losses], "device": str(dev),
-                    "parameters": int(sum(p.numel() for p in net.parameters())), "versions": _versions()})
-
-
-def train_or_load_lm(corpus: Corpus, config: LMConfig = LMConfig(), cache: Path | None = None,
-                     progress: Progress | None = None, device: str = "cpu") -> tuple[LMModel, bool]:
-    import transformers
-
-    from .folder import cache_folder, train_or_load_cached
-
-    spec = {"model": "lm", "corpus": corpus.hash, "config": config.to_dict(), "tokenizer": TOKENIZER,
-            "torch": torch.__version__, "transformers": transformers.__version__, "format": FORMAT_VERSION}
-    return train_or_load_cached(cache_folder(cache, "lm", spec), lambda f: LMModel.load(f, device),
-                                lambda: train_lm(corpus, config, progress, device))
+                    "parameters": int(sum(p.numel() for p in net.parameters())),
+                    "versions": versions("transformers", "torch", "numpy")})
 
 
 @torch.no_grad()
@@ -397,3 +365,116 @@ def document_losses(model: LMModel, corpus: Corpus, batch_size: int = 64) -> tup
         batch = {k: v.to(dev) for k, v in collate([ex.ids[i] for i in idx], model.encoder.pad_id).items()}
         np.add.at(out, ex.doc[idx], token_losses(model.net, batch).double().cpu().numpy())
     return ex.doc_ids, out
+
+
+# ------------------------------------------------------------------ the family
+def require_lm() -> None:
+    """--model lm needs transformers and kronfluence (the ``lm`` extra); say how to install them."""
+    import importlib.util
+    missing = [m for m in ("transformers", "kronfluence") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigError(f"--model lm needs {' and '.join(missing)}: pip install -e '.[lm]' && "
+                          "pip install --no-deps kronfluence==1.0.1")
+
+
+def parse_lm_config(spec: str | None) -> dict:
+    """``hidden_size=64,num_layers=2,learning_rate=0.003`` -> LMConfig fields."""
+    from dataclasses import fields
+
+    out = {}
+    types = {f.name: f.type for f in fields(LMConfig)}
+    for item in [s.strip() for s in (spec or "").split(",") if s.strip()]:
+        k, eq, v = item.partition("=")
+        k = k.strip()
+        if not eq or k not in types:
+            raise ConfigError(f"--lm-config: bad setting {item!r} (known: {', '.join(types)})")
+        try:
+            out[k] = float(v) if types[k] == "float" else int(v)
+        except ValueError as e:
+            raise ConfigError(f"--lm-config: {k} needs a number, got {v!r}") from e
+    return out
+
+
+class LMFamily:
+    name = "lm"
+    label = "LM"
+    config_type = LMConfig
+    options = frozenset({"min_count", "epochs", "seed"})
+    estimators = ("ekfac", "gradient-dot")
+    modes = ("scratch",)
+    objective_kind = "task"
+    word_vectors = False
+    unit = "tokens"
+    takes_extra = True      # --lm-config
+
+    def make_config(self, given: dict, extra: str | None = None) -> LMConfig:
+        require_lm()
+        return LMConfig(**{**given, **parse_lm_config(extra)})
+
+    def train(self, corpus, config, progress=None, device="cpu") -> LMModel:
+        return train_lm(corpus, config, progress, device)
+
+    def load(self, folder, device: str = "cpu") -> LMModel:
+        return LMModel.load(folder, device)
+
+    def recognises(self, folder: Path) -> bool:
+        if is_lm_dir(folder):
+            return True
+        try:   # a foreign HF checkpoint: config.json with a model type, no biasaudit "model" field
+            head = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        return isinstance(head, dict) and "model" not in head and "model_type" in head
+
+    def cache_spec(self, corpus_hash: str, config: LMConfig) -> dict:
+        import transformers
+        return {"model": "lm", "corpus": corpus_hash, "config": config.to_dict(), "tokenizer": TOKENIZER,
+                "torch": torch.__version__, "transformers": transformers.__version__, "format": FORMAT_VERSION}
+
+    def describe(self, config) -> str:
+        return "LM"
+
+    def size(self, model) -> int:
+        return len(model.encoder)
+
+    def known_words(self, model, words) -> set[str]:
+        return {w for w in words if model.encoder.known(w)}
+
+    def bias_measures(self, model, tests: list, templates=None) -> list:
+        from ..measures.lm import template_measure
+        return [template_measure(t, model, templates, allow_oov=False)[0] for t in tests]
+
+    def weat(self, model, test, templates=None, **stats):
+        from ..measures.lm import template_measure
+        return template_measure(test, model, templates, allow_oov=False)[0].stats(model.net, **stats)
+
+    def evaluate(self, model, tests: list, heldout: dict, quality: bool = True, templates=None) -> dict:
+        """Template-association effect sizes (None where a set keeps fewer than 2 known words) and the mean
+        training loss per token as the quality figure."""
+        from ..errors import VocabularyError
+        from ..measures.lm import template_measure
+
+        def effect(t):
+            try:
+                return template_measure(t, model, templates, allow_oov=True)[0].stats(
+                    model.net, n_permutations=1, n_bootstrap=0).effect_size
+            except VocabularyError:
+                return None
+
+        loss = model.meta.get("loss_per_epoch") or [None]
+        return {"effects": {t.name: effect(t) for t in tests},
+                "heldout_effects": {name: effect(h) for name, h in heldout.items()},
+                "quality": {"train_loss_per_token": loss[-1]}}
+
+    def vocabulary_summary(self, model) -> dict:
+        return {"size": len(model.encoder), "tokens_in_vocabulary": model.meta.get("n_tokens")}
+
+    def pair_measure(self, model, name: str, pairs: list):
+        from ..measures.lm import pair_measure
+        return pair_measure(name, pairs, model)
+
+    def objective(self, model):
+        return model
+
+
+FAMILY = register(LMFamily())

@@ -1,76 +1,67 @@
 """Skip-gram with negative sampling: configuration, training with gensim Word2Vec (sg=1), the saved model
-(input vectors, output vectors ``syn1neg``, vocabulary counts, config) and the model cache.
+(input vectors, output vectors ``syn1neg``, vocabulary counts, config) and the family (``--model skipgram``).
 
 The embedding the bias tests read is the input vectors (gensim's ``wv.vectors``). Saved models are a folder
 with ``config.json`` (config, corpus hash, checksums), ``vocab.json`` and ``vectors.safetensors``: no pickle.
-Training is deterministic by default (``workers=1``): the same seed gives identical vectors.
+Training is deterministic by default (``workers=1``): the same seed gives identical vectors. Backends register
+in ``TRAINERS`` (``gensim`` here; ``torch`` in ``biasaudit.models.torch_skipgram``).
 """
 from __future__ import annotations
 
 import time
 import zlib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ClassVar
 
 import numpy as np
 
-from ..corpus import Corpus
+from ..corpus import Corpus, MemoryCorpus
 from ..errors import ArtifactError, ConfigError, CorpusError
-from .folder import cache_folder, read_model_folder, train_or_load_cached, write_model_folder
 from ..vocab import MAX_CHUNK, TOKENIZER, TokenStream, Vocab
+from .base import Config, Progress, register, setting, versions
+from .embeddings import EmbeddingFamily
+from .folder import is_model_dir, model_field, read_model_folder, write_model_folder
 
 FORMAT_VERSION = 1
 BACKENDS = ("gensim", "torch")
-Progress = Callable[[str, int, int], None]  # (stage, done, total)
+TRAINERS: dict[str, Callable] = {}   # backend -> train(corpus, config, progress, device)
 
 
 @dataclass(frozen=True)
-class SkipGramConfig:
+class SkipGramConfig(Config):
     """Skip-gram training settings, with gensim's names and defaults (sg=1, negative sampling)."""
-    vector_size: int = 100
-    window: int = 5
-    min_count: int = 5
-    negative: int = 5
-    epochs: int = 5
-    seed: int = 1
-    workers: int = 1          # 1 = deterministic (same seed, same vectors); more threads are faster but not
-    sample: float = 1e-3      # frequent-word subsampling threshold (gensim's ``sample``)
-    alpha: float = 0.025
-    min_alpha: float = 0.0001
-    ns_exponent: float = 0.75
-    shrink_windows: bool = True  # gensim's reduced windows: effective window drawn uniformly in 1..window
-    backend: str = "gensim"      # "gensim" (C, deterministic with workers=1) or "torch" (CPU or GPU)
+    family: ClassVar[str] = "skipgram"
+    vector_size: int = setting(100, "Embedding dimension.")
+    window: int = setting(5, "Maximum context window (gensim's reduced windows: each centre word draws 1..window).")
+    min_count: int = setting(5, "Ignore words seen fewer times.")
+    negative: int = setting(5, "Negative samples per positive pair.")
+    epochs: int = setting(5, "Training epochs.")
+    seed: int = setting(1, "Training seed: initialisation and sampling.")
+    workers: int = setting(1, "gensim threads; 1 is deterministic (identical vectors per seed), more are faster.")
+    sample: float = setting(1e-3, "Frequent-word subsampling threshold (gensim's sample), in [0, 1).")
+    alpha: float = setting(0.025, "Initial learning rate.")
+    min_alpha: float = setting(0.0001, "Final learning rate (linear decay).")
+    ns_exponent: float = setting(0.75, "Exponent of the unigram noise distribution.")
+    shrink_windows: bool = setting(True, "gensim's reduced windows: effective window drawn uniformly in 1..window.")
+    backend: str = setting("gensim", "gensim (C; deterministic with workers=1) or torch (same objective, minibatch "
+                           "SGD; CPU or GPU).")
 
     def __post_init__(self):
-        for name in ("vector_size", "window", "min_count", "negative", "epochs", "workers"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ConfigError(f"SkipGramConfig.{name} must be a positive integer, got {v!r}")
+        self._positive("vector_size", "window", "min_count", "negative", "epochs", "workers")
         if not (0 <= self.sample < 1):
             raise ConfigError(f"SkipGramConfig.sample must be in [0, 1), got {self.sample!r}")
         if not (0 < self.min_alpha <= self.alpha):
             raise ConfigError("SkipGramConfig.alpha/min_alpha must satisfy 0 < min_alpha <= alpha")
         if self.backend not in BACKENDS:
             raise ConfigError(f"SkipGramConfig.backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"SkipGramConfig.seed must be a non-negative integer, got {self.seed!r}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "SkipGramConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ConfigError(f"SkipGramConfig: unknown field(s) {', '.join(sorted(unknown))}")
-        return cls(**d)
+        self._seed()
 
 
 @dataclass(frozen=True)
 class SkipGramModel:
     """A trained skip-gram model. ``vectors`` (input vectors) is the embedding the bias tests read."""
+    family: ClassVar[str] = "skipgram"
     vocab: Vocab
     vectors: np.ndarray          # (V, dim) float32 input vectors, gensim's wv.vectors
     output_vectors: np.ndarray   # (V, dim) float32 context vectors, gensim's syn1neg
@@ -108,29 +99,24 @@ class SkipGramModel:
         return cls(vocab, arrays["input"], arrays["output"], config, cfg.get("corpus", {}), cfg.get("meta", {}))
 
 
-def _stable_hash(s: str) -> int:
+def stable_hash(s: str) -> int:
     # gensim seeds with hashfxn; Python's str hash changes per process unless PYTHONHASHSEED is fixed
     return zlib.crc32(s.encode("utf-8"))
 
 
-def _versions() -> dict:
-    import gensim
-    import numpy
-    import torch
-
-    from .. import __version__
-    return {"biasaudit": __version__, "gensim": gensim.__version__, "numpy": numpy.__version__,
-            "torch": torch.__version__}
-
-
-def train_skipgram(corpus: Corpus, config: SkipGramConfig = SkipGramConfig(),
-                   progress: Progress | None = None, device: str = "cpu") -> SkipGramModel:
-    """Train skip-gram with negative sampling on ``corpus`` with gensim, or with torch on ``device`` when
-    ``config.backend == "torch"`` (documents over 10,000 tokens are chunked, never truncated)."""
-    if config.backend == "torch":
-        from .torch_skipgram import train_skipgram_torch
-        return train_skipgram_torch(corpus, config, device, progress)
+def _word2vec(config: SkipGramConfig, **kw):
+    """A gensim Word2Vec with this config's settings (sg=1, negative sampling, the stable hash)."""
     from gensim.models import Word2Vec
+
+    return Word2Vec(vector_size=config.vector_size, window=config.window, min_count=config.min_count,
+                    sample=config.sample, seed=config.seed, workers=config.workers, sg=1, hs=0,
+                    negative=config.negative, ns_exponent=config.ns_exponent, alpha=config.alpha,
+                    min_alpha=config.min_alpha, hashfxn=stable_hash, shrink_windows=config.shrink_windows, **kw)
+
+
+def train_gensim(corpus: Corpus, config: SkipGramConfig, progress: Progress | None = None,
+                 device: str = "cpu") -> SkipGramModel:
+    """gensim's skip-gram on ``corpus`` (documents over 10,000 tokens are chunked, never truncated)."""
     from gensim.models.callbacks import CallbackAny2Vec
 
     stats = corpus.scan()
@@ -146,11 +132,7 @@ def train_skipgram(corpus: Corpus, config: SkipGramConfig = SkipGramConfig(),
 
     t0 = time.perf_counter()
     stream = TokenStream(corpus, MAX_CHUNK)
-    w2v = Word2Vec(vector_size=config.vector_size, window=config.window, min_count=config.min_count,
-                   sample=config.sample, seed=config.seed, workers=config.workers, sg=1, hs=0,
-                   negative=config.negative, ns_exponent=config.ns_exponent, alpha=config.alpha,
-                   min_alpha=config.min_alpha, epochs=config.epochs, hashfxn=_stable_hash,
-                   shrink_windows=config.shrink_windows)
+    w2v = _word2vec(config, epochs=config.epochs)
     w2v.build_vocab(corpus_iterable=stream)
     if len(w2v.wv.index_to_key) == 0:
         raise CorpusError(f"corpus {corpus.name!r}: no word occurs min_count={config.min_count} times; "
@@ -163,26 +145,96 @@ def train_skipgram(corpus: Corpus, config: SkipGramConfig = SkipGramConfig(),
     return SkipGramModel(vocab, np.array(w2v.wv.vectors, dtype=np.float32), np.array(w2v.syn1neg, dtype=np.float32),
                          config, {"name": corpus.name, **stats.to_dict()},
                          {"train_seconds": round(time.perf_counter() - t0, 3), "backend": "gensim",
-                          "versions": _versions()})
+                          "versions": versions("gensim", "numpy", "torch")})
 
 
-def cache_spec(corpus_hash: str, config: SkipGramConfig) -> dict:
-    import gensim
-
-    cfg = config.to_dict()
-    if cfg["backend"] == "gensim":
-        del cfg["backend"]   # gensim keys are unchanged from before the torch backend existed
-        versions = {"gensim": gensim.__version__}
-    else:
-        import torch
-        versions = {"torch": torch.__version__}
-    return {"model": "skipgram", "corpus": corpus_hash, "config": cfg, "tokenizer": TOKENIZER,
-            **versions, "format": FORMAT_VERSION}
+TRAINERS["gensim"] = train_gensim
 
 
-def train_or_load(corpus: Corpus, config: SkipGramConfig = SkipGramConfig(), cache: Path | None = None,
-                  progress: Progress | None = None, device: str = "cpu") -> tuple[SkipGramModel, bool]:
-    """The cached model for (corpus hash, config), training and caching it if absent. Returns (model, cached).
-    The torch backend's device is not part of the key: a model trained on GPU is reused on CPU."""
-    folder = cache_folder(cache, "skipgram", cache_spec(corpus.hash, config))
-    return train_or_load_cached(folder, SkipGramModel.load, lambda: train_skipgram(corpus, config, progress, device))
+def train_skipgram(corpus: Corpus, config: SkipGramConfig = SkipGramConfig(),
+                   progress: Progress | None = None, device: str = "cpu") -> SkipGramModel:
+    """Train skip-gram with negative sampling on ``corpus`` with the config's backend (gensim, or torch on
+    ``device``)."""
+    return TRAINERS[config.backend](corpus, config, progress, device)
+
+
+def warm_start(base: SkipGramModel, corpus: Corpus, config: SkipGramConfig, epochs: int) -> SkipGramModel:
+    """Continue training the baseline model on an edited corpus for ``epochs`` epochs (gensim)."""
+    w2v = _word2vec(config)
+    w2v.build_vocab_from_freq({w: int(c) for w, c in zip(base.vocab.index_to_key, base.vocab.counts)})
+    order = [base.vocab.key_to_index[w] for w in w2v.wv.index_to_key]
+    w2v.wv.vectors[:] = base.vectors[order]
+    w2v.syn1neg[:] = base.output_vectors[order]
+    stream = TokenStream(corpus, MAX_CHUNK)
+    n_chunks = sum(1 for _ in stream)
+    w2v.train(corpus_iterable=stream, total_examples=n_chunks, epochs=epochs)
+    back = [w2v.wv.key_to_index[w] for w in base.vocab.index_to_key]
+    return replace(base, vectors=np.array(w2v.wv.vectors[back]), output_vectors=np.array(w2v.syn1neg[back]))
+
+
+def undo(base: SkipGramModel, corpus: Corpus, ids, sign: float, epochs: int) -> SkipGramModel:
+    """The cross-loss paper's check: ``epochs`` steps of gradient ascent (``sign`` > 0) on the expected loss of the
+    documents ``ids`` (descent with ``sign`` < 0, for added copies), at the mean learning rate of training."""
+    import torch
+
+    from .skipgram_objective import SkipGramObjective
+
+    docs = [d for d in corpus if d.id in set(ids)]
+    lr = (base.config.alpha + base.config.min_alpha) / 2
+    model = base
+    for _ in range(epochs):
+        o = SkipGramObjective(model, MemoryCorpus(docs, "edit"))
+        gU, gC = o.gradient()
+        model = replace(model, vectors=(o.U + sign * lr * gU).to(torch.float32).numpy(),
+                        output_vectors=(o.C + sign * lr * gC).to(torch.float32).numpy())
+    return model
+
+
+class SkipGramFamily(EmbeddingFamily):
+    name = "skipgram"
+    label = "skip-gram"
+    config_type = SkipGramConfig
+    options = frozenset({"vector_size", "window", "min_count", "negative", "epochs", "seed", "workers", "sample",
+                         "backend"})
+    estimators = ("block", "cg", "lissa", "gradient-dot")
+    modes = ("scratch", "warm-start", "undo")
+    objective_kind = "pairs"
+
+    def make_config(self, given: dict, extra: str | None = None) -> SkipGramConfig:
+        return SkipGramConfig(**given)
+
+    def train(self, corpus, config, progress=None, device="cpu") -> SkipGramModel:
+        return train_skipgram(corpus, config, progress, device)
+
+    def load(self, folder, device: str = "cpu") -> SkipGramModel:
+        return SkipGramModel.load(folder)
+
+    def recognises(self, folder: Path) -> bool:
+        return is_model_dir(folder) and model_field(folder) == "skipgram"
+
+    def cache_spec(self, corpus_hash: str, config: SkipGramConfig) -> dict:
+        cfg = config.to_dict()
+        if cfg["backend"] == "gensim":
+            del cfg["backend"]   # gensim keys are unchanged from before the torch backend existed
+            lib = versions("gensim")
+        else:
+            lib = versions("torch")
+        lib.pop("biasaudit")
+        return {"model": "skipgram", "corpus": corpus_hash, "config": cfg, "tokenizer": TOKENIZER,
+                **lib, "format": FORMAT_VERSION}
+
+    def describe(self, config: SkipGramConfig) -> str:
+        return f"skip-gram ({config.backend})"
+
+    def objective(self, model: SkipGramModel):
+        from .skipgram_objective import PairEnumerator
+        return PairEnumerator.of(model)
+
+    def warm_start(self, base, corpus, config, epochs: int):
+        return warm_start(base, corpus, config, epochs)
+
+    def undo(self, base, corpus, ids, sign: float, epochs: int):
+        return undo(base, corpus, ids, sign, epochs)
+
+
+FAMILY = register(SkipGramFamily())

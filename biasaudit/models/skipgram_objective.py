@@ -3,7 +3,7 @@ functions differentiate (summed over documents; a deterministic function of para
 
     L = sum over pairs (w, c) of n_wc [ softplus(-u_w . c_c) + k * sum_n P(n) softplus(u_w . c_n) ]
 
-with n_wc the summed expected pair weight (see ``biasaudit.influence.pairs``), k = ``negative`` and P the
+with n_wc the summed expected pair weight (see ``biasaudit.models.skipgram_pairs``), k = ``negative`` and P the
 unigram^0.75 noise distribution: the negative-sampling term is its closed-form expectation per pair, so
 L_d is deterministic. u = input vectors (``wv.vectors``), c = output vectors (``syn1neg``).
 
@@ -14,22 +14,47 @@ input word, by the ``noise_top`` most probable words exactly plus ``noise_tail``
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from ..corpus import Corpus
-from ..influence.pairs import cooccurrence, keep_probabilities, noise_distribution, window_weights
-from .skipgram import SkipGramModel
+from ..vocab import Vocab
+from .skipgram_pairs import batch_pairs, cooccurrence, keep_probabilities, noise_distribution, window_weights
 
 CHUNK = 1 << 20
 FLOAT32_NOISE_V = 20_000
 
 
+@dataclass
+class PairEnumerator:
+    """How a skip-gram model's documents become weighted training pairs: what every pass of the influence scorer
+    needs (picklable, so Dask workers get it without the vectors), and the objective built from the pair sums."""
+    vocab: Vocab
+    window: int
+    weights_r: np.ndarray
+    keep: np.ndarray
+
+    @classmethod
+    def of(cls, model) -> "PairEnumerator":
+        cfg = model.config
+        return cls(model.vocab, cfg.window, window_weights(cfg.window, cfg.shrink_windows),
+                   keep_probabilities(model.vocab.counts, cfg.sample))
+
+    def pairs(self, batch, inputs_mask: np.ndarray | None = None):
+        """(input word, output word, expected weight, document) of a batch (or one of its parts)."""
+        return batch_pairs(batch, self.window, self.weights_r, self.keep, inputs_mask)
+
+    def objective(self, model, pairs: tuple, **kw) -> "SkipGramObjective":
+        """The expected loss over the given (input, output, weight) pair sums."""
+        return SkipGramObjective(model, pairs=pairs, **kw)
+
+
 class SkipGramObjective:
     """Expected skip-gram loss, its gradient and Hessian-vector products over (U rows marked free, all of C)."""
 
-    def __init__(self, model: SkipGramModel, corpus: Corpus | None = None, dtype=torch.float64, device="cpu",
+    def __init__(self, model, corpus: Corpus | None = None, dtype=torch.float64, device="cpu",
                  noise_top: int = 4000, noise_tail: int = 1000, seed: int = 0, progress=None,
                  pairs: tuple | None = None):
         cfg = model.config

@@ -18,27 +18,15 @@ import time
 import numpy as np
 import torch
 
+from ..batches import encode_batches
 from ..corpus import Corpus
-from ..errors import ConfigError, CorpusError
-from ..influence.pairs import encode_batches, keep_probabilities, noise_distribution
+from ..errors import CorpusError
 from ..vocab import training_vocab
-from .skipgram import Progress, SkipGramConfig, SkipGramModel, _versions
+from .base import Progress, resolve_device, versions
+from .skipgram import TRAINERS, SkipGramConfig, SkipGramModel
+from .skipgram_pairs import keep_probabilities, noise_distribution
 
 BATCH_PAIRS = 1024   # at most; small corpora use smaller minibatches (at least ~1000 steps per epoch)
-
-
-def resolve_device(device: str) -> torch.device:
-    """``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (cuda when available); a clear error when CUDA is absent."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as e:
-        raise ConfigError(f"unknown device {device!r} (use cpu, cuda, cuda:N or auto)") from e
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} requested but this torch build has no CUDA device "
-                          f"(torch {torch.__version__}); use --device cpu")
-    return dev
 
 
 def _epoch_pairs(tokens: np.ndarray, chunk: np.ndarray, keep_p: np.ndarray, window: int, shrink: bool,
@@ -125,4 +113,8 @@ def train_skipgram_torch(corpus: Corpus, config: SkipGramConfig = SkipGramConfig
     return SkipGramModel(vocab, U.cpu().numpy().astype(np.float32), C.cpu().numpy().astype(np.float32), config,
                          {"name": corpus.name, **stats.to_dict()},
                          {"train_seconds": round(time.perf_counter() - t0, 3), "backend": "torch",
-                          "device": str(dev), "versions": _versions()})
+                          "device": str(dev), "versions": versions("gensim", "numpy", "torch")})
+
+
+TRAINERS["torch"] = lambda corpus, config, progress=None, device="cpu": train_skipgram_torch(corpus, config, device,
+                                                                                           progress)

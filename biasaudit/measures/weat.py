@@ -17,14 +17,14 @@ Sets of unequal size are used as they are, never truncated.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
 from itertools import combinations
 
 import numpy as np
 import torch
 
-from .errors import BiasAuditError
-from .wordsets import BiasTest
+from ..errors import BiasAuditError
+from ..wordsets import BiasTest
+from .result import MeasureResult
 
 EXACT_LIMIT = 100_000
 
@@ -126,28 +126,7 @@ def bootstrap_from_blocks(cxa, cxb, cya, cyb, n_boot: int = 1000, seed: int = 0)
     return (sx.mean(axis=1)[ok] - sy.mean(axis=1)[ok]) / sd[ok]
 
 
-@dataclass(frozen=True)
-class WeatResult:
-    """WEAT statistics of one test on one embedding. Effect size: sample std (ddof=1) over X u Y."""
-    test: str
-    effect_size: float
-    statistic: float
-    p_value: float
-    exact: bool
-    n_permutations: int
-    p_value_se: float
-    ci_low: float
-    ci_high: float
-    ci_level: float
-    n_bootstrap: int
-    sizes: dict
-    dropped_words: dict = field(default_factory=dict)
-    seed: int | None = None
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["effect_size_convention"] = "(mean_X s - mean_Y s) / sample std (ddof=1) of s over X and Y; s = mean cos to A - mean cos to B"
-        return d
+WeatResult = MeasureResult    # the name the WEAT functions have always returned
 
 
 def weat(vectors: dict | object, test: BiasTest, allow_oov: bool = False, n_permutations: int = 100_000,
@@ -181,39 +160,3 @@ def seed_spread(effect_sizes: list[float]) -> dict:
     e = np.asarray(effect_sizes, dtype=np.float64)
     return {"n_seeds": len(e), "mean": float(e.mean()), "sd": float(e.std(ddof=1)) if len(e) > 1 else 0.0,
             "min": float(e.min()), "max": float(e.max())}
-
-
-def weat_across_models(models: list, tests: list[BiasTest], strict: bool = False, templates=None,
-                       **kwargs) -> tuple[list[dict], dict]:
-    """WEAT results for every (test, model), each as a dict with the test's spread over the models (seeds), and
-    the tests skipped because a set kept fewer than 2 words ({name: reason}).
-
-    Missing words follow ``biasaudit.wordsets.restrict_tests`` (dropped and listed; ``strict``: one error naming
-    them all). The list has one object per (test, model) in test order; ``seed_spread`` summarises the test's effect
-    size over all models (``n_seeds`` = 1 for a single model). Language models give the template-association
-    effect size (``biasaudit.lm_metrics``; ``templates``: None for the bundled set), in the same shape and sign."""
-    from .models.lm import LMModel
-    from .models.registry import known_words
-    from .wordsets import restrict_tests
-
-    is_lm = isinstance(models[0], LMModel)
-    kept, dropped, skipped = restrict_tests(list(tests), known_words(models[0], tests), strict,
-                                            "the tokenizer's vocabulary" if is_lm else "the vocabulary")
-
-    def one(m, test) -> dict:
-        seed = getattr(getattr(m, "config", None), "seed", None)
-        if is_lm:
-            from .lm_metrics import template_measure
-            meas, _ = template_measure(test, m, templates, allow_oov=False)
-            return {**meas.stats(m.net, **kwargs), "seed": seed}
-        return weat(m, test, model_seed=seed, **kwargs).to_dict()
-
-    out = []
-    for original, test in kept:
-        rows = [one(m, test) for m in models]
-        spread = seed_spread([r["effect_size"] for r in rows])
-        for r in rows:
-            r["dropped_words"] = dropped.get(original.name, {})
-            r["seed_spread"] = spread
-        out.extend(rows)
-    return out, skipped

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 import time
 from pathlib import Path
 
-from .errors import ArtifactError
-from .io import atomic_write_text
-
-TOKEN = re.compile(r"[^\W_]+")
+from ..errors import ArtifactError
+from ..io import atomic_write_text, read_manifest
+from ..vocab import TOKEN
 
 
 # ------------------------------------------------------------------ words and snippets
@@ -261,8 +259,6 @@ def render(folder: Path) -> str:
 
 def write_report(folder: str | Path) -> Path:
     """Render ``folder/report.html`` atomically and return its path."""
-    from .io import read_manifest
-
     folder = Path(folder)
     if not folder.is_dir():
         raise ArtifactError(f"{folder}: not a folder of biasaudit results")

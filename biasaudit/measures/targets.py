@@ -1,6 +1,6 @@
 """Bias measures as differentiable functions of the input vectors: the test side of cross-loss influence.
 
-- ``weat_target``: the WEAT effect size of a BiasTest (see ``biasaudit.metrics``).
+- ``weat_target``: the WEAT effect size of a BiasTest (see ``biasaudit.measures.weat``).
 - ``query_target``: a word query, mean cos(word, toward) - mean cos(word, away) ("which documents pull `nurse`
   toward `she`?"). Positive when the word sits nearer the ``toward`` words.
 """
@@ -13,9 +13,9 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, VocabularyError
-from ..metrics import weat_effect_size_torch
 from ..vocab import Vocab
 from ..wordsets import BiasTest
+from .weat import weat_effect_size_torch
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class BiasTarget:
     fn: Callable[[torch.Tensor], torch.Tensor]  # (len(rows), dim) -> scalar
     test: BiasTest | None = None
     description: str = ""
+    words: tuple = ()              # the words B reads, in the order of ``rows``
 
     def value(self, U: torch.Tensor) -> float:
         return float(self.fn(U[torch.as_tensor(self.rows)]))
@@ -54,7 +55,7 @@ def weat_target(test: BiasTest, vocab: Vocab) -> BiasTarget:
     def fn(M: torch.Tensor) -> torch.Tensor:
         return weat_effect_size_torch(M[X], M[Y], M[A], M[B])
 
-    return BiasTarget(test.name, "weat", rows, fn, test, test.description)
+    return BiasTarget(test.name, "weat", rows, fn, test, test.description, tuple(words))
 
 
 def query_target(word: str, toward: list[str], away: list[str], vocab: Vocab) -> BiasTarget:
@@ -81,4 +82,5 @@ def query_target(word: str, toward: list[str], away: list[str], vocab: Vocab) ->
 
     name = f"query:{word}->{'+'.join(toward)}" + (f"|{'+'.join(away)}" if away else "")
     return BiasTarget(name, "query", rows, fn, None,
-                      f"mean cos({word}, {{{', '.join(toward)}}})" + (f" - mean cos({word}, {{{', '.join(away)}}})" if away else ""))
+                      f"mean cos({word}, {{{', '.join(toward)}}})" + (f" - mean cos({word}, {{{', '.join(away)}}})" if away else ""),
+                      tuple(words))

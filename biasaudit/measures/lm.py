@@ -26,9 +26,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import ConfigError, VocabularyError
-from .metrics import bootstrap_from_blocks, effect_size, permutation_p_value
-from .wordsets import BiasTest
+from ..errors import ConfigError, VocabularyError
+from ..wordsets import BiasTest
+from .result import MeasureResult
+from .weat import bootstrap_from_blocks, effect_size, permutation_p_value
 
 
 def bundled_templates() -> tuple[str, ...]:
@@ -154,7 +155,7 @@ class TemplateMeasure:
         return (s[:nx].mean() - s[nx:].mean()) / s.std(unbiased=True)
 
     @torch.no_grad()
-    def stats(self, net, n_permutations: int = 20_000, n_bootstrap: int = 500, seed: int = 0) -> dict:
+    def stats(self, net, n_permutations: int = 20_000, n_bootstrap: int = 500, seed: int = 0) -> MeasureResult:
         """Effect size in float64 with a permutation p-value over target words and a bootstrap CI over words."""
         S = self.association_matrix(net).double().cpu().numpy()
         nx, na = len(self.test.target_x.words), len(self.test.attribute_a.words)
@@ -163,11 +164,10 @@ class TemplateMeasure:
         p, exact, n_used, se = permutation_p_value(s, nx, n_permutations, seed)
         boots = bootstrap_from_blocks(S[:nx, :na], S[:nx, na:], S[nx:, :na], S[nx:, na:], n_bootstrap, seed)
         lo, hi = (np.quantile(boots, [0.025, 0.975]) if len(boots) >= max(10, n_bootstrap // 2) else (d, d))
-        return {"test": self.name, "effect_size": d, "p_value": p, "exact": exact, "n_permutations": n_used,
-                "p_value_se": se, "ci_low": float(lo), "ci_high": float(hi), "ci_level": 0.95,
-                "statistic": float(s[:nx].sum() - s[nx:].sum()),
-                "sizes": {f: len(w.words) for f, w in zip(("x", "y", "a", "b"), self.test.sets)},
-                "metric": "template association"}
+        return MeasureResult(self.name, d, float(s[:nx].sum() - s[nx:].sum()), p, exact, n_used, se, float(lo),
+                             float(hi), 0.95, len(boots),
+                             {f: len(w.words) for f, w in zip(("x", "y", "a", "b"), self.test.sets)},
+                             metric="template association")
 
 
 def template_measure(test: BiasTest, model, templates: tuple[str, ...] | None = None,
@@ -245,7 +245,7 @@ class PairMeasure:
         return self.differences(net).mean()
 
     @torch.no_grad()
-    def stats(self, net, n_permutations: int = 20_000, seed: int = 0, **_) -> dict:
+    def stats(self, net, n_permutations: int = 20_000, seed: int = 0, **_) -> MeasureResult:
         """Mean difference (nats), the fraction preferred, a one-sided sign-flip permutation p-value (exact up to
         16 pairs) and a normal 95% interval of the mean."""
         diff = self.differences(net).double().cpu().numpy()
@@ -259,11 +259,10 @@ class PairMeasure:
             signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(n_permutations, n))
             hits = int(np.sum((signs * diff).mean(1) >= obs - tol))
             p, exact, used = (1 + hits) / (1 + n_permutations), False, n_permutations
-        return {"test": self.name, "effect_size": float(obs), "fraction_preferred": float(np.mean(diff > 0)),
-                "p_value": p, "exact": exact, "n_permutations": used,
-                "p_value_se": 0.0 if exact else float(np.sqrt(p * (1 - p) / used)),
-                "ci_low": float(obs - 1.96 * se), "ci_high": float(obs + 1.96 * se), "ci_level": 0.95,
-                "n_pairs": n, "metric": "paired sentences"}
+        return MeasureResult(self.name, float(obs), float(diff.sum()), p, exact, used,
+                             0.0 if exact else float(np.sqrt(p * (1 - p) / used)), float(obs - 1.96 * se),
+                             float(obs + 1.96 * se), 0.95, 0, {"pairs": n}, metric="paired sentences",
+                             extra={"fraction_preferred": float(np.mean(diff > 0)), "n_pairs": n})
 
 
 def pair_measure(name: str, pairs: list[tuple[str, str]], model) -> PairMeasure:

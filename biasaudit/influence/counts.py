@@ -1,4 +1,6 @@
-"""Cross-loss influence for GloVe (Brunet et al. 2019, "Understanding the Origins of Bias in Word Embeddings").
+"""The scorer of families whose loss is GloVe's weighted least squares over co-occurrence counts
+(``objective_kind = "counts"``): cross-loss influence after Brunet et al. 2019, "Understanding the Origins of Bias in
+Word Embeddings".
 
 The bias B reads the test words' rows of the embedding. With the context vectors W~ and the biases held fixed,
 the loss is separable per word vector: the Hessian of J in w_i is H_i = 2 sum_j f(X_ij) w~_j w~_j^T. Removing
@@ -26,13 +28,14 @@ import time
 import numpy as np
 import torch
 
+from ..batches import encode_batches, merge_pairs
 from ..corpus import Corpus
-from ..errors import ConfigError, CorpusError
-from ..models.glove import GloVeModel, batch_cooccurrence, weighting
+from ..errors import CorpusError
+from ..measures.targets import BiasTarget
+from ..models.glove import GloVeObjective, batch_cooccurrence, cooccurrence_matrix, weighting
+from .cg import jacobi_pcg
 from .estimators import EstimatorConfig
-from .pairs import encode_batches, merge_pairs
-from .scorer import ScoreResult
-from .targets import BiasTarget
+from .result import ScoreResult
 
 ZERO = 1e-9   # relative: a count that falls below ZERO * X after removal has left the loss
 
@@ -48,10 +51,9 @@ def _doc_pairs(batch, window, mask, row_pos, V, R):
     return merge_pairs(np.concatenate(keys), np.concatenate(vals))
 
 
-def score_glove(model: GloVeModel, corpus: Corpus, targets: list[BiasTarget],
-                config: EstimatorConfig = EstimatorConfig(), progress=None, batch_size: int = 2000) -> ScoreResult:
-    if config.name not in ("block", "gradient-dot", "cg"):
-        raise ConfigError(f"GloVe supports the block, cg and gradient-dot estimators, not {config.name!r}")
+def score_glove(model, corpus: Corpus, targets: list[BiasTarget], config: EstimatorConfig = EstimatorConfig(),
+                progress=None, batch_size: int = 2000, **_) -> ScoreResult:
+    """Every document's predicted change of each target, by ``block``, ``gradient-dot`` or ``cg``."""
     if config.name == "cg":
         return score_glove_cg(model, corpus, targets, config, progress, batch_size)
     t0 = time.perf_counter()
@@ -170,73 +172,11 @@ def score_glove(model: GloVeModel, corpus: Corpus, targets: list[BiasTarget],
                        config, infos, timings, upweighted=upweighted)
 
 
-# ------------------------------------------------------------------ cg over all parameters
-class GloVeObjective:
-    """J over all parameters theta = (W, W~, b, b~) at the trained model, with Gauss-Newton products
-    (PSD; equals the exact Hessian on each single-vector block) over the non-zero counts."""
-
-    def __init__(self, model: GloVeModel, rows, cols, x):
-        cfg = model.config
-        d = torch.float64
-        self.W, self.C = torch.as_tensor(model.W, dtype=d), torch.as_tensor(model.C, dtype=d)
-        self.I, self.J = torch.as_tensor(rows), torch.as_tensor(cols)
-        self.f = torch.as_tensor(weighting(x, cfg.x_max, cfg.alpha), dtype=d)
-        self.V, self.dim = self.W.shape
-
-    def split(self, v):
-        n = self.V * self.dim
-        return v[:n].view(self.V, self.dim), v[n:2 * n].view(self.V, self.dim), v[2 * n:2 * n + self.V], v[2 * n + self.V:]
-
-    def hvp(self, v: torch.Tensor) -> torch.Tensor:
-        vW, vC, vb, vbc = self.split(v)
-        I, J = self.I, self.J
-        t = (vW[I] * self.C[J]).sum(1) + (self.W[I] * vC[J]).sum(1) + vb[I] + vbc[J]
-        m = 2 * self.f * t
-        hW = torch.zeros_like(vW).index_add_(0, I, m[:, None] * self.C[J])
-        hC = torch.zeros_like(vC).index_add_(0, J, m[:, None] * self.W[I])
-        hb = torch.zeros_like(vb).index_add_(0, I, m)
-        hbc = torch.zeros_like(vbc).index_add_(0, J, m)
-        return torch.cat([hW.flatten(), hC.flatten(), hb, hbc])
-
-    def diagonal(self) -> torch.Tensor:
-        I, J, f2 = self.I, self.J, 2 * self.f
-        dW = torch.zeros(self.V, self.dim, dtype=self.W.dtype).index_add_(0, I, f2[:, None] * self.C[J] ** 2)
-        dC = torch.zeros(self.V, self.dim, dtype=self.W.dtype).index_add_(0, J, f2[:, None] * self.W[I] ** 2)
-        db = torch.zeros(self.V, dtype=self.W.dtype).index_add_(0, I, f2)
-        dbc = torch.zeros(self.V, dtype=self.W.dtype).index_add_(0, J, f2)
-        return torch.cat([dW.flatten(), dC.flatten(), db, dbc])
-
-
-def _pcg(apply, b, diag, tol, max_iter):
-    x = torch.zeros_like(b)
-    r = b.clone()
-    z = r / diag
-    p = z.clone()
-    rz = float(r @ z)
-    bnorm = float(b.norm()) or 1.0
-    rel, it = 1.0, 0
-    for it in range(1, max_iter + 1):
-        Ap = apply(p)
-        alpha = rz / float(p @ Ap)
-        x += alpha * p
-        r -= alpha * Ap
-        rel = float(r.norm()) / bnorm
-        if rel < tol:
-            break
-        z = r / diag
-        rz_new = float(r @ z)
-        p = z + (rz_new / rz) * p
-        rz = rz_new
-    return x, {"iterations": it, "relative_residual": rel, "converged": rel < tol, "preconditioner": "jacobi"}
-
-
-def score_glove_cg(model: GloVeModel, corpus: Corpus, targets: list[BiasTarget], config: EstimatorConfig,
+def score_glove_cg(model, corpus: Corpus, targets: list[BiasTarget], config: EstimatorConfig,
                    progress=None, batch_size: int = 2000) -> ScoreResult:
     """``cg`` for GloVe: s = (H + damping * mu * I)^-1 dB/dtheta over all parameters (W, W~, b, b~), and each
     document's exact gradient change over every pair it holds; meant for small vocabularies (one HVP touches
     every non-zero count)."""
-    from ..models.glove import cooccurrence_matrix
-
     t0 = time.perf_counter()
     cfg, vocab = model.config, model.vocab
     V, dim = len(vocab), model.W.shape[1]
@@ -264,7 +204,7 @@ def score_glove_cg(model: GloVeModel, corpus: Corpus, targets: list[BiasTarget],
         g = tgt.gradient(E)
         gC = g if cfg.embedding == "w+c" else torch.zeros_like(g)
         b = torch.cat([g.flatten(), gC.flatten(), torch.zeros(2 * V, dtype=torch.float64)])
-        sol, info = _pcg(lambda v: obj.hvp(v) + lam * v, b, diag, config.tol, config.max_iter)
+        sol, info = jacobi_pcg(lambda v: obj.hvp(v) + lam * v, b, diag, config.tol, config.max_iter)
         dirs[tgt.name] = obj.split(sol)
         infos[tgt.name] = {"damping_absolute": lam, "mean_curvature": mu, **info}
         biases[tgt.name] = tgt.value(E)

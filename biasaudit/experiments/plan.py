@@ -1,0 +1,192 @@
+"""What an experiment does, decided before anything is trained: the conditions, the sizes k, the spec (frozen and
+validated), and the edits each (estimator, test, condition, k) makes to the corpus, with their linear predictions.
+
+Design, decided here:
+- Rankings come from the baseline model of the first seed (the model ``biasaudit score`` audits). Edit sets:
+  ``remove-top`` = the k documents with the most negative ``delta_bias_if_removed`` (they drive the bias up),
+  ``remove-bottom`` = the k most positive, ``upweight-top`` = the top k repeated ``upweight`` times in all,
+  ``remove-random`` = k documents drawn with a fixed seed (shared by all tests and estimators), ``remove-ids`` =
+  a set the user names. ``hard-debias`` is Bolukbasi et al. 2016's neutralize step on each baseline model (no
+  retraining).
+- Seeds are paired: condition c at seed s is trained with the same seed (initialisation and sampling) as the
+  baseline at seed s, and every change is measured against that baseline.
+- Predicted change = the summed ``delta_bias_if_removed`` of the removed documents (removal) or (upweight - 1) x the
+  summed ``delta_bias_if_upweighted`` (upweighting).
+- Identical edits (the same top set under two estimators) are one edit, trained once.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..corpus import Corpus
+from ..errors import ConfigError
+from ..models.base import family_of
+from ..wordsets import BiasTest
+
+CONDITIONS = ("baseline", "remove-top", "remove-bottom", "upweight-top", "remove-random", "remove-ids",
+              "hard-debias")
+DEFAULT_CONDITIONS = ("baseline", "remove-top", "remove-bottom", "upweight-top", "remove-random", "hard-debias")
+MODES = ("scratch", "warm-start", "undo")
+RANDOM_SEED = 12345
+
+
+def parse_k(item: str) -> float | int:
+    """One ``--k`` size: a percentage in (0, 100) as a float fraction, or a count >= 1 as an int."""
+    item = item.strip()
+    try:
+        value = float(item[:-1]) if item.endswith("%") else int(item)
+    except ValueError as e:
+        raise ConfigError(f"--k: {item!r} is neither a percentage (0.1%) nor a count") from e
+    if item.endswith("%"):
+        if not 0 < value < 100:
+            raise ConfigError(f"--k: {item} is not a percentage between 0 and 100")
+        return value / 100
+    if value < 1:
+        raise ConfigError(f"--k: {item} is not a count of at least 1")
+    return value
+
+
+def parse_ks(spec: str, n_docs: int) -> list[tuple[str, int]]:
+    """``0.1%,0.5%,1%`` or counts ``100,500`` -> [(label, count)]; each count at least 1 and below n_docs."""
+    out = []
+    for item in [s.strip() for s in spec.split(",") if s.strip()]:
+        v = parse_k(item)
+        n = max(1, round(v * n_docs)) if isinstance(v, float) else v
+        if n >= n_docs:
+            raise ConfigError(f"--k: {item} is {n} documents, not fewer than the corpus's {n_docs}")
+        out.append((item, n))
+    if not out:
+        raise ConfigError("--k: give at least one size")
+    labels = [l for l, _ in out]
+    if len(set(labels)) < len(labels):
+        raise ConfigError(f"--k: a size is given twice ({spec})")
+    return out
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """Everything that defines an experiment (its config is what the output folder records and resumes on)."""
+    corpus: Corpus
+    model: Any                  # the model family's config
+    tests: list[BiasTest]
+    heldout: dict[str, BiasTest]
+    estimators: list            # EstimatorConfig
+    ks: str = "0.1%,0.5%,1%"
+    seeds: int = 3
+    conditions: tuple = DEFAULT_CONDITIONS
+    upweight: int = 5
+    mode: str = "scratch"
+    warm_epochs: int = 1
+    remove_ids: tuple = ()
+    lds: int = 0
+    lds_fraction: float = 0.5
+    quality: bool = True
+    strict_oov: bool = False   # fail on test words missing from the vocabulary instead of dropping them
+    templates: tuple | None = None   # LM template association (None: the bundled templates)
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self):
+        from ..models.base import check_estimators
+
+        bad = [c for c in self.conditions if c not in CONDITIONS]
+        if bad:
+            raise ConfigError(f"--conditions: unknown {', '.join(bad)} (known: {', '.join(CONDITIONS)})")
+        if self.mode not in MODES:
+            raise ConfigError(f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.seeds < 1 or self.upweight < 2 or self.warm_epochs < 1 or self.lds < 0:
+            raise ConfigError("--seeds >= 1, --upweight >= 2, --warm-epochs >= 1 and --lds >= 0 are required")
+        if "remove-ids" in self.conditions and not self.remove_ids:
+            raise ConfigError("condition remove-ids needs --remove-ids FILE")
+        fam = family_of(self.model)
+        if self.mode not in fam.modes:
+            raise ConfigError(f"--mode {self.mode} is not implemented for --model {fam.name}; it takes "
+                              f"{', '.join(fam.modes)}")
+        if not fam.word_vectors and "hard-debias" in self.conditions:
+            raise ConfigError(f"condition hard-debias projects word vectors; it does not apply to --model {fam.name}")
+        if not 0 < self.lds_fraction < 1:
+            raise ConfigError("--lds-fraction must be in (0, 1)")
+        check_estimators(self.estimators, fam)
+
+    @property
+    def seed_list(self) -> list[int]:
+        return [self.model.seed + i for i in range(self.seeds)]
+
+    def to_config(self) -> dict:
+        return {"corpus": {"name": self.corpus.name, "hash": self.corpus.hash},
+                "model_family": family_of(self.model).name, "model": self.model.to_dict(),
+                "tests": [t.to_dict() for t in self.tests],
+                "heldout": {k: v.to_dict() for k, v in self.heldout.items()},
+                "estimators": [e.to_dict() for e in self.estimators], "ks": self.ks, "seeds": self.seeds,
+                "conditions": list(self.conditions), "upweight": self.upweight, "mode": self.mode,
+                "warm_epochs": self.warm_epochs,
+                "remove_ids_sha256": hashlib.sha256("\n".join(sorted(self.remove_ids)).encode()).hexdigest(),
+                "lds": self.lds, "lds_fraction": self.lds_fraction, "quality": self.quality,
+                **({"templates": list(self.templates)} if self.templates else {})}
+
+
+def edit_id(kind: str, ids, times: int = 1) -> str:
+    """A content hash of an edit: the same documents edited the same way are one edit, however they were chosen."""
+    h = hashlib.sha256(f"{kind}|{times}|".encode() + "\n".join(sorted(ids)).encode("utf-8")).hexdigest()
+    return f"{kind}-{h[:12]}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The edits to train (edit id -> (kind, ids, times)), the rows that read them (estimator, test, condition,
+    k label, k, edit id, predicted change) and the LDS subsets (edit id, document indices)."""
+    edits: dict
+    rows: list
+    lds: list
+
+
+def build_plan(spec: ExperimentSpec, scores: dict, doc_ids: list[str], ks, tests) -> Plan:
+    """Every edit of the experiment from the rankings (``scores``: estimator label -> test -> scores)."""
+    pos = {d: i for i, d in enumerate(doc_ids)}
+    edits: dict[str, tuple] = {"baseline": ("baseline", (), 1)}
+    rows = []
+    rng = np.random.default_rng(RANDOM_SEED)
+    random_sets = {}
+    for label, k in ks:
+        random_sets[label] = tuple(sorted(rng.choice(len(doc_ids), size=k, replace=False).tolist()))
+    user_ids = tuple(spec.remove_ids)
+    for est, by_test in scores.items():
+        for t in tests:
+            s = by_test[t.name]
+            order = np.argsort(s, kind="stable")
+            rows.append((est, t.name, "baseline", "0", 0, "baseline", 0.0))
+            for label, k in ks:
+                sets = {"remove-top": ("remove", order[:k], 1), "remove-bottom": ("remove", order[::-1][:k], 1),
+                        "upweight-top": ("upweight", order[:k], spec.upweight),
+                        "remove-random": ("remove", np.array(random_sets[label]), 1)}
+                for cond in spec.conditions:
+                    if cond not in sets:
+                        continue
+                    kind, idx, times = sets[cond]
+                    ids = tuple(doc_ids[i] for i in idx)
+                    eid = edit_id(kind, ids, times)
+                    edits[eid] = (kind, ids, times)
+                    pred = float(s[idx].sum()) if kind == "remove" else -(times - 1) * float(s[idx].sum())
+                    rows.append((est, t.name, cond, label, k, eid, pred))
+            if "remove-ids" in spec.conditions and user_ids:
+                eid = edit_id("remove", user_ids)
+                edits[eid] = ("remove", user_ids, 1)
+                rows.append((est, t.name, "remove-ids", str(len(user_ids)), len(user_ids), eid,
+                             float(s[[pos[i] for i in user_ids]].sum())))
+    lds = []
+    if spec.lds:
+        lrng = np.random.default_rng(RANDOM_SEED + 1)
+        n_drop = int(round(spec.lds_fraction * len(doc_ids)))
+        for _ in range(spec.lds):
+            idx = np.sort(lrng.choice(len(doc_ids), size=n_drop, replace=False))
+            ids = tuple(doc_ids[i] for i in idx)
+            eid = edit_id("remove", ids)
+            edits[eid] = ("remove", ids, 1)
+            lds.append((eid, idx))
+    return Plan(edits, rows, lds)

@@ -1,0 +1,234 @@
+"""Running an experiment: rank once, train every edit at every seed, measure each model, resume after an
+interruption.
+
+- Every retrain is one task: its record is written atomically to ``runs/<run id>.json`` as soon as it ends; a rerun
+  skips finished runs (a damaged record is run again). Run ids are content hashes of the edits.
+- Tasks go to Dask (``client``: a LocalCluster, a scheduler address) or run in this process.
+- The rankings are saved in ``scores.json`` with a key of the corpus hash, model config, tests and estimators, and
+  reused only when all of them match.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..audit import bias_measures, run_score
+from ..corpus import Corpus
+from ..debias import hard_debias
+from ..errors import ArtifactError, BiasAuditWarning, ConfigError
+from ..influence import score_model
+from ..io import atomic_write_text, claim_folder, read_json, same_config, write_json
+from ..models.base import family_of, train_model, train_or_load
+from ..models.embeddings import evaluate_vectors
+from ..wordsets import BiasTest
+from .plan import ExperimentSpec, build_plan, parse_ks
+from .summary import _mean, summarise
+
+EXPERIMENT_FILES = ("experiment-config.json", "scores.json", "results.csv", "experiment.json", "report.html",
+                    "runs", "score")
+
+
+# ------------------------------------------------------------------ one retrain (runs on a worker)
+@dataclass(frozen=True)
+class Task:
+    run_id: str
+    kind: str                 # baseline | remove | upweight
+    ids: tuple = ()           # documents removed / upweighted
+    times: int = 1            # copies in all, for upweight
+    seed: int = 1
+    out_file: str = ""
+
+
+def run_task(task: Task, corpus: Corpus, config, mode: str, warm_epochs: int,
+             tests: list[BiasTest], heldout: dict[str, BiasTest], cache: str | None,
+             with_quality: bool = True, templates=None) -> dict:
+    """Train (or edit) one model, measure it, write ``task.out_file`` atomically and return the record."""
+    t0 = time.perf_counter()
+    cfg = replace(config, seed=task.seed)
+    fam = family_of(cfg)
+    if task.kind == "baseline":
+        model, _ = train_or_load(corpus, cfg, cache=Path(cache) if cache else None)
+    else:
+        edited = corpus.without(task.ids) if task.kind == "remove" else corpus.upweight(task.ids, task.times)
+        if mode == "scratch":
+            model = train_model(edited, cfg)
+        else:
+            base, _ = train_or_load(corpus, cfg, cache=Path(cache) if cache else None)
+            if mode == "warm-start":
+                model = fam.warm_start(base, edited, cfg, warm_epochs)
+            else:
+                sign = 1.0 if task.kind == "remove" else -(task.times - 1)
+                model = fam.undo(base, corpus, task.ids, sign, warm_epochs)
+    rec = {"run_id": task.run_id, "kind": task.kind, "n_docs": len(task.ids), "times": task.times,
+           "seed": task.seed, "mode": mode, **fam.evaluate(model, tests, heldout, with_quality, templates)}
+    if task.kind == "baseline" and fam.word_vectors:
+        gendered = {w for t in tests for s in (t.target_x, t.target_y) for w in s.words}
+        gendered |= {w for h in heldout.values() for s in (h.target_x, h.target_y) for w in s.words}
+        try:
+            hd = hard_debias(model, gendered)
+            rec["hard_debias"] = evaluate_vectors(model.vocab.index_to_key, hd, tests, heldout, with_quality)
+        except ConfigError as e:
+            rec["hard_debias"] = {"error": str(e)}
+    rec["seconds"] = round(time.perf_counter() - t0, 2)
+    write_json(task.out_file, rec)
+    return rec
+
+
+# ------------------------------------------------------------------ the folder
+def default_folder(spec: ExperimentSpec, reports_dir: str | Path = "reports") -> Path:
+    """``reports/<corpus>-<model family>-experiment-<hash of the spec>``."""
+    key = hashlib.sha256(json.dumps(spec.to_config(), sort_keys=True).encode()).hexdigest()[:8]
+    return Path(reports_dir) / f"{spec.corpus.name}-{family_of(spec.model).name}-experiment-{key}"
+
+
+def prepare_output(out_dir: Path, config: dict, overwrite: bool):
+    """Claim ``out_dir`` for this experiment (``biasaudit.io.claim_folder``): a folder holding another experiment
+    is refused unless ``overwrite``, which deletes that experiment's files (and only those) first."""
+    out = claim_folder(out_dir, "experiment", config, overwrite, known=EXPERIMENT_FILES)
+    if out.manifest is not None and not same_config(out):
+        out.remove_owned()
+    out.begin()
+    (out_dir / "runs").mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / "experiment-config.json", config)
+    return out
+
+
+def _read_run(path: Path, run_id: str) -> dict | None:
+    """A finished run's record, or None (with a warning) when the file is damaged: the run is done again."""
+    try:
+        rec = read_json(path, "run record")
+        if not (isinstance(rec, dict) and rec.get("run_id") == run_id and isinstance(rec.get("effects"), dict)
+                and isinstance(rec.get("heldout_effects"), dict)):
+            raise ArtifactError(f"{path}: corrupted run record (fields missing)")
+        return rec
+    except ArtifactError as e:
+        warnings.warn(f"{e}; that training run is done again", BiasAuditWarning, stacklevel=2)
+        path.unlink(missing_ok=True)
+        return None
+
+
+def _rankings(spec, base_model, corpus, targets, kept_tests, stats, saved: Path, progress, log):
+    """Each estimator's scores of every document for every kept test, from ``saved`` when it holds this very
+    corpus, model, tests and estimators."""
+    rank_key = hashlib.sha256(json.dumps({"corpus": stats.hash, "model": spec.model.to_dict(),
+                                          "tests": [t.to_dict() for t in kept_tests],
+                                          "estimators": [e.to_dict() for e in spec.estimators]},
+                                         sort_keys=True).encode()).hexdigest()
+    scores, doc_ids, solver_info = {}, None, {}
+    if saved.exists():
+        try:
+            old = json.loads(saved.read_text(encoding="utf-8"))
+            if old.get("key") == rank_key and set(old["scores"]) == {e.label for e in spec.estimators}:
+                doc_ids = old["doc_ids"]
+                scores = {e: {t: np.asarray(v) for t, v in by.items()} for e, by in old["scores"].items()}
+                solver_info = old.get("solver_info", {})
+                if len(doc_ids) != stats.n_documents:
+                    raise ValueError("document count differs")
+                log(f"reusing the rankings in {saved}")
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+            scores, doc_ids, solver_info = {}, None, {}
+    for est in spec.estimators:
+        if est.label in scores:
+            continue
+        r = score_model(base_model, corpus, targets, est, progress=progress)
+        doc_ids = r.doc_ids
+        scores[est.label] = {t.name: r.delta_bias_if_removed[t.name] for t in targets}
+        conv = "; ".join(f"{n}: {i['iterations']} iterations, residual {i['relative_residual']:.1e}"
+                         for n, i in r.solver_info.items() if "iterations" in i)
+        log(f"scored {len(doc_ids)} documents with {est.label} in {r.timings['total']:.1f} s"
+            + (f" ({conv})" if conv else ""))
+        solver_info[est.label] = r.solver_info
+    atomic_write_text(saved, json.dumps(
+        {"key": rank_key, "doc_ids": doc_ids,
+         "scores": {e: {t: np.asarray(v).tolist() for t, v in s.items()} for e, s in scores.items()},
+         "solver_info": solver_info}))
+    return scores, doc_ids, solver_info
+
+
+def _execute(todo: list[Task], done: dict, kw: dict, client, progress) -> None:
+    """Run the tasks (baselines first: warm-start and undo need them, and they fill the model cache)."""
+    todo = sorted(todo, key=lambda t: t.kind != "baseline")
+    if client is None:
+        for i, t in enumerate(todo):
+            done[t.run_id] = run_task(t, **kw)
+            if progress:
+                progress("retraining", i + 1, len(todo))
+        return
+    from dask.distributed import as_completed
+
+    n = 0
+    for group in ([t for t in todo if t.kind == "baseline"], [t for t in todo if t.kind != "baseline"]):
+        futures = [client.submit(run_task, t, pure=False, **kw) for t in group]
+        for fut in as_completed(futures):
+            rec = fut.result()
+            done[rec["run_id"]] = rec
+            n += 1
+            if progress:
+                progress("retraining", n, len(todo))
+
+
+# ------------------------------------------------------------------ the whole experiment
+def run_experiment(spec: ExperimentSpec, out_dir: Path, overwrite: bool = False, client=None,
+                   progress=None, log=None, cache: Path | None = None) -> dict:
+    """Run (or resume) the experiment into ``out_dir``; returns the summary written to experiment.json."""
+    t_start = time.perf_counter()
+    corpus = spec.corpus
+    stats = corpus.scan()
+    config = spec.to_config()
+    out_dir = Path(out_dir)
+    ks = parse_ks(spec.ks, stats.n_documents)
+    if spec.remove_ids:   # an edit naming a document that is not there is an error, before any training
+        ids = {d.id for d in corpus}
+        absent = [i for i in spec.remove_ids if i not in ids]
+        if absent:
+            raise ConfigError(f"--remove-ids: {len(absent)} id(s) are not in corpus {corpus.name!r}: "
+                              + ", ".join(repr(i) for i in absent[:5]) + (" ..." if len(absent) > 5 else ""))
+    out = prepare_output(out_dir, config, overwrite)
+    seeds = spec.seed_list
+    log = log or (lambda msg: None)
+
+    # rankings: from the first seed's baseline model, one score pass per estimator
+    base_model, _ = train_or_load(corpus, replace(spec.model, seed=seeds[0]), cache=cache)
+    targets, kept_tests, dropped, skipped = bias_measures(base_model, spec.tests, spec.strict_oov, spec.templates)
+    for name, reason in skipped.items():
+        log(f"{name}: skipped, {reason}")
+    for name, gone in dropped.items():
+        if name not in skipped:
+            log(f"{name}: dropped out-of-vocabulary words " + "; ".join(f"{k}: {', '.join(v)}" for k, v in gone.items()))
+    scores, doc_ids, solver_info = _rankings(spec, base_model, corpus, targets, kept_tests, stats,
+                                             out_dir / "scores.json", progress, log)
+    plan = build_plan(spec, scores, doc_ids, ks, kept_tests)
+
+    # tasks: every edit at every seed (LDS subsets at the first seed only)
+    lds_ids = {e for e, _ in plan.lds}
+    tasks = []
+    for eid, (kind, ids, times) in plan.edits.items():
+        for seed in (seeds[:1] if eid in lds_ids and not any(p[5] == eid for p in plan.rows) else seeds):
+            run_id = f"{eid}-s{seed}"
+            tasks.append(Task(run_id, kind, ids, times, seed, str(out_dir / "runs" / f"{run_id}.json")))
+    done = {t.run_id: rec for t in tasks if Path(t.out_file).exists()
+            and (rec := _read_run(Path(t.out_file), t.run_id)) is not None}
+    todo = [t for t in tasks if t.run_id not in done]
+    log(f"{len(tasks)} training runs: {len(done)} already finished, {len(todo)} to run")
+    kw = dict(corpus=corpus, config=spec.model, mode=spec.mode, warm_epochs=spec.warm_epochs,
+              tests=kept_tests, heldout=spec.heldout, cache=str(cache) if cache else None,
+              with_quality=spec.quality, templates=spec.templates)
+    _execute(todo, done, kw, client, progress)
+
+    summary, results_csv = summarise(spec, plan.rows, done, seeds, ks, scores, plan.lds, stats)
+    # the first estimator's score outputs (top documents with their text) for the report
+    run_score(base_model, corpus, spec.tests, spec.estimators[0],
+              out_dir=out_dir / "score", overwrite=True, strict_oov=spec.strict_oov, templates=spec.templates)
+    summary["solver_info"] = solver_info
+    summary["run_seconds"] = round(time.perf_counter() - t_start, 1)
+    summary["train_seconds_per_run"] = _mean([r.get("seconds") for r in done.values()])
+    with out.stage() as tmp:
+        atomic_write_text(tmp / "results.csv", results_csv)
+        write_json(tmp / "experiment.json", summary)
+    return summary

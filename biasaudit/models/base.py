@@ -1,0 +1,250 @@
+"""What every model family shares, and the contract each one fulfils.
+
+- ``ModelFamily``: the protocol a family implements (its config type, training, loading, cache key, the bias
+  measures it supports, the estimators and retraining modes it supports, the influence machinery that scores it).
+  Families register themselves with ``register``; ``biasaudit.models`` imports each family module once, so adding a
+  family is one new file plus one line there. Nothing outside ``biasaudit.models`` asks which family a model is:
+  it asks the family (``family_of(model)``).
+- One cache (``train_or_load``): ``<cache>/models/<family>-<key>``, the key a hash of the corpus and the config; a
+  damaged entry is retrained and replaced, two processes training the same model end with one, a cache that cannot
+  be written costs a warning.
+- Shared plumbing: the progress callback type, library versions, the torch device.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import warnings
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Protocol, runtime_checkable
+
+from ..errors import ArtifactError, BiasAuditWarning, ConfigError
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+# ------------------------------------------------------------------ the contract
+@runtime_checkable
+class ModelFamily(Protocol):
+    """A model family: skip-gram, GloVe, a transformer LM, or plain word vectors read from a file.
+
+    ``objective_kind`` names the influence machinery that scores the family's documents (``pairs``: a loss summed
+    over weighted word pairs; ``counts``: a loss over co-occurrence counts; ``task``: a network's summed token
+    loss, through kronfluence); ``None``: the family cannot be scored (vectors without their training loss)."""
+    name: ClassVar[str]                  # "skipgram": the --model value and the cache prefix
+    label: ClassVar[str]                 # "skip-gram": how messages name it
+    config_type: ClassVar[type | None]
+    options: ClassVar[frozenset]         # the shared training options (--window, ...) the family takes
+    estimators: ClassVar[tuple]          # the influence estimators it supports; the first is the default
+    modes: ClassVar[tuple]               # experiment retraining modes (scratch, warm-start, undo)
+    objective_kind: ClassVar[str | None]
+    word_vectors: ClassVar[bool]         # tests read word vectors (hard-debias and similarity benchmarks apply)
+    unit: ClassVar[str]                  # what its vocabulary counts: "words" or "tokens"
+
+    def make_config(self, given: dict, extra: str | None = None) -> Any: ...
+    def train(self, corpus, config, progress: Progress | None = None, device: str = "cpu") -> Any: ...
+    def load(self, folder: Path, device: str = "cpu") -> Any: ...
+    def cache_spec(self, corpus_hash: str, config) -> dict: ...
+    def known_words(self, model, words) -> set[str]: ...
+    def bias_measures(self, model, tests: list, templates=None) -> list: ...
+    def weat(self, model, test, templates=None, **stats) -> Any: ...
+    def evaluate(self, model, tests: list, heldout: dict, quality: bool = True, templates=None) -> dict: ...
+    def vocabulary_summary(self, model) -> dict: ...
+    def describe(self, config) -> str: ...
+
+
+FAMILIES: dict[str, ModelFamily] = {}
+
+
+def register(family: ModelFamily) -> ModelFamily:
+    """Add a family to the registry (each family module calls this once, at import)."""
+    FAMILIES[family.name] = family
+    return family
+
+
+def get_family(name: str) -> ModelFamily:
+    """The family called ``name`` (the --model value); a ConfigError naming the known ones otherwise."""
+    try:
+        return FAMILIES[name]
+    except KeyError:
+        known = ", ".join(n for n, f in FAMILIES.items() if f.config_type is not None)
+        raise ConfigError(f"unknown --model {name!r} (one of {known})") from None
+
+
+def family_of(obj) -> ModelFamily:
+    """The family of a model or config (each carries its family's name as ``family``)."""
+    return get_family(obj.family)
+
+
+def make_config(model: str, extra: str | None = None, **options):
+    """A family's config from the shared training options (None: not given, the family's default); an option the
+    family does not take is refused, naming it. ``extra``: the family's own settings string (``--lm-config``), for
+    families that take one (``takes_extra``)."""
+    fam = get_family(model)
+    if extra is not None and not getattr(fam, "takes_extra", False):
+        takers = human_list(f"--model {f.name}" for f in FAMILIES.values() if getattr(f, "takes_extra", False))
+        raise ConfigError(f"--lm-config applies to {takers} only")
+    given = {k: v for k, v in options.items() if v is not None}
+    for k in given:
+        if k not in fam.options:
+            raise ConfigError(f"--{k.replace('_', '-')} does not apply to --model {fam.name}")
+    return fam.make_config(given, extra)
+
+
+def human_list(items) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    items = list(items)
+    return " and ".join(items) if len(items) < 3 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def check_estimators(estimators, family: ModelFamily) -> None:
+    """The one place that decides whether estimators fit a family (before any training)."""
+    for e in estimators:
+        if e.name in family.estimators:
+            continue
+        fits = [f for f in FAMILIES.values() if e.name in f.estimators]
+        whom = ("embeddings" if len(fits) > 1 and all(f.word_vectors for f in fits)
+                else human_list(f"--model {f.name}" for f in fits) or "no model family")
+        raise ConfigError(f"estimator {e.name!r} is for {whom}; --model {family.name} takes "
+                          f"{human_list(family.estimators)}")
+
+
+# ------------------------------------------------------------------ the cache
+def cache_dir() -> Path:
+    """$BIASAUDIT_CACHE, else ~/.cache/biasaudit."""
+    return Path(os.environ.get("BIASAUDIT_CACHE") or Path.home() / ".cache" / "biasaudit")
+
+
+def cache_folder(cache: Path | None, family: str, spec: dict) -> Path:
+    """The cache entry of a model: ``<cache>/models/<family>-<hash of spec>`` (spec: corpus hash, config,
+    tokenizer, library versions, format)."""
+    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+    return (cache or cache_dir()) / "models" / f"{family}-{key}"
+
+
+def train_or_load_cached(folder: Path, load: Callable, train: Callable):
+    """The cached model in ``folder`` (``load(folder)``), else ``train()`` saved there. Returns (model, cached).
+
+    A damaged entry is retrained and replaced (with a warning); when two processes train the same model, the
+    first saved is kept; a cache that cannot be written costs a warning, and the trained model is returned."""
+    from ..io import clean_stale_temps
+
+    clean_stale_temps(folder.parent)
+    if folder.is_dir() and any(folder.iterdir()):
+        try:
+            return load(folder), True
+        except ArtifactError as e:
+            warnings.warn(f"the cached model is damaged and is retrained: {e}", BiasAuditWarning, stacklevel=2)
+            shutil.rmtree(folder, ignore_errors=True)   # the cache is this tool's own: no user file lives there
+    model = train()
+    try:
+        model.save(folder, keep_existing=True)
+    except (OSError, ArtifactError) as e:
+        warnings.warn(f"could not cache the model in {folder} ({getattr(e, 'strerror', None) or e}); it will be "
+                      "trained again next time", BiasAuditWarning, stacklevel=2)
+    return model, False
+
+
+def train_model(corpus, config, progress: Progress | None = None, device: str = "cpu"):
+    """Train the model ``config`` describes on ``corpus`` (no cache)."""
+    return family_of(config).train(corpus, config, progress, device)
+
+
+def train_or_load(corpus, config, cache: Path | None = None, progress: Progress | None = None,
+                  device: str = "cpu"):
+    """The cached model for (corpus hash, config), training and caching it if absent. Returns (model, cached).
+    The device is not part of the key: a model trained on a GPU is reused on the CPU."""
+    fam = family_of(config)
+    folder = cache_folder(cache, fam.name, fam.cache_spec(corpus.hash, config))
+    return train_or_load_cached(folder, lambda f: fam.load(f, device),
+                                lambda: fam.train(corpus, config, progress, device))
+
+
+def load_model(path: Path, device: str = "cpu"):
+    """A model folder of any family (the family that recognises it loads it)."""
+    from ..io import read_json
+
+    path = Path(path)
+    for fam in FAMILIES.values():
+        recognise = getattr(fam, "recognises", None)
+        if recognise is not None and recognise(path):
+            return fam.load(path, device)
+    if (path / "config.json").exists():
+        head = read_json(path / "config.json", "model config")   # a corrupted file says so
+        if not isinstance(head, dict):
+            raise ArtifactError(f"{path}/config.json: corrupted model config (not a JSON object)")
+    raise ArtifactError(f"{path}: folder is not a model of this tool (no config.json with a known model family)")
+
+
+# ------------------------------------------------------------------ plumbing
+def versions(*packages: str) -> dict:
+    """{"biasaudit": ..., package: version, ...} for the record of how a result was made."""
+    import importlib
+
+    from .. import __version__
+    out = {"biasaudit": __version__}
+    for p in packages:
+        out[p] = importlib.import_module(p).__version__
+    return out
+
+
+def resolve_device(device: str):
+    """``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (cuda when available); a clear error when CUDA is absent."""
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise ConfigError(f"unknown device {device!r} (use cpu, cuda, cuda:N or auto)") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} requested but this torch build has no CUDA device "
+                          f"(torch {torch.__version__}); use --device cpu")
+    return dev
+
+
+# ------------------------------------------------------------------ configs
+def setting(default, help: str):
+    """A config field with its help text (read by the command line for the option's --help)."""
+    from dataclasses import field
+    return field(default=default, metadata={"help": help})
+
+
+class Config:
+    """What every family's frozen config dataclass shares: to_dict / from_dict, field checks, field help."""
+    family: ClassVar[str]
+
+    def to_dict(self) -> dict:
+        from dataclasses import asdict
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        from dataclasses import fields
+        if not isinstance(d, dict):
+            raise ConfigError(f"{cls.__name__}: expected an object of settings, got {type(d).__name__}")
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ConfigError(f"{cls.__name__}: unknown field(s) {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+    @classmethod
+    def help(cls, name: str) -> str:
+        from dataclasses import fields
+        for f in fields(cls):
+            if f.name == name:
+                return f.metadata.get("help", "")
+        return ""
+
+    def _positive(self, *names: str) -> None:
+        for name in names:
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ConfigError(f"{type(self).__name__}.{name} must be a positive integer, got {v!r}")
+
+    def _seed(self) -> None:
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ConfigError(f"{type(self).__name__}.seed must be a non-negative integer, got {self.seed!r}")

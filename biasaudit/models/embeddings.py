@@ -1,0 +1,66 @@
+"""What the word-embedding families share (skip-gram, GloVe, vectors read from a file): the bias tests read one
+matrix of word vectors, so the measures, the WEAT statistics and the retraining measurements are the same for all.
+
+A model of these families has ``vocab`` (or at least ``key_to_index``/``index_to_key``) and ``vectors`` (V, dim),
+the embedding the tests read.
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..measures.targets import weat_target
+from ..measures.weat import associations, effect_size, weat
+from ..wordsets import BiasTest
+
+
+def effect_on_vectors(key_to_index: dict, vectors: np.ndarray, test: BiasTest) -> float | None:
+    """WEAT effect size on the test's in-vocabulary words (None when a set keeps fewer than 2)."""
+    sets = []
+    for s in test.sets:
+        idx = [key_to_index[w] for w in s.words if w in key_to_index]
+        if len(idx) < 2:
+            return None
+        sets.append(vectors[idx])
+    X, Y, A, B = sets
+    return effect_size(associations(X, A, B), associations(Y, A, B))
+
+
+def evaluate_vectors(words, vectors: np.ndarray, tests: list[BiasTest], heldout: dict[str, BiasTest],
+                     with_quality: bool = True) -> dict:
+    """Effect sizes of the audited tests and their held-out companions, and embedding quality (similarity and
+    analogy benchmarks) of one matrix of word vectors."""
+    from ..quality import quality
+
+    k2i = {w: i for i, w in enumerate(words)}
+    out = {"effects": {t.name: effect_on_vectors(k2i, vectors, t) for t in tests},
+           "heldout_effects": {name: effect_on_vectors(k2i, vectors, h) for name, h in heldout.items()}}
+    if with_quality:
+        out["quality"] = quality(words, vectors)
+    return out
+
+
+class EmbeddingFamily:
+    """Shared behaviour of the word-vector families; each family class sets the ClassVars and adds training."""
+    word_vectors: ClassVar[bool] = True
+    unit: ClassVar[str] = "words"
+    modes: ClassVar[tuple] = ("scratch",)
+
+    def known_words(self, model, words) -> set[str]:
+        return {w for w in words if w in model.key_to_index}
+
+    def bias_measures(self, model, tests: list[BiasTest], templates=None) -> list:
+        return [weat_target(t, model.vocab) for t in tests]
+
+    def weat(self, model, test: BiasTest, templates=None, **stats) -> Any:
+        return weat(model, test, **stats)
+
+    def evaluate(self, model, tests: list, heldout: dict, quality: bool = True, templates=None) -> dict:
+        return evaluate_vectors(model.index_to_key, model.vectors, tests, heldout, quality)
+
+    def vocabulary_summary(self, model) -> dict:
+        return {"size": len(model.vocab), "tokens_in_vocabulary": int(model.vocab.counts.sum())}
+
+    def size(self, model) -> int:
+        return len(model.index_to_key)
