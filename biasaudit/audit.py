@@ -9,7 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -25,6 +28,20 @@ from .vocab import TOKEN
 from .wordsets import BiasTest, resolve_tests, restrict_tests
 
 SCORE_FILES = ("scores.jsonl", "summary.json", "config.json", "report.html")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run wrote: its folder and the summary it saved there (``summary.json`` or ``experiment.json``),
+    read-only; ``result["tests"]`` reads a field of the summary."""
+    folder: Path
+    summary: Mapping[str, Any]
+
+    def __getitem__(self, key: str):
+        return self.summary[key]
+
+    def to_dict(self) -> dict:
+        return dict(self.summary)
 
 
 # ------------------------------------------------------------------ measures
@@ -121,7 +138,7 @@ def score_folder(corpus, kind: str, run_config: dict, out_dir=None, reports_dir:
 
 def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, overwrite=False, strict_oov=False,
               query=None, top: int = 10, progress=None, reports_dir: str | Path = "reports", client=None,
-              device: str = "cpu", templates=None, pairs=None) -> dict:
+              device: str = "cpu", templates=None, pairs=None) -> RunResult:
     """Score every document of ``corpus`` against the bias tests (or a word query; or, for LMs, paired
     sentences ``pairs`` = (name, [(more, less), ...])) and write the outputs (staged, then moved into place).
 
@@ -225,4 +242,4 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
         write_scores(result, tmp / "scores.jsonl", i2k, targets)
         write_json(tmp / "summary.json", summary)
         write_json(tmp / "config.json", run_config)
-    return summary
+    return RunResult(folder, MappingProxyType(summary))

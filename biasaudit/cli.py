@@ -87,6 +87,26 @@ def _in_range(value, low: float, high: float, low_open: bool = True):
     return value
 
 
+def _option_help(name: str, extra: str = "") -> str:
+    """An option's help, read from the family configs that have the field (their help text and each default)."""
+    from dataclasses import MISSING, fields
+
+    from .models import FAMILIES
+
+    text, defaults = "", []
+    for fam in FAMILIES.values():
+        if fam.config_type is None or name not in fam.options:
+            continue
+        f = {x.name: x for x in fields(fam.config_type)}.get(name)
+        if f is None:
+            continue
+        text = text or f.metadata.get("help", "")
+        if f.default is not MISSING:
+            defaults.append(f"{fam.label} {f.default}")
+    only = "" if len(defaults) > 1 else f"{defaults[0].split(' ')[0]} only. " if defaults else ""
+    return f"{only}{text} {extra}Default: {'; '.join(defaults)}.".strip()
+
+
 _RUN_OPTIONS = {
     "corpus": (Optional[str], typer.Option(None, "--corpus", "-c", help="Bundled corpus name (gcide, wordnet), file, "
                "folder, glob or hub dataset. Default: the bundled GCIDE dictionary.")),
@@ -95,27 +115,17 @@ _RUN_OPTIONS = {
     "model": (str, typer.Option("skipgram", "--model", "-m", help="Model family: skipgram (default), glove "
               "(GloVe-style weighted least squares on co-occurrence counts) or lm (a small causal transformer "
               "language model, trained here or loaded with --checkpoint).")),
-    "vector_size": (Optional[int], typer.Option(None, "--vector-size", min=1, help="Embedding dimension "
-                    "(default 100).")),
-    "window": (Optional[int], typer.Option(None, "--window", min=1, help="Context window: skip-gram's maximum "
-               "(reduced windows; default 5), GloVe's symmetric 1/distance window (default 10).")),
-    "min_count": (Optional[int], typer.Option(None, "--min-count", min=1, help="Ignore words seen fewer times "
-                  "(default 5).")),
-    "negative": (Optional[int], typer.Option(None, "--negative", min=1, help="Skip-gram: negative samples per "
-                 "positive pair (default 5).")),
-    "epochs": (Optional[int], typer.Option(None, "--epochs", min=1, help="Training epochs (default 5 for skip-gram, "
-               "25 for GloVe, 10 for LMs).")),
-    "seed": (Optional[int], typer.Option(None, "--seed", min=0, help="Training seed: initialisation and sampling "
-             "(default 1).")),
-    "workers": (Optional[int], typer.Option(None, "--workers", min=1, help="Skip-gram: gensim threads; 1 (default) "
-                "is deterministic, identical vectors per seed.")),
+    "vector_size": (Optional[int], typer.Option(None, "--vector-size", min=1, help=_option_help("vector_size"))),
+    "window": (Optional[int], typer.Option(None, "--window", min=1, help=_option_help("window"))),
+    "min_count": (Optional[int], typer.Option(None, "--min-count", min=1, help=_option_help("min_count"))),
+    "negative": (Optional[int], typer.Option(None, "--negative", min=1, help=_option_help("negative"))),
+    "epochs": (Optional[int], typer.Option(None, "--epochs", min=1, help=_option_help("epochs"))),
+    "seed": (Optional[int], typer.Option(None, "--seed", min=0, help=_option_help("seed"))),
+    "workers": (Optional[int], typer.Option(None, "--workers", min=1, help=_option_help("workers"))),
     "sample": (Optional[float], typer.Option(None, "--sample", callback=lambda v: _in_range(v, 0, 1, low_open=False),
-                                             help="Skip-gram: "
-               "frequent-word subsampling threshold, gensim's sample (default 0.001).")),
-    "backend": (Optional[str], typer.Option(None, "--backend", help="Skip-gram: gensim (C; deterministic with "
-                "--workers 1; default) or torch (same objective, minibatch SGD; CPU or GPU via --device).")),
-    "embedding": (Optional[str], typer.Option(None, "--embedding", help="GloVe: the embedding the tests read, w "
-                  "(word vectors, default) or w+c (word + context vectors).")),
+                                             help=_option_help("sample"))),
+    "backend": (Optional[str], typer.Option(None, "--backend", help=_option_help("backend"))),
+    "embedding": (Optional[str], typer.Option(None, "--embedding", help=_option_help("embedding"))),
     "lm_config": (Optional[str], typer.Option(None, "--lm-config", help="--model lm: LMConfig settings, e.g. "
                   "'hidden_size=64,num_layers=2,max_len=64,learning_rate=0.003,batch_size=32' (defaults: a "
                   "2-layer, 64-wide Llama).")),
@@ -181,12 +191,11 @@ def _progress():
         yield update
 
 
-def _load_checkpoint(checkpoint: Path, model: str, device: str = "cpu"):
-    from .models import get_family
-
-    if model != "lm":
+def _load_checkpoint(checkpoint: Path, opts: "RunOptions"):
+    fam = opts.family
+    if not fam.takes_templates:
         raise ConfigError("--checkpoint loads a language model; add --model lm")
-    m = get_family("lm").load(checkpoint, device)
+    m = fam.load(checkpoint, opts.device)
     err.print(f"loaded {clean(checkpoint)} ({m.meta.get('parameters') or sum(p.numel() for p in m.net.parameters()):,} "
               f"parameters, {len(m.encoder):,} tokens)")
     return m
@@ -292,17 +301,17 @@ def weat_cmd(embeddings: Optional[Path] = typer.Argument(None, help="word2vec te
     if strict_oov and allow_oov:
         raise typer.BadParameter("--allow-oov and --strict-oov contradict each other", param_hint="--strict-oov")
     tests = resolve_tests(test)
-    if opts.model != "lm" and (checkpoint is not None or templates is not None):
+    if not opts.family.takes_templates and (checkpoint is not None or templates is not None):
         raise ConfigError("--checkpoint and --templates measure language models; add --model lm")
     if (embeddings is not None or checkpoint is not None) and seeds > 1:
         raise typer.BadParameter("--seeds needs training; it cannot be used with a saved model", param_hint="--seeds")
     if embeddings is not None:
         models = [load_embeddings(embeddings)]
     elif checkpoint is not None:
-        models = [_load_checkpoint(checkpoint, opts.model, opts.device)]
+        models = [_load_checkpoint(checkpoint, opts)]
     else:
         models = _train_seeds(opts, opts.config(), seeds)
-    extra = {"templates": load_templates(templates)} if opts.model == "lm" else {}
+    extra = {"templates": load_templates(templates)} if opts.family.takes_templates else {}
     rows, skipped = weat_across_models(models, tests, strict=strict_oov, n_permutations=n_permutations,
                                        n_bootstrap=n_bootstrap, **extra)
     for name, reason in skipped.items():
@@ -377,9 +386,9 @@ def score(test: Optional[List[str]] = TestOpt,
         raise typer.BadParameter("use either --test or --query", param_hint="--query")
     if (toward or away) and query is None:
         raise typer.BadParameter("--toward/--away need --query", param_hint="--toward")
-    if (templates is not None or pairs is not None) and opts.model != "lm":
+    if (templates is not None or pairs is not None) and not opts.family.takes_templates:
         raise ConfigError("--templates and --pairs measure language models; add --model lm")
-    tpl = load_templates(templates) if opts.model == "lm" else None
+    tpl = load_templates(templates) if opts.family.takes_templates else None
     pair_spec = (pairs.stem, load_pairs(pairs)) if pairs is not None else None
     # the output folder is checked before any training: a file, a folder of other files, a read-only disk
     if out_dir is not None:
@@ -387,7 +396,7 @@ def score(test: Optional[List[str]] = TestOpt,
     else:
         check_writable("reports")
     corp = opts.load_corpus()
-    model = (_load_checkpoint(checkpoint, opts.model, opts.device) if checkpoint is not None
+    model = (_load_checkpoint(checkpoint, opts) if checkpoint is not None
              else _train_seeds(opts, config, 1, corpus=corp)[0])
     words = lambda s: [w.strip().lower() for w in (s or "").split(",") if w.strip()]
     with dask_client(scheduler) as client, _progress() as update:
@@ -487,7 +496,7 @@ def experiment(test: Optional[List[str]] = TestOpt,
     from .wordsets import resolve_heldout, resolve_tests
 
     config = opts.config()
-    if templates is not None and opts.model != "lm":
+    if templates is not None and not opts.family.takes_templates:
         raise ConfigError("--templates measures language models; add --model lm")
     if conditions is None:
         conditions = ",".join(c for c in DEFAULT_CONDITIONS if opts.family.word_vectors or c != "hard-debias")

@@ -15,10 +15,11 @@ import time
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 
-from ..audit import bias_measures, run_score
+from ..audit import RunResult, bias_measures, run_score
 from ..corpus import Corpus
 from ..debias import hard_debias
 from ..errors import ArtifactError, BiasAuditWarning, ConfigError
@@ -175,8 +176,9 @@ def _execute(todo: list[Task], done: dict, kw: dict, client, progress) -> None:
 
 # ------------------------------------------------------------------ the whole experiment
 def run_experiment(spec: ExperimentSpec, out_dir: Path, overwrite: bool = False, client=None,
-                   progress=None, log=None, cache: Path | None = None) -> dict:
-    """Run (or resume) the experiment into ``out_dir``; returns the summary written to experiment.json."""
+                   progress=None, log=None, cache: Path | None = None) -> RunResult:
+    """Run (or resume) the experiment into ``out_dir``; returns the folder and the summary written to
+    experiment.json."""
     t_start = time.perf_counter()
     corpus = spec.corpus
     stats = corpus.scan()
@@ -231,4 +233,4 @@ def run_experiment(spec: ExperimentSpec, out_dir: Path, overwrite: bool = False,
     with out.stage() as tmp:
         atomic_write_text(tmp / "results.csv", results_csv)
         write_json(tmp / "experiment.json", summary)
-    return summary
+    return RunResult(out_dir, MappingProxyType(summary))

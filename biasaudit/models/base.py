@@ -41,6 +41,7 @@ class ModelFamily(Protocol):
     modes: ClassVar[tuple]               # experiment retraining modes (scratch, warm-start, undo)
     objective_kind: ClassVar[str | None]
     word_vectors: ClassVar[bool]         # tests read word vectors (hard-debias and similarity benchmarks apply)
+    takes_templates: ClassVar[bool]      # measured through templates and sentences (language models)
     unit: ClassVar[str]                  # what its vocabulary counts: "words" or "tokens"
 
     def make_config(self, given: dict, extra: str | None = None) -> Any: ...

@@ -44,6 +44,7 @@ def evaluate_vectors(words, vectors: np.ndarray, tests: list[BiasTest], heldout:
 class EmbeddingFamily:
     """Shared behaviour of the word-vector families; each family class sets the ClassVars and adds training."""
     word_vectors: ClassVar[bool] = True
+    takes_templates: ClassVar[bool] = False
     unit: ClassVar[str] = "words"
     modes: ClassVar[tuple] = ("scratch",)
 

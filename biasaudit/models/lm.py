@@ -406,6 +406,7 @@ class LMFamily:
     word_vectors = False
     unit = "tokens"
     takes_extra = True      # --lm-config
+    takes_templates = True  # measured by template association (--templates, --pairs), from a checkpoint too
 
     def make_config(self, given: dict, extra: str | None = None) -> LMConfig:
         require_lm()

@@ -1,0 +1,129 @@
+"""The package's layers hold (architecture.md): every import of every module, function-level ones included, points
+down or sideways within a package, never up; no import cycles; models/ never imports influence/; measures import
+no model family; only the CLI knows typer."""
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent / "biasaudit"
+
+# lower numbers are lower layers; a module may import its own layer (without cycles) and the layers below
+LAYERS = {
+    "errors": 0, "io": 0, "terminal": 0, "__init__": 0,
+    "corpus": 1, "vocab": 1, "wordsets": 1, "batches": 1, "planted": 1, "quality": 1, "distributed": 1,
+    "measures": 2,
+    "models": 3,
+    "influence": 4,
+    "audit": 5, "debias": 5, "experiments": 5,
+    "report": 6,
+    "cli": 7, "__main__": 7,
+}
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def layer(module: str) -> int:
+    parts = module.split(".")
+    key = parts[1] if len(parts) > 1 else "__init__"
+    return LAYERS[key]
+
+
+def imports(path: Path) -> list[tuple[str, int, bool]]:
+    """(imported biasaudit module, line, is the package __init__) for every import in the file, at any depth;
+    imports under ``if TYPE_CHECKING:`` are skipped (they never run)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    me = module_name(path)
+    package = me if path.name == "__init__.py" else me.rsplit(".", 1)[0]
+    skip = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.dump(node.test):
+            skip |= {id(n) for child in node.body for n in ast.walk(child)}
+    out = []
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Import):
+            out += [(a.name, node.lineno) for a in node.names if a.name.split(".")[0] in ("biasaudit", "typer")]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[:len(base) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if target.split(".")[0] not in ("biasaudit", "typer"):
+                continue
+            # "from . import x" / "from .pkg import mod": the names may be modules
+            for a in node.names:
+                candidate = f"{target}.{a.name}"
+                out.append((candidate if _is_module(candidate) else target, node.lineno))
+    return out
+
+
+def _is_module(name: str) -> bool:
+    p = ROOT.parent.joinpath(*name.split("."))
+    return p.with_suffix(".py").exists() or (p / "__init__.py").exists()
+
+
+def graph() -> dict[str, list[tuple[str, int]]]:
+    return {module_name(p): imports(p) for p in sorted(ROOT.rglob("*.py"))}
+
+
+def test_every_import_points_down():
+    bad = []
+    for mod, deps in graph().items():
+        for dep, line in deps:
+            if dep.startswith("typer"):
+                if mod != "biasaudit.cli":
+                    bad.append(f"{mod}:{line} imports typer (only the CLI may)")
+                continue
+            if dep == "biasaudit" or mod == "biasaudit":
+                continue   # the version string
+            if layer(dep) > layer(mod):
+                bad.append(f"{mod}:{line} imports {dep} (layer {layer(dep)} above its {layer(mod)})")
+            if mod.startswith("biasaudit.models") and dep.startswith("biasaudit.influence"):
+                bad.append(f"{mod}:{line} imports {dep}: models/ never imports influence/")
+            if mod.startswith("biasaudit.measures") and dep.startswith("biasaudit.models"):
+                bad.append(f"{mod}:{line} imports {dep}: measures import no model family")
+    assert not bad, "\n".join(bad)
+
+
+def test_no_import_cycles():
+    g = {m: {d for d, _ in deps if d.startswith("biasaudit.") and d != m} for m, deps in graph().items()}
+    # importing a submodule runs its package's __init__: "a.b.c" depends on "a.b"
+    state, stack, cycles = {}, [], []
+
+    def visit(m):
+        state[m] = 1
+        stack.append(m)
+        for d in sorted(g.get(m, ())):
+            if d not in g:
+                continue
+            if state.get(d) == 1:
+                cycles.append(stack[stack.index(d):] + [d])
+            elif d not in state:
+                visit(d)
+        stack.pop()
+        state[m] = 2
+    for m in sorted(g):
+        if m not in state:
+            visit(m)
+    # a package's __init__ importing its own modules, which import siblings, is not a cycle of ours
+    cycles = [c for c in cycles if not all(x.startswith(c[0]) for x in c)]
+    assert not cycles, "\n".join(" -> ".join(c) for c in cycles)
+
+
+@pytest.mark.parametrize("needle", ["isinstance(model, LMModel)", "isinstance(config, GloVeConfig)",
+                                    "isinstance(model, GloVeModel)", "isinstance(model, SkipGramModel)",
+                                    '== "lm"', "== 'lm'"])
+def test_nothing_outside_models_asks_which_family(needle):
+    hits = [f"{p.relative_to(ROOT)}" for p in ROOT.rglob("*.py")
+            if "models" not in p.relative_to(ROOT).parts and needle in p.read_text(encoding="utf-8")]
+    assert not hits, f"{needle} in {hits}"
