@@ -69,6 +69,14 @@ def encode_batches(corpus: Corpus, vocab: Vocab, batch_size: int = 2000) -> Iter
         yield DocBatch([d.id for d in docs], tokens, doc, chunk_of)
 
 
+def same_chunk_positions(chunk: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (p, p + r) of a batch whose two tokens are in the same chunk (windows never cross a chunk)."""
+    p = np.arange(max(0, len(chunk) - r))
+    q = p + r
+    same = chunk[p] == chunk[q]
+    return p[same], q[same]
+
+
 def merge_pairs(keys: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sum ``vals`` per distinct key: (sorted unique keys, sums)."""
     k, inv = np.unique(keys, return_inverse=True)
@@ -100,3 +108,20 @@ class PairSums:
     def result(self) -> tuple[np.ndarray, np.ndarray]:
         self._flush()
         return self.keys, self.vals
+
+
+def corpus_pair_sums(corpus: Corpus, vocab: Vocab, pairs_of, progress=None, merge_every: int = 20_000_000
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Summed weights per (row word, column word) over a corpus, sorted by (row, column): ``pairs_of(part)`` gives
+    (rows, columns, weights, documents) for each part of each batch (a family's pair enumeration)."""
+    V = len(vocab)
+    sums, done = PairSums(merge_every), 0
+    for batch in encode_batches(corpus, vocab):
+        for part in batch.parts():
+            i, j, x, _ = pairs_of(part)
+            sums.add(i * V + j, x)
+        done += len(batch.ids)
+        if progress:
+            progress("co-occurrence", done, None)
+    keys, vals = sums.result()
+    return keys // V, keys % V, vals

@@ -58,3 +58,10 @@ def run_cli(*args, cache=None, cwd=None) -> CliResult:
         os.environ.update(old_env)
         os.chdir(old_cwd)
     return CliResult(code, out.getvalue(), err.getvalue())
+
+
+def pytest_configure(config):
+    # one torch thread: the tests' tensors are small, and two threads fighting a busy machine for two cores
+    # make thousands of small products (LiSSA, torch training) many times slower
+    import torch
+    torch.set_num_threads(1)

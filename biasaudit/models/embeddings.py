@@ -13,6 +13,7 @@ import numpy as np
 from ..measures.targets import weat_target
 from ..measures.weat import associations, effect_size, weat
 from ..wordsets import BiasTest
+from .folder import is_model_dir, model_field
 
 
 def effect_on_vectors(key_to_index: dict, vectors: np.ndarray, test: BiasTest) -> float | None:
@@ -47,6 +48,17 @@ class EmbeddingFamily:
     takes_templates: ClassVar[bool] = False
     unit: ClassVar[str] = "words"
     modes: ClassVar[tuple] = ("scratch",)
+    model_type: ClassVar[type]          # the model class: its ``load(folder)`` reads a saved model
+
+    def make_config(self, given: dict, extra: str | None = None):
+        return self.config_type(**given)
+
+    def load(self, folder, device: str = "cpu"):
+        return self.model_type.load(folder)
+
+    def recognises(self, folder) -> bool:
+        """A model folder of this tool whose config.json names this family."""
+        return is_model_dir(folder) and model_field(folder) == self.name
 
     def known_words(self, model, words) -> set[str]:
         return {w for w in words if w in model.key_to_index}

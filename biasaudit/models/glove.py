@@ -25,13 +25,13 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from ..batches import PairSums, encode_batches
+from ..batches import corpus_pair_sums, same_chunk_positions
 from ..corpus import Corpus
 from ..errors import ArtifactError, ConfigError, CorpusError
 from ..vocab import TOKENIZER, Vocab, training_vocab
 from .base import Config, Progress, register, resolve_device, setting, versions
 from .embeddings import EmbeddingFamily
-from .folder import is_model_dir, model_field, read_model_folder, write_model_folder
+from .folder import read_model_folder, write_model_folder
 
 FORMAT_VERSION = 1
 EMBEDDINGS = ("w", "w+c")
@@ -78,10 +78,7 @@ def batch_cooccurrence(tokens: np.ndarray, chunk: np.ndarray, doc: np.ndarray, w
     for r in range(1, window + 1):
         if r >= n:
             break
-        p = np.arange(n - r)
-        q = p + r
-        same = chunk[p] == chunk[q]
-        p, q = p[same], q[same]
+        p, q = same_chunk_positions(chunk, r)
         for a, b in ((p, q), (q, p)):
             if inputs_mask is not None:
                 m = inputs_mask[tokens[a]]
@@ -97,17 +94,8 @@ def batch_cooccurrence(tokens: np.ndarray, chunk: np.ndarray, doc: np.ndarray, w
 def cooccurrence_matrix(corpus: Corpus, vocab: Vocab, window: int, progress: Progress | None = None,
                         merge_every: int = 20_000_000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sparse symmetric X as (rows, cols, values) sorted by (row, col), counted in chunks."""
-    V = len(vocab)
-    sums, done = PairSums(merge_every), 0
-    for batch in encode_batches(corpus, vocab):
-        for part in batch.parts():
-            i, j, x, _ = batch_cooccurrence(part.tokens, part.chunk, part.doc, window)
-            sums.add(i * V + j, x)
-        done += len(batch.ids)
-        if progress:
-            progress("co-occurrence", done, None)
-    keys, vals = sums.result()
-    return keys // V, keys % V, vals
+    return corpus_pair_sums(corpus, vocab, lambda part: batch_cooccurrence(part.tokens, part.chunk, part.doc, window),
+                            progress, merge_every)
 
 
 # ------------------------------------------------------------------ the loss, for cg influence
@@ -257,21 +245,13 @@ class GloVeFamily(EmbeddingFamily):
     name = "glove"
     label = "GloVe"
     config_type = GloVeConfig
+    model_type = GloVeModel
     options = frozenset({"vector_size", "window", "min_count", "epochs", "seed", "embedding"})
     estimators = ("block", "cg", "gradient-dot")
     objective_kind = "counts"
 
-    def make_config(self, given: dict, extra: str | None = None) -> GloVeConfig:
-        return GloVeConfig(**given)
-
     def train(self, corpus, config, progress=None, device="cpu") -> GloVeModel:
         return train_glove(corpus, config, progress, device)
-
-    def load(self, folder, device: str = "cpu") -> GloVeModel:
-        return GloVeModel.load(folder)
-
-    def recognises(self, folder: Path) -> bool:
-        return is_model_dir(folder) and model_field(folder) == "glove"
 
     def cache_spec(self, corpus_hash: str, config: GloVeConfig) -> dict:
         return {"model": "glove", "corpus": corpus_hash, "config": config.to_dict(), "tokenizer": TOKENIZER,

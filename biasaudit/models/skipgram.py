@@ -21,7 +21,7 @@ from ..errors import ArtifactError, ConfigError, CorpusError
 from ..vocab import MAX_CHUNK, TOKENIZER, TokenStream, Vocab
 from .base import Config, Progress, register, setting, versions
 from .embeddings import EmbeddingFamily
-from .folder import is_model_dir, model_field, read_model_folder, write_model_folder
+from .folder import read_model_folder, write_model_folder
 
 FORMAT_VERSION = 1
 BACKENDS = ("gensim", "torch")
@@ -194,23 +194,15 @@ class SkipGramFamily(EmbeddingFamily):
     name = "skipgram"
     label = "skip-gram"
     config_type = SkipGramConfig
+    model_type = SkipGramModel
     options = frozenset({"vector_size", "window", "min_count", "negative", "epochs", "seed", "workers", "sample",
                          "backend"})
     estimators = ("block", "cg", "lissa", "gradient-dot")
     modes = ("scratch", "warm-start", "undo")
     objective_kind = "pairs"
 
-    def make_config(self, given: dict, extra: str | None = None) -> SkipGramConfig:
-        return SkipGramConfig(**given)
-
     def train(self, corpus, config, progress=None, device="cpu") -> SkipGramModel:
         return train_skipgram(corpus, config, progress, device)
-
-    def load(self, folder, device: str = "cpu") -> SkipGramModel:
-        return SkipGramModel.load(folder)
-
-    def recognises(self, folder: Path) -> bool:
-        return is_model_dir(folder) and model_field(folder) == "skipgram"
 
     def cache_spec(self, corpus_hash: str, config: SkipGramConfig) -> dict:
         cfg = config.to_dict()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..batches import DocBatch, PairSums, encode_batches
+from ..batches import DocBatch, corpus_pair_sums, same_chunk_positions
 from ..corpus import Corpus
 from ..vocab import Vocab
 
@@ -95,10 +95,7 @@ def batch_pairs(batch: DocBatch, window: int, weights_r: np.ndarray, keep: np.nd
             D[:, 0] *= 1 - q
         if r >= n:
             break
-        p = np.arange(n - r)
-        qpos = p + r
-        same = ch[p] == ch[qpos]
-        p, qpos = p[same], qpos[same]
+        p, qpos = same_chunk_positions(ch, r)
         wgt = (D[p] @ fill) * kp[p] * kp[qpos]
         if r > window and wgt.size and wgt.max() < 1e-4:
             break
@@ -123,15 +120,5 @@ def batch_pairs(batch: DocBatch, window: int, weights_r: np.ndarray, keep: np.nd
 def cooccurrence(corpus: Corpus, vocab: Vocab, window: int, weights_r: np.ndarray, keep: np.ndarray,
                  inputs_mask: np.ndarray | None = None, progress=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Summed expected pair weights over the corpus: unique (input, output) pairs and their total weight."""
-    V = len(vocab)
-    sums = PairSums()
-    done = 0
-    for batch in encode_batches(corpus, vocab):
-        for part in batch.parts():
-            w, c, x, _ = batch_pairs(part, window, weights_r, keep, inputs_mask)
-            sums.add(w * V + c, x)
-        done += len(batch.ids)
-        if progress:
-            progress("co-occurrence", done, None)
-    keys, vals = sums.result()
-    return keys // V, keys % V, vals
+    return corpus_pair_sums(corpus, vocab, lambda part: batch_pairs(part, window, weights_r, keep, inputs_mask),
+                            progress)

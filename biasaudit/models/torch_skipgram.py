@@ -18,7 +18,7 @@ import time
 import numpy as np
 import torch
 
-from ..batches import encode_batches
+from ..batches import encode_batches, same_chunk_positions
 from ..corpus import Corpus
 from ..errors import CorpusError
 from ..vocab import training_vocab
@@ -40,12 +40,10 @@ def _epoch_pairs(tokens: np.ndarray, chunk: np.ndarray, keep_p: np.ndarray, wind
     for r in range(1, window + 1):
         if r >= n:
             break
-        p = np.arange(n - r)
-        q = p + r
-        same = ch[p] == ch[q]
+        p, q = same_chunk_positions(ch, r)
         # centre p, context q (q within p's window) and centre q, context p
-        m1 = same & (b[p] >= r)
-        m2 = same & (b[q] >= r)
+        m1 = b[p] >= r
+        m2 = b[q] >= r
         ins += [t[q[m1]], t[p[m2]]]
         outs += [t[p[m1]], t[q[m2]]]
     if not ins:
