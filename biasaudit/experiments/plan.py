@@ -138,9 +138,28 @@ def edit_id(kind: str, ids, times: int = 1) -> str:
 
 
 @dataclass(frozen=True)
+class PlanRow:
+    """One (estimator, test, condition, k): the edit it reads, the edited documents' positions, the copies in all
+    (0: removed), and the linear prediction (the sum of the documents' scores, times the extra copies)."""
+    estimator: str
+    test: str
+    condition: str
+    k_label: str
+    k: int
+    edit: str
+    linear: float
+    docs: np.ndarray | None = None
+    times: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"{self.estimator}|{self.test}|{self.edit}"
+
+
+@dataclass(frozen=True)
 class Plan:
-    """The edits to train (edit id -> (kind, ids, times)), the rows that read them (estimator, test, condition,
-    k label, k, edit id, predicted change) and the LDS subsets (edit id, document indices)."""
+    """The edits to train (edit id -> (kind, ids, times)), the rows that read them and the LDS subsets (edit id,
+    document indices)."""
     edits: dict
     rows: list
     lds: list
@@ -160,7 +179,7 @@ def build_plan(spec: ExperimentSpec, scores: dict, doc_ids: list[str], ks, tests
         for t in tests:
             s = by_test[t.name]
             order = np.argsort(s, kind="stable")
-            rows.append((est, t.name, "baseline", "0", 0, "baseline", 0.0))
+            rows.append(PlanRow(est, t.name, "baseline", "0", 0, "baseline", 0.0))
             for label, k in ks:
                 sets = {"remove-top": ("remove", order[:k], 1), "remove-bottom": ("remove", order[::-1][:k], 1),
                         "upweight-top": ("upweight", order[:k], spec.upweight),
@@ -173,12 +192,14 @@ def build_plan(spec: ExperimentSpec, scores: dict, doc_ids: list[str], ks, tests
                     eid = edit_id(kind, ids, times)
                     edits[eid] = (kind, ids, times)
                     pred = float(s[idx].sum()) if kind == "remove" else -(times - 1) * float(s[idx].sum())
-                    rows.append((est, t.name, cond, label, k, eid, pred))
+                    rows.append(PlanRow(est, t.name, cond, label, k, eid, pred, np.asarray(idx),
+                                        0 if kind == "remove" else times))
             if "remove-ids" in spec.conditions and user_ids:
                 eid = edit_id("remove", user_ids)
                 edits[eid] = ("remove", user_ids, 1)
-                rows.append((est, t.name, "remove-ids", str(len(user_ids)), len(user_ids), eid,
-                             float(s[[pos[i] for i in user_ids]].sum())))
+                idx = np.array([pos[i] for i in user_ids])
+                rows.append(PlanRow(est, t.name, "remove-ids", str(len(user_ids)), len(user_ids), eid,
+                                    float(s[idx].sum()), idx, 0))
     lds = []
     if spec.lds:
         lrng = np.random.default_rng(RANDOM_SEED + 1)

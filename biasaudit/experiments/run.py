@@ -31,8 +31,8 @@ from ..wordsets import BiasTest
 from .plan import ExperimentSpec, build_plan, parse_ks
 from .summary import _mean, summarise
 
-EXPERIMENT_FILES = ("experiment-config.json", "scores.json", "results.csv", "experiment.json", "report.html",
-                    "runs", "score")
+EXPERIMENT_FILES = ("experiment-config.json", "scores.json", "results.csv", "summary.csv", "experiment.json",
+                    "report.html", "runs", "score")
 
 
 # ------------------------------------------------------------------ one retrain (runs on a worker)
@@ -116,12 +116,13 @@ def _read_run(path: Path, run_id: str) -> dict | None:
 
 def _rankings(spec, base_model, corpus, targets, kept_tests, stats, saved: Path, progress, log):
     """Each estimator's scores of every document for every kept test, from ``saved`` when it holds this very
-    corpus, model, tests and estimators."""
+    corpus, model, tests and estimators; with the saved group predictions and the scorers' predictors (for the
+    estimators scored now)."""
     rank_key = hashlib.sha256(json.dumps({"corpus": stats.hash, "model": spec.model.to_dict(),
                                           "tests": [t.to_dict() for t in kept_tests],
                                           "estimators": [e.to_dict() for e in spec.estimators]},
                                          sort_keys=True).encode()).hexdigest()
-    scores, doc_ids, solver_info = {}, None, {}
+    scores, doc_ids, solver_info, predictions, bias, predictors = {}, None, {}, {}, {}, {}
     if saved.exists():
         try:
             old = json.loads(saved.read_text(encoding="utf-8"))
@@ -129,27 +130,60 @@ def _rankings(spec, base_model, corpus, targets, kept_tests, stats, saved: Path,
                 doc_ids = old["doc_ids"]
                 scores = {e: {t: np.asarray(v) for t, v in by.items()} for e, by in old["scores"].items()}
                 solver_info = old.get("solver_info", {})
+                predictions = dict(old.get("predictions", {}))
+                bias = dict(old.get("bias", {}))
                 if len(doc_ids) != stats.n_documents:
                     raise ValueError("document count differs")
                 log(f"reusing the rankings in {saved}")
         except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
-            scores, doc_ids, solver_info = {}, None, {}
+            scores, doc_ids, solver_info, predictions, bias = {}, None, {}, {}, {}
     for est in spec.estimators:
         if est.label in scores:
             continue
         r = score_model(base_model, corpus, targets, est, progress=progress)
         doc_ids = r.doc_ids
         scores[est.label] = {t.name: r.delta_bias_if_removed[t.name] for t in targets}
+        bias[est.label] = dict(r.bias_value)
+        predictors[est.label] = r.predictor
         conv = "; ".join(f"{n}: {i['iterations']} iterations, residual {i['relative_residual']:.1e}"
                          for n, i in r.solver_info.items() if "iterations" in i)
         log(f"scored {len(doc_ids)} documents with {est.label} in {r.timings['total']:.1f} s"
             + (f" ({conv})" if conv else ""))
         solver_info[est.label] = r.solver_info
+    return {"key": rank_key, "scores": scores, "doc_ids": doc_ids, "solver_info": solver_info,
+            "predictions": predictions, "bias": bias, "predictors": predictors}
+
+
+def _save_rankings(saved: Path, r: dict) -> None:
     atomic_write_text(saved, json.dumps(
-        {"key": rank_key, "doc_ids": doc_ids,
-         "scores": {e: {t: np.asarray(v).tolist() for t, v in s.items()} for e, s in scores.items()},
-         "solver_info": solver_info}))
-    return scores, doc_ids, solver_info
+        {"key": r["key"], "doc_ids": r["doc_ids"],
+         "scores": {e: {t: np.asarray(v).tolist() for t, v in s.items()} for e, s in r["scores"].items()},
+         "solver_info": r["solver_info"], "bias": r["bias"], "predictions": r["predictions"]}))
+
+
+def _remeasure(plan, r: dict, spec, base_model, corpus, targets, progress, log) -> None:
+    """The group prediction of every edit row (the measure re-run on the model moved by the edit's estimated
+    parameter change), into ``r["predictions"]`` (saved, so a resumed run does not redo them)."""
+    todo: dict[str, list] = {}
+    for row in plan.rows:
+        if row.docs is not None and row.key not in r["predictions"]:
+            todo.setdefault(row.estimator, []).append(row)
+    for est_label, rows in todo.items():
+        predictor = r["predictors"].get(est_label)
+        if predictor is None and est_label not in r["predictors"]:   # rankings were reused: score again
+            est = next(e for e in spec.estimators if e.label == est_label)
+            res = score_model(base_model, corpus, targets, est, progress=progress)
+            predictor = r["predictors"][est_label] = res.predictor
+            r["bias"][est_label] = dict(res.bias_value)
+        if predictor is None:
+            for row in rows:
+                r["predictions"][row.key] = None
+            continue
+        t0 = time.perf_counter()
+        values = predictor.predict([(row.test, row.docs, row.times) for row in rows])
+        for row, v in zip(rows, values):
+            r["predictions"][row.key] = None if v is None else float(v)
+        log(f"re-measured {len(rows)} group predictions of {est_label} in {time.perf_counter() - t0:.1f} s")
 
 
 def _execute(todo: list[Task], done: dict, kw: dict, client, progress) -> None:
@@ -203,15 +237,17 @@ def run_experiment(spec: ExperimentSpec, out_dir: Path, overwrite: bool = False,
     for name, gone in dropped.items():
         if name not in skipped:
             log(f"{name}: dropped out-of-vocabulary words " + "; ".join(f"{k}: {', '.join(v)}" for k, v in gone.items()))
-    scores, doc_ids, solver_info = _rankings(spec, base_model, corpus, targets, kept_tests, stats,
-                                             out_dir / "scores.json", progress, log)
+    ranked = _rankings(spec, base_model, corpus, targets, kept_tests, stats, out_dir / "scores.json", progress, log)
+    scores, doc_ids, solver_info = ranked["scores"], ranked["doc_ids"], ranked["solver_info"]
     plan = build_plan(spec, scores, doc_ids, ks, kept_tests)
+    _remeasure(plan, ranked, spec, base_model, corpus, targets, progress, log)
+    _save_rankings(out_dir / "scores.json", ranked)
 
     # tasks: every edit at every seed (LDS subsets at the first seed only)
     lds_ids = {e for e, _ in plan.lds}
     tasks = []
     for eid, (kind, ids, times) in plan.edits.items():
-        for seed in (seeds[:1] if eid in lds_ids and not any(p[5] == eid for p in plan.rows) else seeds):
+        for seed in (seeds[:1] if eid in lds_ids and not any(p.edit == eid for p in plan.rows) else seeds):
             run_id = f"{eid}-s{seed}"
             tasks.append(Task(run_id, kind, ids, times, seed, str(out_dir / "runs" / f"{run_id}.json")))
     done = {t.run_id: rec for t in tasks if Path(t.out_file).exists()
@@ -223,7 +259,9 @@ def run_experiment(spec: ExperimentSpec, out_dir: Path, overwrite: bool = False,
               with_quality=spec.quality, templates=spec.templates)
     _execute(todo, done, kw, client, progress)
 
-    summary, results_csv = summarise(spec, plan.rows, done, seeds, ks, scores, plan.lds, stats)
+    bounds = {t.name: t.bound for t in targets}
+    summary, results_csv, summary_csv = summarise(spec, plan.rows, done, seeds, ks, scores, plan.lds, stats,
+                                                  ranked["predictions"], ranked["bias"], bounds)
     # the first estimator's score outputs (top documents with their text) for the report
     run_score(base_model, corpus, spec.tests, spec.estimators[0],
               out_dir=out_dir / "score", overwrite=True, strict_oov=spec.strict_oov, templates=spec.templates)
@@ -232,5 +270,6 @@ def run_experiment(spec: ExperimentSpec, out_dir: Path, overwrite: bool = False,
     summary["train_seconds_per_run"] = _mean([r.get("seconds") for r in done.values()])
     with out.stage() as tmp:
         atomic_write_text(tmp / "results.csv", results_csv)
+        atomic_write_text(tmp / "summary.csv", summary_csv)
         write_json(tmp / "experiment.json", summary)
     return RunResult(out_dir, MappingProxyType(summary))

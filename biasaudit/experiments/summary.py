@@ -1,6 +1,18 @@
-"""What an experiment's finished runs say: ``results.csv`` (one row per estimator, test, condition, k and seed)
-and ``experiment.json``'s statistics (means and sds over seeds, paired differences from random removal with
-t-test p-values, predicted against actual changes, LDS, the seed noise of random removal)."""
+"""What an experiment's finished runs say: ``results.csv`` (one row per estimator, test, condition, k and seed),
+``summary.csv`` (one row per estimator, test, condition and k) and ``experiment.json``'s statistics.
+
+Decided here:
+- Predicted effect size of an edit at seed s = that seed's baseline + the predicted change, the change being the
+  group prediction re-measured on the first seed's model (``predicted_effect_size``), clipped to the measure's
+  range; the first-order sum of the documents' scores is kept beside it (``predicted_effect_size_linear``).
+- Calibration = mean actual change / mean predicted change over the seeds, for each edit (1: right size).
+- A ranked edit is called confirmed only when it moves the bias in the predicted direction by more than the
+  random control of the same size moves it from seed to seed (beyond 2 sd of the random edit's changes), and,
+  with 3 or more seeds, with a paired t-test p < 0.05 against the random edit; otherwise the verdict says why
+  not. p-values from fewer than 3 seeds are labelled as such.
+- Embedding-quality figures are reported only where the benchmark's word coverage is at least
+  ``MIN_COVERAGE``.
+"""
 from __future__ import annotations
 
 import csv
@@ -8,6 +20,11 @@ import io
 import math
 
 import numpy as np
+
+MIN_COVERAGE = 0.8
+RANKED = ("remove-top", "remove-bottom", "upweight-top", "remove-ids")
+CONTROL = {"remove-top": "remove-random", "remove-bottom": "remove-random", "upweight-top": "remove-random",
+           "remove-ids": "remove-random"}
 
 
 def _mean(xs):
@@ -21,48 +38,95 @@ def _sd(xs):
 
 
 RESULT_COLUMNS = ["estimator", "test", "condition", "k", "n_docs", "seed", "effect_size", "predicted_effect_size",
-                  "baseline_effect_size", "heldout_effect_size", "baseline_heldout_effect_size", "wordsim353",
-                  "simlex999", "analogy", "run_id"]
+                  "predicted_effect_size_linear", "baseline_effect_size", "heldout_effect_size",
+                  "baseline_heldout_effect_size", "wordsim353", "wordsim353_coverage", "simlex999",
+                  "simlex999_coverage", "analogy", "run_id"]
+SUMMARY_COLUMNS = ["estimator", "test", "condition", "k", "n_docs", "n_seeds", "baseline_effect_size_mean",
+                   "effect_size_mean", "effect_size_sd", "change_mean", "change_sd", "predicted_change_mean",
+                   "predicted_change_linear_mean", "calibration", "calibration_linear", "difference_from_random",
+                   "difference_from_random_p", "verdict", "heldout_change_mean", "heldout_change_sd",
+                   "wordsim353_mean", "simlex999_mean", "analogy_mean"]
 
 
-def summarise(spec, plan, runs, seeds, ks, scores, lds_edits, stats) -> tuple[dict, str]:
-    """experiment.json's summary and results.csv's text, from the finished runs."""
+def _csv(rows: list[dict], columns: list[str]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in columns})
+    return buf.getvalue()
+
+
+def _quality(q: dict) -> dict:
+    """The benchmark figures whose word coverage is high enough to mean something (else None), with coverages."""
+    out = {}
+    for name in ("wordsim353", "simlex999"):
+        cov = q.get(f"{name}_coverage")
+        out[name] = q.get(name) if cov is not None and cov >= MIN_COVERAGE else None
+        out[f"{name}_coverage"] = cov
+    out["analogy"] = q.get("analogy")
+    return out
+
+
+def _verdict(d: dict, n_seeds: int) -> str:
+    """The one-line verdict of a ranked edit against its random control (see the module docstring)."""
+    diff, p = d.get("difference_from_random"), d.get("difference_from_random_p")
+    pred, spread = d.get("predicted_change_mean"), d.get("random_change_sd")
+    if pred is None:
+        pred = d.get("predicted_change_linear_mean")
+    if diff is None:
+        return "no random control of this size to compare with"
+    if n_seeds < 2 or spread is None:
+        return "one seed: the random control's seed spread is unknown, so nothing is confirmed"
+    if pred is not None and np.sign(diff) != np.sign(pred):
+        return "moved against the prediction (relative to random edits)"
+    if abs(diff) <= 2 * spread:
+        return f"within the random control's spread (|difference| {abs(diff):.3f} <= 2 sd {2 * spread:.3f})"
+    if n_seeds >= 3 and (p is None or p >= 0.05):
+        return "beyond the random spread but not significant (paired p >= 0.05)"
+    return "confirmed" + ("" if n_seeds >= 3 else f" (only {n_seeds} seeds: no p-value)")
+
+
+def summarise(spec, plan, runs, seeds, ks, scores, lds_edits, stats, predictions: dict | None = None,
+              bias: dict | None = None, bounds: dict | None = None) -> tuple[dict, str, str]:
+    """experiment.json's summary, results.csv's and summary.csv's text, from the finished runs."""
     from scipy.stats import pearsonr, spearmanr, ttest_rel
 
+    predictions, bias, bounds = predictions or {}, bias or {}, bounds or {}
     rows = []
-    for est, test, cond, label, k, eid, pred in plan:
+    for row in plan:
+        est, test, cond, label, k, eid = row.estimator, row.test, row.condition, row.k_label, row.k, row.edit
+        remeasured = predictions.get(row.key)
+        b0 = bias.get(est, {}).get(test)
+        delta = None if remeasured is None or b0 is None else remeasured - b0
+        bound = bounds.get(test, float("inf"))
         for seed in seeds:
             base = runs[f"baseline-s{seed}"]
             b_eff, b_held = base["effects"].get(test), base["heldout_effects"].get(test)
-            if cond == "hard-debias":
-                continue
             rec = runs[f"{eid}-s{seed}"] if eid != "baseline" else base
-            q = rec.get("quality", {})
-            rows.append({"estimator": est, "test": test, "condition": cond, "k": label, "n_docs": k,
-                         "seed": seed, "effect_size": rec["effects"].get(test),
-                         "predicted_effect_size": None if b_eff is None else b_eff + pred,
+            q = _quality(rec.get("quality", {}))
+            pred = None
+            if b_eff is not None:
+                pred = b_eff if eid == "baseline" else (None if delta is None else
+                                                        float(np.clip(b_eff + delta, -bound, bound)))
+            rows.append({"estimator": est, "test": test, "condition": cond, "k": label, "n_docs": k, "seed": seed,
+                         "effect_size": rec["effects"].get(test), "predicted_effect_size": pred,
+                         "predicted_effect_size_linear": None if b_eff is None else b_eff + row.linear,
                          "baseline_effect_size": b_eff, "heldout_effect_size": rec["heldout_effects"].get(test),
-                         "baseline_heldout_effect_size": b_held, "wordsim353": q.get("wordsim353"),
-                         "simlex999": q.get("simlex999"), "analogy": q.get("analogy"), "run_id": rec["run_id"]})
+                         "baseline_heldout_effect_size": b_held, **q, "run_id": rec["run_id"]})
         if cond == "baseline" and "hard-debias" in spec.conditions:
             for seed in seeds:
                 base = runs[f"baseline-s{seed}"]
                 hd = base.get("hard_debias", {})
                 if "effects" not in hd:
                     continue
-                q = hd.get("quality", {})
                 rows.append({"estimator": est, "test": test, "condition": "hard-debias", "k": "0", "n_docs": 0,
                              "seed": seed, "effect_size": hd["effects"].get(test), "predicted_effect_size": None,
+                             "predicted_effect_size_linear": None,
                              "baseline_effect_size": base["effects"].get(test),
                              "heldout_effect_size": hd["heldout_effects"].get(test),
                              "baseline_heldout_effect_size": base["heldout_effects"].get(test),
-                             "wordsim353": q.get("wordsim353"), "simlex999": q.get("simlex999"),
-                             "analogy": q.get("analogy"), "run_id": base["run_id"] + "+hard-debias"})
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=RESULT_COLUMNS, lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: ("" if v is None else v) for k, v in r.items()})
+                             **_quality(hd.get("quality", {})), "run_id": base["run_id"] + "+hard-debias"})
 
     def change(r, key="effect_size", base="baseline_effect_size"):
         return None if r[key] is None or r[base] is None else r[key] - r[base]
@@ -70,53 +134,70 @@ def summarise(spec, plan, runs, seeds, ks, scores, lds_edits, stats) -> tuple[di
     groups: dict[tuple, list] = {}
     for r in rows:
         groups.setdefault((r["estimator"], r["test"], r["condition"], r["k"]), []).append(r)
+    heldout_note = {t.name: (None if t.name in spec.heldout else
+                             f"no held-out companion for {t.name}: give one with --heldout FILE (a test file whose "
+                             f"heldout_for is {t.name!r})") for t in spec.tests}
     conditions = []
     for (est, test, cond, label), rs in groups.items():
         rs = sorted(rs, key=lambda r: r["seed"])
+        changes = [change(r) for r in rs]
+        pred_changes = [change(r, "predicted_effect_size") for r in rs]
+        lin_changes = [change(r, "predicted_effect_size_linear") for r in rs]
         d = {"estimator": est, "test": test, "condition": cond, "k": label, "n_docs": rs[0]["n_docs"],
-             "n_seeds": len(rs), "effect_size_mean": _mean([r["effect_size"] for r in rs]),
+             "n_seeds": len(rs), "baseline_effect_size_mean": _mean([r["baseline_effect_size"] for r in rs]),
+             "effect_size_mean": _mean([r["effect_size"] for r in rs]),
              "effect_size_sd": _sd([r["effect_size"] for r in rs]),
-             "change_mean": _mean([change(r) for r in rs]), "change_sd": _sd([change(r) for r in rs]),
-             "predicted_change_mean": _mean([None if r["predicted_effect_size"] is None else
-                                             r["predicted_effect_size"] - r["baseline_effect_size"] for r in rs]),
+             "change_mean": _mean(changes), "change_sd": _sd(changes),
+             "predicted_change_mean": _mean(pred_changes), "predicted_change_linear_mean": _mean(lin_changes),
              "heldout_effect_size_mean": _mean([r["heldout_effect_size"] for r in rs]),
              "heldout_change_mean": _mean([change(r, "heldout_effect_size", "baseline_heldout_effect_size")
                                            for r in rs]),
              "heldout_change_sd": _sd([change(r, "heldout_effect_size", "baseline_heldout_effect_size")
                                        for r in rs]),
+             "heldout_note": heldout_note.get(test),
              "wordsim353_mean": _mean([r["wordsim353"] for r in rs]),
-             "simlex999_mean": _mean([r["simlex999"] for r in rs]), "analogy_mean": _mean([r["analogy"] for r in rs])}
-        rand = groups.get((est, test, "remove-random", label))
-        if cond not in ("remove-random", "baseline", "hard-debias") and rand:
-            rand = sorted(rand, key=lambda r: r["seed"])
-            a = [change(r) for r in rs]
-            b = [change(r) for r in rand]
+             "wordsim353_coverage": _mean([r["wordsim353_coverage"] for r in rs]),
+             "simlex999_mean": _mean([r["simlex999"] for r in rs]),
+             "simlex999_coverage": _mean([r["simlex999_coverage"] for r in rs]),
+             "analogy_mean": _mean([r["analogy"] for r in rs])}
+        for key, pc in (("calibration", d["predicted_change_mean"]), ("calibration_linear",
+                                                                       d["predicted_change_linear_mean"])):
+            d[key] = (None if cond not in RANKED or pc is None or d["change_mean"] is None or abs(pc) < 1e-12
+                      else d["change_mean"] / pc)
+        control = groups.get((est, test, CONTROL.get(cond), label))
+        if cond in RANKED and control:
+            control = sorted(control, key=lambda r: r["seed"])
+            a, b = changes, [change(r) for r in control]
+            d["random_change_sd"] = _sd(b)
             if all(x is not None for x in a + b) and len(a) == len(b):
-                d["difference_from_random"] = float(np.mean(np.subtract(a, b)))
+                diffs = np.subtract(a, b)
+                d["difference_from_random"] = float(np.mean(diffs))
                 d["difference_from_random_p"] = (float(ttest_rel(a, b).pvalue) if len(a) > 1 and
-                                                 np.std(np.subtract(a, b)) > 0 else None)
+                                                 np.std(diffs) > 0 else None)
+                d["p_value_note"] = (None if len(a) >= 3 else
+                                     f"from {len(a)} seed(s): a paired t-test with {len(a) - 1} degree(s) of freedom "
+                                     "says little")
                 ah = [change(r, "heldout_effect_size", "baseline_heldout_effect_size") for r in rs]
-                bh = [change(r, "heldout_effect_size", "baseline_heldout_effect_size") for r in rand]
+                bh = [change(r, "heldout_effect_size", "baseline_heldout_effect_size") for r in control]
                 if all(x is not None for x in ah + bh):
                     d["heldout_difference_from_random"] = float(np.mean(np.subtract(ah, bh)))
+        if cond in RANKED:
+            d["verdict"] = _verdict(d, len(rs))
         conditions.append(d)
 
     correlation = []
     for est in scores:
         for t in spec.tests:
-            pairs = [(r["predicted_effect_size"] - r["baseline_effect_size"], change(r)) for r in rows
-                     if r["estimator"] == est and r["test"] == t.name and r["condition"] not in ("baseline", "hard-debias")
-                     and r["predicted_effect_size"] is not None and change(r) is not None]
-            if len(pairs) >= 3:
-                p, a = np.array(pairs).T
-                # calibration from the ranked edits only: random removal predicts about 0 and its ratio is noise
-                ranked = np.array([r["condition"] not in ("remove-random",) for r in rows
-                                   if r["estimator"] == est and r["test"] == t.name
-                                   and r["condition"] not in ("baseline", "hard-debias")
-                                   and r["predicted_effect_size"] is not None and change(r) is not None])
-                keep = ranked & (np.abs(p) > 1e-9)
-                ratio = a[keep] / p[keep]
-                correlation.append({"estimator": est, "test": t.name, "n": len(pairs),
+            for kind, key in (("re-measured", "predicted_effect_size"), ("linear", "predicted_effect_size_linear")):
+                sel = [r for r in rows if r["estimator"] == est and r["test"] == t.name
+                       and r["condition"] not in ("baseline", "hard-debias")
+                       and r[key] is not None and change(r) is not None]
+                if len(sel) < 3:
+                    continue
+                p, a = np.array([(change(r, key), change(r)) for r in sel]).T
+                ranked = np.array([r["condition"] in RANKED for r in sel]) & (np.abs(p) > 1e-9)
+                ratio = a[ranked] / p[ranked]
+                correlation.append({"estimator": est, "test": t.name, "prediction": kind, "n": len(sel),
                                     "pearson": float(pearsonr(p, a)[0]) if np.std(p) > 0 and np.std(a) > 0 else None,
                                     "spearman": float(spearmanr(p, a)[0]) if np.std(p) > 0 and np.std(a) > 0 else None,
                                     "median_actual_over_predicted": float(np.median(ratio)) if len(ratio) else None,
@@ -138,12 +219,20 @@ def summarise(spec, plan, runs, seeds, ks, scores, lds_edits, stats) -> tuple[di
     for d in conditions:
         if d["condition"] == "remove-random":
             rand_sd.setdefault(d["test"], {})[d["k"]] = d["change_sd"]
-    return {"corpus": {"name": spec.corpus.name, **stats.to_dict()}, "model": spec.model.to_dict(),
-            "seeds": seeds, "mode": spec.mode, "k": [{"label": l, "n_docs": n} for l, n in ks],
-            "estimators": [e.label for e in spec.estimators], "tests": [t.name for t in spec.tests],
-            "heldout": {k: v.name for k, v in spec.heldout.items()},
-            "sign_convention": "delta_bias_if_removed < 0: the document drives the bias up",
-            "conditions": conditions, "predicted_vs_actual": correlation, "lds": lds,
-            "random_removal_change_sd": rand_sd,
-            "scope": (f"effect sizes on the audited word lists and their held-out companions only; "
-                      f"{len(seeds)} seed(s); random removal of the same size is the control")}, buf.getvalue()
+    summary = {"corpus": {"name": spec.corpus.name, **stats.to_dict()}, "model": spec.model.to_dict(),
+               "seeds": seeds, "mode": spec.mode, "k": [{"label": l, "n_docs": n} for l, n in ks],
+               "estimators": [e.label for e in spec.estimators], "tests": [t.name for t in spec.tests],
+               "heldout": {k: v.name for k, v in spec.heldout.items()},
+               "sign_convention": "delta_bias_if_removed < 0: the document drives the bias up",
+               "prediction": ("predicted_effect_size: the measure re-run on the first seed's model moved by the "
+                              "edit's estimated parameter change, that change added to each seed's baseline and "
+                              "clipped to the measure's range; predicted_effect_size_linear: the baseline plus the "
+                              "sum of the edited documents' scores"),
+               "conditions": conditions, "predicted_vs_actual": correlation, "lds": lds,
+               "random_removal_change_sd": rand_sd, "min_quality_coverage": MIN_COVERAGE,
+               "scope": (f"effect sizes on the audited word lists and their held-out companions only; "
+                         f"{len(seeds)} seed(s); random removal of the same size is the control")}
+    if len(seeds) < 3:
+        summary["seed_note"] = (f"{len(seeds)} seed(s): p-values need 3 or more seeds to mean much; treat "
+                                "differences as indicative")
+    return summary, _csv(rows, RESULT_COLUMNS), _csv(conditions, SUMMARY_COLUMNS)

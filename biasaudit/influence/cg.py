@@ -62,10 +62,10 @@ def jacobi_pcg(apply, b: torch.Tensor, diag: torch.Tensor, tol: float, max_iter:
 
 
 def solve_cg(objective, grad_u: torch.Tensor, rows, config: EstimatorConfig, blocks=None, mu: float = 1.0,
-             progress=None):
+             progress=None, grad_c: torch.Tensor | None = None):
     """Preconditioned conjugate gradient over (the free input vectors, all output vectors): block-Jacobi on the
     test words' input vectors (their exact d x d blocks), Jacobi (the Gauss-Newton diagonal) on every other free
-    vector."""
+    vector. The right-hand side is (grad_u on the free rows, grad_c or zero on the output vectors)."""
     free = free_rows_mask(objective, rows, config)
     lam = config.damping * mu
 
@@ -84,7 +84,7 @@ def solve_cg(objective, grad_u: torch.Tensor, rows, config: EstimatorConfig, blo
             zu[w] = Hinv @ r[0][w]
         return zu, zc
 
-    b = (grad_u * free[:, None], torch.zeros_like(objective.C))
+    b = (grad_u * free[:, None], torch.zeros_like(objective.C) if grad_c is None else grad_c)
     (xu, xc), info = pcg(A, b, precondition, config.tol, config.max_iter, progress)
     info = {"damping_absolute": lam, "mean_curvature": mu, **info}
     if "stopped" not in info:

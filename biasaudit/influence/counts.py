@@ -51,6 +51,60 @@ def _doc_pairs(batch, window, mask, row_pos, V, R):
     return merge_pairs(np.concatenate(keys), np.concatenate(vals))
 
 
+class CountBlockPredictor:
+    """``block`` group predictions for GloVe (Brunet et al.'s scheme for a set of documents): each test word's
+    vector moves by -(H_i' + lambda I)^-1 dg_i, with the counts X' of the edited corpus (the set's co-occurrences
+    removed, or added e times), H_i' = 2 sum_j f(X'_ij) w~_j w~_j^T re-solved on them, and dg_i the exact change of
+    the gradient (f and log not linearised); then the measure is computed on the moved vectors. With the context
+    vectors and biases fixed each word's loss is quadratic, so this is the exact re-solve (at damping 0)."""
+
+    def __init__(self, model, corpus, rows, Xr, base, term0, lam, targets):
+        self.model, self.corpus, self.rows = model, corpus, rows
+        self.Xr, self.base, self.term0, self.lam = Xr, base, term0, lam
+        self.targets = {t.name: t for t in targets}
+        self.C = torch.as_tensor(model.C, dtype=torch.float64)
+        self.W = torch.as_tensor(model.W, dtype=torch.float64)
+
+    def _counts(self, docs) -> np.ndarray:
+        """X^S over the test rows: (R, V)."""
+        from .predict import selected_batches
+
+        V, R = len(self.model.vocab), len(self.rows)
+        mask = np.zeros(V, dtype=bool)
+        mask[self.rows] = True
+        row_pos = np.full(V, -1, dtype=np.int64)
+        row_pos[self.rows] = np.arange(R)
+        XS = np.zeros(R * V)
+        for _, batch in selected_batches(self.corpus, self.model.vocab, docs):
+            for part in batch.parts():
+                i, j, x, _ = batch_cooccurrence(part.tokens, part.chunk, part.doc, self.model.config.window, mask)
+                XS += np.bincount(row_pos[i] * V + j, weights=x, minlength=R * V)
+        return XS.reshape(R, V)
+
+    def predict(self, requests):
+        cfg = self.model.config
+        eye = torch.eye(self.C.shape[1], dtype=torch.float64)
+        out = []
+        for name, docs, times in requests:
+            XS = self._counts(docs)
+            X1 = self.Xr - XS if times == 0 else self.Xr + (times - 1) * XS
+            W = self.W.clone()
+            for r in np.flatnonzero(XS.any(axis=1)):
+                x0, x1 = self.Xr[r], X1[r]
+                alive = x1 > ZERO * x0
+                x1s = np.where(alive, x1, 1.0)
+                f1 = np.where(alive, weighting(x1s, cfg.x_max, cfg.alpha), 0.0)
+                term1 = np.where(alive, f1 * (self.base[r] - np.log(x1s)), 0.0)
+                dg = 2 * torch.as_tensor(term1 - self.term0[r]) @ self.C                  # (d,)
+                nz = np.flatnonzero(f1)
+                Cj = self.C[nz]
+                H1 = 2 * (Cj * torch.as_tensor(f1[nz])[:, None]).T @ Cj
+                W[self.rows[r]] -= torch.linalg.solve(H1 + self.lam * eye, dg)
+            E = W if cfg.embedding == "w" else W + self.C
+            out.append(self.targets[name].value(E))
+        return out
+
+
 def score_glove(model, corpus: Corpus, targets: list[BiasTarget], config: EstimatorConfig = EstimatorConfig(),
                 progress=None, batch_size: int = 2000, **_) -> ScoreResult:
     """Every document's predicted change of each target, by ``block``, ``gradient-dot`` or ``cg``."""
@@ -168,8 +222,10 @@ def score_glove(model, corpus: Corpus, targets: list[BiasTarget], config: Estima
     for t in targets:
         own = set(t.rows.tolist())
         contributions[t.name] = {vocab.index_to_key[i]: float(word_tot[t.name][i]) for i in rows if i in own}
+    predictor = (CountBlockPredictor(model, corpus, rows, Xr, base, term0, lam, targets) if config.name == "block"
+                 else None)
     return ScoreResult(doc_ids, removed, biases, contributions, {d: tuple(w) for d, w in doc_words.items()},
-                       config, infos, timings, upweighted=upweighted)
+                       config, infos, timings, upweighted=upweighted, predictor=predictor)
 
 
 def score_glove_cg(model, corpus: Corpus, targets: list[BiasTarget], config: EstimatorConfig,

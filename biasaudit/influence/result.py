@@ -28,6 +28,7 @@ class ScoreResult:
     upweighted: dict[str, np.ndarray] | None = None   # computed separately where the loss is not linear in
                                                       # the document (GloVe); else the negative of removal
     words: tuple[str, ...] | None = None              # what doc_words indexes when not the model's vocabulary (LM)
+    predictor: object | None = field(default=None, repr=False, compare=False)   # group predictions (predict.py)
 
     def delta_bias_if_upweighted(self, name: str) -> np.ndarray:
         if self.upweighted is not None:

@@ -26,6 +26,7 @@ from .block import mean_curvature, solve_block, solve_gradient_dot
 from .cg import solve_cg
 from .estimators import EstimatorConfig
 from .lissa import solve_lissa
+from .predict import PairBlockPredictor, PairSolvePredictor
 from .result import ScoreResult
 
 SOLVERS = {"block": solve_block, "gradient-dot": solve_gradient_dot, "cg": solve_cg, "lissa": solve_lissa}
@@ -222,6 +223,12 @@ def score_documents(model, corpus: Corpus, targets: list[BiasTarget],
         contributions[t.name] = {model.vocab.index_to_key[i]: float(wt[i]) for i in rows if i in own}
         if st.full:
             contributions[t.name]["(other words, through output vectors)"] = float(wt.sum() - wt[t.rows].sum())
-    return ScoreResult(doc_ids, scores, biases, contributions, doc_words, config, infos, timings)
+    predictor = None
+    if config.name == "block":
+        predictor = PairBlockPredictor(objective, enumerator, rows, blocks, config.damping * mu, targets, corpus,
+                                       None if client is not None or st.full else firsts[0]["instances"])
+    elif config.name in ("cg", "lissa"):
+        predictor = PairSolvePredictor(model, objective, enumerator, rows, config, blocks, mu, targets, corpus)
+    return ScoreResult(doc_ids, scores, biases, contributions, doc_words, config, infos, timings, predictor=predictor)
 
 

@@ -29,7 +29,7 @@ import torch
 from ..errors import ConfigError, VocabularyError
 from ..wordsets import BiasTest
 from .result import MeasureResult
-from .weat import bootstrap_from_blocks, effect_size, permutation_p_value
+from .weat import bootstrap_from_blocks, effect_size, effect_size_bound, permutation_p_value
 
 
 def bundled_templates() -> tuple[str, ...]:
@@ -136,6 +136,10 @@ class TemplateMeasure:
         return self.test.words
 
     @property
+    def bound(self) -> float:
+        return effect_size_bound(len(self.test.target_x.words), len(self.test.target_y.words))
+
+    @property
     def shape(self) -> tuple[int, int]:
         t = self.test
         return len(t.target_x.words) + len(t.target_y.words), len(t.attribute_a.words) + len(t.attribute_b.words)
@@ -232,6 +236,7 @@ class PairMeasure:
     pad_id: int = 0
     kind: str = "pairs"
     words: tuple[str, ...] = ()
+    bound: float = float("inf")   # a log-likelihood difference has no bound
 
     @property
     def description(self) -> str:

@@ -15,7 +15,7 @@ import torch
 from ..errors import ConfigError, VocabularyError
 from ..vocab import Vocab
 from ..wordsets import BiasTest
-from .weat import weat_effect_size_torch
+from .weat import effect_size_bound, weat_effect_size_torch
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class BiasTarget:
     test: BiasTest | None = None
     description: str = ""
     words: tuple = ()              # the words B reads, in the order of ``rows``
+    bound: float = float("inf")    # the largest |B| possible (a prediction never leaves [-bound, bound])
 
     def value(self, U: torch.Tensor) -> float:
         return float(self.fn(U[torch.as_tensor(self.rows)]))
@@ -55,7 +56,8 @@ def weat_target(test: BiasTest, vocab: Vocab) -> BiasTarget:
     def fn(M: torch.Tensor) -> torch.Tensor:
         return weat_effect_size_torch(M[X], M[Y], M[A], M[B])
 
-    return BiasTarget(test.name, "weat", rows, fn, test, test.description, tuple(words))
+    return BiasTarget(test.name, "weat", rows, fn, test, test.description, tuple(words),
+                      effect_size_bound(len(test.target_x.words), len(test.target_y.words)))
 
 
 def query_target(word: str, toward: list[str], away: list[str], vocab: Vocab) -> BiasTarget:
@@ -83,4 +85,4 @@ def query_target(word: str, toward: list[str], away: list[str], vocab: Vocab) ->
     name = f"query:{word}->{'+'.join(toward)}" + (f"|{'+'.join(away)}" if away else "")
     return BiasTarget(name, "query", rows, fn, None,
                       f"mean cos({word}, {{{', '.join(toward)}}})" + (f" - mean cos({word}, {{{', '.join(away)}}})" if away else ""),
-                      tuple(words))
+                      tuple(words), 2.0)

@@ -71,6 +71,13 @@ def effect_size(sx: np.ndarray, sy: np.ndarray) -> float:
     return float((sx.mean() - sy.mean()) / sd)
 
 
+def effect_size_bound(n_x: int, n_y: int) -> float:
+    """The largest |effect size| possible with n_x and n_y target words: every X word at one association and every
+    Y word at another gives sqrt(n (n - 1) / (n_x n_y)), n = n_x + n_y (just under 2 for equal sets)."""
+    n = n_x + n_y
+    return math.sqrt(n * (n - 1) / (n_x * n_y))
+
+
 def permutation_p_value(s: np.ndarray, n_x: int, n_samples: int = 100_000, seed: int = 0,
                         exact_limit: int = EXACT_LIMIT) -> tuple[float, bool, int, float]:
     """One-sided permutation p-value of the WEAT statistic.

@@ -122,7 +122,7 @@ def cache_folder(cache: Path | None, family: str, spec: dict) -> Path:
     """The cache entry of a model: ``<cache>/models/<family>-<hash of spec>`` (spec: corpus hash, config,
     tokenizer, library versions, format)."""
     key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
-    return (cache or cache_dir()) / "models" / f"{family}-{key}"
+    return Path(cache or cache_dir()) / "models" / f"{family}-{key}"
 
 
 def train_or_load_cached(folder: Path, load: Callable, train: Callable):

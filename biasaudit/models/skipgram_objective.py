@@ -294,6 +294,52 @@ class SkipGramObjective:
             out[w] = H + ((Cn * wn[:, None]).T @ Cn).to(self.dtype)
         return out
 
+    def word_pairs(self, word: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(output words, summed weights) of the pairs whose input word is ``word``."""
+        if getattr(self, "_by_word", None) is None:
+            order = torch.argsort(self.pw, stable=True)
+            self._by_word = (order, self.pw[order])
+        order, sw = self._by_word
+        lo = int(torch.searchsorted(sw, torch.tensor(word)))
+        hi = int(torch.searchsorted(sw, torch.tensor(word), right=True))
+        j = order[lo:hi]
+        return self.pc[j], self.pn[j]
+
+    def _word_terms(self, u: torch.Tensor, c: torch.Tensor, n: torch.Tensor, N: float):
+        """Gradient and Hessian in u of sum_c n_c softplus(-u.c_c) + k N sum_v P(v) softplus(u.c_v)."""
+        Cc = self.C[c]
+        sg = torch.sigmoid(Cc @ u)
+        P = torch.as_tensor(self.noise, dtype=self.dtype, device=self.device)
+        sgn = torch.sigmoid(self.C @ u)
+        grad = (n * (sg - 1)) @ Cc + self.k * N * (P * sgn) @ self.C
+        hess = (Cc * (n * sg * (1 - sg))[:, None]).T @ Cc + self.k * N * (self.C * (P * sgn * (1 - sgn))[:, None]).T @ self.C
+        return grad, hess
+
+    def resolve_word(self, word: int, ctx: np.ndarray, dn: np.ndarray, lam: float, max_iter: int = 25,
+                     tol: float = 1e-9) -> torch.Tensor:
+        """u_w re-solved (context vectors fixed) after its pair weights change by ``dn`` at outputs ``ctx`` (the
+        negative-sampling weight N_w by their sum): Newton's method on the word's edited loss, offset by the trained
+        vector's residual gradient (so the unedited problem is solved by the trained vector itself) and a proximal
+        term lam/2 |u - u_0|^2 (the estimator's damping). Its first step is the block estimator's."""
+        c0, n0 = self.word_pairs(word)
+        u0 = self.U[word]
+        N0 = float(n0.sum())
+        dn_full = torch.zeros(self.V, dtype=self.dtype, device=self.device)
+        dn_full.index_add_(0, torch.as_tensor(ctx, device=self.device), torch.as_tensor(dn, dtype=self.dtype,
+                                                                                       device=self.device))
+        n1 = torch.clamp(n0 + dn_full[c0], min=0.0)
+        N1 = max(0.0, N0 + float(dn_full.sum()))
+        residual, _ = self._word_terms(u0, c0, n0, N0)
+        u = u0.clone()
+        eye = torch.eye(self.dim, dtype=self.dtype, device=self.device)
+        for _ in range(max_iter):
+            g, H = self._word_terms(u, c0, n1, N1)
+            step = torch.linalg.solve(H + lam * eye, g - residual + lam * (u - u0))
+            u = u - step
+            if float(step.norm()) <= tol * max(1.0, float(u.norm())):
+                break
+        return u
+
     # ------------------------------------------------------------------ per-pair values for scoring
     def pair_values(self, vU: torch.Tensor, vC: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray]:
         """For the direction v = (vU, vC): h over the unique corpus pairs (aligned with ``self.keys``) and g per
