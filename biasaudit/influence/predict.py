@@ -22,7 +22,6 @@ from __future__ import annotations
 from typing import Protocol
 
 import numpy as np
-import torch
 
 from ..batches import DocBatch, encode_batches
 
