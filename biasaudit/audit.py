@@ -19,7 +19,8 @@ import numpy as np
 from .errors import ConfigError, CorpusError
 from .influence import score_model
 from .influence.estimators import EstimatorConfig
-from .influence.result import ScoreResult, test_word_ids, top_documents, word_shares
+from .influence.result import RARE_COUNT, ScoreResult, test_word_ids, top_documents, word_shares
+from .influence.stability import N_RESAMPLES, stability
 from .io import claim_folder, write_json
 from .measures.targets import query_target
 from .measures.weat import seed_spread
@@ -40,25 +41,51 @@ class RunResult:
     def __getitem__(self, key: str):
         return self.summary[key]
 
+    def get(self, key: str, default=None):
+        return self.summary.get(key, default)
+
     def to_dict(self) -> dict:
         return dict(self.summary)
 
 
 # ------------------------------------------------------------------ measures
-def bias_measures(model, tests, strict: bool = False, templates=None) -> tuple[list, list, dict, dict]:
+def measurable_words(model, words, min_word_count: int = 1, corpus=None) -> tuple[set[str], dict[str, int]]:
+    """The words the model can measure (in its vocabulary, or known to its tokenizer) and, with
+    ``min_word_count`` > 1, seen at least that often in training; and the counts of the words left out for
+    rarity."""
+    fam = family_of(model)
+    known = fam.known_words(model, words)
+    rare: dict[str, int] = {}
+    if min_word_count > 1:
+        vocab = getattr(model, "vocab", None)
+        if vocab is not None:
+            counts = {w: vocab.count(w) for w in known}
+        elif corpus is not None:
+            from .vocab import word_counts
+            counts = word_counts(corpus, known)
+        else:
+            raise ConfigError("--min-word-count needs the training corpus's counts, which this model does not hold")
+        rare = {w: c for w, c in counts.items() if c < min_word_count}
+        known = known - set(rare)
+    return known, rare
+
+
+def bias_measures(model, tests, strict: bool = False, templates=None, min_word_count: int = 1,
+                  corpus=None) -> tuple[list, list, dict, dict]:
     """(differentiable measures, the tests as kept, {test: dropped words}, {skipped test: reason}) of a model:
-    WEAT effect sizes on word vectors, template association on language models. Missing words follow
-    ``biasaudit.wordsets.restrict_tests``."""
+    WEAT effect sizes on word vectors, template association on language models. Missing words (and, with
+    ``min_word_count``, rare ones) follow ``biasaudit.wordsets.restrict_tests``."""
     fam = family_of(model)
     words = {w for t in tests for w in t.words}
-    kept, dropped, skipped = restrict_tests(list(tests), fam.known_words(model, words), strict,
+    known, _ = measurable_words(model, words, min_word_count, corpus)
+    kept, dropped, skipped = restrict_tests(list(tests), known, strict,
                                             "the tokenizer's vocabulary" if fam.unit == "tokens" else "the vocabulary")
     kept_tests = [k for _, k in kept]
     return fam.bias_measures(model, kept_tests, templates), kept_tests, dropped, skipped
 
 
 def weat_across_models(models: list, tests: list[BiasTest], strict: bool = False, templates=None,
-                       **kwargs) -> tuple[list[dict], dict]:
+                       min_word_count: int = 1, **kwargs) -> tuple[list[dict], dict]:
     """WEAT results for every (test, model), each as a dict with the test's spread over the models (seeds), and
     the tests skipped because a set kept fewer than 2 words ({name: reason}).
 
@@ -68,7 +95,8 @@ def weat_across_models(models: list, tests: list[BiasTest], strict: bool = False
     effect size (``templates``: None for the bundled set), in the same shape and sign."""
     fam = family_of(models[0])
     words = {w for t in tests for w in t.words}
-    kept, dropped, skipped = restrict_tests(list(tests), fam.known_words(models[0], words), strict,
+    known, _ = measurable_words(models[0], words, min_word_count)
+    kept, dropped, skipped = restrict_tests(list(tests), known, strict,
                                             "the tokenizer's vocabulary" if fam.unit == "tokens" else "the vocabulary")
     out = []
     for original, test in kept:
@@ -108,10 +136,10 @@ def _histogram(s: np.ndarray, bins: int = 41) -> dict:
             if len(nz) else {}}
 
 
-def write_scores(result: ScoreResult, path, words, targets) -> None:
+def write_scores(result: ScoreResult, path, words, targets, stab: dict | None = None) -> None:
     """Write ``scores.jsonl`` atomically: one object per (document, measure) for documents with a non-zero score,
     fields doc_id, test, delta_bias_if_removed, delta_bias_if_upweighted, test_words (the words of that test
-    the document holds)."""
+    the document holds) and, where the ranking's stability was computed, stability."""
     import json
 
     from .io import atomic_open
@@ -121,11 +149,14 @@ def write_scores(result: ScoreResult, path, words, targets) -> None:
             s = result.delta_bias_if_removed[t.name]
             up = result.delta_bias_if_upweighted(t.name)
             own = test_word_ids(result, t)
+            st = (stab or {}).get(t.name, {}).get("stability")
             for i in np.flatnonzero(s):
                 held = sorted(words[w] for w in result.doc_words.get(int(i), ()) if w in own)
-                f.write(json.dumps({"doc_id": result.doc_ids[i], "test": t.name,
-                                    "delta_bias_if_removed": float(s[i]), "delta_bias_if_upweighted": float(up[i]),
-                                    "test_words": held}, ensure_ascii=False) + "\n")
+                row = {"doc_id": result.doc_ids[i], "test": t.name, "delta_bias_if_removed": float(s[i]),
+                       "delta_bias_if_upweighted": float(up[i]), "test_words": held}
+                if st is not None:
+                    row["stability"] = round(float(st[i]), 4)
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 
@@ -136,17 +167,118 @@ def score_folder(corpus, kind: str, run_config: dict, out_dir=None, reports_dir:
     return Path(out_dir) if out_dir else Path(reports_dir) / f"{corpus.name}-{kind}-{key}"
 
 
+# ------------------------------------------------------------------ evidence
+LOST_FRACTION = 0.25       # a set that lost more than this share of its words gets a warning
+REMOVAL_FRACTIONS = (("0.1%", 0.001), ("1%", 0.01))
+
+
+def _magnitude(d: float) -> str:
+    a = abs(d)
+    return "negligible" if a < 0.2 else "small" if a < 0.5 else "medium" if a < 0.8 else "strong"
+
+
+def evidence(original: BiasTest | None, kept: BiasTest | None, stats: dict | None, dropped: dict, counts: dict,
+             rare: dict, spread: dict | None) -> dict:
+    """What the number rests on, and whether it is distinguishable from word-sampling noise: the effect size with
+    p and CI, the seed spread, the words used and dropped (with their corpus counts), warnings and a one-sentence
+    verdict."""
+    warnings, sets = [], []
+    if original is not None and kept is not None:
+        from .wordsets import SET_FIELDS
+        for f, so, sk in zip(SET_FIELDS, original.sets, kept.sets):
+            gone = [w for w in so.words if w not in sk.words]
+            lost = len(gone) / len(so.words)
+            sets.append({"field": f, "name": so.name,
+                         "used": [{"word": w, "count": counts.get(w)} for w in sk.words],
+                         "dropped": [{"word": w, "count": counts.get(w, rare.get(w)),
+                                      "reason": "seen fewer times than --min-word-count" if w in rare
+                                      else "not in the model's vocabulary"} for w in gone],
+                         "lost_fraction": lost})
+            if lost > LOST_FRACTION:
+                warnings.append(f"{so.name} ({f}) lost {len(gone)} of its {len(so.words)} words "
+                                f"({', '.join(gone[:8])}{' ...' if len(gone) > 8 else ''}): the test runs on "
+                                f"{len(sk.words)} of them")
+    if stats is None:
+        return {"sets": sets, "warnings": warnings, "significant": None,
+                "verdict": "a word query has no significance test: read B against other words' values"}
+    d, p = stats["effect_size"], stats["p_value"]
+    lo, hi = stats.get("ci_low"), stats.get("ci_high")
+    ci_has_zero = lo is not None and hi is not None and lo <= 0 <= hi
+    significant = p < 0.05 and not ci_has_zero
+    ptxt = "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+    citxt = "" if lo is None else f", 95% CI [{lo:+.2f}, {hi:+.2f}]"
+    if not significant:
+        warnings.insert(0, "not significant: these documents move the number; the number itself is not "
+                           f"distinguishable from word-sampling noise ({ptxt}{citxt}"
+                           f"{' includes 0' if ci_has_zero else ''})")
+    if spread and spread.get("n_seeds", 1) > 1 and (spread["min"] < 0 < spread["max"] or
+                                                   spread["sd"] > abs(spread["mean"]) / 2):
+        warnings.append(f"the effect size varies across training seeds (mean {spread['mean']:+.2f}, sd "
+                        f"{spread['sd']:.2f}, range [{spread['min']:+.2f}, {spread['max']:+.2f}]): within seed "
+                        "noise, not a property of the corpus")
+    lead = f"d = {d:+.2f} ({ptxt}{citxt})"
+    if significant and kept is not None:
+        x, y, a, b = (s.name for s in kept.sets)
+        if d < 0:
+            x, y = y, x
+        reduced = any(st["lost_fraction"] > LOST_FRACTION for st in sets)
+        verdict = (f"{lead}: a {_magnitude(d)} association of {x} with {a} and {y} with {b}, on "
+                   f"{'reduced ' if reduced else ''}word lists of {', '.join(str(len(s.words)) for s in kept.sets)} "
+                   "words")
+    elif significant:
+        verdict = f"{lead}: distinguishable from no difference"
+    else:
+        verdict = f"{lead}: not distinguishable from no association on these words"
+    return {"effect_size": d, "p_value": p, "exact": stats.get("exact"), "ci_low": lo, "ci_high": hi,
+            "seed_spread": spread if spread and spread.get("n_seeds", 1) > 1 else None, "sets": sets,
+            "warnings": warnings, "significant": significant, "verdict": verdict + "."}
+
+
+def check_command(corpus, tests, model, estimator: EstimatorConfig) -> str:
+    """The ``biasaudit experiment`` command that checks this ranking by retraining (same corpus, model settings
+    and tests; the top 0.1% and 1% removed and upweighted against random removal over 3 seeds)."""
+    import shlex
+    from dataclasses import fields as dc_fields
+
+    fam = family_of(model)
+    parts = ["biasaudit", "experiment"]
+    if corpus.source and corpus.source != "gcide":
+        parts += ["--corpus", corpus.source]
+    if corpus.fields != ("id", "text"):
+        parts += ["--id-field", corpus.fields[0], "--text-field", corpus.fields[1]]
+    if fam.name != "skipgram":
+        parts += ["--model", fam.name]
+    if model.config is not None and fam.config_type is not None:
+        default = fam.config_type()
+        for f in dc_fields(model.config):
+            v = getattr(model.config, f.name)
+            if f.name in fam.options and f.name != "seed" and v != getattr(default, f.name):
+                parts += [f"--{f.name.replace('_', '-')}", str(v)]
+    for t in tests or []:
+        parts += ["--test", str(t)]
+    if estimator.name != fam.estimators[0] or estimator.damping != EstimatorConfig().damping:
+        parts += ["--estimator", estimator.label]
+    parts += ["--k", "0.1%,1%", "--seeds", "3", "--conditions", "baseline,remove-top,upweight-top,remove-random"]
+    return shlex.join(parts)
+
+
+# ------------------------------------------------------------------ the score run
 def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, overwrite=False, strict_oov=False,
               query=None, top: int = 10, progress=None, reports_dir: str | Path = "reports", client=None,
-              device: str = "cpu", templates=None, pairs=None) -> RunResult:
+              device: str = "cpu", templates=None, pairs=None, min_word_count: int = 1, seed_models=(),
+              n_resamples: int = N_RESAMPLES) -> RunResult:
     """Score every document of ``corpus`` against the bias tests (or a word query; or, for LMs, paired
     sentences ``pairs`` = (name, [(more, less), ...])) and write the outputs (staged, then moved into place).
 
-    Test words missing from the model are dropped and listed (``strict_oov``: an error); a test left with a set
-    of fewer than 2 words is skipped with a note, and only a run with no test left fails."""
+    Test words missing from the model (and, with ``min_word_count``, rarer words) are dropped and listed
+    (``strict_oov``: an error); a test left with a set of fewer than 2 words is skipped with a note, and only a run
+    with no test left fails. ``seed_models``: the same model trained with other seeds, for the spread of the
+    effect size over seeds and the stability of the ranking over seeds as well as words."""
     fam = family_of(model)
     notes: list[str] = []
-    targets, weats, roles = [], {}, {}
+    targets, weats, roles, originals, drops = [], {}, {}, {}, {}
+    resolved = []
+    rare: dict[str, int] = {}
     if query is not None:
         if not fam.word_vectors:
             raise ConfigError(f"--query reads word vectors; --model {fam.name} takes --test or --pairs")
@@ -155,17 +287,28 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
         roles[targets[-1].name] = {"target": [word.lower()], "attribute": list(toward) + list(away)}
     else:
         resolved = resolve_tests(tests) if (tests or pairs is None) else []
-        measures, kept_tests, dropped, skipped = (bias_measures(model, resolved, strict_oov, templates) if resolved
-                                                  else ([], [], {}, {}))
+        if resolved:
+            _, rare = measurable_words(model, {w for t in resolved for w in t.words}, min_word_count, corpus)
+        measures, kept_tests, dropped, skipped = (bias_measures(model, resolved, strict_oov, templates,
+                                                                min_word_count, corpus)
+                                                  if resolved else ([], [], {}, {}))
         for name, reason in skipped.items():
             notes.append(f"{name}: skipped, {reason}")
         missing = "words the tokenizer does not know" if fam.unit == "tokens" else "out-of-vocabulary words"
+        by_name = {t.name: t for t in resolved}
         for kept, m in zip(kept_tests, measures):
             gone = dropped.get(kept.name)
             if gone:
-                notes.append(f"{kept.name}: dropped {missing} "
-                             + "; ".join(f"{k}: {', '.join(v)}" for k, v in gone.items()))
+                oov = {k: [w for w in v if w not in rare] for k, v in gone.items()}
+                few = {k: [w for w in v if w in rare] for k, v in gone.items()}
+                for label, part in ((missing, oov), (f"words seen fewer than {min_word_count} times", few)):
+                    part = {k: v for k, v in part.items() if v}
+                    if part:
+                        notes.append(f"{kept.name}: dropped {label} "
+                                     + "; ".join(f"{k}: {', '.join(v)}" for k, v in part.items()))
             targets.append(m)
+            originals[kept.name] = (by_name[kept.name], kept)
+            drops[kept.name] = gone or {}
             roles[kept.name] = {"target": list(kept.target_x.words + kept.target_y.words),
                                 "attribute": list(kept.attribute_a.words + kept.attribute_b.words),
                                 "sets": {k: v for k, v in kept.to_dict().items() if k.startswith(("target", "attr"))}}
@@ -182,6 +325,10 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
     run_config = {"model": fam.name, "model_config": model.config.to_dict() if model.config else model.meta,
                   "corpus": {"name": corpus.name, **stats.to_dict()}, "estimator": estimator.to_dict(),
                   "tests": [t.name for t in targets], "test_words": {t.name: list(t.words) for t in targets}}
+    if min_word_count > 1:
+        run_config["min_word_count"] = min_word_count
+    if seed_models:
+        run_config["seeds"] = [model.config.seed] + [m.config.seed for m in seed_models]
     if any(t.kind in ("template", "pairs") for t in targets):
         run_config["templates"] = sorted({tpl for t in targets if t.kind == "template" for tpl in t.templates})
         run_config["pairs_sha256"] = {t.name: hashlib.sha256(json.dumps(t.pairs).encode()).hexdigest()
@@ -196,35 +343,97 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
 
     result = score_model(model, corpus, targets, estimator, progress=progress, client=client,
                          device=str(resolve_device(device)))
-    # texts for the documents shown: one read pass, no tokenization
+    # other seeds: the effect size's spread, and rankings to resample the seed with
+    spreads, bases, per_basis = {}, [result.basis], [targets]
+    if seed_models and all(t.name in originals for t in targets):
+        kept_list = [originals[t.name][1] for t in targets]
+        for t, kept in zip(targets, kept_list):
+            values = [weats[t.name]["effect_size"]] + [
+                fam.weat(m, kept, templates, n_permutations=1, n_bootstrap=0).effect_size for m in seed_models]
+            spreads[t.name] = seed_spread(values)
+        if result.basis is not None:
+            for m in seed_models:
+                seed_targets = fam.bias_measures(m, kept_list, templates)
+                per_basis.append(seed_targets)
+                bases.append(score_model(m, corpus, seed_targets, estimator, client=client,
+                                         device=str(resolve_device(device))).basis)
+    stab = {}
+    if n_resamples > 0 and all(b is not None for b in bases):
+        if progress:
+            progress("ranking stability", 0, 1)
+        stab = stability(bases, per_basis, result.delta_bias_if_removed, n_resamples)
+        if progress:
+            progress("ranking stability", 1, 1)
+    # what removing the top 0.1% and 1% would do, re-measured on the changed model
+    removal = {t.name: [] for t in targets}
+    if result.predictor is not None:
+        reqs, keys = [], []
+        for t in targets:
+            s = result.delta_bias_if_removed[t.name]
+            neg = np.flatnonzero(s < 0)
+            order = neg[np.argsort(s[neg], kind="stable")]
+            for label, frac in REMOVAL_FRACTIONS:
+                k = max(1, int(round(frac * len(s))))
+                if len(order):
+                    reqs.append((t.name, order[:k], 0))
+                    keys.append((t.name, label, min(k, len(order)), float(s[order[:k]].sum())))
+        for (name, label, k, linear), value in zip(keys, result.predictor.predict(reqs) if reqs else []):
+            removal[name].append({"removed": label, "n_docs": k, "effect_size_before": result.bias_value[name],
+                                  "predicted_effect_size": value, "linear_prediction": result.bias_value[name] + linear})
+    # the documents shown: ordered by stability-aware evidence where there is one
     shown, table = {}, {}
     for t in targets:
-        shown[t.name] = top_documents(result, t.name, top)
+        ev = stab.get(t.name, {}).get("evidence")
+        shown[t.name] = top_documents(result, t.name, top, evidence=ev)
         table[t.name] = top_documents(result, t.name, max(top, TABLE_N // 2))
     i2k = result.words if result.words is not None else model.vocab.index_to_key
-    need = {result.doc_ids[i] for d in table.values() for idx in d.values() for i in idx}
+    need = {result.doc_ids[i] for d in list(table.values()) + list(shown.values()) for idx in d.values() for i in idx}
     texts = {doc.id: doc.text for doc in corpus if doc.id in need} if need else {}
+    word_counts_all = {}
+    if originals:
+        from .vocab import word_counts
+        vocab = getattr(model, "vocab", None)
+        every = {w for o, _ in originals.values() for w in o.words}
+        word_counts_all = ({w: vocab.count(w) for w in every} if vocab is not None else {})
+        missing_counts = [w for w in every if not word_counts_all.get(w)]
+        word_counts_all.update(word_counts(corpus, missing_counts))
 
     tests_out = []
     for t in targets:
         s = result.delta_bias_if_removed[t.name]
         up = result.delta_bias_if_upweighted(t.name)
         own = test_word_ids(result, t)
+        st = stab.get(t.name)
         shares, warning = word_shares(result, t.name, model.vocab) if result.word_contributions[t.name] else ([], None)
+        if originals.get(t.name):
+            field_of = {w: f for f, ws in originals[t.name][1].to_dict().items() if f.startswith(("target", "attr"))
+                        for w in ws["words"]}
+            for r in shares:
+                r["set"] = field_of.get(r["word"])
+                r["rare"] = r["corpus_count"] is not None and r["corpus_count"] < RARE_COUNT
         if not np.any(s):
             raise CorpusError(f"{t.name}: no document contains a test word in a training pair; nothing to score")
 
         def doc(i, n_chars):
             words = sorted(i2k[w] for w in result.doc_words.get(i, ()) if w in own)
-            return {"doc_id": result.doc_ids[i], "delta_bias_if_removed": float(s[i]),
-                    "delta_bias_if_upweighted": float(up[i]), "test_words": words,
-                    "snippet": snippet(texts.get(result.doc_ids[i], ""), set(words), n_chars)}
+            d = {"doc_id": result.doc_ids[i], "delta_bias_if_removed": float(s[i]),
+                 "delta_bias_if_upweighted": float(up[i]), "test_words": words,
+                 "snippet": snippet(texts.get(result.doc_ids[i], ""), set(words), n_chars)}
+            if st is not None:
+                d["stability"] = float(st["stability"][i])
+                d["evidence"] = st["evidence"].get(i)
+            return d
         tops = {direction: [doc(i, 300) for i in idx] for direction, idx in shown[t.name].items()}
         rows = sorted({i for idx in table[t.name].values() for i in idx}, key=lambda i: s[i])
+        original, kept = originals.get(t.name, (None, None))
         tests_out.append({"name": t.name, "kind": t.kind, "description": t.description,
+                          "evidence": evidence(original, kept, weats.get(t.name), drops.get(t.name, {}),
+                                               word_counts_all, rare, spreads.get(t.name)),
                           "bias_value": result.bias_value[t.name], "weat": weats.get(t.name),
                           "sum_delta_if_removed": float(s.sum()), "n_documents_scored": int(np.count_nonzero(s)),
+                          "removal_predictions": removal[t.name],
                           "word_shares": shares, "warning": warning, "solver": result.solver_info[t.name],
+                          "stability": None if st is None else st["summary"],
                           "roles": roles.get(t.name, {}), "top": tops, "table": [doc(i, 600) for i in rows],
                           "histogram": _histogram(s)})
     summary = {"sign_convention": "delta_bias_if_removed = grad B^T H^-1 grad L_d: predicted change of B if the "
@@ -235,11 +444,13 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
                "config": run_config, "n_documents": len(result.doc_ids),
                "vocabulary": fam.vocabulary_summary(model), "tests": tests_out, "notes": notes,
                "timings": {k: round(v, 3) for k, v in result.timings.items()},
-               "seeds": [model.config.seed] if model.config else [],
+               "seeds": run_config.get("seeds", [model.config.seed] if model.config else []),
                "versions": versions("gensim", "numpy", "torch"),
+               "check_command": check_command(corpus, tests if query is None else None, model, estimator)
+               if query is None else None,
                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "out_dir": str(folder)}
     with out.stage() as tmp:
-        write_scores(result, tmp / "scores.jsonl", i2k, targets)
+        write_scores(result, tmp / "scores.jsonl", i2k, targets, stab)
         write_json(tmp / "summary.json", summary)
         write_json(tmp / "config.json", run_config)
     return RunResult(folder, MappingProxyType(summary))

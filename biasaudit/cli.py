@@ -287,6 +287,8 @@ def weat_cmd(embeddings: Optional[Path] = typer.Argument(None, help="word2vec te
                                                 "exact enumeration exceeds 100,000 partitions."),
              n_bootstrap: int = typer.Option(1000, "--bootstrap", min=100, help="Bootstrap resamples for the CI "
                                              "(at least 100)."),
+             min_word_count: int = typer.Option(1, "--min-word-count", min=1, help="Drop test words seen fewer "
+                                                "times than this in training (listed, like missing words)."),
              checkpoint: Optional[Path] = CheckpointOpt, templates: Optional[Path] = TemplatesOpt,
              opts: RunOptions = None):
     """WEAT effect sizes, exact or Monte Carlo permutation p-values and bootstrap CIs for bias tests (for --model
@@ -313,10 +315,64 @@ def weat_cmd(embeddings: Optional[Path] = typer.Argument(None, help="word2vec te
         models = _train_seeds(opts, opts.config(), seeds)
     extra = {"templates": load_templates(templates)} if opts.family.takes_templates else {}
     rows, skipped = weat_across_models(models, tests, strict=strict_oov, n_permutations=n_permutations,
-                                       n_bootstrap=n_bootstrap, **extra)
+                                       n_bootstrap=n_bootstrap, min_word_count=min_word_count, **extra)
     for name, reason in skipped.items():
         note(f"{name}: skipped, {reason}")
     _print_weat(rows, as_json, len(models))
+
+
+def _print_experiment(summary) -> None:
+    """The retraining results per (estimator, test), baseline first, in 80 columns: change from the same seed's
+    baseline (mean ± sd over seeds), the prediction, held-out words, the paired difference from random edits of
+    the same size, the verdict and WordSim-353 where the benchmark's coverage allows."""
+    fmt = lambda v, sd=None, n=2: "-" if v is None else (f"{v:+.{n}f}" + ("" if sd is None else f"±{sd:.{n}f}"))
+    n_seeds = len(summary["seeds"])
+    out.print(f"\n{clean(summary['mode'])} retraining over {n_seeds} paired seed(s); change = effect size minus the same "
+              "seed's baseline, mean ± sd", width=WIDTH)
+    if summary.get("seed_note"):
+        out.print(f"[yellow]! {clean(summary['seed_note'])}[/]", width=WIDTH)
+    groups: dict = {}
+    for d in summary["conditions"]:
+        groups.setdefault((d["estimator"], d["test"]), []).append(d)
+    for (est, test), conds in groups.items():
+        base = next((d for d in conds if d["condition"] == "baseline"), None)
+        head = f"\n{clean(test)}, ranked by {clean(est)}"
+        if base is not None:
+            head += f": baseline d {fmt(base['effect_size_mean'], base['effect_size_sd'])}"
+        out.print(f"[bold]{head}[/]", width=WIDTH)
+        note_held = next((d.get("heldout_note") for d in conds if d.get("heldout_note")), None)
+        out.print(f"  {'condition':<14}{'k':>6} {'change':>11} {'predicted':>9} {'held-out':>9} {'vs random':>10} "
+                  f"{'WordSim':>8}")
+        for d in conds:
+            if d["condition"] == "baseline":
+                continue
+            ws = "-" if d["wordsim353_mean"] is None else f"{d['wordsim353_mean']:.3f}"
+            vs = "-" if "difference_from_random" not in d else fmt(d["difference_from_random"])
+            out.print(f"  {d['condition']:<14}{clean(_cut(d['k'], 6)):>6} {fmt(d['change_mean'], d['change_sd']):>11} "
+                      f"{fmt(d['predicted_change_mean']):>9} {fmt(d['heldout_change_mean']):>9} {vs:>10} {ws:>8}")
+            extra = []
+            if d.get("difference_from_random_p") is not None:
+                extra.append(f"paired p {d['difference_from_random_p']:.2g}"
+                             + (f" ({d['n_seeds']} seeds: indicative only)" if d.get("p_value_note") else ""))
+            if d.get("calibration") is not None:
+                extra.append(f"actual/predicted {d['calibration']:.2f}")
+            if d.get("verdict"):
+                extra.append(d["verdict"])
+            if extra:
+                out.print("      " + clean("; ".join(extra)), width=WIDTH)
+        if note_held:
+            out.print(f"  held-out '-': {clean(note_held)}", width=WIDTH)
+    cov = [d.get("wordsim353_coverage") for d in summary["conditions"] if d.get("wordsim353_coverage") is not None]
+    if cov:
+        out.print(f"\nWordSim-353 coverage {min(cov):.0%} (figures shown only at {summary.get('min_quality_coverage', 0.8):.0%} "
+                  "or more)", width=WIDTH)
+    for c in summary["predicted_vs_actual"]:
+        out.print(f"{clean(c['estimator'])} / {clean(c['test'])}, {c.get('prediction', 'linear')} prediction: "
+                  f"Pearson {fmt(c['pearson'])}, Spearman {fmt(c['spearman'])} over {c['n']} runs; median "
+                  f"actual/predicted {fmt(c['median_actual_over_predicted'])}", width=WIDTH)
+    for l in summary["lds"]:
+        out.print(f"LDS {clean(l['estimator'])} / {clean(l['test'])}: Spearman {fmt(l['spearman'])} over "
+                  f"{l['n_subsets']} subsets", width=WIDTH)
 
 
 def _print_weat(rows: list, as_json: bool, n_models: int) -> None:
@@ -363,6 +419,14 @@ def score(test: Optional[List[str]] = TestOpt,
           out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (new, empty, or one this "
                                                  "tool wrote). Default: reports/<corpus>-<model>-<hash>/"),
           top: int = typer.Option(10, "--top", min=1, help="Documents to show in each direction."),
+          seeds: int = typer.Option(1, "--seeds", min=1, help="Train this many seeds (seed, seed+1, ...): the "
+                                    "ranking comes from the first; the others give the effect size's spread over "
+                                    "seeds and make the ranking's stability resample seeds as well as words."),
+          resamples: int = typer.Option(100, "--resamples", min=0, help="Word-set resamples (bootstrap) for each "
+                                        "document's stability (0: none)."),
+          min_word_count: int = typer.Option(1, "--min-word-count", min=1, help="Drop test words seen fewer times "
+                                             "than this in training (listed, like missing words): rankings not "
+                                             "driven by rare words."),
           overwrite: bool = typer.Option(False, "--overwrite", help="Replace results of another config in --out "
                                          "(only the files this tool wrote there)."),
           scheduler: Optional[str] = SchedulerOpt, checkpoint: Optional[Path] = CheckpointOpt,
@@ -395,37 +459,91 @@ def score(test: Optional[List[str]] = TestOpt,
         claim_folder(out_dir, "score", None, overwrite=True, known=SCORE_FILES, check_config=False)
     else:
         check_writable("reports")
+    if checkpoint is not None and seeds > 1:
+        raise typer.BadParameter("--seeds needs training; it cannot be used with --checkpoint", param_hint="--seeds")
     corp = opts.load_corpus()
-    model = (_load_checkpoint(checkpoint, opts) if checkpoint is not None
-             else _train_seeds(opts, config, 1, corpus=corp)[0])
+    models = ([_load_checkpoint(checkpoint, opts)] if checkpoint is not None
+              else _train_seeds(opts, config, seeds, corpus=corp))
     words = lambda s: [w.strip().lower() for w in (s or "").split(",") if w.strip()]
     with dask_client(scheduler) as client, _progress() as update:
-        summary = run_score(model, corp, test, est, out_dir=out_dir, overwrite=overwrite, strict_oov=strict_oov,
+        summary = run_score(models[0], corp, test, est, out_dir=out_dir, overwrite=overwrite, strict_oov=strict_oov,
                             query=(query, words(toward), words(away)) if query else None, top=top,
-                            progress=update, client=client, device=opts.device, templates=tpl, pairs=pair_spec)
+                            progress=update, client=client, device=opts.device, templates=tpl, pairs=pair_spec,
+                            min_word_count=min_word_count, seed_models=tuple(models[1:]), n_resamples=resamples)
     for n in summary["notes"]:
         note(n)
     for t in summary["tests"]:
-        out.print(f"\n[bold]{clean(t['name'])}[/]: B = {t['bias_value']:+.3f} ({clean(t['kind'])}); "
-                  f"estimator {clean(est.label)}; sum of predicted changes {t['sum_delta_if_removed']:+.3f}")
-        if t.get("warning"):
-            out.print(f"[yellow]warning:[/] {clean(t['warning'])}")
-        for direction, title in (("increase_bias", "drive the bias UP (removing them lowers it)"),
-                                 ("decrease_bias", "drive the bias DOWN (removing them raises it)")):
-            table = Table(title=f"documents that {title}", title_justify="left")
-            table.add_column("doc id", overflow="fold")
-            table.add_column("delta_if_removed", justify="right")
-            table.add_column("test words")
-            table.add_column("text", overflow="fold")
-            for d in t["top"][direction]:
-                table.add_row(clean(d["doc_id"]), f"{d['delta_bias_if_removed']:+.4f}",
-                              clean(", ".join(d["test_words"])), clean(d["snippet"]))
-            out.print(table)
+        _print_test(t, est.label)
+    if summary.get("check_command"):
+        out.print("\nto check this ranking by retraining:\n  " + clean(summary["check_command"]), soft_wrap=True)
     from .report import write_report
 
     page = write_report(summary["out_dir"])
     out.print(f"\nwrote {clean(summary['out_dir'])}/scores.jsonl and summary.json "
               f"({summary['timings']['total']:.1f} s scoring)\nreport: {clean(page)}")
+
+
+WIDTH = 80
+
+
+def _cut(text: str, width: int) -> str:
+    text = " ".join(strip_controls(text, newlines=False).split())
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def _print_test(t: dict, estimator: str) -> None:
+    """One test, evidence first, in 80 columns: the number and whether it means anything, the words, what
+    removing the top documents would do, then the documents."""
+    ev = t.get("evidence") or {}
+    sets = t.get("roles", {}).get("sets")
+    head = t["name"] + (f"  ({sets['target_x']['name']} / {sets['target_y']['name']}  x  "
+                        f"{sets['attribute_a']['name']} / {sets['attribute_b']['name']})" if sets else "")
+    out.print(f"\n[bold]{clean(_cut(head, WIDTH))}[/]")
+    out.print(clean(ev.get("verdict") or f"B = {t['bias_value']:+.3f}"), soft_wrap=False, width=WIDTH)
+    if ev.get("seed_spread"):
+        sp = ev["seed_spread"]
+        out.print(f"over {sp['n_seeds']} seeds: mean {sp['mean']:+.2f}, sd {sp['sd']:.2f}, "
+                  f"range [{sp['min']:+.2f}, {sp['max']:+.2f}]")
+    for w in ev.get("warnings", []):
+        out.print(f"[yellow]! {clean(w)}[/]", width=WIDTH)
+    if ev.get("sets"):
+        used = ", ".join(f"{clean(st['name'])} {len(st['used'])}/{len(st['used']) + len(st['dropped'])}"
+                         for st in ev["sets"])
+        out.print(f"words used: {used}", width=WIDTH)
+        gone = [f"{clean(d['word'])} ({d['count'] if d['count'] is not None else '?'})"
+                for st in ev["sets"] for d in st["dropped"]]
+        if gone:
+            out.print(f"dropped (corpus count): {', '.join(gone)}", width=WIDTH)
+    if t.get("word_shares"):
+        out.print(f"{'word':<16} {'set':<12} {'count':>8} {'share':>7}")
+        for r in t["word_shares"][:8]:
+            flag = "  rare" if r.get("rare") else ""
+            count = "-" if r["corpus_count"] is None else f"{r['corpus_count']:,}"
+            out.print(f"{clean(_cut(r['word'], 16)):<16} {clean(_cut(str(r.get('set') or ''), 12)):<12} "
+                      f"{count:>8} {100 * r['share_abs']:6.1f}%{flag}")
+    if t.get("warning"):
+        out.print(f"[yellow]! {clean(t['warning'])}[/]", width=WIDTH)
+    for p in t.get("removal_predictions", []):
+        out.print(f"removing the top {p['removed']} ({p['n_docs']:,} document{'s' if p['n_docs'] != 1 else ''}): "
+                  f"{p['effect_size_before']:+.2f} -> "
+                  f"{p['predicted_effect_size']:+.2f} predicted (sum of scores: {p['linear_prediction']:+.2f})",
+                  width=WIDTH)
+    for direction, title in (("increase_bias", "drive the bias UP (removing them lowers it)"),
+                             ("decrease_bias", "drive the bias DOWN (removing them raises it)")):
+        docs = t["top"][direction]
+        out.print(f"\ndocuments that {title}, {estimator}:")
+        if not docs:
+            out.print("  none")
+        stab = any("stability" in d for d in docs)
+        for d in docs:
+            lead = f"{d['delta_bias_if_removed']:+10.4f}" + (f"  {d['stability']:4.2f}" if stab else "")
+            words = ", ".join(d["test_words"])
+            out.print(f"{lead}  {clean(_cut(d['doc_id'], WIDTH - len(lead) - 2 - min(30, len(words) + 3)))}"
+                      + (f" ({clean(_cut(words, 28))})" if words else ""), width=WIDTH)
+            out.print("            " + clean(_cut(d["snippet"], WIDTH - 12)), width=WIDTH)
+        if stab:
+            out.print("  (second column: stability, the share of word resamples that keep the document in the top "
+                      "100)", width=WIDTH)
 
 
 def _check_ks(value: str) -> str:
@@ -474,6 +592,8 @@ def experiment(test: Optional[List[str]] = TestOpt,
                no_quality: bool = typer.Option(False, "--no-quality", help="Skip WordSim-353 / SimLex-999 / analogy "
                                                "evaluation of each model."),
                strict_oov: bool = StrictOovOpt,
+               min_word_count: int = typer.Option(1, "--min-word-count", min=1, help="Drop test words seen fewer "
+                                                  "times than this in training (listed, like missing words)."),
                out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (new, empty, or one "
                                                       "this tool wrote). Default: "
                                                       "reports/<corpus>-<model>-experiment-<hash>/"),
@@ -516,32 +636,12 @@ def experiment(test: Optional[List[str]] = TestOpt,
                           seeds=seeds, templates=load_templates(templates) if templates is not None else None,
                           conditions=tuple(c.strip() for c in conditions.split(",") if c.strip()),
                           upweight=upweight, mode=mode, warm_epochs=warm_epochs, remove_ids=ids, lds=lds,
-                          lds_fraction=lds_fraction, quality=not no_quality, strict_oov=strict_oov)
+                          lds_fraction=lds_fraction, quality=not no_quality, strict_oov=strict_oov,
+                          min_word_count=min_word_count)
     out_dir = out_dir or default_folder(spec)
     with dask_client(None if scheduler == "none" else scheduler) as client, _progress() as update:
         summary = run_experiment(spec, out_dir, overwrite=overwrite, client=client, progress=update, log=note)
-    table = Table(title=f"{summary['mode']} retraining, {len(summary['seeds'])} paired seed(s); change = effect size "
-                  "minus the same seed's baseline (mean ± sd)", title_justify="left")
-    for col in ("estimator", "test", "condition", "k", "change", "predicted", "held-out change", "vs random (p)",
-                "WordSim"):
-        table.add_column(col, justify="left" if col in ("estimator", "test", "condition") else "right")
-    fmt = lambda v, sd=None: "-" if v is None else (f"{v:+.3f}" + ("" if sd is None else f" ± {sd:.3f}"))
-    for d in summary["conditions"]:
-        vs = "-" if "difference_from_random" not in d else (
-            f"{d['difference_from_random']:+.3f}" + ("" if d.get("difference_from_random_p") is None
-                                                     else f" ({d['difference_from_random_p']:.2g})"))
-        table.add_row(clean(d["estimator"]), clean(d["test"]), d["condition"], clean(d["k"]),
-                      fmt(d["change_mean"], d["change_sd"]), fmt(d["predicted_change_mean"]),
-                      fmt(d["heldout_change_mean"], d["heldout_change_sd"]), vs,
-                      "-" if d["wordsim353_mean"] is None else f"{d['wordsim353_mean']:.3f}")
-    out.print(table)
-    for c in summary["predicted_vs_actual"]:
-        out.print(f"{clean(c['estimator'])} / {clean(c['test'])}: predicted vs actual change over {c['n']} runs: "
-                  f"Pearson {fmt(c['pearson'])}, Spearman {fmt(c['spearman'])}, median actual/predicted "
-                  f"{fmt(c['median_actual_over_predicted'])}")
-    for l in summary["lds"]:
-        out.print(f"LDS {clean(l['estimator'])} / {clean(l['test'])}: Spearman {fmt(l['spearman'])} over "
-                  f"{l['n_subsets']} subsets")
+    _print_experiment(summary)
     out.print(f"scope: {clean(summary['scope'])}")
     from .report import write_report
 

@@ -49,6 +49,8 @@ class Corpus(abc.ABC):
     """A named, re-iterable stream of documents. Subclasses provide ``_raw()`` (documents, empty ones included)."""
 
     name: str = "corpus"
+    source: str | None = None                 # what load_corpus was given (to repeat the command)
+    fields: tuple[str, str] = ("id", "text")  # the id and text fields it was read with
     _stats: CorpusStats | None = None
 
     @property
@@ -364,9 +366,13 @@ def load_corpus(source: str | os.PathLike | None = None, id_field: str = "id", t
 
     An existing path is always a path, never a pattern: ``corpus[2024].jsonl`` reads that file. Only a path that
     does not exist is tried as a glob, then as a hub name."""
-    if source is None:
-        source = DEFAULT_CORPUS
-    src = str(source)
+    src = DEFAULT_CORPUS if source is None else str(source)
+    corpus = _open(src, id_field, text_field)
+    corpus.source, corpus.fields = src, (id_field, text_field)
+    return corpus
+
+
+def _open(src: str, id_field: str, text_field: str) -> Corpus:
     if src in BUNDLED:
         return FileCorpus(src, [corpora_dir() / BUNDLED[src]])
     path = Path(src).expanduser()

@@ -91,3 +91,15 @@ def training_vocab(corpus: Corpus, min_count: int) -> Vocab:
     if len(vocab) == 0:
         raise CorpusError(f"corpus {corpus.name!r}: no word occurs min_count={min_count} times; nothing to train")
     return vocab
+
+
+def word_counts(corpus: Corpus, words) -> dict[str, int]:
+    """How often each of ``words`` occurs in ``corpus`` under the tokenizer (one pass)."""
+    from collections import Counter
+
+    want = set(words)
+    c: Counter = Counter()
+    if want:
+        for doc in corpus:
+            c.update(t for t in tokenize(doc.text) if t in want)
+    return {w: int(c.get(w, 0)) for w in words}

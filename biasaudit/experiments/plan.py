@@ -87,6 +87,7 @@ class ExperimentSpec:
     quality: bool = True
     strict_oov: bool = False   # fail on test words missing from the vocabulary instead of dropping them
     templates: tuple | None = None   # LM template association (None: the bundled templates)
+    min_word_count: int = 1          # test words seen fewer times in training are dropped (listed)
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -112,6 +113,8 @@ class ExperimentSpec:
             raise ConfigError(f"condition hard-debias projects word vectors; it does not apply to --model {fam.name}")
         if not 0 < self.lds_fraction < 1:
             raise ConfigError("--lds-fraction must be in (0, 1)")
+        if self.min_word_count < 1:
+            raise ConfigError("--min-word-count must be >= 1")
         check_estimators(self.estimators, fam)
 
     @property
@@ -128,7 +131,8 @@ class ExperimentSpec:
                 "warm_epochs": self.warm_epochs,
                 "remove_ids_sha256": hashlib.sha256("\n".join(sorted(self.remove_ids)).encode()).hexdigest(),
                 "lds": self.lds, "lds_fraction": self.lds_fraction, "quality": self.quality,
-                **({"templates": list(self.templates)} if self.templates else {})}
+                **({"templates": list(self.templates)} if self.templates else {}),
+                **({"min_word_count": self.min_word_count} if self.min_word_count > 1 else {})}
 
 
 def edit_id(kind: str, ids, times: int = 1) -> str:

@@ -231,7 +231,8 @@ def run_experiment(spec: ExperimentSpec, out_dir: Path, overwrite: bool = False,
 
     # rankings: from the first seed's baseline model, one score pass per estimator
     base_model, _ = train_or_load(corpus, replace(spec.model, seed=seeds[0]), cache=cache)
-    targets, kept_tests, dropped, skipped = bias_measures(base_model, spec.tests, spec.strict_oov, spec.templates)
+    targets, kept_tests, dropped, skipped = bias_measures(base_model, spec.tests, spec.strict_oov, spec.templates,
+                                                          spec.min_word_count, corpus)
     for name, reason in skipped.items():
         log(f"{name}: skipped, {reason}")
     for name, gone in dropped.items():
@@ -264,7 +265,8 @@ def run_experiment(spec: ExperimentSpec, out_dir: Path, overwrite: bool = False,
                                                   ranked["predictions"], ranked["bias"], bounds)
     # the first estimator's score outputs (top documents with their text) for the report
     run_score(base_model, corpus, spec.tests, spec.estimators[0],
-              out_dir=out_dir / "score", overwrite=True, strict_oov=spec.strict_oov, templates=spec.templates)
+              out_dir=out_dir / "score", overwrite=True, strict_oov=spec.strict_oov, templates=spec.templates,
+              min_word_count=spec.min_word_count)
     summary["solver_info"] = solver_info
     summary["run_seconds"] = round(time.perf_counter() - t_start, 1)
     summary["train_seconds_per_run"] = _mean([r.get("seconds") for r in done.values()])

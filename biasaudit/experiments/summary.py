@@ -6,9 +6,9 @@ Decided here:
   group prediction re-measured on the first seed's model (``predicted_effect_size``), clipped to the measure's
   range; the first-order sum of the documents' scores is kept beside it (``predicted_effect_size_linear``).
 - Calibration = mean actual change / mean predicted change over the seeds, for each edit (1: right size).
-- A ranked edit is called confirmed only when it moves the bias in the predicted direction by more than the
-  random control of the same size moves it from seed to seed (beyond 2 sd of the random edit's changes), and,
-  with 3 or more seeds, with a paired t-test p < 0.05 against the random edit; otherwise the verdict says why
+- A ranked edit is called confirmed only when, over 3 or more seeds, it moves the bias in the predicted
+  direction by more than the random control of the same size moves it from seed to seed (beyond 2 sd of the
+  random edit's changes) with a paired t-test p < 0.05 against the random edit; otherwise the verdict says why
   not. p-values from fewer than 3 seeds are labelled as such.
 - Embedding-quality figures are reported only where the benchmark's word coverage is at least
   ``MIN_COVERAGE``.
@@ -82,9 +82,11 @@ def _verdict(d: dict, n_seeds: int) -> str:
         return "moved against the prediction (relative to random edits)"
     if abs(diff) <= 2 * spread:
         return f"within the random control's spread (|difference| {abs(diff):.3f} <= 2 sd {2 * spread:.3f})"
-    if n_seeds >= 3 and (p is None or p >= 0.05):
+    if n_seeds < 3:
+        return f"beyond the random spread, in the predicted direction; {n_seeds} seeds cannot confirm it"
+    if p is None or p >= 0.05:
         return "beyond the random spread but not significant (paired p >= 0.05)"
-    return "confirmed" + ("" if n_seeds >= 3 else f" (only {n_seeds} seeds: no p-value)")
+    return "confirmed"
 
 
 def summarise(spec, plan, runs, seeds, ks, scores, lds_edits, stats, predictions: dict | None = None,

@@ -27,6 +27,7 @@ import time
 
 import numpy as np
 import torch
+from scipy.sparse import csr_matrix
 
 from ..batches import encode_batches, merge_pairs
 from ..corpus import Corpus
@@ -36,6 +37,7 @@ from ..models.glove import GloVeObjective, batch_cooccurrence, cooccurrence_matr
 from .cg import jacobi_pcg
 from .estimators import EstimatorConfig
 from .result import ScoreResult
+from .stability import DocWordBasis
 
 ZERO = 1e-9   # relative: a count that falls below ZERO * X after removal has left the loss
 
@@ -192,6 +194,8 @@ def score_glove(model, corpus: Corpus, targets: list[BiasTarget], config: Estima
     removed = {t.name: np.zeros(n_docs) for t in targets}
     upweighted = {t.name: np.zeros(n_docs) for t in targets}
     word_tot = {t.name: np.zeros(V) for t in targets}
+    basis_parts = []       # per (document, test row): -sum_j coef_removed w~_j, so that score = sum_i s_i . row
+    C64 = C.numpy()
     off = 0
     for batch in encode_batches(corpus, vocab, batch_size):
         k, xd = _doc_pairs(batch, cfg.window, mask, row_pos, V, R)
@@ -211,6 +215,10 @@ def score_glove(model, corpus: Corpus, targets: list[BiasTarget], config: Estima
             upweighted[t.name][off:off + len(batch.ids)] = np.bincount(d, weights=-coef["upweighted"] * tv,
                                                                        minlength=len(batch.ids))
             word_tot[t.name] += np.bincount(rows[cell // V], weights=rem, minlength=V)
+        if len(d):
+            dr, row_of = np.unique((d + off) * R + cell // V, return_inverse=True)
+            M = csr_matrix((-coef["removed"], (row_of, cell % V)), shape=(len(dr), V))
+            basis_parts.append((dr // R, rows[dr % R], (M @ C64).astype(np.float32)))
         off += len(batch.ids)
         if progress:
             progress("scoring documents", off, n_docs)
@@ -224,8 +232,14 @@ def score_glove(model, corpus: Corpus, targets: list[BiasTarget], config: Estima
         contributions[t.name] = {vocab.index_to_key[i]: float(word_tot[t.name][i]) for i in rows if i in own}
     predictor = (CountBlockPredictor(model, corpus, rows, Xr, base, term0, lam, targets) if config.name == "block"
                  else None)
+    basis = None
+    if basis_parts:
+        inv = {int(w): torch.linalg.inv(blocks[int(w)] + lam * eye) for w in rows} if config.name == "block" else None
+        solve = (lambda w, g: inv[w] @ g) if inv is not None else (lambda w, g: g)
+        basis = DocWordBasis(np.concatenate([p[0] for p in basis_parts]), np.concatenate([p[1] for p in basis_parts]),
+                             np.concatenate([p[2] for p in basis_parts]), n_docs, E, solve)
     return ScoreResult(doc_ids, removed, biases, contributions, {d: tuple(w) for d, w in doc_words.items()},
-                       config, infos, timings, upweighted=upweighted, predictor=predictor)
+                       config, infos, timings, upweighted=upweighted, predictor=predictor, basis=basis)
 
 
 def score_glove_cg(model, corpus: Corpus, targets: list[BiasTarget], config: EstimatorConfig,

@@ -29,6 +29,7 @@ class ScoreResult:
                                                       # the document (GloVe); else the negative of removal
     words: tuple[str, ...] | None = None              # what doc_words indexes when not the model's vocabulary (LM)
     predictor: object | None = field(default=None, repr=False, compare=False)   # group predictions (predict.py)
+    basis: object | None = field(default=None, repr=False, compare=False)       # rescoring (stability.py)
 
     def delta_bias_if_upweighted(self, name: str) -> np.ndarray:
         if self.upweighted is not None:
@@ -65,11 +66,18 @@ def word_shares(result: ScoreResult, name: str, vocab) -> tuple[list[dict], str 
     return rows, warning
 
 
-def top_documents(result: ScoreResult, name: str, n: int) -> dict[str, list[int]]:
+def top_documents(result: ScoreResult, name: str, n: int, evidence: dict | None = None) -> dict[str, list[int]]:
     """Indices of the n documents that most increase the measure (most negative delta_bias_if_removed) and the
-    n that most decrease it."""
+    n that most decrease it; with ``evidence`` (document -> stability-aware score, ``stability.py``), ordered by
+    it (documents whose influence most resamples grant come first; the rest follow by score)."""
     s = result.delta_bias_if_removed[name]
     order = np.argsort(s, kind="stable")
-    up = [int(i) for i in order[:n] if s[i] < 0]
-    down = [int(i) for i in order[::-1][:n] if s[i] > 0]
-    return {"increase_bias": up, "decrease_bias": down}
+    up = [int(i) for i in order if s[i] < 0]
+    down = [int(i) for i in order[::-1] if s[i] > 0]
+    if evidence:
+        def by_evidence(idx, sign):
+            strong = sorted((i for i in idx if evidence.get(i, 0.0) * sign > 0), key=lambda i: -sign * evidence[i])
+            chosen = set(strong)
+            return strong + [i for i in idx if i not in chosen]
+        up, down = by_evidence(up[:max(n, 500)], -1), by_evidence(down[:max(n, 500)], 1)
+    return {"increase_bias": up[:n], "decrease_bias": down[:n]}

@@ -28,6 +28,7 @@ from .estimators import EstimatorConfig
 from .lissa import solve_lissa
 from .predict import PairBlockPredictor, PairSolvePredictor
 from .result import ScoreResult
+from .stability import DocWordBasis
 
 SOLVERS = {"block": solve_block, "gradient-dot": solve_gradient_dot, "cg": solve_cg, "lissa": solve_lissa}
 
@@ -229,6 +230,22 @@ def score_documents(model, corpus: Corpus, targets: list[BiasTarget],
                                        None if client is not None or st.full else firsts[0]["instances"])
     elif config.name in ("cg", "lissa"):
         predictor = PairSolvePredictor(model, objective, enumerator, rows, config, blocks, mu, targets, corpus)
-    return ScoreResult(doc_ids, scores, biases, contributions, doc_words, config, infos, timings, predictor=predictor)
+    basis = None
+    if config.name in ("block", "gradient-dot"):
+        inst = firsts[0]["instances"] if client is None else _pass_1(corpus, st, keep_instances=True)["instances"]
+        K, X, D = inst
+        d_rows, w_rows, G = objective.doc_word_gradients(rows[K // V], K % V, X, D)
+        basis = DocWordBasis(d_rows, w_rows, G, n_docs, objective.U, _word_solver(config, blocks, mu, objective))
+    return ScoreResult(doc_ids, scores, biases, contributions, doc_words, config, infos, timings, predictor=predictor,
+                       basis=basis)
+
+
+def _word_solver(config: EstimatorConfig, blocks: dict, mu: float, objective):
+    """The estimator's per-word direction for a measure gradient: (H_w + lambda I)^-1 g (block) or g."""
+    if config.name == "gradient-dot":
+        return lambda w, g: g
+    eye = torch.eye(objective.dim, dtype=objective.dtype, device=objective.device)
+    inv = {w: torch.linalg.inv(H + config.damping * mu * eye) for w, H in blocks.items()}
+    return lambda w, g: inv[w] @ g
 
 

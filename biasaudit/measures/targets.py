@@ -29,6 +29,7 @@ class BiasTarget:
     description: str = ""
     words: tuple = ()              # the words B reads, in the order of ``rows``
     bound: float = float("inf")    # the largest |B| possible (a prediction never leaves [-bound, bound])
+    query_sets: tuple = ((), ())   # a query's toward and away words
 
     def value(self, U: torch.Tensor) -> float:
         return float(self.fn(U[torch.as_tensor(self.rows)]))
@@ -85,4 +86,32 @@ def query_target(word: str, toward: list[str], away: list[str], vocab: Vocab) ->
     name = f"query:{word}->{'+'.join(toward)}" + (f"|{'+'.join(away)}" if away else "")
     return BiasTarget(name, "query", rows, fn, None,
                       f"mean cos({word}, {{{', '.join(toward)}}})" + (f" - mean cos({word}, {{{', '.join(away)}}})" if away else ""),
-                      tuple(words), 2.0)
+                      tuple(words), 2.0, (tuple(toward), tuple(away)))
+
+
+def resample_target(target: BiasTarget, rng: np.random.Generator) -> BiasTarget:
+    """The measure with each word set resampled with replacement (the words' bootstrap): a WEAT test's X, Y, A and
+    B, a query's toward and away words. It reads the same rows; a word drawn twice weighs twice."""
+    pos = {w: i for i, w in enumerate(target.words)}
+    if target.kind == "weat":
+        sets = [torch.tensor([pos[w] for w in rng.choice(list(s.words), size=len(s.words))])
+                for s in target.test.sets]
+        X, Y, A, B = sets
+
+        def fn(M: torch.Tensor) -> torch.Tensor:
+            return weat_effect_size_torch(M[X], M[Y], M[A], M[B])
+    else:
+        word = target.words[0]
+        toward, away = target.query_sets
+        T = torch.tensor([pos[word]])
+        A = torch.tensor([pos[w] for w in rng.choice(list(toward), size=len(toward))])
+        B = torch.tensor([pos[w] for w in rng.choice(list(away), size=len(away))]) if away else None
+
+        def fn(M: torch.Tensor) -> torch.Tensor:
+            t = M[T] / M[T].norm(dim=1, keepdim=True)
+            toward_cos = (t @ (M[A] / M[A].norm(dim=1, keepdim=True)).T).mean()
+            if B is None:
+                return toward_cos
+            return toward_cos - (t @ (M[B] / M[B].norm(dim=1, keepdim=True)).T).mean()
+    from dataclasses import replace
+    return replace(target, fn=fn)

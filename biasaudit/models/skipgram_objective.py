@@ -340,6 +340,33 @@ class SkipGramObjective:
                 break
         return u
 
+    def doc_word_gradients(self, w: np.ndarray, c: np.ndarray, x: np.ndarray, d: np.ndarray
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For pair instances (input w, output c, weight x, document d): each (document, input word)'s gradient of
+        the document's loss in u_w, (n_rows, dim) float32, with the rows' documents and words."""
+        from scipy.sparse import csr_matrix
+
+        if len(w) == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, self.dim), np.float32)
+        dw = d.astype(np.int64) * self.V + w.astype(np.int64)
+        rows_key, row_of = np.unique(dw, return_inverse=True)
+        a = np.empty(len(w))
+        for s in range(0, len(w), CHUNK):       # (pairs, dim) blocks, never all instances at once
+            wt, ct = torch.as_tensor(w[s:s + CHUNK]), torch.as_tensor(c[s:s + CHUNK])
+            a[s:s + CHUNK] = x[s:s + CHUNK] * (torch.sigmoid((self.U[wt] * self.C[ct]).sum(1)).cpu().numpy() - 1)
+        M = csr_matrix((a, (row_of, c)), shape=(len(rows_key), self.V))
+        G = M @ self.C.cpu().numpy()                                           # (n_rows, dim)
+        words = rows_key % self.V
+        P = torch.as_tensor(self.noise, dtype=self.dtype, device=self.device)
+        ng_rows = {}
+        for word in np.unique(words).tolist():
+            sgn = torch.sigmoid(self.C @ self.U[word])
+            ng_rows[word] = (self.k * (P * sgn) @ self.C).cpu().numpy()
+        ng = np.stack([ng_rows[int(v)] for v in words]) if len(words) else np.zeros((0, self.dim))
+        xsum = np.bincount(row_of, weights=x, minlength=len(rows_key))
+        G = G + xsum[:, None] * ng
+        return rows_key // self.V, words, G.astype(np.float32)
+
     # ------------------------------------------------------------------ per-pair values for scoring
     def pair_values(self, vU: torch.Tensor, vC: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray]:
         """For the direction v = (vU, vC): h over the unique corpus pairs (aligned with ``self.keys``) and g per

@@ -181,8 +181,9 @@ def build_context(folder: Path) -> dict:
             docs = {}
             for direction, items in t["top"].items():
                 docs[direction] = [{**d, "segments": segments(d["snippet"], tw, aw)} for d in items]
-            table = [{**d, "segments": segments(d["snippet"], tw, aw)} for d in t.get("table", t["top"]["increase_bias"]
-                                                                                     + t["top"]["decrease_bias"])]
+            table = [{**d, "segments": segments(d["snippet"], tw, aw),
+                      "line": segments(_one_line(d["snippet"]), tw, aw)}
+                     for d in t.get("table", t["top"]["increase_bias"] + t["top"]["decrease_bias"])]
             ctx["tests"].append({**t, "docs": docs, "table_rows": table, "words": in_words(t),
                                  "hist": histogram_chart(t["histogram"]) if t.get("histogram") else None})
     forest = []
@@ -204,6 +205,15 @@ def build_context(folder: Path) -> dict:
     if exp:
         ctx["exp"] = _experiment_context(folder, exp)
     return ctx
+
+
+LINE_CHARS = 110
+
+
+def _one_line(text: str) -> str:
+    """The first ``LINE_CHARS`` characters of a snippet, on one line (the table's compact view)."""
+    text = " ".join(text.split())
+    return text if len(text) <= LINE_CHARS else text[:LINE_CHARS - 1] + "…"
 
 
 def _results(folder: Path) -> list[dict]:
