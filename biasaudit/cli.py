@@ -107,6 +107,8 @@ def _option_help(name: str, extra: str = "") -> str:
     return f"{only}{text} {extra}Default: {'; '.join(defaults)}.".strip()
 
 
+from .models.base import LIMITS  # noqa: E402  (the option bounds are the configs' own)
+
 _RUN_OPTIONS = {
     "corpus": (Optional[str], typer.Option(None, "--corpus", "-c", help="Bundled corpus name (gcide, wordnet), file, "
                "folder, glob or hub dataset. Default: the bundled GCIDE dictionary.")),
@@ -115,13 +117,17 @@ _RUN_OPTIONS = {
     "model": (str, typer.Option("skipgram", "--model", "-m", help="Model family: skipgram (default), glove "
               "(GloVe-style weighted least squares on co-occurrence counts) or lm (a small causal transformer "
               "language model, trained here or loaded with --checkpoint).")),
-    "vector_size": (Optional[int], typer.Option(None, "--vector-size", min=1, help=_option_help("vector_size"))),
-    "window": (Optional[int], typer.Option(None, "--window", min=1, help=_option_help("window"))),
-    "min_count": (Optional[int], typer.Option(None, "--min-count", min=1, help=_option_help("min_count"))),
-    "negative": (Optional[int], typer.Option(None, "--negative", min=1, help=_option_help("negative"))),
-    "epochs": (Optional[int], typer.Option(None, "--epochs", min=1, help=_option_help("epochs"))),
-    "seed": (Optional[int], typer.Option(None, "--seed", min=0, help=_option_help("seed"))),
-    "workers": (Optional[int], typer.Option(None, "--workers", min=1, help=_option_help("workers"))),
+    "vector_size": (Optional[int], typer.Option(None, "--vector-size", min=1, max=LIMITS["vector_size"],
+                                                help=_option_help("vector_size"))),
+    "window": (Optional[int], typer.Option(None, "--window", min=1, max=LIMITS["window"], help=_option_help("window"))),
+    "min_count": (Optional[int], typer.Option(None, "--min-count", min=1, max=2 ** 31 - 1,
+                                              help=_option_help("min_count"))),
+    "negative": (Optional[int], typer.Option(None, "--negative", min=1, max=LIMITS["negative"],
+                                             help=_option_help("negative"))),
+    "epochs": (Optional[int], typer.Option(None, "--epochs", min=1, max=LIMITS["epochs"], help=_option_help("epochs"))),
+    "seed": (Optional[int], typer.Option(None, "--seed", min=0, max=2 ** 32 - 1, help=_option_help("seed"))),
+    "workers": (Optional[int], typer.Option(None, "--workers", min=1, max=LIMITS["workers"],
+                                            help=_option_help("workers"))),
     "sample": (Optional[float], typer.Option(None, "--sample", callback=lambda v: _in_range(v, 0, 1, low_open=False),
                                              help=_option_help("sample"))),
     "backend": (Optional[str], typer.Option(None, "--backend", help=_option_help("backend"))),
@@ -170,7 +176,12 @@ def _estimators(specs, opts: "RunOptions") -> list:
     from .models.base import check_estimators
 
     fam = opts.family
-    ests = parse_estimators(specs or [fam.estimators[0]])
+    try:
+        ests = parse_estimators(specs or [fam.estimators[0]])
+    except ConfigError as e:   # a setting out of range is a usage error, like any option's
+        if "unknown estimator" in str(e):
+            raise
+        raise typer.BadParameter(str(e), param_hint="--estimator") from e
     check_estimators(ests, fam)
     return ests
 
@@ -179,7 +190,8 @@ def _estimators(specs, opts: "RunOptions") -> list:
 def _progress():
     """A rich progress bar on stderr; yields a callback (stage, done, total)."""
     bars = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                    TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True)
+                    TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True,
+                    disable=not err.is_terminal)   # a log file gets no bar remnants
     tasks: dict[str, int] = {}
 
     def update(stage: str, done: int, total: int) -> None:
@@ -682,6 +694,12 @@ def main() -> None:
         warnings.filterwarnings("ignore")              # library chatter (FutureWarning, ...) is not the user's
         warnings.filterwarnings("always", category=BiasAuditWarning)
     warnings.showwarning = _show_warning
+    import signal
+
+    try:   # Ctrl-C: one line, exit 130, finally-blocks still run (temporary folders removed)
+        previous = signal.signal(signal.SIGINT, _on_interrupt)
+    except ValueError:   # not the main thread (an embedding application): leave signals alone
+        previous = None
     try:
         app()  # usage errors: click prints them and exits 2
     except BiasAuditError as e:
@@ -691,8 +709,15 @@ def main() -> None:
     except MemoryError:
         _fail("out of memory (a smaller corpus, fewer tests, or --scheduler with more workers can help)", debug)
     except KeyboardInterrupt:
-        err.print("[red]interrupted[/red]: finished outputs are kept; rerun the same command to resume")
-        sys.exit(130)
+        _on_interrupt()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _on_interrupt(*_) -> None:
+    err.print("[red]interrupted[/red]: finished outputs are kept; rerun the same command to resume")
+    raise SystemExit(130)
 
 
 def _fail(message: str, debug: bool) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import abc
 import glob
+import re
 import hashlib
 import os
 import sys
@@ -171,8 +172,9 @@ class FileCorpus(Corpus):
             elif fmt == "csv":
                 yield from _csv_documents(f, self.id_field, self.text_field)
             elif fmt == "text":
+                name = display_name(f.name)
                 for n, line in _lines(f):
-                    yield Document(f"{f.name}:{n}", line)
+                    yield Document(f"{name}:{n}", line)
             else:
                 yield from _json_documents(f, self.id_field, self.text_field)
 
@@ -191,9 +193,28 @@ def _open_binary(path: Path):
     return open(path, "rb")
 
 
+def display_name(name: str) -> str:
+    """A file name as text: bytes that are not UTF-8 (kept by the OS as surrogates) become U+FFFD."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _no_surrogates(value: str, where: str) -> str:
+    """JSON can spell a lone surrogate (\\udc80), which is no character: refuse it where it is."""
+    m = _SURROGATE.search(value)
+    if m:
+        raise CorpusError(f"{where}: holds an unpaired surrogate (\\u{ord(m.group()):04x}), not a character")
+    return value
+
+
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
     """(1-based line number, line without its line break) of a UTF-8 text file; a byte that is not UTF-8 is a
     CorpusError naming the line and column."""
+    import lzma
+    import zlib
+
     try:
         with _open_binary(path) as f:
             for n, raw in enumerate(f, 1):
@@ -205,7 +226,7 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
                 if n == 1 and line.startswith("\ufeff"):
                     line = line[1:]          # a byte-order mark is not text
                 yield n, line.rstrip("\r\n")
-    except (OSError, EOFError) as e:     # unreadable, or a truncated/corrupt compressed file
+    except (OSError, EOFError, zlib.error, lzma.LZMAError) as e:   # unreadable, or a corrupt compressed file
         raise CorpusError(f"{path}: cannot read ({getattr(e, 'strerror', None) or e})") from e
 
 
@@ -222,7 +243,13 @@ def _document(rec, where: str, fallback_id: str, id_field: str, text_field: str)
         raise CorpusError(f"{where}: not a JSON object")
     text = _field(rec, text_field, where, "text")
     doc_id = rec.get(id_field)
-    return Document(fallback_id if doc_id is None else str(doc_id), "" if text is None else str(text))
+    if isinstance(text, (dict, list)) or isinstance(doc_id, (dict, list)):
+        raise CorpusError(f"{where}: the {'text' if isinstance(text, (dict, list)) else 'id'} field holds "
+                          f"{'an object' if isinstance(text if isinstance(text, (dict, list)) else doc_id, dict) else 'a list'}, not text")
+    doc = Document(fallback_id if doc_id is None else str(doc_id), "" if text is None else str(text))
+    _no_surrogates(doc.id, where)
+    _no_surrogates(doc.text, where)
+    return doc
 
 
 def _json_documents(path: Path, id_field: str, text_field: str) -> Iterator[Document]:
@@ -242,17 +269,21 @@ def _json_documents(path: Path, id_field: str, text_field: str) -> Iterator[Docu
             except json.JSONDecodeError as e:
                 raise CorpusError(f"{path}: line {n + e.lineno - 1}: not valid JSON ({e.msg} at column "
                                   f"{e.colno})") from None
+            except (RecursionError, ValueError) as e:
+                raise CorpusError(f"{path}: not a usable JSON array ({str(e)[:80]})") from None
             if not isinstance(records, list):
                 raise CorpusError(f"{path}: holds neither one JSON object per line nor one array of objects")
             for i, rec in enumerate(records, 1):
-                yield _document(rec, f"{path}: record {i}", f"{path.name}:{i}", id_field, text_field)
+                yield _document(rec, f"{path}: record {i}", f"{display_name(path.name)}:{i}", id_field, text_field)
             return
         first = False
         try:
             rec = json.loads(line)
         except json.JSONDecodeError as e:
             raise CorpusError(f"{path}: line {n}: not valid JSON ({e.msg} at column {e.colno})") from None
-        yield _document(rec, f"{path}: line {n}", f"{path.name}:{n}", id_field, text_field)
+        except (RecursionError, ValueError) as e:      # nesting too deep, an integer too long
+            raise CorpusError(f"{path}: line {n}: not a usable JSON record ({str(e)[:80]})") from None
+        yield _document(rec, f"{path}: line {n}", f"{display_name(path.name)}:{n}", id_field, text_field)
 
 
 def _csv_documents(path: Path, id_field: str, text_field: str) -> Iterator[Document]:
@@ -275,7 +306,7 @@ def _csv_documents(path: Path, id_field: str, text_field: str) -> Iterator[Docum
                 continue
             if len(row) != len(header):
                 raise CorpusError(f"{path}: line {reader.line_num}: {len(row)} fields, the header has {len(header)}")
-            doc_id = row[ii] if ii is not None and row[ii] != "" else f"{path.name}:{rec_no}"
+            doc_id = row[ii] if ii is not None and row[ii] != "" else f"{display_name(path.name)}:{rec_no}"
             yield Document(doc_id, row[ti])
     except csv.Error as e:
         raise CorpusError(f"{path}: line {reader.line_num}: not valid {'TSV' if delimiter == chr(9) else 'CSV'} "
@@ -300,7 +331,7 @@ def _parquet_documents(path: Path, id_field: str, text_field: str) -> Iterator[D
             ids = d.get(id_field)
             for i, text in enumerate(d[text_field]):
                 row += 1
-                doc_id = f"{path.name}:{row}" if ids is None or ids[i] is None else str(ids[i])
+                doc_id = f"{display_name(path.name)}:{row}" if ids is None or ids[i] is None else str(ids[i])
                 yield Document(doc_id, "" if text is None else str(text))
     except CorpusError:
         raise
@@ -367,15 +398,16 @@ def load_corpus(source: str | os.PathLike | None = None, id_field: str = "id", t
     An existing path is always a path, never a pattern: ``corpus[2024].jsonl`` reads that file. Only a path that
     does not exist is tried as a glob, then as a hub name."""
     src = DEFAULT_CORPUS if source is None else str(source)
-    corpus = _open(src, id_field, text_field)
+    corpus = (FileCorpus(src, [corpora_dir() / BUNDLED[src]]) if source is None
+              else _open(src, id_field, text_field))
     corpus.source, corpus.fields = src, (id_field, text_field)
     return corpus
 
 
 def _open(src: str, id_field: str, text_field: str) -> Corpus:
-    if src in BUNDLED:
-        return FileCorpus(src, [corpora_dir() / BUNDLED[src]])
     path = Path(src).expanduser()
+    if src in BUNDLED and not path.exists():
+        return FileCorpus(src, [corpora_dir() / BUNDLED[src]])
     if path.exists():
         if path.is_dir():
             files = sorted(p for p in path.rglob("*") if p.is_file() and _known(p)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -52,6 +53,11 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        if e.filename is None:    # a write or fsync fault names no file: name the one being written
+            raise OSError(e.errno, e.strerror or str(e), str(path)) from e
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -65,8 +71,12 @@ def public_mode(directory: bool = False) -> int:
     return (0o777 if directory else 0o666) & ~mask
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+    """UTF-8 text, atomically; a file name's undecodable bytes (surrogates) are written as U+FFFD."""
+    atomic_write_bytes(path, _SURROGATE.sub("\ufffd", text).encode("utf-8"))
 
 
 def to_json(obj: Any) -> str:
@@ -161,14 +171,29 @@ def check_writable(folder: str | Path) -> None:
         raise ArtifactError(f"{folder}: cannot write there ({e.strerror or e})") from e
 
 
+def _safe_entry(rel) -> bool:
+    """A manifest entry names a file or folder inside its own folder: a relative path, no '..', not '.'."""
+    if not isinstance(rel, str) or not rel or rel in (".", "./") or "\0" in rel:
+        return False
+    p = Path(rel)
+    return not p.is_absolute() and ".." not in p.parts and p.parts[0] not in (".", "")
+
+
 def read_manifest(folder: str | Path) -> dict | None:
-    """The manifest of a folder this tool wrote, or None when there is none."""
+    """The manifest of a folder this tool wrote, or None when there is none. A manifest whose entries are not
+    plain relative paths inside the folder is refused as corrupted (nothing it names is ever touched)."""
     path = Path(folder) / MANIFEST
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return None
+    if path.is_symlink():
+        raise ArtifactError(f"{path}: a symbolic link, not a biasaudit manifest")
     m = read_json(path, "biasaudit manifest")
     if not (isinstance(m, dict) and isinstance(m.get("kind"), str) and isinstance(m.get("files", []), list)):
         raise ArtifactError(f"{path}: corrupted biasaudit manifest (not the expected object)")
+    bad = [f for f in m.get("files", []) if not _safe_entry(f)]
+    if bad:
+        raise ArtifactError(f"{path}: corrupted biasaudit manifest (entry {bad[0]!r} is not a path inside the "
+                            "folder); nothing is touched")
     return m
 
 
@@ -184,13 +209,15 @@ class OutputFolder:
     config: Any
     manifest: dict | None = None                  # what the folder held when claimed (None: nothing of ours)
     known: frozenset = frozenset()                # names this kind of output writes
-    notes: list = field(default_factory=list)
+    file_patterns: dict = field(default_factory=dict)   # sub-folder -> regex of the file names ours in it
 
     @property
     def owned(self) -> set[str]:
-        """Files (relative paths) this tool wrote here: the manifest's list and this kind's own names."""
-        listed = set(self.manifest.get("files", [])) if self.manifest else set()
-        return listed | {n for n in self.known if (self.path / n).exists()}
+        """Files (relative paths) this tool wrote here: the manifest's list and, in a folder with a manifest,
+        this kind's own names."""
+        if not self.manifest:
+            return set()
+        return set(self.manifest.get("files", [])) | {n for n in self.known if (self.path / n).exists()}
 
     def _write_manifest(self, files: Iterable[str], complete: bool) -> None:
         from . import __version__
@@ -206,12 +233,37 @@ class OutputFolder:
         self.manifest = read_manifest(self.path)
 
     def remove_owned(self, keep: Iterable[str] = ()) -> None:
-        """Delete the files this tool wrote here (an overwrite), except ``keep``; nothing else is touched."""
+        """Delete the files this tool wrote here (an overwrite), except ``keep``; nothing else is touched. A
+        sub-folder is emptied only of what its own manifest, or this kind's ``file_patterns``, says is ours."""
+        import re
+
         keep = set(keep)
+        root = self.path.resolve()
         for rel in sorted(self.owned - keep):
             p = self.path / rel
-            if p.is_dir() and not p.is_symlink():
-                shutil.rmtree(p, ignore_errors=True)
+            if p.is_symlink():
+                p.unlink(missing_ok=True)          # the link, never what it points to
+                continue
+            try:
+                if root not in p.resolve().parents:
+                    continue
+            except OSError:
+                continue
+            if p.is_dir():
+                sub = read_manifest(p) if (p / MANIFEST).exists() else None
+                if sub is not None:     # its own files go; its manifest stays (a folder of ours, now empty)
+                    inner = OutputFolder(p, sub["kind"], sub.get("config"), sub)
+                    inner.remove_owned()
+                    inner._write_manifest([], complete=False)
+                else:
+                    pattern = self.file_patterns.get(rel)
+                    for f in list(p.iterdir()) if pattern else []:
+                        if f.is_file() and not f.is_symlink() and re.fullmatch(pattern, f.name):
+                            f.unlink(missing_ok=True)
+                try:
+                    p.rmdir()                      # only if nothing else is left in it
+                except OSError:
+                    pass
             else:
                 p.unlink(missing_ok=True)
 
@@ -223,39 +275,47 @@ class OutputFolder:
         theirs."""
         tmp = make_temp_dir(self.path.parent, self.path.name)
         try:
-            yield tmp
-            files = [str(p.relative_to(tmp)) for p in sorted(tmp.rglob("*")) if p.is_file()]
-            if not self.path.exists():
-                write_json(tmp / MANIFEST, {"kind": self.kind, "complete": True, "config": _normal(self.config),
-                                            "files": sorted(files), "biasaudit": _version(),
-                                            "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-                try:
-                    os.rename(tmp, self.path)
-                    self.manifest = read_manifest(self.path)
-                    return
-                except OSError:
-                    if not self.path.is_dir():
-                        raise
-                    if keep_existing:
-                        return           # another process finished the same output first
-                    (tmp / MANIFEST).unlink()
-                    self.manifest = read_manifest(self.path)
-            previous = self.owned
-            if not same_config(self):
-                # an overwrite: the outputs of the other config go, this tool's files only, before the new ones
-                # arrive, so the folder never holds a mix of the two
-                self._write_manifest(previous, complete=False)
-                self.remove_owned(keep=files)
-                previous = set()
-            self._write_manifest(previous | set(files), complete=False)
-            for rel in files:
-                dest = self.path / rel
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(tmp / rel, dest)
-            self._write_manifest(previous | set(files), complete=True)
-            self.manifest = read_manifest(self.path)
+            yield from self._stage(tmp, keep_existing)
+        except OSError as e:
+            if e.filename is None:   # a write or fsync fault names no file: name the folder being written
+                raise OSError(e.errno, e.strerror or str(e), str(self.path)) from e
+            raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+    def _stage(self, tmp: Path, keep_existing: bool):
+        """``stage``'s body: yield the temporary folder, then move its files into place."""
+        yield tmp
+        files = [str(p.relative_to(tmp)) for p in sorted(tmp.rglob("*")) if p.is_file()]
+        if not self.path.exists():
+            write_json(tmp / MANIFEST, {"kind": self.kind, "complete": True, "config": _normal(self.config),
+                                        "files": sorted(files), "biasaudit": _version(),
+                                        "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+            try:
+                os.rename(tmp, self.path)
+                self.manifest = read_manifest(self.path)
+                return
+            except OSError:
+                if not self.path.is_dir():
+                    raise
+                if keep_existing:
+                    return           # another process finished the same output first
+                (tmp / MANIFEST).unlink()
+                self.manifest = read_manifest(self.path)
+        previous = self.owned
+        if not same_config(self):
+            # an overwrite: the outputs of the other config go, this tool's files only, before the new ones
+            # arrive, so the folder never holds a mix of the two
+            self._write_manifest(previous, complete=False)
+            self.remove_owned(keep=files)
+            previous = set()
+        self._write_manifest(previous | set(files), complete=False)
+        for rel in files:
+            dest = self.path / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp / rel, dest)
+        self._write_manifest(previous | set(files), complete=True)
+        self.manifest = read_manifest(self.path)
 
 
 def _version() -> str:
@@ -264,27 +324,28 @@ def _version() -> str:
 
 
 def claim_folder(folder: str | Path, kind: str, config: Any, overwrite: bool = False,
-                 known: Iterable[str] = (), check_config: bool = True) -> OutputFolder:
+                 known: Iterable[str] = (), check_config: bool = True, file_patterns: dict | None = None
+                 ) -> OutputFolder:
     """Claim ``folder`` for a ``kind`` output made with ``config`` (see the module docstring); raises
-    ArtifactError naming the folder and what to do. ``known``: the names this kind writes (a folder holding only
-    these, without a manifest, was written by an earlier version). Nothing is created or changed here."""
+    ArtifactError naming the folder and what to do. ``known``: the names this kind writes (deleted on an overwrite
+    when present); ``file_patterns``: for its sub-folders, which files in them are its own. Nothing is created or
+    changed here."""
     folder = Path(folder)
-    known = frozenset(known)
+    if folder.is_symlink() and not folder.exists():
+        raise ArtifactError(f"{folder}: a symbolic link to nothing; choose another --out")
     if folder.exists() and not folder.is_dir():
         raise ArtifactError(f"{folder}: exists and is a file, not a folder; choose another --out")
-    manifest = read_manifest(folder) if folder.is_dir() else None
-    if folder.is_dir():
+    is_dir = folder.is_dir()     # decided once: another process may create the folder meanwhile (stage copes)
+    manifest = read_manifest(folder) if is_dir else None
+    if is_dir:
         clean_stale_temps(folder)
         clean_stale_temps(folder.parent)
-    if manifest is None and folder.is_dir():
-        entries = [p.name for p in folder.iterdir() if not _is_temp(p)]
-        foreign = sorted(n for n in entries if n not in known)
-        if foreign:
-            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+    if manifest is None and is_dir:
+        entries = sorted(p.name for p in folder.iterdir() if not _is_temp(p))
+        if entries:
+            shown = ", ".join(entries[:5]) + (f" and {len(entries) - 5} more" if len(entries) > 5 else "")
             raise ArtifactError(f"{folder}: holds files biasaudit did not write ({shown}); nothing there is "
                                 "replaced: choose a new or empty folder with --out")
-        if entries:
-            manifest = {"kind": kind, "config": None, "files": entries, "complete": True}
     if manifest is not None:
         if manifest["kind"] != kind:
             raise ArtifactError(f"{folder}: holds biasaudit {manifest['kind']} outputs, not {kind} outputs; "
@@ -293,7 +354,7 @@ def claim_folder(folder: str | Path, kind: str, config: Any, overwrite: bool = F
             raise ArtifactError(f"{folder}: holds {kind} outputs made with another config; use --overwrite "
                                 "(it replaces only the files biasaudit wrote there) or another --out")
     check_writable(folder)
-    return OutputFolder(folder, kind, config, manifest, known)
+    return OutputFolder(folder, kind, config, manifest, frozenset(known), dict(file_patterns or {}))
 
 
 def same_config(out: OutputFolder) -> bool:

@@ -21,6 +21,7 @@ from typing import Container, Iterable
 from .errors import ConfigError, VocabularyError
 
 SET_FIELDS = ("target_x", "target_y", "attribute_a", "attribute_b")
+MAX_TEST_FILE = 10 * 2 ** 20   # bytes
 DEFAULT_TESTS = ("math-arts", "science-arts", "career-family")
 
 
@@ -109,7 +110,10 @@ class BiasTest:
                 s = {"name": f, "words": s}
             if not isinstance(s, dict) or not isinstance(s.get("words"), list):
                 raise ConfigError(f"{where}: field {f} must be {{\"name\": ..., \"words\": [...]}}")
-            words = tuple(dict.fromkeys(str(w).strip().lower() for w in s["words"] if str(w).strip()))
+            odd = [w for w in s["words"] if not isinstance(w, str)]
+            if odd:
+                raise ConfigError(f"{where}: set {f} holds {odd[0]!r}, not a word (words are strings)")
+            words = tuple(dict.fromkeys(w.strip().lower() for w in s["words"] if w.strip()))
             if len(words) < 2:
                 raise ConfigError(f"{where}: set {f} needs at least 2 words, has {len(words)}")
             sets[f] = WordSet(str(s.get("name", f)), words)
@@ -208,15 +212,23 @@ def load_test_file(path: str | Path) -> list[BiasTest]:
     """Tests from a JSON or YAML file holding one test object or a list of them."""
     path = Path(path)
     try:
+        if path.stat().st_size > MAX_TEST_FILE:
+            raise ConfigError(f"{path}: {path.stat().st_size:,} bytes; a test file holds at most "
+                              f"{MAX_TEST_FILE:,}")
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: cannot read test file ({e})") from e
+        raise ConfigError(f"{path}: cannot read test file ({getattr(e, 'strerror', None) or e})") from e
     try:
         if path.suffix.lower() in (".yaml", ".yml"):
             import yaml
+            # aliases let a few hundred bytes expand to gigabytes (a "billion laughs"); test files need none
+            if any(isinstance(ev, yaml.AliasEvent) for ev in yaml.parse(text, Loader=yaml.SafeLoader)):
+                raise ConfigError(f"{path}: YAML aliases (*name) are not allowed in test files")
             data = yaml.safe_load(text)
         else:
             data = json.loads(text)
+    except ConfigError:
+        raise
     except Exception as e:
         raise ConfigError(f"{path}: not valid {'YAML' if path.suffix.lower() in ('.yaml', '.yml') else 'JSON'} "
                           f"({str(e).splitlines()[0]})") from e

@@ -374,8 +374,8 @@ def test_out_of_range_numbers_are_usage_errors(tmp_path, args):
 def test_escape_sequences_in_the_corpus_never_reach_the_terminal(tmp_path):
     corpus, _, _ = planted_corpus(n_background=80, n_planted=8, n_counter=2)
     hostile = [Document(f"\x1b]0;PWNED-TITLE\x07plant-evil{i}\x1b[2J[bold red]",
-                        f"zorbel studied algebra \x1b[2J\x1b]0;TITLE\x07 and zorbel loved calculus [link=x]y[/link] "
-                        f"while quintar made poetry \u202eevil") for i in range(6)]
+                        "zorbel studied algebra \x1b[2J\x1b]0;TITLE\x07 and zorbel loved calculus [link=x]y[/link] "
+                        "while quintar made poetry \u202eevil") for i in range(6)]
     f = write_jsonl(tmp_path / "c.jsonl", list(corpus) + hostile)
     t = tmp_path / "t.json"
     t.write_text(json.dumps({**PLANTED_TEST, "name": "planted\x1b[31m"}))
@@ -531,3 +531,154 @@ def test_a_two_million_token_document_is_scored_in_bounded_memory():
         tracemalloc.stop()
     assert r.delta_bias_if_removed["planted"][0] != 0
     assert peak < 400 * 2**20, f"{peak / 2**20:.0f} MB"
+
+
+# ------------------------------------------------------------------ found by attacking the first version
+def test_a_manifest_never_reaches_outside_its_folder(tmp_path, files):
+    f, t = files
+    m = tmp_path / "m"
+    m.mkdir()
+    (tmp_path / "victim.txt").write_text("keep")
+    (tmp_path / "vdir").mkdir()
+    (tmp_path / "vdir" / "a").write_text("keep")
+    for entries in (["../victim.txt", str(tmp_path / "vdir")], ["."], [1]):
+        (m / MANIFEST).write_text(json.dumps({"kind": "model", "config": {}, "files": entries}))
+        p = run_cli("train", "-c", f, *SMALL, "--out", m, "--overwrite", cache=tmp_path / "c")
+        one_line_error(p, "corrupted biasaudit manifest")
+    assert (tmp_path / "victim.txt").read_text() == "keep" and (tmp_path / "vdir" / "a").exists()
+
+
+def test_user_files_with_the_tools_names_are_not_its_outputs(tmp_path, files):
+    f, t = files
+    p_dir = tmp_path / "p"
+    p_dir.mkdir()
+    (p_dir / "config.json").write_text('{"mine": 1}')
+    (p_dir / "report.html").write_text("<h1>mine</h1>")
+    p = run_cli("train", "-c", f, *SMALL, "--out", p_dir, "--overwrite", cache=tmp_path / "c")
+    one_line_error(p, "holds files biasaudit did not write")
+    assert (p_dir / "config.json").read_text() == '{"mine": 1}' and (p_dir / "report.html").exists()
+    # a user's file inside an experiment's own sub-folder survives an overwrite
+    args = _commands(f, t, tmp_path / "e")["experiment"]
+    assert run_cli(*args, cache=tmp_path / "c").returncode == 0
+    (tmp_path / "e" / "runs" / "notes.txt").write_text("mine")
+    (tmp_path / "e" / "score" / "mine.txt").write_text("mine")
+    p = run_cli(*[a if a != "3" else "4" for a in args], "--overwrite", cache=tmp_path / "c")
+    assert p.returncode == 0, p
+    assert (tmp_path / "e" / "runs" / "notes.txt").read_text() == "mine"
+    assert (tmp_path / "e" / "score" / "mine.txt").read_text() == "mine"
+    assert not [r for r in (tmp_path / "e" / "runs").glob("remove-*-s1.json")
+                if json.loads(r.read_text())["n_docs"] == 3], "the other experiment's runs are gone"
+
+
+def test_a_gensim_pickle_cannot_call_gensims_classes(tmp_path):
+    (tmp_path / "ctor.kv").write_bytes(b"\x80\x04cgensim.models.word2vec\nWord2Vec\n(NS'/etc/hostname'\ntR.")
+    with pytest.raises(ArtifactError, match="refusing to call Word2Vec"):
+        load_embeddings(tmp_path / "ctor.kv")
+
+
+def test_an_lm_checkpoint_whose_index_names_pickled_weights_is_refused(tmp_path):
+    pytest.importorskip("transformers")
+    d = tmp_path / "shard"
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    (d / "decoy.safetensors").write_bytes(b"")
+    (d / "pytorch_model-00001-of-00001.bin").write_bytes(b"pickle")
+    (d / "model.safetensors.index.json").write_text(json.dumps(
+        {"weight_map": {"lm_head.weight": "pytorch_model-00001-of-00001.bin"}}))
+    p = run_cli("weat", "--model", "lm", "--checkpoint", d, "-t", "math-arts")
+    one_line_error(p, "not safetensors files", "pickled checkpoints are refused")
+
+
+@pytest.mark.parametrize("name,content", [
+    ("surrogate.jsonl", b'{"id": "\\udc80", "text": "he man math"}\n'),
+    ("deep.jsonl", b"[" * 200_000 + b"\n"),
+    ("bigint.jsonl", b'{"id": ' + b"9" * 5000 + b', "text": "x"}\n'),
+    ("bad.jsonl.gz", b"\x1f\x8b\x08\x00garbage-not-deflate"),
+    ("bad.jsonl.xz", b"x\n"),
+    ("nested.jsonl", b'{"id": "a", "text": {"b": 1}}\n')])
+def test_odd_corpus_bytes_are_one_line(tmp_path, name, content):
+    (tmp_path / name).write_bytes(content)
+    one_line_error(run_cli("train", "-c", tmp_path / name, cache=tmp_path / "c"), name)
+
+
+def test_a_file_name_that_is_not_utf8(tmp_path, files):
+    f, t = files
+    odd = os.fsencode(tmp_path) + b"/caf\xe9.jsonl"
+    with open(odd, "wb") as out:
+        out.write(Path(f).read_bytes())
+    p = run_cli("score", "-c", os.fsdecode(odd), "-t", t, *SMALL, "--out", tmp_path / "s", cache=tmp_path / "c")
+    assert p.returncode == 0, p
+    txt = tmp_path / "c.txt"
+    odd_txt = os.fsencode(tmp_path) + b"/na\xefve.txt"
+    with open(odd_txt, "wb") as out:
+        out.write(b"zorbel studied algebra\n" * 3)
+    assert [d.id for d in load_corpus(os.fsdecode(odd_txt))][0] == "na\ufffdve.txt:1"
+    assert not txt.exists()
+
+
+@pytest.mark.parametrize("setting", ["block:damping=inf", "cg:damping=nan", "lissa:lissa_scale=nan",
+                                     "cg:tol=nan", "cg:noise_tail=-5", "block:seed=99999999999999999999999"])
+def test_estimator_settings_out_of_range_are_usage_errors(tmp_path, files, setting):
+    f, t = files
+    p = run_cli("score", "-c", f, "-t", t, "--estimator", setting, "--out", tmp_path / "s", cache=tmp_path / "c")
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p
+    assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("args", [["--seed", "99999999999999999999"], ["--window", "2147483648"],
+                                  ["--negative", "99999999999"], ["--vector-size", "10000000"]])
+def test_huge_settings_are_usage_errors(tmp_path, args):
+    p = run_cli("train", *args, cache=tmp_path / "c")
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p
+
+
+def test_hostile_test_files(tmp_path):
+    bomb = tmp_path / "bomb.yaml"
+    lines = ["a: &a [x,x,x,x,x,x,x,x,x]"] + [f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)},*{chr(97 + i)},"
+                                                f"*{chr(97 + i)},*{chr(97 + i)}]" for i in range(8)]
+    bomb.write_text("\n".join(lines) + "\nname: t\ntarget_x: *i\ntarget_y: [a, b]\nattribute_a: [c, d]\n"
+                    "attribute_b: [e, f]\n")
+    with pytest.raises(ConfigError, match="aliases"):
+        resolve_tests([str(bomb)])
+    for word in (None, 1, {"a": 1}):
+        d = json.loads(json.dumps(PLANTED_TEST))
+        d["target_x"]["words"].append(word)
+        (tmp_path / "t.json").write_text(json.dumps(d))
+        with pytest.raises(ConfigError, match="not a word"):
+            resolve_tests([str(tmp_path / "t.json")])
+
+
+def test_lm_templates_with_conversions_are_refused():
+    from biasaudit.measures.lm import check_template
+    for bad in ("{target!r} works in {attribute}", "{target:x} works in {attribute}"):
+        with pytest.raises(ConfigError, match="plain"):
+            check_template(bad)
+
+
+def test_the_report_drops_control_characters_and_survives_a_damaged_summary(tmp_path, files):
+    f, t = files
+    corpus = list(load_corpus(f)) + [Document("evil\x1b[2J\x07\u202eid",
+                                              "zorbel studied algebra \x1b]0;TITLE\x07 zorbel loved calculus")]
+    g = write_jsonl(tmp_path / "c.jsonl", corpus)
+    assert run_cli("score", "-c", g, "-t", t, *SMALL, "--top", "50", "--out", tmp_path / "s",
+                   cache=tmp_path / "c").returncode == 0
+    html = (tmp_path / "s" / "report.html").read_text()
+    assert "evil" in html and not any(ch in html for ch in "\x1b\x07\u202e")
+    summary = json.loads((tmp_path / "s" / "summary.json").read_text())
+    for damage in ({**summary, "tests": "x"}, {**summary, "tests": [{"name": "t"}]}):
+        (tmp_path / "s" / "summary.json").write_text(json.dumps(damage))
+        one_line_error(run_cli("report", tmp_path / "s"), "not ones this version of biasaudit can read")
+
+
+def test_an_existing_path_beats_a_bundled_name_and_a_dangling_link_is_refused_before_training(tmp_path, files):
+    f, t = files
+    (tmp_path / "gcide").mkdir()
+    write_jsonl(tmp_path / "gcide" / "mine.jsonl", [Document("x", "my own gcide folder")])
+    p = run_cli("weat", "-c", "gcide", "-t", t, *SMALL, cache=tmp_path / "c", cwd=tmp_path)
+    assert "no test can be computed" in p.stderr or "min_count" in p.stderr, p   # read the folder, not GCIDE
+    (tmp_path / "dl").symlink_to(tmp_path / "nowhere")
+    for cmd in ("train", "score"):
+        args = _commands(f, t, tmp_path / "dl")[cmd]
+        p = run_cli(*args, cache=tmp_path / "c2")
+        one_line_error(p, "symbolic link to nothing")
+        assert not (tmp_path / "c2").exists(), "refused before any training"

@@ -31,6 +31,7 @@ from ..wordsets import BiasTest
 from .plan import ExperimentSpec, build_plan, parse_ks
 from .summary import _mean, summarise
 
+RUN_FILE = r"(baseline|[a-z]+-[0-9a-f]{12})-s\d+\.json"   # runs/<edit id>-s<seed>.json
 EXPERIMENT_FILES = ("experiment-config.json", "scores.json", "results.csv", "summary.csv", "experiment.json",
                     "report.html", "runs", "score")
 
@@ -91,7 +92,8 @@ def default_folder(spec: ExperimentSpec, reports_dir: str | Path = "reports") ->
 def prepare_output(out_dir: Path, config: dict, overwrite: bool):
     """Claim ``out_dir`` for this experiment (``biasaudit.io.claim_folder``): a folder holding another experiment
     is refused unless ``overwrite``, which deletes that experiment's files (and only those) first."""
-    out = claim_folder(out_dir, "experiment", config, overwrite, known=EXPERIMENT_FILES)
+    out = claim_folder(out_dir, "experiment", config, overwrite, known=EXPERIMENT_FILES,
+                       file_patterns={"runs": RUN_FILE})
     if out.manifest is not None and not same_config(out):
         out.remove_owned()
     out.begin()

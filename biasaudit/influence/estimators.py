@@ -6,6 +6,7 @@ trace(H_w) / dim, with H_w the Hessian block of word w's input vector. The solve
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields, replace
 
 from ..errors import ConfigError
@@ -41,9 +42,16 @@ class EstimatorConfig:
             raise ConfigError(f"EstimatorConfig.hessian must be 'gauss-newton' or 'exact', got {self.hessian!r}")
         if self.params not in ("test-inputs", "all"):
             raise ConfigError(f"EstimatorConfig.params must be 'test-inputs' or 'all', got {self.params!r}")
-        for f in ("max_iter", "lissa_depth", "lissa_repeats", "lissa_batch", "lissa_rows", "noise_top"):
-            if getattr(self, f) < 1:
-                raise ConfigError(f"EstimatorConfig.{f} must be >= 1")
+        for f in ("max_iter", "lissa_depth", "lissa_repeats", "lissa_batch", "lissa_rows", "noise_top",
+                  "noise_tail"):
+            v = getattr(self, f)
+            if not isinstance(v, int) or not 1 <= v <= 10 ** 8:
+                raise ConfigError(f"EstimatorConfig.{f} must be a whole number from 1 to 100,000,000, got {v!r}")
+        if not isinstance(self.seed, int) or not 0 <= self.seed < 2 ** 32:
+            raise ConfigError(f"EstimatorConfig.seed must be a whole number from 0 to 2^32 - 1, got {self.seed!r}")
+        for f in ("damping", "tol", "lissa_scale"):
+            if not math.isfinite(getattr(self, f)):
+                raise ConfigError(f"EstimatorConfig.{f} must be a finite number, got {getattr(self, f)!r}")
         if self.tol <= 0 or self.lissa_scale <= 0:
             raise ConfigError("EstimatorConfig.tol and lissa_scale must be > 0")
 

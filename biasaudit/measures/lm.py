@@ -63,9 +63,13 @@ def check_template(t) -> None:
     if not isinstance(t, str):
         raise ConfigError(f"template {t!r} is not a string")
     try:
-        slots = [f for _, f, _, _ in string.Formatter().parse(t) if f is not None]
+        parts = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(t) if f is not None]
     except ValueError as e:
         raise ConfigError(f"template {t!r}: {e}") from e
+    if any(spec or conv for _, spec, conv in parts):
+        raise ConfigError(f"template {t!r}: slots are plain {{target}} and {{attribute}}, without a conversion or "
+                          "format")
+    slots = [f for f, _, _ in parts]
     if sorted(slots) != ["attribute", "target"]:
         raise ConfigError(f"template {t!r} must hold {{target}} and {{attribute}} once each")
 

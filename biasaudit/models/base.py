@@ -243,9 +243,15 @@ class Config:
     def _positive(self, *names: str) -> None:
         for name in names:
             v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ConfigError(f"{type(self).__name__}.{name} must be a positive integer, got {v!r}")
+            top = LIMITS.get(name, 2 ** 31 - 1)
+            if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= top:
+                raise ConfigError(f"{type(self).__name__}.{name} must be a whole number from 1 to {top:,}, got {v!r}")
 
     def _seed(self) -> None:
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            raise ConfigError(f"{type(self).__name__}.seed must be a non-negative integer, got {self.seed!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2 ** 32:
+            raise ConfigError(f"{type(self).__name__}.seed must be a whole number from 0 to 2^32 - 1, got "
+                              f"{self.seed!r}")
+
+
+# the largest sensible values (the C code behind gensim overflows, or the run could never finish)
+LIMITS = {"vector_size": 100_000, "window": 1_000, "negative": 1_000, "epochs": 100_000, "workers": 1_024}

@@ -58,9 +58,26 @@ def _unused_hashfxn(_s):
     raise ArtifactError("gensim's hashfxn is not available on loaded models")
 
 
-class _GensimUnpickler(pickle.Unpickler):
+# gensim's own classes are rebuilt without being called (NEWOBJ, copyreg._reconstructor); a pickle that calls
+# one (Word2Vec(sentences, ...) would train on any file) is refused
+NOT_CALLABLE = frozenset({("gensim.models.keyedvectors", "KeyedVectors"), ("gensim.models.word2vec", "Word2Vec")})
+
+
+class _GensimUnpickler(pickle._Unpickler):
     """Resolves only ``ALLOWED_GLOBALS`` (exact pairs); Word2Vec's ``hashfxn`` (builtins.hash) becomes an inert
-    stand-in. Everything else, dotted names included, is refused before anything is imported or called."""
+    stand-in. Everything else, dotted names included, is refused before anything is imported or called, and
+    gensim's classes are never called (only rebuilt). The pure-Python unpickler, so REDUCE can be checked."""
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+
+    def _load_reduce(self):
+        func = self.stack[-2]
+        if any(func is _resolve(m, n) for m, n in NOT_CALLABLE):
+            raise pickle.UnpicklingError(f"refusing to call {func.__name__}(...) from a gensim file (gensim's "
+                                         "classes are only rebuilt, never called)")
+        pickle._Unpickler.load_reduce(self)
+
+    dispatch[pickle.REDUCE[0]] = _load_reduce
 
     def find_class(self, module, name):
         if module == "builtins" and name == "hash":
@@ -68,8 +85,12 @@ class _GensimUnpickler(pickle.Unpickler):
         if (module, name) not in ALLOWED_GLOBALS or "." in name:
             raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a gensim file "
                                          "(only gensim's and NumPy's own classes are read)")
-        import importlib
-        return getattr(importlib.import_module(module), name)
+        return _resolve(module, name)
+
+
+def _resolve(module: str, name: str):
+    import importlib
+    return getattr(importlib.import_module(module), name)
 
 
 def read_gensim_pickle(path: Path):

@@ -260,13 +260,14 @@ class LMModel:
             want = (head.get("sha256") or {}).get("model.safetensors") if isinstance(head.get("sha256"), dict) else None
             if not w.exists() or hashlib.sha256(w.read_bytes()).hexdigest() != want:
                 raise ArtifactError(f"{folder}/model.safetensors: missing or checksum mismatch")
-        elif not any(folder.glob("*.safetensors")):
-            raise ArtifactError(f"{folder}: no safetensors weights (pickled .bin checkpoints are refused)")
+        else:
+            _check_safetensors_only(folder)
         try:
             net = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, use_safetensors=True,
                                                        dtype=torch.float32).to(device)
-        except (OSError, ValueError) as e:
-            raise ArtifactError(f"{folder}: cannot load the checkpoint ({str(e).splitlines()[0]})") from e
+        except Exception as e:   # transformers raises many types for a broken checkpoint
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ArtifactError(f"{folder}: cannot load the checkpoint ({first[:200]})") from e
         net.eval()
         if head is not None:
             try:
@@ -279,6 +280,33 @@ class LMModel:
         except (OSError, ValueError) as e:
             raise ArtifactError(f"{folder}: cannot load the tokenizer ({str(e).splitlines()[0]})") from e
         return cls(net, HFEncoder(tok), None, {}, {"checkpoint": str(folder)})
+
+
+def _check_safetensors_only(folder: Path) -> None:
+    """A foreign checkpoint is read only from safetensors files: its weights (and any shard index) must name
+    safetensors files in the folder, each with a readable header; pickled weights (.bin, .pt) are never loaded."""
+    from safetensors import safe_open
+
+    files = sorted(folder.glob("*.safetensors"))
+    for index in folder.glob("*.index.json"):
+        try:
+            shards = set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            raise ArtifactError(f"{index}: not a readable shard index ({e})") from e
+        bad = sorted(str(x) for x in shards if not (isinstance(x, str) and x.endswith(".safetensors")
+                                                   and "/" not in x and "\\" not in x and x != ".."))
+        if bad:
+            raise ArtifactError(f"{index}: names weights that are not safetensors files in the folder ({bad[0]}); "
+                                "pickled checkpoints are refused")
+        files += [folder / x for x in shards]
+    if not files:
+        raise ArtifactError(f"{folder}: no safetensors weights (pickled .bin checkpoints are refused)")
+    for f in sorted(set(files)):
+        try:
+            with safe_open(str(f), framework="pt"):
+                pass
+        except Exception as e:
+            raise ArtifactError(f"{f}: not a readable safetensors file ({str(e)[:120]})") from e
 
 
 def is_lm_dir(path: Path) -> bool:

@@ -257,14 +257,22 @@ def _experiment_context(folder: Path, exp: dict) -> dict:
 def render(folder: Path) -> str:
     import jinja2
 
+    from ..terminal import strip_controls
+
+    # every value is escaped for HTML (autoescape) and loses control characters (escape sequences, bidi overrides)
     env = jinja2.Environment(loader=jinja2.PackageLoader("biasaudit", "data/templates"),
                              autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                             finalize=lambda v: strip_controls(v) if isinstance(v, str) else v)
     env.filters["signed"] = lambda v, n=3: "–" if v is None else f"{v:+.{n}f}"
     env.filters["num"] = lambda v, n=3: "–" if v is None else f"{v:.{n}f}"
     env.filters["g"] = lambda v: f"{v:.4g}" if isinstance(v, float) else v
     env.filters["pval"] = lambda v: "–" if v is None else ("< 0.001" if v < 0.001 else f"{v:.3f}")
-    return env.get_template("report.html.j2").render(**build_context(folder))
+    try:
+        return env.get_template("report.html.j2").render(**build_context(folder))
+    except (KeyError, TypeError, AttributeError, ValueError, IndexError, jinja2.UndefinedError) as e:
+        raise ArtifactError(f"{folder}: the result files are not ones this version of biasaudit can read "
+                            f"({type(e).__name__}: {str(e)[:120]}); run the command again to write them") from e
 
 
 def write_report(folder: str | Path) -> Path:
