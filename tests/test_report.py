@@ -132,3 +132,29 @@ def test_experiment_report_in_a_real_browser(tmp_path):
         n_svg = page.locator("svg").count()
         browser.close()
     assert errors == [] and n_svg >= 4
+
+
+def test_the_default_shaped_report_prints_on_at_most_40_pages(tmp_path):
+    """Three tests, ten documents each way with long texts and the top-100 table: the printed report stays short
+    (headless Chromium's print to PDF, pages counted)."""
+    import random
+    import subprocess
+    chromium, _ = _browser()
+    corpus, _, _ = planted_corpus(n_background=600)
+    rng = random.Random(1)
+    from conftest import BACKGROUND
+    docs = [Document(d.id, d.text + " " + " ".join(rng.choice(BACKGROUND) for _ in range(90))) for d in corpus]
+    corpus = MemoryCorpus(docs, "long")
+    model = train_skipgram(corpus, SkipGramConfig(vector_size=16, window=3, min_count=2, epochs=5, seed=1))
+    tests = [BiasTest.from_dict({**PLANTED_TEST, "name": f"planted-{i}"}) for i in range(3)]
+    out = tmp_path / "s"
+    run_score(model, corpus, tests, EstimatorConfig(), out_dir=out, n_resamples=10)
+    page = write_report(out)
+    pdf = tmp_path / "r.pdf"
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                    "--no-first-run", "--disable-component-update", "--disable-sync", f"--print-to-pdf={pdf}",
+                    "--no-pdf-header-footer", page.resolve().as_uri()], capture_output=True, timeout=120)
+    data = pdf.read_bytes()
+    import re
+    pages = len(re.findall(rb"/Type\s*/Page(?![s\w])", data))
+    assert 0 < pages <= 40, pages
