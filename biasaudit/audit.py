@@ -211,13 +211,18 @@ def evidence(original: BiasTest | None, kept: BiasTest | None, stats: dict | Non
         warnings.insert(0, "not significant: these documents move the number; the number itself is not "
                            f"distinguishable from word-sampling noise ({ptxt}{citxt}"
                            f"{' includes 0' if ci_has_zero else ''})")
-    if spread and spread.get("n_seeds", 1) > 1 and (spread["min"] < 0 < spread["max"] or
-                                                   spread["sd"] > abs(spread["mean"]) / 2):
-        warnings.append(f"the effect size varies across training seeds (mean {spread['mean']:+.2f}, sd "
-                        f"{spread['sd']:.2f}, range [{spread['min']:+.2f}, {spread['max']:+.2f}]): within seed "
-                        "noise, not a property of the corpus")
+    seed_noise = bool(spread and spread.get("n_seeds", 1) > 1 and (spread["min"] < 0 < spread["max"] or
+                                                                   spread["sd"] > abs(spread["mean"]) / 2))
+    if seed_noise:
+        warnings.insert(0, f"within seed noise: the effect size varies across training seeds (mean "
+                           f"{spread['mean']:+.2f}, sd {spread['sd']:.2f}, range [{spread['min']:+.2f}, "
+                           f"{spread['max']:+.2f}]); these documents move one seed's number, not a property of "
+                           "the corpus")
     lead = f"d = {d:+.2f} ({ptxt}{citxt})"
-    if significant and kept is not None:
+    if seed_noise:
+        verdict = (f"{lead}: within training-seed noise (over {spread['n_seeds']} seeds sd {spread['sd']:.2f}, "
+                   f"range [{spread['min']:+.2f}, {spread['max']:+.2f}])")
+    elif significant and kept is not None:
         x, y, a, b = (s.name for s in kept.sets)
         if d < 0:
             x, y = y, x
@@ -231,7 +236,7 @@ def evidence(original: BiasTest | None, kept: BiasTest | None, stats: dict | Non
         verdict = f"{lead}: not distinguishable from no association on these words"
     return {"effect_size": d, "p_value": p, "exact": stats.get("exact"), "ci_low": lo, "ci_high": hi,
             "seed_spread": spread if spread and spread.get("n_seeds", 1) > 1 else None, "sets": sets,
-            "warnings": warnings, "significant": significant, "verdict": verdict + "."}
+            "warnings": warnings, "significant": significant, "seed_noise": seed_noise, "verdict": verdict + "."}
 
 
 def check_command(corpus, tests, model, estimator: EstimatorConfig) -> str:
@@ -246,9 +251,19 @@ def check_command(corpus, tests, model, estimator: EstimatorConfig) -> str:
         parts += ["--corpus", corpus.source]
     if corpus.fields != ("id", "text"):
         parts += ["--id-field", corpus.fields[0], "--text-field", corpus.fields[1]]
+    if corpus.tokenizer.spec != "biasaudit":
+        parts += ["--tokenizer", corpus.tokenizer.spec]
     if fam.name != "skipgram":
         parts += ["--model", fam.name]
-    if model.config is not None and fam.config_type is not None:
+    origin = (getattr(model, "meta", None) or {}).get("origin")
+    if origin:          # a user's model: the experiment reads it (and its settings) again
+        parts += ["--embeddings", origin["files"][0]["path"]]
+        if len(origin["files"]) > 1:
+            parts += ["--vocab", origin["files"][1]["path"]]
+    if origin:
+        for k, v in origin.get("given", {}).items():
+            parts += [f"--{k.replace('_', '-')}", str(v)]
+    elif model.config is not None and fam.config_type is not None:
         default = fam.config_type()
         for f in dc_fields(model.config):
             v = getattr(model.config, f.name)
@@ -321,12 +336,15 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
             targets.append(m)
             weats[m.name] = m.stats(model.net).to_dict()
             roles[m.name] = {"target": [], "attribute": []}
-    stats = corpus.scan()
+    corpus.scan()          # an empty corpus or repeated ids fail here, before any work
     run_config = {"model": fam.name, "model_config": model.config.to_dict() if model.config else model.meta,
-                  "corpus": {"name": corpus.name, **stats.to_dict()}, "estimator": estimator.to_dict(),
+                  "corpus": corpus.describe(), "estimator": estimator.to_dict(),
                   "tests": [t.name for t in targets], "test_words": {t.name: list(t.words) for t in targets}}
     if min_word_count > 1:
         run_config["min_word_count"] = min_word_count
+    origin = (getattr(model, "meta", None) or {}).get("origin")
+    if origin:
+        run_config["model_files"] = [{"path": f["path"], "sha256": f["sha256"]} for f in origin["files"]]
     if seed_models:
         run_config["seeds"] = [model.config.seed] + [m.config.seed for m in seed_models]
     if any(t.kind in ("template", "pairs") for t in targets):
@@ -338,7 +356,7 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
     if not model.corpus.get("hash"):
         notes.append("the model was not trained by biasaudit: its training corpus cannot be checked, so the "
                      "scores assume it was trained on this corpus")
-    elif stats.hash != model.corpus["hash"]:
+    elif corpus.hash != model.corpus["hash"]:
         raise CorpusError(f"corpus {corpus.name!r} is not the one the model was trained on (hash differs)")
 
     result = score_model(model, corpus, targets, estimator, progress=progress, client=client,
@@ -443,6 +461,7 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
                                   "computed exactly from the changed counts for GloVe).",
                "config": run_config, "n_documents": len(result.doc_ids),
                "vocabulary": fam.vocabulary_summary(model), "tests": tests_out, "notes": notes,
+               "model_origin": origin,
                "timings": {k: round(v, 3) for k, v in result.timings.items()},
                "seeds": run_config.get("seeds", [model.config.seed] if model.config else []),
                "versions": versions("gensim", "numpy", "torch"),

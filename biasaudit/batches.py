@@ -17,7 +17,7 @@ from typing import Iterator
 import numpy as np
 
 from .corpus import Corpus
-from .vocab import MAX_CHUNK, Vocab, tokenize
+from .vocab import MAX_CHUNK, Vocab
 
 PART_TOKENS = 50_000   # tokens per piece of a batch that pairs are enumerated over: bounds memory whatever the
                        # document sizes (a 2-million-token document is enumerated 50,000 tokens at a time)
@@ -50,8 +50,9 @@ def encode_batches(corpus: Corpus, vocab: Vocab, batch_size: int = 2000) -> Iter
     """Tokenize and encode documents, a batch at a time (the whole corpus is never held)."""
     get = vocab.key_to_index.get
     chunk_no = 0
+    tok = corpus.tokenizer
     for docs in corpus.iter_batches(batch_size):
-        toks = [tokenize(d.text) for d in docs]
+        toks = [tok(d) for d in docs]
         flat = list(chain.from_iterable(toks))
         idx = np.fromiter(map(get, flat, repeat(-1)), np.int64, len(flat))
         doc_raw = np.repeat(np.arange(len(docs), dtype=np.int64), [len(t) for t in toks])

@@ -48,6 +48,7 @@ class RunOptions:
     corpus: Optional[str]
     id_field: str
     text_field: str
+    tokenizer: str
     model: str
     vector_size: Optional[int]
     window: Optional[int]
@@ -75,7 +76,10 @@ class RunOptions:
 
     def load_corpus(self):
         from .corpus import load_corpus
-        return load_corpus(self.corpus, self.id_field, self.text_field)
+        if self.tokenizer != "biasaudit" and self.family.unit == "tokens":
+            raise ConfigError("--tokenizer applies to word-vector models; a language model reads text with its own "
+                              "tokenizer")
+        return load_corpus(self.corpus, self.id_field, self.text_field, self.tokenizer)
 
 
 def _in_range(value, low: float, high: float, low_open: bool = True):
@@ -84,6 +88,15 @@ def _in_range(value, low: float, high: float, low_open: bool = True):
         return value
     if not ((value > low if low_open else value >= low) and value < high):
         raise typer.BadParameter(f"{value} is not in {'(' if low_open else '['}{low:g}, {high:g})")
+    return value
+
+
+def _tokenizer_spec(value: str) -> str:
+    from .tokens import Tokenizer
+    try:
+        Tokenizer(value)
+    except ConfigError as e:
+        raise typer.BadParameter(str(e).replace("--tokenizer ", "")) from e
     return value
 
 
@@ -114,6 +127,10 @@ _RUN_OPTIONS = {
                "folder, glob or hub dataset. Default: the bundled GCIDE dictionary.")),
     "id_field": (str, typer.Option("id", "--id-field", help="Field holding the document id (else file:line).")),
     "text_field": (str, typer.Option("text", "--text-field", help="Field holding the document text.")),
+    "tokenizer": (str, typer.Option("biasaudit", "--tokenizer", callback=lambda v: _tokenizer_spec(v), help="How documents become tokens: biasaudit "
+                  "(lowercase runs of letters and digits), whitespace (the text split on whitespace, case and "
+                  "punctuation kept) or field:NAME (the field NAME holds each document's list of tokens; JSON or "
+                  "Parquet). Match the preprocessing your --embeddings model was trained with.")),
     "model": (str, typer.Option("skipgram", "--model", "-m", help="Model family: skipgram (default), glove "
               "(GloVe-style weighted least squares on co-occurrence counts) or lm (a small causal transformer "
               "language model, trained here or loaded with --checkpoint).")),
@@ -166,6 +183,14 @@ CheckpointOpt = typer.Option(None, "--checkpoint", help="--model lm: a local HF 
                              "instead of training one (safetensors weights; nothing is downloaded).")
 TemplatesOpt = typer.Option(None, "--templates", help="--model lm: template file (JSON list or one per line, each "
                             "with {target} and {attribute}). Default: the bundled templates.")
+EmbeddingsOpt = typer.Option(None, "--embeddings", help="Audit a model you trained: a full gensim Word2Vec file "
+                             "saved with model.save() (skip-gram, negative sampling; its settings are read from the "
+                             "file), or with --model glove the GloVe C tool's parameters (vectors.bin, or the text "
+                             "file of glove -model 0) and --vocab. Its vocabulary must match the corpus under "
+                             "--tokenizer.")
+VocabOpt = typer.Option(None, "--vocab", help="--model glove --embeddings: vocab_count's vocab.txt (word count per "
+                        "line). GloVe C settings not given (--window, --epochs, --embedding) are the C tool's "
+                        "defaults: window 15, x_max 100, alpha 0.75, 25 iterations, W + W~.")
 SchedulerOpt = typer.Option(None, "--scheduler", help="Dask scheduler for sharded work: 'local' (a LocalCluster "
                             "sized to this machine) or an address such as tcp://host:8786. Default: in-process.")
 
@@ -211,6 +236,42 @@ def _load_checkpoint(checkpoint: Path, opts: "RunOptions"):
     err.print(f"loaded {clean(checkpoint)} ({m.meta.get('parameters') or sum(p.numel() for p in m.net.parameters()):,} "
               f"parameters, {len(m.encoder):,} tokens)")
     return m
+
+
+FILE_SETTINGS = ("vector_size", "window", "min_count", "negative", "epochs", "sample", "workers", "backend", "seed")
+
+
+def _user_model(path: Path, vocab: Optional[Path], opts: RunOptions, corpus):
+    """A model the user trained elsewhere (--embeddings), checked against the corpus."""
+    from .models.imported import check_vocabulary, load_glove_c, load_word2vec
+
+    fam = opts.family
+    if fam.name == "skipgram":
+        given = [n for n in FILE_SETTINGS if getattr(opts, n) is not None]
+        if given:
+            raise typer.BadParameter("a gensim model's settings are read from its file; drop "
+                                     + ", ".join(f"--{n.replace('_', '-')}" for n in given), param_hint="--embeddings")
+        if vocab is not None:
+            raise typer.BadParameter("--vocab goes with GloVe C output (--model glove)", param_hint="--vocab")
+        model = load_word2vec(path)
+    elif fam.name == "glove":
+        if vocab is None:
+            raise typer.BadParameter("GloVe C output needs --vocab vocab.txt (vocab_count's output)",
+                                     param_hint="--embeddings")
+        for n in ("vector_size", "min_count"):
+            if getattr(opts, n) is not None:
+                raise typer.BadParameter(f"--{n.replace('_', '-')} is read from the GloVe files",
+                                         param_hint="--embeddings")
+        model = load_glove_c(path, vocab, {"window": opts.window, "epochs": opts.epochs,
+                                           "embedding": opts.embedding, "seed": opts.seed})
+    else:
+        raise ConfigError(f"--embeddings audits a gensim Word2Vec (--model skipgram) or GloVe C output (--model "
+                          f"glove); --model {fam.name} takes --checkpoint")
+    model = check_vocabulary(model, corpus, str(path))
+    origin = model.meta["origin"]
+    err.print(f"loaded {clean(str(path))}: {origin['kind']}, {len(model.vocab):,} words, "
+              f"{model.vectors.shape[1]} dimensions; {clean(origin['checks'][-1])}")
+    return model
 
 
 def _train_seeds(opts: RunOptions, config, n_seeds: int, corpus=None) -> list:
@@ -431,9 +492,11 @@ def score(test: Optional[List[str]] = TestOpt,
           out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (new, empty, or one this "
                                                  "tool wrote). Default: reports/<corpus>-<model>-<hash>/"),
           top: int = typer.Option(10, "--top", min=1, help="Documents to show in each direction."),
-          seeds: int = typer.Option(1, "--seeds", min=1, help="Train this many seeds (seed, seed+1, ...): the "
-                                    "ranking comes from the first; the others give the effect size's spread over "
-                                    "seeds and make the ranking's stability resample seeds as well as words."),
+          seeds: Optional[int] = typer.Option(None, "--seeds", min=1, help="Train this many seeds (seed, seed+1, "
+                                              "...): the ranking comes from the first; the others give the effect "
+                                              "size's spread over seeds and make the ranking's stability resample "
+                                              "seeds as well as words. Default: 1, and 3 for --model lm (whose "
+                                              "measure varies across seeds as much as between corpora)."),
           resamples: int = typer.Option(100, "--resamples", min=0, help="Word-set resamples (bootstrap) for each "
                                         "document's stability (0: none)."),
           min_word_count: int = typer.Option(1, "--min-word-count", min=1, help="Drop test words seen fewer times "
@@ -442,6 +505,7 @@ def score(test: Optional[List[str]] = TestOpt,
           overwrite: bool = typer.Option(False, "--overwrite", help="Replace results of another config in --out "
                                          "(only the files this tool wrote there)."),
           scheduler: Optional[str] = SchedulerOpt, checkpoint: Optional[Path] = CheckpointOpt,
+          embeddings: Optional[Path] = EmbeddingsOpt, vocab: Optional[Path] = VocabOpt,
           templates: Optional[Path] = TemplatesOpt, opts: RunOptions = None):
     """Rank every training document by its contribution to a bias (cross-loss influence).
 
@@ -471,11 +535,21 @@ def score(test: Optional[List[str]] = TestOpt,
         claim_folder(out_dir, "score", None, overwrite=True, known=SCORE_FILES, check_config=False)
     else:
         check_writable("reports")
-    if checkpoint is not None and seeds > 1:
+    if checkpoint is not None and (seeds or 1) > 1:
         raise typer.BadParameter("--seeds needs training; it cannot be used with --checkpoint", param_hint="--seeds")
+    seeds = seeds or opts.family.default_seeds
+    if vocab is not None and embeddings is None:
+        raise typer.BadParameter("--vocab goes with --embeddings (GloVe C output)", param_hint="--vocab")
     corp = opts.load_corpus()
-    models = ([_load_checkpoint(checkpoint, opts)] if checkpoint is not None
-              else _train_seeds(opts, config, seeds, corpus=corp))
+    if embeddings is not None:
+        from dataclasses import replace
+        models = [_user_model(embeddings, vocab, opts, corp)]
+        if seeds > 1:        # the spread over seeds: the same settings, trained here
+            models += _train_seeds(opts, replace(models[0].config, seed=models[0].config.seed + 1), seeds - 1,
+                                   corpus=corp)
+    else:
+        models = ([_load_checkpoint(checkpoint, opts)] if checkpoint is not None
+                  else _train_seeds(opts, config, seeds, corpus=corp))
     words = lambda s: [w.strip().lower() for w in (s or "").split(",") if w.strip()]
     with dask_client(scheduler) as client, _progress() as update:
         summary = run_score(models[0], corp, test, est, out_dir=out_dir, overwrite=overwrite, strict_oov=strict_oov,
@@ -516,6 +590,8 @@ def _print_test(t: dict, estimator: str) -> None:
         sp = ev["seed_spread"]
         out.print(f"over {sp['n_seeds']} seeds: mean {sp['mean']:+.2f}, sd {sp['sd']:.2f}, "
                   f"range [{sp['min']:+.2f}, {sp['max']:+.2f}]")
+    elif ev.get("verdict") and ev.get("significant") is not None:
+        out.print("[dim]spread over training seeds: not measured (one seed; --seeds 3 measures it)[/]")
     for w in ev.get("warnings", []):
         out.print(f"[yellow]! {clean(w)}[/]", width=WIDTH)
     if ev.get("sets"):
@@ -614,6 +690,7 @@ def experiment(test: Optional[List[str]] = TestOpt,
                scheduler: str = typer.Option("local", "--scheduler", help="Where retrains run: 'local' (a Dask "
                                              "LocalCluster, one worker per core), a scheduler address "
                                              "(tcp://host:8786), or 'none' (in this process)."),
+               embeddings: Optional[Path] = EmbeddingsOpt, vocab: Optional[Path] = VocabOpt,
                templates: Optional[Path] = TemplatesOpt, opts: RunOptions = None):
     """Retrain without (or with more of) the top-ranked documents and check that the bias moves as predicted.
 
@@ -643,7 +720,13 @@ def experiment(test: Optional[List[str]] = TestOpt,
         if not ids:
             raise ConfigError(f"--remove-ids: {remove_ids} holds no document id")
     corp = opts.load_corpus()
-    spec = ExperimentSpec(corpus=corp, model=config, tests=tests, heldout=resolve_heldout(tests, heldout),
+    given = None
+    if embeddings is not None:
+        given = _user_model(embeddings, vocab, opts, corp)
+        config = given.config
+    elif vocab is not None:
+        raise typer.BadParameter("--vocab goes with --embeddings (GloVe C output)", param_hint="--vocab")
+    spec = ExperimentSpec(corpus=corp, model=config, tests=tests, ranking_model=given, heldout=resolve_heldout(tests, heldout),
                           estimators=_estimators(estimator, opts), ks=k,
                           seeds=seeds, templates=load_templates(templates) if templates is not None else None,
                           conditions=tuple(c.strip() for c in conditions.split(",") if c.strip()),

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import abc
 import glob
-import re
 import hashlib
+import json
+import re
 import os
 import sys
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from .errors import CorpusError
+from .tokens import DEFAULT_TOKENIZER, Tokenizer
 
 BUNDLED = {"gcide": "gcide.jsonl.gz", "wordnet": "wordnet.jsonl.gz"}
 DEFAULT_CORPUS = "gcide"
@@ -32,6 +34,7 @@ _FORMATS = {".jsonl": "json", ".json": "json", ".ndjson": "json", ".csv": "csv",
 class Document:
     id: str
     text: str
+    tokens: tuple[str, ...] | None = None   # the document's own tokens (``--tokenizer field:NAME``)
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ class Corpus(abc.ABC):
     name: str = "corpus"
     source: str | None = None                 # what load_corpus was given (to repeat the command)
     fields: tuple[str, str] = ("id", "text")  # the id and text fields it was read with
+    tokenizer: Tokenizer = DEFAULT_TOKENIZER  # how its documents become tokens
     _stats: CorpusStats | None = None
 
     @property
@@ -93,6 +97,8 @@ class Corpus(abc.ABC):
                 raise CorpusError(f"{self.label}: document id {doc.id!r} occurs more than once; ids must be unique")
             seen.add(doc.id)
             h.update(doc.id.encode("utf-8", "surrogatepass") + b"\0" + doc.text.encode("utf-8", "surrogatepass") + b"\n")
+            if doc.tokens is not None:
+                h.update(json.dumps(doc.tokens).encode("utf-8", "surrogatepass") + b"\n")
             n += 1
             chars += len(doc.text)
         if n == 0:
@@ -103,7 +109,16 @@ class Corpus(abc.ABC):
 
     @property
     def hash(self) -> str:
-        return self.scan().hash
+        """The content hash, and the tokenizer's where it is not the default (models and rankings are cached by
+        it: the same text tokenized differently is another training set)."""
+        h = self.scan().hash
+        if self.tokenizer != DEFAULT_TOKENIZER:
+            h = hashlib.sha256(f"{h}\0{self.tokenizer.key}".encode()).hexdigest()
+        return h
+
+    def describe(self) -> dict:
+        """What a model records of the corpus it was trained on: name, hash (``hash``), counts, tokenizer."""
+        return {"name": self.name, **self.scan().to_dict(), "hash": self.hash, "tokenizer": self.tokenizer.key}
 
     def shards(self) -> list["Corpus"]:
         """Independent parts whose documents, in order, are this corpus's (one per file for file corpora):
@@ -135,7 +150,7 @@ class MemoryCorpus(Corpus):
 class EditedCorpus(Corpus):
     def __init__(self, base: Corpus, remove: frozenset = frozenset(), repeat: frozenset = frozenset(), times: int = 1):
         self.base, self.remove, self.repeat, self.times = base, remove, repeat, times
-        self.name = base.name
+        self.name, self.tokenizer = base.name, base.tokenizer
 
     def _raw(self) -> Iterator[Document]:
         for doc in self.base._raw():
@@ -144,16 +159,22 @@ class EditedCorpus(Corpus):
             yield doc
             if doc.id in self.repeat:
                 for k in range(1, self.times):
-                    yield Document(f"{doc.id}@copy{k}", doc.text)
+                    yield Document(f"{doc.id}@copy{k}", doc.text, doc.tokens)
 
 
 class FileCorpus(Corpus):
     """Local files (JSON Lines, a JSON array, CSV, TSV, Parquet or text, one document per line; optionally gzip,
     bzip2 or xz compressed), read with exact line numbers so a bad record is reported where it is."""
 
-    def __init__(self, name: str, files: Sequence[Path], id_field: str = "id", text_field: str = "text"):
+    def __init__(self, name: str, files: Sequence[Path], id_field: str = "id", text_field: str = "text",
+                 tokenizer: Tokenizer = DEFAULT_TOKENIZER):
         self.name, self.files = name, list(files)
-        self.id_field, self.text_field = id_field, text_field
+        self.id_field, self.text_field, self.tokenizer = id_field, text_field, tokenizer
+        if tokenizer.field is not None:
+            for f in self.files:
+                if _format_of(f) not in ("json", "parquet"):
+                    raise CorpusError(f"{f}: --tokenizer {tokenizer.spec} reads token lists from JSON Lines, JSON "
+                                      "or Parquet files, not CSV or text")
 
     @property
     def label(self) -> str:
@@ -162,13 +183,13 @@ class FileCorpus(Corpus):
     def shards(self) -> list["Corpus"]:
         if len(self.files) <= 1:
             return [self]
-        return [FileCorpus(self.name, [f], self.id_field, self.text_field) for f in self.files]
+        return [FileCorpus(self.name, [f], self.id_field, self.text_field, self.tokenizer) for f in self.files]
 
     def _raw(self) -> Iterator[Document]:
         for f in self.files:
             fmt = _format_of(f)
             if fmt == "parquet":
-                yield from _parquet_documents(f, self.id_field, self.text_field)
+                yield from _parquet_documents(f, self.id_field, self.text_field, self.tokenizer.field)
             elif fmt == "csv":
                 yield from _csv_documents(f, self.id_field, self.text_field)
             elif fmt == "text":
@@ -176,7 +197,7 @@ class FileCorpus(Corpus):
                 for n, line in _lines(f):
                     yield Document(f"{name}:{n}", line)
             else:
-                yield from _json_documents(f, self.id_field, self.text_field)
+                yield from _json_documents(f, self.id_field, self.text_field, self.tokenizer.field)
 
 
 def _open_binary(path: Path):
@@ -238,9 +259,32 @@ def _field(rec: dict, field: str, where: str, what: str):
     return rec[field]
 
 
-def _document(rec, where: str, fallback_id: str, id_field: str, text_field: str) -> Document:
+def _tokens(value, where: str, field: str) -> tuple[str, ...]:
+    """A token-list field (``--tokenizer field:NAME``): a list of strings."""
+    if not (isinstance(value, (list, tuple)) and all(isinstance(t, str) for t in value)):
+        raise CorpusError(f"{where}: the token field {field!r} must hold a list of strings (--tokenizer "
+                          f"field:{field}), got {type(value).__name__}")
+    for t in value:
+        _no_surrogates(t, where)
+    return tuple(value)
+
+
+def _document(rec, where: str, fallback_id: str, id_field: str, text_field: str,
+              token_field: str | None = None) -> Document:
     if not isinstance(rec, dict):
         raise CorpusError(f"{where}: not a JSON object")
+    if token_field is not None:
+        tokens = _tokens(_field(rec, token_field, where, "token"), where, token_field)
+        text = rec.get(text_field)
+        text = " ".join(tokens) if text is None or isinstance(text, (dict, list)) else text
+        doc_id = rec.get(id_field)
+        if isinstance(doc_id, (dict, list)):
+            raise CorpusError(f"{where}: the id field holds {'an object' if isinstance(doc_id, dict) else 'a list'}, "
+                              "not text")
+        doc = Document(fallback_id if doc_id is None else str(doc_id), str(text) if tokens else "", tokens)
+        _no_surrogates(doc.id, where)
+        _no_surrogates(doc.text, where)
+        return doc
     text = _field(rec, text_field, where, "text")
     doc_id = rec.get(id_field)
     if isinstance(text, (dict, list)) or isinstance(doc_id, (dict, list)):
@@ -252,7 +296,7 @@ def _document(rec, where: str, fallback_id: str, id_field: str, text_field: str)
     return doc
 
 
-def _json_documents(path: Path, id_field: str, text_field: str) -> Iterator[Document]:
+def _json_documents(path: Path, id_field: str, text_field: str, token_field: str | None = None) -> Iterator[Document]:
     """JSON Lines (one object per line; blank lines skipped), or a file holding one JSON array of objects."""
     import json
 
@@ -274,7 +318,8 @@ def _json_documents(path: Path, id_field: str, text_field: str) -> Iterator[Docu
             if not isinstance(records, list):
                 raise CorpusError(f"{path}: holds neither one JSON object per line nor one array of objects")
             for i, rec in enumerate(records, 1):
-                yield _document(rec, f"{path}: record {i}", f"{display_name(path.name)}:{i}", id_field, text_field)
+                yield _document(rec, f"{path}: record {i}", f"{display_name(path.name)}:{i}", id_field, text_field,
+                                token_field)
             return
         first = False
         try:
@@ -283,7 +328,8 @@ def _json_documents(path: Path, id_field: str, text_field: str) -> Iterator[Docu
             raise CorpusError(f"{path}: line {n}: not valid JSON ({e.msg} at column {e.colno})") from None
         except (RecursionError, ValueError) as e:      # nesting too deep, an integer too long
             raise CorpusError(f"{path}: line {n}: not a usable JSON record ({str(e)[:80]})") from None
-        yield _document(rec, f"{path}: line {n}", f"{display_name(path.name)}:{n}", id_field, text_field)
+        yield _document(rec, f"{path}: line {n}", f"{display_name(path.name)}:{n}", id_field, text_field,
+                        token_field)
 
 
 def _csv_documents(path: Path, id_field: str, text_field: str) -> Iterator[Document]:
@@ -313,7 +359,8 @@ def _csv_documents(path: Path, id_field: str, text_field: str) -> Iterator[Docum
                           f"({e})") from None
 
 
-def _parquet_documents(path: Path, id_field: str, text_field: str) -> Iterator[Document]:
+def _parquet_documents(path: Path, id_field: str, text_field: str,
+                       token_field: str | None = None) -> Iterator[Document]:
     try:
         import pyarrow.parquet as pq
     except ImportError as e:
@@ -321,6 +368,17 @@ def _parquet_documents(path: Path, id_field: str, text_field: str) -> Iterator[D
     try:
         pf = pq.ParquetFile(path)
         names = pf.schema_arrow.names
+        if token_field is not None:
+            if token_field not in names:
+                raise CorpusError(f"{path}: no token field {token_field!r} (fields: {', '.join(names) or 'none'})")
+            cols = [token_field] + [c for c in (text_field, id_field) if c in names and c != token_field]
+            row = 0
+            for batch in pf.iter_batches(batch_size=1000, columns=cols):
+                for rec in batch.to_pylist():
+                    row += 1
+                    yield _document(rec, f"{path}: row {row}", f"{display_name(path.name)}:{row}", id_field,
+                                    text_field, token_field)
+            return
         if text_field not in names:
             raise CorpusError(f"{path}: no text field {text_field!r} (fields: {', '.join(names) or 'none'}); "
                               "choose one with --text-field")
@@ -391,16 +449,23 @@ def corpora_dir() -> Path:
     raise CorpusError("bundled corpora not found: set BIASAUDIT_CORPORA to the repository's corpora/ folder")
 
 
-def load_corpus(source: str | os.PathLike | None = None, id_field: str = "id", text_field: str = "text") -> Corpus:
+def load_corpus(source: str | os.PathLike | None = None, id_field: str = "id", text_field: str = "text",
+                tokenizer: Tokenizer | str = DEFAULT_TOKENIZER) -> Corpus:
     """Open a corpus: a bundled name (``gcide``, ``wordnet``; None means the default), a file, a folder of files,
     a glob, or a hub dataset name (``owner/name``; needs a network connection).
 
     An existing path is always a path, never a pattern: ``corpus[2024].jsonl`` reads that file. Only a path that
     does not exist is tried as a glob, then as a hub name."""
+    tokenizer = tokenizer if isinstance(tokenizer, Tokenizer) else Tokenizer(tokenizer)
     src = DEFAULT_CORPUS if source is None else str(source)
     corpus = (FileCorpus(src, [corpora_dir() / BUNDLED[src]]) if source is None
               else _open(src, id_field, text_field))
     corpus.source, corpus.fields = src, (id_field, text_field)
+    if tokenizer != DEFAULT_TOKENIZER:
+        if not isinstance(corpus, FileCorpus):
+            raise CorpusError(f"{src}: --tokenizer {tokenizer.spec} applies to local files only")
+        corpus = FileCorpus(corpus.name, corpus.files, id_field, text_field, tokenizer)
+        corpus.source, corpus.fields = src, (id_field, text_field)
     return corpus
 
 

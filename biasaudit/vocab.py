@@ -1,30 +1,21 @@
-"""Tokenizer, chunking and the Vocab (gensim's key_to_index / index_to_key, with counts and min_count).
+"""Chunking and the Vocab (gensim's key_to_index / index_to_key, with counts and min_count).
 
-Tokenizer (version ``TOKENIZER``): lowercase the text, then take maximal runs of Unicode letters and digits
-(regex ``[^\\W_]+``). Punctuation, apostrophes and hyphens separate tokens: "Noah's" -> "noah", "s";
-"short-term" -> "short", "term". Word lists are lowercased the same way.
+Tokenizers: ``biasaudit.tokens``.
 
 Chunking: gensim silently truncates a sentence at 10,000 tokens, so documents longer than ``MAX_CHUNK`` tokens
 are split into consecutive chunks that keep the document id; nothing is dropped.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
 from .corpus import Corpus
+from .tokens import DEFAULT_TOKENIZER, TOKEN, TOKENIZER, Tokenizer, tokenize  # noqa: F401 (re-exported)
 
-TOKENIZER = "lower-alnum-v1"
 MAX_CHUNK = 10_000
-TOKEN = re.compile(r"[^\W_]+")
-
-
-def tokenize(text: str) -> list[str]:
-    """Lowercase word tokens of ``text`` (see the module docstring)."""
-    return TOKEN.findall(text.lower())
 
 
 def chunk(tokens: Sequence[str], max_len: int = MAX_CHUNK) -> list[Sequence[str]]:
@@ -39,8 +30,9 @@ class TokenStream:
         self.corpus, self.max_len = corpus, max_len
 
     def __iter__(self) -> Iterator[list[str]]:
+        tok = self.corpus.tokenizer
         for doc in self.corpus:
-            tokens = tokenize(doc.text)
+            tokens = tok(doc)
             for piece in chunk(tokens, self.max_len):
                 yield list(piece)
 
@@ -99,7 +91,8 @@ def word_counts(corpus: Corpus, words) -> dict[str, int]:
 
     want = set(words)
     c: Counter = Counter()
+    tok = corpus.tokenizer
     if want:
         for doc in corpus:
-            c.update(t for t in tokenize(doc.text) if t in want)
+            c.update(t for t in tok(doc) if t in want)
     return {w: int(c.get(w, 0)) for w in words}

@@ -1,6 +1,5 @@
 """The command line as a user runs it: exit codes, JSON output, one-line errors."""
 import json
-import os
 import subprocess
 import sys
 

@@ -1,6 +1,5 @@
 """biasaudit experiment: retraining confirms the ranking on a planted corpus; resume, refusal, outputs."""
 import csv
-import json
 
 import numpy as np
 import pytest
@@ -79,8 +78,8 @@ def test_resume_redoes_nothing_finished(finished, monkeypatch):
     victim = [r for r in runs if r.name.startswith("remove-")][0]
     victim.unlink()   # as if interrupted while this run was in flight
     trained = []
-    real = ex.train_model
-    monkeypatch.setattr(ex, "train_model", lambda c, cfg, *a, **k: trained.append(cfg.seed) or real(c, cfg))
+    real = ex.retrain_model
+    monkeypatch.setattr(ex, "retrain_model", lambda c, cfg, full: trained.append(cfg.seed) or real(c, cfg, full))
     again = run_experiment(spec(corpus), out, cache=cache)
     assert len(trained) == 1 and victim.exists()
     assert again["conditions"] == summary["conditions"]

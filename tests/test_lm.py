@@ -253,3 +253,21 @@ def test_cli_lm_score_weat_experiment_and_report(tmp_path):
                      (["--templates", tmp_path / "tpl.txt"], "add --model lm")):
         p = run("score", "-c", f, *bad)
         assert p.returncode == 1 and msg in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+def test_ekfac_group_prediction_matches_the_scores_to_first_order_and_stays_in_range(planted_lm):
+    """The parameter step of a document, taken a small way, changes the measure by the document's score (the same
+    EK-FAC preconditioner, to first order); a 100-fold upweight of the top documents stays in range."""
+    corpus, _, model = planted_lm
+    m, _ = template_measure(BiasTest.from_dict(LM_TEST), model, LM_TEMPLATES)
+    r = score_lm(model, corpus, [m], EstimatorConfig(name="ekfac"))
+    s = r.delta_bias_if_removed["planted"]
+    b0 = r.bias_value["planted"]
+    top = np.argsort(-np.abs(s))[:3]
+    eps = 1e-3
+    with torch.no_grad():
+        got = np.array([(float(m.fn(r.predictor.changed([int(i)], eps))) - b0) / eps for i in top])
+    assert np.allclose(got, s[top], rtol=0.1, atol=1e-4 * np.abs(s).max()), (got, s[top])
+    extreme = r.predictor.predict([("planted", np.argsort(s)[:10], 100), ("planted", np.argsort(s)[:10], 0)])
+    assert all(abs(v) <= m.bound for v in extreme), extreme
+    assert r.predictor.predict([("planted", [int(top[0])], 1)]) == [pytest.approx(b0, abs=1e-6)]

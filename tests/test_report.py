@@ -80,7 +80,6 @@ def test_report_in_a_real_browser(score_dir, tmp_path):
         page.screenshot(path=str(shot))
         rows = page.locator("#doctable-1 tbody tr")
         n_rows = rows.count()
-        first_before = rows.first.locator("td").first.inner_text()
         values_before = [float(v) for v in page.eval_on_selector_all(
             "#doctable-1 tbody tr td:nth-child(2)", "els => els.map(e => e.dataset.value)")]
         page.click("#doctable-1 th button[data-col='1']")

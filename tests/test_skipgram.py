@@ -1,5 +1,4 @@
 """Skip-gram training: determinism, save/load round trip, corrupted files, cache reuse, loading other formats."""
-import json
 import subprocess
 import sys
 

@@ -221,3 +221,17 @@ def test_verdicts_never_confirm_what_random_edits_also_do():
     assert "not significant" in _verdict({**base, "difference_from_random_p": 0.2}, 3)
     assert "against the prediction" in _verdict({**base, "predicted_change_mean": 0.4}, 3)
     assert "one seed" in _verdict({**base, "random_change_sd": None}, 1)
+
+
+def test_an_effect_that_changes_sign_across_seeds_is_called_seed_noise():
+    from biasaudit.audit import evidence
+    from biasaudit.measures.weat import seed_spread
+
+    stats = {"effect_size": 1.2, "p_value": 0.001, "ci_low": 0.6, "ci_high": 1.6}
+    noisy = evidence(None, None, stats, {}, {}, {}, seed_spread([1.2, -0.6, 0.4]))
+    assert noisy["seed_noise"] and "within training-seed noise" in noisy["verdict"]
+    assert noisy["warnings"][0].startswith("within seed noise")
+    steady = evidence(None, None, stats, {}, {}, {}, seed_spread([1.2, 1.0, 1.1]))
+    assert not steady["seed_noise"] and not steady["warnings"] and "distinguishable" in steady["verdict"]
+    single = evidence(None, None, stats, {}, {}, {}, seed_spread([1.2]))
+    assert not single["seed_noise"] and single["seed_spread"] is None

@@ -88,6 +88,8 @@ class ExperimentSpec:
     strict_oov: bool = False   # fail on test words missing from the vocabulary instead of dropping them
     templates: tuple | None = None   # LM template association (None: the bundled templates)
     min_word_count: int = 1          # test words seen fewer times in training are dropped (listed)
+    ranking_model: Any = field(default=None, compare=False, repr=False)   # a user's model (--embeddings): the
+                                     # rankings come from it; baselines and edits are retrained with its settings
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -132,7 +134,14 @@ class ExperimentSpec:
                 "remove_ids_sha256": hashlib.sha256("\n".join(sorted(self.remove_ids)).encode()).hexdigest(),
                 "lds": self.lds, "lds_fraction": self.lds_fraction, "quality": self.quality,
                 **({"templates": list(self.templates)} if self.templates else {}),
-                **({"min_word_count": self.min_word_count} if self.min_word_count > 1 else {})}
+                **({"min_word_count": self.min_word_count} if self.min_word_count > 1 else {}),
+                **({"model_files": self.model_files} if self.ranking_model is not None else {})}
+
+    @property
+    def model_files(self) -> list[dict]:
+        """The user's model files (path and sha256), when the rankings come from one."""
+        origin = (getattr(self.ranking_model, "meta", None) or {}).get("origin") or {}
+        return [{"path": f["path"], "sha256": f["sha256"]} for f in origin.get("files", [])]
 
 
 def edit_id(kind: str, ids, times: int = 1) -> str:

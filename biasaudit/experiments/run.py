@@ -25,7 +25,7 @@ from ..debias import hard_debias
 from ..errors import ArtifactError, BiasAuditWarning, ConfigError
 from ..influence import score_model
 from ..io import atomic_write_text, claim_folder, read_json, same_config, write_json
-from ..models.base import family_of, train_model, train_or_load
+from ..models.base import family_of, retrain_model, train_or_load
 from ..models.embeddings import evaluate_vectors
 from ..wordsets import BiasTest
 from .plan import ExperimentSpec, build_plan, parse_ks
@@ -59,7 +59,7 @@ def run_task(task: Task, corpus: Corpus, config, mode: str, warm_epochs: int,
     else:
         edited = corpus.without(task.ids) if task.kind == "remove" else corpus.upweight(task.ids, task.times)
         if mode == "scratch":
-            model = train_model(edited, cfg)
+            model = retrain_model(edited, cfg, corpus)
         else:
             base, _ = train_or_load(corpus, cfg, cache=Path(cache) if cache else None)
             if mode == "warm-start":
@@ -120,10 +120,11 @@ def _rankings(spec, base_model, corpus, targets, kept_tests, stats, saved: Path,
     """Each estimator's scores of every document for every kept test, from ``saved`` when it holds this very
     corpus, model, tests and estimators; with the saved group predictions and the scorers' predictors (for the
     estimators scored now)."""
-    rank_key = hashlib.sha256(json.dumps({"corpus": stats.hash, "model": spec.model.to_dict(),
-                                          "tests": [t.to_dict() for t in kept_tests],
-                                          "estimators": [e.to_dict() for e in spec.estimators]},
-                                         sort_keys=True).encode()).hexdigest()
+    key = {"corpus": corpus.hash, "model": spec.model.to_dict(), "tests": [t.to_dict() for t in kept_tests],
+           "estimators": [e.to_dict() for e in spec.estimators]}
+    if spec.ranking_model is not None:
+        key["model_files"] = spec.model_files
+    rank_key = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
     scores, doc_ids, solver_info, predictions, bias, predictors = {}, None, {}, {}, {}, {}
     if saved.exists():
         try:
@@ -231,8 +232,13 @@ def run_experiment(spec: ExperimentSpec, out_dir: Path, overwrite: bool = False,
     seeds = spec.seed_list
     log = log or (lambda msg: None)
 
-    # rankings: from the first seed's baseline model, one score pass per estimator
-    base_model, _ = train_or_load(corpus, replace(spec.model, seed=seeds[0]), cache=cache)
+    # rankings: from the first seed's baseline model (or the user's model), one score pass per estimator
+    if spec.ranking_model is not None:
+        base_model = spec.ranking_model
+        log("rankings come from the given model; every baseline and edit is retrained with its settings "
+            f"({family_of(spec.model).describe(spec.model)}, seeds {', '.join(map(str, seeds))})")
+    else:
+        base_model, _ = train_or_load(corpus, replace(spec.model, seed=seeds[0]), cache=cache)
     targets, kept_tests, dropped, skipped = bias_measures(base_model, spec.tests, spec.strict_oov, spec.templates,
                                                           spec.min_word_count, corpus)
     for name, reason in skipped.items():
@@ -270,6 +276,10 @@ def run_experiment(spec: ExperimentSpec, out_dir: Path, overwrite: bool = False,
               out_dir=out_dir / "score", overwrite=True, strict_oov=spec.strict_oov, templates=spec.templates,
               min_word_count=spec.min_word_count)
     summary["solver_info"] = solver_info
+    if spec.ranking_model is not None:   # the user's model beside the baselines retrained with its settings
+        fam = family_of(base_model)
+        summary["given_model"] = {"origin": base_model.meta.get("origin"),
+                                  "effects": fam.evaluate(base_model, kept_tests, {}, False, spec.templates)["effects"]}
     summary["run_seconds"] = round(time.perf_counter() - t_start, 1)
     summary["train_seconds_per_run"] = _mean([r.get("seconds") for r in done.values()])
     with out.stage() as tmp:

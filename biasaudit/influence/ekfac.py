@@ -10,6 +10,10 @@ Decided here:
   document's score is the sum over its examples. One more copy of a document: the negative.
 - Damping: ``damping`` is relative, damping x the mean eigenvalue of each module's (corrected) Fisher, as
   kronfluence's heuristic (whose scale, 0.1, is our default).
+- Group predictions (``ekfac`` only; ``gradient-dot`` has no scale): the parameter change of an edit set S is
+  Delta theta = (1/n) (F + lambda I)^-1 sum_{i in S} grad L_i for a removal (-(e/n) times it for e extra copies),
+  preconditioned per tracked module with the same EK-FAC factors, applied to a copy of the network, and the
+  measure is computed again on it (so it stays in the measure's range).
 """
 from __future__ import annotations
 
@@ -21,7 +25,9 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from ..models.lm import collate
+import copy
+
+from ..models.lm import collate, token_losses
 from ..models.lm_objective import OneHotEmbedding, make_task, trackable, tracked_modules
 from ..vocab import tokenize
 from .estimators import EstimatorConfig
@@ -76,6 +82,7 @@ def score_lm(model, corpus, measures: list, estimator: EstimatorConfig = Estimat
     n = len(seqs)
     dev = torch.device(device)
     base = trackable(model.net).to(dev)      # a copy: kronfluence wraps modules in place
+    clean = copy.deepcopy(base).eval() if estimator.name == "ekfac" else None   # for group predictions
     tracked = tracked_modules(base)
     emb_tracked = isinstance(base.get_input_embeddings(), OneHotEmbedding)
     strategy = "ekfac" if estimator.name == "ekfac" else "identity"
@@ -99,6 +106,11 @@ def score_lm(model, corpus, measures: list, estimator: EstimatorConfig = Estimat
         timings["factors"] = time.perf_counter() - t
         if progress:
             progress(f"{estimator.name} factors", 1, 1)
+        predictor = None
+        if clean is not None:
+            predictor = EkfacPredictor(clean, tracked, analyzer.load_all_factors(factors_name="factors"),
+                                       estimator.damping, seqs, doc_of, pad, {m.name: m for m in measures},
+                                       batch_size, dev)
         for k, m in enumerate(measures):
             if progress:
                 progress(f"{estimator.name} influence", k, len(measures))
@@ -123,7 +135,82 @@ def score_lm(model, corpus, measures: list, estimator: EstimatorConfig = Estimat
     doc_words = _doc_words(corpus, ex.doc_ids, words)
     timings["total"] = time.perf_counter() - t0
     return ScoreResult(ex.doc_ids, scores, bias_value, {m.name: {} for m in measures}, doc_words, estimator, info,
-                       timings, words=words)
+                       timings, words=words, predictor=predictor)
+
+
+class EkfacPredictor:
+    """Group predictions for LMs: the EK-FAC-preconditioned summed gradient of the edited examples as one step on
+    the tracked layers of a copy of the network, then the measure re-run on it."""
+
+    def __init__(self, net, tracked: list[str], factors: dict, damping: float, seqs, doc_of: np.ndarray,
+                 pad_id: int, measures: dict, batch_size: int, device):
+        from kronfluence.utils.constants import (ACTIVATION_EIGENVECTORS_NAME, GRADIENT_EIGENVECTORS_NAME,
+                                                 LAMBDA_MATRIX_NAME, NUM_LAMBDA_PROCESSED)
+
+        self.net, self.seqs, self.doc_of, self.pad = net, seqs, doc_of, pad_id
+        self.measures, self.batch_size, self.device = measures, batch_size, device
+        self.n = len(seqs)
+        modules = dict(net.named_modules())
+        self.modules = {name: modules[name] for name in tracked}
+        for p in net.parameters():
+            p.requires_grad_(False)
+        for m in self.modules.values():
+            for p in m.parameters():
+                p.requires_grad_(True)
+        self.factors = {}
+        for name in tracked:          # per module: Q_A (in[+1], in[+1]), Q_G (out, out), 1 / (Lambda / N + lambda)
+            lam = factors[LAMBDA_MATRIX_NAME][name].double() / factors[NUM_LAMBDA_PROCESSED][name].double()
+            inv = 1.0 / (lam + damping * lam.mean())
+            self.factors[name] = (factors[ACTIVATION_EIGENVECTORS_NAME][name].double().to(device),
+                                  factors[GRADIENT_EIGENVECTORS_NAME][name].double().to(device), inv.to(device))
+        self._grads: dict[bytes, dict] = {}
+
+    def _summed_gradient(self, docs: np.ndarray) -> dict[str, torch.Tensor]:
+        """Gradient of the summed training loss of the documents' examples, per tracked module as kronfluence
+        lays it out: (out, in), with the bias as a last column."""
+        key = np.unique(np.asarray(docs, dtype=np.int64)).tobytes()
+        if key in self._grads:
+            return self._grads[key]
+        chosen = np.flatnonzero(np.isin(self.doc_of, np.frombuffer(key, dtype=np.int64)))
+        self.net.zero_grad(set_to_none=True)
+        for s in range(0, len(chosen), self.batch_size):
+            batch = collate([self.seqs[i] for i in chosen[s:s + self.batch_size]], self.pad)
+            with torch.enable_grad():
+                token_losses(self.net, {k: v.to(self.device) for k, v in batch.items()}).sum().backward()
+        out = {}
+        for name, m in self.modules.items():
+            g = m.weight.grad if m.weight.grad is not None else torch.zeros_like(m.weight)
+            if m.bias is not None:
+                gb = m.bias.grad if m.bias.grad is not None else torch.zeros_like(m.bias)
+                g = torch.cat([g, gb[:, None]], dim=1)
+            out[name] = g.detach().double()
+        self.net.zero_grad(set_to_none=True)
+        self._grads = {key: out}          # requests come in (remove, upweight) pairs of one set: keep the last
+        return out
+
+    def changed(self, docs, weight: float):
+        """A copy of the network moved by weight x (1/n) (F + lambda I)^-1 sum_{i in docs} grad L_i (weight 1:
+        the documents removed; -e: e extra copies)."""
+        grads = self._summed_gradient(docs)
+        net = copy.deepcopy(self.net)
+        mods = dict(net.named_modules())
+        with torch.no_grad():
+            for mod_name, g in grads.items():
+                qa, qg, inv = self.factors[mod_name]
+                step = (weight / self.n) * (qg @ ((qg.T @ g @ qa) * inv) @ qa.T)
+                m = mods[mod_name]
+                m.weight.add_(step[:, :m.weight.shape[1]].to(m.weight.dtype))
+                if m.bias is not None:
+                    m.bias.add_(step[:, -1].to(m.bias.dtype))
+        return net
+
+    def predict(self, requests):
+        out = []
+        for name, docs, times in requests:
+            net = self.changed(docs, 1.0 if times == 0 else -float(times - 1))
+            with torch.no_grad():
+                out.append(float(self.measures[name].fn(net)))
+        return out
 
 
 def _doc_words(corpus, doc_ids: list[str], words: tuple[str, ...]) -> dict[int, tuple[int, ...]]:

@@ -43,9 +43,12 @@ class ModelFamily(Protocol):
     word_vectors: ClassVar[bool]         # tests read word vectors (hard-debias and similarity benchmarks apply)
     takes_templates: ClassVar[bool]      # measured through templates and sentences (language models)
     unit: ClassVar[str]                  # what its vocabulary counts: "words" or "tokens"
+    default_seeds: ClassVar[int]         # seeds ``score`` trains by default (the measure's spread over seeds)
 
     def make_config(self, given: dict, extra: str | None = None) -> Any: ...
     def train(self, corpus, config, progress: Progress | None = None, device: str = "cpu") -> Any: ...
+    def retrain(self, edited, config, full) -> Any: ...   # a retraining run of an experiment: trained on the
+                                                           # edited corpus, with what the baseline fixed (``full``)
     def load(self, folder: Path, device: str = "cpu") -> Any: ...
     def cache_spec(self, corpus_hash: str, config) -> dict: ...
     def known_words(self, model, words) -> set[str]: ...
@@ -151,6 +154,12 @@ def train_or_load_cached(folder: Path, load: Callable, train: Callable):
 def train_model(corpus, config, progress: Progress | None = None, device: str = "cpu"):
     """Train the model ``config`` describes on ``corpus`` (no cache)."""
     return family_of(config).train(corpus, config, progress, device)
+
+
+def retrain_model(edited, config, full):
+    """Train ``config``'s model on an edited corpus for an experiment, keeping fixed what the family's baseline on
+    ``full`` fixes before training (a language model's tokenizer)."""
+    return family_of(config).retrain(edited, config, full)
 
 
 def train_or_load(corpus, config, cache: Path | None = None, progress: Progress | None = None,

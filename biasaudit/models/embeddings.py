@@ -47,8 +47,13 @@ class EmbeddingFamily:
     word_vectors: ClassVar[bool] = True
     takes_templates: ClassVar[bool] = False
     unit: ClassVar[str] = "words"
+    default_seeds: ClassVar[int] = 1
     modes: ClassVar[tuple] = ("scratch",)
     model_type: ClassVar[type]          # the model class: its ``load(folder)`` reads a saved model
+
+    def retrain(self, edited, config, full):
+        """From scratch on the edited corpus, vocabulary included (as gensim or the GloVe tool would)."""
+        return self.train(edited, config)
 
     def make_config(self, given: dict, extra: str | None = None):
         return self.config_type(**given)

@@ -166,7 +166,8 @@ class GloVeModel:
         return write_model_folder(
             folder, {"W": self.W, "C": self.C, "b": self.b, "bc": self.bc}, self.vocab,
             {"format_version": FORMAT_VERSION, "model": "glove", "config": self.config.to_dict(),
-             "vocab": {"size": len(self.vocab), "min_count": self.vocab.min_count, "tokenizer": TOKENIZER},
+             "vocab": {"size": len(self.vocab), "min_count": self.vocab.min_count,
+                       "tokenizer": self.corpus.get("tokenizer", TOKENIZER)},
              "embedding": {"w": "word vectors W", "w+c": "W + context vectors W~"}[self.config.embedding],
              "corpus": self.corpus, "meta": self.meta}, keep_existing=keep_existing)
 
@@ -186,7 +187,7 @@ class GloVeModel:
 def train_glove(corpus: Corpus, config: GloVeConfig = GloVeConfig(), progress: Progress | None = None,
                 device: str = "cpu") -> GloVeModel:
     """Count co-occurrences and fit GloVe with AdaGrad (see the module docstring)."""
-    stats = corpus.scan()
+    corpus.scan()          # an empty corpus or repeated ids fail here, before any work
     dev = resolve_device(device)
     t0 = time.perf_counter()
     vocab = training_vocab(corpus, config.min_count)
@@ -235,7 +236,7 @@ def train_glove(corpus: Corpus, config: GloVeConfig = GloVeConfig(), progress: P
         if progress:
             progress("train", epoch + 1, config.epochs)
     return GloVeModel(vocab, W.cpu().numpy(), C.cpu().numpy(), b.cpu().numpy(), bc.cpu().numpy(), config,
-                      {"name": corpus.name, **stats.to_dict()},
+                      corpus.describe(),
                       {"train_seconds": round(time.perf_counter() - t0, 3), "count_seconds": round(t_count, 3),
                        "nonzero": int(n), "loss_per_epoch": [round(v, 6) for v in losses], "device": str(dev),
                        "versions": versions("gensim", "numpy", "torch")})

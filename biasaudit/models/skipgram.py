@@ -82,7 +82,8 @@ class SkipGramModel:
         return write_model_folder(
             folder, {"input": self.vectors, "output": self.output_vectors}, self.vocab,
             {"format_version": FORMAT_VERSION, "model": "skipgram", "config": self.config.to_dict(),
-             "vocab": {"size": len(self.vocab), "min_count": self.vocab.min_count, "tokenizer": TOKENIZER},
+             "vocab": {"size": len(self.vocab), "min_count": self.vocab.min_count,
+                       "tokenizer": self.corpus.get("tokenizer", TOKENIZER)},
              "embedding": "input vectors (gensim wv.vectors)", "corpus": self.corpus, "meta": self.meta},
             keep_existing=keep_existing)
 
@@ -119,7 +120,7 @@ def train_gensim(corpus: Corpus, config: SkipGramConfig, progress: Progress | No
     """gensim's skip-gram on ``corpus`` (documents over 10,000 tokens are chunked, never truncated)."""
     from gensim.models.callbacks import CallbackAny2Vec
 
-    stats = corpus.scan()
+    corpus.scan()          # an empty corpus or repeated ids fail here, before any work
 
     class _Epochs(CallbackAny2Vec):
         def __init__(self):
@@ -143,7 +144,7 @@ def train_gensim(corpus: Corpus, config: SkipGramConfig, progress: Progress | No
     counts = np.array([w2v.wv.get_vecattr(w, "count") for w in w2v.wv.index_to_key], dtype=np.int64)
     vocab = Vocab(tuple(w2v.wv.index_to_key), counts, config.min_count)
     return SkipGramModel(vocab, np.array(w2v.wv.vectors, dtype=np.float32), np.array(w2v.syn1neg, dtype=np.float32),
-                         config, {"name": corpus.name, **stats.to_dict()},
+                         config, corpus.describe(),
                          {"train_seconds": round(time.perf_counter() - t0, 3), "backend": "gensim",
                           "versions": versions("gensim", "numpy", "torch")})
 

@@ -55,7 +55,7 @@ def _epoch_pairs(tokens: np.ndarray, chunk: np.ndarray, keep_p: np.ndarray, wind
 def train_skipgram_torch(corpus: Corpus, config: SkipGramConfig = SkipGramConfig(), device: str = "cpu",
                          progress: Progress | None = None, batch_pairs: int | None = None) -> SkipGramModel:
     """Train skip-gram on ``corpus`` in torch (see the module docstring for what matches gensim)."""
-    stats = corpus.scan()
+    corpus.scan()          # an empty corpus or repeated ids fail here, before any work
     dev = resolve_device(device)
     t0 = time.perf_counter()
     vocab = training_vocab(corpus, config.min_count)
@@ -109,7 +109,7 @@ def train_skipgram_torch(corpus: Corpus, config: SkipGramConfig = SkipGramConfig
     if not (torch.isfinite(U).all() and torch.isfinite(C).all()):
         raise CorpusError("torch skip-gram training diverged (non-finite vectors); lower alpha")
     return SkipGramModel(vocab, U.cpu().numpy().astype(np.float32), C.cpu().numpy().astype(np.float32), config,
-                         {"name": corpus.name, **stats.to_dict()},
+                         corpus.describe(),
                          {"train_seconds": round(time.perf_counter() - t0, 3), "backend": "torch",
                           "device": str(dev), "versions": versions("gensim", "numpy", "torch")})
 
