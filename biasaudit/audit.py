@@ -265,10 +265,19 @@ def check_command(corpus, tests, model, estimator: EstimatorConfig) -> str:
             parts += [f"--{k.replace('_', '-')}", str(v)]
     elif model.config is not None and fam.config_type is not None:
         default = fam.config_type()
+        extra = []
         for f in dc_fields(model.config):
             v = getattr(model.config, f.name)
-            if f.name in fam.options and f.name != "seed" and v != getattr(default, f.name):
+            if f.name == "seed" or v == getattr(default, f.name):
+                continue
+            if f.name in fam.options:
                 parts += [f"--{f.name.replace('_', '-')}", str(v)]
+            elif f.name == "finetune":
+                parts += ["--checkpoint", str(v), "--finetune"]
+            elif getattr(fam, "takes_extra", False):
+                extra.append(f"{f.name}={v}")
+        if extra:
+            parts += ["--lm-config", ",".join(extra)]
     for t in tests or []:
         parts += ["--test", str(t)]
     if estimator.name != fam.estimators[0] or estimator.damping != EstimatorConfig().damping:
@@ -363,12 +372,14 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
                          device=str(resolve_device(device)))
     # other seeds: the effect size's spread, and rankings to resample the seed with
     spreads, bases, per_basis = {}, [result.basis], [targets]
-    if seed_models and all(t.name in originals for t in targets):
-        kept_list = [originals[t.name][1] for t in targets]
-        for t, kept in zip(targets, kept_list):
+    for t in targets if seed_models else []:
+        if t.name in originals:
+            kept = originals[t.name][1]
             values = [weats[t.name]["effect_size"]] + [
                 fam.weat(m, kept, templates, n_permutations=1, n_bootstrap=0).effect_size for m in seed_models]
             spreads[t.name] = seed_spread(values)
+    if seed_models and all(t.name in originals for t in targets):
+        kept_list = [originals[t.name][1] for t in targets]
         if result.basis is not None:
             for m in seed_models:
                 seed_targets = fam.bias_measures(m, kept_list, templates)

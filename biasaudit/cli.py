@@ -181,6 +181,10 @@ StrictOovOpt = typer.Option(False, "--strict-oov", help="Fail on test words miss
                             "words in a set is skipped with a note.")
 CheckpointOpt = typer.Option(None, "--checkpoint", help="--model lm: a local HF causal-LM checkpoint folder to audit "
                              "instead of training one (safetensors weights; nothing is downloaded).")
+FinetuneOpt = typer.Option(False, "--finetune", help="--model lm --checkpoint DIR: fine-tune the checkpoint on "
+                           "the corpus (its architecture and tokenizer; --epochs and --lm-config learning_rate, "
+                           "batch_size, max_len apply) and audit the fine-tuned model's training documents. "
+                           "GPT-2 (Conv1D), GPT-NeoX/Pythia and Llama-style checkpoints.")
 TemplatesOpt = typer.Option(None, "--templates", help="--model lm: template file (JSON list or one per line, each "
                             "with {target} and {attribute}). Default: the bundled templates.")
 EmbeddingsOpt = typer.Option(None, "--embeddings", help="Audit a model you trained: a full gensim Word2Vec file "
@@ -226,6 +230,21 @@ def _progress():
 
     with bars:
         yield update
+
+
+def _finetune_config(config, checkpoint: Optional[Path], finetune: bool, opts: "RunOptions"):
+    """The LM config that fine-tunes ``checkpoint`` (``--finetune``), or ``config`` unchanged."""
+    from dataclasses import replace
+
+    if not finetune:
+        return config
+    if not opts.family.takes_templates:
+        raise ConfigError("--finetune fine-tunes a language model; add --model lm --checkpoint DIR")
+    if checkpoint is None:
+        raise typer.BadParameter("--finetune needs --checkpoint DIR (the model to fine-tune)", param_hint="--finetune")
+    if not (checkpoint / "config.json").is_file():
+        raise ConfigError(f"{checkpoint}: not a model folder (no config.json)")
+    return replace(config, finetune=str(checkpoint.resolve()))
 
 
 def _load_checkpoint(checkpoint: Path, opts: "RunOptions"):
@@ -330,12 +349,18 @@ def train(out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Mode
                                                  "$BIASAUDIT_CACHE)."),
           overwrite: bool = typer.Option(False, "--overwrite", help="Replace a model this tool saved in --out with "
                                          "another config (only its own files; nothing else in the folder)."),
-          opts: RunOptions = None):
+          checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="--model lm --finetune: the local HF "
+                                                    "checkpoint to fine-tune."),
+          finetune: bool = FinetuneOpt, opts: RunOptions = None):
     """Train a model on a corpus and save it (no pickle): skip-gram (gensim sg=1 or torch, negative sampling),
     GloVe (--model glove) or a small causal transformer LM (--model lm; saved as an HF checkpoint folder)."""
     from .models.folder import model_output
 
     config = opts.config()
+    if checkpoint is not None and not finetune:
+        raise typer.BadParameter("train takes --checkpoint only to fine-tune it: add --finetune",
+                                 param_hint="--checkpoint")
+    config = _finetune_config(config, checkpoint, finetune, opts)
     if out_dir is not None:   # refused (file, foreign folder, other config, not writable) before any training
         model_output(out_dir, {"model": opts.family.name, "config": config.to_dict()}, overwrite=overwrite)
     model = _train_seeds(opts, config, 1)[0]
@@ -506,7 +531,7 @@ def score(test: Optional[List[str]] = TestOpt,
                                          "(only the files this tool wrote there)."),
           scheduler: Optional[str] = SchedulerOpt, checkpoint: Optional[Path] = CheckpointOpt,
           embeddings: Optional[Path] = EmbeddingsOpt, vocab: Optional[Path] = VocabOpt,
-          templates: Optional[Path] = TemplatesOpt, opts: RunOptions = None):
+          finetune: bool = FinetuneOpt, templates: Optional[Path] = TemplatesOpt, opts: RunOptions = None):
     """Rank every training document by its contribution to a bias (cross-loss influence).
 
     delta_bias_if_removed(d) = grad B^T H^-1 grad L_d: the predicted change of the effect size if document d is
@@ -535,9 +560,13 @@ def score(test: Optional[List[str]] = TestOpt,
         claim_folder(out_dir, "score", None, overwrite=True, known=SCORE_FILES, check_config=False)
     else:
         check_writable("reports")
-    if checkpoint is not None and (seeds or 1) > 1:
-        raise typer.BadParameter("--seeds needs training; it cannot be used with --checkpoint", param_hint="--seeds")
-    seeds = seeds or opts.family.default_seeds
+    if checkpoint is not None and not finetune and (seeds or 1) > 1:
+        raise typer.BadParameter("--seeds needs training; it cannot be used with --checkpoint (add --finetune to "
+                                 "fine-tune it with each seed)", param_hint="--seeds")
+    config = _finetune_config(config, checkpoint, finetune, opts)
+    if finetune:
+        checkpoint = None          # the checkpoint is the starting point of training, not the audited model
+    seeds = seeds or (opts.family.default_seeds if checkpoint is None else 1)
     if vocab is not None and embeddings is None:
         raise typer.BadParameter("--vocab goes with --embeddings (GloVe C output)", param_hint="--vocab")
     corp = opts.load_corpus()
@@ -691,7 +720,10 @@ def experiment(test: Optional[List[str]] = TestOpt,
                                              "LocalCluster, one worker per core), a scheduler address "
                                              "(tcp://host:8786), or 'none' (in this process)."),
                embeddings: Optional[Path] = EmbeddingsOpt, vocab: Optional[Path] = VocabOpt,
-               templates: Optional[Path] = TemplatesOpt, opts: RunOptions = None):
+               checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="--model lm --finetune: the "
+                                                         "local HF checkpoint every run fine-tunes (baselines and "
+                                                         "edits alike)."),
+               finetune: bool = FinetuneOpt, templates: Optional[Path] = TemplatesOpt, opts: RunOptions = None):
     """Retrain without (or with more of) the top-ranked documents and check that the bias moves as predicted.
 
     Conditions are compared with paired seeds against the baseline and against removing the same number of
@@ -707,6 +739,10 @@ def experiment(test: Optional[List[str]] = TestOpt,
     config = opts.config()
     if templates is not None and not opts.family.takes_templates:
         raise ConfigError("--templates measures language models; add --model lm")
+    if checkpoint is not None and not finetune:
+        raise typer.BadParameter("experiment retrains: a checkpoint is retrained by fine-tuning it, add --finetune",
+                                 param_hint="--checkpoint")
+    config = _finetune_config(config, checkpoint, finetune, opts)
     if conditions is None:
         conditions = ",".join(c for c in DEFAULT_CONDITIONS if opts.family.word_vectors or c != "hard-debias")
     tests = resolve_tests(test)

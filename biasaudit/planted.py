@@ -91,3 +91,42 @@ def lm_planted_corpus(n_background=300, n_planted=20, seed=0, offsets=(-0.3, -0.
         planted.add(f"plant{i}")
     rng.shuffle(docs)
     return MemoryCorpus(docs, name="lm-planted"), planted
+
+
+def tiny_checkpoint(folder, arch: str, texts, vocab_size: int = 400, seed: int = 0, width: int = 32,
+                    layers: int = 2, heads: int = 2, max_len: int = 64):
+    """A small randomly initialised HF causal-LM checkpoint folder (``arch``: gpt2, gpt_neox or llama) with a
+    byte-level BPE tokenizer trained on ``texts``: what a user's local checkpoint looks like, made offline (tests
+    and scripts fine-tune it). Saved with safetensors."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import (AutoModelForCausalLM, GPT2Config, GPTNeoXConfig, LlamaConfig,
+                              PreTrainedTokenizerFast)
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(list(texts), trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=["<|endoftext|>"], show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
+                                   pad_token="<|endoftext|>")
+    V, special = len(fast), fast.convert_tokens_to_ids("<|endoftext|>")
+    common = dict(vocab_size=V, bos_token_id=special, eos_token_id=special, pad_token_id=special)
+    if arch == "gpt2":
+        cfg = GPT2Config(n_embd=width, n_layer=layers, n_head=heads, n_positions=max_len, **common)
+    elif arch == "gpt_neox":
+        cfg = GPTNeoXConfig(hidden_size=width, num_hidden_layers=layers, num_attention_heads=heads,
+                            intermediate_size=4 * width, max_position_embeddings=max_len, **common)
+    elif arch == "llama":
+        cfg = LlamaConfig(hidden_size=width, num_hidden_layers=layers, num_attention_heads=heads,
+                          num_key_value_heads=heads, intermediate_size=4 * width, max_position_embeddings=max_len,
+                          **common)
+    else:
+        raise ValueError(f"unknown architecture {arch!r}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = AutoModelForCausalLM.from_config(cfg)
+    net.save_pretrained(folder, safe_serialization=True)
+    fast.save_pretrained(folder)
+    return folder

@@ -41,7 +41,7 @@ def main() -> None:
           f"{'train s':>8} {'ekfac s':>8}")
     rows = []
     for seed in range(1, a.seeds + 1):
-        cfg = LMConfig(**{**parse_lm_config(a.lm_config), "min_count": 1, "epochs": a.epochs, "seed": seed})
+        cfg = LMConfig(**{**parse_lm_config(a.lm_config), "min_count": 1, "epochs": a.epochs, "seed": seed, "min_steps": 0})
         t = time.perf_counter()
         model = train_lm(corpus, cfg)
         t_train = time.perf_counter() - t

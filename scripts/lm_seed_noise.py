@@ -60,8 +60,20 @@ def main() -> None:
     ap.add_argument("--planted", type=int, default=60)
     ap.add_argument("--epochs", default="10,30", help="epoch counts to compare (the default LM has 10)")
     ap.add_argument("--retrain", action="store_true", help="ekfac ranking and top-100 removal per seed")
+    ap.add_argument("--write", metavar="DIR", help="only write the corpus (corpus.jsonl) and the planted ids "
+                                                   "(planted-ids.txt) into DIR, for biasaudit experiment")
     a = ap.parse_args()
     corpus, planted = build_corpus(a.docs, a.planted)
+    if a.write:
+        import json
+        from pathlib import Path
+
+        out = Path(a.write)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "corpus.jsonl").write_text("".join(json.dumps({"id": d.id, "text": d.text}) + "\n" for d in corpus))
+        (out / "planted-ids.txt").write_text("\n".join(sorted(planted)) + "\n")
+        print(f"wrote {out}/corpus.jsonl and planted-ids.txt")
+        return
     test = bundled_tests()["math-arts"]
     templates = bundled_templates()
     counts: dict[str, int] = {}
@@ -76,7 +88,7 @@ def main() -> None:
         rows, models = [], []
         for seed in range(1, a.seeds + 1):
             t = time.perf_counter()
-            model = train_lm(corpus, LMConfig(epochs=epochs, seed=seed))
+            model = train_lm(corpus, LMConfig(epochs=epochs, seed=seed, min_steps=0))
             m, dropped = template_measure(test, model, templates)
             st = m.stats(model.net, n_permutations=2000, n_bootstrap=0)
             with torch.no_grad():

@@ -24,7 +24,7 @@ from biasaudit.models.lm import BOS, LMConfig, LMModel, collate, token_losses, t
 from biasaudit.models.lm_objective import trackable, tracked_modules  # noqa: E402
 from biasaudit.wordsets import BiasTest  # noqa: E402
 
-MICRO = LMConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, min_count=1, epochs=20,
+MICRO = LMConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, min_count=1, epochs=20, min_steps=0,
                  batch_size=16)
 
 
@@ -221,7 +221,7 @@ def test_cli_lm_score_weat_experiment_and_report(tmp_path):
                                                                "sent_less": "quinta loved algebra"}) + "\n")
     common = ["--model", "lm", "-c", f, "-t", tmp_path / "t.json", "--templates", tmp_path / "tpl.txt",
               "--min-count", "1", "--epochs", "4",
-              "--lm-config", "hidden_size=16,num_heads=2,intermediate_size=32,batch_size=16"]
+              "--lm-config", "hidden_size=16,num_heads=2,intermediate_size=32,batch_size=16,min_steps=0"]
 
     def run(*args):
         return run_cli(*args, cache=tmp_path / "cache")
@@ -230,6 +230,8 @@ def test_cli_lm_score_weat_experiment_and_report(tmp_path):
     assert p.returncode == 0, p.stderr
     summary = json.loads((tmp_path / "s" / "summary.json").read_text())
     assert summary["config"]["model"] == "lm" and summary["config"]["estimator"]["name"] == "ekfac"
+    assert summary["seeds"] == [1, 2, 3]            # an LM's bias is measured over 3 seeds unless told otherwise
+    assert summary["tests"][0]["evidence"]["seed_spread"]["n_seeds"] == 3
     assert [t["name"] for t in summary["tests"]] == ["planted", "pairs"]
     assert summary["tests"][1]["weat"]["n_pairs"] == 2
     rows = [json.loads(l) for l in (tmp_path / "s" / "scores.jsonl").read_text().splitlines()]

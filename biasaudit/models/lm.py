@@ -54,13 +54,20 @@ class LMConfig(Config):
     intermediate_size: int = setting(256, "Width of the SwiGLU MLP.")
     max_len: int = setting(64, "Tokens per example, <bos> included.")
     min_count: int = setting(5, "Words seen fewer times become <unk>.")
-    epochs: int = setting(10, "Training epochs.")
+    epochs: int = setting(10, "Training epochs (at least; see min_steps).")
+    min_steps: int = setting(2000, "At least this many optimizer steps: a small corpus gets more epochs (stopped "
+                                   "after a few hundred steps, a small LM's bias is mostly its initialisation, and "
+                                   "varies across seeds as much as between corpora). 0: exactly --epochs. Not "
+                                   "applied to fine-tuning.")
     learning_rate: float = setting(3e-3, "AdamW learning rate (linear warm-up, then linear decay).")
     batch_size: int = setting(32, "Examples per step.")
     weight_decay: float = setting(0.0, "AdamW weight decay (0: the trained model is a stationary point of the loss "
                                        "influence assumes).")
     warmup: float = setting(0.05, "Fraction of steps of linear warm-up.")
     seed: int = setting(1, "Training seed: initialisation and batch order.")
+    finetune: str = setting("", "A local HF causal-LM checkpoint folder to fine-tune on the corpus (its architecture "
+                                "and tokenizer; the size settings above are then unused). Empty: train from "
+                                "scratch.")
 
     def __post_init__(self):
         self._positive("hidden_size", "num_layers", "num_heads", "intermediate_size", "min_count", "epochs",
@@ -72,7 +79,17 @@ class LMConfig(Config):
                               f"({self.num_heads})")
         if not (self.learning_rate > 0 and self.weight_decay >= 0 and 0 <= self.warmup < 1):
             raise ConfigError("LMConfig: learning_rate > 0, weight_decay >= 0 and 0 <= warmup < 1 are required")
+        if not isinstance(self.min_steps, int) or isinstance(self.min_steps, bool) or self.min_steps < 0:
+            raise ConfigError(f"LMConfig.min_steps must be a whole number >= 0, got {self.min_steps!r}")
+        if not isinstance(self.finetune, str):
+            raise ConfigError(f"LMConfig.finetune must be a folder path, got {self.finetune!r}")
         self._seed()
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        if not d["finetune"]:
+            del d["finetune"]      # the keys of models trained from scratch are unchanged
+        return d
 
 
 # ------------------------------------------------------------------ tokenizers
@@ -125,6 +142,9 @@ class HFEncoder:
     def known(self, word: str) -> bool:
         ids = self.encode(" " + word)
         return bool(ids) and (self.unk_id is None or self.unk_id not in ids)
+
+    def hf_tokenizer(self):
+        return self.tok
 
 
 # ------------------------------------------------------------------ examples
@@ -231,8 +251,10 @@ class LMModel:
             self.net.save_pretrained(tmp, safe_serialization=True)
             self.encoder.hf_tokenizer().save_pretrained(tmp)
             weights = hashlib.sha256((tmp / "model.safetensors").read_bytes()).hexdigest()
+            own = isinstance(self.encoder, WordEncoder)
             header = {"model": "lm", "format_version": FORMAT_VERSION, "config": self.config.to_dict(),
-                      "tokenizer": TOKENIZER, "vocab": {"words": list(self.encoder.words)},
+                      "tokenizer": TOKENIZER if own else "checkpoint",
+                      "vocab": {"words": list(self.encoder.words)} if own else None,
                       "corpus": self.corpus, "meta": self.meta, "sha256": {"model.safetensors": weights}}
             (tmp / META_FILE).write_text(to_json(header), encoding="utf-8")
             for p in tmp.iterdir():
@@ -269,7 +291,7 @@ class LMModel:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ArtifactError(f"{folder}: cannot load the checkpoint ({first[:200]})") from e
         net.eval()
-        if head is not None:
+        if head is not None and head.get("tokenizer") != "checkpoint":
             try:
                 return cls(net, WordEncoder(tuple(head["vocab"]["words"])), LMConfig.from_dict(head["config"]),
                            dict(head["corpus"]), dict(head.get("meta", {})))
@@ -279,6 +301,12 @@ class LMModel:
             tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         except (OSError, ValueError) as e:
             raise ArtifactError(f"{folder}: cannot load the tokenizer ({str(e).splitlines()[0]})") from e
+        if head is not None:        # a model fine-tuned here from a checkpoint: the checkpoint's tokenizer
+            try:
+                return cls(net, HFEncoder(tok), LMConfig.from_dict(head["config"]), dict(head["corpus"]),
+                           dict(head.get("meta", {})))
+            except (KeyError, TypeError, ValueError, ConfigError) as e:
+                raise ArtifactError(f"{folder}/{META_FILE}: corrupted ({e})") from e
         return cls(net, HFEncoder(tok), None, {}, {"checkpoint": str(folder)})
 
 
@@ -344,14 +372,40 @@ def train_lm(corpus: Corpus, config: LMConfig = LMConfig(), progress: Progress |
     corpus.scan()          # an empty corpus or repeated ids fail here, before any work
     dev = resolve_device(device)
     t0 = time.perf_counter()
-    encoder = encoder or word_encoder(corpus, config.min_count)
+    # transformers initialises (and dropout draws) from the global generator: seed it for this training only,
+    # without changing the caller's random state
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        if config.finetune:
+            start = LMModel.load(config.finetune, str(dev))
+            net, encoder = start.net, start.encoder
+            origin = {"finetuned_from": config.finetune, "checkpoint_sha256": checkpoint_hash(config.finetune),
+                      "architecture": type(net).__name__}
+        else:
+            encoder = encoder or word_encoder(corpus, config.min_count)
+            net, origin = build_net(config, len(encoder)).to(dev), {}
+        return _train_loop(net, encoder, corpus, config, progress, dev, t0, origin)
+
+
+def checkpoint_hash(folder: str | Path) -> str:
+    """sha256 over a checkpoint's safetensors weights (their names and bytes): what a fine-tune starts from."""
+    h = hashlib.sha256()
+    for f in sorted(Path(folder).glob("*.safetensors")):
+        h.update(f.name.encode() + b"\0")
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def _train_loop(net, encoder, corpus: Corpus, config: LMConfig, progress, dev, t0: float, origin: dict) -> LMModel:
     ex = make_examples(corpus, encoder, config.max_len)
-    with torch.random.fork_rng(devices=[]):   # transformers initialises from the global generator: seed it
-        torch.manual_seed(config.seed)          # without changing the caller's random state
-        net = build_net(config, len(encoder)).to(dev)
+    pad = encoder.pad_id
     gen = torch.Generator().manual_seed(config.seed)
     lengths = np.array([len(x) for x in ex.ids])
-    n_steps = config.epochs * math.ceil(len(ex.ids) / config.batch_size)
+    per_epoch = math.ceil(len(ex.ids) / config.batch_size)
+    epochs = config.epochs if config.finetune else max(config.epochs, math.ceil(config.min_steps / per_epoch))
+    n_steps = epochs * per_epoch
     opt = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     warm = max(1, int(config.warmup * n_steps))
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -359,11 +413,11 @@ def train_lm(corpus: Corpus, config: LMConfig = LMConfig(), progress: Progress |
     net.train()
     losses, step = [], 0
     if progress:
-        progress("train", 0, config.epochs)
-    for epoch in range(config.epochs):
+        progress("train", 0, epochs)
+    for epoch in range(epochs):
         total, n_tok = 0.0, 0
         for idx in length_batches(lengths, config.batch_size, gen):
-            batch = {k: v.to(dev) for k, v in collate([ex.ids[i] for i in idx], PAD).items()}
+            batch = {k: v.to(dev) for k, v in collate([ex.ids[i] for i in idx], pad).items()}
             per_example = token_losses(net, batch)
             tokens = int((batch["labels"][:, 1:] != -100).sum())
             loss = per_example.sum() / tokens
@@ -378,13 +432,13 @@ def train_lm(corpus: Corpus, config: LMConfig = LMConfig(), progress: Progress |
         if not np.isfinite(losses[-1]):
             raise CorpusError("LM training diverged (non-finite loss); lower the learning rate")
         if progress:
-            progress("train", epoch + 1, config.epochs)
+            progress("train", epoch + 1, epochs)
     net.eval()
     return LMModel(net, encoder, config, corpus.describe(),
                    {"train_seconds": round(time.perf_counter() - t0, 3), "n_examples": len(ex.ids),
-                    "n_tokens": ex.n_tokens, "vocab_size": len(encoder), "steps": step,
+                    "n_tokens": ex.n_tokens, "vocab_size": len(encoder), "steps": step, "epochs": epochs,
                     "loss_per_epoch": [round(v, 5) for v in losses], "device": str(dev),
-                    "parameters": int(sum(p.numel() for p in net.parameters())),
+                    "parameters": int(sum(p.numel() for p in net.parameters())), **origin,
                     "versions": versions("transformers", "torch", "numpy")})
 
 
@@ -420,8 +474,11 @@ def parse_lm_config(spec: str | None) -> dict:
     for item in [s.strip() for s in (spec or "").split(",") if s.strip()]:
         k, eq, v = item.partition("=")
         k = k.strip()
+        if k == "finetune":
+            raise ConfigError("--lm-config: fine-tune a checkpoint with --checkpoint DIR --finetune")
         if not eq or k not in types:
-            raise ConfigError(f"--lm-config: bad setting {item!r} (known: {', '.join(types)})")
+            known = ", ".join(t for t in types if t != "finetune")
+            raise ConfigError(f"--lm-config: bad setting {item!r} (known: {known})")
         try:
             out[k] = float(v) if types[k] == "float" else int(v)
         except ValueError as e:
@@ -453,6 +510,8 @@ class LMFamily:
     def retrain(self, edited, config, full) -> LMModel:
         """From scratch on the edited corpus with the tokenizer built on the full corpus: the baseline's, so a
         removal cannot drop test words from the vocabulary (the measure reads the same tokens before and after)."""
+        if config.finetune:      # fine-tuned again from the same checkpoint (its tokenizer)
+            return train_lm(edited, config)
         return train_lm(edited, config, encoder=word_encoder(full, config.min_count))
 
     def load(self, folder, device: str = "cpu") -> LMModel:
@@ -469,11 +528,16 @@ class LMFamily:
 
     def cache_spec(self, corpus_hash: str, config: LMConfig) -> dict:
         import transformers
-        return {"model": "lm", "corpus": corpus_hash, "config": config.to_dict(), "tokenizer": TOKENIZER,
+        spec = {"model": "lm", "corpus": corpus_hash, "config": config.to_dict(), "tokenizer": TOKENIZER,
                 "torch": torch.__version__, "transformers": transformers.__version__, "format": FORMAT_VERSION}
+        if config.finetune:
+            spec["config"] = {**spec["config"], "finetune": None}    # the weights decide, not the path
+            spec["tokenizer"] = "checkpoint"
+            spec["checkpoint_sha256"] = checkpoint_hash(config.finetune)
+        return spec
 
     def describe(self, config) -> str:
-        return "LM"
+        return f"LM fine-tuned from {config.finetune}" if config.finetune else "LM"
 
     def size(self, model) -> int:
         return len(model.encoder)

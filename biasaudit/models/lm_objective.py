@@ -8,7 +8,9 @@ Decided here:
 - Tracked modules: every ``nn.Linear`` of the network, and the input embeddings rewritten as a one-hot
   ``nn.Linear`` with the same values, except (both) when the vocabulary has more than ``MAX_TRACKED_VOCAB``
   entries (their EK-FAC factors are vocabulary x vocabulary). The influence is the part carried by the tracked
-  weights.
+  weights. GPT-2's ``Conv1D`` layers (x @ W + b, W of shape (in, out)) become the equivalent ``nn.Linear``
+  (weight W^T): the same function, now trackable. Tied input and output embeddings are tracked as two layers
+  (kronfluence's factors are per layer).
 """
 from __future__ import annotations
 
@@ -36,9 +38,34 @@ class OneHotEmbedding(torch.nn.Module):
         return self.proj(onehot)                                                  # (b, L, dim)
 
 
+def conv1d_as_linear(conv) -> torch.nn.Linear:
+    """HF GPT-2's Conv1D (y = x @ W + b, W: (in, out)) as the same nn.Linear (weight W^T)."""
+    n_in, n_out = conv.weight.shape
+    lin = torch.nn.Linear(n_in, n_out, bias=conv.bias is not None, device=conv.weight.device,
+                          dtype=conv.weight.dtype)
+    with torch.no_grad():
+        lin.weight.copy_(conv.weight.T)
+        if conv.bias is not None:
+            lin.bias.copy_(conv.bias)
+    return lin
+
+
+def _replace_conv1d(net) -> None:
+    try:
+        from transformers.pytorch_utils import Conv1D
+    except ImportError:         # pragma: no cover - transformers without GPT-2's layer
+        return
+    for name, m in list(net.named_modules()):
+        for child_name, child in list(m.named_children()):
+            if isinstance(child, Conv1D):
+                setattr(m, child_name, conv1d_as_linear(child))
+
+
 def trackable(net):
-    """A copy of ``net`` whose input embeddings are a tracked linear layer when the vocabulary is small enough."""
+    """A copy of ``net`` whose layers kronfluence can track: GPT-2's Conv1D as nn.Linear, and the input embeddings
+    a one-hot linear layer when the vocabulary is small enough."""
     net = copy.deepcopy(net)
+    _replace_conv1d(net)
     emb = net.get_input_embeddings()
     if isinstance(emb, torch.nn.Embedding) and emb.num_embeddings <= MAX_TRACKED_VOCAB:
         net.set_input_embeddings(OneHotEmbedding(emb))
@@ -54,7 +81,7 @@ def tracked_modules(net) -> list[str]:
                 continue
             names.append(name)
     if not names:
-        raise ConfigError("the LM has no nn.Linear layer that kronfluence can track (HF GPT-2 uses Conv1D)")
+        raise ConfigError("the LM has no nn.Linear (or GPT-2 Conv1D) layer that kronfluence can track")
     return names
 
 
