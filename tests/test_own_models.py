@@ -188,3 +188,46 @@ def test_damaged_glove_c_files_get_one_line(planted, tmp_path):
     f = _write_jsonl(corpus, tmp_path / "c.jsonl")
     r = run_cli("score", "-c", f, "--model", "glove", "--embeddings", params)
     assert r.returncode == 2 and "--vocab" in r.stderr
+
+
+# ------------------------------------------------------------------ a plain gensim model, checked by retraining
+def _gensim_planted_check(n_background: int, n_planted: int, k: int, seeds, tmp_path):
+    """Changes of d when a plain-gensim model's top-k documents (ranked through --embeddings) are removed and the
+    model is retrained with gensim, against removing the k planted documents, per seed."""
+    from biasaudit.measures.weat import associations, effect_size
+
+    corpus, planted, _ = planted_corpus(n_background=n_background, n_planted=n_planted)
+    cfg = SkipGramConfig(vector_size=24, window=3, min_count=2, negative=5, epochs=60, seed=1, sample=1e-2)
+
+    def d_of(m):
+        X, Y, A, B = (np.stack([m.wv[w] for w in s.words]) for s in TEST.sets)
+        return effect_size(associations(X, A, B), associations(Y, A, B))
+
+    changes = {"top": [], "planted": []}
+    for seed in seeds:
+        c = SkipGramConfig(**{**cfg.to_dict(), "seed": seed})
+        m = _plain_gensim(corpus, c, tmp_path / f"s{seed}.model", hashfxn=hash)
+        theirs = check_vocabulary(load_word2vec(tmp_path / f"s{seed}.model"), corpus, "model")
+        s = score_model(theirs, corpus, [weat_target(TEST, theirs.vocab)],
+                        EstimatorConfig(name="block")).delta_bias_if_removed["planted"]
+        ids = [d.id for d in corpus]
+        top = {ids[i] for i in np.argsort(s)[:k]}
+        b0 = d_of(m)
+        for name, drop in (("top", top), ("planted", planted)):
+            kept = MemoryCorpus([d for d in corpus if d.id not in drop])
+            changes[name].append(d_of(_plain_gensim(kept, c, tmp_path / "tmp.model", hashfxn=hash)) - b0)
+    return changes
+
+
+def test_a_plain_gensim_models_top_documents_lower_d_like_the_planted_ones(tmp_path):
+    """The small version: one seed, 30 planted documents among 300."""
+    ch = _gensim_planted_check(300, 30, 30, [1], tmp_path)
+    assert ch["top"][0] < 0 and ch["top"][0] <= 0.8 * ch["planted"][0], ch
+
+
+@pytest.mark.slow
+def test_a_plain_gensim_models_top_100_lower_d_as_much_as_the_planted_100_over_3_seeds(tmp_path):
+    ch = _gensim_planted_check(1000, 100, 100, [1, 2, 3], tmp_path)
+    print(ch)
+    assert np.mean(ch["top"]) <= 0.8 * np.mean(ch["planted"]) < 0, ch
+    assert all(t < 0 for t in ch["top"]), ch
