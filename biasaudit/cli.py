@@ -187,6 +187,12 @@ FinetuneOpt = typer.Option(False, "--finetune", help="--model lm --checkpoint DI
                            "GPT-2 (Conv1D), GPT-NeoX/Pythia and Llama-style checkpoints.")
 TemplatesOpt = typer.Option(None, "--templates", help="--model lm: template file (JSON list or one per line, each "
                             "with {target} and {attribute}). Default: the bundled templates.")
+SwapPairsOpt = typer.Option(None, "--swap-pairs", help="Word pairs for counterfactual rewrites: JSON (a list of "
+                            "[word, word]) or TSV/CSV rows of two words. Default: the bundled 130 gender pairs "
+                            "(biasaudit/data/wordsets/swap_pairs.json); a test's first names are paired in order.")
+RankByOpt = typer.Option("test", "--rank-by", help="Rank documents by their influence on each test (test) or on the "
+                         "test plus a test of the same attributes whose targets are the swap list's gendered words "
+                         "outside the test and its held-out companion (concept).")
 EmbeddingsOpt = typer.Option(None, "--embeddings", help="Audit a model you trained: a full gensim Word2Vec file "
                              "saved with model.save() (skip-gram, negative sampling; its settings are read from the "
                              "file), or with --model glove the GloVe C tool's parameters (vectors.bin, or the text "
@@ -692,8 +698,11 @@ def experiment(test: Optional[List[str]] = TestOpt,
                                          "condition."),
                conditions: Optional[str] = typer.Option(None, "--conditions",
                                                         help="Comma-separated: baseline, remove-top, remove-bottom, "
-                                                        "upweight-top, remove-random, remove-ids, hard-debias. "
-                                                        "Default: all but remove-ids (and hard-debias for --model lm)."),
+                                                        "upweight-top, remove-random, remove-ids, hard-debias, and "
+                                                        "the counterfactual edits swap-top, augment-top, swap-random, "
+                                                        "augment-random, augment-all (whole-corpus CDA). Default: "
+                                                        "baseline, remove-top, remove-bottom, upweight-top, "
+                                                        "remove-random, hard-debias (not for --model lm)."),
                upweight: int = typer.Option(5, "--upweight", min=2, help="Copies in all of each upweighted document."),
                mode: str = typer.Option("scratch", "--mode", help="scratch (retrain from scratch: the honest "
                                         "check), warm-start (continue the baseline on the edited corpus for "
@@ -723,7 +732,8 @@ def experiment(test: Optional[List[str]] = TestOpt,
                checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="--model lm --finetune: the "
                                                          "local HF checkpoint every run fine-tunes (baselines and "
                                                          "edits alike)."),
-               finetune: bool = FinetuneOpt, templates: Optional[Path] = TemplatesOpt, opts: RunOptions = None):
+               finetune: bool = FinetuneOpt, swap_pairs: Optional[Path] = SwapPairsOpt,
+               rank_by: str = RankByOpt, templates: Optional[Path] = TemplatesOpt, opts: RunOptions = None):
     """Retrain without (or with more of) the top-ranked documents and check that the bias moves as predicted.
 
     Conditions are compared with paired seeds against the baseline and against removing the same number of
@@ -734,11 +744,14 @@ def experiment(test: Optional[List[str]] = TestOpt,
     from .distributed import dask_client
     from .experiments import DEFAULT_CONDITIONS, ExperimentSpec, default_folder, run_experiment
     from .measures.lm import load_templates
+    from .swaps import load_swaps
     from .wordsets import resolve_heldout, resolve_tests
 
     config = opts.config()
     if templates is not None and not opts.family.takes_templates:
         raise ConfigError("--templates measures language models; add --model lm")
+    if rank_by not in ("test", "concept"):
+        raise typer.BadParameter(f"{rank_by!r} is not test or concept", param_hint="--rank-by")
     if checkpoint is not None and not finetune:
         raise typer.BadParameter("experiment retrains: a checkpoint is retrained by fine-tuning it, add --finetune",
                                  param_hint="--checkpoint")
@@ -768,7 +781,8 @@ def experiment(test: Optional[List[str]] = TestOpt,
                           conditions=tuple(c.strip() for c in conditions.split(",") if c.strip()),
                           upweight=upweight, mode=mode, warm_epochs=warm_epochs, remove_ids=ids, lds=lds,
                           lds_fraction=lds_fraction, quality=not no_quality, strict_oov=strict_oov,
-                          min_word_count=min_word_count)
+                          min_word_count=min_word_count, rank_by=rank_by,
+                          swaps=load_swaps(swap_pairs) if swap_pairs is not None else None)
     out_dir = out_dir or default_folder(spec)
     with dask_client(None if scheduler == "none" else scheduler) as client, _progress() as update:
         summary = run_experiment(spec, out_dir, overwrite=overwrite, client=client, progress=update, log=note)
@@ -779,6 +793,70 @@ def experiment(test: Optional[List[str]] = TestOpt,
     page = write_report(out_dir)
     out.print(f"wrote {clean(out_dir)}/results.csv and experiment.json ({summary['run_seconds']:.0f} s)\n"
               f"report: {clean(page)}")
+
+
+@app.command()
+@run_options
+def debias(test: Optional[List[str]] = TestOpt,
+           k: str = typer.Option("1%", "--k", callback=_check_ks, help="How many top-ranked documents to edit per "
+                                 "test: a percentage of the corpus or a count."),
+           method: str = typer.Option("swap", "--method", help="remove (drop them), swap (replace each by its "
+                                      "counterfactual rewrite: one-sided CDA) or augment (add the rewrite beside it, "
+                                      "id <id>#cda: two-sided CDA)."),
+           estimator: Optional[str] = typer.Option(None, "--estimator", "-e", help="The ranking's estimator "
+                                                   "(default: the family's)."),
+           swap_pairs: Optional[Path] = SwapPairsOpt, rank_by: str = RankByOpt,
+           heldout: Optional[List[str]] = typer.Option(None, "--heldout", help="Held-out companion test file "
+                                                       "(--rank-by concept leaves its words out)."),
+           strict_oov: bool = StrictOovOpt,
+           min_word_count: int = typer.Option(1, "--min-word-count", min=1, help="Drop test words seen fewer "
+                                              "times than this in training."),
+           out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (new, empty, or one this "
+                                                  "tool wrote). Default: reports/<corpus>-debias-<hash>/"),
+           overwrite: bool = typer.Option(False, "--overwrite", help="Replace debias outputs of another config in "
+                                          "--out (only the files this tool wrote)."),
+           embeddings: Optional[Path] = EmbeddingsOpt, vocab: Optional[Path] = VocabOpt,
+           templates: Optional[Path] = TemplatesOpt, opts: RunOptions = None):
+    """Write an edited corpus that should carry less of a bias: the documents that drive each test's bias up most
+    (cross-loss influence), removed, or rewritten with the gendered words swapped (counterfactual data
+    augmentation). Writes corpus.jsonl (same format; added copies get ids <id>#cda), manifest.json (edited ids,
+    each document's predicted change, the predicted effect, the swap list's hash, the command) and report.html,
+    so you can retrain with your own pipeline (or check it with `biasaudit experiment --conditions
+    baseline,swap-top,swap-random`)."""
+    import shlex
+
+    from .debias import METHODS, run_debias
+    from .measures.lm import load_templates
+    from .swaps import load_swaps
+    from .wordsets import resolve_heldout, resolve_tests
+
+    if method not in METHODS:
+        raise typer.BadParameter(f"{method!r} is not one of {', '.join(METHODS)}", param_hint="--method")
+    if rank_by not in ("test", "concept"):
+        raise typer.BadParameter(f"{rank_by!r} is not test or concept", param_hint="--rank-by")
+    (est,) = _estimators([estimator] if estimator else None, opts)
+    tpl = load_templates(templates) if opts.family.takes_templates else None
+    swaps = load_swaps(swap_pairs) if swap_pairs is not None else None
+    corp = opts.load_corpus()
+    model = (_user_model(embeddings, vocab, opts, corp) if embeddings is not None
+             else _train_seeds(opts, opts.config(), 1, corpus=corp)[0])
+    tests = resolve_tests(test)
+    with _progress() as update:
+        folder, manifest = run_debias(model, corp, tests, est, k, method, swaps, out_dir, overwrite, rank_by,
+                                      resolve_heldout(tests, heldout), strict_oov, min_word_count, tpl,
+                                      command=shlex.join(["biasaudit"] + sys.argv[1:]), progress=update, log=note)
+    from .report import write_report
+
+    page = write_report(folder)
+    for name, p in manifest["predicted"].items():
+        out.print(f"{clean(name)}: d {p['effect_size_before']:+.2f} -> {_fmt(p['predicted_effect_size'])} predicted "
+                  f"after {method} of the top {manifest['k']} (sum of scores: {_fmt(p['linear_prediction'])})")
+    out.print(f"wrote {clean(folder)}/corpus.jsonl ({manifest['corpus_out']['n_documents']:,} documents, "
+              f"{manifest['n_edited']:,} edited) and manifest.json\nreport: {clean(page)}")
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else f"{v:+.2f}"
 
 
 @app.command()

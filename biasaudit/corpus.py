@@ -129,6 +129,17 @@ class Corpus(abc.ABC):
         """This corpus with the documents whose ids are given removed."""
         return EditedCorpus(self, remove=frozenset(ids))
 
+    def swapped(self, ids: Iterable[str], swaps) -> "Corpus":
+        """This corpus with the given documents replaced by their counterfactual rewrites (``swaps``: a
+        ``biasaudit.swaps.SwapList``; one-sided CDA). Ids are kept."""
+        return EditedCorpus(self, swap=frozenset(ids), swaps=swaps)
+
+    def augmented(self, ids: Iterable[str] | None, swaps) -> "Corpus":
+        """This corpus with a counterfactual copy (id ``<id>#cda``) after each given document (None: every one;
+        two-sided CDA), where the rewrite changes something."""
+        return EditedCorpus(self, augment=None if ids is None else frozenset(ids), augment_all=ids is None,
+                            swaps=swaps)
+
     def upweight(self, ids: Iterable[str], times: int) -> "Corpus":
         """This corpus with each given document present ``times`` times in all (copies get ids ``<id>@copy<k>``)."""
         if times < 1:
@@ -148,18 +159,25 @@ class MemoryCorpus(Corpus):
 
 
 class EditedCorpus(Corpus):
-    def __init__(self, base: Corpus, remove: frozenset = frozenset(), repeat: frozenset = frozenset(), times: int = 1):
+    def __init__(self, base: Corpus, remove: frozenset = frozenset(), repeat: frozenset = frozenset(), times: int = 1,
+                 swap: frozenset = frozenset(), augment: frozenset | None = frozenset(), augment_all: bool = False,
+                 swaps=None):
         self.base, self.remove, self.repeat, self.times = base, remove, repeat, times
+        self.swap, self.augment, self.augment_all, self.swaps = swap, augment or frozenset(), augment_all, swaps
         self.name, self.tokenizer = base.name, base.tokenizer
 
     def _raw(self) -> Iterator[Document]:
         for doc in self.base._raw():
             if doc.id in self.remove:
                 continue
-            yield doc
+            yield self.swaps.swap_document(doc) if doc.id in self.swap else doc
             if doc.id in self.repeat:
                 for k in range(1, self.times):
                     yield Document(f"{doc.id}@copy{k}", doc.text, doc.tokens)
+            if self.augment_all or doc.id in self.augment:
+                cf = self.swaps.swap_document(doc)
+                if cf.text != doc.text or cf.tokens != doc.tokens:
+                    yield Document(f"{doc.id}#cda", cf.text, cf.tokens)
 
 
 class FileCorpus(Corpus):

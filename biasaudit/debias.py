@@ -32,3 +32,142 @@ def hard_debias(model, gendered: set[str]) -> np.ndarray:
     out = V - np.outer(V @ g, g)
     out[keep] = V[keep]
     return out
+
+
+# ------------------------------------------------------------------ corpus edits written out
+DEBIAS_FILES = ("corpus.jsonl", "manifest.json", "report.html")
+METHODS = ("remove", "swap", "augment")
+
+
+def _doc_record(doc) -> dict:
+    rec = {"id": doc.id, "text": doc.text}
+    if doc.tokens is not None:
+        rec["tokens"] = list(doc.tokens)
+    return rec
+
+
+def run_debias(model, corpus, tests, estimator, k: str, method: str, swaps=None, out_dir=None, overwrite=False,
+               rank_by: str = "test", heldout: dict | None = None, strict_oov: bool = False,
+               min_word_count: int = 1, templates=None, command: str = "", progress=None, log=None,
+               reports_dir="reports"):
+    """Rank the documents of ``corpus`` for each test with ``estimator``, edit the top ``k`` of each (``remove``,
+    ``swap``: replaced by the counterfactual rewrite, ``augment``: the rewrite added as ``<id>#cda``) and write the
+    edited corpus, a manifest (edited ids, each document's predicted change, the predicted effect of the whole
+    edit, the swap list's hash, the command) and a short report into the output folder, for retraining with any
+    pipeline (``biasaudit report`` writes its page). Returns (folder, manifest)."""
+    import hashlib
+    import json
+    import time
+    from pathlib import Path
+
+    from .audit import bias_measures, score_folder
+    from .experiments.plan import parse_ks
+    from .influence import score_model
+    from .io import atomic_write_text, claim_folder, write_json
+    from .models.base import family_of
+    from .swaps import bundled_swaps, concept_test, swaps_for_test
+    from .wordsets import resolve_tests
+
+    if method not in METHODS:
+        raise ConfigError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
+    log = log or (lambda m: None)
+    fam = family_of(model)
+    stats = corpus.scan()
+    sizes = parse_ks(k, stats.n_documents)
+    if len(sizes) != 1:
+        raise ConfigError("--k: debias takes one size")
+    (k_label, n_edit), = sizes
+    resolved = resolve_tests(tests)
+    swaps = swaps if swaps is not None else (bundled_swaps() if method != "remove" or rank_by == "concept" else None)
+    targets, kept, dropped, skipped = bias_measures(model, resolved, strict_oov, templates, min_word_count, corpus)
+    for name, reason in skipped.items():
+        log(f"{name}: skipped, {reason}")
+    concepts = []
+    if rank_by == "concept":
+        known = fam.known_words(model, {a for p in swaps.pairs for a in p})
+        concepts = [concept_test(t, (heldout or {}).get(t.name), swaps, known) for t in kept]
+        targets = targets + fam.bias_measures(model, concepts, templates)
+    config = {"method": method, "k": k, "tests": [t.to_dict() for t in kept], "estimator": estimator.to_dict(),
+              "corpus": corpus.describe(), "model": model.config.to_dict() if model.config else None,
+              "rank_by": rank_by, "swap_pairs_sha256": swaps.sha256 if swaps is not None else None}
+    folder = score_folder(corpus, "debias", config, out_dir, reports_dir)
+    out = claim_folder(folder, "debias", config, overwrite, known=DEBIAS_FILES)
+    res = score_model(model, corpus, targets, estimator, progress=progress)
+    edited: dict[int, dict] = {}
+    per_test = {}
+    for t, target in zip(kept, targets):
+        s = res.delta_bias_if_removed[t.name]
+        sel = s + res.delta_bias_if_removed[f"{t.name}~concept"] if concepts else s
+        order = np.argsort(sel, kind="stable")[:n_edit]
+        per_test[t.name] = order
+        for rank, i in enumerate(order.tolist(), 1):
+            e = edited.setdefault(i, {"id": res.doc_ids[i], "tests": {}})
+            e["tests"][t.name] = {"rank": rank, "delta_bias_if_removed": float(s[i])}
+    docs = {i: d for i, d in enumerate(corpus) if i in edited}
+    rewrites = {}
+    if method != "remove":
+        for i, d in docs.items():
+            sw = swaps
+            for t in kept:
+                if i in set(per_test[t.name].tolist()):
+                    sw = swaps_for_test(sw, t)
+            cf = sw.swap_document(d)
+            rewrites[i] = cf if (cf.text != d.text or cf.tokens != d.tokens) else None
+    # predictions: each document's (linear) change, and the whole edit re-measured per test
+    predicted = {}
+    pred = res.predictor
+    for t in kept:
+        idx = per_test[t.name]
+        added = [rewrites[i] for i in idx.tolist() if rewrites.get(i) is not None] if method != "remove" else None
+        times = 0 if method in ("remove", "swap") else 1
+        lin = float(res.delta_bias_if_removed[t.name][idx].sum()) if times == 0 else 0.0
+        for i in idx.tolist():
+            rec = edited[i]["tests"][t.name]
+            change = rec["delta_bias_if_removed"] if times == 0 else 0.0
+            if method != "remove" and rewrites.get(i) is not None and hasattr(pred, "linear_added"):
+                change += pred.linear_added(t.name, [rewrites[i]])
+            rec["predicted_change"] = change
+        if added and hasattr(pred, "linear_added"):
+            lin += pred.linear_added(t.name, added)
+        elif added:
+            lin = None
+        value = pred.predict([(t.name, idx, times, added)])[0] if pred is not None else None
+        predicted[t.name] = {"effect_size_before": res.bias_value[t.name], "predicted_effect_size": value,
+                             "linear_prediction": None if lin is None else res.bias_value[t.name] + lin}
+    with out.stage() as tmp:
+        n_out, added_ids = 0, []
+        lines = []
+        for i, d in enumerate(corpus):
+            if method == "remove" and i in edited:
+                continue
+            if method == "swap" and rewrites.get(i) is not None:
+                lines.append(json.dumps(_doc_record(rewrites[i]), ensure_ascii=False))
+            else:
+                lines.append(json.dumps(_doc_record(d), ensure_ascii=False))
+            n_out += 1
+            if method == "augment" and rewrites.get(i) is not None:
+                cf = rewrites[i]
+                lines.append(json.dumps(_doc_record(type(cf)(f"{d.id}#cda", cf.text, cf.tokens)),
+                                        ensure_ascii=False))
+                added_ids.append(f"{d.id}#cda")
+                n_out += 1
+        text = "\n".join(lines) + "\n"
+        atomic_write_text(tmp / "corpus.jsonl", text)
+        manifest = {
+            "method": method, "k": k_label, "n_edited": len(edited), "rank_by": rank_by,
+            "tests": [t.name for t in kept], "estimator": estimator.label, "command": command,
+            "corpus_in": corpus.describe(),
+            "corpus_out": {"file": "corpus.jsonl", "n_documents": n_out,
+                           "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()},
+            "swap_pairs": None if swaps is None else {"source": swaps.source, "n_pairs": len(swaps.pairs),
+                                                      "sha256": swaps.sha256},
+            "predicted": predicted,
+            "edited": [{**e, "rewritten": method != "remove" and rewrites.get(i) is not None,
+                        "snippet": docs[i].text[:300],
+                        "rewrite": (rewrites[i].text[:300] if rewrites.get(i) is not None else None)}
+                       for i, e in sorted(edited.items(), key=lambda kv: min(r["rank"] for r in
+                                                                             kv[1]["tests"].values()))],
+            "added_ids": added_ids, "unchanged_by_swap": sum(1 for v in rewrites.values() if v is None),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        write_json(tmp / "manifest.json", manifest)
+    return Path(folder), manifest

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent / "biasaudit"
 # lower numbers are lower layers; a module may import its own layer (without cycles) and the layers below
 LAYERS = {
     "errors": 0, "io": 0, "terminal": 0, "__init__": 0,
-    "tokens": 1, "corpus": 1, "vocab": 1, "wordsets": 1, "batches": 1, "planted": 1, "quality": 1, "distributed": 1,
+    "tokens": 1, "swaps": 1, "corpus": 1, "vocab": 1, "wordsets": 1, "batches": 1, "planted": 1, "quality": 1, "distributed": 1,
     "measures": 2,
     "models": 3,
     "influence": 4,

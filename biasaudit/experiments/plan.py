@@ -13,6 +13,16 @@ Design, decided here:
 - Predicted change = the summed ``delta_bias_if_removed`` of the removed documents (removal) or (upweight - 1) x the
   summed ``delta_bias_if_upweighted`` (upweighting).
 - Identical edits (the same top set under two estimators) are one edit, trained once.
+- Counterfactual edits (``biasaudit.swaps``): ``swap-top`` replaces each top-k document by its rewrite with the
+  test's swap list (one-sided CDA), ``augment-top`` adds the rewrite beside the original (two-sided CDA),
+  ``swap-random`` / ``augment-random`` do the same to the random k (the controls), ``augment-all`` adds the
+  rewrite of every document (two-sided CDA on the whole corpus, the literature's baseline). Their predictions: the
+  originals removed (swap) or kept (augment) with the rewrites added, re-measured; the linear one is the
+  originals' removal scores plus the rewrites' upweighting scores.
+- ``rank_by="concept"``: documents are chosen by their summed influence on the audited test and on a test of the
+  same attributes whose targets are the swap list's gendered words (those of neither the audited test nor its
+  held-out companion), so edits aim at the concept rather than at the audited word list; the held-out companion,
+  whose words are in neither, measures the transfer.
 """
 from __future__ import annotations
 
@@ -28,7 +38,9 @@ from ..models.base import family_of
 from ..wordsets import BiasTest
 
 CONDITIONS = ("baseline", "remove-top", "remove-bottom", "upweight-top", "remove-random", "remove-ids",
-              "hard-debias")
+              "hard-debias", "swap-top", "augment-top", "swap-random", "augment-random", "augment-all")
+SWAP_CONDITIONS = ("swap-top", "augment-top", "swap-random", "augment-random", "augment-all")
+RANK_BY = ("test", "concept")
 DEFAULT_CONDITIONS = ("baseline", "remove-top", "remove-bottom", "upweight-top", "remove-random", "hard-debias")
 MODES = ("scratch", "warm-start", "undo")
 RANDOM_SEED = 12345
@@ -90,6 +102,8 @@ class ExperimentSpec:
     min_word_count: int = 1          # test words seen fewer times in training are dropped (listed)
     ranking_model: Any = field(default=None, compare=False, repr=False)   # a user's model (--embeddings): the
                                      # rankings come from it; baselines and edits are retrained with its settings
+    swaps: Any = None                # the swap list of counterfactual edits (None: the bundled one, when used)
+    rank_by: str = "test"            # "concept": rank by the audited test plus the swap-list concept test
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -117,7 +131,16 @@ class ExperimentSpec:
             raise ConfigError("--lds-fraction must be in (0, 1)")
         if self.min_word_count < 1:
             raise ConfigError("--min-word-count must be >= 1")
+        if self.rank_by not in RANK_BY:
+            raise ConfigError(f"--rank-by must be one of {', '.join(RANK_BY)}, got {self.rank_by!r}")
+        if self.swaps is None and (self.uses_swaps or self.rank_by == "concept"):
+            from ..swaps import bundled_swaps
+            object.__setattr__(self, "swaps", bundled_swaps())
         check_estimators(self.estimators, fam)
+
+    @property
+    def uses_swaps(self) -> bool:
+        return any(c in SWAP_CONDITIONS for c in self.conditions)
 
     @property
     def seed_list(self) -> list[int]:
@@ -135,7 +158,9 @@ class ExperimentSpec:
                 "lds": self.lds, "lds_fraction": self.lds_fraction, "quality": self.quality,
                 **({"templates": list(self.templates)} if self.templates else {}),
                 **({"min_word_count": self.min_word_count} if self.min_word_count > 1 else {}),
-                **({"model_files": self.model_files} if self.ranking_model is not None else {})}
+                **({"model_files": self.model_files} if self.ranking_model is not None else {}),
+                **({"swap_pairs_sha256": self.swaps.sha256} if self.swaps is not None else {}),
+                **({"rank_by": self.rank_by} if self.rank_by != "test" else {})}
 
     @property
     def model_files(self) -> list[dict]:
@@ -144,9 +169,10 @@ class ExperimentSpec:
         return [{"path": f["path"], "sha256": f["sha256"]} for f in origin.get("files", [])]
 
 
-def edit_id(kind: str, ids, times: int = 1) -> str:
+def edit_id(kind: str, ids, times: int = 1, swaps=None) -> str:
     """A content hash of an edit: the same documents edited the same way are one edit, however they were chosen."""
-    h = hashlib.sha256(f"{kind}|{times}|".encode() + "\n".join(sorted(ids)).encode("utf-8")).hexdigest()
+    extra = f"|{swaps.sha256}" if swaps is not None else ""
+    h = hashlib.sha256(f"{kind}|{times}{extra}|".encode() + "\n".join(sorted(ids)).encode("utf-8")).hexdigest()
     return f"{kind}-{h[:12]}"
 
 
@@ -163,6 +189,7 @@ class PlanRow:
     linear: float
     docs: np.ndarray | None = None
     times: int = 0
+    swaps: Any = None          # counterfactual edits: the swap list their rewrites use
 
     @property
     def key(self) -> str:
@@ -178,10 +205,20 @@ class Plan:
     lds: list
 
 
-def build_plan(spec: ExperimentSpec, scores: dict, doc_ids: list[str], ks, tests) -> Plan:
-    """Every edit of the experiment from the rankings (``scores``: estimator label -> test -> scores)."""
+def build_plan(spec: ExperimentSpec, scores: dict, doc_ids: list[str], ks, tests, select: dict | None = None) -> Plan:
+    """Every edit of the experiment from the rankings (``scores``: estimator label -> test -> scores; ``select``:
+    the scores documents are chosen by, when not these: the concept ranking)."""
+    from ..swaps import swaps_for_test
+
+    select = select or scores
     pos = {d: i for i, d in enumerate(doc_ids)}
-    edits: dict[str, tuple] = {"baseline": ("baseline", (), 1)}
+    edits: dict[str, tuple] = {"baseline": ("baseline", (), 1, None)}
+    every = np.arange(len(doc_ids))
+    all_swaps = None
+    if spec.swaps is not None:
+        all_swaps = spec.swaps
+        for t in tests:
+            all_swaps = swaps_for_test(all_swaps, t)
     rows = []
     rng = np.random.default_rng(RANDOM_SEED)
     random_sets = {}
@@ -191,25 +228,34 @@ def build_plan(spec: ExperimentSpec, scores: dict, doc_ids: list[str], ks, tests
     for est, by_test in scores.items():
         for t in tests:
             s = by_test[t.name]
-            order = np.argsort(s, kind="stable")
+            order = np.argsort(select[est][t.name], kind="stable")
+            sw = swaps_for_test(spec.swaps, t) if spec.swaps is not None else None
             rows.append(PlanRow(est, t.name, "baseline", "0", 0, "baseline", 0.0))
             for label, k in ks:
-                sets = {"remove-top": ("remove", order[:k], 1), "remove-bottom": ("remove", order[::-1][:k], 1),
-                        "upweight-top": ("upweight", order[:k], spec.upweight),
-                        "remove-random": ("remove", np.array(random_sets[label]), 1)}
+                rnd = np.array(random_sets[label])
+                sets = {"remove-top": ("remove", order[:k], 1, None), "remove-bottom": ("remove", order[::-1][:k], 1, None),
+                        "upweight-top": ("upweight", order[:k], spec.upweight, None),
+                        "remove-random": ("remove", rnd, 1, None),
+                        "swap-top": ("swap", order[:k], 0, sw), "augment-top": ("augment", order[:k], 1, sw),
+                        "swap-random": ("swap", rnd, 0, sw), "augment-random": ("augment", rnd, 1, sw)}
                 for cond in spec.conditions:
                     if cond not in sets:
                         continue
-                    kind, idx, times = sets[cond]
+                    kind, idx, times, swaps = sets[cond]
                     ids = tuple(doc_ids[i] for i in idx)
-                    eid = edit_id(kind, ids, times)
-                    edits[eid] = (kind, ids, times)
-                    pred = float(s[idx].sum()) if kind == "remove" else -(times - 1) * float(s[idx].sum())
+                    eid = edit_id(kind, ids, times if kind != "swap" else 1, swaps)
+                    edits[eid] = (kind, ids, times if kind != "swap" else 1, swaps)
+                    pred = (float(s[idx].sum()) if kind in ("remove", "swap") else
+                            -(times - 1) * float(s[idx].sum()))
                     rows.append(PlanRow(est, t.name, cond, label, k, eid, pred, np.asarray(idx),
-                                        0 if kind == "remove" else times))
+                                        0 if kind in ("remove", "swap") else times, swaps))
+            if "augment-all" in spec.conditions:
+                eid = edit_id("augment-all", (), 1, all_swaps)
+                edits[eid] = ("augment-all", (), 1, all_swaps)
+                rows.append(PlanRow(est, t.name, "augment-all", "100%", len(doc_ids), eid, 0.0, every, 1, all_swaps))
             if "remove-ids" in spec.conditions and user_ids:
                 eid = edit_id("remove", user_ids)
-                edits[eid] = ("remove", user_ids, 1)
+                edits[eid] = ("remove", user_ids, 1, None)
                 idx = np.array([pos[i] for i in user_ids])
                 rows.append(PlanRow(est, t.name, "remove-ids", str(len(user_ids)), len(user_ids), eid,
                                     float(s[idx].sum()), idx, 0))
@@ -221,6 +267,6 @@ def build_plan(spec: ExperimentSpec, scores: dict, doc_ids: list[str], ks, tests
             idx = np.sort(lrng.choice(len(doc_ids), size=n_drop, replace=False))
             ids = tuple(doc_ids[i] for i in idx)
             eid = edit_id("remove", ids)
-            edits[eid] = ("remove", ids, 1)
+            edits[eid] = ("remove", ids, 1, None)
             lds.append((eid, idx))
     return Plan(edits, rows, lds)

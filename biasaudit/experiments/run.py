@@ -45,6 +45,7 @@ class Task:
     times: int = 1            # copies in all, for upweight
     seed: int = 1
     out_file: str = ""
+    swaps: object = None      # swap / augment / augment-all: the swap list of the rewrites
 
 
 def run_task(task: Task, corpus: Corpus, config, mode: str, warm_epochs: int,
@@ -57,7 +58,11 @@ def run_task(task: Task, corpus: Corpus, config, mode: str, warm_epochs: int,
     if task.kind == "baseline":
         model, _ = train_or_load(corpus, cfg, cache=Path(cache) if cache else None)
     else:
-        edited = corpus.without(task.ids) if task.kind == "remove" else corpus.upweight(task.ids, task.times)
+        edited = {"remove": lambda: corpus.without(task.ids),
+                  "upweight": lambda: corpus.upweight(task.ids, task.times),
+                  "swap": lambda: corpus.swapped(task.ids, task.swaps),
+                  "augment": lambda: corpus.augmented(task.ids, task.swaps),
+                  "augment-all": lambda: corpus.augmented(None, task.swaps)}[task.kind]()
         if mode == "scratch":
             model = retrain_model(edited, cfg, corpus)
         else:
@@ -65,6 +70,8 @@ def run_task(task: Task, corpus: Corpus, config, mode: str, warm_epochs: int,
             if mode == "warm-start":
                 model = fam.warm_start(base, edited, cfg, warm_epochs)
             else:
+                if task.kind not in ("remove", "upweight"):
+                    raise ConfigError(f"--mode undo takes removals and upweights, not {task.kind}")
                 sign = 1.0 if task.kind == "remove" else -(task.times - 1)
                 model = fam.undo(base, corpus, task.ids, sign, warm_epochs)
     rec = {"run_id": task.run_id, "kind": task.kind, "n_docs": len(task.ids), "times": task.times,
@@ -126,6 +133,7 @@ def _rankings(spec, base_model, corpus, targets, kept_tests, stats, saved: Path,
         key["model_files"] = spec.model_files
     rank_key = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
     scores, doc_ids, solver_info, predictions, bias, predictors = {}, None, {}, {}, {}, {}
+    linear_added: dict = {}
     if saved.exists():
         try:
             old = json.loads(saved.read_text(encoding="utf-8"))
@@ -134,12 +142,13 @@ def _rankings(spec, base_model, corpus, targets, kept_tests, stats, saved: Path,
                 scores = {e: {t: np.asarray(v) for t, v in by.items()} for e, by in old["scores"].items()}
                 solver_info = old.get("solver_info", {})
                 predictions = dict(old.get("predictions", {}))
+                linear_added = dict(old.get("linear_added", {}))
                 bias = dict(old.get("bias", {}))
                 if len(doc_ids) != stats.n_documents:
                     raise ValueError("document count differs")
                 log(f"reusing the rankings in {saved}")
         except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
-            scores, doc_ids, solver_info, predictions, bias = {}, None, {}, {}, {}
+            scores, doc_ids, solver_info, predictions, bias, linear_added = {}, None, {}, {}, {}, {}
     for est in spec.estimators:
         if est.label in scores:
             continue
@@ -154,14 +163,15 @@ def _rankings(spec, base_model, corpus, targets, kept_tests, stats, saved: Path,
             + (f" ({conv})" if conv else ""))
         solver_info[est.label] = r.solver_info
     return {"key": rank_key, "scores": scores, "doc_ids": doc_ids, "solver_info": solver_info,
-            "predictions": predictions, "bias": bias, "predictors": predictors}
+            "predictions": predictions, "bias": bias, "predictors": predictors, "linear_added": linear_added}
 
 
 def _save_rankings(saved: Path, r: dict) -> None:
     atomic_write_text(saved, json.dumps(
         {"key": r["key"], "doc_ids": r["doc_ids"],
          "scores": {e: {t: np.asarray(v).tolist() for t, v in s.items()} for e, s in r["scores"].items()},
-         "solver_info": r["solver_info"], "bias": r["bias"], "predictions": r["predictions"]}))
+         "solver_info": r["solver_info"], "bias": r["bias"], "predictions": r["predictions"],
+         "linear_added": r["linear_added"]}))
 
 
 def _remeasure(plan, r: dict, spec, base_model, corpus, targets, progress, log) -> None:
@@ -183,10 +193,31 @@ def _remeasure(plan, r: dict, spec, base_model, corpus, targets, progress, log) 
                 r["predictions"][row.key] = None
             continue
         t0 = time.perf_counter()
-        values = predictor.predict([(row.test, row.docs, row.times) for row in rows])
+        reqs = []
+        for row in rows:
+            if row.swaps is None:
+                reqs.append((row.test, row.docs, row.times))
+                continue
+            added = _rewrites(corpus, row)
+            reqs.append((row.test, row.docs, row.times, added))
+            lin = getattr(predictor, "linear_added", None)
+            r["linear_added"][row.key] = None if lin is None else float(lin(row.test, added))
+        values = predictor.predict(reqs)
         for row, v in zip(rows, values):
             r["predictions"][row.key] = None if v is None else float(v)
         log(f"re-measured {len(rows)} group predictions of {est_label} in {time.perf_counter() - t0:.1f} s")
+
+
+def _rewrites(corpus, row) -> list:
+    """The counterfactual rewrites a swap / augment row adds (those that change their document)."""
+    want = None if len(row.docs) == corpus.scan().n_documents else set(int(i) for i in row.docs)
+    out = []
+    for i, d in enumerate(corpus):
+        if want is None or i in want:
+            cf = row.swaps.swap_document(d)
+            if cf.text != d.text or cf.tokens != d.tokens:
+                out.append(cf)
+    return out
 
 
 def _execute(todo: list[Task], done: dict, kw: dict, client, progress) -> None:
@@ -246,19 +277,33 @@ def run_experiment(spec: ExperimentSpec, out_dir: Path, overwrite: bool = False,
     for name, gone in dropped.items():
         if name not in skipped:
             log(f"{name}: dropped out-of-vocabulary words " + "; ".join(f"{k}: {', '.join(v)}" for k, v in gone.items()))
-    ranked = _rankings(spec, base_model, corpus, targets, kept_tests, stats, out_dir / "scores.json", progress, log)
+    concepts = []
+    if spec.rank_by == "concept":      # rank by the audited test plus its concept test (swap-list targets)
+        from ..swaps import concept_test
+        fam = family_of(base_model)
+        concepts = [concept_test(t, spec.heldout.get(t.name), spec.swaps,
+                                 fam.known_words(base_model, {a for p in spec.swaps.pairs for a in p}))
+                    for t in kept_tests]
+        targets = targets + fam.bias_measures(base_model, concepts, spec.templates)
+        log("ranking by concept: " + "; ".join(c.description for c in concepts))
+    ranked = _rankings(spec, base_model, corpus, targets, kept_tests + concepts, stats, out_dir / "scores.json",
+                       progress, log)
     scores, doc_ids, solver_info = ranked["scores"], ranked["doc_ids"], ranked["solver_info"]
-    plan = build_plan(spec, scores, doc_ids, ks, kept_tests)
+    select = None
+    if concepts:
+        select = {e: {t.name: by[t.name] + by[c.name] for t, c in zip(kept_tests, concepts)}
+                  for e, by in scores.items()}
+    plan = build_plan(spec, scores, doc_ids, ks, kept_tests, select)
     _remeasure(plan, ranked, spec, base_model, corpus, targets, progress, log)
     _save_rankings(out_dir / "scores.json", ranked)
 
     # tasks: every edit at every seed (LDS subsets at the first seed only)
     lds_ids = {e for e, _ in plan.lds}
     tasks = []
-    for eid, (kind, ids, times) in plan.edits.items():
+    for eid, (kind, ids, times, swaps) in plan.edits.items():
         for seed in (seeds[:1] if eid in lds_ids and not any(p.edit == eid for p in plan.rows) else seeds):
             run_id = f"{eid}-s{seed}"
-            tasks.append(Task(run_id, kind, ids, times, seed, str(out_dir / "runs" / f"{run_id}.json")))
+            tasks.append(Task(run_id, kind, ids, times, seed, str(out_dir / "runs" / f"{run_id}.json"), swaps))
     done = {t.run_id: rec for t in tasks if Path(t.out_file).exists()
             and (rec := _read_run(Path(t.out_file), t.run_id)) is not None}
     todo = [t for t in tasks if t.run_id not in done]
@@ -270,7 +315,8 @@ def run_experiment(spec: ExperimentSpec, out_dir: Path, overwrite: bool = False,
 
     bounds = {t.name: t.bound for t in targets}
     summary, results_csv, summary_csv = summarise(spec, plan.rows, done, seeds, ks, scores, plan.lds, stats,
-                                                  ranked["predictions"], ranked["bias"], bounds)
+                                                  ranked["predictions"], ranked["bias"], bounds,
+                                                  ranked["linear_added"])
     # the first estimator's score outputs (top documents with their text) for the report
     run_score(base_model, corpus, spec.tests, spec.estimators[0],
               out_dir=out_dir / "score", overwrite=True, strict_oov=spec.strict_oov, templates=spec.templates,

@@ -22,9 +22,9 @@ import math
 import numpy as np
 
 MIN_COVERAGE = 0.8
-RANKED = ("remove-top", "remove-bottom", "upweight-top", "remove-ids")
+RANKED = ("remove-top", "remove-bottom", "upweight-top", "remove-ids", "swap-top", "augment-top")
 CONTROL = {"remove-top": "remove-random", "remove-bottom": "remove-random", "upweight-top": "remove-random",
-           "remove-ids": "remove-random"}
+           "remove-ids": "remove-random", "swap-top": "swap-random", "augment-top": "augment-random"}
 
 
 def _mean(xs):
@@ -45,6 +45,7 @@ SUMMARY_COLUMNS = ["estimator", "test", "condition", "k", "n_docs", "n_seeds", "
                    "effect_size_mean", "effect_size_sd", "change_mean", "change_sd", "predicted_change_mean",
                    "predicted_change_linear_mean", "calibration", "calibration_linear", "difference_from_random",
                    "difference_from_random_p", "verdict", "heldout_change_mean", "heldout_change_sd",
+                   "share_of_augment_all", "heldout_share_of_augment_all",
                    "wordsim353_mean", "simlex999_mean", "analogy_mean"]
 
 
@@ -90,17 +91,22 @@ def _verdict(d: dict, n_seeds: int) -> str:
 
 
 def summarise(spec, plan, runs, seeds, ks, scores, lds_edits, stats, predictions: dict | None = None,
-              bias: dict | None = None, bounds: dict | None = None) -> tuple[dict, str, str]:
+              bias: dict | None = None, bounds: dict | None = None,
+              linear_added: dict | None = None) -> tuple[dict, str, str]:
     """experiment.json's summary, results.csv's and summary.csv's text, from the finished runs."""
     from scipy.stats import pearsonr, spearmanr, ttest_rel
 
-    predictions, bias, bounds = predictions or {}, bias or {}, bounds or {}
+    predictions, bias, bounds, linear_added = predictions or {}, bias or {}, bounds or {}, linear_added or {}
     rows = []
     for row in plan:
         est, test, cond, label, k, eid = row.estimator, row.test, row.condition, row.k_label, row.k, row.edit
         remeasured = predictions.get(row.key)
         b0 = bias.get(est, {}).get(test)
         delta = None if remeasured is None or b0 is None else remeasured - b0
+        linear = row.linear
+        if row.swaps is not None:         # the rewrites' upweighting scores (None: the estimator has none)
+            extra = linear_added.get(row.key)
+            linear = None if extra is None else linear + extra
         bound = bounds.get(test, float("inf"))
         for seed in seeds:
             base = runs[f"baseline-s{seed}"]
@@ -113,7 +119,7 @@ def summarise(spec, plan, runs, seeds, ks, scores, lds_edits, stats, predictions
                                                         float(np.clip(b_eff + delta, -bound, bound)))
             rows.append({"estimator": est, "test": test, "condition": cond, "k": label, "n_docs": k, "seed": seed,
                          "effect_size": rec["effects"].get(test), "predicted_effect_size": pred,
-                         "predicted_effect_size_linear": None if b_eff is None else b_eff + row.linear,
+                         "predicted_effect_size_linear": None if b_eff is None or linear is None else b_eff + linear,
                          "baseline_effect_size": b_eff, "heldout_effect_size": rec["heldout_effects"].get(test),
                          "baseline_heldout_effect_size": b_held, **q, "run_id": rec["run_id"]})
         if cond == "baseline" and "hard-debias" in spec.conditions:
@@ -186,6 +192,17 @@ def summarise(spec, plan, runs, seeds, ks, scores, lds_edits, stats, predictions
         if cond in RANKED:
             d["verdict"] = _verdict(d, len(rs))
         conditions.append(d)
+
+    # targeted edits against whole-corpus CDA: the share of augment-all's effect they buy
+    whole = {(d["estimator"], d["test"]): d for d in conditions if d["condition"] == "augment-all"}
+    for d in conditions:
+        w = whole.get((d["estimator"], d["test"]))
+        if w is None or d["condition"] in ("augment-all", "baseline"):
+            continue
+        for key, base in (("share_of_augment_all", "change_mean"), ("heldout_share_of_augment_all",
+                                                                     "heldout_change_mean")):
+            a, b = d.get(base), w.get(base)
+            d[key] = None if a is None or b is None or abs(b) < 1e-12 else a / b
 
     correlation = []
     for est in scores:

@@ -67,8 +67,10 @@ class CountBlockPredictor:
         self.C = torch.as_tensor(model.C, dtype=torch.float64)
         self.W = torch.as_tensor(model.W, dtype=torch.float64)
 
-    def _counts(self, docs) -> np.ndarray:
-        """X^S over the test rows: (R, V)."""
+    def _counts(self, docs, added=None) -> np.ndarray:
+        """X^S over the test rows: (R, V), of corpus documents (positions ``docs``) or of ``added`` documents."""
+        from ..batches import encode_batches
+        from ..corpus import MemoryCorpus
         from .predict import selected_batches
 
         V, R = len(self.model.vocab), len(self.rows)
@@ -77,7 +79,9 @@ class CountBlockPredictor:
         row_pos = np.full(V, -1, dtype=np.int64)
         row_pos[self.rows] = np.arange(R)
         XS = np.zeros(R * V)
-        for _, batch in selected_batches(self.corpus, self.model.vocab, docs):
+        batches = (encode_batches(MemoryCorpus(list(added), "added"), self.model.vocab) if added is not None else
+                   (b for _, b in selected_batches(self.corpus, self.model.vocab, docs)))
+        for batch in batches:
             for part in batch.parts():
                 i, j, x, _ = batch_cooccurrence(part.tokens, part.chunk, part.doc, self.model.config.window, mask)
                 XS += np.bincount(row_pos[i] * V + j, weights=x, minlength=R * V)
@@ -87,11 +91,15 @@ class CountBlockPredictor:
         cfg = self.model.config
         eye = torch.eye(self.C.shape[1], dtype=torch.float64)
         out = []
-        for name, docs, times in requests:
+        for req in requests:
+            name, docs, times = req[:3]
+            added = req[3] if len(req) > 3 else None
             XS = self._counts(docs)
             X1 = self.Xr - XS if times == 0 else self.Xr + (times - 1) * XS
+            XA = self._counts(None, added) if added else np.zeros_like(XS)
+            X1 = X1 + XA
             W = self.W.clone()
-            for r in np.flatnonzero(XS.any(axis=1)):
+            for r in np.flatnonzero((XS != 0).any(axis=1) | (XA != 0).any(axis=1)):
                 x0, x1 = self.Xr[r], X1[r]
                 alive = x1 > ZERO * x0
                 x1s = np.where(alive, x1, 1.0)

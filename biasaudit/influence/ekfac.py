@@ -110,7 +110,7 @@ def score_lm(model, corpus, measures: list, estimator: EstimatorConfig = Estimat
         if clean is not None:
             predictor = EkfacPredictor(clean, tracked, analyzer.load_all_factors(factors_name="factors"),
                                        estimator.damping, seqs, doc_of, pad, {m.name: m for m in measures},
-                                       batch_size, dev)
+                                       batch_size, dev, model.encoder, model.max_len)
         for k, m in enumerate(measures):
             if progress:
                 progress(f"{estimator.name} influence", k, len(measures))
@@ -143,12 +143,13 @@ class EkfacPredictor:
     the tracked layers of a copy of the network, then the measure re-run on it."""
 
     def __init__(self, net, tracked: list[str], factors: dict, damping: float, seqs, doc_of: np.ndarray,
-                 pad_id: int, measures: dict, batch_size: int, device):
+                 pad_id: int, measures: dict, batch_size: int, device, encoder=None, max_len: int = 64):
         from kronfluence.utils.constants import (ACTIVATION_EIGENVECTORS_NAME, GRADIENT_EIGENVECTORS_NAME,
                                                  LAMBDA_MATRIX_NAME, NUM_LAMBDA_PROCESSED)
 
         self.net, self.seqs, self.doc_of, self.pad = net, seqs, doc_of, pad_id
         self.measures, self.batch_size, self.device = measures, batch_size, device
+        self.encoder, self.max_len = encoder, max_len
         self.n = len(seqs)
         modules = dict(net.named_modules())
         self.modules = {name: modules[name] for name in tracked}
@@ -165,16 +166,20 @@ class EkfacPredictor:
                                   factors[GRADIENT_EIGENVECTORS_NAME][name].double().to(device), inv.to(device))
         self._grads: dict[bytes, dict] = {}
 
-    def _summed_gradient(self, docs: np.ndarray) -> dict[str, torch.Tensor]:
-        """Gradient of the summed training loss of the documents' examples, per tracked module as kronfluence
-        lays it out: (out, in), with the bias as a last column."""
-        key = np.unique(np.asarray(docs, dtype=np.int64)).tobytes()
-        if key in self._grads:
-            return self._grads[key]
-        chosen = np.flatnonzero(np.isin(self.doc_of, np.frombuffer(key, dtype=np.int64)))
+    def _summed_gradient(self, docs: np.ndarray, seqs=None) -> dict[str, torch.Tensor]:
+        """Gradient of the summed training loss of the documents' examples (or of the examples ``seqs``), per
+        tracked module as kronfluence lays it out: (out, in), with the bias as a last column."""
+        if seqs is None:
+            key = np.unique(np.asarray(docs, dtype=np.int64)).tobytes()
+            if key in self._grads:
+                return self._grads[key]
+            chosen = np.flatnonzero(np.isin(self.doc_of, np.frombuffer(key, dtype=np.int64)))
+            seqs = [self.seqs[i] for i in chosen]
+        else:
+            key = None
         self.net.zero_grad(set_to_none=True)
-        for s in range(0, len(chosen), self.batch_size):
-            batch = collate([self.seqs[i] for i in chosen[s:s + self.batch_size]], self.pad)
+        for s in range(0, len(seqs), self.batch_size):
+            batch = collate(seqs[s:s + self.batch_size], self.pad)
             with torch.enable_grad():
                 token_losses(self.net, {k: v.to(self.device) for k, v in batch.items()}).sum().backward()
         out = {}
@@ -185,19 +190,27 @@ class EkfacPredictor:
                 g = torch.cat([g, gb[:, None]], dim=1)
             out[name] = g.detach().double()
         self.net.zero_grad(set_to_none=True)
-        self._grads = {key: out}          # requests come in (remove, upweight) pairs of one set: keep the last
+        if key is not None:
+            self._grads = {key: out}      # requests come in (remove, upweight) pairs of one set: keep the last
         return out
 
-    def changed(self, docs, weight: float):
-        """A copy of the network moved by weight x (1/n) (F + lambda I)^-1 sum_{i in docs} grad L_i (weight 1:
-        the documents removed; -e: e extra copies)."""
-        grads = self._summed_gradient(docs)
+    def changed(self, docs, weight: float, added=None):
+        """A copy of the network moved by (1/n) (F + lambda I)^-1 (weight x sum_{i in docs} grad L_i - sum over
+        the added documents' examples) (weight 1: the documents removed; -e: e extra copies; 0: kept)."""
+        grads = {k: weight * g for k, g in self._summed_gradient(docs).items()}
+        if added:
+            from ..corpus import MemoryCorpus
+            from ..models.lm import make_examples
+
+            seqs = make_examples(MemoryCorpus(list(added), "added"), self.encoder, self.max_len).ids
+            for k, g in self._summed_gradient(None, seqs).items():
+                grads[k] = grads[k] - g
         net = copy.deepcopy(self.net)
         mods = dict(net.named_modules())
         with torch.no_grad():
             for mod_name, g in grads.items():
                 qa, qg, inv = self.factors[mod_name]
-                step = (weight / self.n) * (qg @ ((qg.T @ g @ qa) * inv) @ qa.T)
+                step = (1.0 / self.n) * (qg @ ((qg.T @ g @ qa) * inv) @ qa.T)
                 m = mods[mod_name]
                 m.weight.add_(step[:, :m.weight.shape[1]].to(m.weight.dtype))
                 if m.bias is not None:
@@ -206,8 +219,9 @@ class EkfacPredictor:
 
     def predict(self, requests):
         out = []
-        for name, docs, times in requests:
-            net = self.changed(docs, 1.0 if times == 0 else -float(times - 1))
+        for req in requests:
+            name, docs, times = req[:3]
+            net = self.changed(docs, 1.0 if times == 0 else -float(times - 1), req[3] if len(req) > 3 else None)
             with torch.no_grad():
                 out.append(float(self.measures[name].fn(net)))
         return out

@@ -13,9 +13,13 @@ set S is applied to the model and the measure is computed again on the changed p
   all output vectors (the exact operator, for lissa too);
 - ``gradient-dot`` has no scale: no prediction.
 
-Each request is (target name, document indices, copies in all): 0 copies = removal, t >= 2 = upweighting.
-``predict`` returns the measure's value after the edit (always in the measure's range: it is the measure of real
-vectors) and ``linear`` the first-order value (the sum of the documents' scores), for comparison.
+Each request is (target name, document indices, copies in all[, added documents]): 0 copies = removal, t >= 2 =
+upweighting, 1 = the documents kept as they are; added documents (counterfactual rewrites, which are not in the
+corpus) are documents trained on in addition. A swap is the originals removed (0) with their rewrites added; an
+augmentation the originals kept (1) with the rewrites added. ``predict`` returns the measure's value after the
+edit (always in the measure's range: it is the measure of real vectors); a predictor that cannot take added
+documents returns None for such a request. ``linear_added`` gives the first-order change of adding documents
+(their summed upweighting scores), the linear counterpart.
 """
 from __future__ import annotations
 
@@ -49,6 +53,25 @@ def selected_batches(corpus, vocab, doc_indices, batch_size: int = 2000):
         off += n
 
 
+def added_pairs(docs, vocab, enumerator, mask=None):
+    """(input, output, weight) of the training pairs of documents that are not in the corpus (``mask``: only
+    those whose input word is flagged)."""
+    from ..corpus import MemoryCorpus
+
+    out = [[], [], []]
+    for batch in encode_batches(MemoryCorpus(list(docs), "added"), vocab):
+        for part in batch.parts():
+            w, c, x, _ = enumerator.pairs(part, mask) if mask is not None else enumerator.pairs(part)
+            for lst, arr in zip(out, (w, c, x)):
+                lst.append(arr)
+    return tuple(np.concatenate(a) if a else np.zeros(0) for a in out)
+
+
+def _request(req):
+    name, docs, times = req[:3]
+    return name, np.asarray(docs, dtype=np.int64), times, (req[3] if len(req) > 3 else None)
+
+
 class PairBlockPredictor:
     """``block`` group predictions for pair objectives (skip-gram)."""
 
@@ -77,24 +100,58 @@ class PairBlockPredictor:
                     lst.append(arr)
         return tuple(np.concatenate(a) if a else np.zeros(0) for a in out)
 
+    def _mask(self):
+        mask = np.zeros(self.objective.V, dtype=bool)
+        mask[self.rows] = True
+        return mask
+
     def predict(self, requests):
-        union = np.unique(np.concatenate([np.asarray(d, dtype=np.int64) for _, d, _ in requests]))
+        requests = [_request(r) for r in requests]
+        union = np.unique(np.concatenate([docs for _, docs, _, _ in requests] + [np.zeros(0, np.int64)]))
         w, c, x, d = self._instances(union)
         w, c = w.astype(np.int64), c.astype(np.int64)
         out = []
-        for name, docs, times in requests:
-            m = np.isin(d, np.asarray(docs, dtype=np.int64))
-            scale = -1.0 if times == 0 else float(times - 1)     # removed, or e extra copies
+        for name, docs, times, added in requests:
+            m = np.isin(d, docs)
+            scale = -1.0 if times == 0 else float(times - 1)     # removed, or e extra copies (1: kept)
+            ww, cc, xx = w[m], c[m], scale * x[m]
+            if added:
+                aw, ac, ax = added_pairs(added, self.enumerator.vocab, self.enumerator, self._mask())
+                ww, cc, xx = np.r_[ww, aw.astype(np.int64)], np.r_[cc, ac.astype(np.int64)], np.r_[xx, ax]
             U = self.objective.U.clone()
             target = self.targets[name]
             own = set(int(r) for r in target.rows)
-            for word in np.unique(w[m]).tolist():
+            for word in np.unique(ww).tolist():
                 if word not in own:
                     continue
-                sel = m & (w == word)
-                U[word] = self.objective.resolve_word(word, c[sel], scale * x[sel], self.lam)
+                sel = (ww == word) & (xx != 0)
+                if sel.any():
+                    U[word] = self.objective.resolve_word(word, cc[sel], xx[sel], self.lam)
             out.append(target.value(U))
         return out
+
+    def linear_added(self, name: str, added) -> float:
+        """First-order change of the measure if ``added`` documents are trained on as well: the sum of their
+        upweighting scores, -grad B_w^T (H_w + lambda I)^-1 g_w(added) over the test words."""
+        import torch
+
+        target = self.targets[name]
+        w, c, x = added_pairs(added, self.enumerator.vocab, self.enumerator, self._mask())
+        if len(w) == 0:
+            return 0.0
+        d_rows, w_rows, G = self.objective.doc_word_gradients(w.astype(np.int64), c.astype(np.int64), x,
+                                                              np.zeros(len(w), dtype=np.int64))
+        gB = target.gradient(self.objective.U)
+        own = set(int(r) for r in target.rows)
+        total = 0.0
+        eye = torch.eye(self.objective.dim, dtype=self.objective.dtype, device=self.objective.device)
+        for word, g in zip(w_rows.tolist(), G):
+            if word not in own:
+                continue
+            H = self.blocks[word] + self.lam * eye
+            step = torch.linalg.solve(H, torch.as_tensor(g, dtype=self.objective.dtype, device=self.objective.device))
+            total -= float(gB[word] @ step)
+        return total
 
 
 class PairSolvePredictor:
@@ -115,19 +172,22 @@ class PairSolvePredictor:
         V = self.objective.V
         cfg = replace(self.config, name="cg")
         out = []
-        for name, docs, times in requests:
+        for name, docs, times, added in (_request(r) for r in requests):
             keys, vals = [], []
+            sign = 1.0 if times == 0 else -float(times - 1)       # the parameter change is -(this) x H^-1 g
             for _, batch in selected_batches(self.corpus, self.enumerator.vocab, docs):
                 for part in batch.parts():
                     w, c, x, _ = self.enumerator.pairs(part)
                     keys.append(w * V + c)
-                    vals.append(x)
+                    vals.append(sign * x)
+            if added:
+                aw, ac, ax = added_pairs(added, self.enumerator.vocab, self.enumerator)
+                keys.append(aw.astype(np.int64) * V + ac.astype(np.int64))
+                vals.append(-ax)
             k, n = merge_pairs(np.concatenate(keys), np.concatenate(vals))
             part_obj = self.enumerator.objective(self.model, pairs=(k // V, k % V, n), dtype=self.objective.dtype,
                                                  device=self.objective.device)
             gU, gC = part_obj.gradient()
-            scale = 1.0 if times == 0 else -(times - 1)
-            xu, _, _ = solve_cg(self.objective, scale * gU, self.rows, cfg, self.blocks, self.mu,
-                                grad_c=scale * gC)
+            xu, _, _ = solve_cg(self.objective, gU, self.rows, cfg, self.blocks, self.mu, grad_c=gC)
             out.append(self.targets[name].value(self.objective.U + xu))
         return out

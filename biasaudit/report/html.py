@@ -269,6 +269,8 @@ def render(folder: Path) -> str:
     env.filters["g"] = lambda v: f"{v:.4g}" if isinstance(v, float) else v
     env.filters["pval"] = lambda v: "–" if v is None else ("< 0.001" if v < 0.001 else f"{v:.3f}")
     try:
+        if (folder / "manifest.json").exists() and not (folder / "summary.json").exists():   # a debias folder
+            return env.get_template("debias.html.j2").render(m=_read_json(folder / "manifest.json"))
         return env.get_template("report.html.j2").render(**build_context(folder))
     except (KeyError, TypeError, AttributeError, ValueError, IndexError, jinja2.UndefinedError) as e:
         raise ArtifactError(f"{folder}: the result files are not ones this version of biasaudit can read "
