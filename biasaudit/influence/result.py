@@ -14,6 +14,36 @@ import numpy as np
 from .estimators import EstimatorConfig
 
 
+class DocWords:
+    """Document index -> the indices of the test words it holds, as two sorted integer arrays (a dict of tuples
+    would cost ~200 bytes per entry on a large corpus)."""
+
+    def __init__(self, docs: np.ndarray, words: np.ndarray):
+        order = np.lexsort((words, docs))
+        self.docs, self.words = np.asarray(docs)[order], np.asarray(words)[order]
+
+    def get(self, i: int, default=()):
+        a, b = np.searchsorted(self.docs, [i, i + 1])
+        return tuple(self.words[a:b].tolist()) if b > a else default
+
+    def __contains__(self, i) -> bool:
+        a, b = np.searchsorted(self.docs, [i, i + 1])
+        return bool(b > a)
+
+    def __len__(self) -> int:
+        return len(np.unique(self.docs))
+
+    def __bool__(self) -> bool:
+        return len(self.docs) > 0
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, DocWords):
+            return NotImplemented
+        return np.array_equal(self.docs, other.docs) and np.array_equal(self.words, other.words)
+
+    __hash__ = None
+
+
 @dataclass(frozen=True)
 class ScoreResult:
     """Scores of all documents for each bias measure (arrays aligned with ``doc_ids``)."""
@@ -21,7 +51,7 @@ class ScoreResult:
     delta_bias_if_removed: dict[str, np.ndarray]
     bias_value: dict[str, float]
     word_contributions: dict[str, dict[str, float]]   # predicted total change carried by each test word
-    doc_words: dict[int, tuple[int, ...]]              # doc index -> vocabulary indices of test words it holds
+    doc_words: "DocWords | dict"                       # doc index -> vocabulary indices of test words it holds
     estimator: EstimatorConfig
     solver_info: dict[str, dict]
     timings: dict[str, float] = field(default_factory=dict)

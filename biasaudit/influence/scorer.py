@@ -27,10 +27,13 @@ from .cg import solve_cg
 from .estimators import EstimatorConfig
 from .lissa import solve_lissa
 from .predict import PairBlockPredictor, PairSolvePredictor
-from .result import ScoreResult
+from .result import DocWords, ScoreResult
 from .stability import DocWordBasis
 
 SOLVERS = {"block": solve_block, "gradient-dot": solve_gradient_dot, "cg": solve_cg, "lissa": solve_lissa}
+MAX_INSTANCES = 4_000_000   # test-word pair instances kept from the first pass (~100 MB); beyond, a second pass
+BASIS_CANDIDATES = 2_000    # documents per test and direction whose per-word gradients stability resamples,
+                            # when the corpus has more (a document ranked lower never reaches a resample's top 100)
 
 
 @dataclass
@@ -64,6 +67,7 @@ def _pass_1(corpus: Corpus, st: _Setup, keep_instances: bool, progress=None) -> 
     sums = PairSums() if st.full else None
     doc_ids: list[str] = []
     inst_k, inst_x, inst_d, holds = [], [], [], []
+    n_inst = 0
     for batch in encode_batches(corpus, st.vocab, st.batch_size):
         off = len(doc_ids)
         doc_ids.extend(batch.ids)
@@ -79,6 +83,9 @@ def _pass_1(corpus: Corpus, st: _Setup, keep_instances: bool, progress=None) -> 
                 n_dense += np.bincount(k, weights=x, minlength=R * V)
                 if keep_instances:
                     inst_k.append(k); inst_x.append(x); inst_d.append(d + off)
+                    n_inst += len(k)
+                    if n_inst > MAX_INSTANCES:     # memory bounded by the corpus no more: score in a second pass
+                        keep_instances, inst_k, inst_x, inst_d = False, [], [], []
         if progress:
             progress("reading documents", len(doc_ids), None)
     held = np.concatenate(holds) if holds else np.zeros(0, np.int64)
@@ -110,9 +117,27 @@ def _pass_2(corpus: Corpus, st: _Setup, values: dict, keys: np.ndarray | None, p
     """Second pass: score every document of ``corpus`` with the solved directions (``values``: per measure
     (h, g); h dense over test rows x V, or aligned with the sorted ``keys`` for cg / lissa)."""
     V = len(st.vocab)
-    if not st.full:
-        r = _pass_1(corpus, st, keep_instances=True)
-        return _score_instances(*r["instances"], len(r["doc_ids"]), st, values)
+    if not st.full:                    # block / gradient-dot: a batch's test-word pairs at a time
+        mask = st.test_mask
+        row_pos = np.full(V, -1, dtype=np.int64)
+        row_pos[st.rows] = np.arange(len(st.rows))
+        parts = {name: [] for name in values}
+        word_tot = {name: np.zeros(V) for name in values}
+        off = 0
+        for batch in encode_batches(corpus, st.vocab, st.batch_size):
+            per_doc = {name: np.zeros(len(batch.ids)) for name in values}
+            for part in batch.parts():
+                w, c, x, d = st.pairs.pairs(part, mask)
+                sc, wt = _score_instances(row_pos[w] * V + c, x, d, len(batch.ids), st, values)
+                for name in values:
+                    per_doc[name] += sc[name]
+                    word_tot[name] += wt[name]
+            for name in values:
+                parts[name].append(per_doc[name])
+            off += len(batch.ids)
+            if progress:
+                progress("scoring documents", off, n_total)
+        return {n: np.concatenate(p) if p else np.zeros(0) for n, p in parts.items()}, word_tot
     parts = {name: [] for name in values}
     word_tot = {name: np.zeros(V) for name in values}
     off = 0
@@ -161,11 +186,8 @@ def score_documents(model, corpus: Corpus, targets: list[BiasTarget],
     doc_ids = [i for f in firsts for i in f["doc_ids"]]
     n_docs = len(doc_ids)
     offsets = np.cumsum([0] + [len(f["doc_ids"]) for f in firsts])
-    lists: dict[int, list[int]] = {}
-    for f, off in zip(firsts, offsets):
-        for d, w in zip((f["held"] // V + off).tolist(), (f["held"] % V).tolist()):
-            lists.setdefault(d, []).append(w)
-    doc_words = {d: tuple(ws) for d, ws in lists.items()}
+    held = [(f["held"] // V + off, f["held"] % V) for f, off in zip(firsts, offsets)]
+    doc_words = DocWords(np.concatenate([h[0] for h in held]), np.concatenate([h[1] for h in held]))
     timings["pass_1"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
@@ -208,8 +230,8 @@ def score_documents(model, corpus: Corpus, targets: list[BiasTarget],
         vals_f = client.scatter(values, broadcast=True)
         keys_f = client.scatter(objective.keys if st.full else None, broadcast=True)
         seconds = client.gather(client.map(_pass_2, shards, st=st_f, values=vals_f, keys=keys_f, pure=False))
-    elif st.full:
-        seconds = [_pass_2(corpus, st, values, objective.keys, progress, n_docs)]
+    elif st.full or "instances" not in firsts[0]:
+        seconds = [_pass_2(corpus, st, values, objective.keys if st.full else None, progress, n_docs)]
     else:
         seconds = [_score_instances(*firsts[0]["instances"], n_docs, st, values)]
     scores = {t.name: np.concatenate([sc[t.name] for sc, _ in seconds]) for t in targets}
@@ -225,19 +247,47 @@ def score_documents(model, corpus: Corpus, targets: list[BiasTarget],
         if st.full:
             contributions[t.name]["(other words, through output vectors)"] = float(wt.sum() - wt[t.rows].sum())
     predictor = None
+    kept = None if client is not None or st.full else firsts[0].get("instances")
     if config.name == "block":
         predictor = PairBlockPredictor(objective, enumerator, rows, blocks, config.damping * mu, targets, corpus,
-                                       None if client is not None or st.full else firsts[0]["instances"])
+                                       kept)
     elif config.name in ("cg", "lissa"):
         predictor = PairSolvePredictor(model, objective, enumerator, rows, config, blocks, mu, targets, corpus)
     basis = None
     if config.name in ("block", "gradient-dot"):
-        inst = firsts[0]["instances"] if client is None else _pass_1(corpus, st, keep_instances=True)["instances"]
-        K, X, D = inst
+        K, X, D = _basis_instances(corpus, st, kept, scores, n_docs)
         d_rows, w_rows, G = objective.doc_word_gradients(rows[K // V], K % V, X, D)
         basis = DocWordBasis(d_rows, w_rows, G, n_docs, objective.U, _word_solver(config, blocks, mu, objective))
     return ScoreResult(doc_ids, scores, biases, contributions, doc_words, config, infos, timings, predictor=predictor,
                        basis=basis)
+
+
+def _basis_instances(corpus: Corpus, st: _Setup, kept, scores: dict, n_docs: int):
+    """The test-word pair instances the stability basis is built from: all of them on a corpus where they were
+    kept, else (or when documents with test words are many) those of the ``BASIS_CANDIDATES`` top documents per
+    test and direction, read again."""
+    cand = np.unique(np.concatenate([np.r_[np.argsort(s, kind="stable")[:BASIS_CANDIDATES],
+                                           np.argsort(-s, kind="stable")[:BASIS_CANDIDATES]]
+                                     for s in scores.values()]))
+    if kept is not None:
+        K, X, D = kept
+        if len(np.unique(D)) <= len(cand):
+            return K, X, D
+        m = np.isin(D, cand)
+        return K[m], X[m], D[m]
+    from .predict import selected_batches
+
+    V = len(st.vocab)
+    mask = st.test_mask
+    row_pos = np.full(V, -1, dtype=np.int64)
+    row_pos[st.rows] = np.arange(len(st.rows))
+    out = [[], [], []]
+    for off, batch in selected_batches(corpus, st.vocab, cand):
+        for part in batch.parts():
+            w, c, x, d = st.pairs.pairs(part, mask)
+            for lst, arr in zip(out, (row_pos[w] * V + c, x, d + off)):
+                lst.append(arr)
+    return tuple(np.concatenate(a) if a else np.zeros(0, t) for a, t in zip(out, (np.int64, np.float64, np.int64)))
 
 
 def _word_solver(config: EstimatorConfig, blocks: dict, mu: float, objective):

@@ -23,7 +23,7 @@ from ..corpus import Corpus
 from ..vocab import Vocab
 from .skipgram_pairs import batch_pairs, cooccurrence, keep_probabilities, noise_distribution, window_weights
 
-CHUNK = 1 << 20
+CHUNK = 1 << 16        # pairs per vectorised step: (CHUNK, dim) gathers of ~50 MB, never the whole set
 FLOAT32_NOISE_V = 20_000
 
 
