@@ -291,6 +291,11 @@ def test_sharded_scoring_on_dask_matches_in_process(tmp_path):
             # shards sum the pair weights in another order: float64 rounding, amplified a little by cg
             np.testing.assert_allclose(b.delta_bias_if_removed["planted"], a.delta_bias_if_removed["planted"],
                                        rtol=1e-5, atol=1e-9)
+            if est == "block":       # the stability basis comes from the workers' kept instances
+                from biasaudit.influence.stability import stability
+                sa = stability([a.basis], [targets], a.delta_bias_if_removed, 50)["planted"]["stability"]
+                sb = stability([b.basis], [targets], b.delta_bias_if_removed, 50)["planted"]["stability"]
+                np.testing.assert_allclose(sa, sb, atol=1e-6)
     with pytest.raises(ConfigError, match="cannot reach"):
         with dask_client("tcp://127.0.0.1:1"):
             pass

@@ -276,7 +276,8 @@ def run_experiment(spec: ExperimentSpec, out_dir: Path, overwrite: bool = False,
         log(f"{name}: skipped, {reason}")
     for name, gone in dropped.items():
         if name not in skipped:
-            log(f"{name}: dropped out-of-vocabulary words " + "; ".join(f"{k}: {', '.join(v)}" for k, v in gone.items()))
+            log(f"{name}: dropped words not in the model's vocabulary (absent or under min_count) "
+                + "; ".join(f"{k}: {', '.join(v)}" for k, v in gone.items()))
     concepts = []
     if spec.rank_by == "concept":      # rank by the audited test plus its concept test (swap-list targets)
         from ..swaps import concept_test

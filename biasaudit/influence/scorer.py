@@ -12,8 +12,11 @@ a second scores every pair of every document.
 """
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -31,9 +34,42 @@ from .result import DocWords, ScoreResult
 from .stability import DocWordBasis
 
 SOLVERS = {"block": solve_block, "gradient-dot": solve_gradient_dot, "cg": solve_cg, "lissa": solve_lissa}
-MAX_INSTANCES = 4_000_000   # test-word pair instances kept from the first pass (~100 MB); beyond, a second pass
+MAX_INSTANCES = 4_000_000   # test-word pair instances kept in memory (~100 MB); beyond, they go to a spill file
+DENSE_FLUSH = 1 << 20       # pair instances summed into the dense (test rows x V) weights at a time
+SPILL_CHUNK = 1 << 20       # instances read back from a spill file at a time
 BASIS_CANDIDATES = 2_000    # documents per test and direction whose per-word gradients stability resamples,
                             # when the corpus has more (a document ranked lower never reaches a resample's top 100)
+
+
+class _Spill:
+    """Test-word pair instances (key, weight, document) appended to raw files in a private temporary folder and
+    read back in chunks of ``SPILL_CHUNK``: scoring a large corpus without a second pass over its text, in
+    memory bounded by the chunk (24 bytes per instance on disk)."""
+
+    DTYPES = (np.int64, np.float64, np.int64)
+
+    def __init__(self):
+        self.folder = Path(tempfile.mkdtemp(prefix="biasaudit-instances-"))
+        self.files = [open(self.folder / f"{n}.bin", "wb") for n in "kxd"]
+        self.n = 0
+
+    def write(self, arrays) -> None:
+        for f, a, t in zip(self.files, arrays, self.DTYPES):
+            np.asarray(a, dtype=t).tofile(f)
+        self.n += len(arrays[0])
+
+    def chunks(self):
+        for f in self.files:
+            f.flush()
+        for start in range(0, self.n, SPILL_CHUNK):
+            count = min(SPILL_CHUNK, self.n - start)
+            yield tuple(np.fromfile(self.folder / f"{n}.bin", dtype=t, count=count, offset=start * 8)
+                        for n, t in zip("kxd", self.DTYPES))
+
+    def close(self) -> None:
+        for f in self.files:
+            f.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 @dataclass
@@ -55,10 +91,11 @@ class _Setup:
         return m
 
 
-def _pass_1(corpus: Corpus, st: _Setup, keep_instances: bool, progress=None) -> dict:
+def _pass_1(corpus: Corpus, st: _Setup, keep_instances: bool, progress=None, spill: bool = False) -> dict:
     """One pass over ``corpus``: document ids, the test words each holds, the summed pair weights (dense over
     test rows x V for block / gradient-dot; unique (input, output) keys for cg / lissa) and, when asked, every
-    test-word pair instance (key, weight, document) for scoring without a second pass."""
+    test-word pair instance (key, weight, document) for scoring without a second pass: in memory up to
+    ``MAX_INSTANCES``, beyond that in a spill file when ``spill`` (else dropped: the caller reads again)."""
     V, R = len(st.vocab), len(st.rows)
     mask = st.test_mask
     row_pos = np.full(V, -1, dtype=np.int64)
@@ -67,34 +104,56 @@ def _pass_1(corpus: Corpus, st: _Setup, keep_instances: bool, progress=None) -> 
     sums = PairSums() if st.full else None
     doc_ids: list[str] = []
     inst_k, inst_x, inst_d, holds = [], [], [], []
-    n_inst = 0
-    for batch in encode_batches(corpus, st.vocab, st.batch_size):
-        off = len(doc_ids)
-        doc_ids.extend(batch.ids)
-        has = mask[batch.tokens]
-        holds.append(np.unique((batch.doc[has] + off) * V + batch.tokens[has]))
-        for part in batch.parts():
-            if st.full:
-                w, c, x, _ = st.pairs.pairs(part)
-                sums.add(w * V + c, x)
-            else:
-                w, c, x, d = st.pairs.pairs(part, mask)
-                k = row_pos[w] * V + c
-                n_dense += np.bincount(k, weights=x, minlength=R * V)
-                if keep_instances:
-                    inst_k.append(k); inst_x.append(x); inst_d.append(d + off)
-                    n_inst += len(k)
-                    if n_inst > MAX_INSTANCES:     # memory bounded by the corpus no more: score in a second pass
-                        keep_instances, inst_k, inst_x, inst_d = False, [], [], []
-        if progress:
-            progress("reading documents", len(doc_ids), None)
+    n_inst, spilled = 0, None
+    pend_k, pend_x, n_pend = [], [], 0
+    try:
+        for batch in encode_batches(corpus, st.vocab, st.batch_size):
+            off = len(doc_ids)
+            doc_ids.extend(batch.ids)
+            has = mask[batch.tokens]
+            holds.append(np.unique((batch.doc[has] + off) * V + batch.tokens[has]))
+            for part in batch.parts():
+                if st.full:
+                    w, c, x, _ = st.pairs.pairs(part)
+                    sums.add(w * V + c, x)
+                else:
+                    w, c, x, d = st.pairs.pairs(part, mask)
+                    k = row_pos[w] * V + c
+                    pend_k.append(k); pend_x.append(x)
+                    n_pend += len(k)
+                    if n_pend > DENSE_FLUSH:   # one (R x V) bincount per million pairs, not per part
+                        n_dense += np.bincount(np.concatenate(pend_k), weights=np.concatenate(pend_x),
+                                               minlength=R * V)
+                        pend_k, pend_x, n_pend = [], [], 0
+                    if spilled is not None:
+                        spilled.write((k, x, d + off))
+                    elif keep_instances:
+                        inst_k.append(k); inst_x.append(x); inst_d.append(d + off)
+                        n_inst += len(k)
+                        if n_inst > MAX_INSTANCES:     # memory would grow with the corpus: to disk, or read again
+                            if spill:
+                                spilled = _Spill()
+                                spilled.write(tuple(np.concatenate(a) for a in (inst_k, inst_x, inst_d)))
+                            else:
+                                keep_instances = False
+                            inst_k, inst_x, inst_d = [], [], []
+            if progress:
+                progress("reading documents", len(doc_ids), None)
+    except BaseException:
+        if spilled is not None:
+            spilled.close()
+        raise
+    if pend_k:
+        n_dense += np.bincount(np.concatenate(pend_k), weights=np.concatenate(pend_x), minlength=R * V)
     held = np.concatenate(holds) if holds else np.zeros(0, np.int64)
     out = {"doc_ids": doc_ids, "held": held}
     if st.full:
         out["pairs"] = sums.result()
     else:
         out["n_dense"] = n_dense
-        if keep_instances:
+        if spilled is not None:
+            out["spill"] = spilled
+        elif keep_instances:
             out["instances"] = tuple(np.concatenate(a) if a else np.zeros(0, t) for a, t in
                                      ((inst_k, np.int64), (inst_x, np.float64), (inst_d, np.int64)))
     return out
@@ -109,6 +168,28 @@ def _score_instances(K, X, D, n_docs: int, st: _Setup, values: dict) -> tuple[di
         val = X * (h_dense[K] + g[W])
         scores[name] = np.bincount(D, weights=val, minlength=n_docs)
         word_tot[name] = np.bincount(W, weights=val, minlength=V)
+    return scores, word_tot
+
+
+def _without_instances(first: dict) -> dict:
+    """What the client needs of a shard's first pass (the instances stay on the worker)."""
+    return {k: v for k, v in first.items() if k != "instances"}
+
+
+def _score_shard(first: dict, shard: Corpus, st: _Setup, values: dict, keys) -> tuple[dict, dict]:
+    """A Dask worker's scores of one shard: from the instances its first pass kept, else a second pass."""
+    if "instances" in first:
+        return _score_instances(*first["instances"], len(first["doc_ids"]), st, values)
+    return _pass_2(shard, st, values, keys)
+
+
+def _score_spill(spill: _Spill, n_docs: int, st: _Setup, values: dict) -> tuple[dict, dict]:
+    """Scores from the spilled instances, a chunk at a time (the same sums as ``_score_instances``)."""
+    scores, word_tot = None, None
+    for K, X, D in spill.chunks():
+        sc, wt = _score_instances(K, X, D, n_docs, st, values)
+        scores = sc if scores is None else {n: scores[n] + sc[n] for n in sc}
+        word_tot = wt if word_tot is None else {n: word_tot[n] + wt[n] for n in wt}
     return scores, word_tot
 
 
@@ -180,9 +261,24 @@ def score_documents(model, corpus: Corpus, targets: list[BiasTarget],
     shards = corpus.shards() if client is not None else [corpus]
     if client is not None:
         st_f = client.scatter(st, broadcast=True)
-        firsts = client.gather(client.map(_pass_1, shards, st=st_f, keep_instances=False, pure=False))
+        # block / gradient-dot: each worker keeps its shard's test-word instances (up to the cap) where it read
+        # them, and later scores that shard from them: the text is read once, and only small arrays travel
+        shard_f = client.map(_pass_1, shards, st=st_f, keep_instances=not st.full, pure=False)
+        firsts = client.gather(client.map(_without_instances, shard_f, pure=False))
+        st_f = (st_f, shard_f)
     else:
-        firsts = [_pass_1(corpus, st, keep_instances=not st.full, progress=progress)]
+        firsts = [_pass_1(corpus, st, keep_instances=not st.full, progress=progress, spill=True)]
+    spill = firsts[0].get("spill")
+    try:
+        return _solve_and_score(model, corpus, targets, config, progress, dtype, device, client, t0, timings, V,
+                                rows, enumerator, st, shards, firsts, spill, st_f if client is not None else None)
+    finally:
+        if spill is not None:
+            spill.close()
+
+
+def _solve_and_score(model, corpus, targets, config, progress, dtype, device, client, t0, timings, V, rows,
+                     enumerator, st, shards, firsts, spill, st_f) -> ScoreResult:
     doc_ids = [i for f in firsts for i in f["doc_ids"]]
     n_docs = len(doc_ids)
     offsets = np.cumsum([0] + [len(f["doc_ids"]) for f in firsts])
@@ -229,7 +325,11 @@ def score_documents(model, corpus: Corpus, targets: list[BiasTarget],
     if client is not None:
         vals_f = client.scatter(values, broadcast=True)
         keys_f = client.scatter(objective.keys if st.full else None, broadcast=True)
-        seconds = client.gather(client.map(_pass_2, shards, st=st_f, values=vals_f, keys=keys_f, pure=False))
+        st_f, shard_f = st_f
+        seconds = client.gather(client.map(_score_shard, shard_f, shards, st=st_f, values=vals_f, keys=keys_f,
+                                           pure=False))
+    elif spill is not None:
+        seconds = [_score_spill(spill, n_docs, st, values)]
     elif st.full or "instances" not in firsts[0]:
         seconds = [_pass_2(corpus, st, values, objective.keys if st.full else None, progress, n_docs)]
     else:
@@ -255,26 +355,46 @@ def score_documents(model, corpus: Corpus, targets: list[BiasTarget],
         predictor = PairSolvePredictor(model, objective, enumerator, rows, config, blocks, mu, targets, corpus)
     basis = None
     if config.name in ("block", "gradient-dot"):
-        K, X, D = _basis_instances(corpus, st, kept, scores, n_docs)
-        d_rows, w_rows, G = objective.doc_word_gradients(rows[K // V], K % V, X, D)
+        remote = (client, shard_f, offsets) if client is not None else None
+        d_rows, w_rows, G = _basis_gradients(objective, rows, V, _basis_instances(corpus, st, kept, scores, n_docs,
+                                                                                 spill, remote))
         basis = DocWordBasis(d_rows, w_rows, G, n_docs, objective.U, _word_solver(config, blocks, mu, objective))
     return ScoreResult(doc_ids, scores, biases, contributions, doc_words, config, infos, timings, predictor=predictor,
                        basis=basis)
 
 
-def _basis_instances(corpus: Corpus, st: _Setup, kept, scores: dict, n_docs: int):
-    """The test-word pair instances the stability basis is built from: all of them on a corpus where they were
-    kept, else (or when documents with test words are many) those of the ``BASIS_CANDIDATES`` top documents per
-    test and direction, read again."""
+def _shard_candidates(first: dict, off: int, cand: np.ndarray):
+    """On a Dask worker: the kept instances of a shard's candidate documents (global document indices), or None
+    where the shard kept none."""
+    if "instances" not in first:
+        return None
+    K, X, D = first["instances"]
+    m = np.isin(D + off, cand)
+    return K[m], X[m], D[m] + off
+
+
+def _basis_instances(corpus: Corpus, st: _Setup, kept, scores: dict, n_docs: int, spill: _Spill | None = None,
+                     remote=None):
+    """The test-word pair instances the stability basis is built from, as chunks (K, X, D): all of them on a
+    corpus where they were kept, else (or when documents with test words are many) those of the
+    ``BASIS_CANDIDATES`` top documents per test and direction, from the spill file or read again."""
     cand = np.unique(np.concatenate([np.r_[np.argsort(s, kind="stable")[:BASIS_CANDIDATES],
                                            np.argsort(-s, kind="stable")[:BASIS_CANDIDATES]]
                                      for s in scores.values()]))
+    if spill is not None:
+        return (tuple(a[np.isin(D, cand)] for a in (K, X, D)) for K, X, D in spill.chunks())
+    if remote is not None:        # sharded on Dask: the workers hold the instances
+        client, shard_f, offsets = remote
+        got = client.gather(client.map(_shard_candidates, shard_f, [int(o) for o in offsets[:-1]], cand=cand,
+                                       pure=False))
+        if all(g is not None for g in got):
+            return [tuple(np.concatenate([g[i] for g in got]) for i in range(3))]
     if kept is not None:
         K, X, D = kept
         if len(np.unique(D)) <= len(cand):
-            return K, X, D
+            return [(K, X, D)]
         m = np.isin(D, cand)
-        return K[m], X[m], D[m]
+        return [(K[m], X[m], D[m])]
     from .predict import selected_batches
 
     V = len(st.vocab)
@@ -287,7 +407,21 @@ def _basis_instances(corpus: Corpus, st: _Setup, kept, scores: dict, n_docs: int
             w, c, x, d = st.pairs.pairs(part, mask)
             for lst, arr in zip(out, (row_pos[w] * V + c, x, d + off)):
                 lst.append(arr)
-    return tuple(np.concatenate(a) if a else np.zeros(0, t) for a, t in zip(out, (np.int64, np.float64, np.int64)))
+    return [tuple(np.concatenate(a) if a else np.zeros(0, t) for a, t in zip(out, (np.int64, np.float64, np.int64)))]
+
+
+def _basis_gradients(objective, rows: np.ndarray, V: int, chunks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each (document, test word)'s loss gradient from instance chunks (sums: one chunk's instances in memory at
+    a time; a document spread over several chunks gets its parts added)."""
+    parts = [objective.doc_word_gradients(rows[K // V], K % V, X, D) for K, X, D in chunks]
+    if len(parts) == 1:
+        return parts[0]
+    d = np.concatenate([p[0] for p in parts])
+    w = np.concatenate([p[1] for p in parts])
+    key, inv = np.unique(d * V + w, return_inverse=True)
+    G = np.zeros((len(key), objective.dim))
+    np.add.at(G, inv, np.concatenate([p[2] for p in parts]).astype(np.float64))
+    return key // V, key % V, G.astype(np.float32)
 
 
 def _word_solver(config: EstimatorConfig, blocks: dict, mu: float, objective):
