@@ -87,6 +87,8 @@ def lm(corpus, device: str, epochs: int) -> dict:
             kept.append(test.name)
         except Exception as e:      # a test whose words the small vocabulary lacks is skipped, and said so
             print(f"  LM: {test.name} skipped ({e})")
+    if not measures:
+        raise SystemExit("LM: no default test has all its words in the model's vocabulary; nothing to score")
     t = time.perf_counter()
     r = score_model(model, corpus, measures, EstimatorConfig(name="ekfac"), device=device)
     _sync(device)
