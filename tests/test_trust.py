@@ -89,7 +89,14 @@ def test_skipgram_group_prediction_is_the_exact_block_resolve():
     idx = np.argsort(r.delta_bias_if_removed["planted"])[:20]
     ids = {r.doc_ids[i] for i in idx}
     removed, tripled = r.predictor.predict([("planted", idx, 0), ("planted", idx, 3)])
-    for value, edited in ((removed, corpus.without(ids)), (tripled, corpus.upweight(ids, 3))):
+    # added documents that pair the test words with contexts they never met (as a counterfactual rewrite does)
+    rare = [model.vocab.index_to_key[i] for i in np.argsort(model.vocab.counts)[:12]]
+    words = [model.vocab.index_to_key[i] for i in tgt.rows]
+    added = [Document(f"new{k}", " ".join(w + " " + rare[(k + j) % len(rare)] for j, w in enumerate(words)))
+             for k in range(6)]
+    (augmented,) = r.predictor.predict([("planted", idx, 1, added)])
+    for value, edited in ((removed, corpus.without(ids)), (tripled, corpus.upweight(ids, 3)),
+                          (augmented, MemoryCorpus(list(corpus) + added))):
         o = SkipGramObjective(model, edited)
         assert value == pytest.approx(tgt.value(_skipgram_resolve(o, tgt.rows, o.U)), abs=1e-6)
 

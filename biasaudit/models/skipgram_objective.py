@@ -327,13 +327,16 @@ class SkipGramObjective:
         dn_full = torch.zeros(self.V, dtype=self.dtype, device=self.device)
         dn_full.index_add_(0, torch.as_tensor(ctx, device=self.device), torch.as_tensor(dn, dtype=self.dtype,
                                                                                        device=self.device))
-        n1 = torch.clamp(n0 + dn_full[c0], min=0.0)
+        # contexts the edit adds (a rewrite pairs the word with words it never met) join the trained ones
+        c1 = torch.unique(torch.cat([c0, torch.as_tensor(ctx, dtype=c0.dtype, device=self.device)]))
+        n_full = torch.zeros(self.V, dtype=self.dtype, device=self.device).index_add_(0, c0, n0)
+        n1 = torch.clamp(n_full[c1] + dn_full[c1], min=0.0)
         N1 = max(0.0, N0 + float(dn_full.sum()))
         residual, _ = self._word_terms(u0, c0, n0, N0)
         u = u0.clone()
         eye = torch.eye(self.dim, dtype=self.dtype, device=self.device)
         for _ in range(max_iter):
-            g, H = self._word_terms(u, c0, n1, N1)
+            g, H = self._word_terms(u, c1, n1, N1)
             step = torch.linalg.solve(H + lam * eye, g - residual + lam * (u - u0))
             u = u - step
             if float(step.norm()) <= tol * max(1.0, float(u.norm())):
