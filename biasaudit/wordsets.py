@@ -84,7 +84,8 @@ class BiasTest:
             words = tuple(w for w in s.words if w in vocab)
             if len(words) < 2:
                 raise VocabularyError(f"test {self.name!r}: set {s.name!r} ({f}) keeps {len(words)} word(s) after "
-                                      f"dropping out-of-vocabulary words ({listing}); at least 2 are needed",
+                                      f"dropping words not in the vocabulary (absent, or under min_count or "
+                                      f"--min-word-count) ({listing}); at least 2 are needed",
                                       missing=missing)
             kept[f] = WordSet(s.name, words)
         return replace(self, **kept), missing
