@@ -849,8 +849,13 @@ def debias(test: Optional[List[str]] = TestOpt,
 
     page = write_report(folder)
     for name, p in manifest["predicted"].items():
-        out.print(f"{clean(name)}: d {p['effect_size_before']:+.2f} -> {_fmt(p['predicted_effect_size'])} predicted "
-                  f"after {method} of the top {manifest['k']} (sum of scores: {_fmt(p['linear_prediction'])})")
+        out.print(f"{clean(name)}: d {p['effect_size_before']:+.2f} (p {p['p_value']:.3f}, 95% CI "
+                  f"[{p['ci_low']:+.2f}, {p['ci_high']:+.2f}], {p['n_words']} words) -> "
+                  f"{_fmt(p['predicted_effect_size'])} predicted after {method} of the top {manifest['k']} (sum of "
+                  f"scores: {_fmt(p['linear_prediction'])})", width=WIDTH)
+        if not p["significant"]:
+            out.print(f"  warning: {clean(name)}'s bias is not distinguishable from word-sampling noise (p >= 0.05 "
+                      "or the CI includes 0): the edit would move a number that may not be there", width=WIDTH)
     out.print(f"wrote {clean(folder)}/corpus.jsonl ({manifest['corpus_out']['n_documents']:,} documents, "
               f"{manifest['n_edited']:,} edited) and manifest.json\nreport: {clean(page)}")
 

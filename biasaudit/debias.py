@@ -132,8 +132,12 @@ def run_debias(model, corpus, tests, estimator, k: str, method: str, swaps=None,
         elif added:
             lin = None
         value = pred.predict([(t.name, idx, times, added)])[0] if pred is not None else None
+        ev = fam.weat(model, t, templates)       # the measure's own uncertainty, beside the prediction
         predicted[t.name] = {"effect_size_before": res.bias_value[t.name], "predicted_effect_size": value,
-                             "linear_prediction": None if lin is None else res.bias_value[t.name] + lin}
+                             "linear_prediction": None if lin is None else res.bias_value[t.name] + lin,
+                             "p_value": ev.p_value, "ci_low": ev.ci_low, "ci_high": ev.ci_high,
+                             "n_words": sum(len(ws.words) for ws in t.sets),
+                             "significant": bool(ev.p_value < 0.05 and not ev.ci_low <= 0 <= ev.ci_high)}
     with out.stage() as tmp:
         n_out, added_ids = 0, []
         lines = []

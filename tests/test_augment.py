@@ -155,6 +155,9 @@ def test_debias_writes_the_edited_corpus_manifest_and_report(planted, tmp_path):
             assert cda and {i[:-4] for i in cda} <= edited and len(rows) == n + len(cda) == n + len(m["added_ids"])
         pred = m["predicted"]["planted"]
         assert pred["predicted_effect_size"] < pred["effect_size_before"]
+        assert 0 <= pred["p_value"] <= 1 and pred["ci_low"] < pred["ci_high"]       # the uncertainty beside d
+        assert pred["n_words"] == sum(len(s.words) for s in BiasTest.from_dict(PLANTED_TEST).sets)
+        assert isinstance(pred["significant"], bool) and "95% CI" in p.stdout
         assert all("predicted_change" in e["tests"]["planted"] for e in m["edited"])
         assert m["swap_pairs"]["sha256"] == PLANTED_SWAPS.sha256 or method == "remove"
         assert "Debias" in (out / "report.html").read_text()
