@@ -201,8 +201,19 @@ EmbeddingsOpt = typer.Option(None, "--embeddings", help="Audit a model you train
 VocabOpt = typer.Option(None, "--vocab", help="--model glove --embeddings: vocab_count's vocab.txt (word count per "
                         "line). GloVe C settings not given (--window, --epochs, --embedding) are the C tool's "
                         "defaults: window 15, x_max 100, alpha 0.75, 25 iterations, W + W~.")
-SchedulerOpt = typer.Option(None, "--scheduler", help="Dask scheduler for sharded work: 'local' (a LocalCluster "
-                            "sized to this machine) or an address such as tcp://host:8786. Default: in-process.")
+
+
+def _check_scheduler(value: Optional[str]) -> Optional[str]:
+    from .distributed import check_scheduler
+    try:
+        return value if value in (None, "none") else check_scheduler(value)
+    except ConfigError as e:
+        raise typer.BadParameter(str(e).removeprefix("--scheduler: ")) from e
+
+
+SchedulerOpt = typer.Option(None, "--scheduler", callback=_check_scheduler, help="Dask scheduler for sharded work: "
+                            "'local' (a LocalCluster sized to this machine) or an address such as tcp://host:8786. "
+                            "Default: in-process.")
 
 
 def _estimators(specs, opts: "RunOptions") -> list:
@@ -725,7 +736,8 @@ def experiment(test: Optional[List[str]] = TestOpt,
                                                       "reports/<corpus>-<model>-experiment-<hash>/"),
                overwrite: bool = typer.Option(False, "--overwrite", help="Reuse a folder holding another "
                                               "experiment (its files, and only those, are deleted first)."),
-               scheduler: str = typer.Option("local", "--scheduler", help="Where retrains run: 'local' (a Dask "
+               scheduler: str = typer.Option("local", "--scheduler", callback=_check_scheduler, help="Where "
+                                             "retrains run: 'local' (a Dask "
                                              "LocalCluster, one worker per core), a scheduler address "
                                              "(tcp://host:8786), or 'none' (in this process)."),
                embeddings: Optional[Path] = EmbeddingsOpt, vocab: Optional[Path] = VocabOpt,

@@ -2,14 +2,98 @@
 worker process per core) or the address of a running scheduler (``tcp://host:8786``); none means in-process.
 
 Workers must be able to read the corpus files at the same paths (a shared file system) and import biasaudit.
+
+Trust: a cluster is trusted completely (Dask moves results as pickles: a hostile worker's result runs code in this
+process), so use only your own. What is bounded here is time: the whole connection (TCP, handshake, the first
+exchange) must finish within ``$BIASAUDIT_DASK_TIMEOUT`` seconds (default 30), or it is one line naming the
+address. Only plain ``tcp://HOST:PORT`` addresses are taken (no TLS or UCX: they need settings this tool does not
+pass). The local cluster listens on 127.0.0.1 only, its dashboard included.
 """
 from __future__ import annotations
 
 import os
+import re
+import threading
 from contextlib import contextmanager
 from typing import Iterator
 
 from .errors import ConfigError
+
+TIMEOUT_ENV = "BIASAUDIT_DASK_TIMEOUT"
+DEFAULT_TIMEOUT = 30.0
+_ADDRESS = re.compile(r"(?:tcp://)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):(?P<port>[0-9]{1,5})")
+
+
+def check_scheduler(scheduler: str) -> str:
+    """``scheduler`` if it is ``local`` or ``tcp://HOST:PORT`` (``HOST:PORT`` is read as tcp); else a ConfigError
+    saying what is taken."""
+    if scheduler == "local":
+        return scheduler
+    scheme = scheduler.split("://", 1)[0].lower() if "://" in scheduler else None
+    if scheme is not None and scheme != "tcp":
+        raise ConfigError(f"--scheduler: {scheme[:20]}:// is not supported; give 'local' or a plain "
+                          "tcp://HOST:PORT address")
+    m = _ADDRESS.fullmatch(scheduler)
+    if m is None or not 0 < int(m["port"]) < 65536:
+        raise ConfigError(f"--scheduler: {scheduler[:80]!r} is not an address of the form tcp://HOST:PORT "
+                          "(or 'local')")
+    return scheduler
+
+
+def connect_timeout() -> float:
+    """Seconds the whole connection to a scheduler may take: ``$BIASAUDIT_DASK_TIMEOUT``, default 30."""
+    raw = os.environ.get(TIMEOUT_ENV)
+    if raw is None or not raw.strip():
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 24 * 3600:
+        raise ConfigError(f"{TIMEOUT_ENV}={raw[:40]!r} is not a number of seconds between 0 and 86400")
+    return value
+
+
+def _connect(address: str, timeout: float):
+    """A Client for ``address``, given up after ``timeout`` seconds whatever the peer does. distributed's own
+    timeout covers the TCP connection but not a peer that accepts and never answers, so the Client is made in a
+    daemon thread under a hard deadline; an abandoned attempt is closed if it ever finishes."""
+    from dask.distributed import Client
+
+    box: dict = {}
+    abandoned = threading.Event()
+
+    def attempt():
+        try:
+            client = Client(address, timeout=f"{timeout}s")
+        except BaseException as e:          # noqa: BLE001 - reported by the caller, in its thread
+            box["error"] = e
+            return
+        if abandoned.is_set():
+            try:
+                client.close()
+            except Exception:  # noqa: BLE001 - the caller has already reported the timeout
+                pass
+            return
+        box["client"] = client
+
+    thread = threading.Thread(target=attempt, name="biasaudit-dask-connect", daemon=True)
+    thread.start()
+    thread.join(timeout + 2)
+    if thread.is_alive():
+        abandoned.set()
+        raise ConfigError(f"the Dask scheduler at {address} timed out: no answer within {timeout:g} s "
+                          f"(set {TIMEOUT_ENV} to wait longer)")
+    if "client" in box:
+        return box["client"]
+    e = box["error"]
+    if isinstance(e, (OSError, TimeoutError)) and "timed out" in str(e).lower():
+        raise ConfigError(f"the Dask scheduler at {address} timed out: no answer within {timeout:g} s "
+                          f"(set {TIMEOUT_ENV} to wait longer)") from e
+    if isinstance(e, Exception):   # refused, unreachable, or not speaking Dask's protocol
+        cause = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"cannot reach the Dask scheduler at {address} ({cause})") from e
+    raise e
 
 
 @contextmanager
@@ -18,14 +102,18 @@ def dask_client(scheduler: str | None, n_workers: int | None = None) -> Iterator
     if scheduler is None:
         yield None
         return
+    check_scheduler(scheduler)
+    timeout = connect_timeout() if scheduler != "local" else None
     try:
         from dask.distributed import Client, LocalCluster
     except ImportError as e:
         raise ConfigError("--scheduler needs dask.distributed: pip install 'biasaudit[dask]'") from e
     if scheduler == "local":
         n = n_workers or max(1, os.cpu_count() or 1)
-        # ":0": any free port for the scheduler's HTTP endpoint (no clash with another cluster on 8787)
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0")
+        # this machine only: the scheduler, the workers and the dashboard listen on 127.0.0.1 (port 0: any free
+        # one, no clash with another cluster on 8786/8787)
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address="127.0.0.1:0")
         client = Client(cluster)
         try:
             yield client
@@ -33,10 +121,7 @@ def dask_client(scheduler: str | None, n_workers: int | None = None) -> Iterator
             client.close()
             cluster.close()
         return
-    try:
-        client = Client(scheduler, timeout="10s")
-    except (OSError, TimeoutError, ValueError) as e:
-        raise ConfigError(f"cannot reach the Dask scheduler at {scheduler!r} ({e})") from e
+    client = _connect(scheduler, timeout)
     try:
         yield client
     finally:
