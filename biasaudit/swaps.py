@@ -133,7 +133,7 @@ def load_swaps(path: str | Path | None) -> SwapList:
         return bundled_swaps()
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")      # a byte-order mark at the start is not text
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"--swap-pairs: cannot read {path} ({getattr(e, 'strerror', None) or e})") from e
     pairs = []
@@ -142,6 +142,11 @@ def load_swaps(path: str | Path | None) -> SwapList:
             data = json.loads(text)
         except json.JSONDecodeError as e:
             raise ConfigError(f"--swap-pairs: {path}: line {e.lineno}: not valid JSON ({e.msg})") from None
+        except RecursionError:
+            raise ConfigError(f"--swap-pairs: {path}: JSON nested too deeply to be a list of pairs") from None
+        except ValueError as e:          # an integer of thousands of digits (Python's int conversion limit)
+            raise ConfigError(f"--swap-pairs: {path}: holds a number too long to read "
+                              f"({str(e).splitlines()[0][:80]})") from None
         data = data.get("pairs") if isinstance(data, dict) else data
         if not isinstance(data, list):
             raise ConfigError(f"--swap-pairs: {path}: expected a list of [word, word] pairs")
