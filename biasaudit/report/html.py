@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from ..errors import ArtifactError
-from ..io import atomic_write_text, read_manifest
+from ..io import MANIFEST, atomic_write_text, read_manifest, write_json
 from ..vocab import TOKEN
 
 
@@ -278,7 +278,8 @@ def render(folder: Path) -> str:
 
 
 def write_report(folder: str | Path) -> Path:
-    """Render ``folder/report.html`` atomically and return its path."""
+    """Render ``folder/report.html`` atomically and return its path. A report.html that this folder's manifest
+    does not list (a user's own page, a folder biasaudit did not write) is never replaced."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ArtifactError(f"{folder}: not a folder of biasaudit results")
@@ -286,6 +287,13 @@ def write_report(folder: str | Path) -> Path:
     if manifest is not None and not manifest.get("complete", True):
         raise ArtifactError(f"{folder}: the run that writes this folder did not finish; rerun the same command "
                             "(it resumes) before writing the report")
+    page = folder / "report.html"
+    listed = manifest is not None and "report.html" in manifest.get("files", [])
+    if (page.exists() or page.is_symlink()) and not listed:
+        raise ArtifactError(f"{page}: not written by biasaudit (no manifest of this folder lists it); nothing is "
+                            "replaced: move it away to write the report here")
     html = render(folder)
-    atomic_write_text(folder / "report.html", html)
-    return folder / "report.html"
+    if manifest is not None and not listed:     # listed before it exists: a crash never leaves an unlisted page
+        write_json(folder / MANIFEST, {**manifest, "files": sorted({*manifest.get("files", []), "report.html"})})
+    atomic_write_text(page, html)
+    return page
