@@ -21,6 +21,9 @@ def score_model(model, corpus, targets, estimator, progress=None, client=None, d
 
     fam = family_of(model)
     check_estimators([estimator], fam)
+    if estimator.name == "magic":      # exact metagradients through the recorded run, whatever the objective
+        from .magic import score_magic
+        return score_magic(model, corpus, targets, estimator, progress=progress, device=device)
     if fam.objective_kind == "pairs":
         from .scorer import score_documents
         return score_documents(model, corpus, targets, estimator, progress=progress, client=client, device=device)

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, fields, replace
 
 from ..errors import ConfigError
 
-ESTIMATORS = ("block", "cg", "lissa", "gradient-dot", "ekfac")   # which fit a model family: its ``estimators``
+ESTIMATORS = ("block", "cg", "lissa", "gradient-dot", "ekfac", "magic")   # which fit a model family: its ``estimators``
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class EstimatorConfig:
 
     @property
     def label(self) -> str:
-        return f"{self.name}:damping={self.damping:g}" if self.name != "gradient-dot" else self.name
+        return f"{self.name}:damping={self.damping:g}" if self.name not in ("gradient-dot", "magic") else self.name
 
     def to_dict(self) -> dict:
         return asdict(self)

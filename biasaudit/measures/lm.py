@@ -109,7 +109,8 @@ def sequence_log_probs(net, seqs: list[list[int]], n_scored: list[int], pad_id: 
     rows_t, pos_t = torch.tensor(rows, device=dev), torch.tensor(pos, device=dev)
     hidden = net.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state   # (N, L, H)
     h = hidden[rows_t, pos_t - 1]                                                      # (M, H)
-    logp = torch.log_softmax(net.get_output_embeddings()(h).float(), dim=-1)            # (M, V)
+    logits = net.get_output_embeddings()(h)                                            # (M, V)
+    logp = torch.log_softmax(logits if logits.dtype == torch.float64 else logits.float(), dim=-1)
     tok = logp.gather(1, ids[rows_t, pos_t][:, None])[:, 0]                             # (M,)
     return torch.zeros(len(seqs), device=dev, dtype=tok.dtype).index_add(0, rows_t, tok)
 

@@ -37,6 +37,7 @@ from ..errors import ArtifactError, ConfigError, CorpusError
 from ..io import public_mode, to_json
 from ..vocab import TOKENIZER, build_vocab, tokenize
 from .base import Config, Progress, register, resolve_device, setting, versions
+from .checkpoint import check_checkpoint, check_loading_info, fault_line, is_panic
 
 FORMAT_VERSION = 1
 SPECIALS = ("<pad>", "<unk>", "<bos>", "<eos>")
@@ -65,6 +66,7 @@ class LMConfig(Config):
                                        "influence assumes).")
     warmup: float = setting(0.05, "Fraction of steps of linear warm-up.")
     seed: int = setting(1, "Training seed: initialisation and batch order.")
+    dtype: str = setting("float32", "Parameter dtype: float32, or float64 (slow; for exactness checks).")
     finetune: str = setting("", "A local HF causal-LM checkpoint folder to fine-tune on the corpus (its architecture "
                                 "and tokenizer; the size settings above are then unused). Empty: train from "
                                 "scratch.")
@@ -81,6 +83,8 @@ class LMConfig(Config):
             raise ConfigError("LMConfig: learning_rate > 0, weight_decay >= 0 and 0 <= warmup < 1 are required")
         if not isinstance(self.min_steps, int) or isinstance(self.min_steps, bool) or self.min_steps < 0:
             raise ConfigError(f"LMConfig.min_steps must be a whole number >= 0, got {self.min_steps!r}")
+        if self.dtype not in ("float32", "float64"):
+            raise ConfigError(f"LMConfig.dtype must be float32 or float64, got {self.dtype!r}")
         if not isinstance(self.finetune, str):
             raise ConfigError(f"LMConfig.finetune must be a folder path, got {self.finetune!r}")
         self._seed()
@@ -89,6 +93,8 @@ class LMConfig(Config):
         d = super().to_dict()
         if not d["finetune"]:
             del d["finetune"]      # the keys of models trained from scratch are unchanged
+        if d["dtype"] == "float32":
+            del d["dtype"]
         return d
 
 
@@ -126,8 +132,9 @@ class WordEncoder:
 class HFEncoder:
     """A foreign checkpoint's own tokenizer (words may be several tokens)."""
 
-    def __init__(self, tok):
+    def __init__(self, tok, source: Path | None = None):
         self.tok = tok
+        self.source = source       # the checkpoint folder (named when its tokenizer panics)
         self.bos_id = tok.bos_token_id
         self.eos_id = tok.eos_token_id
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
@@ -137,7 +144,13 @@ class HFEncoder:
         return len(self.tok)
 
     def encode(self, text: str) -> list[int]:
-        return self.tok(text, add_special_tokens=False)["input_ids"]
+        try:
+            return self.tok(text, add_special_tokens=False)["input_ids"]
+        except BaseException as e:       # a Rust panic (pyo3's PanicException) is a BaseException
+            if not is_panic(e):
+                raise
+            raise ArtifactError(f"{self.source}/tokenizer.json: the tokenizer failed on {text[:40]!r} "
+                                f"({fault_line(e)})") from e
 
     def known(self, word: str) -> bool:
         ids = self.encode(" " + word)
@@ -197,7 +210,8 @@ def token_losses(net, batch: dict) -> torch.Tensor:
     """Per-example SUMMED next-token loss, (batch,)."""
     logits = net(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # (b, L, V)
     labels = batch["labels"][:, 1:]
-    nll = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels.flatten(),
+    logits = logits if logits.dtype == torch.float64 else logits.float()
+    nll = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), labels.flatten(),
                                             ignore_index=-100, reduction="none").view(labels.shape)
     return nll.sum(1)
 
@@ -270,6 +284,7 @@ class LMModel:
         folder = Path(folder)
         if not (folder / "config.json").exists():
             raise ArtifactError(f"{folder}: not a model folder (no config.json)")
+        check_checkpoint(folder)      # no code, no hub kernels, a tokenizer.json tokenizers can read safely
         head = None
         if (folder / META_FILE).exists():
             try:
@@ -285,11 +300,13 @@ class LMModel:
         else:
             _check_safetensors_only(folder)
         try:
-            net = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, use_safetensors=True,
-                                                       dtype=torch.float32).to(device)
+            net, info = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, use_safetensors=True,
+                                                             dtype=torch.float32, trust_remote_code=False,
+                                                             output_loading_info=True)
         except Exception as e:   # transformers raises many types for a broken checkpoint
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ArtifactError(f"{folder}: cannot load the checkpoint ({first[:200]})") from e
+            raise ArtifactError(f"{folder}: cannot load the checkpoint ({fault_line(e)})") from e
+        check_loading_info(folder, info)
+        net = net.to(device)
         net.eval()
         if head is not None and head.get("tokenizer") != "checkpoint":
             try:
@@ -298,16 +315,18 @@ class LMModel:
             except (KeyError, TypeError, ValueError, ConfigError) as e:
                 raise ArtifactError(f"{folder}/{META_FILE}: corrupted ({e})") from e
         try:
-            tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-        except (OSError, ValueError) as e:
-            raise ArtifactError(f"{folder}: cannot load the tokenizer ({str(e).splitlines()[0]})") from e
+            tok = AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
+        except BaseException as e:       # tokenizers may panic (a BaseException); other faults are Exceptions
+            if not (isinstance(e, Exception) or is_panic(e)):
+                raise
+            raise ArtifactError(f"{folder}: cannot load the tokenizer ({fault_line(e)})") from e
         if head is not None:        # a model fine-tuned here from a checkpoint: the checkpoint's tokenizer
             try:
-                return cls(net, HFEncoder(tok), LMConfig.from_dict(head["config"]), dict(head["corpus"]),
+                return cls(net, HFEncoder(tok, folder), LMConfig.from_dict(head["config"]), dict(head["corpus"]),
                            dict(head.get("meta", {})))
             except (KeyError, TypeError, ValueError, ConfigError) as e:
                 raise ArtifactError(f"{folder}/{META_FILE}: corrupted ({e})") from e
-        return cls(net, HFEncoder(tok), None, {}, {"checkpoint": str(folder)})
+        return cls(net, HFEncoder(tok, folder), None, {}, {"checkpoint": str(folder)})
 
 
 def _check_safetensors_only(folder: Path) -> None:
@@ -366,9 +385,11 @@ def word_encoder(corpus: Corpus, min_count: int) -> "WordEncoder":
 
 
 def train_lm(corpus: Corpus, config: LMConfig = LMConfig(), progress: Progress | None = None,
-             device: str = "cpu", encoder: "WordEncoder | None" = None) -> LMModel:
+             device: str = "cpu", encoder: "WordEncoder | None" = None,
+             doc_weights: np.ndarray | None = None) -> LMModel:
     """Build the vocabulary (or use ``encoder``'s), then train a tiny Llama from scratch (see the module
-    docstring)."""
+    docstring). ``doc_weights`` (one per document, default 1) multiply each document's loss terms with the batches
+    unchanged: the weights the metagradient differentiates (``--estimator magic``)."""
     corpus.scan()          # an empty corpus or repeated ids fail here, before any work
     dev = resolve_device(device)
     t0 = time.perf_counter()
@@ -377,14 +398,14 @@ def train_lm(corpus: Corpus, config: LMConfig = LMConfig(), progress: Progress |
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         if config.finetune:
-            start = LMModel.load(config.finetune, str(dev))
-            net, encoder = start.net, start.encoder
+            net, encoder = initial_net(config, None, dev)
             origin = {"finetuned_from": config.finetune, "checkpoint_sha256": checkpoint_hash(config.finetune),
                       "architecture": type(net).__name__}
         else:
             encoder = encoder or word_encoder(corpus, config.min_count)
-            net, origin = build_net(config, len(encoder)).to(dev), {}
-        return _train_loop(net, encoder, corpus, config, progress, dev, t0, origin)
+            net, _ = initial_net(config, encoder, dev)
+            origin = {}
+        return _train_loop(net, encoder, corpus, config, progress, dev, t0, origin, doc_weights)
 
 
 def checkpoint_hash(folder: str | Path) -> str:
@@ -398,48 +419,133 @@ def checkpoint_hash(folder: str | Path) -> str:
     return h.hexdigest()
 
 
-def _train_loop(net, encoder, corpus: Corpus, config: LMConfig, progress, dev, t0: float, origin: dict) -> LMModel:
-    ex = make_examples(corpus, encoder, config.max_len)
-    pad = encoder.pad_id
+RUN_RECORD = 1   # version of the run record saved in a model's meta["run"] (what replay needs besides the config)
+
+
+def step_seed(seed: int, step: int) -> int:
+    """The global torch seed set before optimizer step ``step``: dropout (and any sampling inside the network) is a
+    function of (seed, step) alone, so any step can be replayed on its own."""
+    return (int(seed) * 1_000_003 + int(step) * 7919 + 17) % (2 ** 63 - 1)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The optimizer steps of one training run: epochs, steps and the learning-rate factor of each step."""
+    epochs: int
+    per_epoch: int
+    n_steps: int
+    warm: int
+
+    @classmethod
+    def of(cls, config: LMConfig, n_examples: int) -> "Schedule":
+        per_epoch = math.ceil(n_examples / config.batch_size)
+        epochs = config.epochs if config.finetune else max(config.epochs, math.ceil(config.min_steps / per_epoch))
+        n_steps = epochs * per_epoch
+        return cls(epochs, per_epoch, n_steps, max(1, int(config.warmup * n_steps)))
+
+    def factor(self, s: int) -> float:
+        """Linear warm-up over ``warm`` steps, then linear decay to zero (torch's LambdaLR at step s)."""
+        return min((s + 1) / self.warm, max(0.0, (self.n_steps - s) / max(1, self.n_steps - self.warm)))
+
+
+def run_batches(ex: Examples, config: LMConfig, schedule: Schedule):
+    """Every step's example indices, in training order (a function of the seed and the examples alone)."""
     gen = torch.Generator().manual_seed(config.seed)
     lengths = np.array([len(x) for x in ex.ids])
-    per_epoch = math.ceil(len(ex.ids) / config.batch_size)
-    epochs = config.epochs if config.finetune else max(config.epochs, math.ceil(config.min_steps / per_epoch))
-    n_steps = epochs * per_epoch
+    for _ in range(schedule.epochs):
+        yield from length_batches(lengths, config.batch_size, gen)
+
+
+def make_optimizer(net, config: LMConfig, schedule: Schedule):
     opt = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    warm = max(1, int(config.warmup * n_steps))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warm, max(0.0, (n_steps - s) / max(1, n_steps - warm))))
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, schedule.factor)
+
+
+def weighted_batch_loss(net, ex: Examples, idx: np.ndarray, pad: int, dev, example_weight=None):
+    """The step's loss: the weighted sum of the batch's per-example summed token losses over its token count
+    (weights 1: the mean next-token loss). Returns (loss, per-example losses, tokens)."""
+    batch = {k: v.to(dev) for k, v in collate([ex.ids[i] for i in idx], pad).items()}
+    per_example = token_losses(net, batch)
+    tokens = int((batch["labels"][:, 1:] != -100).sum())
+    weighted = per_example if example_weight is None else per_example * example_weight
+    return weighted.sum() / tokens, per_example, tokens
+
+
+def _train_loop(net, encoder, corpus: Corpus, config: LMConfig, progress, dev, t0: float, origin: dict,
+                doc_weights: np.ndarray | None = None) -> LMModel:
+    ex = make_examples(corpus, encoder, config.max_len)
+    pad = encoder.pad_id
+    sched_ = Schedule.of(config, len(ex.ids))
+    opt, sched = make_optimizer(net, config, sched_)
+    ex_w = None
+    if doc_weights is not None:
+        ex_w = torch.as_tensor(np.asarray(doc_weights, dtype=np.float64)[ex.doc], dtype=_dtype(config), device=dev)
+    batches = hashlib.sha256()
     net.train()
     losses, step = [], 0
     if progress:
-        progress("train", 0, epochs)
-    for epoch in range(epochs):
-        total, n_tok = 0.0, 0
-        for idx in length_batches(lengths, config.batch_size, gen):
-            batch = {k: v.to(dev) for k, v in collate([ex.ids[i] for i in idx], pad).items()}
-            per_example = token_losses(net, batch)
-            tokens = int((batch["labels"][:, 1:] != -100).sum())
-            loss = per_example.sum() / tokens
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            step += 1
-            total += float(per_example.detach().sum())
-            n_tok += tokens
-        losses.append(total / n_tok)
-        if not np.isfinite(losses[-1]):
-            raise CorpusError("LM training diverged (non-finite loss); lower the learning rate")
-        if progress:
-            progress("train", epoch + 1, epochs)
+        progress("train", 0, sched_.n_steps)
+    per_epoch_total, per_epoch_tok = 0.0, 0
+    for idx in run_batches(ex, config, sched_):
+        batches.update(np.asarray(idx, dtype=np.int64).tobytes())
+        torch.manual_seed(step_seed(config.seed, step))
+        loss, per_example, tokens = weighted_batch_loss(net, ex, idx, pad, dev,
+                                                        None if ex_w is None else ex_w[torch.as_tensor(idx)])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        step += 1
+        per_epoch_total += float(per_example.detach().sum())
+        per_epoch_tok += tokens
+        if step % sched_.per_epoch == 0:
+            losses.append(per_epoch_total / per_epoch_tok)
+            per_epoch_total, per_epoch_tok = 0.0, 0
+            if not np.isfinite(losses[-1]):
+                raise CorpusError("LM training diverged (non-finite loss); lower the learning rate")
+        if progress and (step % max(1, sched_.n_steps // 200) == 0 or step == sched_.n_steps):
+            progress("train", step, sched_.n_steps)
     net.eval()
+    run = {"version": RUN_RECORD, "optimizer": "adamw", "betas": list(opt.defaults["betas"]),
+           "eps": opt.defaults["eps"], "steps": step, "warmup_steps": sched_.warm, "batches_sha256": batches.hexdigest(),
+           "threads": torch.get_num_threads(), "dtype": config.dtype, "weighted": doc_weights is not None}
     return LMModel(net, encoder, config, corpus.describe(),
                    {"train_seconds": round(time.perf_counter() - t0, 3), "n_examples": len(ex.ids),
-                    "n_tokens": ex.n_tokens, "vocab_size": len(encoder), "steps": step, "epochs": epochs,
+                    "n_tokens": ex.n_tokens, "vocab_size": len(encoder), "steps": step, "epochs": sched_.epochs,
                     "loss_per_epoch": [round(v, 5) for v in losses], "device": str(dev),
-                    "parameters": int(sum(p.numel() for p in net.parameters())), **origin,
+                    "parameters": int(sum(p.numel() for p in net.parameters())), **origin, "run": run,
                     "versions": versions("transformers", "torch", "numpy")})
+
+
+def _dtype(config: LMConfig) -> torch.dtype:
+    return torch.float64 if config.dtype == "float64" else torch.float32
+
+
+def _rms_norm_in_dtype(self, hidden_states: torch.Tensor) -> torch.Tensor:
+    """LlamaRMSNorm without its float32 round trip (which would quantise a float64 network to float32)."""
+    variance = hidden_states.pow(2).mean(-1, keepdim=True)
+    return self.weight * (hidden_states * torch.rsqrt(variance + self.variance_epsilon))
+
+
+def _keep_float64(net) -> None:
+    """A float64 network stays float64 throughout: the norms' float32 round trip is taken out."""
+    import types
+    for m in net.modules():
+        if type(m).__name__.endswith("RMSNorm") and hasattr(m, "variance_epsilon"):
+            m.forward = types.MethodType(_rms_norm_in_dtype, m)
+
+
+def initial_net(config: LMConfig, encoder, dev):
+    """The network a run starts from: the checkpoint's (fine-tuning) or a fresh one drawn from the seed, in the
+    run's dtype. Call with the global generator seeded by ``config.seed`` (``train_lm`` does; so does replay)."""
+    if config.finetune:
+        start = LMModel.load(config.finetune, str(dev))
+        net, encoder = start.net.to(_dtype(config)), start.encoder
+    else:
+        net = build_net(config, len(encoder)).to(dev).to(_dtype(config))
+    if config.dtype == "float64":
+        _keep_float64(net)
+    return net, encoder
 
 
 @torch.no_grad()
@@ -491,7 +597,7 @@ class LMFamily:
     label = "LM"
     config_type = LMConfig
     options = frozenset({"min_count", "epochs", "seed"})
-    estimators = ("ekfac", "gradient-dot")
+    estimators = ("ekfac", "gradient-dot", "magic")
     modes = ("scratch",)
     objective_kind = "task"
     word_vectors = False
@@ -529,7 +635,8 @@ class LMFamily:
     def cache_spec(self, corpus_hash: str, config: LMConfig) -> dict:
         import transformers
         spec = {"model": "lm", "corpus": corpus_hash, "config": config.to_dict(), "tokenizer": TOKENIZER,
-                "torch": torch.__version__, "transformers": transformers.__version__, "format": FORMAT_VERSION}
+                "torch": torch.__version__, "transformers": transformers.__version__, "format": FORMAT_VERSION,
+                "run_record": RUN_RECORD}
         if config.finetune:
             spec["config"] = {**spec["config"], "finetune": None}    # the weights decide, not the path
             spec["tokenizer"] = "checkpoint"
@@ -580,6 +687,26 @@ class LMFamily:
 
     def objective(self, model):
         return model
+
+    def replay(self, model, corpus, device: str = "cpu"):
+        """The model's recorded training run (``--estimator magic``); refused in one line where there is none."""
+        from .lm_replay import LMReplay
+        return LMReplay(model, corpus, device)
+
+    def replay_refusal(self, model) -> str | None:
+        from .lm_replay import replay_refusal
+        return replay_refusal(model)
+
+    def magic_words(self, model, corpus, measures, replay):
+        """The measures' words and, per document, the indices of those it holds (for the report)."""
+        words = tuple(dict.fromkeys(w for m in measures for w in m.words))
+        pos = {w: i for i, w in enumerate(words)}
+        out = {}
+        for i, d in enumerate(corpus):
+            hit = {pos[t] for t in tokenize(d.text) if t in pos}
+            if hit:
+                out[i] = tuple(sorted(hit))
+        return words, out
 
 
 FAMILY = register(LMFamily())

@@ -1,0 +1,205 @@
+"""The recorded training run of an LM trained here, replayed step by step, and the reverse (vector-Jacobian) step
+that exact metagradients need (``--estimator magic``, ``biasaudit.influence.magic``).
+
+Decided here:
+- The run is a function of the saved config, the saved tokenizer and the corpus: the initial network (the seed's
+  draw, or the fine-tuned checkpoint, whose hash is checked), each step's examples (``run_batches``), its learning
+  rate (``Schedule``) and its dropout draws (the global generator seeded by ``step_seed`` before each step). The
+  record in ``meta["run"]`` holds what the config does not (optimizer constants, a hash of the batch order, the
+  thread count). A replay runs torch's own AdamW on the same inputs, so it reproduces the saved weights bit for bit
+  on the same machine and thread count; the final weights are compared with the saved ones, and a replay that does
+  not reach them is refused (a different thread count can change the last bits: the tolerance is stated).
+- Document weights w (all 1 in the audited run) multiply each document's per-example losses inside the step's
+  loss, with the batches unchanged: L_t(theta, w) = sum_i w_doc(i) l_i(theta) / tokens_t. The reverse step
+  differentiates one AdamW update, written out in torch (decoupled weight decay, bias-corrected moments, eps added
+  to the corrected root), through theta_t, its moments and w.
+- State: (parameters, first moments, second moments), each a list aligned with ``net.named_parameters()``.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+
+import numpy as np
+import torch
+
+from ..corpus import Corpus
+from ..errors import ConfigError
+from .lm import (RUN_RECORD, LMModel, Schedule, _dtype, checkpoint_hash, initial_net, make_examples,
+                 make_optimizer, run_batches, step_seed, weighted_batch_loss)
+
+
+class _Bound:
+    """The network called with given parameter tensors (torch.func.functional_call), for double backward."""
+
+    def __init__(self, net, params: dict):
+        self.net, self.params = net, params
+
+    def __call__(self, **kwargs):
+        return torch.func.functional_call(self.net, self.params, (), kwargs)
+
+
+def replay_refusal(model) -> str | None:
+    """Why ``model`` cannot be replayed (one line naming the alternative), or None."""
+    if model.config is None:
+        return ("a foreign checkpoint has no recorded training run to differentiate; fine-tune it here "
+                "(--checkpoint DIR --finetune) to audit it with --estimator magic")
+    run = model.meta.get("run")
+    if not isinstance(run, dict) or run.get("version") != RUN_RECORD:
+        return ("this LM was saved without the record of its training run (trained by an older biasaudit); "
+                "train it again (--overwrite, or a fresh --cache) to audit it with --estimator magic")
+    if run.get("weighted"):
+        return "this LM was trained with document weights; magic differentiates runs with every weight 1"
+    return None
+
+
+class LMReplay:
+    """The audited model's training run, step by step (see the module docstring)."""
+
+    TOLERANCE = 1e-5   # largest relative difference between replayed and saved weights that is accepted
+
+    def __init__(self, model: LMModel, corpus: Corpus, device: str = "cpu"):
+        why = replay_refusal(model)
+        if why:
+            raise ConfigError(why)
+        self.model, self.config, self.run = model, model.config, model.meta["run"]
+        if self.config.finetune and model.meta.get("checkpoint_sha256") not in (None,
+                                                                                checkpoint_hash(self.config.finetune)):
+            raise ConfigError(f"{self.config.finetune}: the checkpoint changed since this model was fine-tuned from "
+                              "it; its run cannot be replayed")
+        self.dev = torch.device(device)
+        self.ex = make_examples(corpus, model.encoder, self.config.max_len)
+        self.schedule = Schedule.of(self.config, len(self.ex.ids))
+        self.batches = list(run_batches(self.ex, self.config, self.schedule))
+        h = hashlib.sha256()
+        for idx in self.batches:
+            h.update(np.asarray(idx, dtype=np.int64).tobytes())
+        if h.hexdigest() != self.run.get("batches_sha256") or len(self.batches) != self.run.get("steps"):
+            raise ConfigError("the corpus's examples or batch order differ from the recorded run (another corpus "
+                              "or tokenizer?); the run cannot be replayed")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.config.seed)
+            self.net, _ = initial_net(self.config, model.encoder, self.dev)
+        self.names = [n for n, _ in self.net.named_parameters()]
+        self.opt, _ = make_optimizer(self.net, self.config, self.schedule)
+        self.params = list(self.net.parameters())
+        self.n_steps = len(self.batches)
+        self.n_docs = len(self.ex.doc_ids)
+        self.doc_ids = self.ex.doc_ids
+        self.pad = model.encoder.pad_id
+        self.dtype = _dtype(self.config)
+        self.replay_difference: float | None = None
+
+    # ---------------------------------------------------------------- forward
+    def start(self) -> tuple:
+        p = [q.detach().clone() for q in self.params]
+        return (p, [torch.zeros_like(q) for q in p], [torch.zeros_like(q) for q in p])
+
+    def forward(self, state: tuple, t: int) -> tuple:
+        """One optimizer step of the recorded run from ``state`` (torch's AdamW: bit for bit the training's)."""
+        P, M, V = state
+        with torch.no_grad():
+            for p, x in zip(self.params, P):
+                p.copy_(x)
+        for p, m, v in zip(self.params, M, V):
+            self.opt.state[p] = {"step": torch.tensor(float(t), dtype=torch.float32),
+                                 "exp_avg": m.clone(), "exp_avg_sq": v.clone()}
+        for g in self.opt.param_groups:
+            g["lr"] = g["initial_lr"] * self.schedule.factor(t) if "initial_lr" in g else \
+                self.config.learning_rate * self.schedule.factor(t)
+        self.net.train()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(step_seed(self.config.seed, t))
+            loss, _, _ = weighted_batch_loss(self.net, self.ex, self.batches[t], self.pad, self.dev)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+        self.opt.step()
+        out = ([p.detach().clone() for p in self.params],
+               [self.opt.state[p]["exp_avg"].clone() for p in self.params],
+               [self.opt.state[p]["exp_avg_sq"].clone() for p in self.params])
+        self.opt.state.clear()
+        return out
+
+    def check_final(self, state: tuple) -> float:
+        """The largest relative difference between the replayed and the saved weights (refused above TOLERANCE)."""
+        saved = dict(self.model.net.named_parameters())
+        worst = 0.0
+        for name, p in zip(self.names, state[0]):
+            s = saved[name].detach().to(p.dtype)
+            diff = float((p - s).abs().max()) / max(float(s.abs().max()), 1e-12)
+            worst = max(worst, diff)
+        self.replay_difference = worst
+        if worst > self.TOLERANCE:
+            raise ConfigError(f"replaying the recorded run did not reproduce the saved weights (relative difference "
+                              f"{worst:.1e}; the run used {self.run.get('threads')} threads, this process "
+                              f"{torch.get_num_threads()}); the metagradient would not be the model's")
+        return worst
+
+    # ---------------------------------------------------------------- the measure at the end
+    def measure_adjoints(self, state: tuple, measures: list) -> tuple[list[float], list[tuple]]:
+        """Each measure's value and gradient at the final parameters, as an adjoint state (dB/dtheta, 0, 0)."""
+        with torch.no_grad():
+            for p, x in zip(self.params, state[0]):
+                p.copy_(x)
+        self.net.eval()
+        values, adjoints = [], []
+        for m in measures:
+            self.net.zero_grad(set_to_none=True)
+            with torch.enable_grad():
+                b = m.fn(self.net)
+                grads = torch.autograd.grad(b, self.params, allow_unused=True)
+            values.append(float(b.detach()))
+            gp = [torch.zeros_like(p) if g is None else g.detach() for p, g in zip(self.params, grads)]
+            adjoints.append((gp, [torch.zeros_like(p) for p in gp], [torch.zeros_like(p) for p in gp]))
+        return values, adjoints
+
+    # ---------------------------------------------------------------- reverse
+    def vjp(self, state: tuple, t: int, adjoints: list[tuple]) -> tuple[list[tuple], list[tuple]]:
+        """Pull each adjoint of the state after step t back to the state before it; also each measure's
+        derivative with respect to the weights of the documents in step t's batch, as (document indices, values)."""
+        P0, M0, V0 = state
+        P = [x.detach().clone().requires_grad_(True) for x in P0]
+        M = [x.detach().clone().requires_grad_(True) for x in M0]
+        V = [x.detach().clone().requires_grad_(True) for x in V0]
+        idx = self.batches[t]
+        w = torch.ones(len(idx), dtype=self.dtype, device=self.dev, requires_grad=True)
+        self.net.train()
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+        # the math kernel: fused attention kernels have no double backward (eager attention would round its
+        # softmax to float32)
+        with torch.random.fork_rng(devices=[]), torch.enable_grad(), sdpa_kernel(SDPBackend.MATH):
+            torch.manual_seed(step_seed(self.config.seed, t))
+            loss, _, _ = weighted_batch_loss(_Bound(self.net, dict(zip(self.names, P))), self.ex, idx, self.pad,
+                                             self.dev, w)
+            G = torch.autograd.grad(loss, P, create_graph=True)
+            new = self._adamw(P, M, V, G, t)
+        inputs = P + M + V + [w]
+        out_adj, doc_grads = [], []
+        docs = self.ex.doc[idx]
+        for k, (aP, aM, aV) in enumerate(adjoints):
+            grads = torch.autograd.grad(new, inputs, grad_outputs=list(aP) + list(aM) + list(aV),
+                                        retain_graph=k < len(adjoints) - 1, allow_unused=True)
+            grads = [torch.zeros_like(x) if g is None else g.detach() for x, g in zip(inputs, grads)]
+            n = len(P)
+            out_adj.append((grads[:n], grads[n:2 * n], grads[2 * n:3 * n]))
+            doc_grads.append((docs, grads[-1].double().cpu().numpy()))
+        return out_adj, doc_grads
+
+    def _adamw(self, P, M, V, G, t: int) -> list[torch.Tensor]:
+        """torch's AdamW update (decoupled weight decay) for step t as differentiable tensors:
+        theta' = theta (1 - lr wd) - lr / (1 - b1^s) * m' / (sqrt(v' / (1 - b2^s)) + eps), s = t + 1."""
+        b1, b2 = self.run["betas"]
+        eps, wd = self.run["eps"], self.config.weight_decay
+        lr = self.config.learning_rate * self.schedule.factor(t)
+        s = t + 1
+        bc1, bc2 = 1 - b1 ** s, 1 - b2 ** s
+        tiny = torch.finfo(self.dtype).tiny
+        newP, newM, newV = [], [], []
+        for p, m, v, g in zip(P, M, V, G):
+            m1 = b1 * m + (1 - b1) * g
+            v1 = b2 * v + (1 - b2) * g * g
+            denom = torch.sqrt(v1.clamp_min(tiny)) / math.sqrt(bc2) + eps
+            newP.append(p * (1 - lr * wd) - (lr / bc1) * m1 / denom)
+            newM.append(m1)
+            newV.append(v1)
+        return newP + newM + newV
