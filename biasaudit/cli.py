@@ -378,6 +378,11 @@ def train(out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Mode
         raise typer.BadParameter("train takes --checkpoint only to fine-tune it: add --finetune",
                                  param_hint="--checkpoint")
     config = _finetune_config(config, checkpoint, finetune, opts)
+    if out_dir is not None and finetune:     # the checkpoint a fine-tune starts from is never written
+        ck, to = checkpoint.resolve(), out_dir.resolve()
+        if to == ck or ck in to.parents or to in ck.parents:
+            raise typer.BadParameter(f"{clean(out_dir)} is, is inside or contains the checkpoint "
+                                     f"{clean(checkpoint)}; choose a folder apart from it", param_hint="--out")
     if out_dir is not None:   # refused (file, foreign folder, other config, not writable) before any training
         model_output(out_dir, {"model": opts.family.name, "config": config.to_dict()}, overwrite=overwrite)
     model = _train_seeds(opts, config, 1)[0]
