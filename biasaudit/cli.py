@@ -836,13 +836,14 @@ def debias(test: Optional[List[str]] = TestOpt,
            templates: Optional[Path] = TemplatesOpt, opts: RunOptions = None):
     """Write an edited corpus that should carry less of a bias: the documents that drive each test's bias up most
     (cross-loss influence), removed, or rewritten with the gendered words swapped (counterfactual data
-    augmentation). Writes corpus.jsonl (same format; added copies get ids <id>#cda), manifest.json (edited ids,
+    augmentation). Writes corpus.jsonl (corpus.csv for a CSV input: the input's fields and format; added copies
+    get ids <id>#cda, or #cda2... when taken), manifest.json (edited ids,
     each document's predicted change, the predicted effect, the swap list's hash, the command) and report.html,
     so you can retrain with your own pipeline (or check it with `biasaudit experiment --conditions
     baseline,swap-top,swap-random`)."""
     import shlex
 
-    from .debias import METHODS, run_debias
+    from .debias import METHODS, claim_out, run_debias
     from .measures.lm import load_templates
     from .swaps import load_swaps
     from .wordsets import resolve_heldout, resolve_tests
@@ -855,6 +856,7 @@ def debias(test: Optional[List[str]] = TestOpt,
     tpl = load_templates(templates) if opts.family.takes_templates else None
     swaps = load_swaps(swap_pairs) if swap_pairs is not None else None
     corp = opts.load_corpus()
+    claim_out(out_dir, corp)          # before any training: the folder is usable and outside the corpus
     model = (_user_model(embeddings, vocab, opts, corp) if embeddings is not None
              else _train_seeds(opts, opts.config(), 1, corpus=corp)[0])
     tests = resolve_tests(test)
@@ -873,7 +875,8 @@ def debias(test: Optional[List[str]] = TestOpt,
         if not p["significant"]:
             out.print(f"  warning: {clean(name)}'s bias is not distinguishable from word-sampling noise (p >= 0.05 "
                       "or the CI includes 0): the edit would move a number that may not be there", width=WIDTH)
-    out.print(f"wrote {clean(folder)}/corpus.jsonl ({manifest['corpus_out']['n_documents']:,} documents, "
+    wrote = manifest["corpus_out"]
+    out.print(f"wrote {clean(folder)}/{wrote['file']} ({wrote['n_documents']:,} documents, "
               f"{manifest['n_edited']:,} edited) and manifest.json\nreport: {clean(page)}")
 
 

@@ -135,8 +135,8 @@ class Corpus(abc.ABC):
         return EditedCorpus(self, swap=frozenset(ids), swaps=swaps)
 
     def augmented(self, ids: Iterable[str] | None, swaps) -> "Corpus":
-        """This corpus with a counterfactual copy (id ``<id>#cda``) after each given document (None: every one;
-        two-sided CDA), where the rewrite changes something."""
+        """This corpus with a counterfactual copy (id ``<id>#cda``, or ``#cda2``, ... when that id is taken) after
+        each given document (None: every one; two-sided CDA), where the rewrite changes something."""
         return EditedCorpus(self, augment=None if ids is None else frozenset(ids), augment_all=ids is None,
                             swaps=swaps)
 
@@ -165,8 +165,12 @@ class EditedCorpus(Corpus):
         self.base, self.remove, self.repeat, self.times = base, remove, repeat, times
         self.swap, self.augment, self.augment_all, self.swaps = swap, augment or frozenset(), augment_all, swaps
         self.name, self.tokenizer = base.name, base.tokenizer
+        self._taken: frozenset | None = None        # the base's ids (a copy's id avoids them), read once
 
     def _raw(self) -> Iterator[Document]:
+        if (self.augment_all or self.augment) and self._taken is None:
+            self._taken = frozenset(d.id for d in self.base._raw())
+        added: set[str] = set()
         for doc in self.base._raw():
             if doc.id in self.remove:
                 continue
@@ -177,7 +181,9 @@ class EditedCorpus(Corpus):
             if self.augment_all or doc.id in self.augment:
                 cf = self.swaps.swap_document(doc)
                 if cf.text != doc.text or cf.tokens != doc.tokens:
-                    yield Document(f"{doc.id}#cda", cf.text, cf.tokens)
+                    new = cda_id(doc.id, self._taken, added)
+                    added.add(new)
+                    yield Document(new, cf.text, cf.tokens)
 
 
 class FileCorpus(Corpus):
@@ -567,3 +573,132 @@ def _stem(p: Path) -> str:
     while "." in name:
         name = name.rsplit(".", 1)[0]
     return name or "corpus"
+
+
+# ------------------------------------------------------------------ writing edited corpora in the input's format
+def cda_id(doc_id: str, *taken) -> str:
+    """The id of a counterfactual copy: ``<id>#cda``, else ``<id>#cda2``, ``#cda3``, ... the first that none of
+    ``taken`` holds (every id of the corpus, and the copies' ids so far: the caller adds the new one)."""
+    new, k = f"{doc_id}#cda", 1
+    while any(new in t for t in taken):
+        k += 1
+        new = f"{doc_id}#cda{k}"
+    return new
+
+
+def _json_records(path: Path) -> Iterator[dict]:
+    """The raw records of a JSON Lines (or JSON array) file, in the order ``_json_documents`` reads them."""
+    lines = _lines(path)
+    first = True
+    for n, line in lines:
+        if not line.strip():
+            continue
+        if first and line.lstrip().startswith("["):
+            yield from json.loads("\n".join([line] + [l for _, l in lines]))
+            return
+        first = False
+        yield json.loads(line)
+
+
+def _csv_layout(path: Path) -> tuple[list[str], str]:
+    """(header, delimiter) of a CSV or TSV file."""
+    import csv
+
+    delimiter = "\t" if ".tsv" in path.name.lower() else ","
+    header = next(csv.reader((line + "\n" for _, line in _lines(path)), delimiter=delimiter), None)
+    return list(header or []), delimiter
+
+
+def _csv_records(path: Path) -> Iterator[dict]:
+    """The rows of a CSV or TSV file as {column: value}, in the order ``_csv_documents`` reads them."""
+    import csv
+
+    header, delimiter = _csv_layout(path)
+    reader = csv.reader((line + "\n" for _, line in _lines(path)), delimiter=delimiter)
+    next(reader, None)
+    for row in reader:
+        if row:
+            yield dict(zip(header, row))
+
+
+def records(corpus: Corpus) -> Iterator[tuple[Document, dict | None]]:
+    """Each document of ``corpus`` (empty ones skipped, as iterating does) with the record it was read from: the
+    JSON object or the CSV row; None for text, Parquet, hub and in-memory documents."""
+    if not isinstance(corpus, FileCorpus):
+        yield from ((d, None) for d in corpus)
+        return
+    for f in corpus.files:
+        docs = FileCorpus(corpus.name, [f], corpus.id_field, corpus.text_field, corpus.tokenizer)._raw()
+        fmt = _format_of(f)
+        recs = _json_records(f) if fmt == "json" else _csv_records(f) if fmt == "csv" else None
+        for doc in docs:
+            rec = next(recs) if recs is not None else None
+            if doc.text.strip():
+                yield doc, rec
+
+
+def output_layout(corpus: Corpus) -> dict:
+    """How an edited ``corpus`` is written: ``{"file", "format", "fields", "header", "delimiter"}``. CSV (TSV)
+    when every file of it is CSV (TSV) with the same header, with that header (the id column added in front when
+    it has none); else JSON Lines. Fields are the corpus's id and text fields (and token field)."""
+    id_field, text_field = getattr(corpus, "id_field", corpus.fields[0]), getattr(corpus, "text_field",
+                                                                                 corpus.fields[1])
+    fields = {"id": id_field, "text": text_field}
+    if corpus.tokenizer.field is not None:
+        fields["tokens"] = corpus.tokenizer.field
+    files = corpus.files if isinstance(corpus, FileCorpus) else []
+    if files and all(_format_of(f) == "csv" for f in files):
+        layouts = {(tuple(h), d) for h, d in map(_csv_layout, files)}
+        if len(layouts) == 1:
+            (header, delimiter), = layouts
+            header = list(header) if id_field in header else [id_field, *header]
+            ext = "tsv" if delimiter == "\t" else "csv"
+            return {"file": f"corpus.{ext}", "format": ext, "fields": fields, "header": header,
+                    "delimiter": delimiter}
+    return {"file": "corpus.jsonl", "format": "jsonl", "fields": fields, "header": None, "delimiter": None}
+
+
+def edited_record(layout: dict, doc: Document, like: dict | None) -> dict:
+    """The record that writes ``doc``: ``like`` (the record it was read from, or its original's) with its id, text
+    and token list set from ``doc`` and every other field kept. An id the record holds is kept as it was written
+    (an integer stays an integer); an id it did not hold (``file:line``) is written into the id field, so every
+    document keeps its id in the new file."""
+    f = layout["fields"]
+    rec = dict(like) if like is not None else {}
+    old = rec.get(f["id"])
+    if old is None or isinstance(old, (dict, list)) or str(old) != doc.id or old == "":
+        rec[f["id"]] = doc.id
+    if "tokens" in f and doc.tokens is not None:
+        rec[f["tokens"]] = list(doc.tokens)
+        if isinstance(rec.get(f["text"]), str) or like is None:
+            rec[f["text"]] = doc.text
+    else:
+        rec[f["text"]] = doc.text
+    return rec
+
+
+def write_records(layout: dict, rows: Iterable[dict], out) -> tuple[int, str]:
+    """Write ``rows`` to the binary file ``out`` in ``layout``'s format; (rows written, sha256 of the bytes)."""
+    import csv
+    import io
+
+    h = hashlib.sha256()
+
+    def put(line: str) -> None:
+        data = line.encode("utf-8", "replace")
+        out.write(data)
+        h.update(data)
+
+    def csv_line(values) -> str:
+        buf = io.StringIO()
+        csv.writer(buf, delimiter=layout["delimiter"], lineterminator="\n").writerow(values)
+        return buf.getvalue()
+
+    if layout["format"] != "jsonl":
+        put(csv_line(layout["header"]))
+    n = 0
+    for rec in rows:
+        put(json.dumps(rec, ensure_ascii=False) + "\n" if layout["format"] == "jsonl"
+            else csv_line(["" if rec.get(c) is None else rec[c] for c in layout["header"]]))
+        n += 1
+    return n, h.hexdigest()

@@ -35,15 +35,47 @@ def hard_debias(model, gendered: set[str]) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ corpus edits written out
-DEBIAS_FILES = ("corpus.jsonl", "manifest.json", "report.html")
+DEBIAS_FILES = ("corpus.jsonl", "corpus.csv", "corpus.tsv", "manifest.json", "report.html")
 METHODS = ("remove", "swap", "augment")
 
 
-def _doc_record(doc) -> dict:
-    rec = {"id": doc.id, "text": doc.text}
-    if doc.tokens is not None:
-        rec["tokens"] = list(doc.tokens)
-    return rec
+def check_out(folder, corpus) -> None:
+    """Refuse an output folder the corpus would read: inside a corpus folder, under a recursive glob's fixed part,
+    or where a glob matches the written corpus file. The next run on the same corpus would read the edited corpus
+    as part of it."""
+    from pathlib import Path
+
+    src = getattr(corpus, "source", None)
+    if not src or not hasattr(corpus, "files"):
+        return
+    out = Path(folder).expanduser().resolve()
+    path = Path(src).expanduser()
+    if path.is_dir():
+        inside = path.resolve() == out or path.resolve() in out.parents
+    elif not path.exists() and any(ch in src for ch in "*?["):
+        pattern = Path.cwd() / path if not path.is_absolute() else path
+        wild = next(i for i, p in enumerate(pattern.parts) if any(c in p for c in "*?["))
+        root = Path(*pattern.parts[:wild]).resolve()
+        pattern = root.joinpath(*pattern.parts[wild:])
+        inside = ((root == out or root in out.parents) if "**" in src
+                  else any((out / n).match(str(pattern)) for n in ("corpus.jsonl", "corpus.csv", "corpus.tsv")))
+    else:
+        return
+    if inside:
+        raise ConfigError(f"{folder}: inside what the corpus {src} reads (a later run on it would read the edited "
+                          "corpus too); choose an --out outside it")
+
+
+def claim_out(out_dir, corpus, reports_dir="reports") -> None:
+    """Before any training: the output folder (``out_dir``, else ``reports_dir``) is outside the corpus and can be
+    written (a new or empty folder, or debias outputs of this tool's); the config is checked when the run ends."""
+    from .io import check_writable, claim_folder
+
+    check_out(out_dir if out_dir is not None else reports_dir, corpus)
+    if out_dir is not None:
+        claim_folder(out_dir, "debias", None, overwrite=True, known=DEBIAS_FILES, check_config=False)
+    else:
+        check_writable(reports_dir)
 
 
 def run_debias(model, corpus, tests, estimator, k: str, method: str, swaps=None, out_dir=None, overwrite=False,
@@ -51,19 +83,19 @@ def run_debias(model, corpus, tests, estimator, k: str, method: str, swaps=None,
                min_word_count: int = 1, templates=None, command: str = "", progress=None, log=None,
                reports_dir="reports"):
     """Rank the documents of ``corpus`` for each test with ``estimator``, edit the top ``k`` of each (``remove``,
-    ``swap``: replaced by the counterfactual rewrite, ``augment``: the rewrite added as ``<id>#cda``) and write the
-    edited corpus, a manifest (edited ids, each document's predicted change, the predicted effect of the whole
+    ``swap``: replaced by the counterfactual rewrite, ``augment``: the rewrite added as ``<id>#cda``, or ``#cda2``,
+    ... when that id is taken) and write the edited corpus in the input's format (``corpus.output_layout``), a
+    manifest (edited ids, each document's predicted change, the predicted effect of the whole
     edit, the swap list's hash, the command) and a short report into the output folder, for retraining with any
     pipeline (``biasaudit report`` writes its page). Returns (folder, manifest)."""
-    import hashlib
-    import json
     import time
     from pathlib import Path
 
     from .audit import bias_measures, score_folder
+    from .corpus import cda_id, edited_record, output_layout, records, write_records
     from .experiments.plan import parse_ks
     from .influence import score_model
-    from .io import atomic_write_text, claim_folder, write_json
+    from .io import atomic_open, claim_folder, write_json
     from .models.base import family_of
     from .swaps import bundled_swaps, concept_test, swaps_for_test
     from .wordsets import resolve_tests
@@ -91,6 +123,7 @@ def run_debias(model, corpus, tests, estimator, k: str, method: str, swaps=None,
               "corpus": corpus.describe(), "model": model.config.to_dict() if model.config else None,
               "rank_by": rank_by, "swap_pairs_sha256": swaps.sha256 if swaps is not None else None}
     folder = score_folder(corpus, "debias", config, out_dir, reports_dir)
+    check_out(folder, corpus)
     out = claim_folder(folder, "debias", config, overwrite, known=DEBIAS_FILES)
     res = score_model(model, corpus, targets, estimator, progress=progress)
     edited: dict[int, dict] = {}
@@ -138,31 +171,33 @@ def run_debias(model, corpus, tests, estimator, k: str, method: str, swaps=None,
                              "p_value": ev.p_value, "ci_low": ev.ci_low, "ci_high": ev.ci_high,
                              "n_words": sum(len(ws.words) for ws in t.sets),
                              "significant": bool(ev.p_value < 0.05 and not ev.ci_low <= 0 <= ev.ci_high)}
-    with out.stage() as tmp:
-        n_out, added_ids = 0, []
-        lines = []
-        for i, d in enumerate(corpus):
+    layout = output_layout(corpus)
+    taken = {d.id for d in corpus} if method == "augment" else set()
+    added_ids: list[str] = []
+    added: set[str] = set()
+
+    def rows():
+        for i, (d, rec) in enumerate(records(corpus)):
             if method == "remove" and i in edited:
                 continue
-            if method == "swap" and rewrites.get(i) is not None:
-                lines.append(json.dumps(_doc_record(rewrites[i]), ensure_ascii=False))
-            else:
-                lines.append(json.dumps(_doc_record(d), ensure_ascii=False))
-            n_out += 1
+            new = rewrites.get(i) if method == "swap" else None
+            yield edited_record(layout, new if new is not None else d, rec)
             if method == "augment" and rewrites.get(i) is not None:
                 cf = rewrites[i]
-                lines.append(json.dumps(_doc_record(type(cf)(f"{d.id}#cda", cf.text, cf.tokens)),
-                                        ensure_ascii=False))
-                added_ids.append(f"{d.id}#cda")
-                n_out += 1
-        text = "\n".join(lines) + "\n"
-        atomic_write_text(tmp / "corpus.jsonl", text)
+                new_id = cda_id(d.id, taken, added)
+                added.add(new_id)
+                added_ids.append(new_id)
+                yield edited_record(layout, type(cf)(new_id, cf.text, cf.tokens), rec)
+
+    with out.stage() as tmp:
+        with atomic_open(tmp / layout["file"], "wb", encoding=None) as f:
+            n_out, sha256 = write_records(layout, rows(), f)
         manifest = {
             "method": method, "k": k_label, "n_edited": len(edited), "rank_by": rank_by,
             "tests": [t.name for t in kept], "estimator": estimator.label, "command": command,
             "corpus_in": corpus.describe(),
-            "corpus_out": {"file": "corpus.jsonl", "n_documents": n_out,
-                           "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()},
+            "corpus_out": {"file": layout["file"], "format": layout["format"], "fields": layout["fields"],
+                           "n_documents": n_out, "sha256": sha256},
             "swap_pairs": None if swaps is None else {"source": swaps.source, "n_pairs": len(swaps.pairs),
                                                       "sha256": swaps.sha256},
             "predicted": predicted,
