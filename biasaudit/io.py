@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 import time
 from contextlib import contextmanager
@@ -86,6 +87,26 @@ def to_json(obj: Any) -> str:
 def write_json(path: str | Path, obj: Any) -> None:
     """Write ``obj`` as indented UTF-8 JSON, atomically."""
     atomic_write_text(path, to_json(obj))
+
+
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def regular_file(path: str | Path, what: str = "file", error: type[Exception] = ArtifactError) -> Path:
+    """``path`` as a Path when it is a regular file (after following symlinks); else ``error`` in one line, before
+    anything opens it: a FIFO would block the read forever and /dev/zero would be read until memory runs out."""
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError as e:
+        raise error(f"{path}: no such file") from e
+    except OSError as e:
+        raise error(f"{path}: cannot read {what} ({e.strerror or e})") from e
+    if not stat.S_ISREG(mode):
+        kind = next((k for test, k in _KINDS if test(mode)), "not a regular file")
+        raise error(f"{path}: {kind}, not a regular file; a {what} must be a regular file")
+    return path
 
 
 def read_json(path: str | Path, what: str = "file") -> Any:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Container, Iterable
 
 from .errors import ConfigError, VocabularyError
+from .io import regular_file
 
 SET_FIELDS = ("target_x", "target_y", "attribute_a", "attribute_b")
 MAX_TEST_FILE = 10 * 2 ** 20   # bytes
@@ -211,7 +212,7 @@ def resolve_heldout(tests: list[BiasTest], files: Iterable[str] | None) -> dict[
 
 def load_test_file(path: str | Path) -> list[BiasTest]:
     """Tests from a JSON or YAML file holding one test object or a list of them."""
-    path = Path(path)
+    path = regular_file(path, "test file", ConfigError)
     try:
         if path.stat().st_size > MAX_TEST_FILE:
             raise ConfigError(f"{path}: {path.stat().st_size:,} bytes; a test file holds at most "
@@ -250,7 +251,7 @@ def resolve_tests(specs: Iterable[str | BiasTest] | None) -> list[BiasTest]:
             out.append(spec)
         elif spec in bundled:
             out.append(bundled[spec])
-        elif Path(spec).is_file():
+        elif Path(spec).is_file() or Path(spec).exists():   # a FIFO or device: refused by load_test_file
             out.extend(load_test_file(spec))
         else:
             import difflib

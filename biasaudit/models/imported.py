@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ArtifactError, CorpusError
+from ..io import regular_file
 from ..vocab import MAX_CHUNK, TokenStream, Vocab
 
 SAVE_FULL = ("save the full model with model.save(path) (not model.wv.save() or "
@@ -45,12 +46,10 @@ def load_word2vec(path: str | Path):
     the file cannot give the influence objective what it needs)."""
     from gensim.models import KeyedVectors, Word2Vec
 
-    from .keyed import _looks_like_pickle, read_gensim_pickle
+    from .keyed import _looks_like_pickle, read_gensim_pickle, real_vectors
     from .skipgram import SkipGramConfig, SkipGramModel
 
-    path = Path(path)
-    if not path.is_file():
-        raise ArtifactError(f"{path}: no such file")
+    path = regular_file(path, "model file")
     with path.open("rb") as f:
         head = f.read(4096)
         f.seek(max(0, path.stat().st_size - 2))
@@ -74,6 +73,8 @@ def load_word2vec(path: str | Path):
     if not (isinstance(syn1neg, np.ndarray) and syn1neg.size):
         raise ArtifactError(f"{path}: saved without its output vectors (syn1neg; deleted after training?); "
                             f"{SAVE_FULL}")
+    real_vectors(path, syn1neg, "output vectors (syn1neg)")
+    real_vectors(path, vectors, "input vectors")
     if not (isinstance(vectors, np.ndarray) and isinstance(keys, list) and vectors.shape == syn1neg.shape
             and len(keys) == len(vectors)):
         raise ArtifactError(f"{path}: vocabulary, input and output vectors do not match in size")
@@ -141,8 +142,12 @@ def check_vocabulary(model, corpus, what: str, counts: Counter | None = None):
 GLOVE_C_DEFAULTS = {"window": 15, "x_max": 100.0, "alpha": 0.75, "epochs": 25, "embedding": "w+c"}
 
 
+MAX_COUNT = 2 ** 63 - 1
+
+
 def read_glove_vocab(path: Path) -> tuple[list[str], np.ndarray]:
     """``vocab_count``'s output: one "word count" per line, most frequent first."""
+    regular_file(path, "vocab file")
     words, counts = [], []
     try:
         with open(path, encoding="utf-8") as f:
@@ -150,8 +155,11 @@ def read_glove_vocab(path: Path) -> tuple[list[str], np.ndarray]:
                 parts = line.rstrip("\n").split(" ")
                 if line.strip() == "":
                     continue
-                if len(parts) != 2 or not parts[1].isdigit():
+                if len(parts) != 2 or not (parts[1].isascii() and parts[1].isdigit()):
                     raise ArtifactError(f"{path}: line {n}: not 'word count' (is this vocab_count's output?)")
+                if len(parts[1]) > 18 and int(parts[1]) > MAX_COUNT:
+                    raise ArtifactError(f"{path}: line {n}: count {parts[1][:30]}{'...' if len(parts[1]) > 30 else ''}"
+                                        f" is above {MAX_COUNT:,} (a 64-bit count); not vocab_count's output")
                 words.append(parts[0])
                 counts.append(int(parts[1]))
     except UnicodeDecodeError as e:
@@ -180,7 +188,7 @@ def _glove_params_text(path: Path, words: list[str]) -> np.ndarray:
         with open(path, encoding="utf-8") as f:
             for n, line in enumerate(f, 1):
                 parts = line.rstrip("\n").rstrip(" ").split(" ")
-                if n == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
+                if n == 1 and len(parts) == 2 and all(p.isascii() and p.isdigit() for p in parts):
                     continue                                      # -write-header 1
                 if parts[0] == "<unk>" and len(rows) == len(words):
                     break                                         # the averaged <unk> row glove.c appends
@@ -208,10 +216,8 @@ def load_glove_c(params: str | Path, vocab_file: str | Path, settings: dict | No
     tool's defaults otherwise), the dimension and vocabulary from the files."""
     from .glove import GloVeConfig, GloVeModel
 
-    params, vocab_file = Path(params), Path(vocab_file)
-    for p in (params, vocab_file):
-        if not p.is_file():
-            raise ArtifactError(f"{p}: no such file")
+    params = regular_file(params, "parameters file")
+    vocab_file = regular_file(vocab_file, "vocab file")
     words, counts = read_glove_vocab(vocab_file)
     V = len(words)
     with params.open("rb") as f:
