@@ -2,8 +2,11 @@
 KeyedVectors / Word2Vec files, and biasaudit model folders.
 
 Nothing here unpickles arbitrary objects: gensim's native files are pickles, so they are read with an unpickler
-that resolves only an explicit list of (module, name) pairs (gensim's and NumPy's own classes); their large arrays
-(separate .npy files) load with ``allow_pickle=False``.
+that resolves only an explicit list of (module, name) pairs (gensim's and NumPy's own classes), calls only a few
+NumPy and builtin constructors with the arguments they are pickled with, never calls or patches a gensim class, and
+bounds what a file may allocate by its size. Their large arrays (separate .npy files, kept inside the model's
+folder) are read by ``read_npy``: numbers only, the header checked against the file before anything is allocated.
+Vectors must be finite real numbers, and only regular files are opened (a FIFO or a device is refused).
 """
 from __future__ import annotations
 
