@@ -136,10 +136,12 @@ def _histogram(s: np.ndarray, bins: int = 41) -> dict:
             if len(nz) else {}}
 
 
-def write_scores(result: ScoreResult, path, words, targets, stab: dict | None = None) -> None:
+def write_scores(result: ScoreResult, path, words, targets, stab: dict | None = None,
+                 agreement: dict | None = None) -> None:
     """Write ``scores.jsonl`` atomically: one object per (document, measure) for documents with a non-zero score,
     fields doc_id, test, delta_bias_if_removed, delta_bias_if_upweighted, test_words (the words of that test
-    the document holds) and, where the ranking's stability was computed, stability."""
+    the document holds), where the ranking's stability was computed, stability, and for an ensemble,
+    sign_agreement (the share of seeds whose score has the mean's sign)."""
     import json
 
     from .io import atomic_open
@@ -150,12 +152,15 @@ def write_scores(result: ScoreResult, path, words, targets, stab: dict | None = 
             up = result.delta_bias_if_upweighted(t.name)
             own = test_word_ids(result, t)
             st = (stab or {}).get(t.name, {}).get("stability")
+            ag = (agreement or {}).get(t.name)
             for i in np.flatnonzero(s):
                 held = sorted(words[w] for w in result.doc_words.get(int(i), ()) if w in own)
                 row = {"doc_id": result.doc_ids[i], "test": t.name, "delta_bias_if_removed": float(s[i]),
                        "delta_bias_if_upweighted": float(up[i]), "test_words": held}
                 if st is not None:
                     row["stability"] = round(float(st[i]), 4)
+                if ag is not None:
+                    row["sign_agreement"] = round(float(ag[i]), 4)
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
@@ -290,15 +295,20 @@ def check_command(corpus, tests, model, estimator: EstimatorConfig) -> str:
 def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, overwrite=False, strict_oov=False,
               query=None, top: int = 10, progress=None, reports_dir: str | Path = "reports", client=None,
               device: str = "cpu", templates=None, pairs=None, min_word_count: int = 1, seed_models=(),
-              n_resamples: int = N_RESAMPLES) -> RunResult:
+              n_resamples: int = N_RESAMPLES, ensemble: int = 1) -> RunResult:
     """Score every document of ``corpus`` against the bias tests (or a word query; or, for LMs, paired
     sentences ``pairs`` = (name, [(more, less), ...])) and write the outputs (staged, then moved into place).
 
     Test words missing from the model (and, with ``min_word_count``, rarer words) are dropped and listed
     (``strict_oov``: an error); a test left with a set of fewer than 2 words is skipped with a note, and only a run
     with no test left fails. ``seed_models``: the same model trained with other seeds, for the spread of the
-    effect size over seeds and the stability of the ranking over seeds as well as words."""
+    effect size over seeds and the stability of the ranking over seeds as well as words. ``ensemble``: rank by the
+    mean score of the model and the first ``ensemble - 1`` seed models (``biasaudit.influence.ensemble``)."""
     fam = family_of(model)
+    if ensemble > 1 and len(seed_models) < ensemble - 1:
+        raise ConfigError(f"--ensemble {ensemble} needs {ensemble} trained seeds, got {len(seed_models) + 1}")
+    if ensemble > 1 and query is not None:
+        raise ConfigError("--ensemble ranks by bias tests or --pairs; --query takes one model")
     notes: list[str] = []
     targets, weats, roles, originals, drops = [], {}, {}, {}, {}
     resolved = []
@@ -356,6 +366,8 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
         run_config["model_files"] = [{"path": f["path"], "sha256": f["sha256"]} for f in origin["files"]]
     if seed_models:
         run_config["seeds"] = [model.config.seed] + [m.config.seed for m in seed_models]
+    if ensemble > 1:
+        run_config["ensemble"] = [model.config.seed] + [m.config.seed for m in seed_models[:ensemble - 1]]
     if any(t.kind in ("template", "pairs") for t in targets):
         run_config["templates"] = sorted({tpl for t in targets if t.kind == "template" for tpl in t.templates})
         run_config["pairs_sha256"] = {t.name: hashlib.sha256(json.dumps(t.pairs).encode()).hexdigest()
@@ -370,6 +382,22 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
 
     result = score_model(model, corpus, targets, estimator, progress=progress, client=client,
                          device=str(resolve_device(device)))
+    agreement: dict = {}
+    if ensemble > 1:      # the same scorer on every seed's model; documents ranked by the mean score
+        from .influence.ensemble import ensemble_result
+        results = [result]
+        for k, m in enumerate(seed_models[:ensemble - 1]):
+            seed_targets = fam.bias_measures(m, [originals[t.name][1] for t in targets if t.name in originals],
+                                             templates)
+            if pairs is not None:
+                seed_targets.append(fam.pair_measure(m, pairs[0], pairs[1]))
+            if progress:
+                progress("ensemble seeds scored", k, ensemble - 1)
+            results.append(score_model(m, corpus, seed_targets, estimator, client=client,
+                                       device=str(resolve_device(device))))
+        if progress:
+            progress("ensemble seeds scored", ensemble - 1, ensemble - 1)
+        result, agreement = ensemble_result(results, run_config["ensemble"], {t.name: t.bound for t in targets})
     # other seeds: the effect size's spread, and rankings to resample the seed with
     spreads, bases, per_basis = {}, [result.basis], [targets]
     for t in targets if seed_models else []:
@@ -451,6 +479,8 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
             if st is not None:
                 d["stability"] = float(st["stability"][i])
                 d["evidence"] = st["evidence"].get(i)
+            if t.name in agreement:
+                d["sign_agreement"] = float(agreement[t.name][i])
             return d
         tops = {direction: [doc(i, 300) for i in idx] for direction, idx in shown[t.name].items()}
         rows = sorted({i for idx in table[t.name].values() for i in idx}, key=lambda i: s[i])
@@ -463,6 +493,10 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
                           "removal_predictions": removal[t.name],
                           "word_shares": shares, "warning": warning, "solver": result.solver_info[t.name],
                           "stability": None if st is None else st["summary"],
+                          "ensemble": None if t.name not in agreement else {
+                              "seeds": run_config["ensemble"],
+                              "mean_sign_agreement": result.solver_info[t.name].get("mean_sign_agreement"),
+                              "share_unanimous": float(np.mean(agreement[t.name][s != 0] == 1.0)) if np.any(s) else None},
                           "roles": roles.get(t.name, {}), "top": tops, "table": [doc(i, 600) for i in rows],
                           "histogram": _histogram(s)})
     summary = {"sign_convention": "delta_bias_if_removed = grad B^T H^-1 grad L_d: predicted change of B if the "
@@ -480,7 +514,7 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
                if query is None else None,
                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "out_dir": str(folder)}
     with out.stage() as tmp:
-        write_scores(result, tmp / "scores.jsonl", i2k, targets, stab)
+        write_scores(result, tmp / "scores.jsonl", i2k, targets, stab, agreement)
         write_json(tmp / "summary.json", summary)
         write_json(tmp / "config.json", run_config)
     return RunResult(folder, MappingProxyType(summary))

@@ -491,8 +491,24 @@ def _print_experiment(summary) -> None:
                   f"Pearson {fmt(c['pearson'])}, Spearman {fmt(c['spearman'])} over {c['n']} runs; median "
                   f"actual/predicted {fmt(c['median_actual_over_predicted'])}", width=WIDTH)
     for l in summary["lds"]:
-        out.print(f"LDS {clean(l['estimator'])} / {clean(l['test'])}: Spearman {fmt(l['spearman'])} over "
-                  f"{l['n_subsets']} subsets", width=WIDTH)
+        ci = f" [{l['ci95'][0]:+.2f}, {l['ci95'][1]:+.2f}]" if l.get("ci95") else ""
+        out.print(f"LDS {clean(l['estimator'])} / {clean(l['test'])}, {l.get('kind', 'same-seed')} (seed "
+                  f"{l.get('seed', '?')}): Spearman {fmt(l['spearman'])}{ci} over {l['n_subsets']} subsets "
+                  f"removing {l['fraction_removed']:.0%} each", width=WIDTH)
+    board = summary.get("leaderboard") or []
+    if board and (summary["lds"] or any("top_vs_random" in r for r in board)):
+        table = Table(caption="LDS: Spearman of predicted (linear sum) against actual change over random subsets "
+                      "(95% bootstrap CI); same-seed: retrained with the ranking's seed, cross-seed: with a seed "
+                      "the ranking did not use. top vs random: change of d, top-k minus random k (paired p). "
+                      "cost: scoring time in trainings.")
+        for col in ("estimator", "test", "LDS same", "LDS cross", "top vs random (p)", "cost"):
+            table.add_column(col, justify="left" if col in ("estimator", "test") else "right", overflow="fold")
+        for r in board:
+            tvr = ("-" if r.get("top_vs_random") is None else
+                   f"{r['top_vs_random']:+.2f} ({fmt(r.get('top_vs_random_p'))}, k {clean(str(r['top_k']))})")
+            table.add_row(clean(r["estimator"]), clean(r["test"]), fmt(r.get("lds_same_seed")),
+                          fmt(r.get("lds_cross_seed")), tvr, fmt(r.get("cost_in_trainings")))
+        out.print(table)
 
 
 def _print_weat(rows: list, as_json: bool, n_models: int) -> None:
@@ -522,6 +538,12 @@ def _print_weat(rows: list, as_json: bool, n_models: int) -> None:
                       f"range [{s['min']:+.3f}, {s['max']:+.3f}]")
 
 
+EnsembleOpt = typer.Option(1, "--ensemble", min=1, help="Rank by the mean score of this many seeds' models "
+                           "(seed, seed+1, ...; each trained and scored with the estimator): rankings that hold "
+                           "across training seeds. Each document's sign agreement across seeds is written beside "
+                           "its score. 1: the first seed's model alone.")
+
+
 @app.command()
 @run_options
 def score(test: Optional[List[str]] = TestOpt,
@@ -530,8 +552,10 @@ def score(test: Optional[List[str]] = TestOpt,
           toward: Optional[str] = typer.Option(None, "--toward", help="Comma-separated words for --query."),
           away: Optional[str] = typer.Option(None, "--away", help="Comma-separated words for --query."),
           estimator: Optional[str] = typer.Option(None, "--estimator", "-e", help="Embeddings: block (default), cg, "
-                                                  "lissa or gradient-dot; --model lm: ekfac (default) or gradient-dot. "
-                                                  "With settings: 'cg:damping=0.05,max_iter=300'."),
+                                                  "lissa or gradient-dot; --model lm: ekfac (default), gradient-dot "
+                                                  "or magic (exact metagradients through the recorded training run; "
+                                                  "also for --backend torch and GloVe). With settings: "
+                                                  "'cg:damping=0.05,max_iter=300'."),
           pairs: Optional[Path] = typer.Option(None, "--pairs", help="--model lm: JSONL of paired sentences "
                                                "{\"more\": ..., \"less\": ...} (CrowS-Pairs fields sent_more/sent_less "
                                                "also read); scored as one more measure."),
@@ -553,7 +577,8 @@ def score(test: Optional[List[str]] = TestOpt,
                                          "(only the files this tool wrote there)."),
           scheduler: Optional[str] = SchedulerOpt, checkpoint: Optional[Path] = CheckpointOpt,
           embeddings: Optional[Path] = EmbeddingsOpt, vocab: Optional[Path] = VocabOpt,
-          finetune: bool = FinetuneOpt, templates: Optional[Path] = TemplatesOpt, opts: RunOptions = None):
+          finetune: bool = FinetuneOpt, templates: Optional[Path] = TemplatesOpt, ensemble: int = EnsembleOpt,
+          opts: RunOptions = None):
     """Rank every training document by its contribution to a bias (cross-loss influence).
 
     delta_bias_if_removed(d) = grad B^T H^-1 grad L_d: the predicted change of the effect size if document d is
@@ -589,6 +614,10 @@ def score(test: Optional[List[str]] = TestOpt,
     if finetune:
         checkpoint = None          # the checkpoint is the starting point of training, not the audited model
     seeds = seeds or (opts.family.default_seeds if checkpoint is None else 1)
+    if ensemble > 1 and checkpoint is not None:
+        raise typer.BadParameter("--ensemble needs training; a checkpoint is one model (add --finetune to "
+                                 "fine-tune it with each seed)", param_hint="--ensemble")
+    seeds = max(seeds, ensemble)
     if vocab is not None and embeddings is None:
         raise typer.BadParameter("--vocab goes with --embeddings (GloVe C output)", param_hint="--vocab")
     corp = opts.load_corpus()
@@ -606,7 +635,8 @@ def score(test: Optional[List[str]] = TestOpt,
         summary = run_score(models[0], corp, test, est, out_dir=out_dir, overwrite=overwrite, strict_oov=strict_oov,
                             query=(query, words(toward), words(away)) if query else None, top=top,
                             progress=update, client=client, device=opts.device, templates=tpl, pairs=pair_spec,
-                            min_word_count=min_word_count, seed_models=tuple(models[1:]), n_resamples=resamples)
+                            min_word_count=min_word_count, seed_models=tuple(models[1:]), n_resamples=resamples,
+                            ensemble=ensemble)
     for n in summary["notes"]:
         note(n)
     for t in summary["tests"]:
@@ -728,9 +758,15 @@ def experiment(test: Optional[List[str]] = TestOpt,
                remove_ids: Optional[Path] = typer.Option(None, "--remove-ids", help="File of document ids, one per "
                                                          "line, for condition remove-ids (each must be in the corpus)."),
                lds: int = typer.Option(0, "--lds", min=0, help="Linear datamodeling score: retrain on this many random "
-                                       "subsets and correlate predicted with actual changes (0: off)."),
+                                       "subsets, each at the ranking's seed (same-seed) and at a seed it did not "
+                                       "use (cross-seed), and correlate predicted with actual changes (0: off)."),
                lds_fraction: float = typer.Option(0.5, "--lds-fraction", callback=lambda v: _in_range(v, 0, 1),
-                                                  help="Fraction of documents each LDS subset removes (0 < f < 1)."),
+                                                  help="Fraction of documents each LDS subset removes (0 < f < 1; "
+                                                  "0.01 is bergson's leaderboard)."),
+               ensemble: int = EnsembleOpt,
+               fresh_seeds: bool = typer.Option(False, "--fresh-seeds", help="Retrain on seeds the ranking did not "
+                                                "use (after the --ensemble seeds): does the ranking hold for other "
+                                                "trainings, not only the one it explains?"),
                no_quality: bool = typer.Option(False, "--no-quality", help="Skip WordSim-353 / SimLex-999 / analogy "
                                                "evaluation of each model."),
                strict_oov: bool = StrictOovOpt,
@@ -798,7 +834,7 @@ def experiment(test: Optional[List[str]] = TestOpt,
                           conditions=tuple(c.strip() for c in conditions.split(",") if c.strip()),
                           upweight=upweight, mode=mode, warm_epochs=warm_epochs, remove_ids=ids, lds=lds,
                           lds_fraction=lds_fraction, quality=not no_quality, strict_oov=strict_oov,
-                          min_word_count=min_word_count, rank_by=rank_by,
+                          min_word_count=min_word_count, rank_by=rank_by, ensemble=ensemble, fresh_seeds=fresh_seeds,
                           swaps=load_swaps(swap_pairs) if swap_pairs is not None else None)
     out_dir = out_dir or default_folder(spec)
     with dask_client(None if scheduler == "none" else scheduler) as client, _progress() as update:

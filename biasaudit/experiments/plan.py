@@ -104,6 +104,8 @@ class ExperimentSpec:
                                      # rankings come from it; baselines and edits are retrained with its settings
     swaps: Any = None                # the swap list of counterfactual edits (None: the bundled one, when used)
     rank_by: str = "test"            # "concept": rank by the audited test plus the swap-list concept test
+    ensemble: int = 1                # rank by the mean score of this many seeds' models (seed, seed+1, ...)
+    fresh_seeds: bool = False        # retrain on seeds the ranking did not use (after the ensemble's)
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -117,6 +119,11 @@ class ExperimentSpec:
             raise ConfigError(f"--conditions: unknown {', '.join(bad)} (known: {', '.join(CONDITIONS)})")
         if self.mode not in MODES:
             raise ConfigError(f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if not isinstance(self.ensemble, int) or self.ensemble < 1:
+            raise ConfigError(f"--ensemble must be a whole number >= 1, got {self.ensemble!r}")
+        if self.ensemble > 1 and self.ranking_model is not None:
+            raise ConfigError("--ensemble trains its seeds' models; rankings from a given model (--embeddings) "
+                              "come from that one model")
         if self.seeds < 1 or self.upweight < 2 or self.warm_epochs < 1 or self.lds < 0:
             raise ConfigError("--seeds >= 1, --upweight >= 2, --warm-epochs >= 1 and --lds >= 0 are required")
         if "remove-ids" in self.conditions and not self.remove_ids:
@@ -143,8 +150,21 @@ class ExperimentSpec:
         return any(c in SWAP_CONDITIONS for c in self.conditions)
 
     @property
+    def ranking_seeds(self) -> list[int]:
+        """The seeds whose models rank the documents (the ensemble's; one without --ensemble)."""
+        return [self.model.seed + i for i in range(self.ensemble)]
+
+    @property
     def seed_list(self) -> list[int]:
-        return [self.model.seed + i for i in range(self.seeds)]
+        """The paired seeds every condition is retrained on (after the ranking's seeds with --fresh-seeds)."""
+        first = self.model.seed + (self.ensemble if self.fresh_seeds else 0)
+        return [first + i for i in range(self.seeds)]
+
+    @property
+    def lds_seeds(self) -> dict[str, int]:
+        """LDS subsets are retrained at the ranking's first seed (same-seed) and at the first seed the ranking did
+        not use (cross-seed)."""
+        return {"same-seed": self.model.seed, "cross-seed": self.model.seed + self.ensemble}
 
     def to_config(self) -> dict:
         return {"corpus": {"name": self.corpus.name, "hash": self.corpus.hash},
@@ -160,7 +180,9 @@ class ExperimentSpec:
                 **({"min_word_count": self.min_word_count} if self.min_word_count > 1 else {}),
                 **({"model_files": self.model_files} if self.ranking_model is not None else {}),
                 **({"swap_pairs_sha256": self.swaps.sha256} if self.swaps is not None else {}),
-                **({"rank_by": self.rank_by} if self.rank_by != "test" else {})}
+                **({"rank_by": self.rank_by} if self.rank_by != "test" else {}),
+                **({"ensemble": self.ensemble} if self.ensemble > 1 else {}),
+                **({"fresh_seeds": True} if self.fresh_seeds else {})}
 
     @property
     def model_files(self) -> list[dict]:

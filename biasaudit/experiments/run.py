@@ -29,7 +29,7 @@ from ..models.base import family_of, retrain_model, train_or_load
 from ..models.embeddings import evaluate_vectors
 from ..wordsets import BiasTest
 from .plan import ExperimentSpec, build_plan, parse_ks
-from .summary import _mean, summarise
+from .summary import _mean, leaderboard, summarise
 
 RUN_FILE = r"(baseline|[a-z]+-[0-9a-f]{12})-s\d+\.json"   # runs/<edit id>-s<seed>.json
 EXPERIMENT_FILES = ("experiment-config.json", "scores.json", "results.csv", "summary.csv", "experiment.json",
@@ -123,7 +123,8 @@ def _read_run(path: Path, run_id: str) -> dict | None:
         return None
 
 
-def _rankings(spec, base_model, corpus, targets, kept_tests, stats, saved: Path, progress, log):
+def _rankings(spec, base_model, corpus, targets, kept_tests, stats, saved: Path, progress, log,
+              ensemble_models=(), ensemble_targets=()):
     """Each estimator's scores of every document for every kept test, from ``saved`` when it holds this very
     corpus, model, tests and estimators; with the saved group predictions and the scorers' predictors (for the
     estimators scored now)."""
@@ -131,9 +132,12 @@ def _rankings(spec, base_model, corpus, targets, kept_tests, stats, saved: Path,
            "estimators": [e.to_dict() for e in spec.estimators]}
     if spec.ranking_model is not None:
         key["model_files"] = spec.model_files
+    if spec.ensemble > 1:
+        key["ensemble"] = spec.ranking_seeds
     rank_key = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
     scores, doc_ids, solver_info, predictions, bias, predictors = {}, None, {}, {}, {}, {}
     linear_added: dict = {}
+    seconds: dict = {}
     if saved.exists():
         try:
             old = json.loads(saved.read_text(encoding="utf-8"))
@@ -144,15 +148,24 @@ def _rankings(spec, base_model, corpus, targets, kept_tests, stats, saved: Path,
                 predictions = dict(old.get("predictions", {}))
                 linear_added = dict(old.get("linear_added", {}))
                 bias = dict(old.get("bias", {}))
+                seconds = dict(old.get("seconds", {}))
                 if len(doc_ids) != stats.n_documents:
                     raise ValueError("document count differs")
                 log(f"reusing the rankings in {saved}")
         except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
             scores, doc_ids, solver_info, predictions, bias, linear_added = {}, None, {}, {}, {}, {}
+            seconds = {}
     for est in spec.estimators:
         if est.label in scores:
             continue
+        t_est = time.perf_counter()
         r = score_model(base_model, corpus, targets, est, progress=progress)
+        if ensemble_models:           # the same estimator on every ensemble seed's model; ranked by the mean
+            from ..influence.ensemble import ensemble_result
+            rs = [r] + [score_model(m, corpus, tg, est, progress=progress)
+                        for m, tg in zip(ensemble_models, ensemble_targets)]
+            r, _ = ensemble_result(rs, spec.ranking_seeds, {t.name: t.bound for t in targets})
+            r.timings["total"] = time.perf_counter() - t_est
         doc_ids = r.doc_ids
         scores[est.label] = {t.name: r.delta_bias_if_removed[t.name] for t in targets}
         bias[est.label] = dict(r.bias_value)
@@ -162,8 +175,10 @@ def _rankings(spec, base_model, corpus, targets, kept_tests, stats, saved: Path,
         log(f"scored {len(doc_ids)} documents with {est.label} in {r.timings['total']:.1f} s"
             + (f" ({conv})" if conv else ""))
         solver_info[est.label] = r.solver_info
+        seconds[est.label] = round(time.perf_counter() - t_est, 3)
     return {"key": rank_key, "scores": scores, "doc_ids": doc_ids, "solver_info": solver_info,
-            "predictions": predictions, "bias": bias, "predictors": predictors, "linear_added": linear_added}
+            "predictions": predictions, "bias": bias, "predictors": predictors, "linear_added": linear_added,
+            "seconds": seconds}
 
 
 def _save_rankings(saved: Path, r: dict) -> None:
@@ -171,7 +186,7 @@ def _save_rankings(saved: Path, r: dict) -> None:
         {"key": r["key"], "doc_ids": r["doc_ids"],
          "scores": {e: {t: np.asarray(v).tolist() for t, v in s.items()} for e, s in r["scores"].items()},
          "solver_info": r["solver_info"], "bias": r["bias"], "predictions": r["predictions"],
-         "linear_added": r["linear_added"]}))
+         "linear_added": r["linear_added"], "seconds": r.get("seconds", {})}))
 
 
 def _remeasure(plan, r: dict, spec, base_model, corpus, targets, progress, log) -> None:
@@ -269,7 +284,7 @@ def run_experiment(spec: ExperimentSpec, out_dir: Path, overwrite: bool = False,
         log("rankings come from the given model; every baseline and edit is retrained with its settings "
             f"({family_of(spec.model).describe(spec.model)}, seeds {', '.join(map(str, seeds))})")
     else:
-        base_model, _ = train_or_load(corpus, replace(spec.model, seed=seeds[0]), cache=cache)
+        base_model, _ = train_or_load(corpus, replace(spec.model, seed=spec.ranking_seeds[0]), cache=cache)
     targets, kept_tests, dropped, skipped = bias_measures(base_model, spec.tests, spec.strict_oov, spec.templates,
                                                           spec.min_word_count, corpus)
     for name, reason in skipped.items():
@@ -287,8 +302,17 @@ def run_experiment(spec: ExperimentSpec, out_dir: Path, overwrite: bool = False,
                     for t in kept_tests]
         targets = targets + fam.bias_measures(base_model, concepts, spec.templates)
         log("ranking by concept: " + "; ".join(c.description for c in concepts))
+    ensemble_models, ensemble_targets = [], []
+    for seed in spec.ranking_seeds[1:]:       # --ensemble: the other ranking seeds' models and their measures
+        m, _ = train_or_load(corpus, replace(spec.model, seed=seed), cache=cache)
+        ensemble_models.append(m)
+        ensemble_targets.append(family_of(m).bias_measures(m, kept_tests + concepts, spec.templates))
+    if spec.ensemble > 1:
+        log(f"rankings: the mean score over the models of seeds {', '.join(map(str, spec.ranking_seeds))}"
+            + (f"; retraining on seeds {', '.join(map(str, seeds))}, which the ranking did not use"
+               if spec.fresh_seeds else ""))
     ranked = _rankings(spec, base_model, corpus, targets, kept_tests + concepts, stats, out_dir / "scores.json",
-                       progress, log)
+                       progress, log, ensemble_models, ensemble_targets)
     scores, doc_ids, solver_info = ranked["scores"], ranked["doc_ids"], ranked["solver_info"]
     select = None
     if concepts:
@@ -298,11 +322,16 @@ def run_experiment(spec: ExperimentSpec, out_dir: Path, overwrite: bool = False,
     _remeasure(plan, ranked, spec, base_model, corpus, targets, progress, log)
     _save_rankings(out_dir / "scores.json", ranked)
 
-    # tasks: every edit at every seed (LDS subsets at the first seed only)
+    # tasks: every edit at every seed; LDS subsets at the same-seed and cross-seed seeds only (with their baselines)
     lds_ids = {e for e, _ in plan.lds}
+    lds_seeds = sorted(set(spec.lds_seeds.values())) if plan.lds else []
     tasks = []
     for eid, (kind, ids, times, swaps) in plan.edits.items():
-        for seed in (seeds[:1] if eid in lds_ids and not any(p.edit == eid for p in plan.rows) else seeds):
+        in_rows = eid == "baseline" or any(p.edit == eid for p in plan.rows)
+        run_seeds = list(seeds) if in_rows else []
+        if eid in lds_ids or eid == "baseline":
+            run_seeds += [s for s in lds_seeds if s not in run_seeds]
+        for seed in run_seeds:
             run_id = f"{eid}-s{seed}"
             tasks.append(Task(run_id, kind, ids, times, seed, str(out_dir / "runs" / f"{run_id}.json"), swaps))
     done = {t.run_id: rec for t in tasks if Path(t.out_file).exists()
@@ -323,6 +352,10 @@ def run_experiment(spec: ExperimentSpec, out_dir: Path, overwrite: bool = False,
               out_dir=out_dir / "score", overwrite=True, strict_oov=spec.strict_oov, templates=spec.templates,
               min_word_count=spec.min_word_count)
     summary["solver_info"] = solver_info
+    summary["scoring_seconds"] = ranked.get("seconds", {})
+    summary["leaderboard"] = leaderboard(summary, ranked.get("seconds", {}),
+                                         _mean([r.get("seconds") for r in done.values()
+                                                if r.get("kind") == "baseline"]))
     if spec.ranking_model is not None:   # the user's model beside the baselines retrained with its settings
         fam = family_of(base_model)
         summary["given_model"] = {"origin": base_model.meta.get("origin"),

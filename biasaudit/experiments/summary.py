@@ -90,6 +90,55 @@ def _verdict(d: dict, n_seeds: int) -> str:
     return "confirmed"
 
 
+def spearman_ci(pred: list, act: list, n_boot: int = 2000, seed: int = 0) -> tuple:
+    """Spearman's rho with a 95% percentile bootstrap CI over the subsets (None where fewer than 3 subsets or a
+    side is constant)."""
+    from scipy.stats import rankdata
+
+    p, a = np.asarray(pred, dtype=float), np.asarray(act, dtype=float)
+    if len(p) < 3 or np.std(p) == 0 or np.std(a) == 0:
+        return None, None, None
+
+    def rho(x, y):
+        rx, ry = rankdata(x), rankdata(y)
+        if np.std(rx) == 0 or np.std(ry) == 0:
+            return np.nan
+        return float(np.corrcoef(rx, ry)[0, 1])
+
+    rng = np.random.default_rng(seed)
+    boots = [rho(p[i], a[i]) for i in (rng.integers(0, len(p), len(p)) for _ in range(n_boot))]
+    boots = np.asarray([b for b in boots if np.isfinite(b)])
+    lo, hi = (np.percentile(boots, [2.5, 97.5]) if len(boots) else (np.nan, np.nan))
+    return rho(p, a), float(lo), float(hi)
+
+
+def leaderboard(summary: dict, scoring_seconds: dict, train_seconds: float | None) -> list[dict]:
+    """One row per (estimator, test): LDS same-seed and cross-seed (with CIs), top-1% removal against random
+    removal of the same size (the difference and its paired p; the k nearest 1% when 1% was not run), and the
+    scoring cost in trainings."""
+    n_docs = summary["corpus"].get("n_documents") or 1
+    out = []
+    for est in summary["estimators"]:
+        for test in summary["tests"]:
+            row = {"estimator": est, "test": test}
+            for d in summary.get("lds", []):
+                if d["estimator"] == est and d["test"] == test:
+                    row[f"lds_{d['kind'].replace('-', '_')}"] = d["spearman"]
+                    row[f"lds_{d['kind'].replace('-', '_')}_ci95"] = d["ci95"]
+                    row["lds_subsets"] = d["n_subsets"]
+            tops = [d for d in summary["conditions"] if d["estimator"] == est and d["test"] == test
+                    and d["condition"] == "remove-top" and d.get("difference_from_random") is not None]
+            if tops:
+                top = min(tops, key=lambda d: abs(d["n_docs"] - 0.01 * n_docs))
+                row.update({"top_k": top["k"], "top_n_docs": top["n_docs"], "top_change": top["change_mean"],
+                            "top_change_sd": top["change_sd"], "top_vs_random": top["difference_from_random"],
+                            "top_vs_random_p": top.get("difference_from_random_p")})
+            sec = scoring_seconds.get(est)
+            row["cost_in_trainings"] = (None if not sec or not train_seconds else round(sec / train_seconds, 2))
+            out.append(row)
+    return out
+
+
 def summarise(spec, plan, runs, seeds, ks, scores, lds_edits, stats, predictions: dict | None = None,
               bias: dict | None = None, bounds: dict | None = None,
               linear_added: dict | None = None) -> tuple[dict, str, str]:
@@ -222,18 +271,21 @@ def summarise(spec, plan, runs, seeds, ks, scores, lds_edits, stats, predictions
                                     "median_actual_over_predicted": float(np.median(ratio)) if len(ratio) else None,
                                     "ratio_over": "ranked edits (remove-top/bottom, upweight-top, remove-ids)"})
     lds = []
-    if lds_edits:
-        seed = seeds[0]
-        base = runs[f"baseline-s{seed}"]
-        for est, by_test in scores.items():
-            for t in spec.tests:
-                if base["effects"].get(t.name) is None:
-                    continue
-                pred = [float(by_test[t.name][idx].sum()) for _, idx in lds_edits]
-                act = [runs[f"{eid}-s{seed}"]["effects"][t.name] - base["effects"][t.name] for eid, _ in lds_edits]
-                lds.append({"estimator": est, "test": t.name, "n_subsets": len(lds_edits),
-                            "fraction_removed": spec.lds_fraction,
-                            "spearman": float(spearmanr(pred, act)[0]) if len(pred) > 2 else None})
+    if lds_edits:      # LDS: Spearman between predicted (linear sum) and actual changes over random subsets
+        for kind, seed in spec.lds_seeds.items():
+            base = runs.get(f"baseline-s{seed}")
+            for est, by_test in scores.items():
+                for t in spec.tests:
+                    if base is None or base["effects"].get(t.name) is None:
+                        continue
+                    pairs = [(float(by_test[t.name][idx].sum()),
+                              runs[f"{eid}-s{seed}"]["effects"].get(t.name)) for eid, idx in lds_edits
+                             if f"{eid}-s{seed}" in runs]
+                    pairs = [(p_, a - base["effects"][t.name]) for p_, a in pairs if a is not None]
+                    rho, lo, hi = spearman_ci([p_ for p_, _ in pairs], [a for _, a in pairs])
+                    lds.append({"estimator": est, "test": t.name, "kind": kind, "seed": seed,
+                                "n_subsets": len(pairs), "fraction_removed": spec.lds_fraction,
+                                "spearman": rho, "ci95": None if lo is None else [lo, hi]})
     rand_sd = {}
     for d in conditions:
         if d["condition"] == "remove-random":

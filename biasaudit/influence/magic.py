@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -82,6 +83,8 @@ def score_magic(model, corpus, measures: list, estimator: EstimatorConfig, progr
     scores = {m.name: -grads[k] for k, m in enumerate(measures)}
     solver = {m.name: {"estimator": estimator.label, **info} for m in measures}
     words, doc_words = fam.magic_words(model, corpus, measures, replay)
-    return ScoreResult(list(replay.doc_ids), scores, {m.name: v for m, v in zip(measures, values)},
-                       {m.name: {} for m in measures}, doc_words, estimator, solver,
-                       {"magic": info["total_seconds"], "total": time.perf_counter() - t0}, words=words)
+    from .ensemble import LinearPredictor
+    result = ScoreResult(list(replay.doc_ids), scores, {m.name: v for m, v in zip(measures, values)},
+                         {m.name: {} for m in measures}, doc_words, estimator, solver,
+                         {"magic": info["total_seconds"], "total": time.perf_counter() - t0}, words=words)
+    return replace(result, predictor=LinearPredictor(result, {m.name: m.bound for m in measures}))

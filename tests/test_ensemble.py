@@ -1,0 +1,102 @@
+"""Seed ensembles (``--ensemble N``) and the LDS verdict (``experiment --lds N``): the ensemble's scores are the
+mean of its seeds' scores (oracle: each seed scored alone), sign agreement counts the seeds, group predictions stay
+in the measure's range, and an experiment reports same-seed and cross-seed LDS with CIs in one leaderboard."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from biasaudit.audit import run_score
+from biasaudit.experiments import ExperimentSpec, run_experiment
+from biasaudit.experiments.summary import spearman_ci
+from biasaudit.influence import score_model
+from biasaudit.influence.ensemble import LinearPredictor, ensemble_result
+from biasaudit.influence.estimators import EstimatorConfig
+from biasaudit.measures.targets import weat_target
+from biasaudit.models.base import train_or_load
+from biasaudit.models.skipgram import SkipGramConfig
+from biasaudit.wordsets import BiasTest
+from conftest import PLANTED_TEST, planted_corpus
+
+CFG = SkipGramConfig(vector_size=16, window=3, min_count=2, epochs=20, seed=1)
+TEST = BiasTest.from_dict(PLANTED_TEST)
+
+
+@pytest.fixture(scope="module")
+def three_seeds(tmp_path_factory):
+    corpus, planted, _ = planted_corpus()
+    cache = tmp_path_factory.mktemp("cache")
+    from dataclasses import replace
+    models = [train_or_load(corpus, replace(CFG, seed=s), cache=cache)[0] for s in (1, 2, 3)]
+    return corpus, planted, models
+
+
+def test_ensemble_scores_are_the_mean_of_each_seeds_scores(three_seeds, tmp_path):
+    corpus, _, models = three_seeds
+    run = run_score(models[0], corpus, [TEST], EstimatorConfig(), out_dir=tmp_path / "s", seed_models=tuple(models[1:]),
+                    n_resamples=0, ensemble=3)
+    singles = [score_model(m, corpus, [weat_target(TEST, m.vocab)], EstimatorConfig()) for m in models]
+    name = TEST.name
+    want = np.mean([r.delta_bias_if_removed[name] for r in singles], axis=0)
+    rows = [json.loads(l) for l in (tmp_path / "s" / "scores.jsonl").read_text().splitlines()]
+    got = {r["doc_id"]: r for r in rows if r["test"] == name}
+    ids = singles[0].doc_ids
+    for i in np.flatnonzero(want)[:200]:
+        assert got[ids[i]]["delta_bias_if_removed"] == pytest.approx(want[i], rel=1e-9, abs=1e-15)
+        signs = [np.sign(r.delta_bias_if_removed[name][i]) for r in singles]
+        assert got[ids[i]]["sign_agreement"] == pytest.approx(np.mean([s == np.sign(want[i]) for s in signs]), abs=1e-4)
+    t = run.summary["tests"][0]
+    assert t["ensemble"]["seeds"] == [1, 2, 3]
+    assert 1 / 3 <= t["ensemble"]["mean_sign_agreement"] <= 1
+    # predictions of the removal of the top documents: the linear sum, inside the measure's range
+    for p in t["removal_predictions"]:
+        assert abs(p["predicted_effect_size"]) <= weat_target(TEST, models[0].vocab).bound
+
+
+def test_linear_predictions_never_leave_the_measures_range(three_seeds):
+    corpus, _, models = three_seeds
+    target = weat_target(TEST, models[0].vocab)
+    r = score_model(models[0], corpus, [target], EstimatorConfig())
+    res, agreement = ensemble_result([r], [1], {target.name: target.bound})
+    assert np.all(agreement[target.name][r.delta_bias_if_removed[target.name] != 0] == 1.0)
+    pred = LinearPredictor(res, {target.name: target.bound})
+    worst = np.argsort(r.delta_bias_if_removed[target.name])[:50]
+    (removed, upweighted) = pred.predict([(target.name, worst, 0), (target.name, worst, 100)])
+    assert -target.bound <= removed <= target.bound and -target.bound <= upweighted <= target.bound
+    assert removed == pytest.approx(np.clip(r.bias_value[target.name]
+                                            + r.delta_bias_if_removed[target.name][worst].sum(),
+                                            -target.bound, target.bound))
+
+
+def test_spearman_ci_brackets_rho_and_refuses_too_few_subsets():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=40)
+    rho, lo, hi = spearman_ci(x, x + 0.5 * rng.normal(size=40))
+    assert lo <= rho <= hi and rho > 0.6
+    assert spearman_ci([1, 2], [2, 1]) == (None, None, None)
+    assert spearman_ci([1, 1, 1], [1, 2, 3]) == (None, None, None)
+
+
+def test_experiment_with_ensemble_fresh_seeds_and_lds(tmp_path):
+    corpus, _, _ = planted_corpus()
+    spec = ExperimentSpec(corpus=corpus, model=CFG, tests=[TEST], heldout={}, estimators=[EstimatorConfig()],
+                          ks="20", seeds=2, conditions=("baseline", "remove-top", "remove-random"), quality=False,
+                          ensemble=2, fresh_seeds=True, lds=5, lds_fraction=0.1)
+    assert spec.ranking_seeds == [1, 2] and spec.seed_list == [3, 4]
+    assert spec.lds_seeds == {"same-seed": 1, "cross-seed": 3}
+    s = run_experiment(spec, tmp_path / "exp", cache=tmp_path / "cache")
+    assert s["seeds"] == [3, 4]                       # retrained on seeds the ranking did not use
+    kinds = {d["kind"]: d for d in s["lds"]}
+    assert set(kinds) == {"same-seed", "cross-seed"}
+    for d in kinds.values():
+        assert d["n_subsets"] == 5 and d["fraction_removed"] == 0.1
+        if d["spearman"] is not None:
+            assert d["ci95"][0] <= d["spearman"] <= d["ci95"][1]
+    (row,) = s["leaderboard"]
+    assert row["estimator"] == "block:damping=0.1" and "lds_same_seed" in row and "lds_cross_seed" in row
+    assert row["top_vs_random"] < 0                    # the planted bias: the ensemble's top 20 lower d
+    assert row["cost_in_trainings"] is not None and row["cost_in_trainings"] > 0
+    runs = {p.name for p in (tmp_path / "exp" / "runs").iterdir()}
+    assert "baseline-s1.json" in runs and "baseline-s3.json" in runs      # the LDS seeds' baselines
