@@ -869,7 +869,7 @@ def debias(test: Optional[List[str]] = TestOpt,
            overwrite: bool = typer.Option(False, "--overwrite", help="Replace debias outputs of another config in "
                                           "--out (only the files this tool wrote)."),
            embeddings: Optional[Path] = EmbeddingsOpt, vocab: Optional[Path] = VocabOpt,
-           templates: Optional[Path] = TemplatesOpt, opts: RunOptions = None):
+           templates: Optional[Path] = TemplatesOpt, ensemble: int = EnsembleOpt, opts: RunOptions = None):
     """Write an edited corpus that should carry less of a bias: the documents that drive each test's bias up most
     (cross-loss influence), removed, or rewritten with the gendered words swapped (counterfactual data
     augmentation). Writes corpus.jsonl (corpus.csv for a CSV input: the input's fields and format; added copies
@@ -893,13 +893,18 @@ def debias(test: Optional[List[str]] = TestOpt,
     swaps = load_swaps(swap_pairs) if swap_pairs is not None else None
     corp = opts.load_corpus()
     claim_out(out_dir, corp)          # before any training: the folder is usable and outside the corpus
-    model = (_user_model(embeddings, vocab, opts, corp) if embeddings is not None
-             else _train_seeds(opts, opts.config(), 1, corpus=corp)[0])
+    if embeddings is not None and ensemble > 1:
+        raise typer.BadParameter("--ensemble trains its seeds' models; it cannot be used with --embeddings",
+                                 param_hint="--ensemble")
+    models = ([_user_model(embeddings, vocab, opts, corp)] if embeddings is not None
+              else _train_seeds(opts, opts.config(), ensemble, corpus=corp))
+    model = models[0]
     tests = resolve_tests(test)
     with _progress() as update:
         folder, manifest = run_debias(model, corp, tests, est, k, method, swaps, out_dir, overwrite, rank_by,
                                       resolve_heldout(tests, heldout), strict_oov, min_word_count, tpl,
-                                      command=shlex.join(["biasaudit"] + sys.argv[1:]), progress=update, log=note)
+                                      command=shlex.join(["biasaudit"] + sys.argv[1:]), progress=update, log=note,
+                                      seed_models=tuple(models[1:]))
     from .report import write_report
 
     page = write_report(folder)

@@ -81,13 +81,14 @@ def claim_out(out_dir, corpus, reports_dir="reports") -> None:
 def run_debias(model, corpus, tests, estimator, k: str, method: str, swaps=None, out_dir=None, overwrite=False,
                rank_by: str = "test", heldout: dict | None = None, strict_oov: bool = False,
                min_word_count: int = 1, templates=None, command: str = "", progress=None, log=None,
-               reports_dir="reports"):
+               reports_dir="reports", seed_models=()):
     """Rank the documents of ``corpus`` for each test with ``estimator``, edit the top ``k`` of each (``remove``,
     ``swap``: replaced by the counterfactual rewrite, ``augment``: the rewrite added as ``<id>#cda``, or ``#cda2``,
     ... when that id is taken) and write the edited corpus in the input's format (``corpus.output_layout``), a
     manifest (edited ids, each document's predicted change, the predicted effect of the whole
     edit, the swap list's hash, the command) and a short report into the output folder, for retraining with any
-    pipeline (``biasaudit report`` writes its page). Returns (folder, manifest)."""
+    pipeline (``biasaudit report`` writes its page). ``seed_models``: the same model trained with other seeds; the
+    documents are then ranked by the mean score over all of them (``--ensemble``). Returns (folder, manifest)."""
     import time
     from pathlib import Path
 
@@ -122,10 +123,19 @@ def run_debias(model, corpus, tests, estimator, k: str, method: str, swaps=None,
     config = {"method": method, "k": k, "tests": [t.to_dict() for t in kept], "estimator": estimator.to_dict(),
               "corpus": corpus.describe(), "model": model.config.to_dict() if model.config else None,
               "rank_by": rank_by, "swap_pairs_sha256": swaps.sha256 if swaps is not None else None}
+    if seed_models:
+        config["ensemble"] = [model.config.seed] + [m.config.seed for m in seed_models]
     folder = score_folder(corpus, "debias", config, out_dir, reports_dir)
     check_out(folder, corpus)
     out = claim_folder(folder, "debias", config, overwrite, known=DEBIAS_FILES)
     res = score_model(model, corpus, targets, estimator, progress=progress)
+    if seed_models:           # --ensemble: every seed's model scored; documents ranked by the mean score
+        from .influence.ensemble import ensemble_result
+        results = [res]
+        for m in seed_models:
+            seed_targets = fam.bias_measures(m, kept + concepts, templates)
+            results.append(score_model(m, corpus, seed_targets, estimator, progress=progress))
+        res, _ = ensemble_result(results, config["ensemble"], {t.name: t.bound for t in targets})
     edited: dict[int, dict] = {}
     per_test = {}
     for t, target in zip(kept, targets):

@@ -456,6 +456,14 @@ def run_batches(ex: Examples, config: LMConfig, schedule: Schedule):
         yield from length_batches(lengths, config.batch_size, gen)
 
 
+def replayable_attention():
+    """Training steps run attention with the math kernel: the one with a double backward (for the reverse pass of
+    ``--estimator magic``), so the replayed step draws the same attention-dropout masks and computes the same
+    function as the training step."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    return sdpa_kernel(SDPBackend.MATH)
+
+
 def make_optimizer(net, config: LMConfig, schedule: Schedule):
     opt = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, schedule.factor)
@@ -489,10 +497,11 @@ def _train_loop(net, encoder, corpus: Corpus, config: LMConfig, progress, dev, t
     for idx in run_batches(ex, config, sched_):
         batches.update(np.asarray(idx, dtype=np.int64).tobytes())
         torch.manual_seed(step_seed(config.seed, step))
-        loss, per_example, tokens = weighted_batch_loss(net, ex, idx, pad, dev,
-                                                        None if ex_w is None else ex_w[torch.as_tensor(idx)])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
+        with replayable_attention():
+            loss, per_example, tokens = weighted_batch_loss(net, ex, idx, pad, dev,
+                                                            None if ex_w is None else ex_w[torch.as_tensor(idx)])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
         opt.step()
         sched.step()
         step += 1

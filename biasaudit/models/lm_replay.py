@@ -26,7 +26,7 @@ import torch
 from ..corpus import Corpus
 from ..errors import ConfigError
 from .lm import (RUN_RECORD, LMModel, Schedule, _dtype, checkpoint_hash, initial_net, make_examples,
-                 make_optimizer, run_batches, step_seed, weighted_batch_loss)
+                 make_optimizer, replayable_attention, run_batches, step_seed, weighted_batch_loss)
 
 
 class _Bound:
@@ -110,9 +110,10 @@ class LMReplay:
         self.net.train()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(step_seed(self.config.seed, t))
-            loss, _, _ = weighted_batch_loss(self.net, self.ex, self.batches[t], self.pad, self.dev)
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
+            with replayable_attention():
+                loss, _, _ = weighted_batch_loss(self.net, self.ex, self.batches[t], self.pad, self.dev)
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
         self.opt.step()
         out = ([p.detach().clone() for p in self.params],
                [self.opt.state[p]["exp_avg"].clone() for p in self.params],
@@ -164,10 +165,8 @@ class LMReplay:
         idx = self.batches[t]
         w = torch.ones(len(idx), dtype=self.dtype, device=self.dev, requires_grad=True)
         self.net.train()
-        from torch.nn.attention import SDPBackend, sdpa_kernel
-        # the math kernel: fused attention kernels have no double backward (eager attention would round its
-        # softmax to float32)
-        with torch.random.fork_rng(devices=[]), torch.enable_grad(), sdpa_kernel(SDPBackend.MATH):
+        # the math kernel, as in training: fused attention kernels have no double backward
+        with torch.random.fork_rng(devices=[]), torch.enable_grad(), replayable_attention():
             torch.manual_seed(step_seed(self.config.seed, t))
             loss, _, _ = weighted_batch_loss(_Bound(self.net, dict(zip(self.names, P))), self.ex, idx, self.pad,
                                              self.dev, w)
