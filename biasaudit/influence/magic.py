@@ -66,6 +66,8 @@ def metagradients(replay, measures: list, progress=None) -> tuple[list[float], n
             done += 1
             if progress and (done % tick == 0 or done == T):
                 progress("magic: reverse pass", done, T)
+    if hasattr(replay, "finish"):     # a replay whose weights enter at every step (GloVe's counts) adds them now
+        replay.finish(grads)
     info = {"steps": T, "checkpoint_every": K, "replay_relative_difference": difference,
             "forward_seconds": round(t_forward, 3), "total_seconds": round(time.perf_counter() - t0, 3)}
     return values, grads, info

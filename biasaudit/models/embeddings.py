@@ -82,3 +82,19 @@ class EmbeddingFamily:
 
     def size(self, model) -> int:
         return len(model.index_to_key)
+
+    def magic_words(self, model, corpus, measures, replay) -> tuple[None, dict]:
+        """For ``--estimator magic``: (None: the indices are the model's vocabulary, per document the indices of
+        the measures' words it holds), as the other embedding scorers give ``doc_words``."""
+        from ..batches import encode_batches
+
+        rows = np.unique(np.concatenate([np.asarray(m.rows, dtype=np.int64) for m in measures]))
+        mask = np.zeros(len(model.vocab), dtype=bool)
+        mask[rows] = True
+        out, off = {}, 0
+        for batch in encode_batches(corpus, model.vocab):
+            has = mask[batch.tokens]
+            for d, w in np.unique(np.stack([batch.doc[has] + off, batch.tokens[has]]), axis=1).T:
+                out.setdefault(int(d), []).append(int(w))
+            off += len(batch.ids)
+        return None, {d: tuple(w) for d, w in out.items()}

@@ -92,10 +92,21 @@ def batch_cooccurrence(tokens: np.ndarray, chunk: np.ndarray, doc: np.ndarray, w
 
 
 def cooccurrence_matrix(corpus: Corpus, vocab: Vocab, window: int, progress: Progress | None = None,
-                        merge_every: int = 20_000_000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sparse symmetric X as (rows, cols, values) sorted by (row, col), counted in chunks."""
-    return corpus_pair_sums(corpus, vocab, lambda part: batch_cooccurrence(part.tokens, part.chunk, part.doc, window),
-                            progress, merge_every)
+                        merge_every: int = 20_000_000, doc_weights: np.ndarray | None = None
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sparse symmetric X as (rows, cols, values) sorted by (row, col), counted in chunks. ``doc_weights`` (one
+    per document, in corpus order): X = sum_d w_d X_d (the weights ``--estimator magic`` differentiates)."""
+    if doc_weights is None:
+        return corpus_pair_sums(corpus, vocab,
+                                lambda part: batch_cooccurrence(part.tokens, part.chunk, part.doc, window),
+                                progress, merge_every)
+    weight_of = dict(zip((d.id for d in corpus), np.asarray(doc_weights, dtype=np.float64)))
+
+    def weighted(part):
+        i, j, x, d = batch_cooccurrence(part.tokens, part.chunk, part.doc, window)
+        return i, j, x * np.array([weight_of[k] for k in part.ids])[d], d
+
+    return corpus_pair_sums(corpus, vocab, weighted, progress, merge_every)
 
 
 # ------------------------------------------------------------------ the loss, for cg influence
@@ -184,27 +195,81 @@ class GloVeModel:
 
 
 # ------------------------------------------------------------------ training
+RUN_RECORD = 1   # version of the run record saved in a GloVe model's meta["run"]
+
+
+def initial_state(V: int, config: GloVeConfig, dev, dtype=torch.float32) -> tuple[tuple, torch.Generator]:
+    """(W, C, b, bc, gW, gC, gb, gbc) before the first step, and the generator that then draws each epoch's order:
+    vectors uniform in [-0.5, 0.5) / dim, biases 0, AdaGrad accumulators 1."""
+    dim = config.vector_size
+    gen = torch.Generator().manual_seed(config.seed)
+    W = ((torch.rand(V, dim, generator=gen, dtype=dtype) - 0.5) / dim).to(dev)
+    C = ((torch.rand(V, dim, generator=gen, dtype=dtype) - 0.5) / dim).to(dev)
+    z = dict(dtype=dtype, device=dev)
+    return (W, C, torch.zeros(V, **z), torch.zeros(V, **z), torch.ones(V, dim, **z), torch.ones(V, dim, **z),
+            torch.ones(V, **z), torch.ones(V, **z)), gen
+
+
+def adagrad_step(state: tuple, i: torch.Tensor, j: torch.Tensor, logx: torch.Tensor, fx: torch.Tensor,
+                 lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """One AdaGrad step on the entries (i, j) with log X and f(X) given, in place on ``state``; returns
+    (f diff, diff) per entry."""
+    W, C, b, bc, gW, gC, gb, gbc = state
+    wi, cj = W[i], C[j]
+    diff = (wi * cj).sum(1) + b[i] + bc[j] - logx
+    fdiff = fx * diff
+    dwi, dcj = fdiff[:, None] * cj, fdiff[:, None] * wi
+    # AdaGrad, as glove.c: step by the accumulated squares before this update, then accumulate
+    W.index_add_(0, i, -lr * dwi / torch.sqrt(gW[i]))
+    C.index_add_(0, j, -lr * dcj / torch.sqrt(gC[j]))
+    b.index_add_(0, i, -lr * fdiff / torch.sqrt(gb[i]))
+    bc.index_add_(0, j, -lr * fdiff / torch.sqrt(gbc[j]))
+    gW.index_add_(0, i, dwi ** 2)
+    gC.index_add_(0, j, dcj ** 2)
+    gb.index_add_(0, i, fdiff ** 2)
+    gbc.index_add_(0, j, fdiff ** 2)
+    return fdiff, diff
+
+
+def step_deltas(rows: tuple, x: torch.Tensor, lr: float, x_max: float, alpha: float) -> tuple:
+    """``adagrad_step``'s changes as differentiable functions of the gathered rows (W[i], C[j], b[i], bc[j],
+    gW[i], gC[j], gb[i], gbc[j]) and the counts X_e (for the reverse pass), in that order."""
+    wi, cj, bi, bcj, gWi, gCj, gbi, gbcj = rows
+    diff = (wi * cj).sum(1) + bi + bcj - torch.log(x)
+    fdiff = weighting(x, x_max, alpha) * diff
+    dwi, dcj = fdiff[:, None] * cj, fdiff[:, None] * wi
+    return (-lr * dwi / torch.sqrt(gWi), -lr * dcj / torch.sqrt(gCj), -lr * fdiff / torch.sqrt(gbi),
+            -lr * fdiff / torch.sqrt(gbcj), dwi ** 2, dcj ** 2, fdiff ** 2, fdiff ** 2)
+
+
+def counts_hash(rows: np.ndarray, cols: np.ndarray, x: np.ndarray) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for a in (rows, cols, x):
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
 def train_glove(corpus: Corpus, config: GloVeConfig = GloVeConfig(), progress: Progress | None = None,
-                device: str = "cpu") -> GloVeModel:
-    """Count co-occurrences and fit GloVe with AdaGrad (see the module docstring)."""
+                device: str = "cpu", doc_weights: np.ndarray | None = None,
+                dtype: torch.dtype = torch.float32) -> GloVeModel:
+    """Count co-occurrences and fit GloVe with AdaGrad (see the module docstring). ``doc_weights`` (one per
+    document, default 1) weigh each document's counts, X = sum_d w_d X_d: the weights ``--estimator magic``
+    differentiates. ``dtype``: float64 for checks."""
     corpus.scan()          # an empty corpus or repeated ids fail here, before any work
     dev = resolve_device(device)
     t0 = time.perf_counter()
     vocab = training_vocab(corpus, config.min_count)
-    V, dim = len(vocab), config.vector_size
-    rows, cols, x = cooccurrence_matrix(corpus, vocab, config.window, progress)
+    V = len(vocab)
+    rows, cols, x = cooccurrence_matrix(corpus, vocab, config.window, progress, doc_weights=doc_weights)
     t_count = time.perf_counter() - t0
     if len(x) == 0:
         raise CorpusError(f"corpus {corpus.name!r}: no two vocabulary words co-occur; nothing to train")
-    gen = torch.Generator().manual_seed(config.seed)
-    W = ((torch.rand(V, dim, generator=gen) - 0.5) / dim).to(dev)
-    C = ((torch.rand(V, dim, generator=gen) - 0.5) / dim).to(dev)
-    b, bc = torch.zeros(V, device=dev), torch.zeros(V, device=dev)
-    gW, gC, gb, gbc = torch.ones(V, dim, device=dev), torch.ones(V, dim, device=dev), torch.ones(V, device=dev), \
-        torch.ones(V, device=dev)
+    state, gen = initial_state(V, config, dev, dtype)
     I = torch.as_tensor(rows, device=dev)
     J = torch.as_tensor(cols, device=dev)
-    X = torch.as_tensor(x, dtype=torch.float32, device=dev)
+    X = torch.as_tensor(x, dtype=dtype, device=dev)
     logX, fX = torch.log(X), weighting(X, config.x_max, config.alpha)
     lr, n = config.learning_rate, len(x)
     losses = []
@@ -215,31 +280,20 @@ def train_glove(corpus: Corpus, config: GloVeConfig = GloVeConfig(), progress: P
         total = 0.0
         for s in range(0, n, config.batch_size):
             e = perm[s:s + config.batch_size]
-            i, j = I[e], J[e]
-            wi, cj = W[i], C[j]
-            diff = (wi * cj).sum(1) + b[i] + bc[j] - logX[e]
-            fdiff = fX[e] * diff
+            fdiff, diff = adagrad_step(state, I[e], J[e], logX[e], fX[e], lr)
             total += float((fdiff * diff).sum()) / 2
-            dwi, dcj = fdiff[:, None] * cj, fdiff[:, None] * wi
-            # AdaGrad, as glove.c: step by the accumulated squares before this update, then accumulate
-            W.index_add_(0, i, -lr * dwi / torch.sqrt(gW[i]))
-            C.index_add_(0, j, -lr * dcj / torch.sqrt(gC[j]))
-            b.index_add_(0, i, -lr * fdiff / torch.sqrt(gb[i]))
-            bc.index_add_(0, j, -lr * fdiff / torch.sqrt(gbc[j]))
-            gW.index_add_(0, i, dwi ** 2)
-            gC.index_add_(0, j, dcj ** 2)
-            gb.index_add_(0, i, fdiff ** 2)
-            gbc.index_add_(0, j, fdiff ** 2)
         losses.append(total / n)
         if not np.isfinite(losses[-1]):
             raise CorpusError("GloVe training diverged (non-finite loss); lower --learning-rate")
         if progress:
             progress("train", epoch + 1, config.epochs)
-    return GloVeModel(vocab, W.cpu().numpy(), C.cpu().numpy(), b.cpu().numpy(), bc.cpu().numpy(), config,
-                      corpus.describe(),
+    W, C, b, bc = (a.cpu().numpy() for a in state[:4])
+    record = {"version": RUN_RECORD, "dtype": str(dtype).removeprefix("torch."), "weighted": doc_weights is not None,
+              "counts_sha256": counts_hash(rows, cols, x)}
+    return GloVeModel(vocab, W, C, b, bc, config, corpus.describe(),
                       {"train_seconds": round(time.perf_counter() - t0, 3), "count_seconds": round(t_count, 3),
                        "nonzero": int(n), "loss_per_epoch": [round(v, 6) for v in losses], "device": str(dev),
-                       "versions": versions("gensim", "numpy", "torch")})
+                       "versions": versions("gensim", "numpy", "torch"), "run": record})
 
 
 class GloVeFamily(EmbeddingFamily):
@@ -248,7 +302,7 @@ class GloVeFamily(EmbeddingFamily):
     config_type = GloVeConfig
     model_type = GloVeModel
     options = frozenset({"vector_size", "window", "min_count", "epochs", "seed", "embedding"})
-    estimators = ("block", "cg", "gradient-dot")
+    estimators = ("block", "cg", "gradient-dot", "magic")
     objective_kind = "counts"
 
     def train(self, corpus, config, progress=None, device="cpu") -> GloVeModel:
@@ -260,6 +314,15 @@ class GloVeFamily(EmbeddingFamily):
 
     def describe(self, config: GloVeConfig) -> str:
         return "GloVe"
+
+    def replay(self, model, corpus, device: str = "cpu"):
+        """The model's recorded AdaGrad run (``--estimator magic``); refused in one line where there is none."""
+        from .glove_replay import GloVeReplay
+        return GloVeReplay(model, corpus, device)
+
+    def replay_refusal(self, model) -> str | None:
+        from .glove_replay import replay_refusal
+        return replay_refusal(model)
 
 
 FAMILY = register(GloVeFamily())

@@ -26,6 +26,8 @@ from .folder import read_model_folder, write_model_folder
 FORMAT_VERSION = 1
 BACKENDS = ("gensim", "torch")
 TRAINERS: dict[str, Callable] = {}   # backend -> train(corpus, config, progress, device)
+REPLAYS: dict[str, type] = {}        # backend -> its run's replay class (``--estimator magic``; torch in
+                                     # biasaudit.models.skipgram_replay): Replay(model, corpus, device), .refusal(model)
 
 
 @dataclass(frozen=True)
@@ -198,7 +200,7 @@ class SkipGramFamily(EmbeddingFamily):
     model_type = SkipGramModel
     options = frozenset({"vector_size", "window", "min_count", "negative", "epochs", "seed", "workers", "sample",
                          "backend"})
-    estimators = ("block", "cg", "lissa", "gradient-dot")
+    estimators = ("block", "cg", "lissa", "gradient-dot", "magic")   # magic: --backend torch only (replay_refusal)
     modes = ("scratch", "warm-start", "undo")
     objective_kind = "pairs"
 
@@ -228,6 +230,21 @@ class SkipGramFamily(EmbeddingFamily):
 
     def undo(self, base, corpus, ids, sign: float, epochs: int):
         return undo(base, corpus, ids, sign, epochs)
+
+    def replay(self, model, corpus, device: str = "cpu"):
+        """The model's recorded torch training run (``--estimator magic``); refused in one line where there is
+        none (gensim's run, an older model)."""
+        why = self.replay_refusal(model)
+        if why:
+            raise ConfigError(why)
+        return REPLAYS[model.meta["backend"]](model, corpus, device)
+
+    def replay_refusal(self, model) -> str | None:
+        replay = REPLAYS.get(model.meta.get("backend"))
+        if replay is None:
+            return ("--estimator magic differentiates a skip-gram run trained here in torch: train with --backend "
+                    "torch (gensim's run cannot be replayed)")
+        return replay.refusal(model)
 
 
 FAMILY = register(SkipGramFamily())
