@@ -78,3 +78,106 @@ def test_a_model_without_its_run_is_refused_in_one_line(tiny_lm):
     other = MemoryCorpus(list(corpus)[:40], "other")
     with pytest.raises(ConfigError, match="cannot be replayed"):
         LMReplay(model, other)
+
+
+# ---------------------------------------------------------------- embeddings: SGD (torch skip-gram), AdaGrad (GloVe)
+import torch  # noqa: E402
+
+from biasaudit.measures.targets import weat_target  # noqa: E402
+from biasaudit.models.glove import GloVeConfig, train_glove  # noqa: E402
+from biasaudit.models.glove_replay import GloVeReplay  # noqa: E402
+from biasaudit.models.skipgram import FAMILY as SKIPGRAM, SkipGramConfig, SkipGramModel, train_gensim  # noqa: E402
+from biasaudit.models.skipgram_replay import SkipGramReplay  # noqa: E402
+from biasaudit.models.torch_skipgram import train_skipgram_torch  # noqa: E402
+from biasaudit.planted import PLANTED_TEST, planted_corpus  # noqa: E402
+
+SG64 = SkipGramConfig(vector_size=8, min_count=1, epochs=2, window=3, negative=3, backend="torch", alpha=0.05)
+GLOVE64 = GloVeConfig(vector_size=8, min_count=1, epochs=4, window=4, batch_size=256, x_max=10.0)
+
+
+@pytest.fixture(scope="module")
+def tiny_planted():
+    corpus, _, _ = planted_corpus(n_background=40, n_planted=8, n_counter=2)
+    return corpus
+
+
+def _train_sg(corpus, w=None, config=SG64, dtype=torch.float64):
+    return train_skipgram_torch(corpus, config, batch_pairs=64, doc_weights=w, dtype=dtype)
+
+
+def _train_glove(corpus, config, w=None, dtype=torch.float64):
+    return train_glove(corpus, config, doc_weights=w, dtype=dtype)
+
+
+def _check_against_finite_differences(corpus, model, replay, retrain):
+    target = weat_target(BiasTest.from_dict(PLANTED_TEST), model.vocab)
+    values, grads, info = metagradients(replay, [target])
+    assert info["replay_relative_difference"] == 0.0          # the replayed run ends on the saved vectors exactly
+    assert values[0] == pytest.approx(target.value(torch.as_tensor(model.vectors)), abs=1e-12)
+    order = np.argsort(-np.abs(grads[0]))
+    for d in (int(order[0]), int(order[len(order) // 2])):    # the largest and a middling document
+        fd = _fd(retrain, lambda mm: target.value(torch.as_tensor(mm.vectors)), replay.n_docs, d, eps=1e-6)
+        assert grads[0][d] == pytest.approx(fd, rel=1e-3), (d, grads[0][d], fd)
+
+
+def test_torch_skipgram_replay_is_bit_for_bit_and_sgd_metagradient_equals_finite_difference(tiny_planted):
+    model = _train_sg(tiny_planted)
+    _check_against_finite_differences(tiny_planted, model, SkipGramReplay(model, tiny_planted),
+                                      lambda w: _train_sg(tiny_planted, w))
+
+
+@pytest.mark.parametrize("embedding", ["w", "w+c"])
+def test_glove_replay_is_bit_for_bit_and_adagrad_metagradient_equals_finite_difference(tiny_planted, embedding):
+    from dataclasses import replace as dc_replace
+    cfg = dc_replace(GLOVE64, embedding=embedding)
+    model = _train_glove(tiny_planted, cfg)
+    _check_against_finite_differences(tiny_planted, model, GloVeReplay(model, tiny_planted),
+                                      lambda w: _train_glove(tiny_planted, cfg, w))
+
+
+def test_float32_runs_replay_exactly_after_a_save_and_load(tiny_planted, tmp_path):
+    from biasaudit.models.glove import GloVeModel
+    sg = _train_sg(tiny_planted, dtype=torch.float32)
+    glove = _train_glove(tiny_planted, GLOVE64, dtype=torch.float32)
+    assert sg.vectors.dtype == np.float32 and glove.W.dtype == np.float32
+    sg.save(tmp_path / "sg")
+    glove.save(tmp_path / "glove")
+    for replay in (SkipGramReplay(SkipGramModel.load(tmp_path / "sg"), tiny_planted),
+                   GloVeReplay(GloVeModel.load(tmp_path / "glove"), tiny_planted)):
+        state = replay.start()
+        for t in range(replay.n_steps):
+            state = replay.forward(state, t)
+        assert replay.check_final(state) == 0.0
+
+
+def test_embedding_magic_scores_follow_the_sign_convention(tiny_planted):
+    for model, replay in ((m := _train_sg(tiny_planted), SkipGramReplay(m, tiny_planted)),
+                          (g := _train_glove(tiny_planted, GLOVE64), GloVeReplay(g, tiny_planted))):
+        target = weat_target(BiasTest.from_dict(PLANTED_TEST), model.vocab)
+        res = score_model(model, tiny_planted, [target], EstimatorConfig(name="magic"))
+        _, grads, _ = metagradients(replay, [target])
+        assert np.allclose(res.delta_bias_if_removed[target.name], -grads[0])
+        assert np.allclose(res.delta_bias_if_upweighted(target.name), grads[0])
+        assert res.doc_ids == [d.id for d in tiny_planted]
+        assert res.words is None                                # doc_words index the model's vocabulary
+        planted = [i for i, d in enumerate(tiny_planted) if d.id.startswith("plant")]
+        assert all(set(res.doc_words[i]) <= set(target.rows.tolist()) and res.doc_words[i] for i in planted)
+
+
+def test_gensim_skipgram_and_models_without_their_run_are_refused_in_one_line(tiny_planted):
+    from dataclasses import replace as dc_replace
+    gensim_model = train_gensim(tiny_planted, dc_replace(SG64, backend="gensim", epochs=1))
+    why = SKIPGRAM.replay_refusal(gensim_model)
+    assert "--backend torch" in why and "\n" not in why
+    target = weat_target(BiasTest.from_dict(PLANTED_TEST), gensim_model.vocab)
+    with pytest.raises(ConfigError, match="--backend torch"):
+        score_model(gensim_model, tiny_planted, [target], EstimatorConfig(name="magic"))
+    sg = _train_sg(tiny_planted)
+    glove = _train_glove(tiny_planted, GLOVE64)
+    for model, replay in ((sg, SkipGramReplay), (glove, GloVeReplay)):
+        old = dc_replace(model, meta={k: v for k, v in model.meta.items() if k != "run"})
+        with pytest.raises(ConfigError, match="without the record of its training run.*--overwrite"):
+            replay(old, tiny_planted)
+        other = MemoryCorpus(list(tiny_planted)[:-3], "other")
+        with pytest.raises(ConfigError, match="cannot be replayed"):
+            replay(model, other)
