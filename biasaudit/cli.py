@@ -796,6 +796,7 @@ def experiment(test: Optional[List[str]] = TestOpt,
     """
     from .distributed import dask_client
     from .experiments import DEFAULT_CONDITIONS, ExperimentSpec, default_folder, run_experiment
+    from .io import regular_file
     from .measures.lm import load_templates
     from .swaps import load_swaps
     from .wordsets import resolve_heldout, resolve_tests
@@ -815,8 +816,8 @@ def experiment(test: Optional[List[str]] = TestOpt,
     ids: tuple = ()
     if remove_ids is not None:
         try:
-            ids = tuple(dict.fromkeys(l.strip() for l in remove_ids.read_text(encoding="utf-8").splitlines()
-                                      if l.strip()))
+            text = regular_file(remove_ids, "--remove-ids file", ConfigError).read_text(encoding="utf-8")
+            ids = tuple(dict.fromkeys(l.strip() for l in text.splitlines() if l.strip()))
         except (OSError, UnicodeDecodeError) as e:
             raise ConfigError(f"--remove-ids: cannot read {remove_ids} ({getattr(e, 'strerror', None) or e})") from e
         if not ids:

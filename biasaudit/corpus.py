@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from .errors import CorpusError
+from .io import regular_file
 from .tokens import DEFAULT_TOKENIZER, Tokenizer
 
 BUNDLED = {"gcide": "gcide.jsonl.gz", "wordnet": "wordnet.jsonl.gz"}
@@ -225,6 +226,7 @@ class FileCorpus(Corpus):
 
 
 def _open_binary(path: Path):
+    _regular(path)
     name = path.name.lower()
     if name.endswith(".gz"):
         import gzip
@@ -390,7 +392,7 @@ def _parquet_documents(path: Path, id_field: str, text_field: str,
     except ImportError as e:
         raise CorpusError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow)") from e
     try:
-        pf = pq.ParquetFile(path)
+        pf = pq.ParquetFile(_regular(path))
         names = pf.schema_arrow.names
         if token_field is not None:
             if token_field not in names:
@@ -499,13 +501,12 @@ def _open(src: str, id_field: str, text_field: str) -> Corpus:
         return FileCorpus(src, [corpora_dir() / BUNDLED[src]])
     if path.exists():
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file() and _known(p)
+            files = sorted(_regular(p) for p in path.rglob("*") if not p.is_dir() and _known(p)
                            and not any(part.startswith(".") for part in p.relative_to(path).parts))
             if not files:
                 raise CorpusError(f"{path}: folder holds no corpus files (.jsonl, .json, .csv, .tsv, .parquet, .txt)")
             return FileCorpus(safe_name(path.resolve().name), files, id_field, text_field)
-        if not path.is_file():
-            raise CorpusError(f"{path}: not a regular file or folder")
+        _regular(path)
         _format_of(path)
         return FileCorpus(safe_name(_stem(path)), [path], id_field, text_field)
     if any(ch in src for ch in "*?["):
@@ -525,6 +526,12 @@ def _open(src: str, id_field: str, text_field: str) -> Corpus:
         raise CorpusError(f"{src}: no such file or folder")
     raise CorpusError(f"corpus {src!r} not found: not a bundled corpus ({', '.join(BUNDLED)}), file, folder, glob "
                       "or hub dataset name (owner/name)")
+
+
+def _regular(path: Path) -> Path:
+    """``path`` when it is a regular file; checked before every open, since a FIFO would block the read forever
+    and a device (/dev/zero) would never end: each is one line naming it."""
+    return regular_file(path, "corpus file", CorpusError)
 
 
 def _looks_like_hub_name(src: str) -> bool:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError
+from .io import regular_file
 
 WORD = re.compile(r"[^\W_]+")
 PRONOUNS = {"her", "his", "him", "hers"}
@@ -133,7 +134,8 @@ def load_swaps(path: str | Path | None) -> SwapList:
         return bundled_swaps()
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")      # a byte-order mark at the start is not text
+        # utf-8-sig: a byte-order mark at the start is not text
+        text = regular_file(path, "--swap-pairs file", ConfigError).read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"--swap-pairs: cannot read {path} ({getattr(e, 'strerror', None) or e})") from e
     pairs = []

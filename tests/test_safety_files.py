@@ -303,3 +303,104 @@ def test_a_symlink_to_dev_zero_is_not_read(tmp_path):
     p = subprocess.run([sys.executable, "-c", code, str(z)], capture_output=True, text=True, timeout=120,
                        env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert p.returncode == 0 and "character device" in p.stdout, (p.returncode, p.stdout, p.stderr[-2000:])
+
+
+# ------------------------------------------------------------------ 9. every reader of a user's file: no FIFO read
+def _refuses_fifo(tmp_path, call, error, name="pipe", seconds=5.0):
+    """``call(fifo)`` ends within ``seconds`` with ``error`` in one line naming the FIFO (a regression fails, it
+    does not hang the suite)."""
+    fifo = tmp_path / name
+    os.mkfifo(fifo)
+    hung, e = _bounded(lambda: call(fifo), seconds)
+    if hung:
+        _unblock(fifo)
+    assert not hung, "reading a FIFO hangs"
+    assert isinstance(e, error), repr(e)
+    assert "FIFO" in str(e) and str(fifo) in str(e) and "\n" not in str(e), e
+    return fifo
+
+
+@pytest.mark.parametrize("what", ["templates", "pairs", "swap-pairs"])
+def test_a_fifo_templates_pairs_or_swap_file_is_refused_at_once(tmp_path, what):
+    from biasaudit.measures.lm import load_pairs, load_templates
+    from biasaudit.swaps import load_swaps
+    call = {"templates": load_templates, "pairs": load_pairs, "swap-pairs": load_swaps}[what]
+    _refuses_fifo(tmp_path, call, ConfigError)
+
+
+def test_a_fifo_remove_ids_file_gets_one_line_from_the_cli(tmp_path):
+    fifo = tmp_path / "ids.txt"
+    os.mkfifo(fifo)
+    box = {}
+    hung, _ = _bounded(lambda: box.update(p=run_cli("experiment", "--remove-ids", fifo, "--scheduler", "none",
+                                                    "--out", tmp_path / "out")), 20)
+    if hung:
+        _unblock(fifo)
+    assert not hung, "reading a FIFO hangs"
+    p = box["p"]
+    assert p.returncode == 1 and "FIFO" in p.stderr and str(fifo) in p.stderr, p
+    assert len(p.stderr.strip().splitlines()) == 1, p
+
+
+def test_a_fifo_corpus_file_is_refused_when_read(tmp_path):
+    """A FileCorpus (a library user's, or a file swapped for a FIFO after listing) checks each file as it opens it."""
+    from biasaudit.corpus import FileCorpus, records
+    from biasaudit.errors import CorpusError
+    for name in ("pipe.jsonl", "pipe.txt", "pipe.csv", "pipe.parquet"):
+        _refuses_fifo(tmp_path, lambda f: list(FileCorpus("c", [f])), CorpusError, name)
+    _refuses_fifo(tmp_path, lambda f: list(records(FileCorpus("c", [f]))), CorpusError, "pipe2.jsonl")
+
+
+def test_a_corpus_folder_holding_a_fifo_or_device_is_refused(tmp_path):
+    """A folder stays a corpus; a FIFO or device among its corpus files is one line, not skipped or read."""
+    from biasaudit.corpus import load_corpus
+    from biasaudit.errors import CorpusError
+    folder = tmp_path / "c"
+    folder.mkdir()
+    (folder / "a.jsonl").write_text('{"id": "1", "text": "she is a nurse"}\n')
+    assert [d.id for d in load_corpus(folder)] == ["1"]
+    _refuses_fifo(folder, lambda f: load_corpus(folder), CorpusError, "b.jsonl")
+    os.unlink(folder / "b.jsonl")
+    (folder / "z.txt").symlink_to("/dev/zero")
+    refused(lambda: load_corpus(folder), folder / "z.txt", "character device", error=CorpusError)
+
+
+def _tiny_model_folder(folder, vectors=None):
+    from biasaudit.models.skipgram import SkipGramConfig, SkipGramModel
+    from biasaudit.vocab import Vocab
+    words = ("she", "he", "nurse", "engineer")
+    vectors = np.arange(16, dtype=np.float32).reshape(4, 4) / 16 if vectors is None else vectors
+    SkipGramModel(Vocab(words, np.array([4, 3, 2, 1], np.int64), 1), vectors, np.zeros((4, 4), np.float32),
+                  SkipGramConfig(vector_size=4, min_count=1)).save(folder)
+    return folder
+
+
+@pytest.mark.parametrize("name", ["vectors.safetensors", "vocab.json", "config.json"])
+def test_a_fifo_in_a_model_folder_is_refused_at_once(tmp_path, name):
+    folder = _tiny_model_folder(tmp_path / "m")
+    assert load_embeddings(folder).vectors.shape == (4, 4)
+    os.unlink(folder / name)
+    _refuses_fifo(folder, lambda f: load_embeddings(folder), ArtifactError, name)
+
+
+def test_nan_vectors_in_a_model_folder_with_a_matching_checksum_are_refused(tmp_path):
+    """A tampered folder whose config.json carries the tampered file's checksum: only the NaN check stops it."""
+    import hashlib
+    import json
+    folder = _tiny_model_folder(tmp_path / "m")
+    blob = (folder / "vectors.safetensors").read_bytes()
+    one = np.float32(0.0625).tobytes()                                 # vectors[0, 1] = 1/16, in no other cell
+    assert blob.count(one) == 1
+    blob = blob.replace(one, np.float32(np.nan).tobytes())
+    (folder / "vectors.safetensors").write_bytes(blob)
+    cfg = json.loads((folder / "config.json").read_text())
+    with pytest.raises(ArtifactError, match="checksum"):               # the checksum alone stops the plain edit
+        load_embeddings(folder)
+    cfg["sha256"]["vectors.safetensors"] = hashlib.sha256(blob).hexdigest()
+    (folder / "config.json").write_text(json.dumps(cfg))
+    refused(lambda: load_embeddings(folder), folder / "vectors.safetensors", "NaN or infinite", "row 1")
+    for bad in (np.inf, np.nan):                                       # a diverged run's folder, as saved
+        v = np.ones((4, 4), np.float32)
+        v[2, 3] = bad
+        refused(lambda: load_embeddings(_tiny_model_folder(tmp_path / f"w{bad}", v)),
+                tmp_path / f"w{bad}" / "vectors.safetensors", "NaN or infinite", "row 3")

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, VocabularyError
+from ..io import regular_file
 from ..wordsets import BiasTest
 from .result import MeasureResult
 from .weat import bootstrap_from_blocks, effect_size, effect_size_bound, permutation_p_value
@@ -42,7 +43,7 @@ def load_templates(path: str | Path | None) -> tuple[str, ...]:
     if path is None:
         return bundled_templates()
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = regular_file(path, "--templates file", ConfigError).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"--templates: cannot read {path} ({e})") from e
     if text.lstrip().startswith("["):
@@ -210,7 +211,7 @@ def load_pairs(path: str | Path) -> list[tuple[str, str]]:
     """JSONL pairs: {"more": ..., "less": ...} (CrowS-Pairs' "sent_more"/"sent_less" also read)."""
     pairs = []
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        lines = regular_file(path, "--pairs file", ConfigError).read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"--pairs: cannot read {path} ({e})") from e
     for n, line in enumerate(lines, 1):

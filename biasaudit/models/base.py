@@ -174,9 +174,11 @@ def train_or_load(corpus, config, cache: Path | None = None, progress: Progress 
 
 def load_model(path: Path, device: str = "cpu"):
     """A model folder of any family (the family that recognises it loads it)."""
-    from ..io import read_json
+    from ..io import read_json, regular_file
 
     path = Path(path)
+    if os.path.lexists(path / "config.json"):    # every family's recognises reads it: a FIFO would block them all
+        regular_file(path / "config.json", "model config")
     for fam in FAMILIES.values():
         recognise = getattr(fam, "recognises", None)
         if recognise is not None and recognise(path):

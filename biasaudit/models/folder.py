@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ArtifactError
-from ..io import OutputFolder, claim_folder, to_json
+from ..io import OutputFolder, claim_folder, regular_file, to_json
 from ..vocab import Vocab
 
 # every name a model folder of any family holds (LM folders are HF checkpoints)
@@ -53,9 +53,9 @@ def read_model_folder(folder: str | Path, model: str, format_version: int, label
 
     folder = Path(folder)
     try:
-        cfg = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-        blob = (folder / "vectors.safetensors").read_bytes()
-        vocab_bytes = (folder / "vocab.json").read_bytes()
+        cfg = json.loads(regular_file(folder / "config.json", "model config").read_text(encoding="utf-8"))
+        blob = regular_file(folder / "vectors.safetensors", "model file").read_bytes()
+        vocab_bytes = regular_file(folder / "vocab.json", "model file").read_bytes()
     except FileNotFoundError as e:
         raise ArtifactError(f"{folder}: model file missing: {Path(e.filename).name}") from e
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -78,7 +78,24 @@ def read_model_folder(folder: str | Path, model: str, format_version: int, label
             raise ValueError("counts do not match the vocabulary")
     except Exception as e:
         raise ArtifactError(f"{folder}: cannot read model ({e})") from e
+    for name, a in arrays.items():   # a checksum only says the file is the one config.json names, not that it is sane
+        real_vectors(folder / "vectors.safetensors", a, f"the numbers of array {name!r}")
     return cfg, arrays, vocab
+
+
+def real_vectors(path, a, what: str = "vectors") -> np.ndarray:
+    """``a`` when it is an array of finite real numbers; else one line naming the file: NaN or inf would reach the
+    measures as a misleading cause, complex values would lose their imaginary part silently."""
+    if not isinstance(a, np.ndarray) or a.dtype.kind not in "fiu":
+        kind = "complex numbers" if isinstance(a, np.ndarray) and a.dtype.kind == "c" else (
+            f"{a.dtype} values" if isinstance(a, np.ndarray) else f"a {type(a).__name__}")
+        raise ArtifactError(f"{path}: {what} are {kind}, not real numbers; refused")
+    finite = np.isfinite(a)
+    if not finite.all():
+        rows = np.flatnonzero(~finite.reshape(len(a), -1).all(axis=1)) if a.ndim else np.array([0])
+        raise ArtifactError(f"{path}: {what} hold NaN or infinite values in {len(rows):,} rows (the first: row "
+                            f"{int(rows[0]) + 1:,}); diverged training or a damaged file?")
+    return a
 
 
 def is_model_dir(path: Path) -> bool:

@@ -23,6 +23,7 @@ from ..errors import ArtifactError
 from ..io import regular_file
 from .base import register
 from .embeddings import EmbeddingFamily
+from .folder import real_vectors  # noqa: F401  (imported.py takes it from here too)
 
 
 @dataclass(frozen=True)
@@ -434,21 +435,6 @@ def _load_sidecars(path: Path, obj, prefix: str = "") -> None:
             _load_sidecars(path, child, f"{prefix}{attr}.")
     for k in ("__numpys", "__scipys", "__ignoreds", "__recursive_saveloads"):
         d.pop(k, None)
-
-
-def real_vectors(path, a, what: str = "vectors") -> np.ndarray:
-    """``a`` when it is an array of finite real numbers; else one line naming the file: NaN or inf would reach the
-    measures as a misleading cause, complex values would lose their imaginary part silently."""
-    if not isinstance(a, np.ndarray) or a.dtype.kind not in "fiu":
-        kind = "complex numbers" if isinstance(a, np.ndarray) and a.dtype.kind == "c" else (
-            f"{a.dtype} values" if isinstance(a, np.ndarray) else f"a {type(a).__name__}")
-        raise ArtifactError(f"{path}: {what} are {kind}, not real numbers; refused")
-    finite = np.isfinite(a)
-    if not finite.all():
-        rows = np.flatnonzero(~finite.reshape(len(a), -1).all(axis=1)) if a.ndim else np.array([0])
-        raise ArtifactError(f"{path}: {what} hold NaN or infinite values in {len(rows):,} rows (the first: row "
-                            f"{int(rows[0]) + 1:,}); diverged training or a damaged file?")
-    return a
 
 
 def _load_gensim_native(path: Path) -> KeyedEmbeddings:
