@@ -181,3 +181,23 @@ def test_gensim_skipgram_and_models_without_their_run_are_refused_in_one_line(ti
         other = MemoryCorpus(list(tiny_planted)[:-3], "other")
         with pytest.raises(ConfigError, match="cannot be replayed"):
             replay(model, other)
+
+
+def test_finetune_replay_with_dropout_and_its_metagradient(tmp_path, tiny_lm):
+    """A GPT-2 checkpoint (dropout 0.1 in embeddings, attention and residuals) fine-tuned in float64: the replay
+    draws the same dropout masks (seeded per step), ends on the saved weights, and the metagradient equals the
+    finite difference."""
+    from biasaudit.planted import tiny_checkpoint
+    corpus, _, _ = tiny_lm
+    ck = tiny_checkpoint(tmp_path / "gpt2", "gpt2", [d.text for d in corpus], width=16)
+    cfg = LMConfig(epochs=2, batch_size=8, dtype="float64", finetune=str(ck), learning_rate=5e-3)
+    model = train_lm(corpus, cfg)
+    assert model.net.config.resid_pdrop > 0
+    m, _ = template_measure(BiasTest.from_dict(LM_TEST), model, LM_TEMPLATES, allow_oov=True)
+    replay = LMReplay(model, corpus)
+    _, grads, info = metagradients(replay, [m])
+    assert info["replay_relative_difference"] == 0.0
+    d = int(np.argmax(np.abs(grads[0])))
+    fd = _fd(lambda w: train_lm(corpus, cfg, doc_weights=w), lambda mm: float(m.fn(mm.net).detach()),
+             replay.n_docs, d)
+    assert grads[0][d] == pytest.approx(fd, rel=1e-3), (grads[0][d], fd)
