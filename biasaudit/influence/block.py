@@ -2,6 +2,9 @@
 
 block: per-word d x d Hessian blocks of the test words' input vectors with the context vectors held fixed;
 s_w = (H_w + damping * mu * I)^-1 dB/du_w. gradient-dot: no Hessian, s_w = dB/du_w (a TracIn-like baseline).
+
+mu is each test's own: the mean curvature of its words' blocks (``own_curvature``). Taken over all tests' words
+at once, a test's scores would change with the tests run beside it.
 """
 from __future__ import annotations
 
@@ -13,8 +16,14 @@ from .estimators import EstimatorConfig
 def mean_curvature(objective, rows) -> tuple[float, dict]:
     """mu = mean over ``rows`` of trace(H_w)/dim, and the blocks themselves."""
     blocks = objective.input_blocks(rows)
-    mu = float(sum(torch.trace(H) for H in blocks.values()) / (len(blocks) * objective.dim))
-    return mu, blocks
+    return own_curvature(blocks, rows, objective.dim), blocks
+
+
+def own_curvature(blocks: dict, rows, dim: int) -> float:
+    """mu of one test: the mean over its words (``rows``) of trace(H_w)/dim, the scale its damping is relative
+    to. Per test, so that a test's result does not depend on which other tests run beside it."""
+    words = sorted({int(w) for w in rows})
+    return float(sum(float(torch.trace(blocks[w])) for w in words) / (len(words) * dim))
 
 
 def solve_block(objective, grad_u: torch.Tensor, rows, config: EstimatorConfig, blocks: dict, mu: float):
@@ -32,3 +41,18 @@ def solve_block(objective, grad_u: torch.Tensor, rows, config: EstimatorConfig, 
 
 def solve_gradient_dot(objective, grad_u, rows, config, blocks=None, mu=None):
     return grad_u.clone(), None, {}
+
+
+def word_solver(config: EstimatorConfig, blocks: dict, mus: dict, dim: int, dtype=torch.float64, device="cpu"):
+    """(word, dB/du_w, test name) -> the estimator's direction for that word: (H_w + damping * mu_test I)^-1 g for
+    ``block`` (each test its own mu, the inverses made once per word and test), g for ``gradient-dot``."""
+    if config.name == "gradient-dot":
+        return lambda w, g, name=None: g
+    eye = torch.eye(dim, dtype=dtype, device=device)
+    inv: dict = {}
+
+    def solve(w, g, name):
+        if (w, name) not in inv:
+            inv[w, name] = torch.linalg.inv(blocks[w] + config.damping * mus[name] * eye)
+        return inv[w, name] @ g
+    return solve

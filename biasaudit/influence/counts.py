@@ -34,6 +34,7 @@ from ..corpus import Corpus
 from ..errors import CorpusError
 from ..measures.targets import BiasTarget
 from ..models.glove import GloVeObjective, batch_cooccurrence, cooccurrence_matrix, weighting
+from .block import own_curvature, word_solver
 from .cg import jacobi_pcg
 from .estimators import EstimatorConfig
 from .result import ScoreResult
@@ -62,7 +63,7 @@ class CountBlockPredictor:
 
     def __init__(self, model, corpus, rows, Xr, base, term0, lam, targets):
         self.model, self.corpus, self.rows = model, corpus, rows
-        self.Xr, self.base, self.term0, self.lam = Xr, base, term0, lam
+        self.Xr, self.base, self.term0, self.lam = Xr, base, term0, lam     # lam: {test name: damping}
         self.targets = {t.name: t for t in targets}
         self.C = torch.as_tensor(model.C, dtype=torch.float64)
         self.W = torch.as_tensor(model.W, dtype=torch.float64)
@@ -109,7 +110,7 @@ class CountBlockPredictor:
                 nz = np.flatnonzero(f1)
                 Cj = self.C[nz]
                 H1 = 2 * (Cj * torch.as_tensor(f1[nz])[:, None]).T @ Cj
-                W[self.rows[r]] -= torch.linalg.solve(H1 + self.lam * eye, dg)
+                W[self.rows[r]] -= torch.linalg.solve(H1 + self.lam[name] * eye, dg)
             E = W if cfg.embedding == "w" else W + self.C
             out.append(self.targets[name].value(E))
         return out
@@ -166,10 +167,11 @@ def score_glove(model, corpus: Corpus, targets: list[BiasTarget], config: Estima
         nz = np.flatnonzero(Xr[r])
         Cj = C[nz]
         blocks[int(w)] = 2 * (Cj * torch.as_tensor(fX[r, nz])[:, None]).T @ Cj
-    mu = float(np.mean([float(torch.trace(H)) for H in blocks.values()]) / C.shape[1])
-    if not mu > 0:
+    # each test's damping is relative to its own words' curvature: its result does not depend on the others
+    mus = {t.name: own_curvature(blocks, t.rows, C.shape[1]) for t in targets}
+    if not all(mu > 0 for mu in mus.values()):
         raise CorpusError(f"corpus {corpus.name!r}: the test words co-occur with nothing; nothing to score")
-    lam = config.damping * mu
+    lams = {n: config.damping * mu for n, mu in mus.items()}
     eye = torch.eye(C.shape[1], dtype=torch.float64)
     base = (W[rows] @ C.T).numpy() + model.b[rows][:, None] + model.bc[None, :]   # w_i . w~_j + b_i + b~_j
     with np.errstate(divide="ignore"):
@@ -179,6 +181,7 @@ def score_glove(model, corpus: Corpus, targets: list[BiasTarget], config: Estima
     for tgt in targets:
         g = tgt.gradient(E)
         s = torch.zeros(R, C.shape[1], dtype=torch.float64)
+        lam, mu = lams[tgt.name], mus[tgt.name]
         conds = []
         for r, w in enumerate(rows):
             if w not in set(tgt.rows.tolist()):
@@ -238,12 +241,11 @@ def score_glove(model, corpus: Corpus, targets: list[BiasTarget], config: Estima
     for t in targets:
         own = set(t.rows.tolist())
         contributions[t.name] = {vocab.index_to_key[i]: float(word_tot[t.name][i]) for i in rows if i in own}
-    predictor = (CountBlockPredictor(model, corpus, rows, Xr, base, term0, lam, targets) if config.name == "block"
+    predictor = (CountBlockPredictor(model, corpus, rows, Xr, base, term0, lams, targets) if config.name == "block"
                  else None)
     basis = None
     if basis_parts:
-        inv = {int(w): torch.linalg.inv(blocks[int(w)] + lam * eye) for w in rows} if config.name == "block" else None
-        solve = (lambda w, g: inv[w] @ g) if inv is not None else (lambda w, g: g)
+        solve = word_solver(config, blocks, mus, C.shape[1])
         basis = DocWordBasis(np.concatenate([p[0] for p in basis_parts]), np.concatenate([p[1] for p in basis_parts]),
                              np.concatenate([p[2] for p in basis_parts]), n_docs, E, solve)
     return ScoreResult(doc_ids, removed, biases, contributions, {d: tuple(w) for d, w in doc_words.items()},
@@ -262,16 +264,15 @@ def score_glove_cg(model, corpus: Corpus, targets: list[BiasTarget], config: Est
     keys = rows_all * V + cols_all
     obj = GloVeObjective(model, rows_all, cols_all, x_all)
     rows = np.unique(np.concatenate([t.rows for t in targets]))
-    # damping relative to the mean curvature of the test words' blocks, as everywhere
+    # damping relative to the mean curvature of each test's own words' blocks, as everywhere
     f_all = weighting(x_all, cfg.x_max, cfg.alpha)
     C64 = obj.C
-    traces = [2 * float((f_all[rows_all == w][:, None] * model.C[cols_all[rows_all == w]].astype(np.float64) ** 2).sum())
-              for w in rows]
-    mu = float(np.mean(traces)) / dim
-    if not mu > 0:
+    traces = {int(w): 2 * float((f_all[rows_all == w][:, None]
+                                 * model.C[cols_all[rows_all == w]].astype(np.float64) ** 2).sum()) for w in rows}
+    mus = {t.name: float(np.mean([traces[int(w)] for w in np.unique(t.rows)])) / dim for t in targets}
+    if not all(mu > 0 for mu in mus.values()):
         raise CorpusError(f"corpus {corpus.name!r}: the test words co-occur with nothing; nothing to score")
-    lam = config.damping * mu
-    diag = obj.diagonal() + lam
+    diag0 = obj.diagonal()
     E = torch.as_tensor(model.vectors, dtype=torch.float64)
     base_all = ((obj.W[obj.I] * C64[obj.J]).sum(1)).numpy() + model.b[rows_all] + model.bc[cols_all]
     term0_all = f_all * (base_all - np.log(x_all))
@@ -282,7 +283,9 @@ def score_glove_cg(model, corpus: Corpus, targets: list[BiasTarget], config: Est
         g = tgt.gradient(E)
         gC = g if cfg.embedding == "w+c" else torch.zeros_like(g)
         b = torch.cat([g.flatten(), gC.flatten(), torch.zeros(2 * V, dtype=torch.float64)])
-        sol, info = jacobi_pcg(lambda v: obj.hvp(v) + lam * v, b, diag, config.tol, config.max_iter)
+        mu = mus[tgt.name]
+        lam = config.damping * mu
+        sol, info = jacobi_pcg(lambda v: obj.hvp(v) + lam * v, b, diag0 + lam, config.tol, config.max_iter)
         dirs[tgt.name] = obj.split(sol)
         infos[tgt.name] = {"damping_absolute": lam, "mean_curvature": mu, **info}
         biases[tgt.name] = tgt.value(E)

@@ -75,10 +75,10 @@ def _request(req):
 class PairBlockPredictor:
     """``block`` group predictions for pair objectives (skip-gram)."""
 
-    def __init__(self, objective, enumerator, rows, blocks: dict, lam: float, targets, corpus, instances=None):
+    def __init__(self, objective, enumerator, rows, blocks: dict, lam: dict, targets, corpus, instances=None):
         self.objective, self.enumerator = objective, enumerator
         self.rows = np.asarray(rows)
-        self.blocks, self.lam = blocks, lam
+        self.blocks, self.lam = blocks, lam        # lam: {test name: absolute damping} (each test its own)
         self.targets = {t.name: t for t in targets}
         self.corpus = corpus
         self.instances = instances          # (K, X, D) of every test-word pair instance, when the scorer kept them
@@ -126,7 +126,7 @@ class PairBlockPredictor:
                     continue
                 sel = (ww == word) & (xx != 0)
                 if sel.any():
-                    U[word] = self.objective.resolve_word(word, cc[sel], xx[sel], self.lam)
+                    U[word] = self.objective.resolve_word(word, cc[sel], xx[sel], self.lam[name])
             out.append(target.value(U))
         return out
 
@@ -148,7 +148,7 @@ class PairBlockPredictor:
         for word, g in zip(w_rows.tolist(), G):
             if word not in own:
                 continue
-            H = self.blocks[word] + self.lam * eye
+            H = self.blocks[word] + self.lam[name] * eye
             step = torch.linalg.solve(H, torch.as_tensor(g, dtype=self.objective.dtype, device=self.objective.device))
             total -= float(gB[word] @ step)
         return total
@@ -157,7 +157,7 @@ class PairBlockPredictor:
 class PairSolvePredictor:
     """``cg`` / ``lissa`` group predictions for pair objectives: one CG solve with the set's summed gradient."""
 
-    def __init__(self, model, objective, enumerator, rows, config, blocks, mu, targets, corpus):
+    def __init__(self, model, objective, enumerator, rows, config, blocks, mu: dict, targets, corpus):
         self.model, self.objective, self.enumerator = model, objective, enumerator
         self.rows, self.config, self.blocks, self.mu = rows, config, blocks, mu
         self.targets = {t.name: t for t in targets}
@@ -188,6 +188,7 @@ class PairSolvePredictor:
             part_obj = self.enumerator.objective(self.model, pairs=(k // V, k % V, n), dtype=self.objective.dtype,
                                                  device=self.objective.device)
             gU, gC = part_obj.gradient()
-            xu, _, _ = solve_cg(self.objective, gU, self.rows, cfg, self.blocks, self.mu, grad_c=gC)
+            rows = np.unique(self.targets[name].rows)        # each test's own free rows and damping
+            xu, _, _ = solve_cg(self.objective, gU, rows, cfg, self.blocks, self.mu[name], grad_c=gC)
             out.append(self.targets[name].value(self.objective.U + xu))
         return out

@@ -25,7 +25,7 @@ from ..batches import PairSums, encode_batches, merge_pairs
 from ..corpus import Corpus
 from ..errors import CorpusError
 from ..measures.targets import BiasTarget
-from .block import mean_curvature, solve_block, solve_gradient_dot
+from .block import mean_curvature, own_curvature, solve_block, solve_gradient_dot, word_solver
 from .cg import solve_cg
 from .estimators import EstimatorConfig
 from .lissa import solve_lissa
@@ -295,8 +295,10 @@ def _solve_and_score(model, corpus, targets, config, progress, dtype, device, cl
                                          device=device)
     if not doc_words:
         raise CorpusError(f"corpus {corpus.name!r}: no document contains a test word; nothing to score")
-    mu, blocks = mean_curvature(objective, rows)
-    if not mu > 0:
+    _, blocks = mean_curvature(objective, rows)
+    # each test's damping is relative to its own words' curvature: its result does not depend on the others
+    mus = {t.name: own_curvature(blocks, t.rows, objective.dim) for t in targets}
+    if not all(mu > 0 for mu in mus.values()):
         raise CorpusError(f"corpus {corpus.name!r}: the test words occur in no training pair; nothing to score")
     timings["statistics"] = time.perf_counter() - t1
 
@@ -306,7 +308,7 @@ def _solve_and_score(model, corpus, targets, config, progress, dtype, device, cl
     for tgt in targets:
         g = tgt.gradient(objective.U)
         kw = {"progress": progress} if st.full else {}
-        vU, vC, info = solver(objective, g, rows, config, blocks, mu, **kw)
+        vU, vC, info = solver(objective, g, np.unique(tgt.rows), config, blocks, mus[tgt.name], **kw)
         infos[tgt.name] = info
         biases[tgt.name] = tgt.value(objective.U)
         h, gw = objective.pair_values(vU, vC)
@@ -345,16 +347,16 @@ def _solve_and_score(model, corpus, targets, config, progress, dtype, device, cl
     predictor = None
     kept = None if client is not None or st.full else firsts[0].get("instances")
     if config.name == "block":
-        predictor = PairBlockPredictor(objective, enumerator, rows, blocks, config.damping * mu, targets, corpus,
-                                       kept)
+        predictor = PairBlockPredictor(objective, enumerator, rows, blocks,
+                                       {n: config.damping * mu for n, mu in mus.items()}, targets, corpus, kept)
     elif config.name in ("cg", "lissa"):
-        predictor = PairSolvePredictor(model, objective, enumerator, rows, config, blocks, mu, targets, corpus)
+        predictor = PairSolvePredictor(model, objective, enumerator, rows, config, blocks, mus, targets, corpus)
     basis = None
     if config.name in ("block", "gradient-dot"):
         remote = (client, shard_f, offsets) if client is not None else None
         d_rows, w_rows, G = _basis_gradients(objective, rows, V, _basis_instances(corpus, st, kept, scores, n_docs,
                                                                                  spill, remote))
-        basis = DocWordBasis(d_rows, w_rows, G, n_docs, objective.U, _word_solver(config, blocks, mu, objective))
+        basis = DocWordBasis(d_rows, w_rows, G, n_docs, objective.U, _word_solver(config, blocks, mus, objective))
     return ScoreResult(doc_ids, scores, biases, contributions, doc_words, config, infos, timings, predictor=predictor,
                        basis=basis)
 
@@ -420,12 +422,8 @@ def _basis_gradients(objective, rows: np.ndarray, V: int, chunks) -> tuple[np.nd
     return key // V, key % V, G.astype(np.float32)
 
 
-def _word_solver(config: EstimatorConfig, blocks: dict, mu: float, objective):
-    """The estimator's per-word direction for a measure gradient: (H_w + lambda I)^-1 g (block) or g."""
-    if config.name == "gradient-dot":
-        return lambda w, g: g
-    eye = torch.eye(objective.dim, dtype=objective.dtype, device=objective.device)
-    inv = {w: torch.linalg.inv(H + config.damping * mu * eye) for w, H in blocks.items()}
-    return lambda w, g: inv[w] @ g
+def _word_solver(config: EstimatorConfig, blocks: dict, mus: dict, objective):
+    """The estimator's per-word direction for a measure gradient: (H_w + lambda_test I)^-1 g (block) or g."""
+    return word_solver(config, blocks, mus, objective.dim, objective.dtype, objective.device)
 
 

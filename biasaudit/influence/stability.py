@@ -41,7 +41,7 @@ class DocWordBasis:
     G: np.ndarray                    # (n_rows, dim)
     n_docs: int
     embedding: torch.Tensor          # (V, dim) the vectors the measure reads
-    solve: Callable                  # (word, dB/du_word) -> direction for that word
+    solve: Callable                  # (word, dB/du_word, test name) -> direction for that word
 
     def scores(self, target) -> np.ndarray:
         """Every document's score for a (resampled) measure."""
@@ -51,7 +51,7 @@ class DocWordBasis:
         live = set(int(r) for r in target.rows)
         for w in words.tolist():
             if w in live:
-                S[w] = self.solve(w, grad[w]).cpu().numpy()
+                S[w] = self.solve(w, grad[w], target.name).cpu().numpy()
         vals = np.einsum("ij,ij->i", self.G, S[self.word])
         return np.bincount(self.doc, weights=vals, minlength=self.n_docs)
 
