@@ -8,7 +8,8 @@ fine-tuning texts) is pretrained on 2,000 GCIDE entries, saved as a local HF che
 ``biasaudit experiment --model lm --checkpoint CK --finetune`` fine-tunes it on the planted LM corpus
 (``biasaudit.planted.lm_planted_corpus``: 300 background documents that give each target word its own leaning,
 20 planted documents pairing every X word with math and every Y word with art), ranks the fine-tuning documents
-with ekfac on the first seed's fine-tuned model, and fine-tunes again without the top k and without k random
+with --estimator (ekfac; magic: exact metagradients; --ensemble N: the mean over N seeds' fine-tunes, retrained on
+other seeds) on the first seed's fine-tuned model, and fine-tunes again without the top k and without k random
 documents, seeds paired. Prints the table the README shows.
 """
 from __future__ import annotations
@@ -46,6 +47,9 @@ def main() -> None:
     ap.add_argument("--k", default="20")
     ap.add_argument("--epochs", type=int, default=10, help="fine-tuning epochs")
     ap.add_argument("--pretrain-epochs", type=int, default=5)
+    ap.add_argument("--estimator", default="ekfac", help="the ranking's estimator (magic: exact metagradients)")
+    ap.add_argument("--ensemble", type=int, default=1, help="rank by the mean over this many seeds' fine-tunes "
+                                                          "and retrain on seeds the ranking did not use")
     ap.add_argument("--out", default="reports/finetune-check")
     a = ap.parse_args()
     out = Path(a.out)
@@ -66,7 +70,10 @@ def main() -> None:
                "--finetune", "-c", str(f), "-t", str(out / "test.json"), "--templates", str(out / "templates.txt"),
                "--k", a.k, "--seeds", str(a.seeds), "--epochs", str(a.epochs), "--lm-config", "batch_size=16",
                "--conditions", "baseline,remove-top,remove-random,remove-ids", "--remove-ids",
-               str(out / "planted-ids.txt"), "--scheduler", "none", "--out", str(out / f"{arch}-experiment")]
+               str(out / "planted-ids.txt"), "--scheduler", "none", "--estimator", a.estimator,
+               "--out", str(out / f"{arch}-experiment")]
+        if a.ensemble > 1:
+            cmd += ["--ensemble", str(a.ensemble), "--fresh-seeds"]
         subprocess.run(cmd, check=True)
         exp = json.loads((out / f"{arch}-experiment" / "experiment.json").read_text())
         rows.append((arch, exp, time.perf_counter() - t0))
