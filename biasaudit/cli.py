@@ -675,6 +675,13 @@ def _print_test(t: dict, estimator: str) -> None:
         out.print("[dim]spread over training seeds: not measured (one seed; --seeds 3 measures it)[/]")
     for w in ev.get("warnings", []):
         out.print(f"[yellow]! {clean(w)}[/]", width=WIDTH)
+    if t.get("ensemble"):
+        en = t["ensemble"]
+        agree = "-" if en.get("mean_sign_agreement") is None else f"{en['mean_sign_agreement']:.2f}"
+        unan = "-" if en.get("share_unanimous") is None else f"{en['share_unanimous']:.0%}"
+        out.print(f"ranked by the mean score over {len(en['seeds'])} seeds' models (seeds "
+                  f"{', '.join(map(str, en['seeds']))}); sign agreement across seeds: mean {agree}, unanimous for "
+                  f"{unan} of the documents", width=WIDTH)
     if ev.get("sets"):
         used = ", ".join(f"{clean(st['name'])} {len(st['used'])}/{len(st['used']) + len(st['dropped'])}"
                          for st in ev["sets"])
