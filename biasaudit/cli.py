@@ -228,7 +228,11 @@ def _estimators(specs, opts: "RunOptions") -> list:
         if "unknown estimator" in str(e):
             raise
         raise typer.BadParameter(str(e), param_hint="--estimator") from e
-    check_estimators(ests, fam)
+    try:
+        config = opts.config()
+    except ConfigError:
+        config = None          # reported where the config is built, with its own message
+    check_estimators(ests, fam, config)
     return ests
 
 

@@ -201,3 +201,12 @@ def test_finetune_replay_with_dropout_and_its_metagradient(tmp_path, tiny_lm):
     fd = _fd(lambda w: train_lm(corpus, cfg, doc_weights=w), lambda mm: float(m.fn(mm.net).detach()),
              replay.n_docs, d)
     assert grads[0][d] == pytest.approx(fd, rel=1e-3), (grads[0][d], fd)
+
+
+def test_magic_on_gensim_skipgram_is_refused_before_any_training(tmp_path):
+    from conftest import run_cli
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("a b c d\n" * 10)
+    r = run_cli("score", "-c", corpus, "--estimator", "magic", cache=tmp_path / "cache")
+    assert r.returncode == 1 and "--backend torch" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r
+    assert not (tmp_path / "cache").exists()          # refused before any training

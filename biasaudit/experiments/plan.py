@@ -143,7 +143,7 @@ class ExperimentSpec:
         if self.swaps is None and (self.uses_swaps or self.rank_by == "concept"):
             from ..swaps import bundled_swaps
             object.__setattr__(self, "swaps", bundled_swaps())
-        check_estimators(self.estimators, fam)
+        check_estimators(self.estimators, fam, self.model)
 
     @property
     def uses_swaps(self) -> bool:

@@ -103,10 +103,16 @@ def human_list(items) -> str:
     return " and ".join(items) if len(items) < 3 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def check_estimators(estimators, family: ModelFamily) -> None:
-    """The one place that decides whether estimators fit a family (before any training)."""
+def check_estimators(estimators, family: ModelFamily, config=None) -> None:
+    """The one place that decides whether estimators fit a family (before any training); with ``config``, also
+    whether they fit that configuration (the family's ``estimator_refusal``: e.g. magic replays a training run,
+    which gensim's C training cannot give)."""
     for e in estimators:
         if e.name in family.estimators:
+            refusal = getattr(family, "estimator_refusal", None)
+            why = refusal(e.name, config) if (refusal is not None and config is not None) else None
+            if why:
+                raise ConfigError(why)
             continue
         fits = [f for f in FAMILIES.values() if e.name in f.estimators]
         whom = ("embeddings" if len(fits) > 1 and all(f.word_vectors for f in fits)

@@ -207,6 +207,13 @@ class SkipGramFamily(EmbeddingFamily):
     def train(self, corpus, config, progress=None, device="cpu") -> SkipGramModel:
         return train_skipgram(corpus, config, progress, device)
 
+    def estimator_refusal(self, name: str, config) -> str | None:
+        """magic replays the recorded run: only the torch backend records one (refused before any training)."""
+        if name == "magic" and getattr(config, "backend", "torch") not in REPLAYS:
+            return ("--estimator magic replays the recorded training run, and gensim's C training cannot be "
+                    "replayed: train with --backend torch")
+        return None
+
     def cache_spec(self, corpus_hash: str, config: SkipGramConfig) -> dict:
         cfg = config.to_dict()
         if cfg["backend"] == "gensim":
