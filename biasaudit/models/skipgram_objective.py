@@ -315,15 +315,43 @@ class SkipGramObjective:
         hess = (Cc * (n * sg * (1 - sg))[:, None]).T @ Cc + self.k * N * (self.C * (P * sgn * (1 - sgn))[:, None]).T @ self.C
         return grad, hess
 
+    def _word_grad(self, u: torch.Tensor, Cc: torch.Tensor, n: torch.Tensor, N: float, P: torch.Tensor):
+        """The gradient part of ``_word_terms`` alone (``Cc``: the contexts' vectors, gathered once; ``P``: the
+        noise distribution as a tensor): two (V, dim) products instead of a (dim, V) x (V, dim) one."""
+        return (n * (torch.sigmoid(Cc @ u) - 1)) @ Cc + self.k * N * (P * torch.sigmoid(self.C @ u)) @ self.C
+
+    def _word_base(self, word: int):
+        """What every re-solve of ``word`` starts from, computed once per word: its trained pairs (c0, n0, N0), the
+        trained vector's residual gradient, and the two parts of its Hessian there, the positive pairs' and the
+        noise term's per unit of N (the noise part, a (dim, V) x (V, dim) product, is what costs)."""
+        cache = self.__dict__.setdefault("_resolve_cache", {})
+        if word not in cache:
+            c0, n0 = self.word_pairs(word)
+            u0 = self.U[word]
+            N0 = float(n0.sum())
+            Cc = self.C[c0]
+            sg = torch.sigmoid(Cc @ u0)
+            P = torch.as_tensor(self.noise, dtype=self.dtype, device=self.device)
+            sgn = torch.sigmoid(self.C @ u0)
+            residual = (n0 * (sg - 1)) @ Cc + self.k * N0 * (P * sgn) @ self.C
+            h_pos = (Cc * (n0 * sg * (1 - sg))[:, None]).T @ Cc
+            h_noise = self.k * (self.C * (P * sgn * (1 - sgn))[:, None]).T @ self.C
+            cache[word] = (c0, n0, N0, residual, h_pos, h_noise)
+        return cache[word]
+
     def resolve_word(self, word: int, ctx: np.ndarray, dn: np.ndarray, lam: float, max_iter: int = 25,
                      tol: float = 1e-9) -> torch.Tensor:
         """u_w re-solved (context vectors fixed) after its pair weights change by ``dn`` at outputs ``ctx`` (the
-        negative-sampling weight N_w by their sum): Newton's method on the word's edited loss, offset by the trained
-        vector's residual gradient (so the unedited problem is solved by the trained vector itself) and a proximal
-        term lam/2 |u - u_0|^2 (the estimator's damping). Its first step is the block estimator's."""
-        c0, n0 = self.word_pairs(word)
+        negative-sampling weight N_w by their sum): the root of the word's edited gradient, offset by the trained
+        vector's residual gradient (so the unedited problem is solved by the trained vector itself), with a
+        proximal term lam/2 |u - u_0|^2 (the estimator's damping). Its first step is the block estimator's.
+
+        Solved by chord iterations: every step uses the edited loss's Hessian at the trained vector (exact: the
+        trained Hessian's parts, cached per word, plus the edited pairs' part), so each step costs a gradient, not
+        a (dim, V) x (V, dim) product; the root is the same as Newton's. Where they converge slowly or not at all
+        (an edit that takes most of a word's pairs), Newton's method with a fresh Hessian each step finishes."""
+        c0, n0, N0, residual, h_pos, h_noise = self._word_base(word)
         u0 = self.U[word]
-        N0 = float(n0.sum())
         dn_full = torch.zeros(self.V, dtype=self.dtype, device=self.device)
         dn_full.index_add_(0, torch.as_tensor(ctx, device=self.device), torch.as_tensor(dn, dtype=self.dtype,
                                                                                        device=self.device))
@@ -332,9 +360,31 @@ class SkipGramObjective:
         n_full = torch.zeros(self.V, dtype=self.dtype, device=self.device).index_add_(0, c0, n0)
         n1 = torch.clamp(n_full[c1] + dn_full[c1], min=0.0)
         N1 = max(0.0, N0 + float(dn_full.sum()))
-        residual, _ = self._word_terms(u0, c0, n0, N0)
-        u = u0.clone()
         eye = torch.eye(self.dim, dtype=self.dtype, device=self.device)
+        # the edited loss's Hessian at u0: the trained positive part, the edited pairs' change, the noise rescaled
+        ce = c1[dn_full[c1] != 0]
+        Ce = self.C[ce]
+        se = torch.sigmoid(Ce @ u0)
+        dh = (Ce * ((torch.clamp(n_full[ce] + dn_full[ce], min=0.0) - n_full[ce]) * se * (1 - se))[:, None]).T @ Ce
+        A = h_pos + dh + N1 * h_noise + lam * eye
+        L, info = torch.linalg.cholesky_ex(A)
+        u, prev = u0.clone(), None
+        if int(info) == 0:
+            C1 = self.C[c1]                                                     # (contexts, dim)
+            P = torch.as_tensor(self.noise, dtype=self.dtype, device=self.device)
+            for _ in range(4 * max_iter):
+                r = self._word_grad(u, C1, n1, N1, P) - residual + lam * (u - u0)
+                step = torch.cholesky_solve(r[:, None], L)[:, 0]
+                size = float(step.norm())
+                if prev is not None and size > prev:     # diverging: Newton from the trained vector instead
+                    u = u0.clone()
+                    break
+                u = u - step
+                if size <= tol * max(1.0, float(u.norm())):
+                    return u
+                if prev is not None and size > 0.5 * prev:   # converging slowly: Newton finishes from here
+                    break
+                prev = size
         for _ in range(max_iter):
             g, H = self._word_terms(u, c1, n1, N1)
             step = torch.linalg.solve(H + lam * eye, g - residual + lam * (u - u0))
