@@ -244,13 +244,17 @@ def evidence(original: BiasTest | None, kept: BiasTest | None, stats: dict | Non
             "warnings": warnings, "significant": significant, "seed_noise": seed_noise, "verdict": verdict + "."}
 
 
-def check_command(corpus, tests, model, estimator: EstimatorConfig) -> str:
+def check_command(corpus, tests, model, estimator: EstimatorConfig) -> str | None:
     """The ``biasaudit experiment`` command that checks this ranking by retraining (same corpus, model settings
-    and tests; the top 0.1% and 1% removed and upweighted against random removal over 3 seeds)."""
+    and tests; the top 0.1% and 1% removed and upweighted against random removal over 3 seeds); None when the
+    model was given in memory (no command line can name it)."""
     import shlex
     from dataclasses import fields as dc_fields
 
     fam = family_of(model)
+    origin = (getattr(model, "meta", None) or {}).get("origin")
+    if origin and not origin.get("files"):
+        return None       # a model given in memory has no command line: biasaudit.experiment checks it
     parts = ["biasaudit", "experiment"]
     if corpus.source and corpus.source != "gcide":
         parts += ["--corpus", corpus.source]
@@ -260,7 +264,6 @@ def check_command(corpus, tests, model, estimator: EstimatorConfig) -> str:
         parts += ["--tokenizer", corpus.tokenizer.spec]
     if fam.name != "skipgram":
         parts += ["--model", fam.name]
-    origin = (getattr(model, "meta", None) or {}).get("origin")
     if origin:          # a user's model: the experiment reads it (and its settings) again
         parts += ["--embeddings", origin["files"][0]["path"]]
         if len(origin["files"]) > 1:
@@ -284,7 +287,7 @@ def check_command(corpus, tests, model, estimator: EstimatorConfig) -> str:
         if extra:
             parts += ["--lm-config", ",".join(extra)]
     for t in tests or []:
-        parts += ["--test", str(t)]
+        parts += ["--test", str(t) if isinstance(t, (str, Path)) else t.name]   # a BiasTest: its name
     if estimator.name != fam.estimators[0] or estimator.damping != EstimatorConfig().damping:
         parts += ["--estimator", estimator.label]
     parts += ["--k", "0.1%,1%", "--seeds", "3", "--conditions", "baseline,remove-top,upweight-top,remove-random"]

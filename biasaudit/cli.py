@@ -269,10 +269,12 @@ def _finetune_config(config, checkpoint: Optional[Path], finetune: bool, opts: "
 
 
 def _load_checkpoint(checkpoint: Path, opts: "RunOptions"):
+    from .api import load_model
+
     fam = opts.family
     if not fam.takes_templates:
         raise ConfigError("--checkpoint loads a language model; add --model lm")
-    m = fam.load(checkpoint, opts.device)
+    m = load_model(checkpoint, model=fam.name, device=opts.device)
     err.print(f"loaded {clean(checkpoint)} ({m.meta.get('parameters') or sum(p.numel() for p in m.net.parameters()):,} "
               f"parameters, {len(m.encoder):,} tokens)")
     return m
@@ -282,8 +284,8 @@ FILE_SETTINGS = ("vector_size", "window", "min_count", "negative", "epochs", "sa
 
 
 def _user_model(path: Path, vocab: Optional[Path], opts: RunOptions, corpus):
-    """A model the user trained elsewhere (--embeddings), checked against the corpus."""
-    from .models.imported import check_vocabulary, load_glove_c, load_word2vec
+    """A model the user trained elsewhere (--embeddings), checked against the corpus (``api.load_model``)."""
+    from .api import load_model
 
     fam = opts.family
     if fam.name == "skipgram":
@@ -293,7 +295,6 @@ def _user_model(path: Path, vocab: Optional[Path], opts: RunOptions, corpus):
                                      + ", ".join(f"--{n.replace('_', '-')}" for n in given), param_hint="--embeddings")
         if vocab is not None:
             raise typer.BadParameter("--vocab goes with GloVe C output (--model glove)", param_hint="--vocab")
-        model = load_word2vec(path)
     elif fam.name == "glove":
         if vocab is None:
             raise typer.BadParameter("GloVe C output needs --vocab vocab.txt (vocab_count's output)",
@@ -302,12 +303,9 @@ def _user_model(path: Path, vocab: Optional[Path], opts: RunOptions, corpus):
             if getattr(opts, n) is not None:
                 raise typer.BadParameter(f"--{n.replace('_', '-')} is read from the GloVe files",
                                          param_hint="--embeddings")
-        model = load_glove_c(path, vocab, {"window": opts.window, "epochs": opts.epochs,
-                                           "embedding": opts.embedding, "seed": opts.seed})
-    else:
-        raise ConfigError(f"--embeddings audits a gensim Word2Vec (--model skipgram) or GloVe C output (--model "
-                          f"glove); --model {fam.name} takes --checkpoint")
-    model = check_vocabulary(model, corpus, str(path))
+    settings = {} if fam.name != "glove" else {"window": opts.window, "epochs": opts.epochs,
+                                               "embedding": opts.embedding, "seed": opts.seed}
+    model = load_model(path, corpus, model=fam.name, vocab=vocab, **settings)
     origin = model.meta["origin"]
     err.print(f"loaded {clean(str(path))}: {origin['kind']}, {len(model.vocab):,} words, "
               f"{model.vectors.shape[1]} dimensions; {clean(origin['checks'][-1])}")
@@ -315,26 +313,23 @@ def _user_model(path: Path, vocab: Optional[Path], opts: RunOptions, corpus):
 
 
 def _train_seeds(opts: RunOptions, config, n_seeds: int, corpus=None) -> list:
+    """``api.train_seeds``, one seed at a time (each with its own progress display), each model's line printed."""
     from dataclasses import replace
 
-    from .models import family_of, train_or_load
+    from .api import train_seeds
+    from .models import family_of
     from .models.base import resolve_device
 
     resolve_device(opts.device)   # an unusable device is an error before the corpus is read
     fam = family_of(config)
     corpus = corpus or opts.load_corpus()
-    stats = corpus.scan()
-    if stats.n_empty:
-        note(f"skipped {stats.n_empty} empty document(s) in {corpus.name}")
-    if fam.unit == "tokens" and stats.n_documents > 20_000 and not str(opts.device).startswith(("cuda", "auto")):
-        note(f"training a language model on {stats.n_documents:,} documents on the CPU can take hours; "
-             "--device cuda, or a smaller corpus, is faster (the cache keeps the result)")
     models = []
     for k in range(n_seeds):
-        cfg = replace(config, seed=config.seed + k)
+        got = []
         with _progress() as update:
-            model, cached = train_or_load(corpus, cfg, device=opts.device,
-                                          progress=lambda s, d, t, k=k: update(f"training seed {cfg.seed}", d, t))
+            train_seeds(corpus, replace(config, seed=config.seed + k), 1, device=opts.device, progress=update,
+                        log=note if k == 0 else None, on_model=lambda *a: got.append(a))
+        model, cfg, cached = got[0]
         err.print(f"{'reused cached' if cached else 'trained'} {fam.describe(cfg)} on {clean(corpus.name)} "
                   f"(seed {cfg.seed}, {fam.size(model)} {fam.unit}"
                   + ("" if cached else f", {model.meta.get('train_seconds', 0):.1f} s") + ")")
@@ -419,9 +414,7 @@ def weat_cmd(embeddings: Optional[Path] = typer.Argument(None, help="word2vec te
     lm: the template-association effect size, same shape and sign).
 
     Test words missing from the model are dropped and listed (--strict-oov: an error naming them all)."""
-    from .audit import weat_across_models
-    from .measures.lm import load_templates
-    from .models.keyed import load_embeddings
+    from .api import load_model, measure
     from .wordsets import resolve_tests
 
     if strict_oov and allow_oov:
@@ -432,14 +425,14 @@ def weat_cmd(embeddings: Optional[Path] = typer.Argument(None, help="word2vec te
     if (embeddings is not None or checkpoint is not None) and seeds > 1:
         raise typer.BadParameter("--seeds needs training; it cannot be used with a saved model", param_hint="--seeds")
     if embeddings is not None:
-        models = [load_embeddings(embeddings)]
+        models = [load_model(embeddings)]
     elif checkpoint is not None:
         models = [_load_checkpoint(checkpoint, opts)]
     else:
         models = _train_seeds(opts, opts.config(), seeds)
-    extra = {"templates": load_templates(templates)} if opts.family.takes_templates else {}
-    rows, skipped = weat_across_models(models, tests, strict=strict_oov, n_permutations=n_permutations,
-                                       n_bootstrap=n_bootstrap, min_word_count=min_word_count, **extra)
+    result = measure(models, tests, strict_oov=strict_oov, n_permutations=n_permutations, n_bootstrap=n_bootstrap,
+                     min_word_count=min_word_count, templates=templates)
+    rows, skipped = list(result.rows), result.skipped
     for name, reason in skipped.items():
         note(f"{name}: skipped, {reason}")
     _print_weat(rows, as_json, len(models))
@@ -591,8 +584,9 @@ def score(test: Optional[List[str]] = TestOpt,
     With --model lm the measure is the template association of each test (and --pairs), and the influence is
     kronfluence's EK-FAC over the network's linear layers (and its embeddings when the vocabulary is small).
     """
-    from .audit import SCORE_FILES, run_score
-    from .distributed import dask_client
+    from .api import score as score_documents
+    from .api import seed_count
+    from .audit import SCORE_FILES
     from .io import check_writable, claim_folder
     from .measures.lm import load_pairs, load_templates
 
@@ -617,11 +611,10 @@ def score(test: Optional[List[str]] = TestOpt,
     config = _finetune_config(config, checkpoint, finetune, opts)
     if finetune:
         checkpoint = None          # the checkpoint is the starting point of training, not the audited model
-    seeds = seeds or (opts.family.default_seeds if checkpoint is None else 1)
     if ensemble > 1 and checkpoint is not None:
         raise typer.BadParameter("--ensemble needs training; a checkpoint is one model (add --finetune to "
                                  "fine-tune it with each seed)", param_hint="--ensemble")
-    seeds = max(seeds, ensemble)
+    seeds = seed_count(opts.family, seeds, ensemble, trained=checkpoint is None)
     if vocab is not None and embeddings is None:
         raise typer.BadParameter("--vocab goes with --embeddings (GloVe C output)", param_hint="--vocab")
     corp = opts.load_corpus()
@@ -635,21 +628,19 @@ def score(test: Optional[List[str]] = TestOpt,
         models = ([_load_checkpoint(checkpoint, opts)] if checkpoint is not None
                   else _train_seeds(opts, config, seeds, corpus=corp))
     words = lambda s: [w.strip().lower() for w in (s or "").split(",") if w.strip()]
-    with dask_client(scheduler) as client, _progress() as update:
-        summary = run_score(models[0], corp, test, est, out_dir=out_dir, overwrite=overwrite, strict_oov=strict_oov,
-                            query=(query, words(toward), words(away)) if query else None, top=top,
-                            progress=update, client=client, device=opts.device, templates=tpl, pairs=pair_spec,
-                            min_word_count=min_word_count, seed_models=tuple(models[1:]), n_resamples=resamples,
-                            ensemble=ensemble)
+    with _progress() as update:
+        summary = score_documents(models[0], corp, test, estimator=est, query=query or None, toward=words(toward),
+                                  away=words(away), pairs=pair_spec, templates=tpl, seeds=len(models),
+                                  seed_models=models[1:], ensemble=ensemble, resamples=resamples,
+                                  min_word_count=min_word_count, strict_oov=strict_oov, top=top, out=out_dir,
+                                  overwrite=overwrite, scheduler=scheduler, device=opts.device, progress=update)
     for n in summary["notes"]:
         note(n)
     for t in summary["tests"]:
         _print_test(t, est.label)
     if summary.get("check_command"):
         out.print("\nto check this ranking by retraining:\n  " + clean(summary["check_command"]), soft_wrap=True)
-    from .report import write_report
-
-    page = write_report(summary["out_dir"])
+    page = summary.report_path      # written by api.score
     out.print(f"\nwrote {clean(summary['out_dir'])}/scores.jsonl and summary.json "
               f"({summary['timings']['total']:.1f} s scoring)\nreport: {clean(page)}")
 
@@ -805,12 +796,9 @@ def experiment(test: Optional[List[str]] = TestOpt,
     (means, sds, paired differences from random removal with p-values, predicted-vs-actual correlations).
     Finished retrains are kept in runs/; rerunning the same command resumes.
     """
-    from .distributed import dask_client
-    from .experiments import DEFAULT_CONDITIONS, ExperimentSpec, default_folder, run_experiment
+    from .api import experiment as run_experiment
     from .io import regular_file
-    from .measures.lm import load_templates
-    from .swaps import load_swaps
-    from .wordsets import resolve_heldout, resolve_tests
+    from .wordsets import resolve_tests
 
     config = opts.config()
     if templates is not None and not opts.family.takes_templates:
@@ -821,8 +809,6 @@ def experiment(test: Optional[List[str]] = TestOpt,
         raise typer.BadParameter("experiment retrains: a checkpoint is retrained by fine-tuning it, add --finetune",
                                  param_hint="--checkpoint")
     config = _finetune_config(config, checkpoint, finetune, opts)
-    if conditions is None:
-        conditions = ",".join(c for c in DEFAULT_CONDITIONS if opts.family.word_vectors or c != "hard-debias")
     tests = resolve_tests(test)
     ids: tuple = ()
     if remove_ids is not None:
@@ -835,27 +821,24 @@ def experiment(test: Optional[List[str]] = TestOpt,
             raise ConfigError(f"--remove-ids: {remove_ids} holds no document id")
     corp = opts.load_corpus()
     given = None
-    if embeddings is not None:
+    if embeddings is not None:     # the rankings come from the user's model; retrains use its settings
         given = _user_model(embeddings, vocab, opts, corp)
-        config = given.config
     elif vocab is not None:
         raise typer.BadParameter("--vocab goes with --embeddings (GloVe C output)", param_hint="--vocab")
-    spec = ExperimentSpec(corpus=corp, model=config, tests=tests, ranking_model=given, heldout=resolve_heldout(tests, heldout),
-                          estimators=_estimators(estimator, opts), ks=k,
-                          seeds=seeds, templates=load_templates(templates) if templates is not None else None,
-                          conditions=tuple(c.strip() for c in conditions.split(",") if c.strip()),
-                          upweight=upweight, mode=mode, warm_epochs=warm_epochs, remove_ids=ids, lds=lds,
-                          lds_fraction=lds_fraction, quality=not no_quality, strict_oov=strict_oov,
-                          min_word_count=min_word_count, rank_by=rank_by, ensemble=ensemble, fresh_seeds=fresh_seeds,
-                          swaps=load_swaps(swap_pairs) if swap_pairs is not None else None)
-    out_dir = out_dir or default_folder(spec)
-    with dask_client(None if scheduler == "none" else scheduler) as client, _progress() as update:
-        summary = run_experiment(spec, out_dir, overwrite=overwrite, client=client, progress=update, log=note)
+    ests = _estimators(estimator, opts)
+    with _progress() as update:
+        summary = run_experiment(given if given is not None else config, corp, tests, heldout=heldout,
+                                 estimator=ests, k=k, seeds=seeds, conditions=conditions, upweight=upweight,
+                                 mode=mode, warm_epochs=warm_epochs, remove_ids=ids, lds=lds,
+                                 lds_fraction=lds_fraction, ensemble=ensemble, fresh_seeds=fresh_seeds,
+                                 quality=not no_quality, strict_oov=strict_oov, min_word_count=min_word_count,
+                                 rank_by=rank_by, swaps=swap_pairs, templates=templates, out=out_dir,
+                                 overwrite=overwrite, scheduler=None if scheduler == "none" else scheduler,
+                                 progress=update, log=note)
+    out_dir = summary.folder
     _print_experiment(summary)
     out.print(f"scope: {clean(summary['scope'])}")
-    from .report import write_report
-
-    page = write_report(out_dir)
+    page = summary.report_path      # written by api.experiment
     out.print(f"wrote {clean(out_dir)}/results.csv and experiment.json ({summary['run_seconds']:.0f} s)\n"
               f"report: {clean(page)}")
 
@@ -891,10 +874,11 @@ def debias(test: Optional[List[str]] = TestOpt,
     baseline,swap-top,swap-random`)."""
     import shlex
 
-    from .debias import METHODS, claim_out, run_debias
+    from .api import debias_corpus
+    from .debias import METHODS, claim_out
     from .measures.lm import load_templates
     from .swaps import load_swaps
-    from .wordsets import resolve_heldout, resolve_tests
+    from .wordsets import resolve_tests
 
     if method not in METHODS:
         raise typer.BadParameter(f"{method!r} is not one of {', '.join(METHODS)}", param_hint="--method")
@@ -913,13 +897,11 @@ def debias(test: Optional[List[str]] = TestOpt,
     model = models[0]
     tests = resolve_tests(test)
     with _progress() as update:
-        folder, manifest = run_debias(model, corp, tests, est, k, method, swaps, out_dir, overwrite, rank_by,
-                                      resolve_heldout(tests, heldout), strict_oov, min_word_count, tpl,
-                                      command=shlex.join(["biasaudit"] + sys.argv[1:]), progress=update, log=note,
-                                      seed_models=tuple(models[1:]))
-    from .report import write_report
-
-    page = write_report(folder)
+        result = debias_corpus(model, corp, tests, k=k, method=method, estimator=est, swaps=swaps, rank_by=rank_by,
+                               heldout=heldout, strict_oov=strict_oov, min_word_count=min_word_count, templates=tpl,
+                               ensemble=ensemble, seed_models=models[1:], out=out_dir, overwrite=overwrite,
+                               command=shlex.join(["biasaudit"] + sys.argv[1:]), progress=update, log=note)
+    folder, manifest, page = result.folder, result.summary, result.report_path
     for name, p in manifest["predicted"].items():
         out.print(f"{clean(name)}: d {p['effect_size_before']:+.2f} (p {p['p_value']:.3f}, 95% CI "
                   f"[{p['ci_low']:+.2f}, {p['ci_high']:+.2f}], {p['n_words']} words) -> "

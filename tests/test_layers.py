@@ -17,7 +17,8 @@ LAYERS = {
     "influence": 4,
     "audit": 5, "debias": 5, "experiments": 5,
     "report": 6,
-    "cli": 7, "__main__": 7,
+    "api": 7,
+    "cli": 8, "__main__": 8,
 }
 
 

@@ -7,6 +7,10 @@
   ``vocab.txt`` that ``vocab_count`` wrote; the remaining settings (window, x_max, alpha, ...) come from the
   user, as the C tool's command line does not travel with its output.
 
+The same objects held in memory (``biasaudit.from_gensim``, ``biasaudit.from_hf``): a gensim ``Word2Vec`` (as
+above, without files), gensim ``KeyedVectors`` (plain vectors, measured only) and a transformers causal LM with its
+tokenizer (a foreign model, like a checkpoint folder).
+
 Either is checked against the corpus before anything is scored: the vocabulary the model was trained on must be
 the corpus's under the chosen tokenizer (``--tokenizer``), count for count. The model's origin (file, size,
 sha256, settings) and the checks passed travel in ``model.meta["origin"]`` to the outputs and the report.
@@ -46,8 +50,7 @@ def load_word2vec(path: str | Path):
     the file cannot give the influence objective what it needs)."""
     from gensim.models import KeyedVectors, Word2Vec
 
-    from .keyed import _looks_like_pickle, read_gensim_pickle, real_vectors
-    from .skipgram import SkipGramConfig, SkipGramModel
+    from .keyed import _looks_like_pickle, read_gensim_pickle
 
     path = regular_file(path, "model file")
     with path.open("rb") as f:
@@ -61,26 +64,35 @@ def load_word2vec(path: str | Path):
     if isinstance(obj, KeyedVectors) or not isinstance(obj, Word2Vec):
         raise ArtifactError(f"{path}: holds only word vectors (KeyedVectors), not the output vectors and settings "
                             f"influence needs; {SAVE_FULL}")
-    w = obj
+    return word2vec_model(obj, str(path), [path])
+
+
+def word2vec_model(w, where: str, files: list[Path] = ()):
+    """A gensim ``Word2Vec`` object (read from ``files``, or held in memory: no files) as a ``SkipGramModel`` with
+    its own settings; refused, in one line naming ``where``, when it cannot give the influence objective what it
+    needs."""
+    from .keyed import real_vectors
+    from .skipgram import SkipGramConfig, SkipGramModel
+
     if getattr(w, "sg", 1) != 1:
-        raise ArtifactError(f"{path}: a CBOW model (sg=0); biasaudit's objective is skip-gram (sg=1)")
+        raise ArtifactError(f"{where}: a CBOW model (sg=0); biasaudit's objective is skip-gram (sg=1)")
     if getattr(w, "hs", 0) or not getattr(w, "negative", 0):
-        raise ArtifactError(f"{path}: trained with hierarchical softmax (hs=1, negative=0); biasaudit's objective is "
+        raise ArtifactError(f"{where}: trained with hierarchical softmax (hs=1, negative=0); biasaudit's objective is "
                             "negative sampling (hs=0, negative > 0)")
     syn1neg = getattr(w, "syn1neg", None)
     kv = w.wv
     vectors, keys = getattr(kv, "vectors", None), getattr(kv, "index_to_key", None)
     if not (isinstance(syn1neg, np.ndarray) and syn1neg.size):
-        raise ArtifactError(f"{path}: saved without its output vectors (syn1neg; deleted after training?); "
+        raise ArtifactError(f"{where}: saved without its output vectors (syn1neg; deleted after training?); "
                             f"{SAVE_FULL}")
-    real_vectors(path, syn1neg, "output vectors (syn1neg)")
-    real_vectors(path, vectors, "input vectors")
+    real_vectors(where, syn1neg, "output vectors (syn1neg)")
+    real_vectors(where, vectors, "input vectors")
     if not (isinstance(vectors, np.ndarray) and isinstance(keys, list) and vectors.shape == syn1neg.shape
             and len(keys) == len(vectors)):
-        raise ArtifactError(f"{path}: vocabulary, input and output vectors do not match in size")
+        raise ArtifactError(f"{where}: vocabulary, input and output vectors do not match in size")
     counts = getattr(kv, "expandos", {}).get("count")
     if counts is None or len(counts) != len(keys):
-        raise ArtifactError(f"{path}: no vocabulary counts; {SAVE_FULL}")
+        raise ArtifactError(f"{where}: no vocabulary counts; {SAVE_FULL}")
     min_count = int(getattr(w, "effective_min_count", None) or w.min_count)
     settings = {"vector_size": int(w.vector_size), "window": int(w.window), "min_count": min_count,
                 "negative": int(w.negative), "epochs": int(w.epochs), "seed": int(w.seed), "workers": 1,
@@ -90,12 +102,38 @@ def load_word2vec(path: str | Path):
     try:
         config = SkipGramConfig(**settings)
     except Exception as e:
-        raise ArtifactError(f"{path}: settings biasaudit cannot use ({e})") from e
+        raise ArtifactError(f"{where}: settings biasaudit cannot use ({e})") from e
     vocab = Vocab(tuple(str(k) for k in keys), np.asarray(counts, dtype=np.int64), min_count)
-    origin = _origin([path], "gensim Word2Vec", {**settings, "workers": int(getattr(w, "workers", 1)),
-                                                 "max_final_vocab": getattr(w, "max_final_vocab", None)})
+    origin = _origin(list(files), "gensim Word2Vec" if files else "gensim Word2Vec (in memory)",
+                     {**settings, "workers": int(getattr(w, "workers", 1)),
+                      "max_final_vocab": getattr(w, "max_final_vocab", None)})
     return SkipGramModel(vocab, np.asarray(vectors, dtype=np.float32), np.asarray(syn1neg, dtype=np.float32),
-                         config, {"name": path.name}, {"origin": origin})
+                         config, {"name": Path(files[0]).name if files else "Word2Vec"}, {"origin": origin})
+
+
+def keyed_vectors(kv, where: str = "the given KeyedVectors"):
+    """gensim ``KeyedVectors`` held in memory as plain word vectors (the bias tests run on them; without the
+    training loss nothing is scored)."""
+    from .keyed import KeyedEmbeddings, real_vectors
+
+    vectors = np.asarray(real_vectors(where, getattr(kv, "vectors", None), "vectors"), dtype=np.float32)
+    keys = tuple(str(k) for k in kv.index_to_key)
+    if len(keys) != len(vectors):
+        raise ArtifactError(f"{where}: vocabulary and vectors do not match in size")
+    return KeyedEmbeddings(keys, vectors, source=where)
+
+
+def hf_model(net, tokenizer, device: str = "cpu"):
+    """A transformers causal LM and its tokenizer, held in memory, as a language model to measure and score (a
+    foreign model: no training config; its training corpus cannot be checked)."""
+    from .lm import HFEncoder, LMModel
+
+    if not callable(getattr(tokenizer, "__call__", None)) or not hasattr(net, "parameters"):
+        raise ArtifactError("from_hf takes a transformers causal-LM model and its tokenizer")
+    net = net.to(device)
+    net.eval()
+    return LMModel(net, HFEncoder(tokenizer), None, {},
+                   {"checkpoint": "(in memory)", "parameters": sum(p.numel() for p in net.parameters())})
 
 
 # ------------------------------------------------------------------ the corpus check

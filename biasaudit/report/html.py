@@ -254,12 +254,13 @@ def _experiment_context(folder: Path, exp: dict) -> dict:
     return {"charts": charts, "scatters": scatters, "conditions": quality}
 
 
-def render(folder: Path) -> str:
+def environment():
+    """The jinja2 environment of every page and fragment: every value is escaped for HTML (autoescape) and loses
+    control characters (escape sequences, bidi overrides); number filters signed, num, g and pval."""
     import jinja2
 
     from ..terminal import strip_controls
 
-    # every value is escaped for HTML (autoescape) and loses control characters (escape sequences, bidi overrides)
     env = jinja2.Environment(loader=jinja2.PackageLoader("biasaudit", "data/templates"),
                              autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
@@ -268,6 +269,13 @@ def render(folder: Path) -> str:
     env.filters["num"] = lambda v, n=3: "–" if v is None else f"{v:.{n}f}"
     env.filters["g"] = lambda v: f"{v:.4g}" if isinstance(v, float) else v
     env.filters["pval"] = lambda v: "–" if v is None else ("< 0.001" if v < 0.001 else f"{v:.3f}")
+    return env
+
+
+def render(folder: Path) -> str:
+    import jinja2
+
+    env = environment()
     try:
         if (folder / "manifest.json").exists() and not (folder / "summary.json").exists():   # a debias folder
             return env.get_template("debias.html.j2").render(m=_read_json(folder / "manifest.json"))

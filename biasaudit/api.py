@@ -1,0 +1,769 @@
+"""The Python API: the nouns and verbs the command line is written on, for scripts and notebooks.
+
+    import biasaudit as ba
+    corpus = ba.load_corpus("corpus.jsonl")
+    model = ba.train(corpus, vector_size=50, epochs=5)          # or ba.load_model / ba.from_gensim / ba.from_hf
+    ba.measure(model, ["math-arts"])                             # WEAT with p-values and CIs
+    result = ba.score(model, corpus, ["math-arts"])              # every document's influence on the bias
+    result.top(10); result.to_pandas()
+    ba.experiment(model, corpus, ["math-arts"], k="1%", seeds=3) # retrain without the top documents
+
+Each verb does what its command does and writes the same output folder (``score``: summary.json and scores.jsonl,
+``experiment``: experiment.json and results.csv, ``debias_corpus``: manifest.json and the edited corpus), so a
+folder written here is read by ``biasaudit report`` and the other way round (``load_result``). Results are
+objects over those folders: ``to_pandas()``, ``top(n)``, ``save(folder)`` / ``load(folder)``, and
+``_repr_html_`` (the report's tables and charts in a notebook cell).
+
+Heavy libraries (torch, gensim, transformers, pandas, wefe) are imported by the verbs that need them, never by
+``import biasaudit``. Messages go to the caller's ``log`` (a note) and ``progress`` (stage, done, total)
+callbacks when given; errors are BiasAuditError subclasses, as everywhere in the library.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from .errors import ArtifactError, ConfigError
+
+__all__ = ["load_corpus", "model_config", "train", "train_seeds", "load_model", "from_gensim", "from_hf",
+           "bias_tests", "measure", "score", "experiment", "debias_corpus", "write_report", "load_result",
+           "WeatResult", "ScoreResult", "ExperimentResult", "DebiasResult", "Rows"]
+
+Progress = Callable[[str, int, int], None]
+Log = Callable[[str], None]
+
+
+# ------------------------------------------------------------------ corpora and bias tests
+def load_corpus(source=None, *, id_field: str = "id", text_field: str = "text", tokenizer: str = "biasaudit",
+                name: str = "memory"):
+    """A corpus: a bundled name (``gcide``, ``wordnet``; None: gcide), a file, folder, glob or hub dataset, or
+    documents held in memory (an iterable of ``(id, text)`` pairs or ``Document`` objects, called ``name``).
+    A corpus passes through unchanged."""
+    from .corpus import Corpus, MemoryCorpus
+    from .corpus import load_corpus as open_corpus
+
+    if isinstance(source, Corpus):
+        return source
+    if source is None or isinstance(source, (str, os.PathLike)):
+        return open_corpus(source, id_field, text_field, tokenizer)
+    if tokenizer != "biasaudit":
+        raise ConfigError("a corpus held in memory is read with the biasaudit tokenizer; write it to a file for "
+                          f"--tokenizer {tokenizer}")
+    return MemoryCorpus(list(source), name=name)
+
+
+def _wefe_test(query, where: str):
+    """A WEFE ``Query`` of two target and two attribute sets as a test (WEFE itself is not imported)."""
+    targets, attributes = list(query.target_sets), list(query.attribute_sets)
+    if len(targets) != 2 or len(attributes) != 2:
+        raise ConfigError(f"{where}: a WEAT test needs 2 target and 2 attribute sets; the WEFE query has "
+                          f"{len(targets)} and {len(attributes)}")
+    t_names = list(getattr(query, "target_sets_names", None) or ["target_x", "target_y"])
+    a_names = list(getattr(query, "attribute_sets_names", None) or ["attribute_a", "attribute_b"])
+    return {"name": str(getattr(query, "query_name", "") or "wefe-query"), "source": "WEFE Query",
+            "target_x": {"name": t_names[0], "words": list(targets[0])},
+            "target_y": {"name": t_names[1], "words": list(targets[1])},
+            "attribute_a": {"name": a_names[0], "words": list(attributes[0])},
+            "attribute_b": {"name": a_names[1], "words": list(attributes[1])}}
+
+
+def _test_specs(tests) -> list | None:
+    """Test specs as ``resolve_tests`` takes them: names and files kept (so the check command can name them),
+    dicts and WEFE queries made ``BiasTest``s; None: the default tests."""
+    from .wordsets import BiasTest
+
+    if tests is None:
+        return None
+    if isinstance(tests, (str, os.PathLike, BiasTest, dict)) or hasattr(tests, "target_sets"):
+        tests = [tests]
+    out = []
+    for i, t in enumerate(tests):
+        if isinstance(t, os.PathLike):
+            t = str(t)
+        if isinstance(t, (str, BiasTest)):
+            out.append(t)
+        elif isinstance(t, dict):
+            out.append(BiasTest.from_dict(t, f"test {i + 1}"))
+        elif hasattr(t, "target_sets") and hasattr(t, "attribute_sets"):
+            out.append(BiasTest.from_dict(_wefe_test(t, f"test {i + 1}"), f"test {i + 1} (WEFE Query)"))
+        else:
+            raise ConfigError(f"test {i + 1}: {type(t).__name__} is not a test name, file, dict, BiasTest or WEFE "
+                              "Query")
+    return out
+
+
+def bias_tests(*tests) -> list:
+    """Bias tests (``BiasTest``, frozen): bundled names (``biasaudit wordsets`` lists them), JSON/YAML test files,
+    dicts with name, target_x, target_y, attribute_a, attribute_b, or WEFE ``Query`` objects (two target and two
+    attribute sets). No argument: the default tests."""
+    from .wordsets import resolve_tests
+
+    return resolve_tests(_test_specs([t for group in tests for t in
+                                      (group if isinstance(group, (list, tuple)) else [group])]) or None)
+
+
+# ------------------------------------------------------------------ models
+def model_config(model: str = "skipgram", lm_config: str | None = None, **options):
+    """A model family's config (``skipgram``, ``glove``, ``lm``) from gensim-style options (vector_size, window,
+    min_count, negative, epochs, seed, workers, sample, backend, embedding) and, for ``lm``, its settings string
+    (``"hidden_size=64,num_layers=2"``); an option the family does not take is refused."""
+    from .models import make_config
+
+    return make_config(model, lm_config, **options)
+
+
+def train_seeds(corpus, config, n_seeds: int = 1, *, device: str = "cpu", cache: str | Path | None = None,
+                progress: Progress | None = None, log: Log | None = None,
+                on_model: Callable[[Any, Any, bool], None] | None = None) -> list:
+    """The models of ``config`` trained on ``corpus`` with seeds seed, seed+1, ...: each read from the model cache
+    when this corpus and config were trained before, else trained and cached. ``on_model(model, config,
+    cached)`` is called as each is ready."""
+    from .models import family_of, train_or_load
+    from .models.base import resolve_device
+
+    resolve_device(device)     # an unusable device is an error before any work
+    corpus = load_corpus(corpus)
+    fam = family_of(config)
+    stats = corpus.scan()
+    if log and stats.n_empty:
+        log(f"skipped {stats.n_empty} empty document(s) in {corpus.name}")
+    if log and fam.unit == "tokens" and stats.n_documents > 20_000 and not str(device).startswith(("cuda", "auto")):
+        log(f"training a language model on {stats.n_documents:,} documents on the CPU can take hours; "
+            "--device cuda, or a smaller corpus, is faster (the cache keeps the result)")
+    models = []
+    for k in range(n_seeds):
+        cfg = replace(config, seed=config.seed + k)
+        stage = f"training seed {cfg.seed}"
+        model, cached = train_or_load(corpus, cfg, cache=Path(cache) if cache else None, device=device,
+                                      progress=(lambda s, d, t: progress(stage if s == "train" else s, d, t))
+                                      if progress else None)
+        if on_model:
+            on_model(model, cfg, cached)
+        models.append(model)
+    return models
+
+
+def train(corpus, model="skipgram", *, device: str = "cpu", cache: str | Path | None = None,
+          progress: Progress | None = None, log: Log | None = None, lm_config: str | None = None, **options):
+    """A model trained on ``corpus`` (or read from the model cache): ``model`` is a family name with its options
+    (``train(corpus, "skipgram", vector_size=50, epochs=5, seed=1)``) or a config from ``model_config``."""
+    if isinstance(model, str):
+        config = model_config(model, lm_config, **options)
+    elif options or lm_config:
+        raise ConfigError("train: give the options in model_config(...) or with a family name, not both")
+    else:
+        config = model
+    return train_seeds(corpus, config, 1, device=device, cache=cache, progress=progress, log=log)[0]
+
+
+FILE_SETTINGS = ("vector_size", "window", "min_count", "negative", "epochs", "sample", "workers", "backend", "seed")
+
+
+def load_model(path, corpus=None, *, model: str | None = None, vocab=None, device: str = "cpu", **settings):
+    """A saved model.
+
+    Without ``corpus``: a biasaudit model folder of any family or a local HF causal-LM checkpoint folder
+    (``model="lm"``), or word vectors from other tools (word2vec or GloVe text/binary, gensim KeyedVectors),
+    which are measured but not scored. With ``corpus``: a model you trained elsewhere, to score (``--embeddings``):
+    a full gensim Word2Vec file (``model="skipgram"``, its settings read from the file) or the GloVe C tool's
+    parameters (``model="glove"``, ``vocab=`` vocab_count's vocab.txt; ``settings``: window, epochs, embedding,
+    seed), checked against the corpus's vocabulary."""
+    from .models import get_family
+    from .models.base import load_model as load_folder
+
+    path = Path(path)
+    if corpus is None:
+        from .models.folder import is_model_dir
+        from .models.keyed import load_embeddings
+
+        if model is not None:
+            return get_family(model).load(path, device)
+        if path.is_dir() and not is_model_dir(path) and (path / "config.json").exists():
+            return load_folder(path, device)        # a language model or HF checkpoint folder
+        return load_embeddings(path)                # vectors: files of other tools, embedding model folders
+    from .models.imported import check_vocabulary, load_glove_c, load_word2vec
+
+    corpus = load_corpus(corpus)
+    fam = get_family(model or "skipgram")
+    if fam.name == "skipgram":
+        given = [n for n in FILE_SETTINGS if settings.get(n) is not None]
+        if given or vocab is not None:
+            raise ConfigError("a gensim model's settings are read from its file; drop "
+                              + ", ".join(given + (["vocab"] if vocab is not None else [])))
+        loaded = load_word2vec(path)
+    elif fam.name == "glove":
+        if vocab is None:
+            raise ConfigError("GloVe C output needs --vocab vocab.txt (vocab_count's output)")
+        loaded = load_glove_c(path, vocab, {k: settings.get(k) for k in ("window", "epochs", "embedding", "seed")})
+    else:
+        raise ConfigError(f"--embeddings audits a gensim Word2Vec (--model skipgram) or GloVe C output (--model "
+                          f"glove); --model {fam.name} takes --checkpoint")
+    return check_vocabulary(loaded, corpus, str(path))
+
+
+def from_gensim(obj, corpus=None):
+    """A gensim model held in memory: a ``Word2Vec`` (skip-gram, negative sampling; its settings, input and output
+    vectors and counts are read from it) to measure and score, checked against ``corpus`` when given; or
+    ``KeyedVectors`` (plain vectors) to measure."""
+    from gensim.models import KeyedVectors, Word2Vec
+
+    from .models.imported import check_vocabulary, keyed_vectors, word2vec_model
+
+    if isinstance(obj, Word2Vec):
+        model = word2vec_model(obj, "the given Word2Vec")
+        return check_vocabulary(model, load_corpus(corpus), "the given Word2Vec") if corpus is not None else model
+    if isinstance(obj, KeyedVectors):
+        return keyed_vectors(obj)
+    raise ConfigError(f"from_gensim takes a gensim Word2Vec or KeyedVectors, not {type(obj).__name__}")
+
+
+def from_hf(model, tokenizer, *, device: str = "cpu"):
+    """A transformers causal language model and its tokenizer, held in memory, to measure (template association)
+    and score (EK-FAC); like a ``--checkpoint`` folder, its training corpus is not checked."""
+    from .models.imported import hf_model
+
+    return hf_model(model, tokenizer, device)
+
+
+def _is_model(obj) -> bool:
+    return hasattr(obj, "meta") or hasattr(obj, "index_to_key")
+
+
+def _templates(fam, templates):
+    """Templates for a family that takes them: a file, a sequence of strings, or None (the bundled set)."""
+    from .measures.lm import load_templates
+
+    if not fam.takes_templates:
+        if templates is not None:
+            raise ConfigError("--templates measures language models; add --model lm")
+        return None
+    if templates is None or isinstance(templates, (str, os.PathLike)):
+        return load_templates(templates)
+    return tuple(templates)
+
+
+def estimators(specs, family) -> list:
+    """Estimator configs from names with settings (``"block"``, ``"cg:damping=0.05,max_iter=300"``, or configs),
+    checked against the model family (its default when ``specs`` is None)."""
+    from .influence.estimators import EstimatorConfig, parse_estimators
+    from .models import get_family
+    from .models.base import check_estimators
+
+    fam = get_family(family) if isinstance(family, str) else family
+    if isinstance(specs, (str, EstimatorConfig)):
+        specs = [specs]
+    specs = list(specs or [fam.estimators[0]])
+    ests = [s for s in specs if isinstance(s, EstimatorConfig)]
+    names = [s for s in specs if not isinstance(s, EstimatorConfig)]
+    ests += parse_estimators(names) if names else []
+    check_estimators(ests, fam)
+    return ests
+
+
+def seed_count(family, seeds: int | None = None, ensemble: int = 1, trained: bool = True) -> int:
+    """How many seeds' models a score run uses: ``seeds``, else the family's default (1 for a model not trained
+    here), and at least ``ensemble``."""
+    from .models import get_family
+
+    fam = get_family(family) if isinstance(family, str) else family
+    return max(seeds or (getattr(fam, "default_seeds", 1) if trained else 1), ensemble)
+
+
+def _more_seeds(model, corpus, have: int, n_more: int, *, device, cache, progress, log, on_model, why: str) -> list:
+    """``n_more`` models with the settings of ``model`` at the seeds after its own and the ``have`` given."""
+    if n_more <= 0:
+        return []
+    config = getattr(model, "config", None)
+    if config is None:
+        raise ConfigError(f"{why} needs training; a model without a training config (a checkpoint) is one model")
+    return train_seeds(corpus, replace(config, seed=config.seed + 1 + have), n_more, device=device, cache=cache,
+                       progress=progress, log=log, on_model=on_model)
+
+
+# ------------------------------------------------------------------ result objects
+class Rows(list):
+    """A list of result rows (dicts) that shows as a table in a notebook and converts to a DataFrame."""
+
+    def to_pandas(self):
+        """The rows as a pandas DataFrame (pandas is imported here; a clear error when it is missing)."""
+        return _pandas().DataFrame(list(self))
+
+    def _repr_html_(self) -> str:
+        return _html_table(self)
+
+
+def _pandas():
+    try:
+        import pandas
+    except ImportError as e:
+        raise ConfigError("to_pandas needs pandas: pip install pandas") from e
+    return pandas
+
+
+def _html_table(rows: list[dict], limit: int = 50) -> str:
+    import html
+
+    cols = list(dict.fromkeys(k for r in rows[:limit] for k in r))
+    cell = lambda v: html.escape(", ".join(map(str, v)) if isinstance(v, (list, tuple)) else
+                                 f"{v:.4g}" if isinstance(v, float) else str(v))
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
+    body = "".join("<tr>" + "".join(f"<td>{cell(r.get(c, ''))}</td>" for c in cols) + "</tr>" for r in rows[:limit])
+    more = f"<p>{len(rows) - limit:,} more rows</p>" if len(rows) > limit else ""
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}"
+
+
+class _FolderResult:
+    """A result over an output folder: ``folder``, the JSON ``summary`` saved there (read-only view through
+    ``result[key]``), ``save``, ``load``, ``report`` and the notebook view."""
+    kind = ""
+    summary_file = ""
+    files: tuple = ()
+
+    def __init__(self, folder, summary=None):
+        self.folder = Path(folder)
+        self.summary = summary if summary is not None else _read_summary(self.folder / self.summary_file)
+
+    def __getitem__(self, key: str):
+        return self.summary[key]
+
+    def get(self, key: str, default=None):
+        return self.summary.get(key, default)
+
+    def to_dict(self) -> dict:
+        """The summary as a plain dict (a copy)."""
+        return json.loads(json.dumps(dict(self.summary)))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.folder)!r})"
+
+    @classmethod
+    def load(cls, folder):
+        """The result a run wrote in ``folder`` (by the API or the command line)."""
+        folder = Path(folder)
+        if not (folder / cls.summary_file).is_file():
+            raise ArtifactError(f"{folder}: no {cls.summary_file}; not a biasaudit {cls.kind} folder")
+        return cls(folder)
+
+    def save(self, folder, overwrite: bool = False):
+        """Copy this result's files into ``folder`` (new, empty, or one holding this tool's {kind} outputs; another
+        config there is replaced only with ``overwrite``) and return the result there."""
+        from .io import MANIFEST, claim_folder, read_manifest
+
+        folder = Path(folder)
+        if folder.exists() and folder.resolve() == self.folder.resolve():
+            return self
+        manifest = read_manifest(self.folder) or {}
+        out = claim_folder(folder, self.kind, manifest.get("config", self.summary.get("config")), overwrite,
+                           known=self.files)
+        with out.stage() as tmp:
+            for p in sorted(self.folder.rglob("*")):
+                rel = p.relative_to(self.folder)
+                if p.is_file() and not p.is_symlink() and str(rel) != MANIFEST and ".tmp-biasaudit" not in str(rel):
+                    (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(p, tmp / rel)
+        return type(self).load(folder)
+
+    @property
+    def report_path(self) -> Path:
+        """Where ``report()`` writes the page: ``folder/report.html``."""
+        return self.folder / "report.html"
+
+    def report(self) -> Path:
+        """Write ``folder/report.html`` (the self-contained page) and return its path."""
+        from .report import write_report
+
+        return write_report(self.folder)
+
+    def _repr_html_(self) -> str:
+        from .report.notebook import fragment
+
+        return fragment(self.folder)
+
+
+def _read_summary(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ArtifactError(f"{path}: cannot read ({getattr(e, 'strerror', None) or e})") from e
+
+
+class ScoreResult(_FolderResult):
+    """What ``score`` wrote: summary.json (evidence per test, top documents, removal predictions, solver, config)
+    and scores.jsonl (one row per document and test with a non-zero score)."""
+    kind, summary_file = "score", "summary.json"
+    files = ("scores.jsonl", "summary.json", "config.json", "report.html")
+
+    @property
+    def tests(self) -> list[str]:
+        """The names of the tests scored, in order."""
+        return [t["name"] for t in self.summary["tests"]]
+
+    def test(self, name: str) -> dict:
+        """One test's part of the summary (evidence, WEAT statistics, top documents, predictions)."""
+        for t in self.summary["tests"]:
+            if t["name"] == name:
+                return t
+        raise ConfigError(f"no test {name!r} in {self.folder} (tests: {', '.join(self.tests)})")
+
+    @property
+    def scores(self) -> Rows:
+        """Every row of scores.jsonl (read once): doc_id, test, delta_bias_if_removed, delta_bias_if_upweighted,
+        test_words and, where computed, stability and sign_agreement."""
+        if getattr(self, "_scores", None) is None:
+            path = self.folder / "scores.jsonl"
+            try:
+                with path.open(encoding="utf-8") as f:
+                    self._scores = Rows(json.loads(line) for line in f if line.strip())
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+                raise ArtifactError(f"{path}: cannot read ({getattr(e, 'strerror', None) or e})") from e
+        return self._scores
+
+    def to_pandas(self):
+        """scores.jsonl as a DataFrame (one row per document and test)."""
+        pd = _pandas()
+        return pd.DataFrame(list(self.scores), columns=list(dict.fromkeys(
+            ["doc_id", "test", "delta_bias_if_removed", "delta_bias_if_upweighted", "test_words"]
+            + [k for r in self.scores[:1] for k in r])))
+
+    def top(self, n: int = 10, test: str | None = None, direction: str = "up") -> Rows:
+        """The ``n`` documents that drive the bias up most (``direction="up"``: the most negative
+        delta_bias_if_removed first) or down (``"down"``) per test (or for one ``test``), with their text
+        snippet where the summary holds it."""
+        if direction not in ("up", "down"):
+            raise ConfigError(f"direction must be up or down, got {direction!r}")
+        names = [test] if test is not None else self.tests
+        for name in names:
+            self.test(name)
+        snippets = {(t["name"], d["doc_id"]): d.get("snippet") for t in self.summary["tests"]
+                    for d in t.get("table", []) + t["top"]["increase_bias"] + t["top"]["decrease_bias"]}
+        out = Rows()
+        for name in names:
+            rows = [r for r in self.scores if r["test"] == name
+                    and (r["delta_bias_if_removed"] < 0 if direction == "up" else r["delta_bias_if_removed"] > 0)]
+            rows.sort(key=lambda r: r["delta_bias_if_removed"], reverse=direction == "down")
+            for rank, r in enumerate(rows[:n], 1):
+                out.append({"test": name, "rank": rank, **{k: v for k, v in r.items() if k != "test"},
+                            "snippet": snippets.get((name, r["doc_id"]))})
+        return out
+
+
+class ExperimentResult(_FolderResult):
+    """What ``experiment`` wrote: experiment.json (per condition: means, sds, paired differences from random edits,
+    verdicts; predicted-vs-actual correlations, LDS, leaderboard), results.csv (one row per estimator, test,
+    condition, k and seed) and, in score/, the first estimator's ranking."""
+    kind, summary_file = "experiment", "experiment.json"
+    files = ("experiment-config.json", "scores.json", "results.csv", "summary.csv", "experiment.json",
+             "report.html", "runs", "score")
+
+    @property
+    def results(self) -> Rows:
+        """results.csv as rows (strings, as written)."""
+        import csv
+
+        with (self.folder / "results.csv").open(encoding="utf-8", newline="") as f:
+            return Rows(csv.DictReader(f))
+
+    @property
+    def conditions(self) -> Rows:
+        """One row per (estimator, test, condition, k): the summary's statistics."""
+        return Rows(self.summary["conditions"])
+
+    @property
+    def ranking(self) -> ScoreResult:
+        """The first estimator's ranking (the score outputs in score/)."""
+        return ScoreResult.load(self.folder / "score")
+
+    def to_pandas(self):
+        """results.csv as a DataFrame."""
+        return _pandas().read_csv(self.folder / "results.csv")
+
+    def top(self, n: int = 10, test: str | None = None, direction: str = "up") -> Rows:
+        """The ranking's top ``n`` documents (the ones the experiment removed first)."""
+        return self.ranking.top(n, test, direction)
+
+
+class DebiasResult(_FolderResult):
+    """What ``debias_corpus`` wrote: the edited corpus (the input's format) and manifest.json (edited ids, each
+    document's predicted change, the predicted effect, the swap list's hash)."""
+    kind, summary_file = "debias", "manifest.json"
+    files = ("corpus.jsonl", "corpus.csv", "corpus.tsv", "manifest.json", "report.html")
+
+    @property
+    def corpus_file(self) -> Path:
+        """The edited corpus (load it with ``load_corpus``)."""
+        return self.folder / self.summary["corpus_out"]["file"]
+
+    @property
+    def edited(self) -> Rows:
+        """One row per (edited document, test): id, test, rank, delta_bias_if_removed, predicted_change,
+        rewritten, snippet, rewrite."""
+        rows = Rows()
+        for e in self.summary["edited"]:
+            for test, r in e["tests"].items():
+                rows.append({"id": e["id"], "test": test, **r, "rewritten": e["rewritten"],
+                             "snippet": e["snippet"], "rewrite": e["rewrite"]})
+        return rows
+
+    def to_pandas(self):
+        """The edited documents as a DataFrame."""
+        return self.edited.to_pandas()
+
+    def top(self, n: int = 10, test: str | None = None) -> Rows:
+        """The first ``n`` edited documents per test (or for one ``test``), by rank."""
+        rows = [r for r in self.edited if test is None or r["test"] == test]
+        return Rows(r for r in sorted(rows, key=lambda r: (r["test"], r["rank"])) if r["rank"] <= n)
+
+
+class WeatResult:
+    """What ``measure`` returns: one row per (test, model) with the effect size, permutation p-value, bootstrap CI,
+    set sizes, dropped words and the spread over the models' seeds (the rows of ``biasaudit weat --json``), and
+    the tests skipped for lack of words ({name: reason})."""
+
+    def __init__(self, rows: list[dict], skipped: dict):
+        self.rows = Rows(rows)
+        self.skipped = dict(skipped)
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i):
+        return self.rows[i]
+
+    def __repr__(self) -> str:
+        return f"WeatResult({len(self.rows)} rows, {len(self.skipped)} skipped)"
+
+    def to_dict(self) -> dict:
+        """{"rows": [...], "skipped": {...}}."""
+        return {"rows": list(self.rows), "skipped": self.skipped}
+
+    def to_pandas(self):
+        """The rows as a DataFrame."""
+        return self.rows.to_pandas()
+
+    def top(self, n: int = 10) -> Rows:
+        """The ``n`` rows with the largest absolute effect size."""
+        return Rows(sorted(self.rows, key=lambda r: -abs(r["effect_size"]))[:n])
+
+    def _repr_html_(self) -> str:
+        cols = ("test", "seed", "effect_size", "p_value", "ci_low", "ci_high", "sizes")
+        return _html_table([{c: r.get(c) for c in cols} for r in self.rows]) + "".join(
+            f"<p>{_esc(name)}: skipped, {_esc(reason)}</p>" for name, reason in self.skipped.items())
+
+
+def _esc(text) -> str:
+    import html
+
+    return html.escape(str(text))
+
+
+_RESULTS = {"summary.json": ScoreResult, "experiment.json": ExperimentResult, "manifest.json": DebiasResult}
+
+
+def load_result(folder):
+    """The result in an output folder of ``score`` (summary.json), ``experiment`` (experiment.json) or
+    ``debias`` (manifest.json), written by the API or the command line."""
+    folder = Path(folder)
+    for name, cls in _RESULTS.items():
+        if (folder / name).is_file():
+            return cls.load(folder)
+    raise ArtifactError(f"{folder}: no summary.json, experiment.json or manifest.json: not a biasaudit result")
+
+
+# ------------------------------------------------------------------ the use cases
+def measure(model, tests=None, *, seed_models: Sequence = (), strict_oov: bool = False,
+            n_permutations: int = 100_000, n_bootstrap: int = 1000, min_word_count: int = 1,
+            templates=None) -> WeatResult:
+    """WEAT effect sizes (template association for language models), exact or Monte Carlo permutation p-values
+    and bootstrap CIs over words, for one model or several seeds' models (``model`` a list, or ``seed_models``:
+    their spread is in each row). Missing words are dropped and listed (``strict_oov``: an error)."""
+    from .audit import weat_across_models
+    from .models import family_of
+    from .wordsets import resolve_tests
+
+    models = (list(model) if isinstance(model, (list, tuple)) else [model]) + list(seed_models)
+    fam = family_of(models[0])
+    extra = {"templates": _templates(fam, templates)} if fam.takes_templates else {}
+    rows, skipped = weat_across_models(models, resolve_tests(_test_specs(tests)), strict=strict_oov,
+                                       n_permutations=n_permutations, n_bootstrap=n_bootstrap,
+                                       min_word_count=min_word_count, **extra)
+    return WeatResult(rows, skipped)
+
+
+def score(model, corpus, tests=None, *, estimator=None, query: str | None = None, toward: Iterable[str] = (),
+          away: Iterable[str] = (), pairs=None, templates=None, seeds: int | None = None,
+          seed_models: Sequence = (), ensemble: int = 1, resamples: int = 100, min_word_count: int = 1,
+          strict_oov: bool = False, top: int = 10, out=None, overwrite: bool = False, scheduler: str | None = None,
+          device: str = "cpu", cache=None, progress: Progress | None = None, log: Log | None = None,
+          on_model=None, report: bool = True) -> ScoreResult:
+    """Rank every document of ``corpus`` by its influence on each bias test (``biasaudit score``).
+
+    delta_bias_if_removed(d): the predicted change of the effect size if d is removed and the model retrained;
+    negative means d drives the bias up. ``estimator``: the family's default (block; ekfac for LMs), or a name
+    with settings ("cg:damping=0.05", "magic"). ``query``/``toward``/``away``: score a word query instead of tests;
+    ``pairs``: a JSONL file of paired sentences (LMs). ``seeds`` (or ``seed_models``): other seeds' models for the
+    effect size's spread and the ranking's stability; ``ensemble``: rank by the mean score of that many seeds'
+    models (missing seeds are trained with the model's settings). Writes ``out`` (default
+    reports/<corpus>-<family>-<hash>/) and, with ``report``, report.html there."""
+    from .audit import SCORE_FILES, run_score
+    from .distributed import dask_client
+    from .io import check_writable, claim_folder
+    from .measures.lm import load_pairs
+    from .models import family_of
+
+    fam = family_of(model)
+    (est,) = estimators([estimator] if estimator is not None else None, fam)
+    corpus = load_corpus(corpus)
+    specs = _test_specs(tests)
+    if query is not None and specs:
+        raise ConfigError("use either --test or --query")
+    if (toward or away) and query is None:
+        raise ConfigError("--toward/--away need --query")
+    if pairs is not None and not isinstance(pairs, tuple):
+        if not fam.takes_templates:
+            raise ConfigError("--templates and --pairs measure language models; add --model lm")
+        pairs = (Path(pairs).stem, load_pairs(pairs))
+    tpl = _templates(fam, templates)
+    if out is not None:       # checked before any training
+        claim_folder(out, "score", None, overwrite=True, known=SCORE_FILES, check_config=False)
+    else:
+        check_writable("reports")
+    n = seed_count(fam, seeds, ensemble, trained=getattr(model, "config", None) is not None)
+    seed_models = list(seed_models)
+    seed_models += _more_seeds(model, corpus, len(seed_models), n - 1 - len(seed_models), device=device, cache=cache,
+                               progress=progress, log=log, on_model=on_model, why="--seeds or --ensemble")
+    words = lambda ws: [w.strip().lower() for w in ws if w.strip()]
+    with dask_client(scheduler) as client:
+        res = run_score(model, corpus, specs, est, out_dir=out, overwrite=overwrite, strict_oov=strict_oov,
+                        query=(query, words(toward), words(away)) if query is not None else None, top=top,
+                        progress=progress, client=client, device=device, templates=tpl, pairs=pairs,
+                        min_word_count=min_word_count, seed_models=tuple(seed_models), n_resamples=resamples,
+                        ensemble=ensemble)
+    result = ScoreResult(res.folder, res.summary)
+    if report:
+        result.report()
+    return result
+
+
+def experiment(model, corpus, tests=None, *, heldout=None, estimator=None,
+               k: str = "0.1%,0.5%,1%", seeds: int = 3, conditions=None, upweight: int = 5, mode: str = "scratch",
+               warm_epochs: int = 1, remove_ids: Iterable[str] = (), lds: int = 0, lds_fraction: float = 0.5,
+               ensemble: int = 1, fresh_seeds: bool = False, quality: bool = True, strict_oov: bool = False,
+               min_word_count: int = 1, rank_by: str = "test", swaps=None, templates=None, out=None,
+               overwrite: bool = False, scheduler: str | None = None, cache=None,
+               progress: Progress | None = None, log: Log | None = None, report: bool = True) -> ExperimentResult:
+    """Retrain without (or with more of) the top-ranked documents, against random edits of the same size, over
+    paired seeds, and measure whether the bias moves as predicted (``biasaudit experiment``).
+
+    ``model``: a config (``model_config``), a model trained here (its config is retrained) or a model you trained
+    elsewhere (``load_model(path, corpus)``, ``from_gensim``: the rankings come from it, baselines and edits are
+    retrained with its settings). ``estimator``: one name or several ("block,gradient-dot"), or a list.
+    ``conditions``: names, comma-separated or a list (default: baseline, remove-top, remove-bottom, upweight-top,
+    remove-random, and hard-debias for word vectors). ``lds``: random subsets for the linear datamodeling score;
+    ``ensemble``/``fresh_seeds``: rank by several seeds' models / retrain on seeds the ranking did not use.
+    Resumes from the finished retrains in ``out``."""
+    from .distributed import dask_client
+    from .experiments import DEFAULT_CONDITIONS, ExperimentSpec, default_folder, run_experiment
+    from .models import family_of
+    from .swaps import SwapList, load_swaps
+    from .wordsets import resolve_heldout, resolve_tests
+
+    given = None
+    if _is_model(model):
+        config = getattr(model, "config", None)
+        if config is None:
+            raise ConfigError("experiment retrains: a model without a training config (a checkpoint) is "
+                              "retrained by fine-tuning it (model_config('lm', finetune=...) or --finetune)")
+        if (getattr(model, "meta", None) or {}).get("origin"):
+            given = model
+    else:
+        config = model
+    fam = family_of(config)
+    corpus = load_corpus(corpus)
+    resolved = resolve_tests(_test_specs(tests))
+    if conditions is None:
+        conditions = [c for c in DEFAULT_CONDITIONS if fam.word_vectors or c != "hard-debias"]
+    elif isinstance(conditions, str):
+        conditions = conditions.split(",")
+    ests = estimators(estimator, fam)
+    if templates is not None and not fam.takes_templates:
+        raise ConfigError("--templates measures language models; add --model lm")
+    tpl = None if templates is None else _template_list(templates)
+    if swaps is not None and not isinstance(swaps, SwapList):
+        swaps = load_swaps(swaps)
+    spec = ExperimentSpec(corpus=corpus, model=config, tests=resolved, ranking_model=given,
+                          heldout=heldout if isinstance(heldout, dict) else resolve_heldout(resolved, heldout),
+                          estimators=ests, ks=k, seeds=seeds, templates=tpl,
+                          conditions=tuple(c.strip() for c in conditions if c.strip()), upweight=upweight,
+                          mode=mode, warm_epochs=warm_epochs, remove_ids=tuple(dict.fromkeys(remove_ids)), lds=lds,
+                          lds_fraction=lds_fraction, quality=quality, strict_oov=strict_oov,
+                          min_word_count=min_word_count, rank_by=rank_by, ensemble=ensemble,
+                          fresh_seeds=fresh_seeds, swaps=swaps)
+    out = Path(out) if out is not None else default_folder(spec)
+    with dask_client(scheduler) as client:
+        res = run_experiment(spec, out, overwrite=overwrite, client=client, progress=progress, log=log,
+                             cache=Path(cache) if cache else None)
+    result = ExperimentResult(res.folder, res.summary)
+    if report:
+        result.report()
+    return result
+
+
+def _template_list(templates) -> tuple:
+    """Templates from a file or a sequence of strings (each with {target} and {attribute})."""
+    from .measures.lm import load_templates
+
+    return load_templates(templates) if isinstance(templates, (str, os.PathLike)) else tuple(templates)
+
+
+def debias_corpus(model, corpus, tests=None, *, k: str = "1%", method: str = "swap", estimator=None, swaps=None,
+                  rank_by: str = "test", heldout=None, strict_oov: bool = False, min_word_count: int = 1,
+                  templates=None, ensemble: int = 1, seed_models: Sequence = (), out=None, overwrite: bool = False,
+                  command: str = "", device: str = "cpu", cache=None, progress: Progress | None = None,
+                  log: Log | None = None, on_model=None, report: bool = True) -> DebiasResult:
+    """Write an edited corpus that should carry less of each test's bias (``biasaudit debias``): the top ``k``
+    documents that drive it up, removed (``method="remove"``), replaced by their counterfactual rewrite with the
+    gendered words swapped (``"swap"``) or with the rewrite added beside them (``"augment"``). ``ensemble``: rank
+    by the mean score of that many seeds' models (missing seeds trained with the model's settings). Writes ``out``
+    (default reports/<corpus>-debias-<hash>/): the corpus in the input's format and manifest.json."""
+    from .debias import METHODS, claim_out, run_debias
+    from .models import family_of
+    from .swaps import SwapList, load_swaps
+    from .wordsets import resolve_heldout, resolve_tests
+
+    if method not in METHODS:
+        raise ConfigError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
+    fam = family_of(model)
+    (est,) = estimators([estimator] if estimator is not None else None, fam)
+    tpl = _templates(fam, templates)
+    if swaps is not None and not isinstance(swaps, SwapList):
+        swaps = load_swaps(swaps)
+    corpus = load_corpus(corpus)
+    claim_out(out, corpus)          # before any training: the folder is usable and outside the corpus
+    if ensemble > 1 and (getattr(model, "meta", None) or {}).get("origin"):
+        raise ConfigError("--ensemble trains its seeds' models; it cannot be used with a model trained elsewhere")
+    seed_models = list(seed_models)
+    seed_models += _more_seeds(model, corpus, len(seed_models), ensemble - 1 - len(seed_models), device=device,
+                               cache=cache, progress=progress, log=log, on_model=on_model, why="--ensemble")
+    resolved = resolve_tests(_test_specs(tests))
+    folder, manifest = run_debias(model, corpus, resolved, est, k, method, swaps, out, overwrite, rank_by,
+                                  heldout if isinstance(heldout, dict) else resolve_heldout(resolved, heldout),
+                                  strict_oov, min_word_count, tpl, command=command, progress=progress, log=log,
+                                  seed_models=tuple(seed_models))
+    result = DebiasResult(folder, manifest)
+    if report:
+        result.report()
+    return result
+
+
+def write_report(result) -> Path:
+    """Write report.html (one self-contained page) for a result or an output folder; returns its path."""
+    from .report import write_report as write
+
+    return write(result.folder if isinstance(result, _FolderResult) else result)
