@@ -113,6 +113,24 @@ def weat_across_models(models: list, tests: list[BiasTest], strict: bool = False
     return out, skipped
 
 
+def measures_across_models(models: list, tests: list[BiasTest], measures=None, strict: bool = False,
+                           min_word_count: int = 1, **kwargs) -> tuple[list[dict], dict, list[dict]]:
+    """Every word-vector bias measure (WEAT, RIPA, Direct Bias, RND, MAC, ECT, RNSB; ``measures``: a subset) of
+    every test on each model (several: training seeds), side by side with their uncertainty and verdicts
+    (``biasaudit.measures.suite.measure_models``). Missing and rare words follow ``weat_across_models``'s rule.
+    Returns (rows, {skipped test: reason}, [{test, measure, reason}] for a measure a test cannot feed)."""
+    from .measures.suite import measure_models
+
+    fam = family_of(models[0])
+    if not fam.word_vectors:
+        raise ConfigError(f"the word-vector measures need word vectors; {fam.label} models have none (their "
+                          "measures: `biasaudit weat` for template association)")
+    words = {w for t in tests for w in t.words}
+    known, _ = measurable_words(models[0], words, min_word_count)
+    seeds = [getattr(getattr(m, "config", None), "seed", None) for m in models]
+    return measure_models(models, list(tests), measures, strict, known=known, model_seeds=seeds, **kwargs)
+
+
 # ------------------------------------------------------------------ outputs
 def snippet(text: str, words: set[str], n_chars: int) -> str:
     """Up to ``n_chars`` of ``text``, starting a little before the first test word (marked with an ellipsis)."""

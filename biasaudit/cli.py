@@ -928,6 +928,88 @@ def report(folder: Path = typer.Argument(..., help="Output folder of `biasaudit 
     out.print(f"report: {clean(write_report(folder))}")
 
 
+@app.command("measure")
+@run_options
+def measure_cmd(embeddings: Optional[Path] = typer.Argument(None, help="word2vec text/binary, GloVe text, gensim "
+                                                            "KeyedVectors/Word2Vec file or biasaudit model folder. "
+                                                            "Default: train (or reuse) a model on the corpus."),
+                test: Optional[List[str]] = TestOpt,
+                measure: Optional[List[str]] = typer.Option(None, "--measure", help="Measures to compute "
+                                                            "(repeatable or comma-separated): weat, ripa, "
+                                                            "direct-bias, rnd, mac, ect, rnsb. Default: all."),
+                as_json: bool = typer.Option(False, "--json", help="Print a JSON object: measures (one object per "
+                                             "test, measure and seed) and skipped (tests, and measures a test "
+                                             "cannot feed, with the reason)."),
+                strict_oov: bool = StrictOovOpt,
+                seeds: int = typer.Option(1, "--seeds", min=1, help="Train this many seeds (seed, seed+1, ...) and "
+                                          "read each measure's spread across them in its verdict."),
+                n_permutations: int = typer.Option(100_000, "--permutations", min=1, help="Monte Carlo samples "
+                                                   "when exact enumeration exceeds 100,000 partitions."),
+                n_bootstrap: int = typer.Option(1000, "--bootstrap", min=100, help="Bootstrap resamples for the "
+                                                "CIs (at least 100)."),
+                min_word_count: int = typer.Option(1, "--min-word-count", min=1, help="Drop test words seen fewer "
+                                                   "times than this in training (listed, like missing words)."),
+                opts: RunOptions = None):
+    """Every word-vector bias measure side by side, from one bias test file: WEAT, RIPA (Ethayarajh et al.
+    2019), Direct Bias (Bolukbasi et al. 2016), RND (Garg et al. 2018), MAC (Manzini et al. 2019), ECT (Dev &
+    Phillips 2019) and RNSB (Sweeney & Najafian 2019), each with its bootstrap 95% CI over words, a permutation p
+    where the measure has one (WEAT, RIPA, RND) and a verdict.
+
+    Test words missing from the model are dropped and listed (--strict-oov: an error naming them all)."""
+    from .audit import measures_across_models
+    from .measures.suite import resolve_measures
+    from .models.keyed import load_embeddings
+    from .wordsets import resolve_tests
+
+    names = resolve_measures([n for m in measure or [] for n in m.split(",") if n.strip()])
+    tests = resolve_tests(test)
+    if not opts.family.word_vectors:
+        raise ConfigError(f"the word-vector measures need word vectors; --model {opts.family.name} has none "
+                          "(`biasaudit weat` measures language models)")
+    if embeddings is not None and seeds > 1:
+        raise typer.BadParameter("--seeds needs training; it cannot be used with a saved model", param_hint="--seeds")
+    models = [load_embeddings(embeddings)] if embeddings is not None else _train_seeds(opts, opts.config(), seeds)
+    rows, skipped, not_run = measures_across_models(models, tests, names, strict=strict_oov,
+                                                    min_word_count=min_word_count, n_permutations=n_permutations,
+                                                    n_bootstrap=n_bootstrap)
+    if as_json:
+        sys.stdout.write(json.dumps({"measures": rows, "skipped": [{"test": n, "measure": None, "reason": r}
+                                                                   for n, r in skipped.items()] + not_run},
+                                    indent=2) + "\n")
+        return
+    for name, reason in skipped.items():
+        note(f"{name}: skipped, {reason}")
+    for r in not_run:
+        note(f"{r['test']}: {r['measure']} not computed, {r['reason']}")
+    _print_measures(rows)
+
+
+def _print_measures(rows: list) -> None:
+    """The measures of each test side by side (value, 95% CI over words, p where there is one), then each
+    measure's verdict."""
+    seen = set()
+    for r in rows:
+        if r["dropped_words"] and r["test"] not in seen:
+            seen.add(r["test"])
+            note(f"{r['test']}: dropped words missing from the model: "
+                 + "; ".join(f"{k}: {', '.join(v)}" for k, v in r["dropped_words"].items()))
+    table = Table(caption="value: each measure's own units and sign (WEAT d, RIPA and RND > 0: X goes with A and "
+                  "Y with B; Direct Bias, MAC, ECT, RNSB unsigned). CI: bootstrap over words; p: permutation.")
+    for col in ("test", "measure", "seed", "value", "95% CI", "p-value"):
+        table.add_column(col, justify="left" if col in ("test", "measure") else "right", overflow="fold")
+    for r in rows:
+        p = "-" if r["p_value"] is None else (f"{r['p_value']:.2g}" + (" exact" if r["exact"] else " MC"))
+        table.add_row(clean(r["test"]), r.get("measure", "weat"), "-" if r["seed"] is None else str(r["seed"]),
+                      f"{r['effect_size']:+.3f}", f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]", p)
+    out.print(table)
+    shown = set()
+    for r in rows:
+        key = (r["test"], r["measure"])
+        if key not in shown:
+            shown.add(key)
+            out.print(f"{clean(r['test'])} / {r['measure']}: {clean(r['verdict'])}", width=WIDTH)
+
+
 # ------------------------------------------------------------------ entry point
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     if issubclass(category, BiasAuditWarning):

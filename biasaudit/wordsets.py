@@ -8,7 +8,8 @@ with A and Y with B. File shape:
 
 Bundled tests (``biasaudit wordsets``): the four tests of the cross-loss influence paper in the orientation of its
 code (``math-arts``, ``science-arts``, ``career-family``, ``race-names``; gender or names as targets) and the ten
-WEAT tests of Caliskan et al. 2017 in their published orientation (``weat1-...`` to ``weat10-...``).
+WEAT tests of Caliskan et al. 2017 in their published orientation (``weat1-...`` to ``weat10-...``). A WEFE
+``Query`` converts to a test and back (``from_wefe_query``, ``to_wefe_query``).
 """
 from __future__ import annotations
 
@@ -129,6 +130,45 @@ class BiasTest:
                                   "each word may be in one set only")
         return cls(name=str(d["name"]), description=str(d.get("description", "")),
                    source=str(d.get("source", "")), heldout_for=str(d.get("heldout_for", "")), **sets)
+
+
+def from_wefe_query(query, name: str | None = None) -> BiasTest:
+    """A WEFE ``Query`` with two target and two attribute sets (template (2, 2)) as a BiasTest: target sets 0, 1 ->
+    X, Y; attribute sets 0, 1 -> A, B, with the query's set names; the test's name is ``name`` or the query's.
+    Words are lowercased and checked as in a test file (``BiasTest.from_dict``). WEFE's (2, 1) queries (RIPA,
+    RND, ECT) hold one attribute set: give the two sets of the bias test in one (2, 2) query instead."""
+    try:
+        targets, attributes = list(query.target_sets), list(query.attribute_sets)
+    except AttributeError as e:
+        raise ConfigError(f"not a WEFE Query: {type(query).__name__} has no target_sets/attribute_sets") from e
+    if len(targets) != 2 or len(attributes) != 2:
+        raise ConfigError(f"a bias test has 2 target and 2 attribute sets; this WEFE query has "
+                          f"({len(targets)}, {len(attributes)})")
+    t_names = list(getattr(query, "target_sets_names", None) or ["target_x", "target_y"])
+    a_names = list(getattr(query, "attribute_sets_names", None) or ["attribute_a", "attribute_b"])
+    d = {"name": name or getattr(query, "query_name", None) or "wefe-query", "source": "WEFE query"}
+    for f, n, ws in zip(SET_FIELDS, t_names + a_names, targets + attributes):
+        d[f] = {"name": str(n), "words": [str(w) for w in ws]}
+    return BiasTest.from_dict(d, f"WEFE query {d['name']!r}")
+
+
+def to_wefe_query(test: BiasTest, attributes: str = "both"):
+    """The WEFE ``Query`` of a BiasTest: targets [X, Y] and attributes [A, B] (``attributes="both"``, WEAT's, MAC's
+    and RNSB's template), [A] or [B] (``"a"``, ``"b"``: RIPA's and RND's (2, 1)), or [A u B] (``"union"``: ECT's).
+    Needs WEFE (imported here only)."""
+    try:
+        from wefe.query import Query
+    except ImportError as e:
+        raise ConfigError("to_wefe_query needs WEFE: pip install --no-deps wefe==1.0.1 (and scikit-learn, "
+                          "semantic_version)") from e
+    x, y, a, b = (list(s.words) for s in test.sets)
+    xa, ya, aa, ba = (s.name for s in test.sets)
+    sets = {"both": ([a, b], [aa, ba]), "a": ([a], [aa]), "b": ([b], [ba]),
+            "union": ([a + b], [f"{aa} u {ba}"])}
+    if attributes not in sets:
+        raise ConfigError(f"attributes={attributes!r}: one of {', '.join(sets)}")
+    attribute_sets, attribute_names = sets[attributes]
+    return Query([x, y], attribute_sets, [xa, ya], attribute_names)
 
 
 def describe_missing(test: BiasTest, missing: dict[str, list[str]], limit: int = 20) -> str:

@@ -9,18 +9,30 @@ CONVENTIONS = {
     "template association": "(mean_X s - mean_Y s) / sample std (ddof=1) of s over X and Y; s = mean log p of A "
                             "words minus B words after each target word",
     "paired sentences": "mean over pairs of log p(more stereotyping) - log p(less stereotyping), in nats",
+    "ripa": "mean_A r - mean_B r, r(w) = mean over pairs (x_i, y_i) of <w, (x_i - y_i) / ||x_i - y_i||> "
+            "(Ethayarajh et al. 2019); positive when A is on X's side and B on Y's",
+    "direct-bias": "mean over w in A u B of |cos(w, g)|, g the first principal component of the centred unit X-Y "
+                   "pairs (Bolukbasi et al. 2016); unsigned, 0 to 1",
+    "rnd": "mean_B r - mean_A r, r(w) = ||w - mean X|| - ||w - mean Y|| (Garg et al. 2018); positive when A is "
+           "nearer X and B nearer Y",
+    "mac": "mean over t in X u Y and S in (A, B) of mean_S cosine distance (Manzini et al. 2019); unsigned, 0 to 2",
+    "ect": "Spearman correlation over A u B of cos(mean X, w) and cos(mean Y, w) (Dev & Phillips 2019); 1: no bias",
+    "rnsb": "KL(p || uniform) of p(t) = P(B | t) normalised over X u Y, logistic regression of A against B "
+            "(Sweeney & Najafian 2019); 0: no bias",
 }
 
 
 @dataclass(frozen=True)
 class MeasureResult:
     """A bias measure's value with its uncertainty: permutation p-value (exact or Monte Carlo with its standard
-    error) and a confidence interval, on the words (or pairs) it was computed on."""
+    error) and a confidence interval, on the words (or pairs) it was computed on. ``effect_size`` holds the
+    measure's value (the effect size for WEAT); ``p_value`` and ``exact`` are None for a measure with no
+    permutation test (Direct Bias, MAC, ECT, RNSB)."""
     test: str
     effect_size: float
     statistic: float | None
-    p_value: float
-    exact: bool
+    p_value: float | None
+    exact: bool | None
     n_permutations: int
     p_value_se: float
     ci_low: float

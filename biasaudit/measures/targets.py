@@ -3,6 +3,8 @@
 - ``weat_target``: the WEAT effect size of a BiasTest (see ``biasaudit.measures.weat``).
 - ``query_target``: a word query, mean cos(word, toward) - mean cos(word, away) ("which documents pull `nurse`
   toward `she`?"). Positive when the word sits nearer the ``toward`` words.
+- ``measure_target``: RIPA, Direct Bias, RND or MAC of a BiasTest (``biasaudit.measures.embedding``'s torch twins;
+  ECT's ranks and RNSB's fitted classifier have no useful derivative, so they cannot be targets).
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ class BiasTarget:
     words: tuple = ()              # the words B reads, in the order of ``rows``
     bound: float = float("inf")    # the largest |B| possible (a prediction never leaves [-bound, bound])
     query_sets: tuple = ((), ())   # a query's toward and away words
+    sets: tuple = ()               # a measure_target's X, Y, A, B words (X and Y as pairs where it pairs them)
 
     def value(self, U: torch.Tensor) -> float:
         return float(self.fn(U[torch.as_tensor(self.rows)]))
@@ -89,11 +92,51 @@ def query_target(word: str, toward: list[str], away: list[str], vocab: Vocab) ->
                       tuple(words), 2.0, (tuple(toward), tuple(away)))
 
 
+def measure_target(name: str, test: BiasTest, vocab: Vocab, original: BiasTest | None = None) -> BiasTarget:
+    """A differentiable embedding measure (ripa, direct-bias, rnd, mac) of ``test`` as an influence target: its
+    torch twin over the rows of the words it reads. ``original``: the test before missing words were dropped (the
+    paired measures then drop a pair with either word)."""
+    from .embedding import DIFFERENTIABLE, get_measure, measure_sets
+
+    m = get_measure(name)
+    if m.torch_fn is None:
+        raise ConfigError(f"{m.label} cannot be an influence target (no useful derivative: "
+                          f"{'rank correlation' if m.name == 'ect' else 'a fitted classifier'}); one of "
+                          f"{', '.join(DIFFERENTIABLE)}")
+    sets = measure_sets(m.name, test, original)
+    gone = [w for s in sets for w in s if w not in vocab]
+    if gone:
+        raise VocabularyError(f"test {test.name!r}: words not in the vocabulary: {', '.join(gone)}")
+    words = tuple(dict.fromkeys(w for s in sets for w in s))
+    rows = np.array([vocab.key_to_index[w] for w in words], dtype=np.int64)
+    fn = _measure_fn(m.torch_fn, words, sets)
+    return BiasTarget(test.name, m.name, rows, fn, test, f"{m.label} ({m.citation}): {m.reading}", words, m.bound,
+                      sets=sets)
+
+
+def _measure_fn(torch_fn, words, sets):
+    pos = {w: i for i, w in enumerate(words)}
+    idx = [torch.tensor([pos[w] for w in s]) for s in sets]
+
+    def fn(M: torch.Tensor) -> torch.Tensor:
+        return torch_fn(*(M[i] for i in idx))
+    return fn
+
+
 def resample_target(target: BiasTarget, rng: np.random.Generator) -> BiasTarget:
     """The measure with each word set resampled with replacement (the words' bootstrap): a WEAT test's X, Y, A and
     B, a query's toward and away words. It reads the same rows; a word drawn twice weighs twice."""
     pos = {w: i for i, w in enumerate(target.words)}
-    if target.kind == "weat":
+    if target.sets:             # a measure_target: each set resampled, X and Y as pairs where the measure pairs them
+        from .embedding import get_measure
+
+        xs, ys, a, b = (list(s) for s in target.sets)
+        ix = rng.integers(0, len(xs), len(xs))
+        iy = ix if get_measure(target.kind).paired else rng.integers(0, len(ys), len(ys))
+        ia, ib = rng.integers(0, len(a), len(a)), rng.integers(0, len(b), len(b))
+        drawn = tuple(tuple(s[i] for i in it) for s, it in ((xs, ix), (ys, iy), (a, ia), (b, ib)))
+        fn = _measure_fn(get_measure(target.kind).torch_fn, target.words, drawn)
+    elif target.kind == "weat":
         sets = [torch.tensor([pos[w] for w in rng.choice(list(s.words), size=len(s.words))])
                 for s in target.test.sets]
         X, Y, A, B = sets
