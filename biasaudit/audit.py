@@ -23,7 +23,7 @@ from .influence.result import RARE_COUNT, ScoreResult, test_word_ids, top_docume
 from .influence.stability import N_RESAMPLES, stability
 from .io import claim_folder, write_json
 from .measures.targets import query_target
-from .measures.weat import seed_spread
+from .measures.weat import N_BOOTSTRAP, N_PERMUTATIONS, seed_spread
 from .models.base import family_of, resolve_device, versions
 from .vocab import TOKEN
 from .wordsets import BiasTest, resolve_tests, restrict_tests
@@ -188,6 +188,28 @@ def score_folder(corpus, kind: str, run_config: dict, out_dir=None, reports_dir:
     """``out_dir``, or the default ``reports/<corpus>-<model family>-<hash of the run config>``."""
     key = hashlib.sha256(json.dumps(run_config, sort_keys=True).encode()).hexdigest()[:8]
     return Path(out_dir) if out_dir else Path(reports_dir) / f"{corpus.name}-{kind}-{key}"
+
+
+def _texts_and_counts(corpus, ids: set, words: list, progress=None) -> tuple[dict, dict]:
+    """({id: text} of the documents ``ids``, {word: count} of ``words``) in one pass over ``corpus``."""
+    from collections import Counter
+
+    texts: dict = {}
+    counts: Counter = Counter()
+    want, tok = set(words), corpus.tokenizer
+    if not ids and not want:
+        return texts, {}
+    total, n = corpus.n_documents_known, 0
+    for n, doc in enumerate(corpus, 1):
+        if doc.id in ids:
+            texts[doc.id] = doc.text
+        if want:
+            counts.update(t for t in tok(doc) if t in want)
+        if progress and n % 5000 == 0:
+            progress("reading the shown documents", n, total)
+    if progress:
+        progress("reading the shown documents", n, n)
+    return texts, {w: int(counts.get(w, 0)) for w in words}
 
 
 # ------------------------------------------------------------------ evidence
@@ -367,7 +389,13 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
             roles[kept.name] = {"target": list(kept.target_x.words + kept.target_y.words),
                                 "attribute": list(kept.attribute_a.words + kept.attribute_b.words),
                                 "sets": {k: v for k, v in kept.to_dict().items() if k.startswith(("target", "attr"))}}
-            weats[kept.name] = fam.weat(model, kept, templates, n_permutations=20_000, n_bootstrap=500).to_dict()
+            if progress:
+                progress("measuring tests", len(weats), len(kept_tests))
+            # the same permutations and bootstrap (and seed) as `biasaudit weat`: the same p and CI there and here
+            weats[kept.name] = fam.weat(model, kept, templates, n_permutations=N_PERMUTATIONS,
+                                        n_bootstrap=N_BOOTSTRAP).to_dict()
+            if progress:
+                progress("measuring tests", len(weats), len(kept_tests))
             weats[kept.name]["dropped_words"] = gone or {}
         if pairs is not None:
             if not hasattr(fam, "pair_measure"):
@@ -437,11 +465,7 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
                                          device=str(resolve_device(device))).basis)
     stab = {}
     if n_resamples > 0 and all(b is not None for b in bases):
-        if progress:
-            progress("ranking stability", 0, 1)
-        stab = stability(bases, per_basis, result.delta_bias_if_removed, n_resamples)
-        if progress:
-            progress("ranking stability", 1, 1)
+        stab = stability(bases, per_basis, result.delta_bias_if_removed, n_resamples, progress=progress)
     # what removing the top 0.1% and 1% would do, re-measured on the changed model
     removal = {t.name: [] for t in targets}
     if result.predictor is not None:
@@ -455,7 +479,7 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
                 if len(order):
                     reqs.append((t.name, order[:k], 0))
                     keys.append((t.name, label, min(k, len(order)), float(s[order[:k]].sum())))
-        for (name, label, k, linear), value in zip(keys, result.predictor.predict(reqs) if reqs else []):
+        for (name, label, k, linear), value in zip(keys, result.predictor.predict(reqs, progress) if reqs else []):
             removal[name].append({"removed": label, "n_docs": k, "effect_size_before": result.bias_value[name],
                                   "predicted_effect_size": value, "linear_prediction": result.bias_value[name] + linear})
     # the documents shown: ordered by stability-aware evidence where there is one
@@ -466,15 +490,15 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
         table[t.name] = top_documents(result, t.name, max(top, TABLE_N // 2))
     i2k = result.words if result.words is not None else model.vocab.index_to_key
     need = {result.doc_ids[i] for d in list(table.values()) + list(shown.values()) for idx in d.values() for i in idx}
-    texts = {doc.id: doc.text for doc in corpus if doc.id in need} if need else {}
-    word_counts_all = {}
+    word_counts_all, missing_counts = {}, []
     if originals:
-        from .vocab import word_counts
         vocab = getattr(model, "vocab", None)
         every = {w for o, _ in originals.values() for w in o.words}
         word_counts_all = ({w: vocab.count(w) for w in every} if vocab is not None else {})
         missing_counts = [w for w in every if not word_counts_all.get(w)]
-        word_counts_all.update(word_counts(corpus, missing_counts))
+    # one pass for the shown documents' texts and the counts of the words the model lacks
+    texts, missing = _texts_and_counts(corpus, need, missing_counts, progress)
+    word_counts_all.update(missing)
 
     tests_out = []
     for t in targets:

@@ -123,6 +123,6 @@ def corpus_pair_sums(corpus: Corpus, vocab: Vocab, pairs_of, progress=None, merg
             sums.add(i * V + j, x)
         done += len(batch.ids)
         if progress:
-            progress("co-occurrence", done, None)
+            progress("co-occurrence", done, corpus.n_documents_known)
     keys, vals = sums.result()
     return keys // V, keys % V, vals

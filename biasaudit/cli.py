@@ -19,7 +19,6 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from .errors import BiasAuditError, BiasAuditWarning, ConfigError
@@ -39,6 +38,9 @@ def note(message: str) -> None:
 @app.callback()
 def _root(debug: bool = typer.Option(False, "--debug", help="Show the full traceback on errors.")):
     """Audit social bias in word embeddings and trace it to the training documents that caused it."""
+    import time
+
+    _RUN["t0"], _RUN["phases"] = time.perf_counter(), {}
 
 
 # ------------------------------------------------------------------ options shared by commands, declared once
@@ -236,21 +238,32 @@ def _estimators(specs, opts: "RunOptions") -> list:
     return ests
 
 
+_RUN = {"t0": 0.0, "phases": {}}    # this command's start and its phases' times (for the closing line)
+
+
 @contextmanager
 def _progress():
-    """A rich progress bar on stderr; yields a callback (stage, done, total)."""
-    bars = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                    TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True,
-                    disable=not err.is_terminal)   # a log file gets no bar remnants
-    tasks: dict[str, int] = {}
+    """The run's phases on stderr (``biasaudit.terminal.Phases``): a bar per phase with its own count on a
+    terminal, one plain line per phase otherwise; yields the callback (stage, done, total). Each phase's time
+    is added to the run's, for the closing line (``_closing``)."""
+    from .terminal import Phases
 
-    def update(stage: str, done: int, total: int) -> None:
-        if stage not in tasks:
-            tasks[stage] = bars.add_task(clean(stage), total=total)
-        bars.update(tasks[stage], completed=done, total=total)
+    phases = Phases(err)
+    try:
+        with phases:
+            yield phases
+    finally:
+        for stage, t in phases.timings().items():
+            _RUN["phases"][stage] = _RUN["phases"].get(stage, 0.0) + t
 
-    with bars:
-        yield update
+
+def _closing(what: str) -> str:
+    """'WHAT in T (each phase's time)': the whole command's time since it started, and each phase's."""
+    import time
+
+    from .terminal import closing_line
+
+    return closing_line(what, time.perf_counter() - _RUN["t0"], _RUN["phases"])
 
 
 def _finetune_config(config, checkpoint: Optional[Path], finetune: bool, opts: "RunOptions"):
@@ -384,10 +397,23 @@ def train(out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Mode
                                      f"{clean(checkpoint)}; choose a folder apart from it", param_hint="--out")
     if out_dir is not None:   # refused (file, foreign folder, other config, not writable) before any training
         model_output(out_dir, {"model": opts.family.name, "config": config.to_dict()}, overwrite=overwrite)
-    model = _train_seeds(opts, config, 1)[0]
-    if out_dir is not None:
-        model.save(out_dir)
-        out.print(f"saved {clean(out_dir)}")
+    if out_dir is None:
+        _train_seeds(opts, config, 1)
+        return
+    from .models import train_or_load
+
+    corpus = opts.load_corpus()
+    with _progress() as update:       # --out is the only copy: a model not in the cache is not cached
+        model, cached = train_or_load(corpus, config, device=opts.device, store=False,
+                                      progress=lambda s, d, t: update(f"training seed {config.seed}"
+                                                                      if s == "train" else s, d, t))
+    model.save(out_dir)
+    fam = opts.family
+    err.print(f"{'reused cached' if cached else 'trained'} {fam.describe(config)} on {clean(corpus.name)} "
+              f"(seed {config.seed}, {fam.size(model)} {fam.unit})")
+    out.print(f"saved {clean(out_dir)}" + (" (read from the model cache)" if cached else
+                                           " (the only copy: nothing added to the model cache)"))
+    out.print(_closing("done"))
 
 
 @app.command("weat")
@@ -636,21 +662,87 @@ def score(test: Optional[List[str]] = TestOpt,
                                   overwrite=overwrite, scheduler=scheduler, device=opts.device, progress=update)
     for n in summary["notes"]:
         note(n)
+    if _overview(summary):
+        out.print(_overview(summary), width=WIDTH)
     for t in summary["tests"]:
         _print_test(t, est.label)
-    if summary.get("check_command"):
-        out.print("\nto check this ranking by retraining:\n  " + clean(summary["check_command"]), soft_wrap=True)
     page = summary.report_path      # written by api.score
-    out.print(f"\nwrote {clean(summary['out_dir'])}/scores.jsonl and summary.json "
-              f"({summary['timings']['total']:.1f} s scoring)\nreport: {clean(page)}")
+    out.print(f"\nwrote {clean(summary['out_dir'])}/scores.jsonl and summary.json\nreport: {clean(page)}")
+    if _overview(summary):          # the answer again at the end, where a long run leaves the screen
+        out.print("\n" + _overview(summary), width=WIDTH)
+    if _next_step(summary, models):
+        out.print(_next_step(summary, models), soft_wrap=True)
+    out.print(_closing("done"), width=WIDTH)
 
 
-WIDTH = 80
+def _wrap_width() -> int:
+    """Printed text wraps to the terminal's width (``biasaudit.terminal.width``), 100 columns off a terminal."""
+    from .terminal import width
+    return width(out)
+
+
+WIDTH = _wrap_width()
+
+
+def _overview(summary) -> str:
+    """The first line of a score run: over all tests, how many are significant, how sure (each d and p), and
+    whether the spread over training seeds was measured."""
+    tests = [t for t in summary["tests"] if (t.get("evidence") or {}).get("significant") is not None]
+    if not tests:
+        return ""
+    sig = [t for t in tests if t["evidence"]["significant"]]
+    noisy = [t for t in tests if t["evidence"].get("seed_noise")]
+    each = ", ".join(f"{t['name']} d {t['evidence']['effect_size']:+.2f} p {t['evidence']['p_value']:.2g}"
+                     for t in tests)
+    spread = next((t["evidence"]["seed_spread"] for t in tests if t["evidence"].get("seed_spread")), None)
+    seeds = (f"seed spread measured over {spread['n_seeds']} seeds ({len(noisy)} of {len(tests)} within seed noise)"
+             if spread else "seed spread not measured (one training seed; --seeds 3 measures it)")
+    verdict = ("no test shows a bias distinguishable from word-sampling noise" if not sig else
+               f"{len(sig)} of {len(tests)} test{'s' if len(tests) > 1 else ''} significant (p < 0.05, CI without 0)")
+    return f"summary: {verdict}: {each}; {seeds}."
+
+
+def _next_step(summary, models) -> str:
+    """The last lines of a score run: the command that checks the ranking by retraining and what it costs
+    (its trainings, and their time from this model's measured training time on this machine's cores)."""
+    import os
+    import re
+
+    cmd = summary.get("check_command")
+    if not cmd:
+        return ""
+    n_tests = len([t for t in summary["tests"] if t.get("kind") != "query"])
+    ks = len(re.search(r"--k (\S+)", cmd).group(1).split(",")) if "--k " in cmd else 2
+    n_seeds = int(re.search(r"--seeds (\d+)", cmd).group(1)) if "--seeds " in cmd else 3
+    # baseline, then per test and size remove-top and upweight-top, and one random removal per size: every seed
+    trainings = (1 + 2 * n_tests * ks + ks) * n_seeds
+    secs = (models[0].meta or {}).get("train_seconds") if models else None
+    workers = max(1, os.cpu_count() or 1)
+    cost = f"{trainings} trainings"
+    if secs:
+        cost += (f" of about {_secs(secs)} each: about {_secs(trainings * secs / workers)} on {workers} "
+                 f"core{'s' if workers > 1 else ''}")
+    return f"next: check this ranking by retraining ({cost}):\n  {clean(cmd)}"
+
+
+def _secs(t: float) -> str:
+    from .terminal import seconds
+    return seconds(t)
 
 
 def _cut(text: str, width: int) -> str:
     text = " ".join(strip_controls(text, newlines=False).split())
     return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def _shown(t: dict, direction: str, n: int) -> list:
+    """A test's documents in one direction as the terminal lists them: sorted by the score shown (most negative
+    first for those driving the bias up, most positive first for the others), the report's table order."""
+    rows = t.get("table") or t["top"][direction]
+    picked = [d for d in rows if (d["delta_bias_if_removed"] < 0) == (direction == "increase_bias")
+              and d["delta_bias_if_removed"] != 0]
+    picked.sort(key=lambda d: d["delta_bias_if_removed"], reverse=direction == "decrease_bias")
+    return picked[:n]
 
 
 def _print_test(t: dict, estimator: str) -> None:
@@ -660,7 +752,7 @@ def _print_test(t: dict, estimator: str) -> None:
     sets = t.get("roles", {}).get("sets")
     head = t["name"] + (f"  ({sets['target_x']['name']} / {sets['target_y']['name']}  x  "
                         f"{sets['attribute_a']['name']} / {sets['attribute_b']['name']})" if sets else "")
-    out.print(f"\n[bold]{clean(_cut(head, WIDTH))}[/]")
+    out.print(f"\n[bold]{clean(_cut(head, WIDTH))}[/]", width=WIDTH)
     out.print(clean(ev.get("verdict") or f"B = {t['bias_value']:+.3f}"), soft_wrap=False, width=WIDTH)
     if ev.get("seed_spread"):
         sp = ev["seed_spread"]
@@ -699,13 +791,17 @@ def _print_test(t: dict, estimator: str) -> None:
                   f"{p['effect_size_before']:+.2f} -> "
                   f"{p['predicted_effect_size']:+.2f} predicted (sum of scores: {p['linear_prediction']:+.2f})",
                   width=WIDTH)
+    n_top = max(len(t["top"]["increase_bias"]), len(t["top"]["decrease_bias"]))
     for direction, title in (("increase_bias", "drive the bias UP (removing them lowers it)"),
                              ("decrease_bias", "drive the bias DOWN (removing them raises it)")):
-        docs = t["top"][direction]
-        out.print(f"\ndocuments that {title}, {estimator}:")
+        docs = _shown(t, direction, n_top)
+        out.print(f"\ndocuments that {title}, {estimator}:", width=WIDTH)
         if not docs:
             out.print("  none")
         stab = any("stability" in d for d in docs)
+        if docs:
+            out.print(f"{'score':>10}" + ("  stab" if stab else "") + "  document (its test words); sorted by "
+                      "score, as in the report's table", width=WIDTH)
         for d in docs:
             lead = f"{d['delta_bias_if_removed']:+10.4f}" + (f"  {d['stability']:4.2f}" if stab else "")
             words = ", ".join(d["test_words"])

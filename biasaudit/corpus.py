@@ -109,6 +109,12 @@ class Corpus(abc.ABC):
         return self._stats
 
     @property
+    def n_documents_known(self) -> int | None:
+        """The number of non-empty documents where a scan has counted them (no pass over the corpus), else None:
+        the total a progress bar over the documents shows."""
+        return self._stats.n_documents if self._stats is not None else None
+
+    @property
     def hash(self) -> str:
         """The content hash, and the tokenizer's where it is not the default (models and rankings are cached by
         it: the same text tokenized differently is another training set)."""

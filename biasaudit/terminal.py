@@ -22,3 +22,114 @@ def clean(text: object, newlines: bool = False) -> str:
     """Printable and markup-free: control characters stripped, rich markup escaped."""
     from rich.markup import escape
     return escape(strip_controls(text, newlines))
+
+
+def width(console) -> int:
+    """The width to wrap printed text to: the terminal's own (not a fixed 80; at least 60), 100 where output is
+    not a terminal (a log file, a pipe)."""
+    return max(60, console.width) if console.is_terminal else 100
+
+
+def seconds(t: float) -> str:
+    """A duration as a person reads it: 0.4 s, 12 s, 3.5 min, 1.2 h."""
+    if t < 10:
+        return f"{t:.1f} s"
+    if t < 120:
+        return f"{t:.0f} s"
+    return f"{t / 60:.1f} min" if t < 5400 else f"{t / 3600:.1f} h"
+
+
+class Phases:
+    """A run's phases as the user sees them, fed by the library's progress callback ``(stage, done, total)``
+    (``total`` None where unknown). On a terminal each phase gets its own rich bar with its own count (done/total,
+    or done alone), elapsed and remaining time; elsewhere (a log file, a pipe) one plain line per phase when it
+    ends: its count and time. A phase ends when it reaches its total, when a later phase starts after an
+    open-ended one, or when the run ends. Each phase's wall time is kept for the closing line (``line``)."""
+
+    def __init__(self, console, live: bool | None = None):
+        import time
+
+        self.console = console
+        self.live = console.is_terminal if live is None else live
+        self.t0 = time.perf_counter()
+        self.start: dict[str, float] = {}
+        self.last: dict[str, float] = {}
+        self.count: dict[str, tuple] = {}
+        self.done: set[str] = set()
+        self.before: dict[str, float] = {}     # time of a phase's earlier runs
+        self.bars = None
+        self._tasks: dict[str, int] = {}
+
+    # ---------------------------------------------------------------- the context and the callback
+    def __enter__(self):
+        if self.live:
+            from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import TimeRemainingColumn
+            from rich.text import Text
+
+            class Count(ProgressColumn):
+                def render(self, task):
+                    done = f"{int(task.completed):,}"
+                    return Text(done if task.total is None else f"{done}/{int(task.total):,}")
+
+            self.bars = Progress(TextColumn("{task.description}"), BarColumn(), Count(), TimeElapsedColumn(),
+                                 TimeRemainingColumn(), console=self.console, transient=True)
+            self.bars.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        for stage in list(self.start):
+            self._end(stage, interrupted=exc[0] is not None)
+        if self.bars is not None:
+            self.bars.__exit__(*exc)
+            self.bars = None
+        return False
+
+    def __call__(self, stage: str, done: int, total: int | None) -> None:
+        import time
+
+        now = time.perf_counter()
+        if stage in self.done:            # a phase run again (one per seed, say): a fresh count, time added
+            self.done.discard(stage)
+            self.count.pop(stage, None)
+            self.before[stage] = self.elapsed(stage)
+            self.start[stage] = self.last[stage] = now
+        if stage not in self.start or stage not in self.count:
+            for other in list(self.count):   # an open-ended phase ends where the next one begins
+                if other != stage and other not in self.done and self.count[other][1] is None:
+                    self._end(other)
+            self.start.setdefault(stage, now)
+            if self.bars is not None:
+                self._tasks[stage] = self.bars.add_task(clean(stage), total=total)
+        self.count[stage] = (done, total)
+        self.last[stage] = now
+        if self.bars is not None and stage in self._tasks:
+            self.bars.update(self._tasks[stage], completed=done, total=total)
+        if total is not None and done >= total:
+            self._end(stage)
+
+    def _end(self, stage: str, interrupted: bool = False) -> None:
+        if stage in self.done or stage not in self.count:
+            return
+        self.done.add(stage)
+        if self.bars is not None and stage in self._tasks:
+            self.bars.remove_task(self._tasks.pop(stage))
+        elif not self.live and not interrupted:
+            done, total = self.count[stage]
+            n = f"{done:,}" if total is None else f"{done:,}/{total:,}"
+            self.console.print(f"{clean(stage)}: {n} in {seconds(self.elapsed(stage))}", soft_wrap=True)
+
+    # ---------------------------------------------------------------- timings
+    def elapsed(self, stage: str) -> float:
+        return self.before.get(stage, 0.0) + self.last.get(stage, self.start[stage]) - self.start[stage]
+
+    def timings(self) -> dict[str, float]:
+        """Each phase's wall time (first report to last), in the order the phases began."""
+        return {s: self.elapsed(s) for s in self.start}
+
+
+def closing_line(what: str, total: float, phases: dict, min_seconds: float = 0.5) -> str:
+    """'WHAT in T (phase t, phase t, ...)': the whole run's time, then each phase's (those over ``min_seconds``),
+    so that the time that went to each part is on the screen."""
+    shown = [f"{clean(s)} {seconds(t)}" for s, t in phases.items() if t >= min_seconds]
+    return f"{what} in {seconds(total)}" + (f" ({', '.join(shown)})" if shown else "")

@@ -7,6 +7,20 @@ from biasaudit.planted import (BACKGROUND, LM_A, LM_B, LM_TEMPLATES, LM_TEST, LM
                                PLANTED_TEST, lm_planted_corpus, planted_corpus)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _temporary_model_cache(tmp_path_factory):
+    """Every test's models go to a temporary cache, never the user's (~/.cache/biasaudit or $BIASAUDIT_CACHE)."""
+    import os
+
+    old = os.environ.get("BIASAUDIT_CACHE")
+    os.environ["BIASAUDIT_CACHE"] = str(tmp_path_factory.mktemp("model-cache"))
+    yield
+    if old is None:
+        os.environ.pop("BIASAUDIT_CACHE", None)
+    else:
+        os.environ["BIASAUDIT_CACHE"] = old
+
+
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     d = tmp_path / "cache"

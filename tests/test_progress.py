@@ -109,3 +109,78 @@ def test_removal_re_solve_equals_newtons_root(three_tests, share):
         want = _newton_reference(o, word, ctx, dn, lam)
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6, atol=1e-8)
         assert o.resolve_word(word, ctx, dn, lam).numpy() == pytest.approx(got.numpy())   # the cache changes nothing
+
+
+@pytest.fixture(scope="module")
+def small_file(tmp_path_factory):
+    import json
+
+    path = tmp_path_factory.mktemp("corpus") / "small.jsonl"
+    path.write_text("".join(json.dumps({"id": d.id, "text": d.text}) + "\n" for d in default_words_corpus()))
+    return path
+
+
+SMALL = ("--vector-size", "8", "--epochs", "3", "--min-count", "2")
+
+
+@pytest.fixture(scope="module")
+def score_run(small_file, tmp_path_factory):
+    from conftest import run_cli
+
+    out = tmp_path_factory.mktemp("score")
+    return run_cli("score", "--corpus", small_file, *SMALL, "--top", "4", "--out", out / "o",
+                   cache=out / "cache")
+
+
+def test_score_off_a_terminal_prints_a_line_per_phase_and_the_times(score_run):
+    """Output redirected: one plain line per phase with its own count (the removal predictions too, which ran
+    behind a finished bar), and the closing line gives the whole run's time."""
+    r = score_run
+    assert r.returncode == 0, r
+    for phase in ("reading documents: 400/400", "measuring tests: 3/3", "removal predictions: 6/6",
+                  "ranking stability: 300/300"):
+        assert phase in r.stderr, r
+    assert "None" not in r.stderr, r
+    assert r.stdout.strip().splitlines()[-1].startswith("done in "), r
+    assert "s scoring)" not in r.stdout, r
+
+
+def test_score_opens_with_a_summary_and_ends_with_the_next_step_and_its_cost(score_run):
+    r = score_run
+    lines = r.stdout.strip().splitlines()
+    assert lines[0].startswith("summary: ") and "seed spread not measured" in r.stdout.split("\n\n")[0], r
+    assert all(name in r.stdout.split("\n\n")[0] for name in ("math-arts d ", "science-arts d ", "career-family d ")), r
+    nxt = next(i for i, l in enumerate(lines) if l.startswith("next: check this ranking by retraining ("))
+    assert "45 trainings" in lines[nxt] and "biasaudit experiment" in lines[nxt + 1], r
+
+
+def test_document_lists_are_sorted_by_the_score_shown_under_a_header(score_run):
+    r = score_run
+    blocks = r.stdout.split("documents that drive the bias ")[1:]
+    assert len(blocks) == 6, r
+    for block in blocks:
+        lines = block.splitlines()
+        assert "sorted by score" in lines[1], r
+        assert lines[1].split()[:2] == ["score", "stab"], r
+        scores = [float(l.split()[0]) for l in lines[2:] if l[:10].strip() and l.split()[0][:1] in "+-"]
+        assert scores, r
+        up = block.startswith("UP")
+        assert scores == sorted(scores, reverse=not up), r
+
+
+def test_train_out_is_the_only_copy(small_file, tmp_path):
+    from conftest import run_cli
+
+    cache = tmp_path / "cache"
+    r = run_cli("train", "--corpus", small_file, *SMALL, "--out", tmp_path / "m", cache=cache)
+    assert r.returncode == 0, r
+    assert (tmp_path / "m" / "config.json").is_file()
+    assert not (cache / "models").exists() or not any((cache / "models").iterdir()), r
+    assert "only copy" in r.stdout and r.stdout.strip().splitlines()[-1].startswith("done in "), r
+
+
+def test_tests_never_touch_the_users_cache(tmp_path_factory):
+    """The session's model cache is a temporary folder (conftest), whatever $BIASAUDIT_CACHE the user set."""
+    from biasaudit.models.base import cache_dir
+
+    assert cache_dir().resolve().is_relative_to(tmp_path_factory.getbasetemp().resolve())

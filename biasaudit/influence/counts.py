@@ -88,7 +88,7 @@ class CountBlockPredictor:
                 XS += np.bincount(row_pos[i] * V + j, weights=x, minlength=R * V)
         return XS.reshape(R, V)
 
-    def predict(self, requests):
+    def predict(self, requests, progress=None):
         cfg = self.model.config
         eye = torch.eye(self.C.shape[1], dtype=torch.float64)
         out = []
@@ -113,6 +113,8 @@ class CountBlockPredictor:
                 W[self.rows[r]] -= torch.linalg.solve(H1 + self.lam[name] * eye, dg)
             E = W if cfg.embedding == "w" else W + self.C
             out.append(self.targets[name].value(E))
+            if progress:
+                progress("removal predictions", len(out), len(requests))
         return out
 
 
@@ -145,7 +147,7 @@ def score_glove(model, corpus: Corpus, targets: list[BiasTarget], config: Estima
             i, j, x, _ = batch_cooccurrence(part.tokens, part.chunk, part.doc, cfg.window, mask)
             Xr += np.bincount(row_pos[i] * V + j, weights=x, minlength=R * V)
         if progress:
-            progress("reading documents", len(doc_ids), None)
+            progress("reading documents", len(doc_ids), corpus.n_documents_known)
     n_docs = len(doc_ids)
     held = np.concatenate(holds) if holds else np.zeros(0, np.int64)
     doc_words: dict[int, list] = {}
@@ -332,7 +334,7 @@ def score_glove_cg(model, corpus: Corpus, targets: list[BiasTarget], config: Est
             upweighted[t.name].append(np.bincount(d, weights=-coef["upweighted"] * dot, minlength=len(batch.ids)))
             word_tot[t.name] += np.bincount(ii, weights=rem, minlength=V)
         if progress:
-            progress("scoring documents", len(doc_ids), None)
+            progress("scoring documents", len(doc_ids), corpus.n_documents_known)
     timings["scoring"] = time.perf_counter() - t2
     timings["total"] = time.perf_counter() - t0
     hv = np.concatenate(held) if held else np.zeros(0, np.int64)

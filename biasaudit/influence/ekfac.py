@@ -217,13 +217,15 @@ class EkfacPredictor:
                     m.bias.add_(step[:, -1].to(m.bias.dtype))
         return net
 
-    def predict(self, requests):
+    def predict(self, requests, progress=None):
         out = []
         for req in requests:
             name, docs, times = req[:3]
             net = self.changed(docs, 1.0 if times == 0 else -float(times - 1), req[3] if len(req) > 3 else None)
             with torch.no_grad():
                 out.append(float(self.measures[name].fn(net)))
+            if progress:
+                progress("removal predictions", len(out), len(requests))
         return out
 
 

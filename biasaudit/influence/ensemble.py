@@ -27,7 +27,7 @@ class LinearPredictor:
     def __init__(self, result: ScoreResult, bounds: dict[str, float]):
         self.result, self.bounds = result, bounds
 
-    def predict(self, requests) -> list[float]:
+    def predict(self, requests, progress=None) -> list[float]:
         out = []
         for req in requests:
             name, docs, times = req[:3]

@@ -18,7 +18,8 @@ upweighting, 1 = the documents kept as they are; added documents (counterfactual
 corpus) are documents trained on in addition. A swap is the originals removed (0) with their rewrites added; an
 augmentation the originals kept (1) with the rewrites added. ``predict`` returns the measure's value after the
 edit (always in the measure's range: it is the measure of real vectors); a predictor that cannot take added
-documents returns None for such a request. ``linear_added`` gives the first-order change of adding documents
+documents returns None for such a request. ``progress``: called as ("removal predictions", done, total) with the
+requests done. ``linear_added`` gives the first-order change of adding documents
 (their summed upweighting scores), the linear counterpart.
 """
 from __future__ import annotations
@@ -30,10 +31,13 @@ import numpy as np
 from ..batches import DocBatch, encode_batches
 
 
+PREDICTIONS = "removal predictions"      # the progress stage of group predictions
+
+
 class Predictor(Protocol):
     """What a scorer hands back for group predictions."""
 
-    def predict(self, requests: list[tuple[str, np.ndarray, int]]) -> list[float]: ...
+    def predict(self, requests: list[tuple[str, np.ndarray, int]], progress=None) -> list[float]: ...
 
 
 def selected_batches(corpus, vocab, doc_indices, batch_size: int = 2000):
@@ -105,12 +109,14 @@ class PairBlockPredictor:
         mask[self.rows] = True
         return mask
 
-    def predict(self, requests):
+    def predict(self, requests, progress=None):
         requests = [_request(r) for r in requests]
         union = np.unique(np.concatenate([docs for _, docs, _, _ in requests] + [np.zeros(0, np.int64)]))
         w, c, x, d = self._instances(union)
         w, c = w.astype(np.int64), c.astype(np.int64)
         out = []
+        if progress:
+            progress(PREDICTIONS, 0, len(requests))
         for name, docs, times, added in requests:
             m = np.isin(d, docs)
             scale = -1.0 if times == 0 else float(times - 1)     # removed, or e extra copies (1: kept)
@@ -128,6 +134,8 @@ class PairBlockPredictor:
                 if sel.any():
                     U[word] = self.objective.resolve_word(word, cc[sel], xx[sel], self.lam[name])
             out.append(target.value(U))
+            if progress:
+                progress(PREDICTIONS, len(out), len(requests))
         return out
 
     def linear_added(self, name: str, added) -> float:
@@ -163,7 +171,7 @@ class PairSolvePredictor:
         self.targets = {t.name: t for t in targets}
         self.corpus = corpus
 
-    def predict(self, requests):
+    def predict(self, requests, progress=None):
         from dataclasses import replace
 
         from ..batches import merge_pairs
@@ -191,4 +199,6 @@ class PairSolvePredictor:
             rows = np.unique(self.targets[name].rows)        # each test's own free rows and damping
             xu, _, _ = solve_cg(self.objective, gU, rows, cfg, self.blocks, self.mu[name], grad_c=gC)
             out.append(self.targets[name].value(self.objective.U + xu))
+            if progress:
+                progress(PREDICTIONS, len(out), len(requests))
         return out

@@ -106,6 +106,8 @@ def _pass_1(corpus: Corpus, st: _Setup, keep_instances: bool, progress=None, spi
     inst_k, inst_x, inst_d, holds = [], [], [], []
     n_inst, spilled = 0, None
     pend_k, pend_x, n_pend = [], [], 0
+    if progress:
+        progress("reading documents", 0, corpus.n_documents_known)
     try:
         for batch in encode_batches(corpus, st.vocab, st.batch_size):
             off = len(doc_ids)
@@ -138,7 +140,7 @@ def _pass_1(corpus: Corpus, st: _Setup, keep_instances: bool, progress=None, spi
                                 keep_instances = False
                             inst_k, inst_x, inst_d = [], [], []
             if progress:
-                progress("reading documents", len(doc_ids), None)
+                progress("reading documents", len(doc_ids), corpus.n_documents_known)
     except BaseException:
         if spilled is not None:
             spilled.close()

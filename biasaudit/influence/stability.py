@@ -80,10 +80,11 @@ def _mean_overlap(sets: list[np.ndarray], top: int) -> float | None:
 
 
 def stability(bases: list[DocWordBasis], targets_per_basis: list[list], scores: dict, n_resamples: int = N_RESAMPLES,
-              top: int = TOP, seed: int = 0) -> dict:
+              top: int = TOP, seed: int = 0, progress=None) -> dict:
     """Per target name: {"stability": (n_docs,), "evidence": {doc index: worst-decile score}, "summary": {...}}.
 
-    ``bases[i]`` and ``targets_per_basis[i]`` belong to the i-th trained seed; resample r uses seed r mod n."""
+    ``bases[i]`` and ``targets_per_basis[i]`` belong to the i-th trained seed; resample r uses seed r mod n.
+    ``progress``: called as ("ranking stability", resamples done, all tests' resamples)."""
     from ..measures.targets import resample_target
 
     rng = np.random.default_rng(seed)
@@ -97,6 +98,8 @@ def stability(bases: list[DocWordBasis], targets_per_basis: list[list], scores: 
         cand_scores = np.zeros((n_resamples, len(cand)))
         tops_neg, tops_pos = [], []
         for r in range(n_resamples):
+            if progress and r % 10 == 0:
+                progress("ranking stability", k * n_resamples + r, len(targets_per_basis[0]) * n_resamples)
             b = r % len(bases)
             t = resample_target(targets_per_basis[b][k], rng)
             s = bases[b].scores(t)
@@ -124,4 +127,6 @@ def stability(bases: list[DocWordBasis], targets_per_basis: list[list], scores: 
                                                                "decrease_bias": _mean_overlap(tops_pos[:50], top)},
                         "mean_top_overlap_with_ranking": {"increase_bias": with_orig[0],
                                                           "decrease_bias": with_orig[1]}}}
+    if progress:
+        progress("ranking stability", len(out) * n_resamples, len(out) * n_resamples)
     return out

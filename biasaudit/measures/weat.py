@@ -136,8 +136,12 @@ def bootstrap_from_blocks(cxa, cxb, cya, cyb, n_boot: int = 1000, seed: int = 0)
 WeatResult = MeasureResult    # the name the WEAT functions have always returned
 
 
-def weat(vectors: dict | object, test: BiasTest, allow_oov: bool = False, n_permutations: int = 100_000,
-         n_bootstrap: int = 1000, ci_level: float = 0.95, seed: int = 0, model_seed: int | None = None) -> WeatResult:
+N_PERMUTATIONS = 100_000   # Monte Carlo samples past 100,000 partitions: the same in `weat` and `score`
+N_BOOTSTRAP = 1000         # bootstrap resamples of the CI: the same in `weat` and `score` (same seed: the same CI)
+
+
+def weat(vectors: dict | object, test: BiasTest, allow_oov: bool = False, n_permutations: int = N_PERMUTATIONS,
+         n_bootstrap: int = N_BOOTSTRAP, ci_level: float = 0.95, seed: int = 0, model_seed: int | None = None) -> WeatResult:
     """WEAT statistics of ``test`` on word vectors (a mapping word -> vector, or any object with
     ``key_to_index`` and ``vectors``). Out-of-vocabulary words raise VocabularyError unless ``allow_oov``."""
     if hasattr(vectors, "key_to_index"):

@@ -134,8 +134,9 @@ def cache_folder(cache: Path | None, family: str, spec: dict) -> Path:
     return Path(cache or cache_dir()) / "models" / f"{family}-{key}"
 
 
-def train_or_load_cached(folder: Path, load: Callable, train: Callable):
-    """The cached model in ``folder`` (``load(folder)``), else ``train()`` saved there. Returns (model, cached).
+def train_or_load_cached(folder: Path, load: Callable, train: Callable, store: bool = True):
+    """The cached model in ``folder`` (``load(folder)``), else ``train()`` saved there (``store=False``: not
+    saved; the caller keeps the only copy). Returns (model, cached).
 
     A damaged entry is retrained and replaced (with a warning); when two processes train the same model, the
     first saved is kept; a cache that cannot be written costs a warning, and the trained model is returned."""
@@ -149,6 +150,8 @@ def train_or_load_cached(folder: Path, load: Callable, train: Callable):
             warnings.warn(f"the cached model is damaged and is retrained: {e}", BiasAuditWarning, stacklevel=2)
             shutil.rmtree(folder, ignore_errors=True)   # the cache is this tool's own: no user file lives there
     model = train()
+    if not store:
+        return model, False
     try:
         model.save(folder, keep_existing=True)
     except (OSError, ArtifactError) as e:
@@ -169,13 +172,14 @@ def retrain_model(edited, config, full):
 
 
 def train_or_load(corpus, config, cache: Path | None = None, progress: Progress | None = None,
-                  device: str = "cpu"):
-    """The cached model for (corpus hash, config), training and caching it if absent. Returns (model, cached).
+                  device: str = "cpu", store: bool = True):
+    """The cached model for (corpus hash, config), training and caching it if absent (``store=False``: trained
+    but not cached, for ``train --out``, whose folder is then the only copy). Returns (model, cached).
     The device is not part of the key: a model trained on a GPU is reused on the CPU."""
     fam = family_of(config)
     folder = cache_folder(cache, fam.name, fam.cache_spec(corpus.hash, config))
     return train_or_load_cached(folder, lambda f: fam.load(f, device),
-                                lambda: fam.train(corpus, config, progress, device))
+                                lambda: fam.train(corpus, config, progress, device), store)
 
 
 def load_model(path: Path, device: str = "cpu"):

@@ -124,24 +124,39 @@ def train_gensim(corpus: Corpus, config: SkipGramConfig, progress: Progress | No
 
     corpus.scan()          # an empty corpus or repeated ids fail here, before any work
 
-    class _Epochs(CallbackAny2Vec):
-        def __init__(self):
-            self.n = 0
+    class _Counted(TokenStream):
+        """The stream, counting the chunks gensim has taken (all epochs): progress within an epoch, not only at
+        its end (one epoch of a large corpus takes minutes)."""
+        stage, total, done = "train", None, 0
 
+        def __iter__(self):
+            for piece in super().__iter__():
+                yield piece
+                self.done += 1
+                if progress and self.done % 1000 == 0:
+                    progress(self.stage, self.done, self.total)
+
+    class _Epochs(CallbackAny2Vec):
         def on_epoch_end(self, model):
-            self.n += 1
             if progress:
-                progress("train", self.n, config.epochs)
+                progress("train", stream.done, stream.total)
 
     t0 = time.perf_counter()
-    stream = TokenStream(corpus, MAX_CHUNK)
+    stream = _Counted(corpus, MAX_CHUNK)
+    stream.stage = "counting words"
+    if progress:
+        progress(stream.stage, 0, corpus.n_documents_known)
     w2v = _word2vec(config, epochs=config.epochs)
     w2v.build_vocab(corpus_iterable=stream)
+    if progress:
+        progress(stream.stage, stream.done, stream.done)
     if len(w2v.wv.index_to_key) == 0:
         raise CorpusError(f"corpus {corpus.name!r}: no word occurs min_count={config.min_count} times; "
                           "nothing to train")
+    # the count: document chunks trained on, over all epochs
+    stream.stage, stream.total, stream.done = "train", w2v.corpus_count * config.epochs, 0
     if progress:
-        progress("train", 0, config.epochs)
+        progress("train", 0, stream.total)
     w2v.train(corpus_iterable=stream, total_examples=w2v.corpus_count, epochs=config.epochs, callbacks=[_Epochs()])
     counts = np.array([w2v.wv.get_vecattr(w, "count") for w in w2v.wv.index_to_key], dtype=np.int64)
     vocab = Vocab(tuple(w2v.wv.index_to_key), counts, config.min_count)
