@@ -64,7 +64,10 @@ def child(args) -> dict:
         assert cached, "train first"
         fam = family_of(model)
         if fam.name == "lm":
-            tests = resolve_tests(["math-arts", "science-arts"]) if args.big else [BiasTest.from_dict(LM_TEST)]
+            second = {**LM_TEST, "name": "planted-swapped", "target_x": LM_TEST["target_y"],
+                      "target_y": LM_TEST["target_x"]}
+            tests = (resolve_tests(["math-arts", "science-arts"]) if args.big
+                     else [BiasTest.from_dict(LM_TEST), BiasTest.from_dict(second)])
         else:
             tests = [BiasTest.from_dict(PLANTED_TEST)]
         from biasaudit.audit import bias_measures
