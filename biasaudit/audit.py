@@ -212,6 +212,11 @@ def _texts_and_counts(corpus, ids: set, words: list, progress=None) -> tuple[dic
     return texts, {w: int(counts.get(w, 0)) for w in words}
 
 
+# the one wording of the dropped-word note (score, weat, experiment)
+DROPPED_WORDS = "words not in the model's vocabulary (absent or under min_count)"
+DROPPED_TOKENS = "words the tokenizer does not know"
+
+
 # ------------------------------------------------------------------ evidence
 LOST_FRACTION = 0.25       # a set that lost more than this share of its words gets a warning
 REMOVAL_FRACTIONS = (("0.1%", 0.001), ("1%", 0.01))
@@ -371,7 +376,7 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
                                                   if resolved else ([], [], {}, {}))
         for name, reason in skipped.items():
             notes.append(f"{name}: skipped, {reason}")
-        missing = "words the tokenizer does not know" if fam.unit == "tokens" else "out-of-vocabulary words"
+        missing = DROPPED_TOKENS if fam.unit == "tokens" else DROPPED_WORDS
         by_name = {t.name: t for t in resolved}
         for kept, m in zip(kept_tests, measures):
             gone = dropped.get(kept.name)

@@ -539,7 +539,7 @@ def _print_weat(rows: list, as_json: bool, n_models: int) -> None:
     for r in rows:
         if r["dropped_words"] and not as_json and r["test"] not in seen:
             seen.add(r["test"])
-            note(f"{r['test']}: dropped words missing from the model: "
+            note(f"{r['test']}: dropped {_DROPPED} "
                  + "; ".join(f"{k}: {', '.join(v)}" for k, v in r["dropped_words"].items()))
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
@@ -554,11 +554,39 @@ def _print_weat(rows: list, as_json: bool, n_models: int) -> None:
                       f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]", p, f"{r['statistic']:+.3f}",
                       ",".join(str(v) for v in r["sizes"].values()))
     out.print(table)
+    for r in {r["test"]: r for r in rows}.values():
+        out.print(_weat_verdict(r), width=WIDTH)
     if n_models > 1:
         spreads = {r["test"]: r["seed_spread"] for r in rows}
         for name, s in spreads.items():
             out.print(f"{clean(name)}: effect size over {s['n_seeds']} seeds: mean {s['mean']:+.3f}, sd {s['sd']:.3f}, "
                       f"range [{s['min']:+.3f}, {s['max']:+.3f}]")
+
+
+_DROPPED = "words not in the model's vocabulary (absent or under min_count)"   # audit.DROPPED_WORDS
+
+
+def _weat_verdict(r: dict) -> str:
+    """One test's verdict under weat's table: significant or not (p < 0.05 and a CI without 0), why a small p can
+    sit beside a CI holding 0, and when the set sizes make p < 0.05 impossible."""
+    from math import comb
+
+    n_x, n_y = list(r["sizes"].values())[:2]
+    floor = 1 / comb(n_x + n_y, n_x)          # one partition of X u Y: the smallest exact permutation p
+    d, p, lo, hi = r["effect_size"], r["p_value"], r["ci_low"], r["ci_high"]
+    holds_zero = lo <= 0 <= hi
+    head = f"{clean(r['test'])}: d {d:+.2f}, p {p:.2g}, 95% CI [{lo:+.2f}, {hi:+.2f}]: "
+    if floor >= 0.05:
+        return head + (f"cannot be significant: {n_x} and {n_y} target words split {comb(n_x + n_y, n_x)} ways, "
+                       f"so p is never below {floor:.2g}; add words to the sets")
+    if p < 0.05 and not holds_zero:
+        size = "negligible" if abs(d) < 0.2 else "small" if abs(d) < 0.5 else "medium" if abs(d) < 0.8 else "strong"
+        return head + f"a {size} association, distinguishable from word-sampling noise"
+    if p < 0.05:
+        return head + ("not significant: p is small but the CI holds 0. p asks whether this split of these very "
+                       "words into X and Y matters; the CI asks how far d moves when the words themselves are "
+                       "resampled. A CI across 0 says the effect rests on a few of the words")
+    return head + "not distinguishable from no association on these words"
 
 
 EnsembleOpt = typer.Option(1, "--ensemble", min=1, help="Rank by the mean score of this many seeds' models "
@@ -1087,7 +1115,7 @@ def _print_measures(rows: list) -> None:
     for r in rows:
         if r["dropped_words"] and r["test"] not in seen:
             seen.add(r["test"])
-            note(f"{r['test']}: dropped words missing from the model: "
+            note(f"{r['test']}: dropped {_DROPPED} "
                  + "; ".join(f"{k}: {', '.join(v)}" for k, v in r["dropped_words"].items()))
     table = Table(caption="value: each measure's own units and sign (WEAT d, RIPA and RND > 0: X goes with A and "
                   "Y with B; Direct Bias, MAC, ECT, RNSB unsigned). CI: bootstrap over words; p: permutation.")

@@ -184,3 +184,39 @@ def test_tests_never_touch_the_users_cache(tmp_path_factory):
     from biasaudit.models.base import cache_dir
 
     assert cache_dir().resolve().is_relative_to(tmp_path_factory.getbasetemp().resolve())
+
+
+def test_weat_gives_a_verdict_and_says_when_p_cannot_reach_005(small_file, tmp_path):
+    import json
+
+    from conftest import run_cli
+
+    two = tmp_path / "two.json"
+    two.write_text(json.dumps({"name": "two", "target_x": {"name": "m", "words": ["he", "man"]},
+                               "target_y": {"name": "f", "words": ["she", "woman"]},
+                               "attribute_a": {"name": "a", "words": ["math", "algebra"]},
+                               "attribute_b": {"name": "b", "words": ["poetry", "art"]}}))
+    r = run_cli("weat", "--corpus", small_file, *SMALL, "--test", "math-arts", "--test", two, cache=tmp_path / "c")
+    assert r.returncode == 0, r
+    assert "two: d " in r.stdout and "cannot be significant" in r.stdout and "0.17" in r.stdout, r
+    line = next(l for l in r.stdout.splitlines() if l.startswith("math-arts: d "))
+    assert any(v in line for v in ("not distinguishable", "association", "CI holds 0")), r
+
+
+def test_weat_and_score_give_the_same_ci(small_file, score_run, tmp_path):
+    """The same model and test: the same bootstrap CI and p in `weat --json` and score's summary."""
+    import json
+    import re
+
+    from conftest import run_cli
+
+    out = re.search(r"wrote (\S+)/scores.jsonl", score_run.stdout).group(1)
+    summary = json.loads((__import__("pathlib").Path(out) / "summary.json").read_text())
+    cache = __import__("pathlib").Path(out).parent / "cache"
+    r = run_cli("weat", "--corpus", small_file, *SMALL, "--json", cache=cache)
+    assert r.returncode == 0, r
+    rows = {x["test"]: x for x in json.loads(r.stdout)}
+    for t in summary["tests"]:
+        w = rows[t["name"]]
+        assert (t["weat"]["ci_low"], t["weat"]["ci_high"], t["weat"]["p_value"]) == (
+            w["ci_low"], w["ci_high"], w["p_value"])
