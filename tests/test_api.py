@@ -139,6 +139,15 @@ def test_in_memory_gensim_word2vec_is_scored(files, tmp_path):
         ba.from_gensim(w2v, other)
 
 
+def test_ensemble_trains_the_missing_seeds(scored, files, tmp_path):
+    _, _, model, corpus = scored
+    seen = []
+    res = ba.score(model, corpus, PLANTED_TEST, ensemble=2, resamples=0, out=tmp_path / "ens", report=False,
+                   cache=files[2], on_model=lambda m, cfg, cached: seen.append(cfg.seed))
+    assert seen == [2] and res["tests"][0]["ensemble"]["seeds"] == [1, 2]
+    assert all("sign_agreement" in r for r in res.scores) and not res.report_path.exists()
+
+
 def test_debias_through_the_api(scored, tmp_path):
     _, _, model, corpus = scored
     res = ba.debias_corpus(model, corpus, PLANTED_TEST, k="3", method="remove", out=tmp_path / "d")
