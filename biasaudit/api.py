@@ -724,14 +724,23 @@ def _template_list(templates) -> tuple:
 
 def debias_corpus(model, corpus, tests=None, *, k: str = "1%", method: str = "swap", estimator=None, swaps=None,
                   rank_by: str = "test", heldout=None, strict_oov: bool = False, min_word_count: int = 1,
-                  templates=None, ensemble: int = 1, seed_models: Sequence = (), out=None, overwrite: bool = False,
+                  templates=None, ensemble: int = 1, seed_models: Sequence = (), seeds: int | None = None,
+                  select: str = "greedy", target: float | None = None, force: bool = False, verify: int = 0,
+                  out=None, overwrite: bool = False,
                   command: str = "", device: str = "cpu", cache=None, progress: Progress | None = None,
                   log: Log | None = None, on_model=None, report: bool = True) -> DebiasResult:
     """Write an edited corpus that should carry less of each test's bias (``biasaudit debias``): the top ``k``
     documents that drive it up, removed (``method="remove"``), replaced by their counterfactual rewrite with the
     gendered words swapped (``"swap"``) or with the rewrite added beside them (``"augment"``). ``ensemble``: rank
     by the mean score of that many seeds' models (missing seeds trained with the model's settings). Writes ``out``
-    (default reports/<corpus>-debias-<hash>/): the corpus in the input's format and manifest.json."""
+    (default reports/<corpus>-debias-<hash>/): the corpus in the input's format and manifest.json.
+
+    The edit aims at |d| -> 0: documents that move each test's measure toward 0, chosen as a set (``select=
+    "greedy"``, or ``"top-k"`` by individual score), as few as bring the re-measured prediction inside
+    |d| <= ``target``, else the seed-noise band (the sd of d over ``seeds`` models, when 2 or more: missing seeds
+    trained; ensemble seeds count), else the bootstrap 95% CI half-width of d; ``k`` is the upper bound. A test
+    whose bias is not significant is refused with its evidence unless ``force``. ``verify``: retrain that many
+    seeds on the edited corpus; actual against predicted, held-out tests and WordSim go into the manifest."""
     from .debias import METHODS, claim_out, run_debias
     from .models import family_of
     from .swaps import SwapList, load_swaps
@@ -751,11 +760,18 @@ def debias_corpus(model, corpus, tests=None, *, k: str = "1%", method: str = "sw
     seed_models = list(seed_models)
     seed_models += _more_seeds(model, corpus, len(seed_models), ensemble - 1 - len(seed_models), device=device,
                                cache=cache, progress=progress, log=log, on_model=on_model, why="--ensemble")
+    noise_models = []             # --seeds beyond the ensemble: their models only measure the seed-noise band
+    if seeds is not None and seeds > 1 + len(seed_models):
+        if (getattr(model, "meta", None) or {}).get("origin"):
+            raise ConfigError("--seeds trains other seeds' models; it cannot be used with a model trained elsewhere")
+        noise_models = _more_seeds(model, corpus, len(seed_models), seeds - 1 - len(seed_models), device=device,
+                                   cache=cache, progress=progress, log=log, on_model=on_model, why="--seeds")
     resolved = resolve_tests(_test_specs(tests))
     folder, manifest = run_debias(model, corpus, resolved, est, k, method, swaps, out, overwrite, rank_by,
                                   heldout if isinstance(heldout, dict) else resolve_heldout(resolved, heldout),
                                   strict_oov, min_word_count, tpl, command=command, progress=progress, log=log,
-                                  seed_models=tuple(seed_models))
+                                  seed_models=tuple(seed_models), select=select, target=target, force=force,
+                                  verify=verify, noise_models=tuple(noise_models), cache=cache, device=device)
     result = DebiasResult(folder, manifest)
     if report:
         result.report()

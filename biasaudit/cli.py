@@ -988,10 +988,26 @@ def debias(test: Optional[List[str]] = TestOpt,
            overwrite: bool = typer.Option(False, "--overwrite", help="Replace debias outputs of another config in "
                                           "--out (only the files this tool wrote)."),
            embeddings: Optional[Path] = EmbeddingsOpt, vocab: Optional[Path] = VocabOpt,
-           templates: Optional[Path] = TemplatesOpt, ensemble: int = EnsembleOpt, opts: RunOptions = None):
-    """Write an edited corpus that should carry less of a bias: the documents that drive each test's bias up most
+           templates: Optional[Path] = TemplatesOpt, ensemble: int = EnsembleOpt,
+           select: str = typer.Option("greedy", "--select", help="greedy: choose the edit as a set, each document "
+                                      "judged by the re-measured prediction of the set so far plus itself; top-k: "
+                                      "by individual score."),
+           target: Optional[float] = typer.Option(None, "--target", min=0.0, help="Stop at the smallest edit "
+                                                  "predicted to bring |d| to this or below (default: the seed-noise "
+                                                  "band, the sd of d over --seeds models, else d's bootstrap CI "
+                                                  "half-width). --k stays the upper bound."),
+           seeds: Optional[int] = typer.Option(None, "--seeds", min=1, help="Train this many seeds (seed, seed+1, "
+                                               "...) for the seed-noise band (the sd of d over them)."),
+           force: bool = typer.Option(False, "--force", help="Edit even when a test's bias is not significant "
+                                      "(p >= 0.05 or its 95% CI holds 0)."),
+           verify: int = typer.Option(0, "--verify", min=0, help="Retrain this many seeds on the edited corpus and "
+                                      "report the actual change against the predicted one, held-out tests and "
+                                      "WordSim (in manifest.json and the report)."),
+           opts: RunOptions = None):
+    """Write an edited corpus that should carry less of a bias: the documents that move each test's bias toward 0
     (cross-loss influence), removed, or rewritten with the gendered words swapped (counterfactual data
-    augmentation). Writes corpus.jsonl (corpus.csv for a CSV input: the input's fields and format; added copies
+    augmentation); as few as the re-measured prediction needs to bring |d| inside the seed-noise band (or
+    --target), --k at most. A bias that is not significant is refused (--force edits anyway). Writes corpus.jsonl (corpus.csv for a CSV input: the input's fields and format; added copies
     get ids <id>#cda, or #cda2... when taken), manifest.json (edited ids,
     each document's predicted change, the predicted effect, the swap list's hash, the command) and report.html,
     so you can retrain with your own pipeline (or check it with `biasaudit experiment --conditions
@@ -1008,6 +1024,8 @@ def debias(test: Optional[List[str]] = TestOpt,
         raise typer.BadParameter(f"{method!r} is not one of {', '.join(METHODS)}", param_hint="--method")
     if rank_by not in ("test", "concept"):
         raise typer.BadParameter(f"{rank_by!r} is not test or concept", param_hint="--rank-by")
+    if select not in ("greedy", "top-k"):
+        raise typer.BadParameter(f"{select!r} is not greedy or top-k", param_hint="--select")
     (est,) = _estimators([estimator] if estimator else None, opts)
     tpl = load_templates(templates) if opts.family.takes_templates else None
     swaps = load_swaps(swap_pairs) if swap_pairs is not None else None
@@ -1016,6 +1034,9 @@ def debias(test: Optional[List[str]] = TestOpt,
     if embeddings is not None and ensemble > 1:
         raise typer.BadParameter("--ensemble trains its seeds' models; it cannot be used with --embeddings",
                                  param_hint="--ensemble")
+    if embeddings is not None and (seeds or 1) > 1:
+        raise typer.BadParameter("--seeds trains other seeds' models; it cannot be used with --embeddings",
+                                 param_hint="--seeds")
     models = ([_user_model(embeddings, vocab, opts, corp)] if embeddings is not None
               else _train_seeds(opts, opts.config(), ensemble, corpus=corp))
     model = models[0]
@@ -1023,14 +1044,25 @@ def debias(test: Optional[List[str]] = TestOpt,
     with _progress() as update:
         result = debias_corpus(model, corp, tests, k=k, method=method, estimator=est, swaps=swaps, rank_by=rank_by,
                                heldout=heldout, strict_oov=strict_oov, min_word_count=min_word_count, templates=tpl,
-                               ensemble=ensemble, seed_models=models[1:], out=out_dir, overwrite=overwrite,
+                               ensemble=ensemble, seed_models=models[1:], seeds=seeds, select=select, target=target,
+                               force=force, verify=verify, out=out_dir, overwrite=overwrite, device=opts.device,
                                command=shlex.join(["biasaudit"] + sys.argv[1:]), progress=update, log=note)
     folder, manifest, page = result.folder, result.summary, result.report_path
     for name, p in manifest["predicted"].items():
         out.print(f"{clean(name)}: d {p['effect_size_before']:+.2f} (p {p['p_value']:.3f}, 95% CI "
                   f"[{p['ci_low']:+.2f}, {p['ci_high']:+.2f}], {p['n_words']} words) -> "
-                  f"{_fmt(p['predicted_effect_size'])} predicted after {method} of the top {manifest['k']} (sum of "
-                  f"scores: {_fmt(p['linear_prediction'])})", width=WIDTH)
+                  f"{_fmt(p['predicted_effect_size'])} predicted after {method} of {p['n_edited']} documents "
+                  f"(--k {manifest['k']} at most; sum of scores: {_fmt(p['linear_prediction'])})", width=WIDTH)
+        rule = p.get("stopping") or {}
+        if rule:
+            out.print(f"  {clean(rule['note'])} (band {rule['band']:.3f}: {rule['band_source']})", width=WIDTH)
+        v = (manifest.get("verify") or {}).get("tests", {}).get(name)
+        if v:
+            out.print(f"  verified on {len(manifest['verify']['seeds'])} seed(s): actual change "
+                      f"{_fmt(v['actual_change_mean'])} against {_fmt(v['predicted_change'])} predicted"
+                      + (f" (ratio {v['actual_over_predicted']:.2f})" if v["actual_over_predicted"] is not None
+                         else "") + f"; held-out {_fmt(v['heldout_change_mean'])}; WordSim "
+                      f"{_fmt(v['wordsim353_baseline_mean'])} -> {_fmt(v['wordsim353_mean'])}", width=WIDTH)
         if not p["significant"]:
             out.print(f"  warning: {clean(name)}'s bias is not distinguishable from word-sampling noise (p >= 0.05 "
                       "or the CI includes 0): the edit would move a number that may not be there", width=WIDTH)

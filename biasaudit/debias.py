@@ -78,24 +78,63 @@ def claim_out(out_dir, corpus, reports_dir="reports") -> None:
         check_writable(reports_dir)
 
 
+SELECT = ("greedy", "top-k")
+
+
+def seed_noise(fam, models, test, templates=None) -> float | None:
+    """The sample sd (ddof=1) of the test's measure over the models of several training seeds (None: one model)."""
+    if len(models) < 2:
+        return None
+    return float(np.std([fam.weat(m, test, templates).effect_size for m in models], ddof=1))
+
+
+def significance(ev) -> bool:
+    """The measure is distinguishable from word-sampling noise: p < 0.05 (where it has a permutation test) and
+    its 95% bootstrap CI does not hold 0."""
+    return bool((ev.p_value is None or ev.p_value < 0.05) and not ev.ci_low <= 0 <= ev.ci_high)
+
+
+def refuse_insignificant(evidence: dict) -> None:
+    """One line naming every test whose bias is not significant, with its evidence (d, p, CI)."""
+    bad = {n: ev for n, ev in evidence.items() if not significance(ev)}
+    if bad:
+        raise ConfigError("; ".join(
+            f"{n}: d {ev.effect_size:+.2f}, p {'-' if ev.p_value is None else f'{ev.p_value:.3f}'}, 95% CI "
+            f"[{ev.ci_low:+.2f}, {ev.ci_high:+.2f}]" for n, ev in bad.items())
+            + " - not significant (p >= 0.05 or the CI holds 0): debias will not edit a corpus to move a bias that "
+            "may be word-sampling noise (--force edits anyway)")
+
+
 def run_debias(model, corpus, tests, estimator, k: str, method: str, swaps=None, out_dir=None, overwrite=False,
                rank_by: str = "test", heldout: dict | None = None, strict_oov: bool = False,
                min_word_count: int = 1, templates=None, command: str = "", progress=None, log=None,
-               reports_dir="reports", seed_models=()):
-    """Rank the documents of ``corpus`` for each test with ``estimator``, edit the top ``k`` of each (``remove``,
-    ``swap``: replaced by the counterfactual rewrite, ``augment``: the rewrite added as ``<id>#cda``, or ``#cda2``,
-    ... when that id is taken) and write the edited corpus in the input's format (``corpus.output_layout``), a
-    manifest (edited ids, each document's predicted change, the predicted effect of the whole
-    edit, the swap list's hash, the command) and a short report into the output folder, for retraining with any
-    pipeline (``biasaudit report`` writes its page). ``seed_models``: the same model trained with other seeds; the
-    documents are then ranked by the mean score over all of them (``--ensemble``). Returns (folder, manifest)."""
+               reports_dir="reports", seed_models=(), select: str = "greedy", target: float | None = None,
+               force: bool = False, verify: int = 0, noise_models=(), pool: int = 3, rounds: int = 8,
+               cache=None, device: str = "cpu"):
+    """Edit the documents of ``corpus`` that move each test's measure toward 0 (``remove``, ``swap``: replaced by
+    the counterfactual rewrite, ``augment``: the rewrite added as ``<id>#cda``, or ``#cda2``, ... when that id is
+    taken) and write the edited corpus in the input's format (``corpus.output_layout``), a manifest (edited ids,
+    each document's predicted change, the predicted effect of the whole edit, the stopping rule's band, the swap
+    list's hash, the command) and a short report into the output folder, for retraining with any pipeline.
+
+    Which documents: those whose score moves d toward 0 (d > 0: delta_bias_if_removed < 0; d < 0: > 0), chosen as a
+    set (``select="greedy"``: ``influence.select.greedy_select`` on re-measured group predictions) or by individual
+    score (``"top-k"``). How many: the smallest prefix of that order whose re-measured prediction is inside the band
+    |d| <= ``target`` (when given), else the seed-noise band (the sd of d over the seeds' models, ``seed_models``
+    and ``noise_models``, when there are 2 or more), else the bootstrap 95% CI half-width of d; ``k`` is the upper
+    bound (the whole ``k`` when the band is not reached; ``k`` itself for an estimator without group predictions,
+    gradient-dot). A test whose bias is not significant is refused (ConfigError with its d, p and CI) unless
+    ``force``. ``seed_models``: the same model trained with other seeds; the documents are then ranked by the mean
+    score over all of them (``--ensemble``). ``verify``: retrain that many seeds on the edited corpus and record
+    actual against predicted changes, held-out tests and WordSim in the manifest. Returns (folder, manifest)."""
     import time
     from pathlib import Path
 
     from .audit import bias_measures, score_folder
-    from .corpus import cda_id, edited_record, output_layout, records, write_records
+    from .corpus import Document, cda_id, edited_record, output_layout, records, write_records
     from .experiments.plan import parse_ks
     from .influence import score_model
+    from .influence.select import greedy_select, group_measure, smallest_inside, toward_zero_order
     from .io import atomic_open, claim_folder, write_json
     from .models.base import family_of
     from .swaps import bundled_swaps, concept_test, swaps_for_test
@@ -103,6 +142,15 @@ def run_debias(model, corpus, tests, estimator, k: str, method: str, swaps=None,
 
     if method not in METHODS:
         raise ConfigError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
+    if select not in SELECT:
+        raise ConfigError(f"--select must be one of {', '.join(SELECT)}, got {select!r}")
+    if target is not None and not (np.isfinite(target) and target >= 0):
+        raise ConfigError(f"--target must be a number >= 0 (the |d| to reach), got {target!r}")
+    if verify and getattr(model, "config", None) is None:
+        raise ConfigError("--verify retrains the model on the edited corpus: a model trained elsewhere has no "
+                          "training settings here (train it with biasaudit, or retrain the written corpus yourself)")
+    if not isinstance(verify, int) or verify < 0:
+        raise ConfigError(f"--verify must be a whole number >= 0, got {verify!r}")
     log = log or (lambda m: None)
     fam = family_of(model)
     stats = corpus.scan()
@@ -115,6 +163,10 @@ def run_debias(model, corpus, tests, estimator, k: str, method: str, swaps=None,
     targets, kept, dropped, skipped = bias_measures(model, resolved, strict_oov, templates, min_word_count, corpus)
     for name, reason in skipped.items():
         log(f"{name}: skipped, {reason}")
+    # the measure's own uncertainty, before anything is scored: an insignificant bias is refused
+    evidence = {t.name: fam.weat(model, t, templates) for t in kept}
+    if not force:
+        refuse_insignificant(evidence)
     concepts = []
     if rank_by == "concept":
         known = fam.known_words(model, {a for p in swaps.pairs for a in p})
@@ -122,9 +174,12 @@ def run_debias(model, corpus, tests, estimator, k: str, method: str, swaps=None,
         targets = targets + fam.bias_measures(model, concepts, templates)
     config = {"method": method, "k": k, "tests": [t.to_dict() for t in kept], "estimator": estimator.to_dict(),
               "corpus": corpus.describe(), "model": model.config.to_dict() if model.config else None,
-              "rank_by": rank_by, "swap_pairs_sha256": swaps.sha256 if swaps is not None else None}
+              "rank_by": rank_by, "swap_pairs_sha256": swaps.sha256 if swaps is not None else None,
+              "select": select, "target": target, "verify": verify}
     if seed_models:
         config["ensemble"] = [model.config.seed] + [m.config.seed for m in seed_models]
+    if noise_models:
+        config["noise_seeds"] = [m.config.seed for m in noise_models]
     folder = score_folder(corpus, "debias", config, out_dir, reports_dir)
     check_out(folder, corpus)
     out = claim_folder(folder, "debias", config, overwrite, known=DEBIAS_FILES)
@@ -136,17 +191,85 @@ def run_debias(model, corpus, tests, estimator, k: str, method: str, swaps=None,
             seed_targets = fam.bias_measures(m, kept + concepts, templates)
             results.append(score_model(m, corpus, seed_targets, estimator, progress=progress))
         res, _ = ensemble_result(results, config["ensemble"], {t.name: t.bound for t in targets})
+    docs_by_pos: dict[int, Document] = {}
+
+    def doc_at(positions):
+        want = [int(i) for i in positions if int(i) not in docs_by_pos]
+        if want:
+            wanted = set(want)
+            for i, d in enumerate(corpus):
+                if i in wanted:
+                    docs_by_pos[i] = d
+        return [docs_by_pos[int(i)] for i in positions]
+
+    test_rewrites: dict[tuple, object] = {}
+
+    def rewrites_for(t):
+        sw = swaps_for_test(swaps, t)
+
+        def added(docs):
+            out_ = []
+            for i, d in zip(docs.tolist(), doc_at(docs)):
+                key = (t.name, i)
+                if key not in test_rewrites:
+                    cf = sw.swap_document(d)
+                    test_rewrites[key] = cf if (cf.text != d.text or cf.tokens != d.tokens) else None
+                if test_rewrites[key] is not None:
+                    out_.append(test_rewrites[key])
+            return out_
+        return added
+
+    all_models = [model, *seed_models, *noise_models]
+    times = 0 if method in ("remove", "swap") else 1
+    pred = res.predictor
     edited: dict[int, dict] = {}
-    per_test = {}
-    for t, target in zip(kept, targets):
+    per_test, stopping = {}, {}
+    for t in kept:
         s = res.delta_bias_if_removed[t.name]
         sel = s + res.delta_bias_if_removed[f"{t.name}~concept"] if concepts else s
-        order = np.argsort(sel, kind="stable")[:n_edit]
-        per_test[t.name] = order
-        for rank, i in enumerate(order.tolist(), 1):
+        d0 = float(res.bias_value[t.name])
+        order = toward_zero_order(sel, d0)
+        noise = seed_noise(fam, all_models, t, templates)
+        ev = evidence[t.name]
+        if target is not None:
+            band, source = float(target), "--target"
+        elif noise is not None:
+            band, source = noise, f"the sd of d over {len(all_models)} training seeds"
+        else:
+            band, source = (ev.ci_high - ev.ci_low) / 2, "the bootstrap 95% CI half-width of d (one seed)"
+        rule = {"goal": 0.0, "band": band, "band_source": source, "k_bound": n_edit, "select": select}
+        if pred is None:        # no group predictions (gradient-dot): the first k toward zero, no stopping rule
+            chosen = order[:n_edit]
+            rule.update(reached=None, note=f"{estimator.label} gives no group predictions: the first --k "
+                                           f"({n_edit}) documents toward 0, with no stopping rule")
+        elif abs(d0) <= band:
+            chosen = order[:0]
+            rule.update(reached=True, note="d is already inside the band: nothing to edit")
+        else:
+            measure = group_measure(pred, t.name, times, rewrites_for(t) if method != "remove" else None)
+            if select == "greedy":
+                found = greedy_select(measure, order, n_edit, d0, goal=0.0, pool=pool, rounds=rounds,
+                                      stop=lambda v: abs(v) <= band)
+                ranked = found.order
+                rule["selection"] = found.to_dict()
+            else:
+                ranked = order[:n_edit]
+            n, value, count = smallest_inside(measure, ranked, band)
+            rule["n_predictions"] = count + (rule.get("selection", {}).get("n_predictions") or 0)
+            if n is None:
+                chosen = ranked[:n_edit]
+                rule.update(reached=False, note=f"no edit of up to {n_edit} documents (--k {k_label}) is predicted "
+                                                f"inside the band |d| <= {band:.3f}: all {len(chosen)} edited")
+            else:
+                chosen = ranked[:n]
+                rule.update(reached=True, note=f"{n} documents bring the predicted d inside |d| <= {band:.3f}")
+        log(f"{t.name}: {rule['note']}")
+        stopping[t.name] = rule
+        per_test[t.name] = np.asarray(chosen, dtype=np.int64)
+        for rank, i in enumerate(per_test[t.name].tolist(), 1):
             e = edited.setdefault(i, {"id": res.doc_ids[i], "tests": {}})
             e["tests"][t.name] = {"rank": rank, "delta_bias_if_removed": float(s[i])}
-    docs = {i: d for i, d in enumerate(corpus) if i in edited}
+    docs = dict(zip(sorted(edited), doc_at(sorted(edited))))
     rewrites = {}
     if method != "remove":
         for i, d in docs.items():
@@ -158,11 +281,9 @@ def run_debias(model, corpus, tests, estimator, k: str, method: str, swaps=None,
             rewrites[i] = cf if (cf.text != d.text or cf.tokens != d.tokens) else None
     # predictions: each document's (linear) change, and the whole edit re-measured per test
     predicted = {}
-    pred = res.predictor
     for t in kept:
         idx = per_test[t.name]
         added = [rewrites[i] for i in idx.tolist() if rewrites.get(i) is not None] if method != "remove" else None
-        times = 0 if method in ("remove", "swap") else 1
         lin = float(res.delta_bias_if_removed[t.name][idx].sum()) if times == 0 else 0.0
         for i in idx.tolist():
             rec = edited[i]["tests"][t.name]
@@ -174,36 +295,45 @@ def run_debias(model, corpus, tests, estimator, k: str, method: str, swaps=None,
             lin += pred.linear_added(t.name, added)
         elif added:
             lin = None
-        value = pred.predict([(t.name, idx, times, added)])[0] if pred is not None else None
-        ev = fam.weat(model, t, templates)       # the measure's own uncertainty, beside the prediction
+        value = (pred.predict([(t.name, idx, times, added)])[0] if pred is not None and len(idx) else
+                 res.bias_value[t.name] if pred is not None else None)
+        ev = evidence[t.name]
         predicted[t.name] = {"effect_size_before": res.bias_value[t.name], "predicted_effect_size": value,
                              "linear_prediction": None if lin is None else res.bias_value[t.name] + lin,
                              "p_value": ev.p_value, "ci_low": ev.ci_low, "ci_high": ev.ci_high,
                              "n_words": sum(len(ws.words) for ws in t.sets),
-                             "significant": bool(ev.p_value < 0.05 and not ev.ci_low <= 0 <= ev.ci_high)}
+                             "significant": significance(ev), "n_edited": int(len(idx)),
+                             "stopping": stopping[t.name]}
     layout = output_layout(corpus)
     taken = {d.id for d in corpus} if method == "augment" else set()
     added_ids: list[str] = []
     added: set[str] = set()
+    kept_docs: list = []          # the edited corpus's documents, for --verify
 
     def rows():
         for i, (d, rec) in enumerate(records(corpus)):
             if method == "remove" and i in edited:
                 continue
             new = rewrites.get(i) if method == "swap" else None
+            if verify:
+                kept_docs.append(new if new is not None else d)
             yield edited_record(layout, new if new is not None else d, rec)
             if method == "augment" and rewrites.get(i) is not None:
                 cf = rewrites[i]
                 new_id = cda_id(d.id, taken, added)
                 added.add(new_id)
                 added_ids.append(new_id)
-                yield edited_record(layout, type(cf)(new_id, cf.text, cf.tokens), rec)
+                copy = type(cf)(new_id, cf.text, cf.tokens)
+                if verify:
+                    kept_docs.append(copy)
+                yield edited_record(layout, copy, rec)
 
     with out.stage() as tmp:
         with atomic_open(tmp / layout["file"], "wb", encoding=None) as f:
             n_out, sha256 = write_records(layout, rows(), f)
         manifest = {
-            "method": method, "k": k_label, "n_edited": len(edited), "rank_by": rank_by,
+            "method": method, "k": k_label, "n_edited": len(edited), "rank_by": rank_by, "select": select,
+            "target": target, "goal": "|d| -> 0: the smallest edit predicted inside the band, --k the bound",
             "tests": [t.name for t in kept], "estimator": estimator.label, "command": command,
             "corpus_in": corpus.describe(),
             "corpus_out": {"file": layout["file"], "format": layout["format"], "fields": layout["fields"],
@@ -218,5 +348,79 @@ def run_debias(model, corpus, tests, estimator, k: str, method: str, swaps=None,
                                                                              kv[1]["tests"].values()))],
             "added_ids": added_ids, "unchanged_by_swap": sum(1 for v in rewrites.values() if v is None),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        if verify:
+            from .corpus import MemoryCorpus
+            ed = MemoryCorpus(kept_docs, corpus.name)
+            ed.tokenizer = corpus.tokenizer
+            manifest["verify"] = verify_edit(model, corpus, ed, kept, heldout or {}, predicted, verify,
+                                             [*seed_models, *noise_models], templates, cache, device, progress, log)
         write_json(tmp / "manifest.json", manifest)
     return Path(folder), manifest
+
+
+def verify_edit(model, corpus, edited, tests, heldout: dict, predicted: dict, n_seeds: int, others=(),
+                templates=None, cache=None, device: str = "cpu", progress=None, log=None) -> dict:
+    """Retrain ``n_seeds`` seeds (the model's seed, then the next ones) on the edited corpus and compare each with
+    the baseline of the same seed (the audited model, a given seed's model, or trained and cached): the actual
+    change of each test against the predicted one, the held-out companions' changes and WordSim-353 / SimLex-999
+    (reported where their word coverage is at least the experiments' MIN_COVERAGE)."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from .experiments.summary import MIN_COVERAGE, _quality
+    from .models.base import family_of, retrain_model, train_or_load
+
+    fam = family_of(model)
+    log = log or (lambda m: None)
+    cfg = model.config
+    have = {model.config.seed: model, **{m.config.seed: m for m in others if getattr(m, "config", None)}}
+    held = {n: h for n, h in heldout.items() if n in {t.name for t in tests}}
+    per_seed = []
+    for i in range(n_seeds):
+        seed = cfg.seed + i
+        scfg = replace(cfg, seed=seed)
+        base = have.get(seed) or train_or_load(corpus, scfg, cache=Path(cache) if cache else None, device=device)[0]
+        new = retrain_model(edited, scfg, corpus)
+        b = fam.evaluate(base, tests, held, fam.word_vectors, templates)
+        a = fam.evaluate(new, tests, held, fam.word_vectors, templates)
+        per_seed.append({"seed": seed, "baseline": b, "edited": a})
+        log(f"verify: seed {seed} retrained on the edited corpus")
+        if progress:
+            progress("verify retraining", i + 1, n_seeds)
+
+    def mean(xs):
+        xs = [x for x in xs if x is not None]
+        return float(np.mean(xs)) if xs else None
+
+    out = {"seeds": [r["seed"] for r in per_seed], "min_quality_coverage": MIN_COVERAGE, "tests": {}}
+    for t in tests:
+        p = predicted[t.name]
+        pc = None if p["predicted_effect_size"] is None else p["predicted_effect_size"] - p["effect_size_before"]
+        rows = []
+        for r in per_seed:
+            b, a = r["baseline"], r["edited"]
+            qb, qa = _quality(b.get("quality", {})), _quality(a.get("quality", {}))
+            row = {"seed": r["seed"], "baseline": b["effects"].get(t.name), "actual": a["effects"].get(t.name),
+                   "heldout_baseline": b["heldout_effects"].get(t.name),
+                   "heldout_actual": a["heldout_effects"].get(t.name),
+                   "wordsim353_baseline": qb.get("wordsim353"), "wordsim353": qa.get("wordsim353"),
+                   "wordsim353_coverage": qa.get("wordsim353_coverage"),
+                   "simlex999_baseline": qb.get("simlex999"), "simlex999": qa.get("simlex999")}
+            row["actual_change"] = (None if row["actual"] is None or row["baseline"] is None
+                                    else row["actual"] - row["baseline"])
+            row["heldout_change"] = (None if row["heldout_actual"] is None or row["heldout_baseline"] is None
+                                     else row["heldout_actual"] - row["heldout_baseline"])
+            rows.append(row)
+        ac = mean([r["actual_change"] for r in rows])
+        out["tests"][t.name] = {
+            "predicted_change": pc, "actual_change_mean": ac,
+            "actual_change_sd": (float(np.std([r["actual_change"] for r in rows], ddof=1)) if len(rows) > 1
+                                 and all(r["actual_change"] is not None for r in rows) else None),
+            "actual_over_predicted": None if ac is None or pc is None or abs(pc) < 1e-12 else ac / pc,
+            "effect_size_mean": mean([r["actual"] for r in rows]),
+            "baseline_effect_size_mean": mean([r["baseline"] for r in rows]),
+            "heldout_change_mean": mean([r["heldout_change"] for r in rows]),
+            "wordsim353_baseline_mean": mean([r["wordsim353_baseline"] for r in rows]),
+            "wordsim353_mean": mean([r["wordsim353"] for r in rows]),
+            "per_seed": rows}
+    return out

@@ -150,7 +150,8 @@ def test_ensemble_trains_the_missing_seeds(scored, files, tmp_path):
 
 def test_debias_through_the_api(scored, tmp_path):
     _, _, model, corpus = scored
-    res = ba.debias_corpus(model, corpus, PLANTED_TEST, k="3", method="remove", out=tmp_path / "d")
+    res = ba.debias_corpus(model, corpus, PLANTED_TEST, k="3", method="remove", out=tmp_path / "d", force=True,
+                           select="top-k", target=0.0)     # 3 + 3 names: p >= 0.05; the whole k edited
     assert isinstance(res, ba.DebiasResult) and res.corpus_file.exists() and res.report_path.exists()
     assert sum(1 for _ in ba.load_corpus(res.corpus_file)) == sum(1 for _ in corpus) - 3
     assert [r["rank"] for r in res.top(10)] == [1, 2, 3] and len(res.to_pandas()) == 3

@@ -133,7 +133,8 @@ def test_debias_writes_the_edited_corpus_manifest_and_report(planted, tmp_path):
     (tmp_path / "t.json").write_text(json.dumps(PLANTED_TEST))
     (tmp_path / "pairs.tsv").write_text("".join(f"{a}\t{b}\n" for a, b in PLANTED_SWAPS.pairs))
     common = ["-c", f, "-t", tmp_path / "t.json", "--k", "10", "--swap-pairs", tmp_path / "pairs.tsv",
-              "--min-count", "2", "--vector-size", "32", "--window", "3", "--epochs", "50"]
+              "--min-count", "2", "--vector-size", "32", "--window", "3", "--epochs", "50",
+              "--force", "--select", "top-k", "--target", "0"]      # 3 + 3 names: p >= 0.05; the whole --k edited
     n = len(list(corpus))
     for method, n_out in (("remove", n - 10), ("swap", n), ("augment", None)):
         out = tmp_path / method

@@ -36,7 +36,7 @@ def _inputs(tmp_path):
 def _debias(tmp_path, corpus_file, *extra, out=None, method="augment", k="80%"):
     out = out or tmp_path / "out"
     p = run_cli("debias", "-c", corpus_file, *_inputs(tmp_path), "--method", method, "--k", k, "--out", out,
-                *extra, cache=tmp_path / "cache")
+                "--force", "--select", "top-k", "--target", "0", *extra, cache=tmp_path / "cache")
     return p, out
 
 
