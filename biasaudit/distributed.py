@@ -11,6 +11,7 @@ pass). The local cluster listens on 127.0.0.1 only, its dashboard included.
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
 import threading
@@ -87,6 +88,10 @@ def _connect(address: str, timeout: float):
     if "client" in box:
         return box["client"]
     e = box["error"]
+    refused = _refusal(e)
+    if refused is not None:   # distributed retries a refused connection until the timeout, then says "timed out"
+        raise ConfigError(f"cannot reach the Dask scheduler at {address} ({refused}, retried for {timeout:g} s: "
+                          "is it running there?)") from e
     if isinstance(e, (OSError, TimeoutError)) and "timed out" in str(e).lower():
         raise ConfigError(f"the Dask scheduler at {address} timed out: no answer within {timeout:g} s "
                           f"(set {TIMEOUT_ENV} to wait longer)") from e
@@ -94,6 +99,19 @@ def _connect(address: str, timeout: float):
         cause = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
         raise ConfigError(f"cannot reach the Dask scheduler at {address} ({cause})") from e
     raise e
+
+
+def _refusal(e: BaseException) -> str | None:
+    """'connection refused' (or unreachable) when that is what ``e``'s chain of causes ends in, else None."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(e, OSError) and e.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+            return "network unreachable" if e.errno == errno.ENETUNREACH else "host unreachable"
+        e = e.__cause__ or e.__context__
+    return None
 
 
 @contextmanager

@@ -268,7 +268,7 @@ def test_cuda_request_without_cuda_is_a_clear_error():
         SkipGramConfig(backend="julia")
 
 
-def test_sharded_scoring_on_dask_matches_in_process(tmp_path):
+def test_sharded_scoring_on_dask_matches_in_process(tmp_path, monkeypatch):
     """A folder of shards scored by Dask worker processes (each reading whole shards) gives the in-process
     scores, for the one-pass (block) and two-pass (cg) paths."""
     from biasaudit.corpus import load_corpus
@@ -296,6 +296,9 @@ def test_sharded_scoring_on_dask_matches_in_process(tmp_path):
                 sa = stability([a.basis], [targets], a.delta_bias_if_removed, 50)["planted"]["stability"]
                 sb = stability([b.basis], [targets], b.delta_bias_if_removed, 50)["planted"]["stability"]
                 np.testing.assert_allclose(sa, sb, atol=1e-6)
-    with pytest.raises(ConfigError, match="cannot reach"):
+    monkeypatch.setenv("BIASAUDIT_DASK_TIMEOUT", "2")    # distributed retries a refused port until then
+    with pytest.raises(ConfigError) as refused:
         with dask_client("tcp://127.0.0.1:1"):
             pass
+    msg = str(refused.value)     # one line naming the address and what happened (not "timed out": it refused)
+    assert "\n" not in msg and "cannot reach" in msg and "tcp://127.0.0.1:1" in msg and "refused" in msg, msg
