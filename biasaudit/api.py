@@ -654,8 +654,8 @@ def score(model, corpus, tests=None, *, estimator=None, query: str | None = None
 def experiment(model, corpus, tests=None, *, heldout=None, estimator=None,
                k: str = "0.1%,0.5%,1%", seeds: int = 3, conditions=None, upweight: int = 5, mode: str = "scratch",
                warm_epochs: int = 1, remove_ids: Iterable[str] = (), lds: int = 0, lds_fraction: float = 0.5,
-               ensemble: int = 1, fresh_seeds: bool = False, quality: bool = True, strict_oov: bool = False,
-               min_word_count: int = 1, rank_by: str = "test", swaps=None, templates=None, out=None,
+               ensemble: int = 1, fresh_seeds: bool = False, select: str = "top-k", quality: bool = True,
+               strict_oov: bool = False, min_word_count: int = 1, rank_by: str = "test", swaps=None, templates=None, out=None,
                overwrite: bool = False, scheduler: str | None = None, cache=None,
                progress: Progress | None = None, log: Log | None = None, report: bool = True) -> ExperimentResult:
     """Retrain without (or with more of) the top-ranked documents, against random edits of the same size, over
@@ -667,7 +667,8 @@ def experiment(model, corpus, tests=None, *, heldout=None, estimator=None,
     ``conditions``: names, comma-separated or a list (default: baseline, remove-top, remove-bottom, upweight-top,
     remove-random, and hard-debias for word vectors). ``lds``: random subsets for the linear datamodeling score;
     ``ensemble``/``fresh_seeds``: rank by several seeds' models / retrain on seeds the ranking did not use.
-    Resumes from the finished retrains in ``out``."""
+    ``select="greedy"``: add remove-selected, k documents chosen as a set on the group predictions, beside
+    remove-top at the same k (``biasaudit.influence.select``). Resumes from the finished retrains in ``out``."""
     from .distributed import dask_client
     from .experiments import DEFAULT_CONDITIONS, ExperimentSpec, default_folder, run_experiment
     from .models import family_of
@@ -704,7 +705,7 @@ def experiment(model, corpus, tests=None, *, heldout=None, estimator=None,
                           mode=mode, warm_epochs=warm_epochs, remove_ids=tuple(dict.fromkeys(remove_ids)), lds=lds,
                           lds_fraction=lds_fraction, quality=quality, strict_oov=strict_oov,
                           min_word_count=min_word_count, rank_by=rank_by, ensemble=ensemble,
-                          fresh_seeds=fresh_seeds, swaps=swaps)
+                          fresh_seeds=fresh_seeds, swaps=swaps, select=select)
     out = Path(out) if out is not None else default_folder(spec)
     with dask_client(scheduler) as client:
         res = run_experiment(spec, out, overwrite=overwrite, client=client, progress=progress, log=log,

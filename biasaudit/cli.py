@@ -893,6 +893,10 @@ def experiment(test: Optional[List[str]] = TestOpt,
                fresh_seeds: bool = typer.Option(False, "--fresh-seeds", help="Retrain on seeds the ranking did not "
                                                 "use (after the --ensemble seeds): does the ranking hold for other "
                                                 "trainings, not only the one it explains?"),
+               select: str = typer.Option("top-k", "--select", help="top-k: edits by individual score; greedy: "
+                                          "adds remove-selected, k documents chosen as a set on the re-measured "
+                                          "group predictions (the move toward 0 as large as possible), beside "
+                                          "remove-top at the same k."),
                no_quality: bool = typer.Option(False, "--no-quality", help="Skip WordSim-353 / SimLex-999 / analogy "
                                                "evaluation of each model."),
                strict_oov: bool = StrictOovOpt,
@@ -955,7 +959,7 @@ def experiment(test: Optional[List[str]] = TestOpt,
                                  estimator=ests, k=k, seeds=seeds, conditions=conditions, upweight=upweight,
                                  mode=mode, warm_epochs=warm_epochs, remove_ids=ids, lds=lds,
                                  lds_fraction=lds_fraction, ensemble=ensemble, fresh_seeds=fresh_seeds,
-                                 quality=not no_quality, strict_oov=strict_oov, min_word_count=min_word_count,
+                                 select=select, quality=not no_quality, strict_oov=strict_oov, min_word_count=min_word_count,
                                  rank_by=rank_by, swaps=swap_pairs, templates=templates, out=out_dir,
                                  overwrite=overwrite, scheduler=None if scheduler == "none" else scheduler,
                                  progress=update, log=note)

@@ -23,6 +23,10 @@ Design, decided here:
   same attributes whose targets are the swap list's gendered words (those of neither the audited test nor its
   held-out companion), so edits aim at the concept rather than at the audited word list; the held-out companion,
   whose words are in neither, measures the transfer.
+- ``select="greedy"`` adds ``remove-selected``: k documents chosen as a set (``influence.select.greedy_select``
+  on the first seed's re-measured group predictions, from a pool of the documents that move the test toward 0,
+  the move toward 0 as large as possible), beside ``remove-top`` at the same k and against the same random
+  control. Its sets are computed before the plan (they need the predictor) and saved with the rankings.
 """
 from __future__ import annotations
 
@@ -38,7 +42,9 @@ from ..models.base import family_of
 from ..wordsets import BiasTest
 
 CONDITIONS = ("baseline", "remove-top", "remove-bottom", "upweight-top", "remove-random", "remove-ids",
-              "hard-debias", "swap-top", "augment-top", "swap-random", "augment-random", "augment-all")
+              "hard-debias", "swap-top", "augment-top", "swap-random", "augment-random", "augment-all",
+              "remove-selected")
+SELECT = ("top-k", "greedy")
 SWAP_CONDITIONS = ("swap-top", "augment-top", "swap-random", "augment-random", "augment-all")
 RANK_BY = ("test", "concept")
 DEFAULT_CONDITIONS = ("baseline", "remove-top", "remove-bottom", "upweight-top", "remove-random", "hard-debias")
@@ -106,6 +112,7 @@ class ExperimentSpec:
     rank_by: str = "test"            # "concept": rank by the audited test plus the swap-list concept test
     ensemble: int = 1                # rank by the mean score of this many seeds' models (seed, seed+1, ...)
     fresh_seeds: bool = False        # retrain on seeds the ranking did not use (after the ensemble's)
+    select: str = "top-k"            # "greedy": add remove-selected (the greedy set beside top-k at equal size)
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -138,6 +145,12 @@ class ExperimentSpec:
             raise ConfigError("--lds-fraction must be in (0, 1)")
         if self.min_word_count < 1:
             raise ConfigError("--min-word-count must be >= 1")
+        if self.select not in SELECT:
+            raise ConfigError(f"--select must be one of {', '.join(SELECT)}, got {self.select!r}")
+        if self.select == "greedy" and "remove-selected" not in self.conditions:
+            object.__setattr__(self, "conditions", tuple(self.conditions) + ("remove-selected",))
+        if "remove-selected" in self.conditions and self.select != "greedy":
+            object.__setattr__(self, "select", "greedy")
         if self.rank_by not in RANK_BY:
             raise ConfigError(f"--rank-by must be one of {', '.join(RANK_BY)}, got {self.rank_by!r}")
         if self.swaps is None and (self.uses_swaps or self.rank_by == "concept"):
@@ -182,7 +195,8 @@ class ExperimentSpec:
                 **({"swap_pairs_sha256": self.swaps.sha256} if self.swaps is not None else {}),
                 **({"rank_by": self.rank_by} if self.rank_by != "test" else {}),
                 **({"ensemble": self.ensemble} if self.ensemble > 1 else {}),
-                **({"fresh_seeds": True} if self.fresh_seeds else {})}
+                **({"fresh_seeds": True} if self.fresh_seeds else {}),
+                **({"select": self.select} if self.select != "top-k" else {})}
 
     @property
     def model_files(self) -> list[dict]:
@@ -227,9 +241,11 @@ class Plan:
     lds: list
 
 
-def build_plan(spec: ExperimentSpec, scores: dict, doc_ids: list[str], ks, tests, select: dict | None = None) -> Plan:
+def build_plan(spec: ExperimentSpec, scores: dict, doc_ids: list[str], ks, tests, select: dict | None = None,
+               selected: dict | None = None) -> Plan:
     """Every edit of the experiment from the rankings (``scores``: estimator label -> test -> scores; ``select``:
-    the scores documents are chosen by, when not these: the concept ranking)."""
+    the scores documents are chosen by, when not these: the concept ranking; ``selected``: estimator label ->
+    test -> k label -> the greedy set's document positions, for ``remove-selected``)."""
     from ..swaps import swaps_for_test
 
     select = select or scores
@@ -260,6 +276,9 @@ def build_plan(spec: ExperimentSpec, scores: dict, doc_ids: list[str], ks, tests
                         "remove-random": ("remove", rnd, 1, None),
                         "swap-top": ("swap", order[:k], 0, sw), "augment-top": ("augment", order[:k], 1, sw),
                         "swap-random": ("swap", rnd, 0, sw), "augment-random": ("augment", rnd, 1, sw)}
+                chosen = ((selected or {}).get(est) or {}).get(t.name, {}).get(label)
+                if chosen is not None:
+                    sets["remove-selected"] = ("remove", np.asarray(chosen, dtype=np.int64), 1, None)
                 for cond in spec.conditions:
                     if cond not in sets:
                         continue

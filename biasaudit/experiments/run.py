@@ -137,6 +137,7 @@ def _rankings(spec, base_model, corpus, targets, kept_tests, stats, saved: Path,
     rank_key = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
     scores, doc_ids, solver_info, predictions, bias, predictors = {}, None, {}, {}, {}, {}
     linear_added: dict = {}
+    selected: dict = {}
     seconds: dict = {}
     if saved.exists():
         try:
@@ -147,6 +148,7 @@ def _rankings(spec, base_model, corpus, targets, kept_tests, stats, saved: Path,
                 solver_info = old.get("solver_info", {})
                 predictions = dict(old.get("predictions", {}))
                 linear_added = dict(old.get("linear_added", {}))
+                selected = dict(old.get("selected", {}))
                 bias = dict(old.get("bias", {}))
                 seconds = dict(old.get("seconds", {}))
                 if len(doc_ids) != stats.n_documents:
@@ -154,7 +156,7 @@ def _rankings(spec, base_model, corpus, targets, kept_tests, stats, saved: Path,
                 log(f"reusing the rankings in {saved}")
         except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
             scores, doc_ids, solver_info, predictions, bias, linear_added = {}, None, {}, {}, {}, {}
-            seconds = {}
+            seconds, selected = {}, {}
     for est in spec.estimators:
         if est.label in scores:
             continue
@@ -178,7 +180,7 @@ def _rankings(spec, base_model, corpus, targets, kept_tests, stats, saved: Path,
         seconds[est.label] = round(time.perf_counter() - t_est, 3)
     return {"key": rank_key, "scores": scores, "doc_ids": doc_ids, "solver_info": solver_info,
             "predictions": predictions, "bias": bias, "predictors": predictors, "linear_added": linear_added,
-            "seconds": seconds}
+            "seconds": seconds, "selected": selected}
 
 
 def _save_rankings(saved: Path, r: dict) -> None:
@@ -186,7 +188,48 @@ def _save_rankings(saved: Path, r: dict) -> None:
         {"key": r["key"], "doc_ids": r["doc_ids"],
          "scores": {e: {t: np.asarray(v).tolist() for t, v in s.items()} for e, s in r["scores"].items()},
          "solver_info": r["solver_info"], "bias": r["bias"], "predictions": r["predictions"],
-         "linear_added": r["linear_added"], "seconds": r.get("seconds", {})}))
+         "linear_added": r["linear_added"], "seconds": r.get("seconds", {}), "selected": r.get("selected", {})}))
+
+
+def _predictor(r: dict, est_label: str, spec, base_model, corpus, targets, progress):
+    """The estimator's group predictor (scoring again when the rankings were reused from scores.json)."""
+    if est_label not in r["predictors"]:
+        est = next(e for e in spec.estimators if e.label == est_label)
+        res = score_model(base_model, corpus, targets, est, progress=progress)
+        r["predictors"][est_label] = res.predictor
+        r["bias"][est_label] = dict(res.bias_value)
+    return r["predictors"][est_label]
+
+
+def _selections(spec, r: dict, ks, tests, by: dict, base_model, corpus, targets, progress, log) -> dict:
+    """``remove-selected``'s sets: for each estimator, test and k, ``influence.select.greedy_select`` on the
+    estimator's group predictions (no goal: the move toward 0 as large as possible), from the toward-zero order of
+    ``by`` (the scores documents are chosen by). Kept in ``r["selected"]`` (saved in scores.json, so a resumed run
+    does not choose again). An estimator without group predictions (gradient-dot) has no such rows."""
+    from ..influence.select import greedy_select, group_measure, toward_zero_order
+
+    saved = r.setdefault("selected", {})
+    out: dict = {}
+    for est in spec.estimators:
+        for t in tests:
+            for label, k in ks:
+                key = f"{est.label}|{t.name}|{label}"
+                if key not in saved:
+                    predictor = _predictor(r, est.label, spec, base_model, corpus, targets, progress)
+                    if predictor is None:
+                        saved[key] = None
+                    else:
+                        t0 = time.perf_counter()
+                        bias = r["bias"][est.label][t.name]
+                        order = toward_zero_order(by[est.label][t.name], bias)
+                        sel = greedy_select(group_measure(predictor, t.name), order, k, bias, goal=None)
+                        saved[key] = sel.order.tolist()
+                        log(f"{est.label}, {t.name}, k {label}: greedy set of {len(sel.order)} chosen with "
+                            f"{sel.n_predictions} group predictions in {time.perf_counter() - t0:.1f} s"
+                            + (" (top-k kept: predicted better)" if sel.fallback else ""))
+                if saved[key] is not None:
+                    out.setdefault(est.label, {}).setdefault(t.name, {})[label] = np.asarray(saved[key], np.int64)
+    return out
 
 
 def _remeasure(plan, r: dict, spec, base_model, corpus, targets, progress, log) -> None:
@@ -197,12 +240,7 @@ def _remeasure(plan, r: dict, spec, base_model, corpus, targets, progress, log) 
         if row.docs is not None and row.key not in r["predictions"]:
             todo.setdefault(row.estimator, []).append(row)
     for est_label, rows in todo.items():
-        predictor = r["predictors"].get(est_label)
-        if predictor is None and est_label not in r["predictors"]:   # rankings were reused: score again
-            est = next(e for e in spec.estimators if e.label == est_label)
-            res = score_model(base_model, corpus, targets, est, progress=progress)
-            predictor = r["predictors"][est_label] = res.predictor
-            r["bias"][est_label] = dict(res.bias_value)
+        predictor = _predictor(r, est_label, spec, base_model, corpus, targets, progress)
         if predictor is None:
             for row in rows:
                 r["predictions"][row.key] = None
@@ -318,7 +356,11 @@ def run_experiment(spec: ExperimentSpec, out_dir: Path, overwrite: bool = False,
     if concepts:
         select = {e: {t.name: by[t.name] + by[c.name] for t, c in zip(kept_tests, concepts)}
                   for e, by in scores.items()}
-    plan = build_plan(spec, scores, doc_ids, ks, kept_tests, select)
+    selected = None
+    if spec.select == "greedy":        # remove-selected: chosen as sets on the group predictions
+        selected = _selections(spec, ranked, ks, kept_tests, select or scores, base_model, corpus, targets,
+                               progress, log)
+    plan = build_plan(spec, scores, doc_ids, ks, kept_tests, select, selected)
     _remeasure(plan, ranked, spec, base_model, corpus, targets, progress, log)
     _save_rankings(out_dir / "scores.json", ranked)
 

@@ -22,9 +22,10 @@ import math
 import numpy as np
 
 MIN_COVERAGE = 0.8
-RANKED = ("remove-top", "remove-bottom", "upweight-top", "remove-ids", "swap-top", "augment-top")
+RANKED = ("remove-top", "remove-bottom", "upweight-top", "remove-ids", "swap-top", "augment-top", "remove-selected")
 CONTROL = {"remove-top": "remove-random", "remove-bottom": "remove-random", "upweight-top": "remove-random",
-           "remove-ids": "remove-random", "swap-top": "swap-random", "augment-top": "augment-random"}
+           "remove-ids": "remove-random", "swap-top": "swap-random", "augment-top": "augment-random",
+           "remove-selected": "remove-random"}
 
 
 def _mean(xs):

@@ -1,0 +1,174 @@
+"""Edit sets chosen as sets and debias aiming at |d| -> 0 (issue 24): greedy selection against top-k on the block
+re-solve's group predictions, the toward-zero direction on a negative bias, the significance refusal, the
+stopping rule against an exhaustive prefix scan, --verify, other estimators, and experiment's remove-selected."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from biasaudit.audit import bias_measures
+from biasaudit.debias import run_debias
+from biasaudit.errors import ConfigError
+from biasaudit.influence import score_model
+from biasaudit.influence.estimators import EstimatorConfig
+from biasaudit.influence.select import greedy_select, group_measure, smallest_inside, toward_zero_order
+from biasaudit.models.skipgram import SkipGramConfig, train_skipgram
+from biasaudit.wordsets import BiasTest
+from conftest import PLANTED_TEST, planted_corpus, run_cli
+
+CFG = SkipGramConfig(vector_size=16, window=3, min_count=2, epochs=20, seed=1)
+TEST = BiasTest.from_dict(PLANTED_TEST)
+# the same words with the targets exchanged: d is negative
+FLIPPED = BiasTest.from_dict({**PLANTED_TEST, "name": "flipped", "target_x": PLANTED_TEST["target_y"],
+                              "target_y": PLANTED_TEST["target_x"]})
+
+
+@pytest.fixture(scope="module")
+def trained():
+    corpus, planted, _ = planted_corpus()
+    model = train_skipgram(corpus, CFG)
+    targets, kept, _, _ = bias_measures(model, [TEST, FLIPPED], corpus=corpus)
+    res = score_model(model, corpus, targets, EstimatorConfig())
+    return corpus, planted, model, res
+
+
+def test_greedy_is_predicted_at_least_as_close_to_zero_as_top_k_at_equal_size(trained):
+    corpus, planted, _, res = trained
+    d = res.bias_value["planted"]
+    order = toward_zero_order(res.delta_bias_if_removed["planted"], d)
+    measure = group_measure(res.predictor, "planted")         # the block re-solve of the test words
+    n = 8
+    top = measure([order[:n]])[0]
+    for goal in (0.0, None):
+        sel = greedy_select(measure, order, n, d, goal=goal, rounds=4)
+        assert len(sel.order) == n and len(set(sel.order.tolist())) == n
+        assert sel.predicted == pytest.approx(measure([sel.order])[0])     # the value is the set's re-measure
+        if goal is None:        # the move toward 0: at least top-k's, and here the greedy set itself is better
+            assert sel.predicted <= top + 1e-12 and not sel.fallback
+        assert abs(sel.predicted - (goal or 0)) <= abs(top - (goal or 0)) + 1e-12 or goal is None
+        assert sel.n_predictions <= 4 * 3 * n + 1 + 4
+
+
+def test_a_negative_bias_is_edited_up_toward_zero(trained, tmp_path):
+    corpus, _, model, res = trained
+    assert res.bias_value["flipped"] < -0.5
+    _, m = run_debias(model, corpus, [FLIPPED], EstimatorConfig(), "6", "remove", out_dir=tmp_path / "d",
+                      force=True, target=0.0)
+    p = m["predicted"]["flipped"]
+    assert p["effect_size_before"] < p["predicted_effect_size"]
+    assert all(e["tests"]["flipped"]["delta_bias_if_removed"] > 0 for e in m["edited"])   # each removal raises d
+    assert m["n_edited"] == 6 and p["stopping"]["reached"] is False      # target 0: the whole --k
+
+
+def test_an_insignificant_test_is_refused_with_its_evidence_unless_forced(trained, tmp_path):
+    corpus, _, _, _ = trained
+    f = tmp_path / "c.jsonl"
+    f.write_text("".join(json.dumps({"id": d.id, "text": d.text}) + "\n" for d in corpus))
+    (tmp_path / "t.json").write_text(json.dumps(PLANTED_TEST))
+    common = ["debias", "-c", f, "-t", tmp_path / "t.json", "--k", "3", "--method", "remove", "--vector-size", "16",
+              "--window", "3", "--min-count", "2", "--epochs", "20", "--select", "top-k"]
+    p = run_cli(*common, "--out", tmp_path / "refused", cache=tmp_path / "cache")
+    lines = [l for l in p.stderr.splitlines() if l.strip()]
+    assert p.returncode == 1 and "Traceback" not in p.stderr, p
+    # 3 + 3 target words: 20 exact permutations, so p is at least 0.05
+    assert "planted: d +" in lines[-1] and "p 0.050" in lines[-1] and "95% CI [" in lines[-1]
+    assert "--force" in lines[-1] and not (tmp_path / "refused" / "manifest.json").exists()
+    p = run_cli(*common, "--force", "--out", tmp_path / "forced", cache=tmp_path / "cache")
+    assert p.returncode == 0, p
+    m = json.loads((tmp_path / "forced" / "manifest.json").read_text())
+    assert m["predicted"]["planted"]["significant"] is False and "not distinguishable" in p.stdout
+
+
+def test_the_stopping_rule_stops_at_the_smallest_prefix_inside_the_band(trained, tmp_path):
+    corpus, _, model, res = trained
+    d = res.bias_value["planted"]
+    order = toward_zero_order(res.delta_bias_if_removed["planted"], d)
+    measure = group_measure(res.predictor, "planted")
+    n_max = 10
+    scan = measure([order[:n] for n in range(1, n_max + 1)])               # every prefix (the oracle)
+    band = sorted(abs(v) for v in scan)[3] + 1e-9                           # a band some prefixes reach
+    want = next(n for n, v in zip(range(1, n_max + 1), scan) if abs(v) <= band)
+    for step in (1, 3, 10):
+        n, v, count = smallest_inside(measure, order, band, n_max=n_max, step=step)
+        assert n == want and v == pytest.approx(scan[want - 1]) and count <= want + step - 1
+    assert smallest_inside(measure, order, 0.0, n_max=n_max)[0] is None
+    # debias with --target: the same prefix of its (top-k) order
+    _, m = run_debias(model, corpus, [TEST], EstimatorConfig(), str(n_max), "remove", out_dir=tmp_path / "d",
+                      force=True, select="top-k", target=band)
+    assert m["n_edited"] == want and m["predicted"]["planted"]["stopping"]["reached"]
+    assert m["predicted"]["planted"]["predicted_effect_size"] == pytest.approx(scan[want - 1])
+    assert [e["id"] for e in m["edited"]] == [res.doc_ids[i] for i in order[:want]]
+
+
+def test_the_default_band_is_the_seed_noise_or_the_ci_half_width(trained, tmp_path):
+    corpus, _, model, _ = trained
+    _, m = run_debias(model, corpus, [TEST], EstimatorConfig(), "10", "remove", out_dir=tmp_path / "one",
+                      force=True)
+    rule = m["predicted"]["planted"]["stopping"]
+    p = m["predicted"]["planted"]
+    assert rule["band"] == pytest.approx((p["ci_high"] - p["ci_low"]) / 2) and "CI half-width" in rule["band_source"]
+    assert rule["reached"] and abs(p["predicted_effect_size"]) <= rule["band"]
+    assert m["n_edited"] == p["n_edited"] < 10 and rule["selection"]["method"] == "greedy"
+    other = train_skipgram(corpus, SkipGramConfig(**{**CFG.to_dict(), "seed": 2}))
+    _, m2 = run_debias(model, corpus, [TEST], EstimatorConfig(), "10", "remove", out_dir=tmp_path / "two",
+                       force=True, noise_models=(other,))
+    assert "sd of d over 2 training seeds" in m2["predicted"]["planted"]["stopping"]["band_source"]
+
+
+def test_verify_retrains_and_writes_actual_against_predicted(trained, tmp_path):
+    from biasaudit.report import write_report
+
+    corpus, _, model, _ = trained
+    held = BiasTest.from_dict({**PLANTED_TEST, "name": "planted-heldout",
+                               "attribute_a": {"name": "m", "words": ["algebra", "calculus"]},
+                               "attribute_b": {"name": "a", "words": ["poetry", "sculpture"]}})
+    folder, m = run_debias(model, corpus, [TEST], EstimatorConfig(), "6", "remove", out_dir=tmp_path / "v",
+                           force=True, target=0.0, select="top-k", verify=1, heldout={"planted": held})
+    v = m["verify"]["tests"]["planted"]
+    assert m["verify"]["seeds"] == [1] and len(v["per_seed"]) == 1
+    pred = m["predicted"]["planted"]
+    assert v["predicted_change"] == pytest.approx(pred["predicted_effect_size"] - pred["effect_size_before"])
+    row = v["per_seed"][0]            # paired: seed 1's baseline is the audited model itself
+    assert row["baseline"] == pytest.approx(pred["effect_size_before"])
+    assert v["actual_change_mean"] == pytest.approx(row["actual"] - row["baseline"])
+    assert v["actual_over_predicted"] == pytest.approx(v["actual_change_mean"] / v["predicted_change"])
+    assert v["heldout_change_mean"] is not None and "wordsim353_mean" in v
+    assert json.loads((folder / "manifest.json").read_text())["verify"]["tests"]["planted"] == v
+    assert "Verified" in write_report(folder).read_text()
+
+
+@pytest.mark.parametrize("how", ["cg", "gradient-dot", "ensemble"])
+def test_debias_works_with_other_estimators_and_ensembles(trained, tmp_path, how):
+    corpus, _, model, _ = trained
+    est = EstimatorConfig(name="block" if how == "ensemble" else how)
+    seeds = (train_skipgram(corpus, SkipGramConfig(**{**CFG.to_dict(), "seed": 2})),) if how == "ensemble" else ()
+    _, m = run_debias(model, corpus, [TEST], est, "4", "remove", out_dir=tmp_path / how, force=True,
+                      seed_models=seeds, rounds=2)
+    p = m["predicted"]["planted"]
+    assert 0 < m["n_edited"] <= 4
+    if how == "gradient-dot":       # no scale, no prediction: the first --k toward zero
+        assert m["n_edited"] == 4 and p["predicted_effect_size"] is None and p["stopping"]["reached"] is None
+    else:
+        assert abs(p["predicted_effect_size"]) < abs(p["effect_size_before"])
+
+
+def test_experiment_select_greedy_gives_remove_selected_rows_beside_top_k(tmp_path):
+    from biasaudit.experiments import ExperimentSpec, run_experiment
+
+    corpus, _, _ = planted_corpus()
+    spec = ExperimentSpec(corpus=corpus, model=CFG, tests=[TEST], heldout={}, estimators=[EstimatorConfig()],
+                          ks="6", seeds=1, conditions=("baseline", "remove-top", "remove-random"), quality=False,
+                          select="greedy")
+    assert "remove-selected" in spec.conditions and spec.to_config()["select"] == "greedy"
+    s = run_experiment(spec, tmp_path / "e", cache=tmp_path / "cache").summary
+    by = {d["condition"]: d for d in s["conditions"]}
+    sel, top = by["remove-selected"], by["remove-top"]
+    assert sel["n_docs"] == top["n_docs"] == 6 and sel["k"] == top["k"]
+    assert sel["verdict"] and sel["difference_from_random"] is not None
+    assert sel["predicted_change_mean"] <= top["predicted_change_mean"] + 1e-9     # moves at least as far
+    saved = json.loads((tmp_path / "e" / "scores.json").read_text())["selected"]
+    assert len(saved[f"{EstimatorConfig().label}|planted|6"]) == 6
+    again = run_experiment(spec, tmp_path / "e", cache=tmp_path / "cache").summary     # resumes: same sets
+    assert again["conditions"] == s["conditions"]
