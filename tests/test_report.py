@@ -49,6 +49,41 @@ def test_renders_from_files_and_escapes_hostile_text(score_dir):
     assert f"{summary['tests'][0]['bias_value']:+.3f}" in html
 
 
+def _svg_texts_outside(html: str, char_width: float = 0.6 * 12) -> list[str]:
+    """Every SVG text whose estimated extent (its characters at 0.6 em of the charts' 12px font, placed by its
+    text-anchor) leaves its viewBox's width."""
+    import html as html_lib
+    import re
+
+    bad = []
+    for svg in re.finditer(r'<svg viewBox="0 0 ([0-9.]+) [0-9.]+".*?</svg>', html, re.S):
+        width = float(svg.group(1))
+        for m in re.finditer(r'<text x="([-0-9.e]+)"([^>]*)>(.*?)</text>', svg.group(0)):
+            a = re.search(r'text-anchor="(\w+)"', m.group(2))
+            x, anchor, label = float(m.group(1)), a.group(1) if a else "start", html_lib.unescape(m.group(3))
+            w = len(label) * char_width
+            left = {"start": x, "middle": x - w / 2, "end": x - w}[anchor]
+            if left < 0 or left + w > width:
+                bad.append(f"{label!r} at x {x:.0f} ({anchor}) spans {left:.0f}..{left + w:.0f} of {width:.0f}")
+    return bad
+
+
+def test_chart_axis_labels_fit_inside_their_charts(score_dir, tmp_path):
+    """The histogram's last tick label ("3.5e-03" at the axis end) was cut at the SVG's right edge: every label
+    of every chart fits inside its viewBox, at GCIDE's score magnitudes too."""
+    folder = tmp_path / "score"
+    shutil.copytree(score_dir, folder)
+    summary = json.loads((folder / "summary.json").read_text())
+    hist = summary["tests"][0]["histogram"]
+    n = len(hist["counts"])
+    hist["edges"] = [-3.5e-3 + 7e-3 * i / n for i in range(n + 1)]     # "-3.5e-03" ... "3.5e-03"
+    (folder / "summary.json").write_text(json.dumps(summary))
+    html = render(folder)
+    assert "3.5e-03</text>" in html
+    assert _svg_texts_outside(html) == []
+    assert _svg_texts_outside(render(score_dir)) == []
+
+
 def test_missing_results_are_a_clear_error(tmp_path):
     from biasaudit.errors import ArtifactError
     with pytest.raises(ArtifactError, match="run `biasaudit score`"):

@@ -76,6 +76,20 @@ def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     return [round(first + i * step, 10) for i in range(int((hi - first) / step) + 1)]
 
 
+# an x-axis label's width estimated from its characters: the charts' text is 12px sans-serif, whose digits and signs
+# are about 0.55 em wide; 0.6 em leaves a margin
+CHAR_WIDTH = 7.2
+
+
+def _anchored(ticks: list[dict], width: float, prefix: str = "") -> list[dict]:
+    """x-axis ticks with a ``text-anchor`` that keeps each label (``prefix`` + label) inside [0, width]: centred
+    under its tick where it fits, else ending (or starting) at the tick, so the last label is never cut."""
+    for t in ticks:
+        half = len(prefix + t["label"]) * CHAR_WIDTH / 2
+        t["anchor"] = "end" if t["x"] + half > width else "start" if t["x"] - half < 0 else "middle"
+    return ticks
+
+
 def forest_plot(rows: list[dict], width: int = 640) -> dict:
     """rows: {label, d, lo, hi, seeds: [d per seed]} -> chart coordinates (effect size axis, CI bars)."""
     vals = [v for r in rows for v in (r["d"], r.get("lo"), r.get("hi"), *r.get("seeds", [])) if v is not None]
@@ -90,7 +104,7 @@ def forest_plot(rows: list[dict], width: int = 640) -> dict:
                     "x_hi": x(r["hi"]) if r.get("hi") is not None else None,
                     "seeds": [x(v) for v in r.get("seeds", [])]})
     return {"width": width, "height": 50 + 34 * len(rows), "rows": out, "zero": x(0.0),
-            "ticks": [{"x": x(t), "label": f"{t:g}"} for t in _ticks(lo, hi)]}
+            "ticks": _anchored([{"x": x(t), "label": f"{t:g}"} for t in _ticks(lo, hi)], width)}
 
 
 def histogram_chart(h: dict, width: int = 640, height: int = 200) -> dict:
@@ -105,7 +119,8 @@ def histogram_chart(h: dict, width: int = 640, height: int = 200) -> dict:
         bars.append({"x": x(e0), "w": max(1.0, x(e1) - x(e0) - 1), "y": height - 25 - hgt, "h": hgt, "count": c,
                      "range": f"{e0:+.2e} to {e1:+.2e}", "neg": e1 <= 0})
     return {"width": width, "height": height, "bars": bars, "zero": x(0.0),
-            "ticks": [{"x": x(t), "label": f"{t:.1e}"} for t in (edges[0], edges[0] / 2, 0.0, edges[-1] / 2, edges[-1])],
+            "ticks": _anchored([{"x": x(t), "label": f"{t:.1e}" if t else "0"}
+                                for t in (edges[0], edges[0] / 2, 0.0, edges[-1] / 2, edges[-1])], width),
             "ymax": 10 ** top - 1}
 
 
@@ -136,7 +151,7 @@ def k_chart(series: dict[str, list[dict]], width: int = 640, height: int = 260, 
                                      for i, q in enumerate(lines[-1]["points"]))
     return {"width": width, "height": height, "lines": lines, "zero": y(0.0),
             "baseline_y": None if baseline is None else y(baseline),
-            "xticks": [{"x": pos[k], "label": str(k)} for k in ks],
+            "xticks": _anchored([{"x": pos[k], "label": str(k)} for k in ks], width, prefix="k = "),
             "yticks": [{"y": y(t), "label": f"{t:g}"} for t in _ticks(lo, hi)]}
 
 
@@ -152,7 +167,7 @@ def scatter_chart(points: list[tuple[float, float, str]], width: int = 360, heig
     return {"width": width, "height": height, "points": [{"x": x(a), "y": y(b), "label": c, "pred": a, "act": b}
                                                           for a, b, c in points],
             "diag": (x(lo), y(lo), x(hi), y(hi)), "zx": x(0.0), "zy": y(0.0),
-            "ticks": [{"x": x(t), "y": y(t), "label": f"{t:g}"} for t in _ticks(lo, hi, 4)]}
+            "ticks": _anchored([{"x": x(t), "y": y(t), "label": f"{t:g}"} for t in _ticks(lo, hi, 4)], width)}
 
 
 # ------------------------------------------------------------------ assembling the page
