@@ -655,7 +655,8 @@ def experiment(model, corpus, tests=None, *, heldout=None, estimator=None,
                k: str = "0.1%,0.5%,1%", seeds: int = 3, conditions=None, upweight: int = 5, mode: str = "scratch",
                warm_epochs: int = 1, remove_ids: Iterable[str] = (), lds: int = 0, lds_fraction: float = 0.5,
                ensemble: int = 1, fresh_seeds: bool = False, select: str = "top-k", quality: bool = True,
-               strict_oov: bool = False, min_word_count: int = 1, rank_by: str = "test", swaps=None, templates=None, out=None,
+               strict_oov: bool = False, min_word_count: int = 1, rank_by: str = "test", swaps=None, templates=None,
+               out=None,
                overwrite: bool = False, scheduler: str | None = None, cache=None,
                progress: Progress | None = None, log: Log | None = None, report: bool = True) -> ExperimentResult:
     """Retrain without (or with more of) the top-ranked documents, against random edits of the same size, over
