@@ -487,11 +487,11 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
         for (name, label, k, linear), value in zip(keys, result.predictor.predict(reqs, progress) if reqs else []):
             removal[name].append({"removed": label, "n_docs": k, "effect_size_before": result.bias_value[name],
                                   "predicted_effect_size": value, "linear_prediction": result.bias_value[name] + linear})
-    # the documents shown: ordered by stability-aware evidence where there is one
+    # the documents shown (summary.json's top, the report's cards, the terminal's lists): one order, by score, the
+    # table's; each carries its stability and evidence, so a document ranking through one rare word shows it there
     shown, table = {}, {}
     for t in targets:
-        ev = stab.get(t.name, {}).get("evidence")
-        shown[t.name] = top_documents(result, t.name, top, evidence=ev)
+        shown[t.name] = top_documents(result, t.name, top)
         table[t.name] = top_documents(result, t.name, max(top, TABLE_N // 2))
     i2k = result.words if result.words is not None else model.vocab.index_to_key
     need = {result.doc_ids[i] for d in list(table.values()) + list(shown.values()) for idx in d.values() for i in idx}

@@ -84,6 +84,35 @@ def test_chart_axis_labels_fit_inside_their_charts(score_dir, tmp_path):
     assert _svg_texts_outside(render(score_dir)) == []
 
 
+def test_the_cards_and_the_terminal_list_the_same_documents_in_one_stated_order(score_dir, tmp_path):
+    """The report's cards were ordered by stability-aware evidence while the terminal sorts by score: both now
+    show the same documents by score (summary.json's top too), and the report says so above the cards, also for
+    an older summary.json whose top lists are in another order."""
+    import html as html_lib
+    import re
+
+    from biasaudit.cli import _shown
+
+    summary = json.loads((score_dir / "summary.json").read_text())
+    t = summary["tests"][0]
+    for direction, rev in (("increase_bias", False), ("decrease_bias", True)):
+        scores = [d["delta_bias_if_removed"] for d in t["top"][direction]]
+        assert scores == sorted(scores, reverse=rev), (direction, scores)
+    folder = tmp_path / "score"
+    shutil.copytree(score_dir, folder)
+    old = json.loads((folder / "summary.json").read_text())
+    for direction in ("increase_bias", "decrease_bias"):
+        old["tests"][0]["top"][direction].reverse()          # an older file: the cards in evidence order
+    (folder / "summary.json").write_text(json.dumps(old))
+    page = render(folder)
+    assert "sorted by score" in page and "the terminal's lists" in page
+    for direction, cls in (("increase_bias", "up"), ("decrease_bias", "down")):
+        part = page.split(f'<h3 class="{cls}">', 1)[1].split("</div>", 1)[0]
+        cards = [html_lib.unescape(i) for i in re.findall(r'<article class="doc"><header><span>(.*?)</span>', part)]
+        terminal = [d["doc_id"] for d in _shown(t, direction, len(t["top"][direction]))]
+        assert cards and cards == terminal, (direction, cards, terminal)
+
+
 def test_missing_results_are_a_clear_error(tmp_path):
     from biasaudit.errors import ArtifactError
     with pytest.raises(ArtifactError, match="run `biasaudit score`"):

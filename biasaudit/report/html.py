@@ -194,7 +194,8 @@ def build_context(folder: Path) -> dict:
             roles = t.get("roles", {})
             tw, aw = set(roles.get("target", [])), set(roles.get("attribute", []))
             docs = {}
-            for direction, items in t["top"].items():
+            for direction, items in t["top"].items():   # by score, as the terminal lists them (older files too)
+                items = sorted(items, key=lambda d: d["delta_bias_if_removed"], reverse=direction == "decrease_bias")
                 docs[direction] = [{**d, "segments": segments(d["snippet"], tw, aw)} for d in items]
             table = [{**d, "segments": segments(d["snippet"], tw, aw),
                       "line": segments(_one_line(d["snippet"]), tw, aw)}
