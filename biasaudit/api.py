@@ -658,9 +658,14 @@ def experiment(model, corpus, tests=None, *, heldout=None, estimator=None,
                strict_oov: bool = False, min_word_count: int = 1, rank_by: str = "test", swaps=None, templates=None,
                out=None,
                overwrite: bool = False, scheduler: str | None = None, cache=None,
-               progress: Progress | None = None, log: Log | None = None, report: bool = True) -> ExperimentResult:
+               progress: Progress | None = None, log: Log | None = None, report: bool = True,
+               on_plan=None, dry_run: bool = False) -> ExperimentResult:
     """Retrain without (or with more of) the top-ranked documents, against random edits of the same size, over
     paired seeds, and measure whether the bias moves as predicted (``biasaudit experiment``).
+
+    Before anything is trained, ``on_plan`` gets the plan (``experiments.cost.ExperimentCost``: trainings, the time
+    of one measured on the model's recorded or cached baseline training, workers, folder); ``dry_run`` returns that
+    plan instead, having trained nothing and written no folder.
 
     ``model``: a config (``model_config``), a model trained here (its config is retrained) or a model you trained
     elsewhere (``load_model(path, corpus)``, ``from_gensim``: the rankings come from it, baselines and edits are
@@ -708,6 +713,14 @@ def experiment(model, corpus, tests=None, *, heldout=None, estimator=None,
                           min_word_count=min_word_count, rank_by=rank_by, ensemble=ensemble,
                           fresh_seeds=fresh_seeds, swaps=swaps, select=select)
     out = Path(out) if out is not None else default_folder(spec)
+    if on_plan is not None or dry_run:
+        from .experiments.cost import experiment_cost
+        plan = experiment_cost(spec, out, scheduler, Path(cache) if cache else None,
+                               trained=model if _is_model(model) else None)
+        if on_plan is not None:
+            on_plan(plan)
+        if dry_run:
+            return plan
     with dask_client(scheduler) as client:
         res = run_experiment(spec, out, overwrite=overwrite, client=client, progress=progress, log=log,
                              cache=Path(cache) if cache else None)

@@ -730,6 +730,33 @@ def _overview(summary) -> str:
     return f"summary: {verdict}: {each}; {seeds}."
 
 
+def _print_plan(plan) -> None:
+    """An experiment's first line: its trainings and what they cost (``experiments.cost.ExperimentCost``)."""
+    cost = _cost(plan.trainings, plan.seconds_per_training, plan.workers, at_most=True, unit="worker")
+    if plan.workers is None:
+        cost += f" on the workers of {clean(plan.scheduler)}"
+    elif plan.seconds_per_training:
+        cost += " (the local Dask cluster: one per core)" if plan.scheduler == "local" else " (in this process)"
+    if plan.seconds_per_training:
+        cost += f"; the time of one measured on {plan.measured}"
+    elif plan.trainings:
+        cost += ("; time not estimated: no training of this model measured yet (the first baseline measures it; "
+                 "`biasaudit train` or `score` with the same settings caches one)")
+    out.print(f"plan: {cost}; into {clean(plan.folder)}", soft_wrap=True)
+
+
+def _cost(trainings: int, secs, workers, at_most: bool = False, unit: str = "core") -> str:
+    """'N trainings of about T each: about TOTAL on W cores' (what ``score``'s next step and ``experiment``'s plan
+    say): the time from one measured training, spread over the workers."""
+    cost = f"{'at most ' if at_most else ''}{trainings} training{'s' if trainings != 1 else ''}"
+    if secs:
+        cost += f" of about {_secs(secs)} each"
+        if workers:
+            cost += (f": about {_secs(trainings * secs / workers)} on {workers} "
+                     f"{unit}{'s' if workers > 1 else ''}")
+    return cost
+
+
 def _next_step(summary, models) -> str:
     """The last lines of a score run: the command that checks the ranking by retraining and what it costs
     (its trainings, and their time from this model's measured training time on this machine's cores)."""
@@ -739,17 +766,15 @@ def _next_step(summary, models) -> str:
     cmd = summary.get("check_command")
     if not cmd:
         return ""
+    from .experiments.cost import count_trainings
+
     n_tests = len([t for t in summary["tests"] if t.get("kind") != "query"])
     ks = len(re.search(r"--k (\S+)", cmd).group(1).split(",")) if "--k " in cmd else 2
     n_seeds = int(re.search(r"--seeds (\d+)", cmd).group(1)) if "--seeds " in cmd else 3
-    # baseline, then per test and size remove-top and upweight-top, and one random removal per size: every seed
-    trainings = (1 + 2 * n_tests * ks + ks) * n_seeds
+    conditions = re.search(r"--conditions (\S+)", cmd).group(1).split(",") if "--conditions " in cmd else []
+    trainings = count_trainings(conditions, n_tests, ks, range(n_seeds))
     secs = (models[0].meta or {}).get("train_seconds") if models else None
-    workers = max(1, os.cpu_count() or 1)
-    cost = f"{trainings} trainings"
-    if secs:
-        cost += (f" of about {_secs(secs)} each: about {_secs(trainings * secs / workers)} on {workers} "
-                 f"core{'s' if workers > 1 else ''}")
+    cost = _cost(trainings, secs, max(1, os.cpu_count() or 1))
     return f"next: check this ranking by retraining ({cost}):\n  {clean(cmd)}"
 
 
@@ -916,7 +941,10 @@ def experiment(test: Optional[List[str]] = TestOpt,
                                                          "local HF checkpoint every run fine-tunes (baselines and "
                                                          "edits alike)."),
                finetune: bool = FinetuneOpt, swap_pairs: Optional[Path] = SwapPairsOpt,
-               rank_by: str = RankByOpt, templates: Optional[Path] = TemplatesOpt, opts: RunOptions = None):
+               rank_by: str = RankByOpt, templates: Optional[Path] = TemplatesOpt,
+               dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (trainings, estimated time, "
+                                            "workers) and stop: nothing trained, no folder written."),
+               opts: RunOptions = None):
     """Retrain without (or with more of) the top-ranked documents and check that the bias moves as predicted.
 
     Conditions are compared with paired seeds against the baseline and against removing the same number of
@@ -963,7 +991,10 @@ def experiment(test: Optional[List[str]] = TestOpt,
                                  min_word_count=min_word_count,
                                  rank_by=rank_by, swaps=swap_pairs, templates=templates, out=out_dir,
                                  overwrite=overwrite, scheduler=None if scheduler == "none" else scheduler,
-                                 progress=update, log=note)
+                                 progress=update, log=note, on_plan=_print_plan, dry_run=dry_run)
+    if dry_run:
+        out.print("dry run: nothing trained, no folder written")
+        return
     out_dir = summary.folder
     _print_experiment(summary)
     out.print(f"scope: {clean(summary['scope'])}")

@@ -131,6 +131,37 @@ def test_experiment_command_on_dask(tmp_path, corpus_file):
     assert p.returncode == 1 and "unknown remove-all" in p.stderr and not (tmp_path / "bad").exists()
 
 
+def test_experiment_prints_its_plan_and_dry_run_stops_there(tmp_path, corpus_file):
+    """experiment opens with its plan (trainings, the time of one from the cached baseline's measured training,
+    workers); --dry-run stops there: exit 0, nothing trained, no folder written."""
+    import os
+
+    from biasaudit.terminal import seconds
+
+    f, t = corpus_file
+    cache, out = tmp_path / "c", tmp_path / "exp"
+    settings = ["--vector-size", "16", "--window", "3", "--min-count", "2", "--epochs", "20"]
+    args = ["experiment", "--corpus", f, "--test", t, "--k", "10,20", "--seeds", "2", "--no-quality",
+            "--conditions", "baseline,remove-top,upweight-top,remove-random", "--out", out, "--dry-run", *settings]
+    # (baseline + 2 sizes x (remove-top, upweight-top) + 2 random removals) x 2 seeds
+    p = run(*args, "--scheduler", "none", cache=cache)
+    assert p.returncode == 0, p
+    assert p.stdout.startswith("plan: at most 14 trainings; time not estimated"), p
+    assert "dry run: nothing trained" in p.stdout and not out.exists()
+    assert not list(cache.glob("models/*")), "a dry run trained a model"
+    p = run("train", "--corpus", f, *settings, cache=cache)           # the baseline, cached and timed
+    assert p.returncode == 0, p
+    (model,) = cache.glob("models/*")
+    secs = json.loads((model / "config.json").read_text())["meta"]["train_seconds"]
+    p = run(*args, "--scheduler", "local", cache=cache)
+    assert p.returncode == 0, p
+    n = max(1, os.cpu_count() or 1)
+    assert p.stdout.startswith(f"plan: at most 14 trainings of about {seconds(secs)} each: about "
+                               f"{seconds(14 * secs / n)} on {n} worker"), p
+    assert "measured on the cached baseline's training" in p.stdout and str(out) in p.stdout
+    assert not out.exists() and len(list(cache.glob("models/*"))) == 1 and "Traceback" not in p.stderr
+
+
 def test_glove_end_to_end(tmp_path, corpus_file):
     """--model glove through train, weat, score and experiment, each writing what the skip-gram path writes."""
     f, t = corpus_file

@@ -182,6 +182,25 @@ def train_or_load(corpus, config, cache: Path | None = None, progress: Progress 
                                 lambda: fam.train(corpus, config, progress, device), store)
 
 
+def cached_train_seconds(corpus, config, cache: Path | None = None) -> float | None:
+    """The measured training time (meta ``train_seconds``) of the cached model for (corpus, config), read from its
+    folder's small JSON record (``biasaudit.json`` beside an HF checkpoint, else ``config.json``) without loading
+    the model; None when it is not cached or holds no such record. What an experiment's plan estimates from."""
+    fam = family_of(config)
+    folder = cache_folder(cache, fam.name, fam.cache_spec(corpus.hash, config))
+    for name in ("biasaudit.json", "config.json"):
+        path = folder / name
+        try:
+            if not path.is_file() or path.stat().st_size > 1 << 20:
+                continue
+            secs = (json.loads(path.read_text(encoding="utf-8")).get("meta") or {}).get("train_seconds")
+        except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+            continue
+        if isinstance(secs, (int, float)) and secs > 0:
+            return float(secs)
+    return None
+
+
 def load_model(path: Path, device: str = "cpu"):
     """A model folder of any family (the family that recognises it loads it)."""
     from ..io import read_json, regular_file
