@@ -902,7 +902,10 @@ def experiment(test: Optional[List[str]] = TestOpt,
                                                         "remove-random, hard-debias (not for --model lm)."),
                upweight: int = typer.Option(5, "--upweight", min=2, help="Copies in all of each upweighted document."),
                mode: str = typer.Option("scratch", "--mode", help="scratch (retrain from scratch: the honest "
-                                        "check), warm-start (continue the baseline on the edited corpus for "
+                                        "check), masked (--model lm or glove: the baseline's own run, the same batches, learning "
+                                        "rates and random draws, with the edited documents' weights at 0, or e "
+                                        "copies: what a metagradient predicts; LDS as bergson measures it), "
+                                        "warm-start (continue the baseline on the edited corpus for "
                                         "--warm-epochs) or undo (the paper's gradient ascent on removed documents)."),
                warm_epochs: int = typer.Option(1, "--warm-epochs", min=1, help="Epochs (or ascent steps) for "
                                                "warm-start/undo."),

@@ -31,6 +31,9 @@ def main() -> None:
     ap.add_argument("--estimators", default="magic,ekfac,gradient-dot")
     ap.add_argument("--k", default="1%")
     ap.add_argument("--workers", type=int, default=2, help="local Dask workers (0: in this process)")
+    ap.add_argument("--mode", default="masked", help="masked: each retrain is the baseline's run (same batches, "
+                    "learning rates, random draws) with the removed documents' weights at 0, bergson's protocol; "
+                    "scratch: a fresh training on the edited corpus (batches and draws change)")
     ap.add_argument("--out", default="reports/magic-lds")
     args = ap.parse_args()
     corpus, planted = lm_planted_corpus()
@@ -38,7 +41,7 @@ def main() -> None:
                           estimators=parse_estimators(args.estimators), ks=args.k, seeds=args.seeds,
                           conditions=("baseline", "remove-top", "remove-random"), quality=False,
                           templates=tuple(LM_TEMPLATES), lds=args.lds, lds_fraction=args.fraction,
-                          ensemble=args.ensemble, fresh_seeds=True)
+                          ensemble=args.ensemble, fresh_seeds=True, mode=args.mode)
     client = None
     if args.workers:
         from dask.distributed import Client, LocalCluster
@@ -49,7 +52,8 @@ def main() -> None:
     finally:
         if client is not None:
             client.close()
-    print(f"\nplanted LM corpus ({len(planted)} planted of {s['corpus']['n_documents']} documents), micro LM; "
+    print(f"\nplanted LM corpus ({len(planted)} planted of {s['corpus']['n_documents']} documents), micro LM, "
+          f"--mode {args.mode}; "
           f"ranking seeds {spec.ranking_seeds}, retraining seeds {s['seeds']}; LDS over {args.lds} subsets "
           f"removing {args.fraction:.0%} each; one training {s.get('train_seconds_per_run')} s")
     print(f"{'estimator':<22}{'LDS same':>18}{'LDS cross':>18}{'top vs random (p)':>22}{'cost':>7}")

@@ -100,3 +100,31 @@ def test_experiment_with_ensemble_fresh_seeds_and_lds(tmp_path):
     assert row["cost_in_trainings"] is not None and row["cost_in_trainings"] > 0
     runs = {p.name for p in (tmp_path / "exp" / "runs").iterdir()}
     assert "baseline-s1.json" in runs and "baseline-s3.json" in runs      # the LDS seeds' baselines
+
+
+def test_masked_retrains_are_the_same_run_and_magic_predicts_them(tmp_path):
+    """--mode masked: a removal is the baseline's run with the documents' weights at 0 (bergson's same-seed
+    protocol). The metagradient is the derivative of exactly that run, so its same-seed LDS is high; a fresh
+    retrain on the edited corpus reshuffles everything, and 1% removals drown in that noise."""
+    from biasaudit.models.glove import GloVeConfig, train_glove
+    corpus, _, _ = planted_corpus()
+    cfg = GloVeConfig(vector_size=8, window=3, min_count=2, epochs=10, seed=1)
+    spec = ExperimentSpec(corpus=corpus, model=cfg, tests=[TEST], heldout={}, ks="5", seeds=1,
+                          estimators=[EstimatorConfig(name="magic")], conditions=("baseline", "remove-top"),
+                          quality=False, mode="masked", lds=12, lds_fraction=0.01)
+    s = run_experiment(spec, tmp_path / "exp", cache=tmp_path / "cache")
+    same = next(d for d in s["lds"] if d["kind"] == "same-seed")
+    assert same["spearman"] > 0.5, s["lds"]
+    # the oracle: a masked removal is train_glove on the full corpus with those documents weighed 0
+    rec = json.loads(next((tmp_path / "exp" / "runs").glob("remove-*-s1.json")).read_text())
+    scores = json.loads((tmp_path / "exp" / "scores.json").read_text())
+    top = np.argsort(scores["scores"]["magic"][TEST.name])[:5]
+    w = np.ones(len(scores["doc_ids"]))
+    w[top] = 0.0
+    m = train_glove(corpus, cfg, doc_weights=w)
+    from biasaudit.models.base import family_of
+    eff = family_of(m).evaluate(m, [TEST], {}, quality=False)["effects"][TEST.name]
+    top_run = [r for r in (tmp_path / "exp" / "runs").glob("remove-*-s1.json")
+               if json.loads(r.read_text())["n_docs"] == 5]
+    assert any(json.loads(r.read_text())["effects"][TEST.name] == pytest.approx(eff, abs=1e-9) for r in top_run)
+    assert rec["mode"] == "masked"

@@ -48,7 +48,7 @@ SELECT = ("top-k", "greedy")
 SWAP_CONDITIONS = ("swap-top", "augment-top", "swap-random", "augment-random", "augment-all")
 RANK_BY = ("test", "concept")
 DEFAULT_CONDITIONS = ("baseline", "remove-top", "remove-bottom", "upweight-top", "remove-random", "hard-debias")
-MODES = ("scratch", "warm-start", "undo")
+MODES = ("scratch", "masked", "warm-start", "undo")
 RANDOM_SEED = 12345
 
 

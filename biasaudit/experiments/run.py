@@ -65,6 +65,13 @@ def run_task(task: Task, corpus: Corpus, config, mode: str, warm_epochs: int,
                   "augment-all": lambda: corpus.augmented(None, task.swaps)}[task.kind]()
         if mode == "scratch":
             model = retrain_model(edited, cfg, corpus)
+        elif mode == "masked":        # the same run with the edited documents' weights at 0 (or e copies)
+            if task.kind not in ("remove", "upweight"):
+                raise ConfigError(f"--mode masked takes removals and upweights, not {task.kind}")
+            pos = {d.id: i for i, d in enumerate(corpus)}
+            weights = np.ones(len(pos))
+            weights[[pos[i] for i in task.ids]] = 0.0 if task.kind == "remove" else float(task.times)
+            model = fam.retrain_weighted(corpus, cfg, weights)
         else:
             base, _ = train_or_load(corpus, cfg, cache=Path(cache) if cache else None)
             if mode == "warm-start":

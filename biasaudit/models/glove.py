@@ -270,7 +270,10 @@ def train_glove(corpus: Corpus, config: GloVeConfig = GloVeConfig(), progress: P
     I = torch.as_tensor(rows, device=dev)
     J = torch.as_tensor(cols, device=dev)
     X = torch.as_tensor(x, dtype=dtype, device=dev)
-    logX, fX = torch.log(X), weighting(X, config.x_max, config.alpha)
+    # a pair whose weighted count is 0 (its documents weighed 0: --mode masked) keeps its place in the run and
+    # contributes nothing (f(0) = 0; its log taken as 0, never -inf)
+    logX = torch.log(X) if doc_weights is None else torch.where(X > 0, torch.log(X.clamp_min(1e-300)), 0.0)
+    fX = weighting(X, config.x_max, config.alpha)
     lr, n = config.learning_rate, len(x)
     losses = []
     if progress:
@@ -303,7 +306,13 @@ class GloVeFamily(EmbeddingFamily):
     model_type = GloVeModel
     options = frozenset({"vector_size", "window", "min_count", "epochs", "seed", "embedding"})
     estimators = ("block", "cg", "gradient-dot", "magic")
+    modes = ("scratch", "masked")
     objective_kind = "counts"
+
+    def retrain_weighted(self, full, config, weights) -> GloVeModel:
+        """``--mode masked``: the baseline's run (its vocabulary, nonzero pairs and their order) with each
+        document's counts weighted (0: removed, e: e copies)."""
+        return train_glove(full, config, doc_weights=weights)
 
     def train(self, corpus, config, progress=None, device="cpu") -> GloVeModel:
         return train_glove(corpus, config, progress, device)

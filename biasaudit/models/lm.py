@@ -607,7 +607,7 @@ class LMFamily:
     config_type = LMConfig
     options = frozenset({"min_count", "epochs", "seed"})
     estimators = ("ekfac", "gradient-dot", "magic")
-    modes = ("scratch",)
+    modes = ("scratch", "masked")
     objective_kind = "task"
     word_vectors = False
     unit = "tokens"
@@ -628,6 +628,13 @@ class LMFamily:
         if config.finetune:      # fine-tuned again from the same checkpoint (its tokenizer)
             return train_lm(edited, config)
         return train_lm(edited, config, encoder=word_encoder(full, config.min_count))
+
+    def retrain_weighted(self, full, config, weights) -> LMModel:
+        """``--mode masked``: the baseline's run on the full corpus (the same examples, batches, learning rates
+        and random draws) with each document's loss terms weighted (0: removed, e: e copies): the retrain a
+        metagradient predicts to first order."""
+        encoder = None if config.finetune else word_encoder(full, config.min_count)
+        return train_lm(full, config, encoder=encoder, doc_weights=weights)
 
     def load(self, folder, device: str = "cpu") -> LMModel:
         return LMModel.load(folder, device)
