@@ -12,6 +12,7 @@ pass). The local cluster listens on 127.0.0.1 only, its dashboard included.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import re
 import threading
@@ -101,6 +102,44 @@ def _connect(address: str, timeout: float):
     raise e
 
 
+@contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored while the block starts processes (they inherit it), then restored; a no-op off the main
+    thread, where signals cannot be set."""
+    import signal
+
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:          # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _close_quietly(client, cluster, quiet: bool = True) -> None:
+    """Close the client and the local cluster; ``quiet`` (after an interruption or an error): distributed's,
+    tornado's and asyncio's loggers silenced first, so closing with tasks still running (cancelled, workers
+    killed after their grace period) prints nothing, and a failure to close is not the user's error."""
+    loggers = [logging.getLogger(name) for name in ("distributed", "tornado", "asyncio")] if quiet else []
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL + 1)
+    try:
+        with _sigint_ignored():       # a second Ctrl-C does not interrupt the closing half-way
+            for close in (client.close, cluster.close):
+                try:
+                    close()
+                except Exception:    # noqa: BLE001 - nothing to report: the run is over either way
+                    if not quiet:
+                        raise
+    finally:      # a notebook that goes on after an interrupted run hears distributed again
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
 def _refusal(e: BaseException) -> str | None:
     """'connection refused' (or unreachable) when that is what ``e``'s chain of causes ends in, else None."""
     seen = set()
@@ -129,15 +168,19 @@ def dask_client(scheduler: str | None, n_workers: int | None = None) -> Iterator
     if scheduler == "local":
         n = n_workers or max(1, os.cpu_count() or 1)
         # this machine only: the scheduler, the workers and the dashboard listen on 127.0.0.1 (port 0: any free
-        # one, no clash with another cluster on 8786/8787)
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address="127.0.0.1:0")
+        # one, no clash with another cluster on 8786/8787). Ctrl-C reaches every process of the terminal's group:
+        # the workers are started with SIGINT ignored (a Python child keeps an ignored SIGINT: no KeyboardInterrupt
+        # traceback from each), so only this process stops, and it closes them; their logs say errors only.
+        with _sigint_ignored():
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                   dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
         client = Client(cluster)
         try:
             yield client
-        finally:
-            client.close()
-            cluster.close()
+        except BaseException:      # interrupted or failed: the user sees our one line, not the shutdown's chatter
+            _close_quietly(client, cluster)
+            raise
+        _close_quietly(client, cluster, quiet=False)
         return
     client = _connect(scheduler, timeout)
     try:

@@ -162,6 +162,53 @@ def test_experiment_prints_its_plan_and_dry_run_stops_there(tmp_path, corpus_fil
     assert not out.exists() and len(list(cache.glob("models/*"))) == 1 and "Traceback" not in p.stderr
 
 
+_INTERRUPTED = r"""
+import pathlib, sys, time
+import biasaudit.experiments as experiments
+
+marker = pathlib.Path(sys.argv.pop())
+
+
+def run_experiment(spec, out, client=None, **kw):      # a retrain running on a worker when Ctrl-C comes
+    running = client.submit(time.sleep, 120, pure=False)
+    time.sleep(0.5)
+    marker.write_text("running")
+    running.result()
+
+
+experiments.run_experiment = run_experiment
+from biasaudit.cli import main
+main()
+"""
+
+
+def test_ctrl_c_during_an_experiment_on_the_local_cluster_is_one_line(tmp_path, corpus_file):
+    """Ctrl-C reaches the whole process group, Dask's worker processes too: the user sees the one friendly line
+    (exit 130), not each worker's KeyboardInterrupt traceback and the cluster's shutdown warnings."""
+    import os
+    import signal
+    import time
+
+    f, t = corpus_file
+    marker = tmp_path / "running"
+    p = subprocess.Popen([sys.executable, "-c", _INTERRUPTED, "experiment", "--corpus", str(f), "--test", str(t),
+                          "--scheduler", "local", *SMALL, "--out", str(tmp_path / "exp"), str(marker)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                         env={**os.environ, "BIASAUDIT_CACHE": str(tmp_path / "c")})
+    deadline = time.monotonic() + 120
+    while not marker.exists() and p.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    try:
+        os.killpg(p.pid, signal.SIGINT)            # what a terminal's Ctrl-C does
+        out, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    assert marker.exists(), (out, err)
+    assert p.returncode == 130 and err.strip().splitlines() == [
+        "interrupted: finished outputs are kept; rerun the same command to resume"], err
+
+
 def test_glove_end_to_end(tmp_path, corpus_file):
     """--model glove through train, weat, score and experiment, each writing what the skip-gram path writes."""
     f, t = corpus_file
