@@ -83,6 +83,21 @@ def score_magic(model, corpus, measures: list, estimator: EstimatorConfig, progr
     replay = fam.replay(model, corpus, device=device)
     values, grads, info = metagradients(replay, measures, progress)
     scores = {m.name: -grads[k] for k, m in enumerate(measures)}
+    for k, m in enumerate(measures):
+        # a metagradient is exact, but through a chaotic run (long Adam training from scratch) it explodes: a
+        # first-order change larger than the measure's whole range says the run is far from smooth in w, and its
+        # ranking and predictions should not be trusted (measured: LDS ~0 on the planted LM corpus, README)
+        worst = float(np.abs(grads[k]).max()) if grads.shape[1] else 0.0
+        info_k = info.setdefault("exploded", {})
+        info_k[m.name] = bool(np.isfinite(m.bound) and worst > 10 * m.bound) or not np.isfinite(worst)
+        if info_k[m.name]:
+            import warnings
+            from ..errors import BiasAuditWarning
+            warnings.warn(f"{m.name}: the metagradients exploded (a single document's first-order effect is "
+                          f"{worst:.3g}, the measure's range is +-{m.bound:.3g}): training is far from smooth in the "
+                          "document weights, so magic's ranking and predictions are unreliable here; compare with "
+                          "ekfac or gradient-dot, or train with a smaller learning rate", BiasAuditWarning,
+                          stacklevel=2)
     solver = {m.name: {"estimator": estimator.label, **info} for m in measures}
     words, doc_words = fam.magic_words(model, corpus, measures, replay)
     from .ensemble import LinearPredictor
