@@ -720,7 +720,7 @@ def _overview(summary) -> str:
         return ""
     sig = [t for t in tests if t["evidence"]["significant"]]
     noisy = [t for t in tests if t["evidence"].get("seed_noise")]
-    each = ", ".join(f"{t['name']} d {t['evidence']['effect_size']:+.2f} p {t['evidence']['p_value']:.2g}"
+    each = ", ".join(f"{clean(t['name'])} d {t['evidence']['effect_size']:+.2f} p {t['evidence']['p_value']:.2g}"
                      for t in tests)
     spread = next((t["evidence"]["seed_spread"] for t in tests if t["evidence"].get("seed_spread")), None)
     seeds = (f"seed spread measured over {spread['n_seeds']} seeds ({len(noisy)} of {len(tests)} within seed noise)"

@@ -60,7 +60,21 @@ def _connect(address: str, timeout: float):
     """A Client for ``address``, given up after ``timeout`` seconds whatever the peer does. distributed's own
     timeout covers the TCP connection but not a peer that accepts and never answers, so the Client is made in a
     daemon thread under a hard deadline; an abandoned attempt is closed if it ever finishes."""
+    import socket
+
     from dask.distributed import Client
+
+    # a plain TCP probe first: a refused or unreachable port is told at once, not after distributed's retries
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        refused = _refusal(e)
+        if refused is not None:
+            raise ConfigError(f"cannot reach the Dask scheduler at {address} ({refused}: is it running "
+                              "there?)") from e
+    except ValueError:
+        pass                       # not host:port; distributed says what is wrong below
 
     box: dict = {}
     abandoned = threading.Event()
