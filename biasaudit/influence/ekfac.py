@@ -231,10 +231,5 @@ class EkfacPredictor:
 
 def _doc_words(corpus, doc_ids: list[str], words: tuple[str, ...]) -> dict[int, tuple[int, ...]]:
     """doc index -> indices into ``words`` of the test words it holds (for the report's highlighting)."""
-    pos = {w: i for i, w in enumerate(words)}
-    out = {}
-    for i, d in enumerate(corpus):
-        hit = {pos[t] for t in tokenize(d.text) if t in pos}
-        if hit:
-            out[i] = tuple(sorted(hit))
-    return out
+    from ..models.lm import doc_word_index
+    return doc_word_index(corpus, words)

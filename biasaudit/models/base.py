@@ -103,6 +103,19 @@ def human_list(items) -> str:
     return " and ".join(items) if len(items) < 3 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
+def run_record_refusal(meta: dict, what: str, version: int) -> str | None:
+    """Why a model's saved run record cannot be replayed by ``--estimator magic`` (one line), or None: the record
+    missing or of another version (an older biasaudit), or a run trained with document weights."""
+    run = meta.get("run")
+    if not isinstance(run, dict) or run.get("version") != version:
+        return (f"this {what} was saved without the record of its training run (trained by an older biasaudit, or "
+                "by another tool); train it again (--overwrite, or a fresh --cache) to audit it with "
+                "--estimator magic")
+    if run.get("weighted"):
+        return f"this {what} was trained with document weights; magic differentiates runs with every weight 1"
+    return None
+
+
 def check_estimators(estimators, family: ModelFamily, config=None) -> None:
     """The one place that decides whether estimators fit a family (before any training); with ``config``, also
     whether they fit that configuration (the family's ``estimator_refusal``: e.g. magic replays a training run,

@@ -25,6 +25,7 @@ import torch
 from ..batches import encode_batches
 from ..corpus import Corpus
 from ..errors import ConfigError
+from .base import run_record_refusal
 from ..vocab import training_vocab
 from .glove import (RUN_RECORD, GloVeModel, adagrad_step, batch_cooccurrence, cooccurrence_matrix, counts_hash,
                     initial_state, step_deltas, weighting)
@@ -32,14 +33,7 @@ from .glove import (RUN_RECORD, GloVeModel, adagrad_step, batch_cooccurrence, co
 
 def replay_refusal(model: GloVeModel) -> str | None:
     """Why ``model`` cannot be replayed (one line naming the alternative), or None."""
-    run = model.meta.get("run")
-    if not isinstance(run, dict) or run.get("version") != RUN_RECORD:
-        return ("this GloVe model was saved without the record of its training run (trained by an older biasaudit, "
-                "or by another tool); train it again (--overwrite, or a fresh --cache) to audit it with "
-                "--estimator magic")
-    if run.get("weighted"):
-        return "this GloVe model was trained with document weights; magic differentiates runs with every weight 1"
-    return None
+    return run_record_refusal(model.meta, "GloVe model", RUN_RECORD)
 
 
 class GloVeReplay:

@@ -570,6 +570,17 @@ def document_losses(model: LMModel, corpus: Corpus, batch_size: int = 64) -> tup
     return ex.doc_ids, out
 
 
+def doc_word_index(corpus: Corpus, words: tuple[str, ...]) -> dict[int, tuple[int, ...]]:
+    """doc index -> indices into ``words`` of the test words it holds (for the report's highlighting)."""
+    pos = {w: i for i, w in enumerate(words)}
+    out = {}
+    for i, d in enumerate(corpus):
+        hit = {pos[t] for t in tokenize(d.text) if t in pos}
+        if hit:
+            out[i] = tuple(sorted(hit))
+    return out
+
+
 # ------------------------------------------------------------------ the family
 def require_lm() -> None:
     """--model lm needs transformers and kronfluence (the ``lm`` extra); say how to install them."""
@@ -716,13 +727,7 @@ class LMFamily:
     def magic_words(self, model, corpus, measures, replay):
         """The measures' words and, per document, the indices of those it holds (for the report)."""
         words = tuple(dict.fromkeys(w for m in measures for w in m.words))
-        pos = {w: i for i, w in enumerate(words)}
-        out = {}
-        for i, d in enumerate(corpus):
-            hit = {pos[t] for t in tokenize(d.text) if t in pos}
-            if hit:
-                out[i] = tuple(sorted(hit))
-        return words, out
+        return words, doc_word_index(corpus, words)
 
 
 FAMILY = register(LMFamily())

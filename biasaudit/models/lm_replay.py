@@ -25,6 +25,7 @@ import torch
 
 from ..corpus import Corpus
 from ..errors import ConfigError
+from .base import run_record_refusal
 from .lm import (RUN_RECORD, LMModel, Schedule, _dtype, checkpoint_hash, initial_net, make_examples,
                  make_optimizer, replayable_attention, run_batches, step_seed, weighted_batch_loss)
 
@@ -44,13 +45,7 @@ def replay_refusal(model) -> str | None:
     if model.config is None:
         return ("a foreign checkpoint has no recorded training run to differentiate; fine-tune it here "
                 "(--checkpoint DIR --finetune) to audit it with --estimator magic")
-    run = model.meta.get("run")
-    if not isinstance(run, dict) or run.get("version") != RUN_RECORD:
-        return ("this LM was saved without the record of its training run (trained by an older biasaudit); "
-                "train it again (--overwrite, or a fresh --cache) to audit it with --estimator magic")
-    if run.get("weighted"):
-        return "this LM was trained with document weights; magic differentiates runs with every weight 1"
-    return None
+    return run_record_refusal(model.meta, "LM", RUN_RECORD)
 
 
 class LMReplay:

@@ -26,6 +26,7 @@ import torch
 
 from ..corpus import Corpus
 from ..errors import ConfigError
+from .base import run_record_refusal
 from ..vocab import training_vocab
 from .skipgram import REPLAYS, SkipGramModel
 from .torch_skipgram import RUN_RECORD, SkipGramRun, sgd_step, step_deltas
@@ -36,13 +37,7 @@ def replay_refusal(model: SkipGramModel) -> str | None:
     if model.meta.get("backend") != "torch":
         return ("--estimator magic differentiates a skip-gram run trained here in torch: train with --backend torch "
                 "(gensim's run cannot be replayed)")
-    run = model.meta.get("run")
-    if not isinstance(run, dict) or run.get("version") != RUN_RECORD:
-        return ("this skip-gram model was saved without the record of its training run (trained by an older "
-                "biasaudit); train it again (--overwrite, or a fresh --cache) to audit it with --estimator magic")
-    if run.get("weighted"):
-        return "this skip-gram model was trained with document weights; magic differentiates runs with every weight 1"
-    return None
+    return run_record_refusal(model.meta, "skip-gram model", RUN_RECORD)
 
 
 class SkipGramReplay:
