@@ -103,6 +103,24 @@ def human_list(items) -> str:
     return " and ".join(items) if len(items) < 3 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
+def replay_difference(pairs, tolerance: float, what: str, hint: str = "") -> float:
+    """The largest relative difference between replayed tensors and the saved arrays they must equal (``pairs`` of
+    (replayed, saved)); a replay that does not reproduce the saved model is refused: its metagradient would not be
+    the model's."""
+    import numpy as np
+    import torch
+
+    worst = 0.0
+    for replayed, saved in pairs:
+        s = torch.as_tensor(saved.detach() if isinstance(saved, torch.Tensor) else np.asarray(saved))
+        s = s.to(replayed.dtype)
+        worst = max(worst, float((replayed.cpu() - s.cpu()).abs().max()) / max(float(s.abs().max()), 1e-12))
+    if worst > tolerance:
+        raise ConfigError(f"replaying the recorded run did not reproduce the saved {what} (relative difference "
+                          f"{worst:.1e}{hint}); the metagradient would not be the model's")
+    return worst
+
+
 def run_record_refusal(meta: dict, what: str, version: int) -> str | None:
     """Why a model's saved run record cannot be replayed by ``--estimator magic`` (one line), or None: the record
     missing or of another version (an older biasaudit), or a run trained with document weights."""

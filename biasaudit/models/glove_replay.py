@@ -25,7 +25,7 @@ import torch
 from ..batches import encode_batches
 from ..corpus import Corpus
 from ..errors import ConfigError
-from .base import run_record_refusal
+from .base import replay_difference, run_record_refusal
 from ..vocab import training_vocab
 from .glove import (RUN_RECORD, GloVeModel, adagrad_step, batch_cooccurrence, cooccurrence_matrix, counts_hash,
                     initial_state, step_deltas, weighting)
@@ -90,15 +90,9 @@ class GloVeReplay:
     def check_final(self, state: tuple) -> float:
         """The largest relative difference between the replayed and the saved parameters (refused above
         TOLERANCE)."""
-        worst = 0.0
-        for a, saved in zip(state[:4], (self.model.W, self.model.C, self.model.b, self.model.bc)):
-            s = torch.as_tensor(np.asarray(saved)).to(a.dtype)
-            worst = max(worst, float((a.cpu() - s).abs().max()) / max(float(s.abs().max()), 1e-12))
-        self.replay_difference = worst
-        if worst > self.TOLERANCE:
-            raise ConfigError(f"replaying the recorded run did not reproduce the saved parameters (relative "
-                              f"difference {worst:.1e}); the metagradient would not be the model's")
-        return worst
+        self.replay_difference = replay_difference(
+            zip(state[:4], (self.model.W, self.model.C, self.model.b, self.model.bc)), self.TOLERANCE, "parameters")
+        return self.replay_difference
 
     # ---------------------------------------------------------------- the measure at the end
     def measure_adjoints(self, state: tuple, measures: list) -> tuple[list[float], list[tuple]]:

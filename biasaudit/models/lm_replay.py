@@ -25,7 +25,7 @@ import torch
 
 from ..corpus import Corpus
 from ..errors import ConfigError
-from .base import run_record_refusal
+from .base import replay_difference, run_record_refusal
 from .lm import (RUN_RECORD, LMModel, Schedule, _dtype, checkpoint_hash, initial_net, make_examples,
                  make_optimizer, replayable_attention, run_batches, step_seed, weighted_batch_loss)
 
@@ -119,17 +119,10 @@ class LMReplay:
     def check_final(self, state: tuple) -> float:
         """The largest relative difference between the replayed and the saved weights (refused above TOLERANCE)."""
         saved = dict(self.model.net.named_parameters())
-        worst = 0.0
-        for name, p in zip(self.names, state[0]):
-            s = saved[name].detach().to(p.dtype)
-            diff = float((p - s).abs().max()) / max(float(s.abs().max()), 1e-12)
-            worst = max(worst, diff)
-        self.replay_difference = worst
-        if worst > self.TOLERANCE:
-            raise ConfigError(f"replaying the recorded run did not reproduce the saved weights (relative difference "
-                              f"{worst:.1e}; the run used {self.run.get('threads')} threads, this process "
-                              f"{torch.get_num_threads()}); the metagradient would not be the model's")
-        return worst
+        self.replay_difference = replay_difference(
+            ((p, saved[name]) for name, p in zip(self.names, state[0])), self.TOLERANCE, "weights",
+            f"; the run used {self.run.get('threads')} threads, this process {torch.get_num_threads()}")
+        return self.replay_difference
 
     # ---------------------------------------------------------------- the measure at the end
     def measure_adjoints(self, state: tuple, measures: list) -> tuple[list[float], list[tuple]]:

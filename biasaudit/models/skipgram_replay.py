@@ -26,7 +26,7 @@ import torch
 
 from ..corpus import Corpus
 from ..errors import ConfigError
-from .base import run_record_refusal
+from .base import replay_difference, run_record_refusal
 from ..vocab import training_vocab
 from .skipgram import REPLAYS, SkipGramModel
 from .torch_skipgram import RUN_RECORD, SkipGramRun, sgd_step, step_deltas
@@ -79,15 +79,9 @@ class SkipGramReplay:
 
     def check_final(self, state: tuple) -> float:
         """The largest relative difference between the replayed and the saved vectors (refused above TOLERANCE)."""
-        worst = 0.0
-        for x, saved in zip(state, (self.model.vectors, self.model.output_vectors)):
-            s = torch.as_tensor(np.asarray(saved)).to(x.dtype)
-            worst = max(worst, float((x.cpu() - s).abs().max()) / max(float(s.abs().max()), 1e-12))
-        self.replay_difference = worst
-        if worst > self.TOLERANCE:
-            raise ConfigError(f"replaying the recorded run did not reproduce the saved vectors (relative difference "
-                              f"{worst:.1e}); the metagradient would not be the model's")
-        return worst
+        self.replay_difference = replay_difference(
+            zip(state, (self.model.vectors, self.model.output_vectors)), self.TOLERANCE, "vectors")
+        return self.replay_difference
 
     # ---------------------------------------------------------------- the measure at the end
     def measure_adjoints(self, state: tuple, measures: list) -> tuple[list[float], list[tuple]]:
