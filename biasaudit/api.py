@@ -601,7 +601,7 @@ def score(model, corpus, tests=None, *, estimator=None, query: str | None = None
           seed_models: Sequence = (), ensemble: int = 1, resamples: int = 100, min_word_count: int = 1,
           strict_oov: bool = False, top: int = 10, out=None, overwrite: bool = False, scheduler: str | None = None,
           device: str = "cpu", cache=None, progress: Progress | None = None, log: Log | None = None,
-          on_model=None, report: bool = True) -> ScoreResult:
+          on_model=None, report: bool = True, measure: str = "weat") -> ScoreResult:
     """Rank every document of ``corpus`` by its influence on each bias test (``biasaudit score``).
 
     delta_bias_if_removed(d): the predicted change of the effect size if d is removed and the model retrained;
@@ -644,7 +644,7 @@ def score(model, corpus, tests=None, *, estimator=None, query: str | None = None
                         query=(query, words(toward), words(away)) if query is not None else None, top=top,
                         progress=progress, client=client, device=device, templates=tpl, pairs=pairs,
                         min_word_count=min_word_count, seed_models=tuple(seed_models), n_resamples=resamples,
-                        ensemble=ensemble)
+                        ensemble=ensemble, measure=measure)
     result = ScoreResult(res.folder, res.summary)
     if report:
         result.report()
@@ -659,7 +659,7 @@ def experiment(model, corpus, tests=None, *, heldout=None, estimator=None,
                out=None,
                overwrite: bool = False, scheduler: str | None = None, cache=None,
                progress: Progress | None = None, log: Log | None = None, report: bool = True,
-               on_plan=None, dry_run: bool = False) -> ExperimentResult:
+               on_plan=None, dry_run: bool = False, measure: str = "weat") -> ExperimentResult:
     """Retrain without (or with more of) the top-ranked documents, against random edits of the same size, over
     paired seeds, and measure whether the bias moves as predicted (``biasaudit experiment``).
 
@@ -674,10 +674,13 @@ def experiment(model, corpus, tests=None, *, heldout=None, estimator=None,
     remove-random, and hard-debias for word vectors). ``lds``: random subsets for the linear datamodeling score;
     ``ensemble``/``fresh_seeds``: rank by several seeds' models / retrain on seeds the ranking did not use.
     ``select="greedy"``: add remove-selected, k documents chosen as a set on the group predictions, beside
-    remove-top at the same k (``biasaudit.influence.select``). Resumes from the finished retrains in ``out``."""
+    remove-top at the same k (``biasaudit.influence.select``). ``measure``: as ``score``'s; rankings, predictions
+    and every retrained model's measurement (held-out companions too) read it. Resumes from the finished retrains
+    in ``out``."""
     from .distributed import dask_client
     from .experiments import DEFAULT_CONDITIONS, ExperimentSpec, default_folder, run_experiment
     from .models import family_of
+    from .audit import read_tests_with
     from .swaps import SwapList, load_swaps
     from .wordsets import resolve_heldout, resolve_tests
 
@@ -693,7 +696,7 @@ def experiment(model, corpus, tests=None, *, heldout=None, estimator=None,
         config = model
     fam = family_of(config)
     corpus = load_corpus(corpus)
-    resolved = resolve_tests(_test_specs(tests))
+    resolved = read_tests_with(fam, resolve_tests(_test_specs(tests)), measure)
     if conditions is None:
         conditions = [c for c in DEFAULT_CONDITIONS if fam.word_vectors or c != "hard-debias"]
     elif isinstance(conditions, str):
@@ -704,8 +707,9 @@ def experiment(model, corpus, tests=None, *, heldout=None, estimator=None,
     tpl = None if templates is None else _template_list(templates)
     if swaps is not None and not isinstance(swaps, SwapList):
         swaps = load_swaps(swaps)
+    held = heldout if isinstance(heldout, dict) else resolve_heldout(resolved, heldout)
     spec = ExperimentSpec(corpus=corpus, model=config, tests=resolved, ranking_model=given,
-                          heldout=heldout if isinstance(heldout, dict) else resolve_heldout(resolved, heldout),
+                          heldout=dict(zip(held, read_tests_with(fam, list(held.values()), measure))),
                           estimators=ests, ks=k, seeds=seeds, templates=tpl,
                           conditions=tuple(c.strip() for c in conditions if c.strip()), upweight=upweight,
                           mode=mode, warm_epochs=warm_epochs, remove_ids=tuple(dict.fromkeys(remove_ids)), lds=lds,

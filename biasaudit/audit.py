@@ -70,6 +70,19 @@ def measurable_words(model, words, min_word_count: int = 1, corpus=None) -> tupl
     return known, rare
 
 
+def read_tests_with(fam, tests: list, measure: str = "weat") -> list:
+    """``tests`` read with ``measure`` (``measures.embedding.read_with``); a measure other than WEAT reads word
+    vectors, so other families are refused in one line."""
+    from .measures.embedding import read_with
+
+    if str(measure).strip().lower() == "weat":
+        return list(tests)
+    if not fam.word_vectors:
+        raise ConfigError(f"--measure {measure} reads word vectors; {fam.label} models are measured by template "
+                          "association (--test) or paired sentences (--pairs)")
+    return [read_with(t, measure) for t in tests]
+
+
 def bias_measures(model, tests, strict: bool = False, templates=None, min_word_count: int = 1,
                   corpus=None) -> tuple[list, list, dict, dict]:
     """(differentiable measures, the tests as kept, {test: dropped words}, {skipped test: reason}) of a model:
@@ -254,6 +267,8 @@ def evidence(original: BiasTest | None, kept: BiasTest | None, stats: dict | Non
     d, p = stats["effect_size"], stats["p_value"]
     lo, hi = stats.get("ci_low"), stats.get("ci_high")
     ci_has_zero = lo is not None and hi is not None and lo <= 0 <= hi
+    if stats.get("metric", "weat") != "weat":       # --measure: that measure's verdict (some have no p)
+        return _measure_evidence(stats, original, kept, spread, sets, warnings, ci_has_zero)
     significant = p < 0.05 and not ci_has_zero
     ptxt = "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
     citxt = "" if lo is None else f", 95% CI [{lo:+.2f}, {hi:+.2f}]"
@@ -289,7 +304,32 @@ def evidence(original: BiasTest | None, kept: BiasTest | None, stats: dict | Non
             "warnings": warnings, "significant": significant, "seed_noise": seed_noise, "verdict": verdict + "."}
 
 
-def check_command(corpus, tests, model, estimator: EstimatorConfig) -> str | None:
+def _measure_evidence(stats: dict, original, kept, spread, sets: list, warnings: list, ci_has_zero: bool) -> dict:
+    """``evidence`` for a test read with a measure other than WEAT: ``measures.suite.verdict``'s sentence and
+    significance (None for the measures with no permutation test: said in a warning)."""
+    from .measures.suite import verdict
+
+    d, p, lo, hi = stats["effect_size"], stats["p_value"], stats["ci_low"], stats["ci_high"]
+    v = verdict(stats["metric"], d, p, lo, hi, kept, original, spread)
+    ptxt = None if p is None else ("p < 0.001" if p < 0.001 else f"p = {p:.3f}")
+    if v["significant"] is False:
+        warnings.insert(0, "not significant: these documents move the number; the number itself is not "
+                           f"distinguishable from word-sampling noise ({ptxt}, 95% CI [{lo:+.2f}, {hi:+.2f}]"
+                           f"{' includes 0' if ci_has_zero else ''})")
+    elif v["significant"] is None:
+        warnings.insert(0, f"{stats.get('label', stats['metric'])} has no significance test: read its value "
+                           f"against its 95% CI [{lo:+.2f}, {hi:+.2f}] and the spread over seeds (--seeds 3)")
+    if v["seed_noise"]:
+        warnings.insert(0, f"within seed noise: the measure varies across training seeds (mean "
+                           f"{spread['mean']:+.2f}, sd {spread['sd']:.2f}); these documents move one seed's "
+                           "number, not a property of the corpus")
+    return {"effect_size": d, "p_value": p, "exact": stats.get("exact"), "ci_low": lo, "ci_high": hi,
+            "seed_spread": spread if spread and spread.get("n_seeds", 1) > 1 else None, "sets": sets,
+            "warnings": warnings, "significant": v["significant"], "seed_noise": v["seed_noise"],
+            "verdict": v["verdict"], "metric": stats["metric"], "label": stats.get("label")}
+
+
+def check_command(corpus, tests, model, estimator: EstimatorConfig, measure: str = "weat") -> str | None:
     """The ``biasaudit experiment`` command that checks this ranking by retraining (same corpus, model settings
     and tests; the top 0.1% and 1% removed and upweighted against random removal over 3 seeds); None when the
     model was given in memory (no command line can name it)."""
@@ -335,6 +375,8 @@ def check_command(corpus, tests, model, estimator: EstimatorConfig) -> str | Non
         parts += ["--test", str(t) if isinstance(t, (str, Path)) else t.name]   # a BiasTest: its name
     if estimator.name != fam.estimators[0] or estimator.damping != EstimatorConfig().damping:
         parts += ["--estimator", estimator.label]
+    if measure != "weat":
+        parts += ["--measure", measure]
     parts += ["--k", "0.1%,1%", "--seeds", "3", "--conditions", "baseline,remove-top,upweight-top,remove-random"]
     return shlex.join(parts)
 
@@ -343,7 +385,7 @@ def check_command(corpus, tests, model, estimator: EstimatorConfig) -> str | Non
 def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, overwrite=False, strict_oov=False,
               query=None, top: int = 10, progress=None, reports_dir: str | Path = "reports", client=None,
               device: str = "cpu", templates=None, pairs=None, min_word_count: int = 1, seed_models=(),
-              n_resamples: int = N_RESAMPLES, ensemble: int = 1) -> RunResult:
+              n_resamples: int = N_RESAMPLES, ensemble: int = 1, measure: str = "weat") -> RunResult:
     """Score every document of ``corpus`` against the bias tests (or a word query; or, for LMs, paired
     sentences ``pairs`` = (name, [(more, less), ...])) and write the outputs (staged, then moved into place).
 
@@ -351,7 +393,9 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
     (``strict_oov``: an error); a test left with a set of fewer than 2 words is skipped with a note, and only a run
     with no test left fails. ``seed_models``: the same model trained with other seeds, for the spread of the
     effect size over seeds and the stability of the ranking over seeds as well as words. ``ensemble``: rank by the
-    mean score of the model and the first ``ensemble - 1`` seed models (``biasaudit.influence.ensemble``)."""
+    mean score of the model and the first ``ensemble - 1`` seed models (``biasaudit.influence.ensemble``).
+    ``measure``: the measure the tests are read with (word vectors: "weat" or a differentiable one of
+    ``biasaudit.measures.embedding``); its statistics stand where WEAT's do."""
     fam = family_of(model)
     if ensemble > 1 and len(seed_models) < ensemble - 1:
         raise ConfigError(f"--ensemble {ensemble} needs {ensemble} trained seeds, got {len(seed_models) + 1}")
@@ -369,6 +413,7 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
         roles[targets[-1].name] = {"target": [word.lower()], "attribute": list(toward) + list(away)}
     else:
         resolved = resolve_tests(tests) if (tests or pairs is None) else []
+        resolved = read_tests_with(fam, resolved, measure)
         if resolved:
             _, rare = measurable_words(model, {w for t in resolved for w in t.words}, min_word_count, corpus)
         measures, kept_tests, dropped, skipped = (bias_measures(model, resolved, strict_oov, templates,
@@ -415,6 +460,8 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
                   "tests": [t.name for t in targets], "test_words": {t.name: list(t.words) for t in targets}}
     if min_word_count > 1:
         run_config["min_word_count"] = min_word_count
+    if measure != "weat":
+        run_config["measure"] = measure
     origin = (getattr(model, "meta", None) or {}).get("origin")
     if origin:
         run_config["model_files"] = [{"path": f["path"], "sha256": f["sha256"]} for f in origin["files"]]
@@ -560,7 +607,8 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
                "timings": {k: round(v, 3) for k, v in result.timings.items()},
                "seeds": run_config.get("seeds", [model.config.seed] if model.config else []),
                "versions": versions("gensim", "numpy", "torch"),
-               "check_command": check_command(corpus, tests if query is None else None, model, estimator)
+               "check_command": check_command(corpus, tests if query is None else None, model, estimator,
+                                              measure)
                if query is None else None,
                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "out_dir": str(folder)}
     with out.stage() as tmp:

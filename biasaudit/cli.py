@@ -589,6 +589,10 @@ def _weat_verdict(r: dict) -> str:
     return head + "not distinguishable from no association on these words"
 
 
+MeasureOpt = typer.Option("weat", "--measure", help="The bias measure documents are ranked by and retrains are "
+                          "measured with: weat (default), or for word vectors ripa (Ethayarajh et al. 2019), "
+                          "direct-bias (Bolukbasi et al. 2016), rnd (Garg et al. 2018) or mac (Manzini et al. "
+                          "2019). ECT and RNSB have no useful derivative: `biasaudit measure` reports them.")
 EnsembleOpt = typer.Option(1, "--ensemble", min=1, help="Rank by the mean score of this many seeds' models "
                            "(seed, seed+1, ...; each trained and scored with the estimator): rankings that hold "
                            "across training seeds. Each document's sign agreement across seeds is written beside "
@@ -629,7 +633,7 @@ def score(test: Optional[List[str]] = TestOpt,
           scheduler: Optional[str] = SchedulerOpt, checkpoint: Optional[Path] = CheckpointOpt,
           embeddings: Optional[Path] = EmbeddingsOpt, vocab: Optional[Path] = VocabOpt,
           finetune: bool = FinetuneOpt, templates: Optional[Path] = TemplatesOpt, ensemble: int = EnsembleOpt,
-          opts: RunOptions = None):
+          measure: str = MeasureOpt, opts: RunOptions = None):
     """Rank every training document by its contribution to a bias (cross-loss influence).
 
     delta_bias_if_removed(d) = grad B^T H^-1 grad L_d: the predicted change of the effect size if document d is
@@ -687,7 +691,8 @@ def score(test: Optional[List[str]] = TestOpt,
                                   away=words(away), pairs=pair_spec, templates=tpl, seeds=len(models),
                                   seed_models=models[1:], ensemble=ensemble, resamples=resamples,
                                   min_word_count=min_word_count, strict_oov=strict_oov, top=top, out=out_dir,
-                                  overwrite=overwrite, scheduler=scheduler, device=opts.device, progress=update)
+                                  overwrite=overwrite, scheduler=scheduler, device=opts.device, progress=update,
+                                  measure=measure)
     for n in summary["notes"]:
         note(n)
     if _overview(summary):
@@ -720,7 +725,8 @@ def _overview(summary) -> str:
         return ""
     sig = [t for t in tests if t["evidence"]["significant"]]
     noisy = [t for t in tests if t["evidence"].get("seed_noise")]
-    each = ", ".join(f"{clean(t['name'])} d {t['evidence']['effect_size']:+.2f} p {t['evidence']['p_value']:.2g}"
+    each = ", ".join(f"{clean(t['name'])} {t['evidence'].get('label') or 'd'} {t['evidence']['effect_size']:+.2f}"
+                     + ("" if t["evidence"]["p_value"] is None else f" p {t['evidence']['p_value']:.2g}")
                      for t in tests)
     spread = next((t["evidence"]["seed_spread"] for t in tests if t["evidence"].get("seed_spread")), None)
     seeds = (f"seed spread measured over {spread['n_seeds']} seeds ({len(noisy)} of {len(tests)} within seed noise)"
@@ -944,7 +950,7 @@ def experiment(test: Optional[List[str]] = TestOpt,
                                                          "local HF checkpoint every run fine-tunes (baselines and "
                                                          "edits alike)."),
                finetune: bool = FinetuneOpt, swap_pairs: Optional[Path] = SwapPairsOpt,
-               rank_by: str = RankByOpt, templates: Optional[Path] = TemplatesOpt,
+               rank_by: str = RankByOpt, templates: Optional[Path] = TemplatesOpt, measure: str = MeasureOpt,
                dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (trainings, estimated time, "
                                             "workers) and stop: nothing trained, no folder written."),
                opts: RunOptions = None):
@@ -994,7 +1000,8 @@ def experiment(test: Optional[List[str]] = TestOpt,
                                  min_word_count=min_word_count,
                                  rank_by=rank_by, swaps=swap_pairs, templates=templates, out=out_dir,
                                  overwrite=overwrite, scheduler=None if scheduler == "none" else scheduler,
-                                 progress=update, log=note, on_plan=_print_plan, dry_run=dry_run)
+                                 progress=update, log=note, on_plan=_print_plan, dry_run=dry_run,
+                                 measure=measure)
     if dry_run:
         out.print("dry run: nothing trained, no folder written")
         return

@@ -47,6 +47,8 @@ class BiasTest:
     description: str = ""
     source: str = ""
     heldout_for: str = ""   # for a held-out companion: the name of the audited test it checks
+    measure: str = "weat"   # the bias measure the test is read with (``biasaudit.measures``: weat, ripa, ...)
+    paired: bool = False    # X and Y pair word by word (RIPA, Direct Bias): a word dropped drops its partner
 
     @property
     def sets(self) -> tuple[WordSet, WordSet, WordSet, WordSet]:
@@ -56,6 +58,14 @@ class BiasTest:
     def words(self) -> tuple[str, ...]:
         """Every word of the test, each once, in set order."""
         return tuple(dict.fromkeys(w for s in self.sets for w in s.words))
+
+    def with_measure(self, name: str, paired: bool = False) -> "BiasTest":
+        """The same words read with another measure; ``paired``: X and Y pair word by word, in order (their sizes
+        must then be equal)."""
+        if paired and len(self.target_x.words) != len(self.target_y.words):
+            raise ConfigError(f"test {self.name!r}: {name} pairs X and Y word by word, in order; X has "
+                              f"{len(self.target_x.words)} words and Y {len(self.target_y.words)}")
+        return replace(self, measure=name, paired=paired)
 
     def swapped(self) -> "BiasTest":
         """The same test with the target sets exchanged: its effect size is the negative."""
@@ -81,21 +91,33 @@ class BiasTest:
         listing = describe_missing(self, missing)
         if not allow_oov:
             raise VocabularyError(f"test {self.name!r}: words not in the vocabulary: {listing}", missing=missing)
+        dropped = {f: list(v) for f, v in missing.items()}
+        if self.paired:          # a pair goes with either of its words
+            xs, ys = self.target_x.words, self.target_y.words
+            for f, own, other in (("target_y", xs, ys), ("target_x", ys, xs)):
+                gone = set(dropped.get("target_x" if f == "target_y" else "target_y", []))
+                extra = [w for o, w in zip(own, other) if o in gone and w in vocab]
+                if extra:
+                    dropped.setdefault(f, []).extend(extra)
         kept = {}
         for f, s in zip(SET_FIELDS, self.sets):
-            words = tuple(w for w in s.words if w in vocab)
+            words = tuple(w for w in s.words if w not in dropped.get(f, ()))
             if len(words) < 2:
                 raise VocabularyError(f"test {self.name!r}: set {s.name!r} ({f}) keeps {len(words)} word(s) after "
                                       f"dropping words not in the vocabulary (absent, or under min_count or "
                                       f"--min-word-count) ({listing}); at least 2 are needed",
                                       missing=missing)
             kept[f] = WordSet(s.name, words)
-        return replace(self, **kept), missing
+        return replace(self, **kept), dropped
 
     def to_dict(self) -> dict:
         d = {"name": self.name, "description": self.description, "source": self.source}
         if self.heldout_for:
             d["heldout_for"] = self.heldout_for
+        if self.measure != "weat":
+            d["measure"] = self.measure
+        if self.paired:
+            d["paired"] = True
         d.update({f: s.to_dict() for f, s in zip(SET_FIELDS, self.sets)})
         return d
 
@@ -128,8 +150,13 @@ class BiasTest:
             if shared:
                 raise ConfigError(f"{where}: {', '.join(repr(w) for w in shared[:5])} in both {f1} and {f2}; "
                                   "each word may be in one set only")
-        return cls(name=str(d["name"]), description=str(d.get("description", "")),
+        test = cls(name=str(d["name"]), description=str(d.get("description", "")),
                    source=str(d.get("source", "")), heldout_for=str(d.get("heldout_for", "")), **sets)
+        if "measure" in d:        # a test saved with the measure it is read with (an experiment's config)
+            if not isinstance(d["measure"], str) or not d["measure"].replace("-", "").isalpha():
+                raise ConfigError(f"{where}: field measure must be a measure's name")
+            test = test.with_measure(d["measure"], paired=bool(d.get("paired", False)))
+        return test
 
 
 def from_wefe_query(query, name: str | None = None) -> BiasTest:

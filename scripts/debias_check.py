@@ -115,7 +115,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     rows, t0 = [], time.perf_counter()
     print(" | ".join(COLUMNS))
-    for name in a.corpora.split(","):
+    for name in [c for c in a.corpora.split(",") if c]:
         if name == "planted":
             corpus = planted_corpus()[0] if a.smoke else planted_corpus(n_background=1000, n_planted=100)[0]
             config = api.model_config("skipgram", **SMALL)

@@ -38,10 +38,17 @@ def _sd(xs):
     return float(np.std(xs, ddof=1)) if len(xs) > 1 else None
 
 
+def _measures(rec: dict, test: str) -> dict:
+    """The run's audited test read with every transfer measure (WEAT, RIPA, Direct Bias, RND; word vectors only):
+    columns weat, ripa, direct_bias, rnd of results.csv (None for runs that did not record them)."""
+    got = (rec.get("measures") or {}).get(test) or {}
+    return {m.replace("-", "_"): got.get(m) for m in ("weat", "ripa", "direct-bias", "rnd")}
+
+
 RESULT_COLUMNS = ["estimator", "test", "condition", "k", "n_docs", "seed", "effect_size", "predicted_effect_size",
                   "predicted_effect_size_linear", "baseline_effect_size", "heldout_effect_size",
                   "baseline_heldout_effect_size", "wordsim353", "wordsim353_coverage", "simlex999",
-                  "simlex999_coverage", "analogy", "run_id"]
+                  "simlex999_coverage", "analogy", "weat", "ripa", "direct_bias", "rnd", "run_id"]
 SUMMARY_COLUMNS = ["estimator", "test", "condition", "k", "n_docs", "n_seeds", "baseline_effect_size_mean",
                    "effect_size_mean", "effect_size_sd", "change_mean", "change_sd", "predicted_change_mean",
                    "predicted_change_linear_mean", "calibration", "calibration_linear", "difference_from_random",
@@ -171,7 +178,8 @@ def summarise(spec, plan, runs, seeds, ks, scores, lds_edits, stats, predictions
                          "effect_size": rec["effects"].get(test), "predicted_effect_size": pred,
                          "predicted_effect_size_linear": None if b_eff is None or linear is None else b_eff + linear,
                          "baseline_effect_size": b_eff, "heldout_effect_size": rec["heldout_effects"].get(test),
-                         "baseline_heldout_effect_size": b_held, **q, "run_id": rec["run_id"]})
+                         "baseline_heldout_effect_size": b_held, **q, **_measures(rec, test),
+                         "run_id": rec["run_id"]})
         if cond == "baseline" and "hard-debias" in spec.conditions:
             for seed in seeds:
                 base = runs[f"baseline-s{seed}"]
@@ -184,7 +192,8 @@ def summarise(spec, plan, runs, seeds, ks, scores, lds_edits, stats, predictions
                              "baseline_effect_size": base["effects"].get(test),
                              "heldout_effect_size": hd["heldout_effects"].get(test),
                              "baseline_heldout_effect_size": base["heldout_effects"].get(test),
-                             **_quality(hd.get("quality", {})), "run_id": base["run_id"] + "+hard-debias"})
+                             **_quality(hd.get("quality", {})), **_measures(hd, test),
+                             "run_id": base["run_id"] + "+hard-debias"})
 
     def change(r, key="effect_size", base="baseline_effect_size"):
         return None if r[key] is None or r[base] is None else r[key] - r[base]

@@ -53,7 +53,7 @@ import torch
 from ..errors import BiasAuditError, ConfigError
 from ..wordsets import SET_FIELDS, BiasTest
 from .result import MeasureResult
-from .weat import _unit, permutation_p_value
+from .weat import _unit, associations, effect_size, permutation_p_value
 
 EMBEDDING_MEASURES = ("ripa", "direct-bias", "rnd", "mac", "ect", "rnsb")
 DIFFERENTIABLE = ("ripa", "direct-bias", "rnd", "mac")
@@ -260,6 +260,57 @@ def get_measure(name: str) -> EmbeddingMeasure:
     if key not in MEASURES:
         raise ConfigError(f"unknown measure {name!r}: one of {', '.join(MEASURES)}")
     return MEASURES[key]
+
+
+def read_with(test: BiasTest, name: str) -> BiasTest:
+    """``test`` read with measure ``name`` ("weat" or one of MEASURES): the measure is carried by the test, so
+    scoring, re-measuring and retraining checks all read the same one."""
+    if name.strip().lower() == "weat":
+        return test.with_measure("weat")
+    m = get_measure(name)
+    return test.with_measure(m.name, paired=m.paired)
+
+
+def value_on_vectors(key_to_index: dict, vectors: np.ndarray, test: BiasTest) -> float | None:
+    """The value of ``test``'s measure (WEAT's effect size, or the measure it carries) on its in-vocabulary words (paired measures: the pairs with both
+    words); None when a set keeps fewer than 2 words or the measure is undefined there."""
+    if test.measure == "weat":
+        sets = [[key_to_index[w] for w in s.words if w in key_to_index] for s in test.sets]
+        if min(map(len, sets)) < 2:
+            return None
+        X, Y, A, B = (vectors[ix] for ix in sets)
+        return float(effect_size(associations(X, A, B), associations(Y, A, B)))
+    m = get_measure(test.measure)
+    try:
+        kept, _ = test.restrict(key_to_index, allow_oov=True)
+        sets = measure_sets(m.name, kept)
+    except BiasAuditError:
+        return None
+    X, Y, A, B = (np.asarray(vectors[[key_to_index[w] for w in ws]], dtype=np.float64) for ws in sets)
+    try:
+        v = m.value(X, Y, A, B)
+    except BiasAuditError:
+        return None
+    return float(v) if np.isfinite(v) else None
+
+
+TRANSFER_MEASURES = ("weat", "ripa", "direct-bias", "rnd")   # every retrained model reports these (experiments)
+
+
+def values_on_vectors(key_to_index: dict, vectors: np.ndarray, test: BiasTest,
+                      names: tuple = TRANSFER_MEASURES) -> dict:
+    """{measure: value} of ``test``'s words read with each of ``names`` (None where a measure cannot read them:
+    X and Y of different sizes for the paired ones, or too few words left): how a retrained model moved on
+    measures other than the one the documents were ranked by."""
+    out = {}
+    for name in names:
+        try:
+            t = read_with(test, name)
+        except ConfigError:
+            out[name] = None
+            continue
+        out[name] = value_on_vectors(key_to_index, vectors, t)
+    return out
 
 
 def pair_words(original: BiasTest, kept: BiasTest) -> tuple[tuple[str, ...], tuple[str, ...]]:

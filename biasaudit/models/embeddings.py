@@ -10,33 +10,31 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..measures.targets import weat_target
-from ..measures.weat import associations, effect_size, weat
+from ..measures.embedding import measure, value_on_vectors, values_on_vectors
+from ..measures.targets import measure_target, weat_target
+from ..measures.weat import weat
 from ..wordsets import BiasTest
 from .folder import is_model_dir, model_field
 
 
 def effect_on_vectors(key_to_index: dict, vectors: np.ndarray, test: BiasTest) -> float | None:
-    """WEAT effect size on the test's in-vocabulary words (None when a set keeps fewer than 2)."""
-    sets = []
-    for s in test.sets:
-        idx = [key_to_index[w] for w in s.words if w in key_to_index]
-        if len(idx) < 2:
-            return None
-        sets.append(vectors[idx])
-    X, Y, A, B = sets
-    return effect_size(associations(X, A, B), associations(Y, A, B))
+    """The test's measure (WEAT effect size unless it carries another) on its in-vocabulary words (None when a set
+    keeps fewer than 2)."""
+    return value_on_vectors(key_to_index, vectors, test)
 
 
 def evaluate_vectors(words, vectors: np.ndarray, tests: list[BiasTest], heldout: dict[str, BiasTest],
                      with_quality: bool = True) -> dict:
-    """Effect sizes of the audited tests and their held-out companions, and embedding quality (similarity and
-    analogy benchmarks) of one matrix of word vectors."""
+    """Effect sizes of the audited tests and their held-out companions (each read with its test's measure), the
+    audited tests read with every measure of ``TRANSFER_MEASURES`` (``measures``: how a bias ranked by one
+    measure moved on the others), and embedding quality (similarity and analogy benchmarks) of one matrix of word
+    vectors."""
     from ..quality import quality
 
     k2i = {w: i for i, w in enumerate(words)}
     out = {"effects": {t.name: effect_on_vectors(k2i, vectors, t) for t in tests},
-           "heldout_effects": {name: effect_on_vectors(k2i, vectors, h) for name, h in heldout.items()}}
+           "heldout_effects": {name: effect_on_vectors(k2i, vectors, h) for name, h in heldout.items()},
+           "measures": {t.name: values_on_vectors(k2i, vectors, t) for t in tests}}
     if with_quality:
         out["quality"] = quality(words, vectors)
     return out
@@ -69,9 +67,13 @@ class EmbeddingFamily:
         return {w for w in words if w in model.key_to_index}
 
     def bias_measures(self, model, tests: list[BiasTest], templates=None) -> list:
-        return [weat_target(t, model.vocab) for t in tests]
+        return [weat_target(t, model.vocab) if t.measure == "weat" else measure_target(t.measure, t, model.vocab)
+                for t in tests]
 
     def weat(self, model, test: BiasTest, templates=None, **stats) -> Any:
+        """The test's statistics (WEAT, or the measure the test carries: ``measures.embedding.measure``)."""
+        if test.measure != "weat":
+            return measure(test.measure, model, test, **stats)
         return weat(model, test, **stats)
 
     def evaluate(self, model, tests: list, heldout: dict, quality: bool = True, templates=None) -> dict:
