@@ -70,6 +70,20 @@ def measurable_words(model, words, min_word_count: int = 1, corpus=None) -> tupl
     return known, rare
 
 
+def check_target_measure(fam, measure: str) -> None:
+    """A ConfigError, before any training, when ``measure`` cannot rank documents for this model family (unknown,
+    not differentiable, or a word-vector measure asked of a language model)."""
+    from .measures.embedding import get_measure
+    from .measures.targets import target_refusal
+
+    if str(measure).strip().lower() == "weat":
+        return
+    read_tests_with(fam, [], measure)
+    why = target_refusal(get_measure(measure))
+    if why:
+        raise ConfigError(why)
+
+
 def read_tests_with(fam, tests: list, measure: str = "weat") -> list:
     """``tests`` read with ``measure`` (``measures.embedding.read_with``); a measure other than WEAT reads word
     vectors, so other families are refused in one line."""
@@ -77,7 +91,7 @@ def read_tests_with(fam, tests: list, measure: str = "weat") -> list:
 
     if str(measure).strip().lower() == "weat":
         return list(tests)
-    if not fam.word_vectors:
+    if not getattr(fam, "word_vectors", False):
         raise ConfigError(f"--measure {measure} reads word vectors; {fam.label} models are measured by template "
                           "association (--test) or paired sentences (--pairs)")
     return [read_with(t, measure) for t in tests]
@@ -267,7 +281,8 @@ def evidence(original: BiasTest | None, kept: BiasTest | None, stats: dict | Non
     d, p = stats["effect_size"], stats["p_value"]
     lo, hi = stats.get("ci_low"), stats.get("ci_high")
     ci_has_zero = lo is not None and hi is not None and lo <= 0 <= hi
-    if stats.get("metric", "weat") != "weat":       # --measure: that measure's verdict (some have no p)
+    # --measure: that measure's verdict (some have no p); the LM measures keep WEAT's wording
+    if stats.get("metric", "weat") not in ("weat", "template association", "paired sentences"):
         return _measure_evidence(stats, original, kept, spread, sets, warnings, ci_has_zero)
     significant = p < 0.05 and not ci_has_zero
     ptxt = "p < 0.001" if p < 0.001 else f"p = {p:.3f}"

@@ -650,6 +650,7 @@ def score(test: Optional[List[str]] = TestOpt,
 
     config = opts.config()
     (est,) = _estimators([estimator] if estimator else None, opts)
+    _check_measure(opts, measure)
     if query is not None and test:
         raise typer.BadParameter("use either --test or --query", param_hint="--query")
     if (toward or away) and query is None:
@@ -715,6 +716,16 @@ def _wrap_width() -> int:
 
 
 WIDTH = _wrap_width()
+
+
+def _check_measure(opts, measure: str) -> None:
+    """--measure checked before any training: a usage error (exit 2) naming the choices."""
+    from .audit import check_target_measure
+
+    try:
+        check_target_measure(opts.family, measure)
+    except ConfigError as e:
+        raise typer.BadParameter(str(e), param_hint="--measure") from e
 
 
 def _overview(summary) -> str:
@@ -966,6 +977,7 @@ def experiment(test: Optional[List[str]] = TestOpt,
     from .wordsets import resolve_tests
 
     config = opts.config()
+    _check_measure(opts, measure)
     if templates is not None and not opts.family.takes_templates:
         raise ConfigError("--templates measures language models; add --model lm")
     if rank_by not in ("test", "concept"):

@@ -121,3 +121,20 @@ def test_experiment_measures_every_retrain_with_every_measure(planted_model, tmp
     assert np.isfinite(base.weat) and np.isfinite(base.direct_bias) and np.isfinite(base.rnd)
     assert base.weat != pytest.approx(base.ripa)
     assert json.loads((res.folder / "experiment-config.json").read_text())["tests"][0]["measure"] == "ripa"
+
+
+def test_cli_refuses_a_measure_that_cannot_be_a_target(tmp_path, planted):
+    from conftest import run_cli
+
+    corpus, _, _ = planted
+    path = tmp_path / "c.jsonl"
+    path.write_text("".join(json.dumps({"id": d.id, "text": d.text}) + "\n" for d in corpus))
+    test = tmp_path / "t.json"
+    test.write_text(json.dumps(PLANTED_TEST))
+    r = run_cli("score", "--corpus", path, "--test", test, "--measure", "ect", "--epochs", "5", "--out",
+                tmp_path / "o", cache=tmp_path / "cache")
+    assert r.returncode == 2, r                         # a usage error, before any training
+    assert "ECT cannot be an influence target" in r.stderr and "training" not in r.stderr, r
+    r = run_cli("score", "--corpus", path, "--test", test, "--measure", "cosine", "--epochs", "5", "--out",
+                tmp_path / "o", cache=tmp_path / "cache")
+    assert r.returncode == 2 and "unknown measure" in r.stderr, r

@@ -96,13 +96,12 @@ def measure_target(name: str, test: BiasTest, vocab: Vocab, original: BiasTest |
     """A differentiable embedding measure (ripa, direct-bias, rnd, mac) of ``test`` as an influence target: its
     torch twin over the rows of the words it reads. ``original``: the test before missing words were dropped (the
     paired measures then drop a pair with either word)."""
-    from .embedding import DIFFERENTIABLE, get_measure, measure_sets
+    from .embedding import get_measure, measure_sets
 
     m = get_measure(name)
-    if m.torch_fn is None:
-        raise ConfigError(f"{m.label} cannot be an influence target (no useful derivative: "
-                          f"{'rank correlation' if m.name == 'ect' else 'a fitted classifier'}); one of "
-                          f"{', '.join(DIFFERENTIABLE)}")
+    why = target_refusal(m)
+    if why:
+        raise ConfigError(why)
     sets = measure_sets(m.name, test, original)
     gone = [w for s in sets for w in s if w not in vocab]
     if gone:
@@ -112,6 +111,17 @@ def measure_target(name: str, test: BiasTest, vocab: Vocab, original: BiasTest |
     fn = _measure_fn(m.torch_fn, words, sets)
     return BiasTarget(test.name, m.name, rows, fn, test, f"{m.label} ({m.citation}): {m.reading}", words, m.bound,
                       sets=sets)
+
+
+def target_refusal(m) -> str | None:
+    """Why the embedding measure ``m`` cannot rank documents (None when it can)."""
+    from .embedding import DIFFERENTIABLE
+
+    if m.torch_fn is not None:
+        return None
+    return (f"{m.label} cannot be an influence target (no useful derivative: "
+            f"{'rank correlation' if m.name == 'ect' else 'a fitted classifier'}); one of "
+            f"{', '.join(DIFFERENTIABLE)}")
 
 
 def _measure_fn(torch_fn, words, sets):
