@@ -607,14 +607,18 @@ def score(model, corpus, tests=None, *, estimator=None, query: str | None = None
     delta_bias_if_removed(d): the predicted change of the effect size if d is removed and the model retrained;
     negative means d drives the bias up. ``estimator``: the family's default (block; ekfac for LMs), or a name
     with settings ("cg:damping=0.05", "magic"). ``query``/``toward``/``away``: score a word query instead of tests;
-    ``pairs``: a JSONL file of paired sentences (LMs). ``seeds`` (or ``seed_models``): other seeds' models for the
-    effect size's spread and the ranking's stability; ``ensemble``: rank by the mean score of that many seeds'
-    models (missing seeds are trained with the model's settings). Writes ``out`` (default
+    ``pairs`` (LMs): a JSONL file of paired sentences, or a bundled set: "crows-pairs" (one measure per bias type,
+    named "crows-pairs:gender", ...) or "crows-pairs:TYPE"; a path that exists is always a file. ``seeds`` (or
+    ``seed_models``): other seeds' models for the effect size's spread and the ranking's stability; ``ensemble``:
+    rank by the mean score of that many seeds'
+    models (missing seeds are trained with the model's settings). ``measure``: the bias measure the tests are
+    read with and documents ranked by: "weat" or, for word vectors, a differentiable one of
+    ``biasaudit.measures.embedding`` ("ripa", "direct-bias", "rnd", "mac"). Writes ``out`` (default
     reports/<corpus>-<family>-<hash>/) and, with ``report``, report.html there."""
     from .audit import SCORE_FILES, run_score
     from .distributed import dask_client
     from .io import check_writable, claim_folder
-    from .measures.lm import load_pairs
+    from .measures.lm import resolve_pairs
     from .models import family_of
 
     fam = family_of(model)
@@ -625,10 +629,10 @@ def score(model, corpus, tests=None, *, estimator=None, query: str | None = None
         raise ConfigError("use either --test or --query")
     if (toward or away) and query is None:
         raise ConfigError("--toward/--away need --query")
-    if pairs is not None and not isinstance(pairs, tuple):
+    if pairs is not None:
         if not fam.takes_templates:
             raise ConfigError("--templates and --pairs measure language models; add --model lm")
-        pairs = (Path(pairs).stem, load_pairs(pairs))
+        pairs = resolve_pairs(pairs)
     tpl = _templates(fam, templates)
     if out is not None:       # checked before any training
         claim_folder(out, "score", None, overwrite=True, known=SCORE_FILES, check_config=False)

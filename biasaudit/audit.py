@@ -465,10 +465,14 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
         if pairs is not None:
             if not hasattr(fam, "pair_measure"):
                 raise ConfigError(f"--pairs measures a language model; --model {fam.name} does not take it")
-            m = fam.pair_measure(model, pairs[0], pairs[1])
-            targets.append(m)
-            weats[m.name] = m.stats(model.net).to_dict()
-            roles[m.name] = {"target": [], "attribute": []}
+            from .measures.lm import dropped_pairs_notes, resolve_pairs
+            pair_targets = [fam.pair_measure(model, ps.name, ps.pairs, ps.ids, ps.source)
+                            for ps in resolve_pairs(pairs)]
+            notes += dropped_pairs_notes(pair_targets)
+            for m in pair_targets:
+                targets.append(m)
+                weats[m.name] = m.stats(model.net).to_dict()
+                roles[m.name] = {"target": [], "attribute": []}
     corpus.scan()          # an empty corpus or repeated ids fail here, before any work
     run_config = {"model": fam.name, "model_config": model.config.to_dict() if model.config else model.meta,
                   "corpus": corpus.describe(), "estimator": estimator.to_dict(),
@@ -506,7 +510,9 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
             seed_targets = fam.bias_measures(m, [originals[t.name][1] for t in targets if t.name in originals],
                                              templates)
             if pairs is not None:
-                seed_targets.append(fam.pair_measure(m, pairs[0], pairs[1]))
+                from .measures.lm import resolve_pairs
+                seed_targets += [fam.pair_measure(m, ps.name, ps.pairs, ps.ids, ps.source)
+                                 for ps in resolve_pairs(pairs)]
             if progress:
                 progress("ensemble seeds scored", k, ensemble - 1)
             results.append(score_model(m, corpus, seed_targets, estimator, client=client,

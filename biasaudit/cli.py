@@ -611,9 +611,11 @@ def score(test: Optional[List[str]] = TestOpt,
                                                   "or magic (exact metagradients through the recorded training run; "
                                                   "also for --backend torch and GloVe). With settings: "
                                                   "'cg:damping=0.05,max_iter=300'."),
-          pairs: Optional[Path] = typer.Option(None, "--pairs", help="--model lm: JSONL of paired sentences "
-                                               "{\"more\": ..., \"less\": ...} (CrowS-Pairs fields sent_more/sent_less "
-                                               "also read); scored as one more measure."),
+          pairs: Optional[str] = typer.Option(None, "--pairs", help="--model lm: JSONL of paired sentences "
+                                              "{\"more\": ..., \"less\": ...} (CrowS-Pairs fields sent_more/sent_less "
+                                              "also read), scored as one more measure; or the bundled CrowS-Pairs: "
+                                              "crows-pairs (one measure per bias type: crows-pairs:gender, ...) or "
+                                              "crows-pairs:TYPE. A path that exists is always read as a file."),
           strict_oov: bool = StrictOovOpt,
           out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (new, empty, or one this "
                                                  "tool wrote). Default: reports/<corpus>-<model>-<hash>/"),
@@ -646,7 +648,7 @@ def score(test: Optional[List[str]] = TestOpt,
     from .api import seed_count
     from .audit import SCORE_FILES
     from .io import check_writable, claim_folder
-    from .measures.lm import load_pairs, load_templates
+    from .measures.lm import load_templates, resolve_pairs
 
     config = opts.config()
     (est,) = _estimators([estimator] if estimator else None, opts)
@@ -658,7 +660,7 @@ def score(test: Optional[List[str]] = TestOpt,
     if (templates is not None or pairs is not None) and not opts.family.takes_templates:
         raise ConfigError("--templates and --pairs measure language models; add --model lm")
     tpl = load_templates(templates) if opts.family.takes_templates else None
-    pair_spec = (pairs.stem, load_pairs(pairs)) if pairs is not None else None
+    pair_spec = resolve_pairs(pairs) if pairs is not None else None
     # the output folder is checked before any training: a file, a folder of other files, a read-only disk
     if out_dir is not None:
         claim_folder(out_dir, "score", None, overwrite=True, known=SCORE_FILES, check_config=False)
@@ -824,6 +826,11 @@ def _print_test(t: dict, estimator: str) -> None:
                         f"{sets['attribute_a']['name']} / {sets['attribute_b']['name']})" if sets else "")
     out.print(f"\n[bold]{clean(_cut(head, WIDTH))}[/]", width=WIDTH)
     out.print(clean(ev.get("verdict") or f"B = {t['bias_value']:+.3f}"), soft_wrap=False, width=WIDTH)
+    if t.get("kind") == "pairs" and (t.get("weat") or {}).get("fraction_preferred") is not None:
+        w = t["weat"]
+        out.print(f"[dim]the value is the mean log-likelihood gap, log p(more stereotyping) - log p(less), in nats; "
+                  f"secondary: the more stereotyping sentence is preferred in {100 * w['fraction_preferred']:.1f}% "
+                  f"of {w['n_pairs']:,} pairs (CrowS-Pairs' percentage; 50% = no preference)[/]", width=WIDTH)
     if ev.get("seed_spread"):
         sp = ev["seed_spread"]
         out.print(f"over {sp['n_seeds']} seeds: mean {sp['mean']:+.2f}, sd {sp['sd']:.2f}, "

@@ -12,8 +12,11 @@ Template association, decided here:
   cancels in this difference); effect size d = (mean_X s - mean_Y s) / sd_{X u Y}(s), sample sd (ddof=1), as WEAT.
   Positive: X goes with A and Y with B.
 Paired sentences: for pairs (more, less stereotyping), f = mean over pairs of log p(more) - log p(less) (whole
-sentences, summed token log-probabilities after <bos>); also reported: the fraction of pairs where the more
-stereotyping sentence is preferred.
+sentences, summed token log-probabilities after <bos>), with a bootstrap CI over pairs; also reported, as a
+secondary figure: the fraction of pairs where the more stereotyping sentence is preferred (CrowS-Pairs'
+percentage). A pair is dropped (and counted) when the tokenizer cannot represent a sentence (a token mapped to
+<unk>, characters no token covers) or a sentence is longer than the model's context. ``--pairs`` names a file or a
+bundled set (``crows-pairs``: ``measures.crows_pairs``).
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ from ..errors import ConfigError, VocabularyError
 from ..io import regular_file
 from ..wordsets import BiasTest
 from .result import MeasureResult
-from .weat import bootstrap_from_blocks, effect_size, effect_size_bound, permutation_p_value
+from .weat import N_BOOTSTRAP, bootstrap_from_blocks, effect_size, effect_size_bound, permutation_p_value
 
 
 def bundled_templates() -> tuple[str, ...]:
@@ -207,9 +210,24 @@ def template_measure(test: BiasTest, model, templates: tuple[str, ...] | None = 
 
 
 # ------------------------------------------------------------------ paired sentences
+@dataclass(frozen=True)
+class PairSet:
+    """Paired sentences measured as one figure: (more stereotyping, less stereotyping) sentences, each pair's id
+    (its line in a file; its row index in CrowS-Pairs) and where they come from."""
+    name: str
+    pairs: tuple[tuple[str, str], ...]
+    ids: tuple[int, ...]
+    source: str
+
+
 def load_pairs(path: str | Path) -> list[tuple[str, str]]:
     """JSONL pairs: {"more": ..., "less": ...} (CrowS-Pairs' "sent_more"/"sent_less" also read)."""
-    pairs = []
+    return list(pair_file(path).pairs)
+
+
+def pair_file(path: str | Path) -> PairSet:
+    """A JSONL file of pairs as a PairSet named by the file's stem; ids are line numbers."""
+    pairs, lines_used = [], []
     try:
         lines = regular_file(path, "--pairs file", ConfigError).read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as e:
@@ -226,15 +244,43 @@ def load_pairs(path: str | Path) -> list[tuple[str, str]]:
         if not (isinstance(more, str) and isinstance(less, str) and more.strip() and less.strip()):
             raise ConfigError(f"--pairs: {path}:{n} needs non-empty string fields 'more' and 'less'")
         pairs.append((more, less))
+        lines_used.append(n)
     if not pairs:
         raise ConfigError(f"--pairs: {path} holds no pair")
-    return pairs
+    return PairSet(Path(path).stem, tuple(pairs), tuple(lines_used), str(path))
+
+
+def resolve_pairs(spec) -> list[PairSet]:
+    """What ``--pairs`` names, as pair sets. A path that exists is always a file; otherwise ``crows-pairs`` (the
+    bundled CrowS-Pairs, one set per bias type, named ``crows-pairs:TYPE``) or ``crows-pairs:TYPE``. PairSets,
+    (name, [(more, less), ...]) tuples and lists of either pass through."""
+    from .crows_pairs import NAME, crows_sets, crows_types
+
+    if spec is None:
+        return []
+    if isinstance(spec, PairSet):
+        return [spec]
+    if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str) and not isinstance(spec[1], str):
+        pairs = tuple((str(m), str(l_)) for m, l_ in spec[1])
+        return [PairSet(spec[0], pairs, tuple(range(1, len(pairs) + 1)), spec[0])]
+    if isinstance(spec, (list, tuple)):
+        return [s for item in spec for s in resolve_pairs(item)]
+    if not isinstance(spec, (str, Path)):
+        raise ConfigError(f"--pairs: expected a file or a bundled set name, got {type(spec).__name__}")
+    types = None if Path(spec).exists() else crows_types(str(spec))
+    if types is None:
+        if not Path(spec).exists():
+            raise ConfigError(f"--pairs: {spec}: no such file, and not a bundled set ({NAME}, or "
+                              f"{NAME}:TYPE for one bias type)")
+        return [pair_file(spec)]
+    return [PairSet(name, tuple((r.sent_more, r.sent_less) for r in rows), tuple(r.id for r in rows), NAME)
+            for name, rows in crows_sets(types)]
 
 
 @dataclass
 class PairMeasure:
     """Mean log-likelihood difference, more minus less stereotyping sentence (positive: the model prefers the
-    stereotype)."""
+    stereotype), over the pairs the model can read (``dropped``: reason -> ids of the others)."""
     name: str
     pairs: list[tuple[str, str]]
     seqs: list[list[int]] = field(repr=False)     # more_0, less_0, more_1, less_1, ...
@@ -243,10 +289,17 @@ class PairMeasure:
     kind: str = "pairs"
     words: tuple[str, ...] = ()
     bound: float = float("inf")   # a log-likelihood difference has no bound
+    ids: tuple[int, ...] = ()
+    dropped: dict = field(default_factory=dict)
+    source: str = ""
 
     @property
     def description(self) -> str:
         return f"paired sentences ({len(self.pairs)} pairs): mean log p(more stereotyping) - log p(less)"
+
+    @property
+    def n_dropped(self) -> int:
+        return sum(len(v) for v in self.dropped.values())
 
     def differences(self, net) -> torch.Tensor:
         lp = sequence_log_probs(net, self.seqs, self.n_scored, self.pad_id)
@@ -256,11 +309,12 @@ class PairMeasure:
         return self.differences(net).mean()
 
     @torch.no_grad()
-    def stats(self, net, n_permutations: int = 20_000, seed: int = 0, **_) -> MeasureResult:
-        """Mean difference (nats), the fraction preferred, a one-sided sign-flip permutation p-value (exact up to
-        16 pairs) and a normal 95% interval of the mean."""
+    def stats(self, net, n_permutations: int = 20_000, n_bootstrap: int = N_BOOTSTRAP, seed: int = 0,
+              **_) -> MeasureResult:
+        """Mean difference (nats) with a one-sided sign-flip permutation p-value (exact up to 16 pairs) and a
+        percentile bootstrap 95% interval over pairs; beside it, as a secondary figure, the fraction of pairs
+        where the more stereotyping sentence is preferred (CrowS-Pairs' percentage, a step function)."""
         diff = self.differences(net).double().cpu().numpy()
-        se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
         obs, n = diff.mean(), len(diff)
         tol = 1e-12 * max(1.0, np.abs(diff).sum())
         if n <= 16:
@@ -270,23 +324,83 @@ class PairMeasure:
             signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(n_permutations, n))
             hits = int(np.sum((signs * diff).mean(1) >= obs - tol))
             p, exact, used = (1 + hits) / (1 + n_permutations), False, n_permutations
+        lo, hi, n_boot = float(obs), float(obs), 0
+        if n > 1 and n_bootstrap > 0:
+            boots = diff[np.random.default_rng(seed).integers(0, n, (n_bootstrap, n))].mean(1)   # (n_bootstrap,)
+            (lo, hi), n_boot = np.quantile(boots, [0.025, 0.975]), n_bootstrap
+        extra = {"fraction_preferred": float(np.mean(diff > 0)), "n_pairs": n}
+        if self.dropped:
+            extra["dropped_pairs"] = {k: list(v) for k, v in self.dropped.items()}
         return MeasureResult(self.name, float(obs), float(diff.sum()), p, exact, used,
-                             0.0 if exact else float(np.sqrt(p * (1 - p) / used)), float(obs - 1.96 * se),
-                             float(obs + 1.96 * se), 0.95, 0, {"pairs": n}, metric="paired sentences",
-                             extra={"fraction_preferred": float(np.mean(diff > 0)), "n_pairs": n})
+                             0.0 if exact else float(np.sqrt(p * (1 - p) / used)), float(lo), float(hi), 0.95,
+                             n_boot, {"pairs": n}, metric="paired sentences", extra=extra)
 
 
-def pair_measure(name: str, pairs: list[tuple[str, str]], model) -> PairMeasure:
+UNREADABLE = "with text the tokenizer cannot represent"
+
+
+def _unreadable(enc, text: str) -> bool:
+    """Whether the tokenizer loses part of ``text``: a token mapped to <unk>, or characters no token covers."""
+    if hasattr(enc, "unrepresented"):
+        return bool(enc.unrepresented(text))
+    unk = getattr(enc, "unk_id", None)
+    return unk is not None and unk in enc.encode(text)
+
+
+def pair_measure(name: str, pairs, model, ids=None, source: str = "") -> PairMeasure:
+    """The paired-sentence measure of ``pairs`` on an LM. Pairs the model cannot read are dropped and counted
+    (``PairMeasure.dropped``): a sentence with text the tokenizer cannot represent, or longer than the model's
+    context; a set whose every pair is dropped is a VocabularyError."""
     enc = model.encoder
-    seqs, n_scored = [], []
-    for more, less in pairs:
+    ids = tuple(range(1, len(pairs) + 1)) if ids is None else tuple(ids)
+    too_long = f"longer than the model's {model.max_len} tokens"
+    seqs, n_scored, kept, kept_ids, dropped = [], [], [], [], {}
+    for pid, (more, less) in zip(ids, pairs):
+        encoded, reason = [], None
         for text in (more, less):
-            ids = enc.encode(text)
+            toks = enc.encode(text)
             if enc.bos_id is not None:
-                ids = [enc.bos_id] + ids
-            if len(ids) < 2:
+                toks = [enc.bos_id] + toks
+            if len(toks) < 2:
                 raise VocabularyError(f"pair sentence {text!r} has no token to score")
-            ids = ids[:model.max_len]
-            seqs.append(ids)
-            n_scored.append(len(ids) - 1)
-    return PairMeasure(name, pairs, seqs, n_scored, enc.pad_id)
+            if _unreadable(enc, text):
+                reason = UNREADABLE
+            elif len(toks) > model.max_len and reason is None:
+                reason = too_long
+            encoded.append(toks)
+        if reason is not None:
+            dropped.setdefault(reason, []).append(pid)
+            continue
+        for toks in encoded:
+            seqs.append(toks)
+            n_scored.append(len(toks) - 1)
+        kept.append((more, less))
+        kept_ids.append(pid)
+    if not kept:
+        raise VocabularyError(f"{name}: the model can read none of its {len(ids)} pairs (" +
+                              ", ".join(f"{len(v)} {k}" for k, v in dropped.items()) + ")")
+    return PairMeasure(name, kept, seqs, n_scored, enc.pad_id, ids=tuple(kept_ids),
+                       dropped={k: tuple(v) for k, v in dropped.items()}, source=source or name)
+
+
+def dropped_pairs_notes(measures) -> list[str]:
+    """One line per source (a file, ``crows-pairs``) saying how many pairs its measures dropped and why."""
+    by_source: dict[str, list] = {}
+    for m in measures:
+        if getattr(m, "kind", None) == "pairs":
+            by_source.setdefault(m.source, []).append(m)
+    lines = []
+    for source, ms in by_source.items():
+        gone = sum(m.n_dropped for m in ms)
+        if not gone:
+            continue
+        total = gone + sum(len(m.pairs) for m in ms)
+        reasons: dict[str, int] = {}
+        for m in ms:
+            for k, v in m.dropped.items():
+                reasons[k] = reasons.get(k, 0) + len(v)
+        each = ("; " + ", ".join(f"{m.name.rsplit(':', 1)[-1]} {m.n_dropped}/{m.n_dropped + len(m.pairs)}"
+                                 for m in ms if m.n_dropped)) if len(ms) > 1 else ""
+        lines.append(f"{source}: dropped {gone:,} of {total:,} pairs (" +
+                     ", ".join(f"{n:,} {k}" for k, n in reasons.items()) + f"){each}")
+    return lines

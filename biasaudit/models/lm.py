@@ -117,6 +117,10 @@ class WordEncoder:
     def known(self, word: str) -> bool:
         return word in self.index and self.index[word] >= len(SPECIALS)
 
+    def unrepresented(self, text: str) -> list[str]:
+        """The words of ``text`` this tokenizer maps to <unk>."""
+        return [t for t in tokenize(text) if t not in self.index]
+
     def hf_tokenizer(self):
         """The same tokenizer as an HF PreTrainedTokenizerFast (saved beside the weights)."""
         from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers
@@ -143,18 +147,36 @@ class HFEncoder:
     def __len__(self) -> int:
         return len(self.tok)
 
-    def encode(self, text: str) -> list[int]:
+    def _call(self, text: str, **kw):
         try:
-            return self.tok(text, add_special_tokens=False)["input_ids"]
+            return self.tok(text, add_special_tokens=False, **kw)
         except BaseException as e:       # a Rust panic (pyo3's PanicException) is a BaseException
             if not is_panic(e):
                 raise
             raise ArtifactError(f"{self.source}/tokenizer.json: the tokenizer failed on {text[:40]!r} "
                                 f"({fault_line(e)})") from e
 
+    def encode(self, text: str) -> list[int]:
+        return self._call(text)["input_ids"]
+
     def known(self, word: str) -> bool:
         ids = self.encode(" " + word)
         return bool(ids) and (self.unk_id is None or self.unk_id not in ids)
+
+    def unrepresented(self, text: str) -> list[str]:
+        """The parts of ``text`` this tokenizer loses: the text of tokens mapped to <unk>, and characters other
+        than white space that no token covers (a tokenizer without <unk> or byte fallback drops what it cannot
+        encode, silently)."""
+        if not self.tok.is_fast:         # no offsets: <unk> tokens only
+            return ["<unk>" for i in self.encode(text) if self.unk_id is not None and i == self.unk_id]
+        enc = self._call(text, return_offsets_mapping=True)
+        covered = np.zeros(len(text) + 1, dtype=bool)
+        lost = []
+        for i, (a, b) in zip(enc["input_ids"], enc["offset_mapping"]):
+            covered[a:b] = True
+            if self.unk_id is not None and i == self.unk_id:
+                lost.append(text[a:b] or "<unk>")
+        return lost + [c for c, ok in zip(text, covered) if not ok and not c.isspace()]
 
     def hf_tokenizer(self):
         return self.tok
@@ -708,9 +730,9 @@ class LMFamily:
     def vocabulary_summary(self, model) -> dict:
         return {"size": len(model.encoder), "tokens_in_vocabulary": model.meta.get("n_tokens")}
 
-    def pair_measure(self, model, name: str, pairs: list):
+    def pair_measure(self, model, name: str, pairs: list, ids=None, source: str = ""):
         from ..measures.lm import pair_measure
-        return pair_measure(name, pairs, model)
+        return pair_measure(name, pairs, model, ids, source)
 
     def objective(self, model):
         return model
