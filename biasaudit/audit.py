@@ -287,9 +287,10 @@ def evidence(original: BiasTest | None, kept: BiasTest | None, stats: dict | Non
     significant = p < 0.05 and not ci_has_zero
     ptxt = "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
     citxt = "" if lo is None else f", 95% CI [{lo:+.2f}, {hi:+.2f}]"
+    pairs = stats.get("metric") == "paired sentences"     # a log-likelihood gap over sentence pairs, not words
     if not significant:
         warnings.insert(0, "not significant: these documents move the number; the number itself is not "
-                           f"distinguishable from word-sampling noise ({ptxt}{citxt}"
+                           f"distinguishable from {'pair' if pairs else 'word'}-sampling noise ({ptxt}{citxt}"
                            f"{' includes 0' if ci_has_zero else ''})")
     seed_noise = bool(spread and spread.get("n_seeds", 1) > 1 and (spread["min"] < 0 < spread["max"] or
                                                                    spread["sd"] > abs(spread["mean"]) / 2))
@@ -298,7 +299,7 @@ def evidence(original: BiasTest | None, kept: BiasTest | None, stats: dict | Non
                            f"{spread['mean']:+.2f}, sd {spread['sd']:.2f}, range [{spread['min']:+.2f}, "
                            f"{spread['max']:+.2f}]); these documents move one seed's number, not a property of "
                            "the corpus")
-    lead = f"d = {d:+.2f} ({ptxt}{citxt})"
+    lead = f"gap = {d:+.2f} nats ({ptxt}{citxt})" if pairs else f"d = {d:+.2f} ({ptxt}{citxt})"
     if seed_noise:
         verdict = (f"{lead}: within training-seed noise (over {spread['n_seeds']} seeds sd {spread['sd']:.2f}, "
                    f"range [{spread['min']:+.2f}, {spread['max']:+.2f}])")
@@ -311,9 +312,12 @@ def evidence(original: BiasTest | None, kept: BiasTest | None, stats: dict | Non
                    f"{'reduced ' if reduced else ''}word lists of {', '.join(str(len(s.words)) for s in kept.sets)} "
                    "words")
     elif significant:
-        verdict = f"{lead}: distinguishable from no difference"
+        verdict = (f"{lead}: the model prefers the more stereotyping sentence of these pairs" if pairs and d > 0
+                   else f"{lead}: the model prefers the less stereotyping sentence of these pairs" if pairs
+                   else f"{lead}: distinguishable from no difference")
     else:
-        verdict = f"{lead}: not distinguishable from no association on these words"
+        verdict = f"{lead}: not distinguishable from no {'preference' if pairs else 'association'} on these " \
+                  f"{'pairs' if pairs else 'words'}"
     return {"effect_size": d, "p_value": p, "exact": stats.get("exact"), "ci_low": lo, "ci_high": hi,
             "seed_spread": spread if spread and spread.get("n_seeds", 1) > 1 else None, "sets": sets,
             "warnings": warnings, "significant": significant, "seed_noise": seed_noise, "verdict": verdict + "."}
@@ -628,9 +632,9 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
                "timings": {k: round(v, 3) for k, v in result.timings.items()},
                "seeds": run_config.get("seeds", [model.config.seed] if model.config else []),
                "versions": versions("gensim", "numpy", "torch"),
-               "check_command": check_command(corpus, tests if query is None else None, model, estimator,
-                                              measure)
-               if query is None else None,
+               # experiment retrains against bias tests; a query or paired sentences alone have no such command
+               "check_command": check_command(corpus, tests, model, estimator, measure)
+               if query is None and (tests or pairs is None) else None,
                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "out_dir": str(folder)}
     with out.stage() as tmp:
         write_scores(result, tmp / "scores.jsonl", i2k, targets, stab, agreement)

@@ -107,6 +107,8 @@ def main() -> None:
     ap.add_argument("--estimator", default="block")
     ap.add_argument("--out", default="reports/debias-check")
     ap.add_argument("--no-planted-check", action="store_true")
+    ap.add_argument("--force", action="store_true", help="edit real corpora's tests that are not significant too "
+                    "(debias --force; the rows say forced, and the refusal's evidence is kept in the JSON)")
     ap.add_argument("--smoke", action="store_true", help="the small planted corpus only, small models, 2 seeds")
     a = ap.parse_args()
     if a.smoke:
@@ -122,7 +124,7 @@ def main() -> None:
             rows += debias_rows(name, corpus, config, [PLANTED_TEST], a, out, force=True)
         else:
             corpus = api.load_corpus(name)
-            rows += debias_rows(name, corpus, api.model_config("skipgram"), a.tests.split(","), a, out, force=False)
+            rows += debias_rows(name, corpus, api.model_config("skipgram"), a.tests.split(","), a, out, force=a.force)
     check = None if a.no_planted_check else planted_check(a, out, a.smoke)
     result = {"rows": rows, "planted_check": check, "args": vars(a),
               "seconds": round(time.perf_counter() - t0, 1)}

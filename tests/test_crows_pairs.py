@@ -219,3 +219,7 @@ def test_api_score_crows_pairs_on_an_lm_trained_here_drops_and_counts(tmp_path):
     assert not set(gone) & {r.id for r in rows}
     (note,) = [n for n in res["notes"] if n.startswith("crows-pairs:")]
     assert note == f"crows-pairs: dropped {len(gone)} of 87 pairs ({len(gone)} {UNREADABLE})"
+    # the verdict speaks of a gap over pairs, not of WEAT's d over words; no experiment command (it takes tests)
+    v = t["evidence"]["verdict"]
+    assert v.startswith("gap = ") and " nats " in v and "pairs" in v and "words" not in v, v
+    assert res.summary["check_command"] is None
