@@ -210,3 +210,23 @@ def test_magic_on_gensim_skipgram_is_refused_before_any_training(tmp_path):
     r = run_cli("score", "-c", corpus, "--estimator", "magic", cache=tmp_path / "cache")
     assert r.returncode == 1 and "--backend torch" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r
     assert not (tmp_path / "cache").exists()          # refused before any training
+
+
+def test_debias_with_magic_removes_by_the_linear_prediction_and_refuses_swaps_in_one_line(tiny_planted, tmp_path):
+    """debias takes the metagradient ranking: removal sets are judged by the summed metagradients (clipped to the
+    measure's range) and move d toward 0; a swap needs predictions for rewrites that were never trained on, which a
+    metagradient through the recorded run cannot give: refused in one line."""
+    from biasaudit.debias import run_debias
+    from biasaudit.influence.estimators import EstimatorConfig
+
+    model = _train_sg(tiny_planted)
+    test = BiasTest.from_dict(PLANTED_TEST)
+    _, m = run_debias(model, tiny_planted, [test], EstimatorConfig(name="magic"), "4", "remove",
+                      out_dir=tmp_path / "remove", force=True, rounds=2, target=0.05)   # d is inside its CI band
+    p = m["predicted"]["planted"]
+    assert 0 < m["n_edited"] <= 4
+    assert abs(p["predicted_effect_size"]) < abs(p["effect_size_before"])
+    with pytest.raises(ConfigError, match="rewrites") as e:
+        run_debias(model, tiny_planted, [test], EstimatorConfig(name="magic"), "4", "swap",
+                   out_dir=tmp_path / "swap", force=True, rounds=2, target=0.05)
+    assert "\n" not in str(e.value)
