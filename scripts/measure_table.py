@@ -34,7 +34,7 @@ def main() -> None:
             signs = "".join("+" if v > 0 else "-" for v in vals)
             p = first.get("p_value")
             print(f"| {corpus} | {test} | {m} | {first['effect_size']:+.3f} [{first['ci_low']:+.2f}, "
-                  f"{first['ci_high']:+.2f}] | {'-' if p is None else f'{p:.3f}'} | "
+                  f"{first['ci_high']:+.2f}] | {'-' if p is None else '< 0.001' if p < 0.001 else f'{p:.3f}'} | "
                   f"{sp.get('mean', vals[0]):+.3f} ± {sp.get('sd', 0.0):.3f} | {sig_txt} | {signs} |")
 
 
