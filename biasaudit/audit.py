@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Container, Mapping
 
 import numpy as np
 
@@ -90,7 +90,14 @@ def read_tests_with(fam, tests: list, measure: str = "weat") -> list:
     from .measures.embedding import read_with
 
     if str(measure).strip().lower() == "weat":
-        return list(tests)
+        # a test file may carry its own measure ("measure": "ripa"): checked and read here as --measure would be
+        # (its name known, its pairing the measure's, a language model refused), not taken on trust
+        carried = [t for t in tests if t.measure != "weat"]
+        if carried and not getattr(fam, "word_vectors", False):
+            raise ConfigError(f"test {carried[0].name!r} carries measure {carried[0].measure}, which reads word "
+                              f"vectors; {fam.label} models are measured by template association (--test) or "
+                              "paired sentences (--pairs)")
+        return [read_with(t, t.measure) if t.measure != "weat" or t.paired else t for t in tests]
     if not getattr(fam, "word_vectors", False):
         raise ConfigError(f"--measure {measure} reads word vectors; {fam.label} models are measured by template "
                           "association (--test) or paired sentences (--pairs)")
@@ -123,7 +130,8 @@ def weat_across_models(models: list, tests: list[BiasTest], strict: bool = False
     fam = family_of(models[0])
     words = {w for t in tests for w in t.words}
     known, _ = measurable_words(models[0], words, min_word_count)
-    kept, dropped, skipped = restrict_tests(list(tests), known, strict,
+    tests = [t.with_measure("weat") for t in tests]      # WEAT, whatever measure a test file carries
+    kept, dropped, skipped = restrict_tests(tests, known, strict,
                                             "the tokenizer's vocabulary" if fam.unit == "tokens" else "the vocabulary")
     out = []
     for original, test in kept:
@@ -242,6 +250,7 @@ def _texts_and_counts(corpus, ids: set, words: list, progress=None) -> tuple[dic
 # the one wording of the dropped-word note (score, weat, experiment)
 DROPPED_WORDS = "words not in the model's vocabulary (absent or under min_count)"
 DROPPED_TOKENS = "words the tokenizer does not know"
+PARTNER_DROPPED = "in the model, dropped with its X-Y pair's other word (the measure pairs X and Y word by word)"
 
 
 # ------------------------------------------------------------------ evidence
@@ -255,7 +264,7 @@ def _magnitude(d: float) -> str:
 
 
 def evidence(original: BiasTest | None, kept: BiasTest | None, stats: dict | None, dropped: dict, counts: dict,
-             rare: dict, spread: dict | None) -> dict:
+             rare: dict, spread: dict | None, measurable: Container[str] = ()) -> dict:
     """What the number rests on, and whether it is distinguishable from word-sampling noise: the effect size with
     p and CI, the seed spread, the words used and dropped (with their corpus counts), warnings and a one-sentence
     verdict."""
@@ -269,6 +278,7 @@ def evidence(original: BiasTest | None, kept: BiasTest | None, stats: dict | Non
                          "used": [{"word": w, "count": counts.get(w)} for w in sk.words],
                          "dropped": [{"word": w, "count": counts.get(w, rare.get(w)),
                                       "reason": "seen fewer times than --min-word-count" if w in rare
+                                      else PARTNER_DROPPED if w in measurable
                                       else "not in the model's vocabulary"} for w in gone],
                          "lost_fraction": lost})
             if lost > LOST_FRACTION:
@@ -424,9 +434,12 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
     targets, weats, roles, originals, drops = [], {}, {}, {}, {}
     resolved = []
     rare: dict[str, int] = {}
+    known: set[str] = set()
     if query is not None:
         if not fam.word_vectors:
             raise ConfigError(f"--query reads word vectors; --model {fam.name} takes --test or --pairs")
+        if str(measure).strip().lower() != "weat":
+            raise ConfigError(f"measure={measure!r} reads bias tests; a query is ranked by its own word association")
         word, toward, away = query
         targets.append(query_target(word.lower(), toward, away, model.vocab))
         roles[targets[-1].name] = {"target": [word.lower()], "attribute": list(toward) + list(away)}
@@ -434,7 +447,7 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
         resolved = resolve_tests(tests) if (tests or pairs is None) else []
         resolved = read_tests_with(fam, resolved, measure)
         if resolved:
-            _, rare = measurable_words(model, {w for t in resolved for w in t.words}, min_word_count, corpus)
+            known, rare = measurable_words(model, {w for t in resolved for w in t.words}, min_word_count, corpus)
         measures, kept_tests, dropped, skipped = (bias_measures(model, resolved, strict_oov, templates,
                                                                 min_word_count, corpus)
                                                   if resolved else ([], [], {}, {}))
@@ -445,9 +458,11 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
         for kept, m in zip(kept_tests, measures):
             gone = dropped.get(kept.name)
             if gone:
-                oov = {k: [w for w in v if w not in rare] for k, v in gone.items()}
+                oov = {k: [w for w in v if w not in rare and w not in known] for k, v in gone.items()}
                 few = {k: [w for w in v if w in rare] for k, v in gone.items()}
-                for label, part in ((missing, oov), (f"words seen fewer than {min_word_count} times", few)):
+                partner = {k: [w for w in v if w in known] for k, v in gone.items()}   # paired measures
+                for label, part in ((missing, oov), (f"words seen fewer than {min_word_count} times", few),
+                                    ("words in the model whose X-Y pair lost its other word", partner)):
                     part = {k: v for k, v in part.items() if v}
                     if part:
                         notes.append(f"{kept.name}: dropped {label} "
@@ -609,7 +624,7 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
         original, kept = originals.get(t.name, (None, None))
         tests_out.append({"name": t.name, "kind": t.kind, "description": t.description,
                           "evidence": evidence(original, kept, weats.get(t.name), drops.get(t.name, {}),
-                                               word_counts_all, rare, spreads.get(t.name)),
+                                               word_counts_all, rare, spreads.get(t.name), known),
                           "bias_value": result.bias_value[t.name], "weat": weats.get(t.name),
                           "sum_delta_if_removed": float(s.sum()), "n_documents_scored": int(np.count_nonzero(s)),
                           "removal_predictions": removal[t.name],

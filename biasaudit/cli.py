@@ -477,11 +477,16 @@ def _print_experiment(summary) -> None:
     groups: dict = {}
     for d in summary["conditions"]:
         groups.setdefault((d["estimator"], d["test"]), []).append(d)
+    from .measures.embedding import MEASURES
+    config = Path(summary.folder) / "experiment-config.json"     # each test's measure (--measure, or its file's)
+    label = {t["name"]: MEASURES[t["measure"]].label for t in
+             (json.loads(config.read_text(encoding="utf-8")).get("tests", []) if config.exists() else [])
+             if t.get("measure") in MEASURES}
     for (est, test), conds in groups.items():
         base = next((d for d in conds if d["condition"] == "baseline"), None)
         head = f"\n{clean(test)}, ranked by {clean(est)}"
         if base is not None:
-            head += f": baseline d {fmt(base['effect_size_mean'], base['effect_size_sd'])}"
+            head += f": baseline {label.get(test, 'd')} {fmt(base['effect_size_mean'], base['effect_size_sd'])}"
         out.print(f"[bold]{head}[/]", width=WIDTH)
         note_held = next((d.get("heldout_note") for d in conds if d.get("heldout_note")), None)
         out.print(f"  {'condition':<14}{'k':>6} {'change':>11} {'predicted':>9} {'held-out':>9} {'vs random':>10} "
@@ -655,6 +660,9 @@ def score(test: Optional[List[str]] = TestOpt,
     _check_measure(opts, measure)
     if query is not None and test:
         raise typer.BadParameter("use either --test or --query", param_hint="--query")
+    if query is not None and measure.strip().lower() != "weat":
+        raise typer.BadParameter("--measure reads bias tests (--test); a --query is ranked by its own word "
+                                 "association", param_hint="--measure")
     if (toward or away) and query is None:
         raise typer.BadParameter("--toward/--away need --query", param_hint="--toward")
     if (templates is not None or pairs is not None) and not opts.family.takes_templates:
@@ -738,13 +746,16 @@ def _overview(summary) -> str:
         return ""
     sig = [t for t in tests if t["evidence"]["significant"]]
     noisy = [t for t in tests if t["evidence"].get("seed_noise")]
-    each = ", ".join(f"{clean(t['name'])} {t['evidence'].get('label') or 'd'} {t['evidence']['effect_size']:+.2f}"
+    pairs = [t.get("kind") == "pairs" for t in tests]     # a log-likelihood gap over sentence pairs, not a d
+    each = ", ".join(f"{clean(t['name'])} {t['evidence'].get('label') or ('gap' if p else 'd')} "
+                     f"{t['evidence']['effect_size']:+.2f}"
                      + ("" if t["evidence"]["p_value"] is None else f" p {t['evidence']['p_value']:.2g}")
-                     for t in tests)
+                     for t, p in zip(tests, pairs))
     spread = next((t["evidence"]["seed_spread"] for t in tests if t["evidence"].get("seed_spread")), None)
     seeds = (f"seed spread measured over {spread['n_seeds']} seeds ({len(noisy)} of {len(tests)} within seed noise)"
              if spread else "seed spread not measured (one training seed; --seeds 3 measures it)")
-    verdict = ("no test shows a bias distinguishable from word-sampling noise" if not sig else
+    noise = "pair-sampling" if all(pairs) else "word-sampling" if not any(pairs) else "word- or pair-sampling"
+    verdict = (f"no test shows a bias distinguishable from {noise} noise" if not sig else
                f"{len(sig)} of {len(tests)} test{'s' if len(tests) > 1 else ''} significant (p < 0.05, CI without 0)")
     return f"summary: {verdict}: {each}; {seeds}."
 

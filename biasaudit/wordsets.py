@@ -153,7 +153,8 @@ class BiasTest:
         test = cls(name=str(d["name"]), description=str(d.get("description", "")),
                    source=str(d.get("source", "")), heldout_for=str(d.get("heldout_for", "")), **sets)
         if "measure" in d:        # a test saved with the measure it is read with (an experiment's config)
-            if not isinstance(d["measure"], str) or not d["measure"].replace("-", "").isalpha():
+            if (not isinstance(d["measure"], str) or not d["measure"].replace("-", "").isalpha()
+                    or len(d["measure"]) > 40):
                 raise ConfigError(f"{where}: field measure must be a measure's name")
             test = test.with_measure(d["measure"], paired=bool(d.get("paired", False)))
         return test

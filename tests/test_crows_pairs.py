@@ -223,3 +223,21 @@ def test_api_score_crows_pairs_on_an_lm_trained_here_drops_and_counts(tmp_path):
     v = t["evidence"]["verdict"]
     assert v.startswith("gap = ") and " nats " in v and "pairs" in v and "words" not in v, v
     assert res.summary["check_command"] is None
+    # the report labels it so too: a gap in nats with a CI over pairs, not a template-association d over words
+    from biasaudit.report.html import render
+    page = render(res.folder)
+    assert '<th class="num">gap (nats)</th>' in page and "95% CI (pairs)" in page, page
+    assert "effect size d" not in page and "Template-association" not in page
+
+
+def test_the_first_line_calls_a_pair_gap_a_gap_not_d():
+    """score's summary line: a CrowS-Pairs gap is a gap over pairs (nats), not WEAT's d over words."""
+    from biasaudit.cli import _overview
+
+    ev = {"effect_size": -1.05, "p_value": 0.82, "significant": False, "seed_noise": False, "seed_spread": None}
+    pairs = {"name": "crows-pairs:gender", "kind": "pairs", "evidence": ev}
+    line = _overview({"tests": [pairs]})
+    assert "crows-pairs:gender gap -1.05 p 0.82" in line and "pair-sampling noise" in line, line
+    words = {"name": "planted", "kind": "template", "evidence": {**ev, "effect_size": 1.2}}
+    line = _overview({"tests": [words, pairs]})
+    assert "planted d +1.20" in line and "gender gap -1.05" in line and "word- or pair-sampling" in line, line

@@ -121,6 +121,10 @@ def test_experiment_measures_every_retrain_with_every_measure(planted_model, tmp
     assert np.isfinite(base.weat) and np.isfinite(base.direct_bias) and np.isfinite(base.rnd)
     assert base.weat != pytest.approx(base.ripa)
     assert json.loads((res.folder / "experiment-config.json").read_text())["tests"][0]["measure"] == "ripa"
+    from biasaudit import cli                              # the terminal names the measure, not WEAT's d
+    with cli.out.capture() as printed:
+        cli._print_experiment(res)
+    assert "baseline RIPA +" in printed.get() and "baseline d" not in printed.get(), printed.get()
 
 
 def test_cli_refuses_a_measure_that_cannot_be_a_target(tmp_path, planted):
@@ -138,3 +142,68 @@ def test_cli_refuses_a_measure_that_cannot_be_a_target(tmp_path, planted):
     r = run_cli("score", "--corpus", path, "--test", test, "--measure", "cosine", "--epochs", "5", "--out",
                 tmp_path / "o", cache=tmp_path / "cache")
     assert r.returncode == 2 and "unknown measure" in r.stderr, r
+
+
+def test_a_measure_carried_by_a_test_file_is_read_as_measure_would_read_it(planted_model, tmp_path):
+    """A test file's own "measure" field: its name checked (and bounded), its pairing the measure's (not a
+    separate "paired" field), a language model refused in one line, and `biasaudit weat` still WEAT's d."""
+    from biasaudit.audit import read_tests_with
+    from biasaudit.models import family_of
+
+    corpus, model = planted_model
+    fam = family_of(model)
+    (t,) = read_tests_with(fam, [BiasTest.from_dict({**PLANTED_TEST, "measure": "RIPA"})])
+    assert t.measure == "ripa" and t.paired
+    (w,) = read_tests_with(fam, [BiasTest.from_dict({**PLANTED_TEST, "measure": "weat", "paired": "false"})])
+    assert w.measure == "weat" and not w.paired
+    with pytest.raises(ConfigError, match="unknown measure"):
+        read_tests_with(fam, [BiasTest.from_dict({**PLANTED_TEST, "measure": "foobar"})])
+    with pytest.raises(ConfigError, match="field measure"):
+        BiasTest.from_dict({**PLANTED_TEST, "measure": "a" * 100_000})
+    with pytest.raises(ConfigError, match="carries measure ripa, which reads word vectors"):
+        read_tests_with(family_of(api.model_config("lm")), [t])
+    # "measure": "ripa" without "paired": a word missing from the model drops its pair, as --measure ripa does
+    x, y = PLANTED_TEST["target_x"]["words"], PLANTED_TEST["target_y"]["words"]
+    d = {**PLANTED_TEST, "target_x": {"name": "x", "words": x + ["nosuchword"]},
+         "target_y": {"name": "y", "words": ["nosuchword2"] + y}}
+    from_file = api.score(model, corpus, [{**d, "measure": "ripa"}], out=tmp_path / "f", resamples=0, report=False)
+    flag = api.score(model, corpus, [d], measure="ripa", out=tmp_path / "m", resamples=0, report=False)
+    assert from_file["tests"][0]["bias_value"] == pytest.approx(flag["tests"][0]["bias_value"], abs=1e-12)
+    # `biasaudit weat` measures WEAT whatever measure the file carries
+    (row,) = api.measure(model, [{**PLANTED_TEST, "measure": "ripa"}]).rows
+    (ref,) = api.measure(model, [PLANTED_TEST]).rows
+    assert row["effect_size"] == pytest.approx(ref["effect_size"]) and row.get("metric", "weat") == "weat"
+
+
+def test_words_dropped_with_their_pair_are_named_so_and_the_report_says_ripa(planted_model, tmp_path):
+    """A word in the model dropped because its X-Y partner is missing is not reported as missing; the HTML
+    report of a --measure run labels its numbers by the measure, not as WEAT's d."""
+    from biasaudit.report.html import build_context, render
+
+    corpus, model = planted_model
+    x, y = PLANTED_TEST["target_x"]["words"], PLANTED_TEST["target_y"]["words"]
+    d = {**PLANTED_TEST, "target_x": {"name": "x", "words": x + ["nosuchword"]},
+         "target_y": {"name": "y", "words": y[:2] + ["nosuchword2", y[2]]}}
+    res = api.score(model, corpus, [d], measure="ripa", out=tmp_path / "s", resamples=0, report=False)
+    sets = {s["field"]: s for s in res["tests"][0]["evidence"]["sets"]}
+    reasons = {r["word"]: r["reason"] for f in ("target_x", "target_y") for r in sets[f]["dropped"]}
+    assert reasons[x[2]].startswith("in the model, dropped with its X-Y pair's other word"), reasons
+    assert reasons[y[2]].startswith("in the model, dropped with its X-Y pair's other word"), reasons
+    assert reasons["nosuchword"] == reasons["nosuchword2"] == "not in the model's vocabulary"
+    assert f"planted: dropped words in the model whose X-Y pair lost its other word target_x: {x[2]}; " \
+           f"target_y: {y[2]}" in res["notes"], res["notes"]
+    ctx = build_context(res.folder)
+    assert ctx["value_label"] == "RIPA" and ctx["ci_over"] == "words"
+    page = render(res.folder)
+    assert '<th class="num">RIPA</th>' in page and "effect size d" not in page and "d = " not in page
+
+
+def test_measure_with_a_query_is_a_usage_error(tmp_path, planted):
+    from conftest import run_cli
+
+    corpus, _, _ = planted
+    path = tmp_path / "c.jsonl"
+    path.write_text("".join(json.dumps({"id": d.id, "text": d.text}) + "\n" for d in corpus))
+    r = run_cli("score", "--corpus", path, "--query", "zorbel", "--toward", "algebra", "--measure", "ripa",
+                "--epochs", "5", "--out", tmp_path / "o", cache=tmp_path / "cache")
+    assert r.returncode == 2 and "--measure reads bias tests" in r.stderr and "training" not in r.stderr, r

@@ -334,9 +334,11 @@ def run_experiment(spec: ExperimentSpec, out_dir: Path, overwrite: bool = False,
                                                           spec.min_word_count, corpus)
     for name, reason in skipped.items():
         log(f"{name}: skipped, {reason}")
+    paired = {t.name for t in spec.tests if t.paired}
     for name, gone in dropped.items():
         if name not in skipped:
-            log(f"{name}: dropped words not in the model's vocabulary (absent or under min_count) "
+            log(f"{name}: dropped words not in the model's vocabulary (absent or under min_count)"
+                + (" and the other word of their X-Y pair " if name in paired else " ")
                 + "; ".join(f"{k}: {', '.join(v)}" for k, v in gone.items()))
     concepts = []
     if spec.rank_by == "concept":      # rank by the audited test plus its concept test (swap-list targets)

@@ -191,6 +191,14 @@ def build_context(folder: Path) -> dict:
                             "`biasaudit experiment` first")
     ctx = {"summary": summary, "experiment": exp, "tests": [], "generated": time.strftime("%Y-%m-%d %H:%M UTC",
                                                                                            time.gmtime())}
+    # what the tests' numbers are: WEAT's d (template association's too), a --measure's own (RIPA, ...), or a
+    # log-likelihood gap over sentence pairs (CrowS-Pairs); "value" when the tests mix them
+    kinds = [("gap (nats)", "pairs") if t.get("kind") == "pairs" else ((t.get("weat") or {}).get("label") or "d",
+                                                                       "words")
+             for t in (summary or {}).get("tests", [])]
+    labels, over = {k[0] for k in kinds}, {k[1] for k in kinds}
+    ctx["value_label"] = labels.pop() if len(labels) == 1 else "d" if not labels else "value"
+    ctx["ci_over"] = over.pop() if len(over) == 1 else "words" if not over else "words or pairs"
     if summary:
         for t in summary["tests"]:
             roles = t.get("roles", {})
