@@ -130,7 +130,7 @@ def run_debias(model, corpus, tests, estimator, k: str, method: str, swaps=None,
     import time
     from pathlib import Path
 
-    from .audit import bias_measures, score_folder
+    from .audit import bias_measures, read_tests_with, score_folder
     from .corpus import Document, cda_id, edited_record, output_layout, records, write_records
     from .experiments.plan import parse_ks
     from .influence import score_model
@@ -158,7 +158,7 @@ def run_debias(model, corpus, tests, estimator, k: str, method: str, swaps=None,
     if len(sizes) != 1:
         raise ConfigError("--k: debias takes one size")
     (k_label, n_edit), = sizes
-    resolved = resolve_tests(tests)
+    resolved = read_tests_with(fam, resolve_tests(tests))        # a test file's own measure, checked
     swaps = swaps if swaps is not None else (bundled_swaps() if method != "remove" or rank_by == "concept" else None)
     targets, kept, dropped, skipped = bias_measures(model, resolved, strict_oov, templates, min_word_count, corpus)
     for name, reason in skipped.items():

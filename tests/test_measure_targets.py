@@ -207,3 +207,20 @@ def test_measure_with_a_query_is_a_usage_error(tmp_path, planted):
     r = run_cli("score", "--corpus", path, "--query", "zorbel", "--toward", "algebra", "--measure", "ripa",
                 "--epochs", "5", "--out", tmp_path / "o", cache=tmp_path / "cache")
     assert r.returncode == 2 and "--measure reads bias tests" in r.stderr and "training" not in r.stderr, r
+
+
+def test_debias_reads_a_test_files_measure_as_score_does(planted_model, tmp_path):
+    """A test file carrying "measure": "ripa" is read paired in debias too (its evidence is RIPA's)."""
+    from biasaudit.debias import run_debias
+    from biasaudit.influence.estimators import EstimatorConfig
+
+    corpus, model = planted_model
+    x, y = PLANTED_TEST["target_x"]["words"], PLANTED_TEST["target_y"]["words"]
+    # missing words at different places: read as pairs, (qqq, y0) and (x2, rrr) go and x0-y1, x1-y2 stay
+    spec = {**PLANTED_TEST, "target_x": ["qqq"] + x, "target_y": y + ["rrr"]}
+    carried = BiasTest.from_dict({**spec, "measure": "ripa"})
+    _, m = run_debias(model, corpus, [carried], EstimatorConfig(), "4", "remove", out_dir=tmp_path / "d",
+                      force=True, rounds=2, target=0.0)
+    ref = measure("ripa", model, read_with(BiasTest.from_dict(spec), "ripa"), allow_oov=True)
+    assert ref.sizes["pairs"] == 2
+    assert m["predicted"]["planted"]["effect_size_before"] == pytest.approx(ref.effect_size, abs=1e-9)
