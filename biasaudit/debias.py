@@ -247,23 +247,15 @@ def run_debias(model, corpus, tests, estimator, k: str, method: str, swaps=None,
             rule.update(reached=True, note="d is already inside the band: nothing to edit")
         else:
             measure = group_measure(pred, t.name, times, rewrites_for(t) if method != "remove" else None)
-            n_top, count_top = None, 0
             if select == "greedy":
-                # a set chosen as a set is wanted only if smaller than the top-k prefix that reaches the band, so
-                # that prefix bounds the search (candidates: pool x it, not pool x --k: 3,786 on GCIDE at 1%)
-                n_top, _, count_top = smallest_inside(measure, order[:n_edit], band)
-                size = n_edit if n_top is None else n_top
-                found = greedy_select(measure, order, size, d0, goal=0.0, pool=pool, rounds=rounds,
+                found = greedy_select(measure, order, n_edit, d0, goal=0.0, pool=pool, rounds=rounds,
                                       stop=lambda v: abs(v) <= band)
                 ranked = found.order
-                rule["selection"] = {**found.to_dict(), "size_bound": size, "top_k_reaches_at": n_top}
+                rule["selection"] = found.to_dict()
             else:
                 ranked = order[:n_edit]
             n, value, count = smallest_inside(measure, ranked, band)
-            if n is None and n_top is not None:     # the chosen set never got inside: top-k's prefix does
-                ranked, n = order[:n_edit], n_top
-                rule["selection"]["fallback_to_top_k"] = True
-            rule["n_predictions"] = count + count_top + (rule.get("selection", {}).get("n_predictions") or 0)
+            rule["n_predictions"] = count + (rule.get("selection", {}).get("n_predictions") or 0)
             if n is None:
                 chosen = ranked[:n_edit]
                 rule.update(reached=False, note=f"no edit of up to {n_edit} documents (--k {k_label}) is predicted "
