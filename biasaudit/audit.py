@@ -89,18 +89,20 @@ def read_tests_with(fam, tests: list, measure: str = "weat") -> list:
     vectors, so other families are refused in one line."""
     from .measures.embedding import read_with
 
+    def refuse(what: str):
+        raise ConfigError(f"{what}, which reads word vectors; {fam.label} models are measured by template "
+                          "association (--test) or paired sentences (--pairs)")
+
+    word_vectors = getattr(fam, "word_vectors", False)
     if str(measure).strip().lower() == "weat":
         # a test file may carry its own measure ("measure": "ripa"): checked and read here as --measure would be
         # (its name known, its pairing the measure's, a language model refused), not taken on trust
         carried = [t for t in tests if t.measure != "weat"]
-        if carried and not getattr(fam, "word_vectors", False):
-            raise ConfigError(f"test {carried[0].name!r} carries measure {carried[0].measure}, which reads word "
-                              f"vectors; {fam.label} models are measured by template association (--test) or "
-                              "paired sentences (--pairs)")
+        if carried and not word_vectors:
+            refuse(f"test {carried[0].name!r} carries measure {carried[0].measure}")
         return [read_with(t, t.measure) if t.measure != "weat" or t.paired else t for t in tests]
-    if not getattr(fam, "word_vectors", False):
-        raise ConfigError(f"--measure {measure} reads word vectors; {fam.label} models are measured by template "
-                          "association (--test) or paired sentences (--pairs)")
+    if not word_vectors:
+        refuse(f"--measure {measure}")
     return [read_with(t, measure) for t in tests]
 
 

@@ -17,12 +17,6 @@ from ..wordsets import BiasTest
 from .folder import is_model_dir, model_field
 
 
-def effect_on_vectors(key_to_index: dict, vectors: np.ndarray, test: BiasTest) -> float | None:
-    """The test's measure (WEAT effect size unless it carries another) on its in-vocabulary words (None when a set
-    keeps fewer than 2)."""
-    return value_on_vectors(key_to_index, vectors, test)
-
-
 def evaluate_vectors(words, vectors: np.ndarray, tests: list[BiasTest], heldout: dict[str, BiasTest],
                      with_quality: bool = True) -> dict:
     """Effect sizes of the audited tests and their held-out companions (each read with its test's measure), the
@@ -32,8 +26,8 @@ def evaluate_vectors(words, vectors: np.ndarray, tests: list[BiasTest], heldout:
     from ..quality import quality
 
     k2i = {w: i for i, w in enumerate(words)}
-    out = {"effects": {t.name: effect_on_vectors(k2i, vectors, t) for t in tests},
-           "heldout_effects": {name: effect_on_vectors(k2i, vectors, h) for name, h in heldout.items()},
+    out = {"effects": {t.name: value_on_vectors(k2i, vectors, t) for t in tests},
+           "heldout_effects": {name: value_on_vectors(k2i, vectors, h) for name, h in heldout.items()},
            "measures": {t.name: values_on_vectors(k2i, vectors, t) for t in tests}}
     if with_quality:
         out["quality"] = quality(words, vectors)
