@@ -51,6 +51,37 @@ def test_greedy_is_predicted_at_least_as_close_to_zero_as_top_k_at_equal_size(tr
         assert sel.n_predictions <= 4 * 3 * n + 1 + 4
 
 
+def test_memoised_re_solves_equal_fresh_ones_and_skip_untouched_words(trained, monkeypatch):
+    """The block predictor re-solves a test word once per distinct set of its edited pairs: a candidate added to
+    a chosen set re-solves only the words it touches, and every prediction equals a fresh predictor's."""
+    import copy
+
+    corpus, _, _, res = trained
+    d = res.bias_value["planted"]
+    order = toward_zero_order(res.delta_bias_if_removed["planted"], d)
+    pred = res.predictor
+    calls = []
+    real = pred.objective.resolve_word
+    monkeypatch.setattr(pred.objective, "resolve_word", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    pred._cache.clear()
+    chosen = [int(i) for i in order[:6]]
+    sets = [np.asarray(chosen + [int(c)]) for c in order[6:30]]
+    vals = group_measure(pred, "planted")(sets)
+    fresh = copy.copy(pred)
+    fresh._cache = {}
+    monkeypatch.setattr(fresh.objective, "resolve_word", real)
+    for s_, v in zip(sets, vals):
+        fresh._cache.clear()
+        assert v == group_measure(fresh, "planted")([s_])[0]          # bit for bit
+    w, _, x, dd = pred._instances(np.asarray(order[:30]))
+    own = {int(r) for r in pred.targets["planted"].rows}
+    touched = {int(c): {int(a) for a in np.unique(w[(dd == c) & (x != 0)]) if int(a) in own} for c in order[6:30]}
+    base_words = {int(a) for a in np.unique(w[np.isin(dd, chosen) & (x != 0)]) if int(a) in own}
+    # at most: the first request's words, then per candidate the words it touches
+    assert len(calls) <= len(base_words | touched[int(order[6])]) + sum(len(t) for t in touched.values())
+    assert len(calls) < len(sets) * len(base_words)
+
+
 def test_a_negative_bias_is_edited_up_toward_zero(trained, tmp_path):
     corpus, _, model, res = trained
     assert res.bias_value["flipped"] < -0.5

@@ -24,6 +24,7 @@ requests done. ``linear_added`` gives the first-order change of adding documents
 """
 from __future__ import annotations
 
+import hashlib
 from typing import Protocol
 
 import numpy as np
@@ -79,6 +80,8 @@ def _request(req):
 class PairBlockPredictor:
     """``block`` group predictions for pair objectives (skip-gram)."""
 
+    CACHE_SIZE = 50_000             # re-solved vectors kept (dim floats each, with a 20-byte key)
+
     def __init__(self, objective, enumerator, rows, blocks: dict, lam: dict, targets, corpus, instances=None):
         self.objective, self.enumerator = objective, enumerator
         self.rows = np.asarray(rows)
@@ -86,6 +89,7 @@ class PairBlockPredictor:
         self.targets = {t.name: t for t in targets}
         self.corpus = corpus
         self.instances = instances          # (K, X, D) of every test-word pair instance, when the scorer kept them
+        self._cache: dict = {}              # re-solved test-word vectors, see ``_resolved``
 
     def _instances(self, docs: np.ndarray):
         """(input word, output word, weight, document) of the test-word pairs of the given documents."""
@@ -108,6 +112,22 @@ class PairBlockPredictor:
         mask = np.zeros(self.objective.V, dtype=bool)
         mask[self.rows] = True
         return mask
+
+    def _resolved(self, name: str, word: int, ctx: np.ndarray, dn: np.ndarray):
+        """``resolve_word`` of one test word on its edited pair weights, memoised on exactly those inputs (the
+        test, the word and a digest of its edited outputs and weights, in their order): a set and the same set
+        plus a document that does not touch this word give the word the same pairs, so greedy selection and
+        prefix scans re-solve only the words a candidate touches. The result is bit for bit the uncached one."""
+        h = hashlib.blake2b(np.ascontiguousarray(ctx, dtype=np.int64).tobytes(), digest_size=20)
+        h.update(np.ascontiguousarray(dn, dtype=np.float64).tobytes())
+        key = (name, int(word), len(ctx), h.digest())
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = self.objective.resolve_word(word, ctx, dn, self.lam[name])
+            if len(self._cache) >= self.CACHE_SIZE:
+                self._cache.pop(next(iter(self._cache)))        # oldest first
+            self._cache[key] = hit
+        return hit
 
     def predict(self, requests, progress=None):
         requests = [_request(r) for r in requests]
@@ -132,7 +152,7 @@ class PairBlockPredictor:
                     continue
                 sel = (ww == word) & (xx != 0)
                 if sel.any():
-                    U[word] = self.objective.resolve_word(word, cc[sel], xx[sel], self.lam[name])
+                    U[word] = self._resolved(name, word, cc[sel], xx[sel])
             out.append(target.value(U))
             if progress:
                 progress(PREDICTIONS, len(out), len(requests))
