@@ -130,6 +130,8 @@ class PairBlockPredictor:
         return hit
 
     def predict(self, requests, progress=None):
+        import torch
+
         requests = [_request(r) for r in requests]
         union = np.unique(np.concatenate([docs for _, docs, _, _ in requests] + [np.zeros(0, np.int64)]))
         w, c, x, d = self._instances(union)
@@ -144,16 +146,17 @@ class PairBlockPredictor:
             if added:
                 aw, ac, ax = added_pairs(added, self.enumerator.vocab, self.enumerator, self._mask())
                 ww, cc, xx = np.r_[ww, aw.astype(np.int64)], np.r_[cc, ac.astype(np.int64)], np.r_[xx, ax]
-            U = self.objective.U.clone()
             target = self.targets[name]
-            own = set(int(r) for r in target.rows)
+            rows = np.asarray(target.rows)
+            sub = self.objective.U[torch.as_tensor(rows)].clone()     # the measure reads only its words' rows
+            own = set(int(r) for r in rows)
             for word in np.unique(ww).tolist():
                 if word not in own:
                     continue
                 sel = (ww == word) & (xx != 0)
                 if sel.any():
-                    U[word] = self._resolved(name, word, cc[sel], xx[sel])
-            out.append(target.value(U))
+                    sub[torch.as_tensor(np.flatnonzero(rows == word))] = self._resolved(name, word, cc[sel], xx[sel])
+            out.append(float(target.fn(sub)))
             if progress:
                 progress(PREDICTIONS, len(out), len(requests))
         return out
