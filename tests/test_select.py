@@ -203,3 +203,75 @@ def test_experiment_select_greedy_gives_remove_selected_rows_beside_top_k(tmp_pa
     assert len(saved[f"{EstimatorConfig().label}|planted|6"]) == 6
     again = run_experiment(spec, tmp_path / "e", cache=tmp_path / "cache").summary     # resumes: same sets
     assert again["conditions"] == s["conditions"]
+
+
+def test_optimum_anchor_re_solves_between_exact_optima_and_refuses_other_estimators(trained):
+    """``anchor=optimum``: the word's optimum with the context vectors fixed has zero gradient; an edit moves the
+    trained vector by exactly the change between the unedited and the edited optimum (each solved here by plain
+    Newton over the word's whole loss, the oracle); no edit leaves it where it was."""
+    import torch
+
+    from biasaudit.models.skipgram_objective import SkipGramObjective
+
+    corpus, planted, model, res = trained
+    obj = SkipGramObjective(model, corpus)
+    word = int(res.predictor.targets["planted"].rows[0])
+    c0, n0 = obj.word_pairs(word)
+    ustar = obj.word_optimum(word, c0, n0, float(n0.sum()))
+    g, _ = obj._word_terms(ustar, c0, n0, float(n0.sum()))
+    g_trained, _ = obj._word_terms(obj.U[word], c0, n0, float(n0.sum()))
+    assert float(g.norm()) < 1e-8 < float(g_trained.norm())        # SGD stopped short of it
+    # remove every planted document's pairs of this word
+    ids = [doc.id for doc in corpus]
+    pidx = np.asarray([i for i, t in enumerate(ids) if t in planted])
+    w, c, x, d = res.predictor._instances(pidx)
+    sel = w == word
+    assert sel.any()
+    u = obj.resolve_word(word, c[sel], -x[sel], 0.0, anchor="optimum")
+    dn = torch.zeros(obj.V, dtype=obj.dtype).index_add_(0, torch.as_tensor(c[sel]),
+                                                         torch.as_tensor(-x[sel], dtype=obj.dtype))
+    n1 = torch.zeros(obj.V, dtype=obj.dtype).index_add_(0, c0, n0) + dn
+    n1 = torch.clamp(n1, min=0.0)
+    every = torch.arange(obj.V)
+    v = torch.zeros(obj.dim, dtype=obj.dtype)
+    for _ in range(60):                                   # Newton from 0 over the edited loss: the oracle
+        g1, H1 = obj._word_terms(v, every, n1, float(n1.sum()))
+        v = v - torch.linalg.solve(H1, g1)
+    assert torch.allclose(u, obj.U[word] + (v - ustar), atol=1e-7)
+    none = obj.resolve_word(word, np.zeros(0, np.int64), np.zeros(0), 0.0, anchor="optimum")
+    assert torch.allclose(none, obj.U[word], atol=1e-9)
+    for spec in ("cg:anchor=optimum", "gradient-dot:anchor=optimum", "block:anchor=nearest"):
+        with pytest.raises(ConfigError):
+            EstimatorConfig.parse(spec)
+    assert EstimatorConfig.parse("block:anchor=optimum").label == "block:damping=0.1,anchor=optimum"
+
+
+def test_optimum_anchor_sees_the_planted_set_that_the_trained_anchor_under_predicts():
+    """Against retraining: removing the planted documents, the optimum-anchored group prediction (damping 0.01)
+    is closer to the retrained change than the trained anchor's, which holds each word near its trained vector."""
+    from biasaudit.corpus import MemoryCorpus
+
+    import torch
+
+    from biasaudit.corpus import MemoryCorpus
+
+    # the plain-gensim planted check's model (CFG's d sits at the measure's bound, where no removal moves it)
+    cfg = SkipGramConfig(vector_size=24, window=3, min_count=2, negative=5, epochs=60, sample=1e-2, seed=1)
+    corpus, planted, _ = planted_corpus()
+    model = train_skipgram(corpus, cfg)
+    targets, _, _, _ = bias_measures(model, [TEST], corpus=corpus)
+    ids = [doc.id for doc in corpus]
+    pidx = np.asarray([i for i, t in enumerate(ids) if t in planted])
+    kept = MemoryCorpus([doc for doc in corpus if doc.id not in planted], "kept")
+    retrained = train_skipgram(kept, cfg)
+    t_after, _, _, _ = bias_measures(retrained, [TEST], corpus=kept)
+    d0 = targets[0].value(torch.as_tensor(model.vectors, dtype=torch.float64))
+    actual = t_after[0].value(torch.as_tensor(retrained.vectors, dtype=torch.float64)) - d0
+    preds = {}
+    for spec in ("block", "block:damping=0.01,anchor=optimum"):
+        res = score_model(model, corpus, targets, EstimatorConfig.parse(spec))
+        preds[spec] = group_measure(res.predictor, "planted")([pidx])[0] - d0
+    pred_trained, pred_opt = preds["block"], preds["block:damping=0.01,anchor=optimum"]
+    print(f"actual {actual:+.3f}, optimum anchor {pred_opt:+.3f}, trained anchor {pred_trained:+.3f}")
+    assert actual < 0 and pred_opt < 0
+    assert abs(pred_opt - actual) < abs(pred_trained - actual)

@@ -31,7 +31,7 @@ from scipy.sparse import csr_matrix
 
 from ..batches import encode_batches, merge_pairs
 from ..corpus import Corpus
-from ..errors import CorpusError
+from ..errors import ConfigError, CorpusError
 from ..measures.targets import BiasTarget
 from ..models.glove import GloVeObjective, batch_cooccurrence, cooccurrence_matrix, weighting
 from .block import own_curvature, word_solver
@@ -121,6 +121,9 @@ class CountBlockPredictor:
 def score_glove(model, corpus: Corpus, targets: list[BiasTarget], config: EstimatorConfig = EstimatorConfig(),
                 progress=None, batch_size: int = 2000, **_) -> ScoreResult:
     """Every document's predicted change of each target, by ``block``, ``gradient-dot`` or ``cg``."""
+    if config.anchor != "trained":
+        raise ConfigError(f"estimator {config.label}: anchor=optimum is a setting of skip-gram's block predictions; "
+                          "GloVe's re-solves are exact least squares already")
     if config.name == "cg":
         return score_glove_cg(model, corpus, targets, config, progress, batch_size)
     t0 = time.perf_counter()

@@ -32,6 +32,9 @@ class EstimatorConfig:
     seed: int = 0
     noise_top: int = 4000         # cg/lissa: noise words taken exactly; the rest importance-sampled
     noise_tail: int = 1000
+    anchor: str = "trained"       # block, skip-gram: where group predictions re-solve a word from, "trained" (the
+                                  # trained vector, offset by its residual gradient) or "optimum" (the word's
+                                  # optimum with the context vectors fixed; the change between optima is applied)
 
     def __post_init__(self):
         if self.name not in ESTIMATORS:
@@ -40,6 +43,11 @@ class EstimatorConfig:
             raise ConfigError(f"EstimatorConfig.damping must be >= 0, got {self.damping!r}")
         if self.hessian not in ("gauss-newton", "exact"):
             raise ConfigError(f"EstimatorConfig.hessian must be 'gauss-newton' or 'exact', got {self.hessian!r}")
+        if self.anchor not in ("trained", "optimum"):
+            raise ConfigError(f"EstimatorConfig.anchor must be 'trained' or 'optimum', got {self.anchor!r}")
+        if self.anchor != "trained" and self.name != "block":
+            raise ConfigError(f"EstimatorConfig.anchor={self.anchor} is a setting of block's group predictions, "
+                              f"not of {self.name}")
         if self.params not in ("test-inputs", "all"):
             raise ConfigError(f"EstimatorConfig.params must be 'test-inputs' or 'all', got {self.params!r}")
         for f in ("max_iter", "lissa_depth", "lissa_repeats", "lissa_batch", "lissa_rows", "noise_top",
@@ -57,7 +65,9 @@ class EstimatorConfig:
 
     @property
     def label(self) -> str:
-        return f"{self.name}:damping={self.damping:g}" if self.name not in ("gradient-dot", "magic") else self.name
+        if self.name in ("gradient-dot", "magic"):
+            return self.name
+        return f"{self.name}:damping={self.damping:g}" + (f",anchor={self.anchor}" if self.anchor != "trained" else "")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -82,7 +82,8 @@ class PairBlockPredictor:
 
     CACHE_SIZE = 50_000             # re-solved vectors kept (dim floats each, with a 20-byte key)
 
-    def __init__(self, objective, enumerator, rows, blocks: dict, lam: dict, targets, corpus, instances=None):
+    def __init__(self, objective, enumerator, rows, blocks: dict, lam: dict, targets, corpus, instances=None,
+                 anchor: str = "trained"):
         self.objective, self.enumerator = objective, enumerator
         self.rows = np.asarray(rows)
         self.blocks, self.lam = blocks, lam        # lam: {test name: absolute damping} (each test its own)
@@ -90,6 +91,7 @@ class PairBlockPredictor:
         self.corpus = corpus
         self.instances = instances          # (K, X, D) of every test-word pair instance, when the scorer kept them
         self._cache: dict = {}              # re-solved test-word vectors, see ``_resolved``
+        self.anchor = anchor                # where re-solves start (``SkipGramObjective.resolve_word``)
 
     def _instances(self, docs: np.ndarray):
         """(input word, output word, weight, document) of the test-word pairs of the given documents."""
@@ -123,7 +125,7 @@ class PairBlockPredictor:
         key = (name, int(word), len(ctx), h.digest())
         hit = self._cache.get(key)
         if hit is None:
-            hit = self.objective.resolve_word(word, ctx, dn, self.lam[name])
+            hit = self.objective.resolve_word(word, ctx, dn, self.lam[name], anchor=self.anchor)
             if len(self._cache) >= self.CACHE_SIZE:
                 self._cache.pop(next(iter(self._cache)))        # oldest first
             self._cache[key] = hit

@@ -350,7 +350,8 @@ def _solve_and_score(model, corpus, targets, config, progress, dtype, device, cl
     kept = None if client is not None or st.full else firsts[0].get("instances")
     if config.name == "block":
         predictor = PairBlockPredictor(objective, enumerator, rows, blocks,
-                                       {n: config.damping * mu for n, mu in mus.items()}, targets, corpus, kept)
+                                       {n: config.damping * mu for n, mu in mus.items()}, targets, corpus, kept,
+                                       anchor=config.anchor)
     elif config.name in ("cg", "lissa"):
         predictor = PairSolvePredictor(model, objective, enumerator, rows, config, blocks, mus, targets, corpus)
     basis = None

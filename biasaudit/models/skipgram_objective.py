@@ -320,15 +320,17 @@ class SkipGramObjective:
         noise distribution as a tensor): two (V, dim) products instead of a (dim, V) x (V, dim) one."""
         return (n * (torch.sigmoid(Cc @ u) - 1)) @ Cc + self.k * N * (P * torch.sigmoid(self.C @ u)) @ self.C
 
-    def _word_base(self, word: int):
-        """What every re-solve of ``word`` starts from, computed once per word: its trained pairs (c0, n0, N0), the
-        trained vector's residual gradient, and the two parts of its Hessian there, the positive pairs' and the
-        noise term's per unit of N (the noise part, a (dim, V) x (V, dim) product, is what costs)."""
+    def _word_base(self, word: int, anchor: str = "trained"):
+        """What every re-solve of ``word`` starts from, computed once per word and anchor: its trained pairs (c0,
+        n0, N0), the anchor vector (``trained``: the trained vector; ``optimum``: the root of the word's loss with
+        the context vectors fixed, ``word_optimum``), the anchor's residual gradient, and the two parts of its
+        Hessian there, the positive pairs' and the noise term's per unit of N (the noise part, a (dim, V) x (V,
+        dim) product, is what costs)."""
         cache = self.__dict__.setdefault("_resolve_cache", {})
-        if word not in cache:
+        if (word, anchor) not in cache:
             c0, n0 = self.word_pairs(word)
-            u0 = self.U[word]
             N0 = float(n0.sum())
+            u0 = self.U[word] if anchor == "trained" else self.word_optimum(word, c0, n0, N0)
             Cc = self.C[c0]
             sg = torch.sigmoid(Cc @ u0)
             P = torch.as_tensor(self.noise, dtype=self.dtype, device=self.device)
@@ -336,11 +338,30 @@ class SkipGramObjective:
             residual = (n0 * (sg - 1)) @ Cc + self.k * N0 * (P * sgn) @ self.C
             h_pos = (Cc * (n0 * sg * (1 - sg))[:, None]).T @ Cc
             h_noise = self.k * (self.C * (P * sgn * (1 - sgn))[:, None]).T @ self.C
-            cache[word] = (c0, n0, N0, residual, h_pos, h_noise)
-        return cache[word]
+            cache[word, anchor] = (c0, n0, N0, residual, h_pos, h_noise, u0)
+        return cache[word, anchor]
+
+    def word_optimum(self, word: int, c0, n0, N0: float, max_iter: int = 100, tol: float = 1e-10) -> torch.Tensor:
+        """The minimiser of ``word``'s loss in its input vector with every context vector fixed (convex: a
+        logistic loss over its pairs and the noise expectation), by Newton's method from the trained vector with
+        step halving while the gradient grows. A model trained by SGD with a decaying rate stops short of it."""
+        u = self.U[word].clone()
+        g, H = self._word_terms(u, c0, n0, N0)
+        for _ in range(max_iter):
+            step = torch.linalg.solve(H, g)
+            t = 1.0
+            while True:
+                g1, H1 = self._word_terms(u - t * step, c0, n0, N0)
+                if float(g1.norm()) < float(g.norm()) or t < 1e-4:
+                    break
+                t /= 2
+            u, g, H = u - t * step, g1, H1
+            if float((t * step).norm()) <= tol * max(1.0, float(u.norm())):
+                break
+        return u
 
     def resolve_word(self, word: int, ctx: np.ndarray, dn: np.ndarray, lam: float, max_iter: int = 25,
-                     tol: float = 1e-9) -> torch.Tensor:
+                     tol: float = 1e-9, anchor: str = "trained") -> torch.Tensor:
         """u_w re-solved (context vectors fixed) after its pair weights change by ``dn`` at outputs ``ctx`` (the
         negative-sampling weight N_w by their sum): the root of the word's edited gradient, offset by the trained
         vector's residual gradient (so the unedited problem is solved by the trained vector itself), with a
@@ -349,9 +370,18 @@ class SkipGramObjective:
         Solved by chord iterations: every step uses the edited loss's Hessian at the trained vector (exact: the
         trained Hessian's parts, cached per word, plus the edited pairs' part), so each step costs a gradient, not
         a (dim, V) x (V, dim) product; the root is the same as Newton's. Where they converge slowly or not at all
-        (an edit that takes most of a word's pairs), Newton's method with a fresh Hessian each step finishes."""
-        c0, n0, N0, residual, h_pos, h_noise = self._word_base(word)
-        u0 = self.U[word]
+        (an edit that takes most of a word's pairs), Newton's method with a fresh Hessian each step finishes.
+
+        ``anchor="optimum"``: the same re-solve from the word's optimum with the context vectors fixed
+        (``word_optimum``, where the residual is 0) instead of the trained vector, and the change between the two
+        optima added to the trained vector. An SGD-trained vector is not at that optimum, and offsetting an edit
+        that takes most of a word's pairs by the trained vector's residual holds the word near where it was (on
+        the planted corpus the trained anchor predicts a tenth of the planted documents' effect)."""
+        u = self._resolve_from(word, ctx, dn, lam, max_iter, tol, anchor)
+        return u if anchor == "trained" else self.U[word] + (u - self._word_base(word, anchor)[6])
+
+    def _resolve_from(self, word, ctx, dn, lam, max_iter, tol, anchor):
+        c0, n0, N0, residual, h_pos, h_noise, u0 = self._word_base(word, anchor)
         dn_full = torch.zeros(self.V, dtype=self.dtype, device=self.device)
         dn_full.index_add_(0, torch.as_tensor(ctx, device=self.device), torch.as_tensor(dn, dtype=self.dtype,
                                                                                        device=self.device))
