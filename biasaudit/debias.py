@@ -118,8 +118,9 @@ def run_debias(model, corpus, tests, estimator, k: str, method: str, swaps=None,
     list's hash, the command) and a short report into the output folder, for retraining with any pipeline.
 
     Which documents: those whose score moves d toward 0 (d > 0: delta_bias_if_removed < 0; d < 0: > 0), chosen as a
-    set (``select="greedy"``: ``influence.select.greedy_select`` on re-measured group predictions) or by individual
-    score (``"top-k"``). How many: the smallest prefix of that order whose re-measured prediction is inside the band
+    set (``select="greedy"``: ``influence.select.greedy_select`` on re-measured group predictions, searching within
+    the top-k prefix that reaches the band when one does, keeping that prefix when the greedy set never gets inside)
+    or by individual score (``"top-k"``). How many: the smallest prefix of that order whose re-measured prediction is inside the band
     |d| <= ``target`` (when given), else the seed-noise band (the sd of d over the seeds' models, ``seed_models``
     and ``noise_models``, when there are 2 or more), else the bootstrap 95% CI half-width of d; ``k`` is the upper
     bound (the whole ``k`` when the band is not reached; ``k`` itself for an estimator without group predictions,
@@ -247,15 +248,23 @@ def run_debias(model, corpus, tests, estimator, k: str, method: str, swaps=None,
             rule.update(reached=True, note="d is already inside the band: nothing to edit")
         else:
             measure = group_measure(pred, t.name, times, rewrites_for(t) if method != "remove" else None)
+            n_top, count_top = None, 0
             if select == "greedy":
-                found = greedy_select(measure, order, n_edit, d0, goal=0.0, pool=pool, rounds=rounds,
+                # a set chosen as a set is wanted only if smaller than the top-k prefix that reaches the band, so
+                # that prefix bounds the search (candidates: pool x it, not pool x --k: 3,786 on GCIDE at 1%)
+                n_top, _, count_top = smallest_inside(measure, order[:n_edit], band)
+                size = n_edit if n_top is None else n_top
+                found = greedy_select(measure, order, size, d0, goal=0.0, pool=pool, rounds=rounds,
                                       stop=lambda v: abs(v) <= band)
                 ranked = found.order
-                rule["selection"] = found.to_dict()
+                rule["selection"] = {**found.to_dict(), "size_bound": size, "top_k_reaches_at": n_top}
             else:
                 ranked = order[:n_edit]
             n, value, count = smallest_inside(measure, ranked, band)
-            rule["n_predictions"] = count + (rule.get("selection", {}).get("n_predictions") or 0)
+            if n is None and n_top is not None:     # the chosen set never got inside: top-k's prefix does
+                ranked, n = order[:n_edit], n_top
+                rule["selection"]["fallback_to_top_k"] = True
+            rule["n_predictions"] = count + count_top + (rule.get("selection", {}).get("n_predictions") or 0)
             if n is None:
                 chosen = ranked[:n_edit]
                 rule.update(reached=False, note=f"no edit of up to {n_edit} documents (--k {k_label}) is predicted "

@@ -275,3 +275,21 @@ def test_optimum_anchor_sees_the_planted_set_that_the_trained_anchor_under_predi
     print(f"actual {actual:+.3f}, optimum anchor {pred_opt:+.3f}, trained anchor {pred_trained:+.3f}")
     assert actual < 0 and pred_opt < 0
     assert abs(pred_opt - actual) < abs(pred_trained - actual)
+
+
+def test_greedy_in_debias_searches_within_the_top_k_prefix_that_reaches_the_band(trained, tmp_path):
+    """The greedy search is bounded by the top-k prefix inside the band (its candidates: pool x that prefix, not
+    pool x --k), and the edit is never larger than that prefix."""
+    corpus, _, model, _ = trained
+    band = 0.5
+    _, top = run_debias(model, corpus, [TEST], EstimatorConfig(), "60", "remove", out_dir=tmp_path / "t",
+                        force=True, select="top-k", target=band)
+    _, greedy = run_debias(model, corpus, [TEST], EstimatorConfig(), "60", "remove", out_dir=tmp_path / "g",
+                           force=True, select="greedy", target=band, rounds=4)
+    n_top = top["predicted"]["planted"]["n_edited"]
+    rule = greedy["predicted"]["planted"]["stopping"]
+    assert top["predicted"]["planted"]["stopping"]["reached"] and rule["reached"]
+    assert rule["selection"]["top_k_reaches_at"] == n_top == rule["selection"]["size_bound"]
+    assert greedy["predicted"]["planted"]["n_edited"] <= n_top
+    assert rule["selection"]["n_predictions"] <= 4 * 3 * n_top + 4 + 1
+    assert abs(greedy["predicted"]["planted"]["predicted_effect_size"]) <= band
