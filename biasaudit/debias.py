@@ -123,7 +123,7 @@ def run_debias(model, corpus, tests, estimator, k: str, method: str, swaps=None,
     or by individual score (``"top-k"``). How many: the smallest prefix of that order whose re-measured prediction is inside the band
     |d| <= ``target`` (when given), else the seed-noise band (the sd of d over the seeds' models, ``seed_models``
     and ``noise_models``, when there are 2 or more), else the bootstrap 95% CI half-width of d; ``k`` is the upper
-    bound (the whole ``k`` when the band is not reached; ``k`` itself for an estimator without group predictions,
+    bound (when no prefix up to ``k`` is predicted inside the band, the one predicted nearest 0; ``k`` itself for an estimator without group predictions,
     gradient-dot). A test whose bias is not significant is refused (ConfigError with its d, p and CI) unless
     ``force``. ``seed_models``: the same model trained with other seeds; the documents are then ranked by the mean
     score over all of them (``--ensemble``). ``verify``: retrain that many seeds on the edited corpus and record
@@ -135,7 +135,7 @@ def run_debias(model, corpus, tests, estimator, k: str, method: str, swaps=None,
     from .corpus import Document, cda_id, edited_record, output_layout, records, write_records
     from .experiments.plan import parse_ks
     from .influence import score_model
-    from .influence.select import greedy_select, group_measure, smallest_inside, toward_zero_order
+    from .influence.select import greedy_select, group_measure, scan_prefixes, toward_zero_order
     from .io import atomic_open, claim_folder, write_json
     from .models.base import family_of
     from .swaps import bundled_swaps, concept_test, swaps_for_test
@@ -248,11 +248,12 @@ def run_debias(model, corpus, tests, estimator, k: str, method: str, swaps=None,
             rule.update(reached=True, note="d is already inside the band: nothing to edit")
         else:
             measure = group_measure(pred, t.name, times, rewrites_for(t) if method != "remove" else None)
-            n_top, count_top = None, 0
+            n_top, count_top, nearest = None, 0, []
             if select == "greedy":
                 # a set chosen as a set is wanted only if smaller than the top-k prefix that reaches the band, so
                 # that prefix bounds the search (candidates: pool x it, not pool x --k: 3,786 on GCIDE at 1%)
-                n_top, _, count_top = smallest_inside(measure, order[:n_edit], band)
+                n_top, _, count_top, close = scan_prefixes(measure, order[:n_edit], band)
+                nearest.append((close, order))
                 size = n_edit if n_top is None else n_top
                 found = greedy_select(measure, order, size, d0, goal=0.0, pool=pool, rounds=rounds,
                                       stop=lambda v: abs(v) <= band)
@@ -260,15 +261,22 @@ def run_debias(model, corpus, tests, estimator, k: str, method: str, swaps=None,
                 rule["selection"] = {**found.to_dict(), "size_bound": size, "top_k_reaches_at": n_top}
             else:
                 ranked = order[:n_edit]
-            n, value, count = smallest_inside(measure, ranked, band)
+            n, value, count, close = scan_prefixes(measure, ranked, band)
+            nearest.insert(0, (close, ranked))
             if n is None and n_top is not None:     # the chosen set never got inside: top-k's prefix does
                 ranked, n = order[:n_edit], n_top
                 rule["selection"]["fallback_to_top_k"] = True
             rule["n_predictions"] = count + count_top + (rule.get("selection", {}).get("n_predictions") or 0)
-            if n is None:
-                chosen = ranked[:n_edit]
-                rule.update(reached=False, note=f"no edit of up to {n_edit} documents (--k {k_label}) is predicted "
-                                                f"inside the band |d| <= {band:.3f}: all {len(chosen)} edited")
+            if n is None:       # no prefix inside: the one predicted nearest 0 (where predictions jump over the band)
+                options = [(c, o) for c, o in nearest if c is not None]
+                if not options:         # the predictor could not measure these edits
+                    size, v, from_order = n_edit, float("nan"), ranked
+                else:
+                    (size, v), from_order = min(options, key=lambda co: (abs(co[0][1]), co[0][0]))
+                chosen = from_order[:size]
+                rule.update(reached=False, nearest_predicted=v,
+                            note=f"no edit of up to {n_edit} documents (--k {k_label}) is predicted inside the band "
+                                 f"|d| <= {band:.3f}: the {size} predicted nearest 0 (d {v:+.3f}) edited")
             else:
                 chosen = ranked[:n]
                 rule.update(reached=True, note=f"{n} documents bring the predicted d inside |d| <= {band:.3f}")

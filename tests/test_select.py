@@ -13,7 +13,8 @@ from biasaudit.debias import run_debias
 from biasaudit.errors import ConfigError
 from biasaudit.influence import score_model
 from biasaudit.influence.estimators import EstimatorConfig
-from biasaudit.influence.select import greedy_select, group_measure, smallest_inside, toward_zero_order
+from biasaudit.influence.select import (greedy_select, group_measure, scan_prefixes, smallest_inside,
+                                        toward_zero_order)
 from biasaudit.models.skipgram import SkipGramConfig, train_skipgram
 from biasaudit.wordsets import BiasTest
 from conftest import PLANTED_TEST, planted_corpus, run_cli
@@ -90,7 +91,8 @@ def test_a_negative_bias_is_edited_up_toward_zero(trained, tmp_path):
     p = m["predicted"]["flipped"]
     assert p["effect_size_before"] < p["predicted_effect_size"]
     assert all(e["tests"]["flipped"]["delta_bias_if_removed"] > 0 for e in m["edited"])   # each removal raises d
-    assert m["n_edited"] == 6 and p["stopping"]["reached"] is False      # target 0: the whole --k
+    # target 0: no prefix is exactly there, so the prefix predicted nearest 0, at most the whole --k
+    assert 0 < m["n_edited"] <= 6 and p["stopping"]["reached"] is False and "nearest 0" in p["stopping"]["note"]
 
 
 def test_an_insignificant_test_is_refused_with_its_evidence_unless_forced(trained, tmp_path):
@@ -131,6 +133,29 @@ def test_the_stopping_rule_stops_at_the_smallest_prefix_inside_the_band(trained,
     assert m["n_edited"] == want and m["predicted"]["planted"]["stopping"]["reached"]
     assert m["predicted"]["planted"]["predicted_effect_size"] == pytest.approx(scan[want - 1])
     assert [e["id"] for e in m["edited"]] == [res.doc_ids[i] for i in order[:want]]
+
+
+def test_when_no_prefix_is_inside_the_band_the_one_predicted_nearest_zero_is_edited(trained, tmp_path):
+    """A band no prefix reaches (here |d| <= 1e-9): the edit is the prefix whose prediction is nearest 0 in an
+    exhaustive scan (the oracle), not the whole --k, whichever way the predictions cross 0."""
+    corpus, _, model, res = trained
+    d = res.bias_value["planted"]
+    order = toward_zero_order(res.delta_bias_if_removed["planted"], d)
+    measure = group_measure(res.predictor, "planted")
+    n_max = 40
+    scan = measure([order[:n] for n in range(1, n_max + 1)])
+    want = min(range(1, n_max + 1), key=lambda n: (abs(scan[n - 1]), n))
+    n, _, _, close = scan_prefixes(measure, order, 1e-9, n_max=n_max, step=7)
+    assert n is None and close == (want, pytest.approx(scan[want - 1]))
+    _, m = run_debias(model, corpus, [TEST], EstimatorConfig(), str(n_max), "remove", out_dir=tmp_path / "d",
+                      force=True, select="top-k", target=1e-9)
+    rule = m["predicted"]["planted"]["stopping"]
+    assert not rule["reached"] and m["n_edited"] == want < n_max and "nearest 0" in rule["note"]
+    assert m["predicted"]["planted"]["predicted_effect_size"] == pytest.approx(scan[want - 1])
+    _, g = run_debias(model, corpus, [TEST], EstimatorConfig(), str(n_max), "remove", out_dir=tmp_path / "g",
+                      force=True, select="greedy", target=1e-9, rounds=4)
+    pg = g["predicted"]["planted"]
+    assert not pg["stopping"]["reached"] and abs(pg["predicted_effect_size"]) <= abs(scan[want - 1]) + 1e-12
 
 
 def test_the_default_band_is_the_seed_noise_or_the_ci_half_width(trained, tmp_path):

@@ -134,18 +134,28 @@ def smallest_inside(measure: Measure, order: np.ndarray, band: float, goal: floa
     """The smallest prefix of ``order`` (up to ``n_max``) whose prediction is within ``band`` of ``goal``:
     (its size, its predicted value, predictions made); (None, the last prefix's value, predictions) when none is.
     Prefixes are predicted in increasing batches of ``step`` (default: about a tenth of n_max)."""
+    return scan_prefixes(measure, order, band, goal, n_max, step)[:3]
+
+
+def scan_prefixes(measure: Measure, order: np.ndarray, band: float, goal: float = 0.0, n_max: int | None = None,
+                  step: int | None = None) -> tuple[int | None, float | None, int, tuple[int, float] | None]:
+    """``smallest_inside`` and, as a fourth value, the prefix predicted closest to ``goal`` among those predicted
+    (size, value; the smaller on a tie): where no prefix is inside the band because the predictions jump over it,
+    the edit that comes nearest, not the whole bound."""
     order = np.asarray(order, dtype=np.int64)
     n_max = len(order) if n_max is None else min(int(n_max), len(order))
     step = int(step or max(1, math.ceil(n_max / 10)))
-    count, last = 0, None
+    count, last, closest = 0, None, None
     for start in range(1, n_max + 1, step):
         sizes = list(range(start, min(n_max, start + step - 1) + 1))
         vals = measure([order[:s] for s in sizes])
         count += len(sizes)
         for s, v in zip(sizes, vals):
             if v is None:
-                return None, None, count
+                return None, None, count, None
             last = v
+            if closest is None or abs(v - goal) < abs(closest[1] - goal):
+                closest = (s, v)
             if abs(v - goal) <= band:
-                return s, v, count
-    return None, last, count
+                return s, v, count, closest
+    return None, last, count, closest
