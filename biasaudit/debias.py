@@ -119,7 +119,7 @@ def run_debias(model, corpus, tests, estimator, k: str, method: str, swaps=None,
 
     Which documents: those whose score moves d toward 0 (d > 0: delta_bias_if_removed < 0; d < 0: > 0), chosen as a
     set (``select="greedy"``: ``influence.select.greedy_select`` on re-measured group predictions, searching within
-    the top-k prefix that reaches the band when one does, keeping that prefix when the greedy set never gets inside)
+    the top-k prefix that reaches the band (or comes nearest 0 when none does), keeping that prefix when the greedy set never gets inside)
     or by individual score (``"top-k"``). How many: the smallest prefix of that order whose re-measured prediction is inside the band
     |d| <= ``target`` (when given), else the seed-noise band (the sd of d over the seeds' models, ``seed_models``
     and ``noise_models``, when there are 2 or more), else the bootstrap 95% CI half-width of d; ``k`` is the upper
@@ -250,11 +250,12 @@ def run_debias(model, corpus, tests, estimator, k: str, method: str, swaps=None,
             measure = group_measure(pred, t.name, times, rewrites_for(t) if method != "remove" else None)
             n_top, count_top, nearest = None, 0, []
             if select == "greedy":
-                # a set chosen as a set is wanted only if smaller than the top-k prefix that reaches the band, so
-                # that prefix bounds the search (candidates: pool x it, not pool x --k: 3,786 on GCIDE at 1%)
+                # a set chosen as a set is wanted only if smaller than the top-k prefix that reaches the band (or,
+                # when none does, comes nearest 0), so that prefix bounds the search (candidates: pool x it, not
+                # pool x --k: 3,786 on GCIDE at 1%)
                 n_top, _, count_top, close = scan_prefixes(measure, order[:n_edit], band)
                 nearest.append((close, order))
-                size = n_edit if n_top is None else n_top
+                size = n_top if n_top is not None else (close[0] if close is not None else n_edit)
                 found = greedy_select(measure, order, size, d0, goal=0.0, pool=pool, rounds=rounds,
                                       stop=lambda v: abs(v) <= band)
                 ranked = found.order
