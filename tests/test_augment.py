@@ -134,21 +134,22 @@ def test_debias_writes_the_edited_corpus_manifest_and_report(planted, tmp_path):
     (tmp_path / "pairs.tsv").write_text("".join(f"{a}\t{b}\n" for a, b in PLANTED_SWAPS.pairs))
     common = ["-c", f, "-t", tmp_path / "t.json", "--k", "10", "--swap-pairs", tmp_path / "pairs.tsv",
               "--min-count", "2", "--vector-size", "32", "--window", "3", "--epochs", "50",
-              "--force", "--select", "top-k", "--target", "0"]      # 3 + 3 names: p >= 0.05; the whole --k edited
-    n = len(list(corpus))
-    for method, n_out in (("remove", n - 10), ("swap", n), ("augment", None)):
+              "--force", "--select", "top-k", "--target", "0"]      # 3 + 3 names: p >= 0.05; no prefix reaches
+    n = len(list(corpus))                                           # 0: the one predicted nearest it is edited
+    for method in ("remove", "swap", "augment"):
         out = tmp_path / method
         p = run_cli("debias", *common, "--method", method, "--out", out, cache=tmp_path / "cache")
         assert p.returncode == 0, p
         rows = [json.loads(l) for l in (out / "corpus.jsonl").read_text().splitlines()]
         m = json.loads((out / "manifest.json").read_text())
         edited = {e["id"] for e in m["edited"]}
-        assert len(edited) == 10 and m["corpus_out"]["n_documents"] == len(rows)
+        assert 0 < len(edited) == m["n_edited"] <= 10 and m["corpus_out"]["n_documents"] == len(rows)
+        assert "nearest 0" in m["predicted"]["planted"]["stopping"]["note"]
         ids = [r["id"] for r in rows]
         if method == "remove":
-            assert len(rows) == n_out and not edited & set(ids)
+            assert len(rows) == n - len(edited) and not edited & set(ids)
         elif method == "swap":
-            assert len(rows) == n_out and ids == [d.id for d in corpus]
+            assert len(rows) == n and ids == [d.id for d in corpus]
             changed = {r["id"] for r, d in zip(rows, corpus) if r["text"] != d.text}
             assert changed <= edited and changed
         else:
