@@ -119,11 +119,12 @@ def run_debias(model, corpus, tests, estimator, k: str, method: str, swaps=None,
 
     Which documents: those whose score moves d toward 0 (d > 0: delta_bias_if_removed < 0; d < 0: > 0), chosen as a
     set (``select="greedy"``: ``influence.select.greedy_select`` on re-measured group predictions, searching within
-    the top-k prefix that reaches the band (or comes nearest 0 when none does), keeping that prefix when the greedy set never gets inside)
-    or by individual score (``"top-k"``). How many: the smallest prefix of that order whose re-measured prediction is inside the band
-    |d| <= ``target`` (when given), else the seed-noise band (the sd of d over the seeds' models, ``seed_models``
-    and ``noise_models``, when there are 2 or more), else the bootstrap 95% CI half-width of d; ``k`` is the upper
-    bound (when no prefix up to ``k`` is predicted inside the band, the one predicted nearest 0; ``k`` itself for an estimator without group predictions,
+    the top-k prefix that reaches the band, or comes nearest 0 when none does, and keeping that prefix when the
+    greedy set never gets inside) or by individual score (``"top-k"``). How many: the smallest prefix of that order
+    whose re-measured prediction is inside the band |d| <= ``target`` (when given), else the seed-noise band (the
+    sd of d over the seeds' models, ``seed_models`` and ``noise_models``, when there are 2 or more), else the
+    bootstrap 95% CI half-width of d; ``k`` is the upper bound (when no prefix up to ``k`` is predicted inside the
+    band, the one predicted nearest 0 is edited; ``k`` itself for an estimator without group predictions,
     gradient-dot). A test whose bias is not significant is refused (ConfigError with its d, p and CI) unless
     ``force``. ``seed_models``: the same model trained with other seeds; the documents are then ranked by the mean
     score over all of them (``--ensemble``). ``verify``: retrain that many seeds on the edited corpus and record

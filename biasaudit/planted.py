@@ -48,6 +48,10 @@ def planted_corpus(n_background=300, n_planted=30, n_counter=6, seed=0, mention_
     return MemoryCorpus(docs, name="planted"), planted, counter
 
 
+# the skip-gram settings of the plain-gensim planted check (1,000 background and 100 planted documents): its d (about
+# +1.65) is off the measure's bound (+1.83 with 3 + 3 target words), so removals can move it
+PLANTED_CHECK_SKIPGRAM = dict(vector_size=24, window=3, min_count=2, negative=5, epochs=60, sample=1e-2)
+
 PLANTED_TEST = {"name": "planted", "target_x": {"name": "zorbels", "words": ["zorbel", "zorbek", "zorban"]},
                 "target_y": {"name": "quintars", "words": ["quintar", "quintel", "quinta"]},
                 "attribute_a": {"name": "math", "words": ["algebra", "calculus", "geometry"]},

@@ -23,10 +23,10 @@ from biasaudit.influence import score_model
 from biasaudit.influence.estimators import EstimatorConfig
 from biasaudit.influence.select import greedy_select, group_measure, toward_zero_order
 from biasaudit.models.skipgram import SkipGramConfig, train_skipgram
-from biasaudit.planted import PLANTED_TEST, planted_corpus
+from biasaudit.planted import PLANTED_CHECK_SKIPGRAM, PLANTED_TEST, planted_corpus
 from biasaudit.wordsets import BiasTest
 
-PLANTED = dict(vector_size=24, window=3, min_count=2, negative=5, epochs=60, sample=1e-2)
+PLANTED = PLANTED_CHECK_SKIPGRAM
 SPECS = ("block:damping=0.1", "block:damping=0.01,anchor=optimum")
 
 

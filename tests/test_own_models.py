@@ -17,6 +17,7 @@ from biasaudit.measures.targets import weat_target
 from biasaudit.models.glove import GloVeConfig, train_glove
 from biasaudit.models.imported import check_vocabulary, load_glove_c, load_word2vec
 from biasaudit.models.skipgram import SkipGramConfig, stable_hash, train_skipgram
+from biasaudit.planted import PLANTED_CHECK_SKIPGRAM
 from biasaudit.vocab import tokenize
 from biasaudit.wordsets import BiasTest
 from conftest import PLANTED_TEST, planted_corpus, run_cli
@@ -197,7 +198,7 @@ def _gensim_planted_check(n_background: int, n_planted: int, k: int, seeds, tmp_
     from biasaudit.measures.weat import associations, effect_size
 
     corpus, planted, _ = planted_corpus(n_background=n_background, n_planted=n_planted)
-    cfg = SkipGramConfig(vector_size=24, window=3, min_count=2, negative=5, epochs=60, seed=1, sample=1e-2)
+    cfg = SkipGramConfig(**PLANTED_CHECK_SKIPGRAM, seed=1)
 
     def d_of(m):
         X, Y, A, B = (np.stack([m.wv[w] for w in s.words]) for s in TEST.sets)

@@ -16,6 +16,7 @@ from biasaudit.influence.estimators import EstimatorConfig
 from biasaudit.influence.select import (greedy_select, group_measure, scan_prefixes, smallest_inside,
                                         toward_zero_order)
 from biasaudit.models.skipgram import SkipGramConfig, train_skipgram
+from biasaudit.planted import PLANTED_CHECK_SKIPGRAM
 from biasaudit.wordsets import BiasTest
 from conftest import PLANTED_TEST, planted_corpus, run_cli
 
@@ -281,7 +282,7 @@ def test_optimum_anchor_sees_the_planted_set_that_the_trained_anchor_under_predi
     from biasaudit.corpus import MemoryCorpus
 
     # the plain-gensim planted check's model (CFG's d sits at the measure's bound, where no removal moves it)
-    cfg = SkipGramConfig(vector_size=24, window=3, min_count=2, negative=5, epochs=60, sample=1e-2, seed=1)
+    cfg = SkipGramConfig(**PLANTED_CHECK_SKIPGRAM, seed=1)
     corpus, planted, _ = planted_corpus()
     model = train_skipgram(corpus, cfg)
     targets, _, _, _ = bias_measures(model, [TEST], corpus=corpus)
