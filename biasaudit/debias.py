@@ -271,14 +271,16 @@ def run_debias(model, corpus, tests, estimator, k: str, method: str, swaps=None,
             rule["n_predictions"] = count + count_top + (rule.get("selection", {}).get("n_predictions") or 0)
             if n is None:       # no prefix inside: the one predicted nearest 0 (where predictions jump over the band)
                 options = [(c, o) for c, o in nearest if c is not None]
-                if not options:         # the predictor could not measure these edits
-                    size, v, from_order = n_edit, float("nan"), ranked
+                if not options:         # the predictor could not measure these edits: the whole bound
+                    size, v, from_order = n_edit, None, ranked
                 else:
                     (size, v), from_order = min(options, key=lambda co: (abs(co[0][1]), co[0][0]))
                 chosen = from_order[:size]
+                which = (f"the {size} predicted nearest 0 (d {v:+.3f}) edited" if v is not None
+                         else f"all {size} edited")
                 rule.update(reached=False, nearest_predicted=v,
                             note=f"no edit of up to {n_edit} documents (--k {k_label}) is predicted inside the band "
-                                 f"|d| <= {band:.3f}: the {size} predicted nearest 0 (d {v:+.3f}) edited")
+                                 f"|d| <= {band:.3f}: {which}")
             else:
                 chosen = ranked[:n]
                 rule.update(reached=True, note=f"{n} documents bring the predicted d inside |d| <= {band:.3f}")
