@@ -23,6 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import hashlib
+import json
+
 import numpy as np
 import torch
 
@@ -79,17 +82,26 @@ def _mean_overlap(sets: list[np.ndarray], top: int) -> float | None:
     return tot / n
 
 
+def test_seed(seed: int, target) -> int:
+    """The resampling seed of one test: from ``seed`` and the test's own identity (its name and the words it
+    reads, in order), so its stability is the same whichever tests run beside it and in whatever order."""
+    key = json.dumps([int(seed), target.name, [str(w) for w in target.words]], ensure_ascii=False)
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little")
+
+
 def stability(bases: list[DocWordBasis], targets_per_basis: list[list], scores: dict, n_resamples: int = N_RESAMPLES,
               top: int = TOP, seed: int = 0, progress=None) -> dict:
     """Per target name: {"stability": (n_docs,), "evidence": {doc index: worst-decile score}, "summary": {...}}.
 
     ``bases[i]`` and ``targets_per_basis[i]`` belong to the i-th trained seed; resample r uses seed r mod n.
+    Each test's resamples are drawn from its own generator (``test_seed``): a test's every output is the same
+    alone or beside others.
     ``progress``: called as ("ranking stability", resamples done, all tests' resamples)."""
     from ..measures.targets import resample_target
 
-    rng = np.random.default_rng(seed)
     out = {}
     for k, target in enumerate(targets_per_basis[0]):
+        rng = np.random.default_rng(test_seed(seed, target))
         original = scores[target.name]
         n_docs = len(original)
         hits = np.zeros(n_docs)
