@@ -4,7 +4,7 @@ The Python API (``biasaudit.api``, documented in docs/api.md) is exported here a
 ``import biasaudit`` stays fast: torch, gensim and transformers load only when a verb needs them.
 """
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = ["load_corpus", "model_config", "train", "train_seeds", "load_model", "from_gensim", "from_hf",
            "bias_tests", "measure", "score", "experiment", "debias_corpus", "write_report", "load_result",

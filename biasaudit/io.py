@@ -241,7 +241,7 @@ class OutputFolder:
         return set(self.manifest.get("files", [])) | {n for n in self.known if (self.path / n).exists()}
 
     def _write_manifest(self, files: Iterable[str], complete: bool) -> None:
-        from . import __version__
+        from ._version import __version__
         write_json(self.path / MANIFEST, {"kind": self.kind, "complete": complete, "config": _normal(self.config),
                                           "files": sorted(set(files)), "biasaudit": __version__,
                                           "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
@@ -340,7 +340,7 @@ class OutputFolder:
 
 
 def _version() -> str:
-    from . import __version__
+    from ._version import __version__
     return __version__
 
 

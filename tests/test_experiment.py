@@ -6,7 +6,7 @@ import pytest
 
 import biasaudit.experiments.run as ex
 from biasaudit.errors import ArtifactError, ConfigError
-from biasaudit.debias import hard_debias
+from biasaudit.experiments.baselines import hard_debias
 from biasaudit.experiments import ExperimentSpec, parse_ks, run_experiment
 from biasaudit.influence.estimators import EstimatorConfig
 from biasaudit.measures.weat import associations, effect_size

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..audit import RunResult, bias_measures, run_score
 from ..corpus import Corpus
-from ..debias import hard_debias
+from .baselines import hard_debias
 from ..errors import ArtifactError, BiasAuditWarning, ConfigError
 from ..influence import score_model
 from ..io import atomic_write_text, claim_folder, read_json, same_config, write_json

@@ -121,6 +121,33 @@ def replay_difference(pairs, tolerance: float, what: str, hint: str = "") -> flo
     return worst
 
 
+REPLAYS: dict[str, type] = {}   # replay key -> the class that replays a recorded run: Cls(model, corpus, device)
+                                # and Cls.refusal(model) (one line, or None); filled by each *_replay module
+
+
+def register_replay(key: str, replay: type) -> type:
+    """Register the replay of a family's recorded training run under ``key`` (the family's name, or
+    "family:backend"); each ``*_replay`` module calls it once, and the family looks it up (no import back)."""
+    REPLAYS[key] = replay
+    return replay
+
+
+def find_replay(key: str, model, corpus, device: str = "cpu"):
+    """The registered replay of ``model``'s run, refused in one line where there is none or the record does not fit."""
+    replay = REPLAYS.get(key)
+    why = replay_refusal_of(key, model)
+    if why:
+        raise ConfigError(why)
+    return replay(model, corpus, device)
+
+
+def replay_refusal_of(key: str, model) -> str | None:
+    replay = REPLAYS.get(key)
+    if replay is None:
+        return f"--estimator magic: no replay of {key} runs is installed"
+    return replay.refusal(model)
+
+
 def run_record_refusal(meta: dict, what: str, version: int) -> str | None:
     """Why a model's saved run record cannot be replayed by ``--estimator magic`` (one line), or None: the record
     missing or of another version (an older biasaudit), or a run trained with document weights."""
@@ -255,7 +282,7 @@ def versions(*packages: str) -> dict:
     """{"biasaudit": ..., package: version, ...} for the record of how a result was made."""
     import importlib
 
-    from .. import __version__
+    from .._version import __version__
     out = {"biasaudit": __version__}
     for p in packages:
         out[p] = importlib.import_module(p).__version__

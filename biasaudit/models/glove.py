@@ -29,7 +29,8 @@ from ..batches import corpus_pair_sums, same_chunk_positions
 from ..corpus import Corpus
 from ..errors import ArtifactError, ConfigError, CorpusError
 from ..vocab import TOKENIZER, Vocab, training_vocab
-from .base import Config, Progress, register, resolve_device, setting, versions
+from .base import (Config, Progress, find_replay, register, replay_refusal_of, resolve_device, setting,
+                   versions)
 from .embeddings import EmbeddingFamily
 from .folder import read_model_folder, write_model_folder
 
@@ -326,12 +327,10 @@ class GloVeFamily(EmbeddingFamily):
 
     def replay(self, model, corpus, device: str = "cpu"):
         """The model's recorded AdaGrad run (``--estimator magic``); refused in one line where there is none."""
-        from .glove_replay import GloVeReplay
-        return GloVeReplay(model, corpus, device)
+        return find_replay("glove", model, corpus, device)
 
     def replay_refusal(self, model) -> str | None:
-        from .glove_replay import replay_refusal
-        return replay_refusal(model)
+        return replay_refusal_of("glove", model)
 
 
 FAMILY = register(GloVeFamily())

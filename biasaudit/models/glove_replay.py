@@ -24,8 +24,8 @@ import torch
 
 from ..batches import encode_batches
 from ..corpus import Corpus
-from ..errors import ConfigError
-from .base import replay_difference, run_record_refusal
+from ..errors import ArtifactError, ConfigError
+from .base import register_replay, replay_difference, run_record_refusal
 from ..vocab import training_vocab
 from .glove import (RUN_RECORD, GloVeModel, adagrad_step, batch_cooccurrence, cooccurrence_matrix, counts_hash,
                     initial_state, step_deltas, weighting)
@@ -48,7 +48,11 @@ class GloVeReplay:
         self.model, self.config, self.record = model, model.config, model.meta["run"]
         self.corpus = corpus
         self.dev = torch.device(device)
-        self.dtype = getattr(torch, self.record["dtype"])
+        dtype = self.record.get("dtype")
+        if dtype not in ("float32", "float64"):     # a name looked up on torch must be a dtype's
+            raise ArtifactError(f"the model folder's run record (meta.run.dtype): {str(dtype)[:40]!r} is not "
+                                "float32 or float64; the run cannot be replayed")
+        self.dtype = getattr(torch, dtype)
         vocab = training_vocab(corpus, self.config.min_count)
         if tuple(vocab.index_to_key) != tuple(model.vocab.index_to_key):
             raise ConfigError("the corpus's vocabulary differs from the model's (another corpus?); the run cannot "
@@ -141,3 +145,7 @@ class GloVeReplay:
                 for k in range(len(dX)):
                     grads[k] += np.bincount(d + off, weights=v * dX[k, e], minlength=self.n_docs)
             off += len(batch.ids)
+
+
+GloVeReplay.refusal = staticmethod(replay_refusal)
+register_replay("glove", GloVeReplay)

@@ -36,7 +36,8 @@ from ..corpus import Corpus
 from ..errors import ArtifactError, ConfigError, CorpusError
 from ..io import public_mode, to_json
 from ..vocab import TOKENIZER, build_vocab, tokenize
-from .base import Config, Progress, register, resolve_device, setting, versions
+from .base import (Config, Progress, find_replay, register, replay_refusal_of, resolve_device, setting,
+                   versions)
 from .checkpoint import check_checkpoint, check_loading_info, fault_line, is_panic
 
 FORMAT_VERSION = 1
@@ -739,12 +740,10 @@ class LMFamily:
 
     def replay(self, model, corpus, device: str = "cpu"):
         """The model's recorded training run (``--estimator magic``); refused in one line where there is none."""
-        from .lm_replay import LMReplay
-        return LMReplay(model, corpus, device)
+        return find_replay("lm", model, corpus, device)
 
     def replay_refusal(self, model) -> str | None:
-        from .lm_replay import replay_refusal
-        return replay_refusal(model)
+        return replay_refusal_of("lm", model)
 
     def magic_words(self, model, corpus, measures, replay):
         """The measures' words and, per document, the indices of those it holds (for the report)."""

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from ..corpus import Corpus
-from ..errors import ConfigError
-from .base import replay_difference, run_record_refusal
+from ..errors import ArtifactError, ConfigError
+from .base import register_replay, replay_difference, run_record_refusal
 from .lm import (RUN_RECORD, LMModel, Schedule, _dtype, checkpoint_hash, initial_net, make_examples,
                  make_optimizer, replayable_attention, run_batches, step_seed, weighted_batch_loss)
 
@@ -46,6 +46,25 @@ def replay_refusal(model) -> str | None:
         return ("a foreign checkpoint has no recorded training run to differentiate; fine-tune it here "
                 "(--checkpoint DIR --finetune) to audit it with --estimator magic")
     return run_record_refusal(model.meta, "LM", RUN_RECORD)
+
+
+def recorded_constants(run: dict, defaults: dict) -> tuple[tuple[float, float], float]:
+    """The optimizer's (betas, eps) as the forward replay uses them (``defaults``: its optimizer's), checked against
+    the run record: a malformed or different value is refused in one line (the reverse step must differentiate the
+    update the forward replay took, and the replay is checked only against the saved weights)."""
+    want_betas, want_eps = tuple(float(b) for b in defaults["betas"]), float(defaults["eps"])
+    betas, eps = run.get("betas"), run.get("eps")
+    where = "the model folder's biasaudit.json, meta.run"
+    if not (isinstance(betas, (list, tuple)) and len(betas) == 2
+            and all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in betas)):
+        raise ArtifactError(f"{where}.betas: expected two numbers, got {str(betas)[:60]!r}; the run cannot be replayed")
+    if not (isinstance(eps, (int, float)) and not isinstance(eps, bool)):
+        raise ArtifactError(f"{where}.eps: expected a number, got {str(eps)[:60]!r}; the run cannot be replayed")
+    if tuple(float(b) for b in betas) != want_betas or float(eps) != want_eps:
+        raise ArtifactError(f"{where}: betas {list(betas)} and eps {eps} differ from the optimizer this model was "
+                            f"trained with (betas {list(want_betas)}, eps {want_eps}); the record was edited or made "
+                            "by another biasaudit, and the run cannot be replayed")
+    return want_betas, want_eps
 
 
 class LMReplay:
@@ -77,6 +96,9 @@ class LMReplay:
             self.net, _ = initial_net(self.config, model.encoder, self.dev)
         self.names = [n for n, _ in self.net.named_parameters()]
         self.opt, _ = make_optimizer(self.net, self.config, self.schedule)
+        # one source for the optimizer's constants: the forward replay's optimizer; the reverse step reads the same
+        # numbers, and a record that names others (edited, or from another biasaudit) is refused
+        self.betas, self.eps = recorded_constants(self.run, self.opt.defaults)
         self.params = list(self.net.parameters())
         self.n_steps = len(self.batches)
         self.n_docs = len(self.ex.doc_ids)
@@ -175,8 +197,8 @@ class LMReplay:
     def _adamw(self, P, M, V, G, t: int) -> list[torch.Tensor]:
         """torch's AdamW update (decoupled weight decay) for step t as differentiable tensors:
         theta' = theta (1 - lr wd) - lr / (1 - b1^s) * m' / (sqrt(v' / (1 - b2^s)) + eps), s = t + 1."""
-        b1, b2 = self.run["betas"]
-        eps, wd = self.run["eps"], self.config.weight_decay
+        b1, b2 = self.betas
+        eps, wd = self.eps, self.config.weight_decay
         lr = self.config.learning_rate * self.schedule.factor(t)
         s = t + 1
         bc1, bc2 = 1 - b1 ** s, 1 - b2 ** s
@@ -190,3 +212,7 @@ class LMReplay:
             newM.append(m1)
             newV.append(v1)
         return newP + newM + newV
+
+
+LMReplay.refusal = staticmethod(replay_refusal)
+register_replay("lm", LMReplay)

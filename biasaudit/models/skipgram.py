@@ -19,15 +19,13 @@ import numpy as np
 from ..corpus import Corpus, MemoryCorpus
 from ..errors import ArtifactError, ConfigError, CorpusError
 from ..vocab import MAX_CHUNK, TOKENIZER, TokenStream, Vocab
-from .base import Config, Progress, register, setting, versions
+from .base import REPLAYS, Config, Progress, find_replay, register, replay_refusal_of, setting, versions
 from .embeddings import EmbeddingFamily
 from .folder import read_model_folder, write_model_folder
 
 FORMAT_VERSION = 1
 BACKENDS = ("gensim", "torch")
 TRAINERS: dict[str, Callable] = {}   # backend -> train(corpus, config, progress, device)
-REPLAYS: dict[str, type] = {}        # backend -> its run's replay class (``--estimator magic``; torch in
-                                     # biasaudit.models.skipgram_replay): Replay(model, corpus, device), .refusal(model)
 
 
 @dataclass(frozen=True)
@@ -224,7 +222,7 @@ class SkipGramFamily(EmbeddingFamily):
 
     def estimator_refusal(self, name: str, config) -> str | None:
         """magic replays the recorded run: only the torch backend records one (refused before any training)."""
-        if name == "magic" and getattr(config, "backend", "torch") not in REPLAYS:
+        if name == "magic" and f"skipgram:{getattr(config, 'backend', 'torch')}" not in REPLAYS:
             return ("--estimator magic replays the recorded training run, and gensim's C training cannot be "
                     "replayed: train with --backend torch")
         return None
@@ -259,14 +257,14 @@ class SkipGramFamily(EmbeddingFamily):
         why = self.replay_refusal(model)
         if why:
             raise ConfigError(why)
-        return REPLAYS[model.meta["backend"]](model, corpus, device)
+        return find_replay(f"skipgram:{model.meta['backend']}", model, corpus, device)
 
     def replay_refusal(self, model) -> str | None:
-        replay = REPLAYS.get(model.meta.get("backend"))
-        if replay is None:
+        key = f"skipgram:{model.meta.get('backend')}"
+        if key not in REPLAYS:
             return ("--estimator magic differentiates a skip-gram run trained here in torch: train with --backend "
                     "torch (gensim's run cannot be replayed)")
-        return replay.refusal(model)
+        return replay_refusal_of(key, model)
 
 
 FAMILY = register(SkipGramFamily())

@@ -25,10 +25,10 @@ import numpy as np
 import torch
 
 from ..corpus import Corpus
-from ..errors import ConfigError
-from .base import replay_difference, run_record_refusal
+from ..errors import ArtifactError, ConfigError
+from .base import register_replay, replay_difference, run_record_refusal
 from ..vocab import training_vocab
-from .skipgram import REPLAYS, SkipGramModel
+from .skipgram import SkipGramModel
 from .torch_skipgram import RUN_RECORD, SkipGramRun, sgd_step, step_deltas
 
 
@@ -52,7 +52,11 @@ class SkipGramReplay:
             raise ConfigError(why)
         self.model, self.config, self.record = model, model.config, model.meta["run"]
         self.dev = torch.device(device)
-        self.dtype = getattr(torch, self.record["dtype"])
+        dtype = self.record.get("dtype")
+        if dtype not in ("float32", "float64"):     # a name looked up on torch must be a dtype's
+            raise ArtifactError(f"the model folder's run record (meta.run.dtype): {str(dtype)[:40]!r} is not "
+                                "float32 or float64; the run cannot be replayed")
+        self.dtype = getattr(torch, dtype)
         vocab = training_vocab(corpus, self.config.min_count)
         if tuple(vocab.index_to_key) != tuple(model.vocab.index_to_key):
             raise ConfigError("the corpus's vocabulary differs from the model's (another corpus?); the run cannot "
@@ -121,4 +125,4 @@ class SkipGramReplay:
         return out_adj, doc_grads
 
 
-REPLAYS["torch"] = SkipGramReplay
+register_replay("skipgram:torch", SkipGramReplay)
