@@ -807,6 +807,11 @@ def _next_step(summary, models) -> str:
     trainings = count_trainings(conditions, n_tests, ks, range(n_seeds))
     secs = (models[0].meta or {}).get("train_seconds") if models else None
     cost = _cost(trainings, secs, max(1, os.cpu_count() or 1))
+    if secs:    # one training's time is what this model's training took, wherever and whenever that was
+        workers = getattr(getattr(models[0], "config", None), "workers", None)
+        cost += ("; the time of one as recorded when this model was trained"
+                 + (f" ({workers} worker{'s' if workers != 1 else ''})" if isinstance(workers, int) else "")
+                 + ", which varies with the machine and its load")
     return f"next: check this ranking by retraining ({cost}):\n  {clean(cmd)}"
 
 

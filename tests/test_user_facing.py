@@ -49,3 +49,20 @@ def test_a_tests_stability_is_the_same_alone_and_beside_other_tests(three_tests,
     assert ta["stability"] == tb["stability"]
     assert [d["evidence"] for d in ta["top"]["increase_bias"]] == \
         pytest.approx([d["evidence"] for d in tb["top"]["increase_bias"]], rel=1e-6)
+
+
+def test_the_next_steps_cost_says_what_one_trainings_time_is_measured_from(three_tests):
+    """The same job was quoted at 90 s and at 73 s per training, depending on who trained the cached model: the
+    line now says the time is the model's recorded training (with its workers) and that it varies."""
+    from types import SimpleNamespace
+
+    from biasaudit.cli import _next_step
+
+    _, model = three_tests
+    summary = {"check_command": "biasaudit experiment --test math-arts --k 0.1%,1% --seeds 3 --conditions "
+                                "baseline,remove-top,upweight-top,remove-random",
+               "tests": [{"name": "math-arts", "kind": "weat"}]}
+    m = SimpleNamespace(meta={"train_seconds": 90.0}, config=model.config)
+    line = _next_step(summary, [m])
+    assert "21 trainings of about 90 s each: about " in line, line
+    assert "recorded when this model was trained (1 worker)" in line and "varies" in line, line
