@@ -230,3 +230,56 @@ def test_debias_with_magic_removes_by_the_linear_prediction_and_refuses_swaps_in
         run_debias(model, tiny_planted, [test], EstimatorConfig(name="magic"), "4", "swap",
                    out_dir=tmp_path / "swap", force=True, rounds=2, target=0.05)
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("run_edit, match", [({"betas": [0, 0]}, "differ from the optimizer"),
+                                             ({"eps": 1.0}, "differ from the optimizer"),
+                                             ({"eps": "x"}, r"meta.run.eps: expected a number"),
+                                             ({"betas": "x"}, r"meta.run.betas: expected two numbers"),
+                                             ({"betas": None}, r"meta.run.betas: expected two numbers")])
+def test_a_run_record_that_names_other_optimizer_constants_is_refused_in_one_line(tiny_lm, run_edit, match):
+    """Issue 33, hole 1: the forward replay ran torch's AdamW with its own constants while the reverse step read
+    betas and eps from the record, so an edited record changed every score with the replay check still passing.
+    The reverse step now uses the forward optimizer's numbers, and a record naming others is refused."""
+    from dataclasses import replace as dc_replace
+    from biasaudit.errors import ArtifactError
+    corpus, model, m = tiny_lm
+    edited = dc_replace(model, meta={**model.meta, "run": {**model.meta["run"], **run_edit}})
+    with pytest.raises(ArtifactError, match=match) as e:
+        LMReplay(edited, corpus)
+    assert "\n" not in str(e.value)
+    with pytest.raises(ArtifactError, match=match):
+        score_model(edited, corpus, [m], EstimatorConfig(name="magic"))
+
+
+def test_the_reverse_step_differentiates_the_update_the_forward_replay_took(tiny_lm):
+    """One source for Adam's constants: the reverse step's update, evaluated, equals the forward replay's step."""
+    import torch as _torch
+    from biasaudit.models.lm import weighted_batch_loss
+    from biasaudit.models.lm_replay import _Bound
+    corpus, model, m = tiny_lm
+    replay = LMReplay(model, corpus)
+    assert (replay.betas, replay.eps) == (tuple(replay.opt.defaults["betas"]), replay.opt.defaults["eps"])
+    state = replay.start()
+    for t in range(2):
+        state = replay.forward(state, t)
+    after = replay.forward(state, 2)
+    P = [x.clone().requires_grad_(True) for x in state[0]]
+    loss, _, _ = weighted_batch_loss(_Bound(replay.net, dict(zip(replay.names, P))), replay.ex, replay.batches[2],
+                                     replay.pad, replay.dev)
+    G = _torch.autograd.grad(loss, P)
+    new = replay._adamw(P, state[1], state[2], G, 2)
+    n = len(P)
+    for a, b in zip(new[:n], after[0]):
+        assert _torch.allclose(a.detach(), b, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", ["load", None, 3])
+def test_a_malformed_dtype_in_an_embedding_run_record_is_refused_in_one_line(tiny_planted, dtype):
+    from dataclasses import replace as dc_replace
+    from biasaudit.errors import ArtifactError
+    for model, replay in ((_train_glove(tiny_planted, GLOVE64), GloVeReplay), (_train_sg(tiny_planted), SkipGramReplay)):
+        edited = dc_replace(model, meta={**model.meta, "run": {**model.meta["run"], "dtype": dtype}})
+        with pytest.raises(ArtifactError, match="meta.run.dtype") as e:
+            replay(edited, tiny_planted)
+        assert "\n" not in str(e.value)
