@@ -17,7 +17,7 @@ from typing import Any, Container, Mapping
 import numpy as np
 
 from .errors import ConfigError, CorpusError
-from .influence import score_model
+from .influence import rank, score_model
 from .influence.estimators import EstimatorConfig
 from .influence.result import RARE_COUNT, ScoreResult, test_word_ids, top_documents, word_shares
 from .influence.stability import N_RESAMPLES, stability
@@ -413,6 +413,15 @@ def check_command(corpus, tests, model, estimator: EstimatorConfig, measure: str
 
 
 # ------------------------------------------------------------------ the score run
+def seed_measures(fam, model, targets, originals, templates=None, pairs=None) -> list:
+    """A seed model's own measures for ``targets``: the same tests (the words ``originals`` kept) and pair sets."""
+    out = fam.bias_measures(model, [originals[t.name][1] for t in targets if t.name in originals], templates)
+    if pairs is not None:
+        from .measures.lm import resolve_pairs
+        out += [fam.pair_measure(model, ps.name, ps.pairs, ps.ids, ps.source) for ps in resolve_pairs(pairs)]
+    return out
+
+
 def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, overwrite=False, strict_oov=False,
               query=None, top: int = 10, progress=None, reports_dir: str | Path = "reports", client=None,
               device: str = "cpu", templates=None, pairs=None, min_word_count: int = 1, seed_models=(),
@@ -521,26 +530,12 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
     elif corpus.hash != model.corpus["hash"]:
         raise CorpusError(f"corpus {corpus.name!r} is not the one the model was trained on (hash differs)")
 
-    result = score_model(model, corpus, targets, estimator, progress=progress, client=client,
-                         device=str(resolve_device(device)))
-    agreement: dict = {}
-    if ensemble > 1:      # the same scorer on every seed's model; documents ranked by the mean score
-        from .influence.ensemble import ensemble_result
-        results = [result]
-        for k, m in enumerate(seed_models[:ensemble - 1]):
-            seed_targets = fam.bias_measures(m, [originals[t.name][1] for t in targets if t.name in originals],
-                                             templates)
-            if pairs is not None:
-                from .measures.lm import resolve_pairs
-                seed_targets += [fam.pair_measure(m, ps.name, ps.pairs, ps.ids, ps.source)
-                                 for ps in resolve_pairs(pairs)]
-            if progress:
-                progress("ensemble seeds scored", k, ensemble - 1)
-            results.append(score_model(m, corpus, seed_targets, estimator, client=client,
-                                       device=str(resolve_device(device))))
-        if progress:
-            progress("ensemble seeds scored", ensemble - 1, ensemble - 1)
-        result, agreement = ensemble_result(results, run_config["ensemble"], {t.name: t.bound for t in targets})
+    ensemble_models = seed_models[:ensemble - 1] if ensemble > 1 else []
+    ensemble_targets = [seed_measures(fam, m, targets, originals, templates, pairs) for m in ensemble_models]
+    # the same scorer on every seed's model; documents ranked by the mean score (influence.rank)
+    result, agreement = rank(model, corpus, targets, estimator, ensemble_models, ensemble_targets,
+                             run_config.get("ensemble", ()), progress=progress, client=client,
+                             device=str(resolve_device(device)), seed_progress=False)
     # other seeds: the effect size's spread, and rankings to resample the seed with
     spreads, bases, per_basis = {}, [result.basis], [targets]
     for t in targets if seed_models else []:

@@ -108,7 +108,7 @@ def run_debias(model, corpus, tests, estimator, k: str, method: str, swaps=None,
     from .audit import bias_measures, read_tests_with, score_folder
     from .corpus import Document, cda_id, edited_record, output_layout, records, write_records
     from .experiments.plan import parse_ks
-    from .influence import score_model
+    from .influence import rank
     from .influence.select import greedy_select, group_measure, scan_prefixes, toward_zero_order
     from .io import atomic_open, claim_folder, write_json
     from .models.base import family_of
@@ -158,14 +158,10 @@ def run_debias(model, corpus, tests, estimator, k: str, method: str, swaps=None,
     folder = score_folder(corpus, "debias", config, out_dir, reports_dir)
     check_out(folder, corpus)
     out = claim_folder(folder, "debias", config, overwrite, known=DEBIAS_FILES)
-    res = score_model(model, corpus, targets, estimator, progress=progress)
-    if seed_models:           # --ensemble: every seed's model scored; documents ranked by the mean score
-        from .influence.ensemble import ensemble_result
-        results = [res]
-        for m in seed_models:
-            seed_targets = fam.bias_measures(m, kept + concepts, templates)
-            results.append(score_model(m, corpus, seed_targets, estimator, progress=progress))
-        res, _ = ensemble_result(results, config["ensemble"], {t.name: t.bound for t in targets})
+    # --ensemble: every seed's model scored; documents ranked by the mean score (influence.rank)
+    res, _ = rank(model, corpus, targets, estimator, seed_models,
+                  [fam.bias_measures(m, kept + concepts, templates) for m in seed_models],
+                  config.get("ensemble", ()), progress=progress)
     docs_by_pos: dict[int, Document] = {}
 
     def doc_at(positions):

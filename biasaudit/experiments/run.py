@@ -23,7 +23,7 @@ from ..audit import RunResult, bias_measures, run_score
 from ..corpus import Corpus
 from .baselines import hard_debias
 from ..errors import ArtifactError, BiasAuditWarning, ConfigError
-from ..influence import score_model
+from ..influence import rank, score_model
 from ..io import atomic_write_text, claim_folder, read_json, same_config, write_json
 from ..models.base import family_of, retrain_model, train_or_load
 from ..models.embeddings import evaluate_vectors
@@ -168,12 +168,10 @@ def _rankings(spec, base_model, corpus, targets, kept_tests, stats, saved: Path,
         if est.label in scores:
             continue
         t_est = time.perf_counter()
-        r = score_model(base_model, corpus, targets, est, progress=progress)
-        if ensemble_models:           # the same estimator on every ensemble seed's model; ranked by the mean
-            from ..influence.ensemble import ensemble_result
-            rs = [r] + [score_model(m, corpus, tg, est, progress=progress)
-                        for m, tg in zip(ensemble_models, ensemble_targets)]
-            r, _ = ensemble_result(rs, spec.ranking_seeds, {t.name: t.bound for t in targets})
+        # the same estimator on every ensemble seed's model; ranked by the mean (influence.rank)
+        r, _ = rank(base_model, corpus, targets, est, ensemble_models, ensemble_targets, spec.ranking_seeds,
+                    progress=progress)
+        if ensemble_models:
             r.timings["total"] = time.perf_counter() - t_est
         doc_ids = r.doc_ids
         scores[est.label] = {t.name: r.delta_bias_if_removed[t.name] for t in targets}

@@ -36,4 +36,27 @@ def score_model(model, corpus, targets, estimator, progress=None, client=None, d
     raise ConfigError(f"{fam.label} models hold no training loss to take influence over; train a model instead")
 
 
-__all__ = ["ScoreResult", "score_model"]
+def rank(model, corpus, targets, estimator, seed_models=(), seed_targets=(), seeds=(), progress=None,
+         client=None, device: str = "cpu", seed_progress: bool = True):
+    """The one ranking step of score, experiment and debias: every document's scores on ``model`` and, with
+    ``seed_models`` (``--ensemble``: the same model trained with other seeds, each with its own measures in
+    ``seed_targets``, ``seeds`` naming all of them, the audited model's first), the mean score over the seeds with
+    each document's sign agreement (``influence.ensemble``). Returns (ScoreResult, {test: sign agreement}), the
+    second empty without seeds."""
+    result = score_model(model, corpus, targets, estimator, progress=progress, client=client, device=device)
+    if not seed_models:
+        return result, {}
+    from .ensemble import ensemble_result
+
+    results, n = [result], len(seed_models)
+    for k, (m, tg) in enumerate(zip(seed_models, seed_targets)):
+        if progress:
+            progress("ensemble seeds scored", k, n)
+        results.append(score_model(m, corpus, tg, estimator, progress=progress if seed_progress else None,
+                                   client=client, device=device))
+    if progress:
+        progress("ensemble seeds scored", n, n)
+    return ensemble_result(results, list(seeds), {t.name: t.bound for t in targets})
+
+
+__all__ = ["ScoreResult", "rank", "score_model"]
