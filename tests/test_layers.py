@@ -133,3 +133,30 @@ def test_nothing_outside_models_asks_which_family(needle):
     hits = [f"{p.relative_to(ROOT)}" for p in ROOT.rglob("*.py")
             if "models" not in p.relative_to(ROOT).parts and needle in p.read_text(encoding="utf-8")]
     assert not hits, f"{needle} in {hits}"
+
+
+def test_every_family_implements_what_it_declares():
+    """The ModelFamily protocol declares every method the code calls on a family; each registered family implements
+    the ones its declarations (config, objective kind, estimators, modes, templates) require."""
+    from biasaudit.models import FAMILIES
+    from biasaudit.models.base import ALWAYS_METHODS, CONDITIONAL_METHODS, ModelFamily
+
+    declared = {n for n in dir(ModelFamily) if not n.startswith("_")}
+    missing = []
+    for name, fam in FAMILIES.items():
+        need = list(ALWAYS_METHODS) + [m for m, required in CONDITIONAL_METHODS if required(fam)]
+        missing += [f"{name}.{m}" for m in need if not callable(getattr(fam, m, None))]
+    assert not missing, missing
+    assert {m for m, _ in CONDITIONAL_METHODS} | set(ALWAYS_METHODS) <= declared
+
+
+def test_the_code_calls_only_declared_family_methods():
+    """Every ``fam.X(`` / ``family.X(`` / ``family_of(...).X(`` call in the package names a method of the protocol."""
+    import re
+
+    from biasaudit.models.base import ModelFamily
+
+    declared = {n for n in dir(ModelFamily) if not n.startswith("_")} | {"config_type"}
+    pattern = re.compile(r"\b(?:fam|family|family_of\([\w.]+\))\.([a-z_]+)\(")
+    called = {m for p in ROOT.rglob("*.py") for m in pattern.findall(p.read_text(encoding="utf-8"))}
+    assert called and not called - declared, sorted(called - declared)

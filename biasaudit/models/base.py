@@ -56,7 +56,35 @@ class ModelFamily(Protocol):
     def weat(self, model, test, templates=None, **stats) -> Any: ...
     def evaluate(self, model, tests: list, heldout: dict, quality: bool = True, templates=None) -> dict: ...
     def vocabulary_summary(self, model) -> dict: ...
-    def describe(self, config) -> str: ...
+    def recognises(self, folder: Path) -> bool: ...         # is this folder one of the family's models
+    def size(self, model) -> int: ...                       # vocabulary (or token) count, for messages
+    def magic_words(self, model, corpus, measures, replay) -> tuple: ...   # the report's word index for magic
+
+    # what a family declares decides which of these it implements (tests/test_layers.py checks each family):
+    takes_extra: ClassVar[bool]          # optional (default False): takes --lm-config style extra settings
+    def describe(self, config) -> str: ...                  # config_type is not None (the family trains)
+    def objective(self, model) -> Any: ...                  # objective_kind "pairs" or "task"
+    def replay(self, model, corpus, device: str = "cpu") -> Any: ...      # "magic" in estimators
+    def replay_refusal(self, model) -> str | None: ...                    # "magic" in estimators
+    def retrain_weighted(self, full, config, weights) -> Any: ...         # "masked" in modes
+    def warm_start(self, base, corpus, config, epochs: int) -> Any: ...   # "warm-start" in modes
+    def undo(self, base, corpus, ids, sign: float, epochs: int) -> Any: ...   # "undo" in modes
+    def pair_measure(self, model, name: str, pairs: list, ids=None, source: str = "") -> Any: ...  # takes_templates
+    def estimator_refusal(self, name: str, config) -> str | None: ...     # optional: why an estimator it lists
+                                                                          # does not fit this config
+
+
+# (method, the family's declaration that requires it): checked for every registered family by the layering test
+CONDITIONAL_METHODS = (
+    ("train", lambda f: f.config_type is not None), ("cache_spec", lambda f: f.config_type is not None),
+    ("describe", lambda f: f.config_type is not None),
+    ("objective", lambda f: f.objective_kind in ("pairs", "task")),
+    ("replay", lambda f: "magic" in f.estimators), ("replay_refusal", lambda f: "magic" in f.estimators),
+    ("retrain_weighted", lambda f: "masked" in f.modes), ("warm_start", lambda f: "warm-start" in f.modes),
+    ("undo", lambda f: "undo" in f.modes), ("pair_measure", lambda f: f.takes_templates),
+)
+ALWAYS_METHODS = ("make_config", "retrain", "load", "known_words", "bias_measures", "weat", "evaluate",
+                  "vocabulary_summary", "recognises", "size", "magic_words")
 
 
 FAMILIES: dict[str, ModelFamily] = {}
