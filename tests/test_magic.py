@@ -57,6 +57,34 @@ def test_lm_replay_is_bit_for_bit_and_adamw_metagradient_equals_finite_differenc
         assert grads[0][d] == pytest.approx(fd, rel=1e-3), (d, grads[0][d], fd)
 
 
+SMOOTH64 = LMConfig(hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32, min_count=1, epochs=2,
+                    min_steps=0, batch_size=16, dtype="float64", learning_rate=1e-2, eps_root=1e-6, dropout=0)
+
+
+def test_smooth_recipe_replay_is_bit_for_bit_and_its_metagradient_equals_finite_difference(tiny_lm):
+    """The smooth audited phase (Adam with epsilon inside the root, biasaudit's own step; dropout off): training,
+    replay and reverse pass share one update function; the replay ends on the saved weights exactly and the
+    metagradient equals the float64 finite difference of two same-seed retrains."""
+    corpus, model0, m = tiny_lm
+    model = train_lm(corpus, SMOOTH64, encoder=model0.encoder)
+    assert model.meta["run"]["optimizer"] == "adam-eps-root" and model.meta["run"]["eps_root"] == 1e-6
+    replay = LMReplay(model, corpus)
+    values, grads, info = metagradients(replay, [m])
+    assert info["replay_relative_difference"] == 0.0
+    assert values[0] == pytest.approx(float(m.fn(model.net).detach()), abs=1e-12)
+    order = np.argsort(-np.abs(grads[0]))
+    for d in (int(order[0]), int(order[len(order) // 2])):
+        fd = _fd(lambda w: train_lm(corpus, SMOOTH64, encoder=model.encoder, doc_weights=w),
+                 lambda mm: float(m.fn(mm.net).detach()), replay.n_docs, d)
+        assert grads[0][d] == pytest.approx(fd, rel=1e-4), (d, grads[0][d], fd)
+    from dataclasses import replace as dc_replace
+    from biasaudit.errors import ArtifactError
+    for edit in ({"eps_root": 1e-3}, {"optimizer": "adamw"}):      # the record must name the config's optimizer
+        bad = dc_replace(model, meta={**model.meta, "run": {**model.meta["run"], **edit}})
+        with pytest.raises(ArtifactError, match="optimizer"):
+            LMReplay(bad, corpus)
+
+
 def test_magic_scores_follow_the_sign_convention(tiny_lm):
     corpus, model, m = tiny_lm
     res = score_model(model, corpus, [m], EstimatorConfig(name="magic"))

@@ -34,7 +34,7 @@ import torch
 
 from ..corpus import Corpus
 from ..errors import ArtifactError, ConfigError, CorpusError
-from ..io import public_mode, to_json
+from ..io import MAX_RECORD_BYTES, MAX_RESULT_BYTES, open_regular, public_mode, read_json, sha256_file, to_json
 from ..vocab import TOKENIZER, build_vocab, tokenize
 from .base import (Config, Progress, find_replay, register, replay_refusal_of, resolve_device, setting,
                    versions)
@@ -71,6 +71,12 @@ class LMConfig(Config):
     finetune: str = setting("", "A local HF causal-LM checkpoint folder to fine-tune on the corpus (its architecture "
                                 "and tokenizer; the size settings above are then unused). Empty: train from "
                                 "scratch.")
+    eps_root: float = setting(0.0, "Adam's epsilon inside the square root (update m / sqrt(v + eps_root), "
+                                   "biasaudit's own Adam step, shared by training, replay and the reverse pass): "
+                                   ">= 1e-6 keeps the run smooth in the document weights (Engstrom et al. 2025). "
+                                   "0: torch's AdamW (epsilon 1e-8 outside the root).")
+    dropout: int = setting(1, "1: the network's dropout is active in training (as its config says); 0: off (a "
+                              "smooth audited phase: dropout makes the run chaotic in the document weights).")
 
     def __post_init__(self):
         self._positive("hidden_size", "num_layers", "num_heads", "intermediate_size", "min_count", "epochs",
@@ -88,6 +94,11 @@ class LMConfig(Config):
             raise ConfigError(f"LMConfig.dtype must be float32 or float64, got {self.dtype!r}")
         if not isinstance(self.finetune, str):
             raise ConfigError(f"LMConfig.finetune must be a folder path, got {self.finetune!r}")
+        if not (isinstance(self.eps_root, (int, float)) and not isinstance(self.eps_root, bool)
+                and 0 <= self.eps_root < 1):
+            raise ConfigError(f"LMConfig.eps_root must be a number from 0 to 1 (e.g. 1e-6), got {self.eps_root!r}")
+        if self.dropout not in (0, 1) or isinstance(self.dropout, bool):
+            raise ConfigError(f"LMConfig.dropout must be 0 or 1, got {self.dropout!r}")
         self._seed()
 
     def to_dict(self) -> dict:
@@ -96,6 +107,9 @@ class LMConfig(Config):
             del d["finetune"]      # the keys of models trained from scratch are unchanged
         if d["dtype"] == "float32":
             del d["dtype"]
+        for k, default in (("eps_root", 0.0), ("dropout", 1)):   # older configs' keys (and cache keys) unchanged
+            if d[k] == default:
+                del d[k]
         return d
 
 
@@ -287,7 +301,7 @@ class LMModel:
         with out.stage(keep_existing=keep_existing) as tmp:
             self.net.save_pretrained(tmp, safe_serialization=True)
             self.encoder.hf_tokenizer().save_pretrained(tmp)
-            weights = hashlib.sha256((tmp / "model.safetensors").read_bytes()).hexdigest()
+            weights = sha256_file(tmp / "model.safetensors", "model file")
             own = isinstance(self.encoder, WordEncoder)
             header = {"model": "lm", "format_version": FORMAT_VERSION, "config": self.config.to_dict(),
                       "tokenizer": TOKENIZER if own else "checkpoint",
@@ -310,15 +324,12 @@ class LMModel:
         check_checkpoint(folder)      # no code, no hub kernels, a tokenizer.json tokenizers can read safely
         head = None
         if (folder / META_FILE).exists():
-            try:
-                head = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                raise ArtifactError(f"{folder}/{META_FILE}: corrupted ({e})") from e
+            head = read_json(folder / META_FILE, "biasaudit LM record", MAX_RESULT_BYTES)
             if not isinstance(head, dict) or head.get("model") != "lm" or head.get("format_version") != FORMAT_VERSION:
                 raise ArtifactError(f"{folder}: not a biasaudit LM of format {FORMAT_VERSION}")
             w = folder / "model.safetensors"
             want = (head.get("sha256") or {}).get("model.safetensors") if isinstance(head.get("sha256"), dict) else None
-            if not w.exists() or hashlib.sha256(w.read_bytes()).hexdigest() != want:
+            if not w.exists() or sha256_file(w, "model file") != want:     # a regular file, read in blocks
                 raise ArtifactError(f"{folder}/model.safetensors: missing or checksum mismatch")
         else:
             _check_safetensors_only(folder)
@@ -360,8 +371,8 @@ def _check_safetensors_only(folder: Path) -> None:
     files = sorted(folder.glob("*.safetensors"))
     for index in folder.glob("*.index.json"):
         try:
-            shards = set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            shards = set(read_json(index, "shard index", MAX_RECORD_BYTES)["weight_map"].values())
+        except (ArtifactError, KeyError, TypeError, AttributeError) as e:
             raise ArtifactError(f"{index}: not a readable shard index ({e})") from e
         bad = sorted(str(x) for x in shards if not (isinstance(x, str) and x.endswith(".safetensors")
                                                    and "/" not in x and "\\" not in x and x != ".."))
@@ -436,7 +447,7 @@ def checkpoint_hash(folder: str | Path) -> str:
     h = hashlib.sha256()
     for f in sorted(Path(folder).glob("*.safetensors")):
         h.update(f.name.encode() + b"\0")
-        with open(f, "rb") as fh:
+        with open_regular(f, "checkpoint weights file") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 h.update(block)
     return h.hexdigest()
@@ -487,9 +498,61 @@ def replayable_attention():
     return sdpa_kernel(SDPBackend.MATH)
 
 
+ADAM_BETAS = (0.9, 0.999)
+
+
+def adam_root_update(p, m, v, g, lr: float, betas: tuple[float, float], eps_root: float, weight_decay: float,
+                     s: int) -> tuple:
+    """One Adam update with epsilon inside the square root (decoupled weight decay, bias-corrected moments, step
+    s >= 1): theta' = theta (1 - lr wd) - lr m_hat / sqrt(v_hat + eps_root). Smooth in (theta, m, v, g) wherever
+    eps_root > 0 (torch's AdamW adds eps outside the root: the derivative of sqrt at v = 0 is unbounded). Pure torch
+    arithmetic: the training step, the replay and the reverse pass (with a graph) all call this function, so they
+    take the same update. Returns (theta', m', v')."""
+    b1, b2 = betas
+    m1 = b1 * m + (1 - b1) * g
+    v1 = b2 * v + (1 - b2) * g * g
+    step = (m1 / (1 - b1 ** s)) / torch.sqrt(v1 / (1 - b2 ** s) + eps_root)
+    return p * (1 - lr * weight_decay) - lr * step, m1, v1
+
+
+class RootAdam(torch.optim.Optimizer):
+    """Adam with epsilon inside the root (``adam_root_update``), as a torch optimizer for the training loop; its
+    state uses AdamW's keys (step, exp_avg, exp_avg_sq), so a replay sets and reads it the same way."""
+
+    def __init__(self, params, lr: float, betas=ADAM_BETAS, eps_root: float = 1e-6, weight_decay: float = 0.0):
+        super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": 0.0, "eps_root": float(eps_root),
+                                  "weight_decay": weight_decay})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                st = self.state[p]
+                if not st:
+                    st.update(step=torch.tensor(0.0), exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
+                st["step"] += 1
+                p1, m1, v1 = adam_root_update(p, st["exp_avg"], st["exp_avg_sq"], p.grad, group["lr"],
+                                              group["betas"], group["eps_root"], group["weight_decay"],
+                                              int(st["step"]))
+                p.copy_(p1)
+                st["exp_avg"].copy_(m1)
+                st["exp_avg_sq"].copy_(v1)
+
+
 def make_optimizer(net, config: LMConfig, schedule: Schedule):
-    opt = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    if config.eps_root > 0:
+        opt = RootAdam(net.parameters(), lr=config.learning_rate, eps_root=config.eps_root,
+                       weight_decay=config.weight_decay)
+    else:
+        opt = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, schedule.factor)
+
+
+def dropout_active(config: LMConfig) -> bool:
+    """Whether training steps run the network in train mode (dropout drawn) or with dropout off (eval mode)."""
+    return bool(config.dropout)
 
 
 def weighted_batch_loss(net, ex: Examples, idx: np.ndarray, pad: int, dev, example_weight=None):
@@ -512,7 +575,7 @@ def _train_loop(net, encoder, corpus: Corpus, config: LMConfig, progress, dev, t
     if doc_weights is not None:
         ex_w = torch.as_tensor(np.asarray(doc_weights, dtype=np.float64)[ex.doc], dtype=_dtype(config), device=dev)
     batches = hashlib.sha256()
-    net.train()
+    net.train(dropout_active(config))
     losses, step = [], 0
     if progress:
         progress("train", 0, sched_.n_steps)
@@ -538,8 +601,9 @@ def _train_loop(net, encoder, corpus: Corpus, config: LMConfig, progress, dev, t
         if progress and (step % max(1, sched_.n_steps // 200) == 0 or step == sched_.n_steps):
             progress("train", step, sched_.n_steps)
     net.eval()
-    run = {"version": RUN_RECORD, "optimizer": "adamw", "betas": list(opt.defaults["betas"]),
-           "eps": opt.defaults["eps"], "steps": step, "warmup_steps": sched_.warm, "batches_sha256": batches.hexdigest(),
+    run = {"version": RUN_RECORD, "optimizer": "adam-eps-root" if config.eps_root > 0 else "adamw",
+           "betas": list(opt.defaults["betas"]), "eps": opt.defaults["eps"],
+           **({"eps_root": config.eps_root} if config.eps_root > 0 else {}), "steps": step, "warmup_steps": sched_.warm, "batches_sha256": batches.hexdigest(),
            "threads": torch.get_num_threads(), "dtype": config.dtype, "weighted": doc_weights is not None}
     return LMModel(net, encoder, config, corpus.describe(),
                    {"train_seconds": round(time.perf_counter() - t0, 3), "n_examples": len(ex.ids),
@@ -677,8 +741,8 @@ class LMFamily:
         if is_lm_dir(folder):
             return True
         try:   # a foreign HF checkpoint: config.json with a model type, no biasaudit "model" field
-            head = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            head = read_json(Path(folder) / "config.json", "model config", MAX_RECORD_BYTES)
+        except ArtifactError:
             return False
         return isinstance(head, dict) and "model" not in head and "model_type" in head
 

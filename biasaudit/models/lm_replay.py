@@ -6,13 +6,16 @@ Decided here:
   draw, or the fine-tuned checkpoint, whose hash is checked), each step's examples (``run_batches``), its learning
   rate (``Schedule``) and its dropout draws (the global generator seeded by ``step_seed`` before each step). The
   record in ``meta["run"]`` holds what the config does not (optimizer constants, a hash of the batch order, the
-  thread count). A replay runs torch's own AdamW on the same inputs, so it reproduces the saved weights bit for bit
+  thread count). A replay runs the training's own optimizer (torch's AdamW, or ``RootAdam``: Adam with epsilon
+  inside the root, the smooth recipe) on the same inputs, so it reproduces the saved weights bit for bit
   on the same machine and thread count; the final weights are compared with the saved ones, and a replay that does
   not reach them is refused (a different thread count can change the last bits: the tolerance is stated).
 - Document weights w (all 1 in the audited run) multiply each document's per-example losses inside the step's
   loss, with the batches unchanged: L_t(theta, w) = sum_i w_doc(i) l_i(theta) / tokens_t. The reverse step
-  differentiates one AdamW update, written out in torch (decoupled weight decay, bias-corrected moments, eps added
-  to the corrected root), through theta_t, its moments and w.
+  differentiates one update through theta_t, its moments and w: AdamW written out in torch (decoupled weight
+  decay, bias-corrected moments, eps added to the corrected root), or ``adam_root_update`` itself (the function
+  the training step calls). Its constants are the forward optimizer's, checked against the record
+  (``recorded_constants``).
 - State: (parameters, first moments, second moments), each a list aligned with ``net.named_parameters()``.
 """
 from __future__ import annotations
@@ -26,8 +29,8 @@ import torch
 from ..corpus import Corpus
 from ..errors import ArtifactError, ConfigError
 from .base import register_replay, replay_difference, run_record_refusal
-from .lm import (RUN_RECORD, LMModel, Schedule, _dtype, checkpoint_hash, initial_net, make_examples,
-                 make_optimizer, replayable_attention, run_batches, step_seed, weighted_batch_loss)
+from .lm import (RUN_RECORD, LMModel, Schedule, _dtype, adam_root_update, checkpoint_hash, dropout_active, initial_net,
+                 make_examples, make_optimizer, replayable_attention, run_batches, step_seed, weighted_batch_loss)
 
 
 class _Bound:
@@ -64,6 +67,12 @@ def recorded_constants(run: dict, defaults: dict) -> tuple[tuple[float, float], 
         raise ArtifactError(f"{where}: betas {list(betas)} and eps {eps} differ from the optimizer this model was "
                             f"trained with (betas {list(want_betas)}, eps {want_eps}); the record was edited or made "
                             "by another biasaudit, and the run cannot be replayed")
+    want_kind = "adam-eps-root" if "eps_root" in defaults else "adamw"
+    if run.get("optimizer") != want_kind or run.get("eps_root", None) != defaults.get("eps_root", None):
+        raise ArtifactError(f"{where}: optimizer {str(run.get('optimizer'))[:40]!r} (eps_root "
+                            f"{str(run.get('eps_root'))[:40]}) differs from what the config trains with ({want_kind}"
+                            f"{', eps_root ' + str(defaults['eps_root']) if 'eps_root' in defaults else ''}); the run "
+                            "cannot be replayed")
     return want_betas, want_eps
 
 
@@ -124,7 +133,7 @@ class LMReplay:
         for g in self.opt.param_groups:
             g["lr"] = g["initial_lr"] * self.schedule.factor(t) if "initial_lr" in g else \
                 self.config.learning_rate * self.schedule.factor(t)
-        self.net.train()
+        self.net.train(dropout_active(self.config))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(step_seed(self.config.seed, t))
             with replayable_attention():
@@ -174,7 +183,7 @@ class LMReplay:
         V = [x.detach().clone().requires_grad_(True) for x in V0]
         idx = self.batches[t]
         w = torch.ones(len(idx), dtype=self.dtype, device=self.dev, requires_grad=True)
-        self.net.train()
+        self.net.train(dropout_active(self.config))
         # the math kernel, as in training: fused attention kernels have no double backward
         with torch.random.fork_rng(devices=[]), torch.enable_grad(), replayable_attention():
             torch.manual_seed(step_seed(self.config.seed, t))
@@ -202,6 +211,10 @@ class LMReplay:
         lr = self.config.learning_rate * self.schedule.factor(t)
         s = t + 1
         bc1, bc2 = 1 - b1 ** s, 1 - b2 ** s
+        if self.config.eps_root > 0:     # the training step's own function (``RootAdam``), with a graph
+            out = [adam_root_update(p, m, v, g, lr, (b1, b2), self.config.eps_root, wd, s)
+                   for p, m, v, g in zip(P, M, V, G)]
+            return [o[0] for o in out] + [o[1] for o in out] + [o[2] for o in out]
         tiny = torch.finfo(self.dtype).tiny
         newP, newM, newV = [], [], []
         for p, m, v, g in zip(P, M, V, G):
