@@ -5,7 +5,7 @@ On the plain-gensim planted check's corpus (1,000 background and 100 planted doc
 anchor's prediction for removing the planted 100 and the top 100, and greedy selection (k 100, pool 3 x k and the
 whole corpus) judged by it, each set retrained on 3 seeds: its actual change and its share of the planted set's.
 With ``--corpus gcide`` (or wordnet) also the predictions for the top 0.1% and 1% of math-arts and science-arts
-(the seed-1 block ranking), to set beside the experiment's measured changes (README).
+(the seed-1 block ranking), to set beside the experiment's measured changes (docs/results/debias.md).
 
     python scripts/anchor_check.py [--corpus gcide] [--seeds 3]
 """

@@ -4,7 +4,7 @@
 
 Measures, side by side:
 - skip-gram at ``--scale`` x GCIDE (the corpus ``scripts/bench_scale.py`` builds): one epoch of gensim with
-  ``workers=2`` (two CPU cores, the comparison the README makes) and with ``workers=1`` (deterministic), and one
+  ``workers=2`` (two CPU cores, the comparison docs/results/scale.md makes) and with ``workers=1`` (deterministic), and one
   epoch of the torch backend on ``--device``: tokens per second and the ratio;
 - GloVe on GCIDE: the co-occurrence count and the seconds per AdaGrad epoch on the CPU and on ``--device``;
 - ``--model lm`` on GCIDE: seconds per training epoch (default LMConfig) on ``--device``, then EK-FAC: factor

@@ -12,7 +12,7 @@ first seed's model by their influence on --type's gap (``experiment`` takes no -
 itself: the family's own ``retrain``, fine-tuning again from the same checkpoint). For each seed: the change of
 the gap when the top k (those whose removal is predicted to lower the gap most) are removed, and when k random
 documents are (drawn per seed), against that seed's baseline; paired over seeds: mean, sd and a paired t-test.
-Prints Markdown tables (the ones README.md shows).
+Prints Markdown tables (the ones docs/results/crows-pairs.md shows).
 """
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ fine-tuning texts) is pretrained on 2,000 GCIDE entries, saved as a local HF che
 20 planted documents pairing every X word with math and every Y word with art), ranks the fine-tuning documents
 with --estimator (ekfac; magic: exact metagradients; --ensemble N: the mean over N seeds' fine-tunes, retrained on
 other seeds) on the first seed's fine-tuned model, and fine-tunes again without the top k and without k random
-documents, seeds paired. Prints the table the README shows.
+documents, seeds paired. Prints the table docs/results/finetune.md shows.
 """
 from __future__ import annotations
 

@@ -70,6 +70,7 @@ def test_command_table_lists_the_cli_commands():
 
 def test_ci_runs_the_readme_test_command():
     text = README.read_text(encoding="utf-8")
+    assert "<!-- test command: begin -->\n" in text and "<!-- test command: end -->" in text, "README's test command markers"
     block = text.split("<!-- test command: begin -->\n", 1)[1].split("<!-- test command: end -->", 1)[0]
     readme_lines = [line.strip() for line in block.strip("\n").split("\n")]
     assert readme_lines[-1].startswith("python -m pytest") and "-rs" in readme_lines[-1].split()

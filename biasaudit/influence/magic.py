@@ -86,7 +86,7 @@ def score_magic(model, corpus, measures: list, estimator: EstimatorConfig, progr
     for k, m in enumerate(measures):
         # a metagradient is exact, but through a chaotic run (long Adam training from scratch) it explodes: a
         # first-order change larger than the measure's whole range says the run is far from smooth in w, and its
-        # ranking and predictions should not be trusted (measured: LDS ~0 on the planted LM corpus, README)
+        # ranking and predictions should not be trusted (measured: LDS ~0 on the planted LM corpus, docs/results/magic.md)
         worst = float(np.abs(grads[k]).max()) if grads.shape[1] else 0.0
         info_k = info.setdefault("exploded", {})
         info_k[m.name] = bool(np.isfinite(m.bound) and worst > 10 * m.bound) or not np.isfinite(worst)
