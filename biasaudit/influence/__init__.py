@@ -21,6 +21,9 @@ def score_model(model, corpus, targets, estimator, progress=None, client=None, d
 
     fam = family_of(model)
     check_estimators([estimator], fam)
+    if estimator.name == "lexical":    # the BM25 floor: the corpus and the tests' words, no model
+        from .lexical import score_lexical
+        return score_lexical(model, corpus, targets, estimator, progress=progress)
     if estimator.name == "magic":      # exact metagradients through the recorded run, whatever the objective
         from .magic import score_magic
         return score_magic(model, corpus, targets, estimator, progress=progress, device=device)

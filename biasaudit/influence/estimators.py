@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass, fields, replace
 
 from ..errors import ConfigError
 
-ESTIMATORS = ("block", "cg", "lissa", "gradient-dot", "ekfac", "magic")   # which fit a model family: its ``estimators``
+ESTIMATORS = ("block", "cg", "lissa", "gradient-dot", "ekfac", "magic", "lexical")   # which fit a model family: its
+# ``estimators`` (lexical, the BM25 floor, fits every family: models.base.CORPUS_ESTIMATORS)
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ class EstimatorConfig:
 
     @property
     def label(self) -> str:
-        if self.name in ("gradient-dot", "magic"):
+        if self.name in ("gradient-dot", "magic", "lexical"):
             return self.name
         return f"{self.name}:damping={self.damping:g}" + (f",anchor={self.anchor}" if self.anchor != "trained" else "")
 

@@ -189,11 +189,16 @@ def run_record_refusal(meta: dict, what: str, version: int) -> str | None:
     return None
 
 
+CORPUS_ESTIMATORS = ("lexical",)   # read only the corpus and the tests' words: they fit every family
+
+
 def check_estimators(estimators, family: ModelFamily, config=None) -> None:
     """The one place that decides whether estimators fit a family (before any training); with ``config``, also
     whether they fit that configuration (the family's ``estimator_refusal``: e.g. magic replays a training run,
     which gensim's C training cannot give)."""
     for e in estimators:
+        if e.name in CORPUS_ESTIMATORS:
+            continue
         if e.name in family.estimators:
             refusal = getattr(family, "estimator_refusal", None)
             why = refusal(e.name, config) if (refusal is not None and config is not None) else None
@@ -204,7 +209,7 @@ def check_estimators(estimators, family: ModelFamily, config=None) -> None:
         whom = ("embeddings" if len(fits) > 1 and all(f.word_vectors for f in fits)
                 else human_list(f"--model {f.name}" for f in fits) or "no model family")
         raise ConfigError(f"estimator {e.name!r} is for {whom}; --model {family.name} takes "
-                          f"{human_list(family.estimators)}")
+                          f"{human_list(tuple(family.estimators) + CORPUS_ESTIMATORS)}")
 
 
 # ------------------------------------------------------------------ the cache
