@@ -20,9 +20,12 @@ callbacks when given; errors are BiasAuditError subclasses, as everywhere in the
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
+import sys
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -35,6 +38,57 @@ __all__ = ["load_corpus", "model_config", "train", "train_seeds", "load_model", 
 
 Progress = Callable[[str, int, int], None]
 Log = Callable[[str], None]
+
+
+@contextmanager
+def _progress_of(progress):
+    """The callback a verb reports its phases to. ``progress``: None or False (silent), a callback (stage, done,
+    total), or True: the command line's display on stderr (``biasaudit.terminal.Phases``): a bar per phase on a
+    terminal and in a notebook, plain lines (a phase's start, its count every 10 s, its end) in a log."""
+    if progress is None or progress is False:
+        yield None
+    elif progress is True:
+        from rich.console import Console
+
+        from .terminal import Phases
+
+        console = Console(stderr=True)
+        with Phases(console, live=console.is_terminal or console.is_jupyter) as phases:
+            yield phases
+    elif callable(progress):
+        yield progress
+    else:
+        raise ConfigError(f"progress must be True (show progress), None or a callback (stage, done, total), got "
+                          f"{type(progress).__name__}")
+
+
+def _reports_progress(verb):
+    """A verb whose ``progress`` may also be True (``_progress_of``)."""
+    @functools.wraps(verb)
+    def run(*args, progress=None, **kwargs):
+        with _progress_of(progress) as callback:
+            return verb(*args, progress=callback, **kwargs)
+    return run
+
+
+def _load_libraries(progress) -> None:
+    """torch, gensim and the model families imported as a phase of their own (the first import takes seconds)."""
+    if "gensim" in sys.modules and "biasaudit.models" in sys.modules:
+        return
+    with _phase(progress, "loading torch and gensim"):
+        import gensim  # noqa: F401
+
+        from . import models  # noqa: F401
+
+
+@contextmanager
+def _phase(progress, stage: str):
+    """A step with no count of its own reported as a phase (0/1, then 1/1), so its time is on the screen."""
+    if progress:
+        progress(stage, 0, 1)
+    yield
+    if progress:
+        progress(stage, 1, 1)
 
 
 # ------------------------------------------------------------------ corpora and bias tests
@@ -116,19 +170,22 @@ def model_config(model: str = "skipgram", lm_config: str | None = None, **option
     return make_config(model, lm_config, **options)
 
 
+@_reports_progress
 def train_seeds(corpus, config, n_seeds: int = 1, *, device: str = "cpu", cache: str | Path | None = None,
                 progress: Progress | None = None, log: Log | None = None,
                 on_model: Callable[[Any, Any, bool], None] | None = None) -> list:
     """The models of ``config`` trained on ``corpus`` with seeds seed, seed+1, ...: each read from the model cache
     when this corpus and config were trained before, else trained and cached. ``on_model(model, config,
     cached)`` is called as each is ready."""
+    _load_libraries(progress)
     from .models import family_of, train_or_load
     from .models.base import resolve_device
 
     resolve_device(device)     # an unusable device is an error before any work
     corpus = load_corpus(corpus)
     fam = family_of(config)
-    stats = corpus.scan()
+    with _phase(progress, "reading the corpus"):
+        stats = corpus.scan()
     if log and stats.n_empty:
         log(f"skipped {stats.n_empty} empty document(s) in {corpus.name}")
     if log and fam.unit == "tokens" and stats.n_documents > 20_000 and not str(device).startswith(("cuda", "auto")):
@@ -147,10 +204,12 @@ def train_seeds(corpus, config, n_seeds: int = 1, *, device: str = "cpu", cache:
     return models
 
 
+@_reports_progress
 def train(corpus, model="skipgram", *, device: str = "cpu", cache: str | Path | None = None,
           progress: Progress | None = None, log: Log | None = None, lm_config: str | None = None, **options):
     """A model trained on ``corpus`` (or read from the model cache): ``model`` is a family name with its options
     (``train(corpus, "skipgram", vector_size=50, epochs=5, seed=1)``) or a config from ``model_config``."""
+    _load_libraries(progress)
     if isinstance(model, str):
         config = model_config(model, lm_config, **options)
     elif options or lm_config:
@@ -596,6 +655,7 @@ def measure(model, tests=None, *, seed_models: Sequence = (), strict_oov: bool =
     return WeatResult(rows, skipped)
 
 
+@_reports_progress
 def score(model, corpus, tests=None, *, estimator=None, query: str | None = None, toward: Iterable[str] = (),
           away: Iterable[str] = (), pairs=None, templates=None, seeds: int | None = None,
           seed_models: Sequence = (), ensemble: int = 1, resamples: int = 100, min_word_count: int = 1,
@@ -651,10 +711,12 @@ def score(model, corpus, tests=None, *, estimator=None, query: str | None = None
                         ensemble=ensemble, measure=measure)
     result = ScoreResult(res.folder, res.summary)
     if report:
-        result.report()
+        with _phase(progress, "writing the report"):
+            result.report()
     return result
 
 
+@_reports_progress
 def experiment(model, corpus, tests=None, *, heldout=None, estimator=None,
                k: str = "0.1%,0.5%,1%", seeds: int = 3, conditions=None, upweight: int = 5, mode: str = "scratch",
                warm_epochs: int = 1, remove_ids: Iterable[str] = (), lds: int = 0, lds_fraction: float = 0.5,
@@ -745,6 +807,7 @@ def _template_list(templates) -> tuple:
     return load_templates(templates) if isinstance(templates, (str, os.PathLike)) else tuple(templates)
 
 
+@_reports_progress
 def debias_corpus(model, corpus, tests=None, *, k: str = "1%", method: str = "swap", estimator=None, swaps=None,
                   rank_by: str = "test", heldout=None, strict_oov: bool = False, min_word_count: int = 1,
                   templates=None, ensemble: int = 1, seed_models: Sequence = (), seeds: int | None = None,

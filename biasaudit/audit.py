@@ -503,7 +503,11 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
                 targets.append(m)
                 weats[m.name] = m.stats(model.net).to_dict()
                 roles[m.name] = {"target": [], "attribute": []}
+    if progress:
+        progress("checking the corpus", 0, 1)
     corpus.scan()          # an empty corpus or repeated ids fail here, before any work
+    if progress:
+        progress("checking the corpus", 1, 1)
     run_config = {"model": fam.name, "model_config": model.config.to_dict() if model.config else model.meta,
                   "corpus": corpus.describe(), "estimator": estimator.to_dict(),
                   "tests": [t.name for t in targets], "test_words": {t.name: list(t.words) for t in targets}}
@@ -547,11 +551,15 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
     if seed_models and all(t.name in originals for t in targets):
         kept_list = [originals[t.name][1] for t in targets]
         if result.basis is not None:
-            for m in seed_models:
+            for k, m in enumerate(seed_models):
+                if progress:
+                    progress("scoring the other seeds", k, len(seed_models))
                 seed_targets = fam.bias_measures(m, kept_list, templates)
                 per_basis.append(seed_targets)
                 bases.append(score_model(m, corpus, seed_targets, estimator, client=client,
                                          device=str(resolve_device(device))).basis)
+            if progress:
+                progress("scoring the other seeds", len(seed_models), len(seed_models))
     stab = {}
     if n_resamples > 0 and all(b is not None for b in bases):
         stab = stability(bases, per_basis, result.delta_bias_if_removed, n_resamples, progress=progress)
@@ -648,8 +656,12 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
                "check_command": check_command(corpus, tests, model, estimator, measure)
                if query is None and (tests or pairs is None) else None,
                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "out_dir": str(folder)}
+    if progress:
+        progress("writing the results", 0, 1)
     with out.stage() as tmp:
         write_scores(result, tmp / "scores.jsonl", i2k, targets, stab, agreement)
         write_json(tmp / "summary.json", summary)
         write_json(tmp / "config.json", run_config)
+    if progress:
+        progress("writing the results", 1, 1)
     return RunResult(folder, MappingProxyType(summary))

@@ -41,16 +41,20 @@ def seconds(t: float) -> str:
 
 class Phases:
     """A run's phases as the user sees them, fed by the library's progress callback ``(stage, done, total)``
-    (``total`` None where unknown). On a terminal each phase gets its own rich bar with its own count (done/total,
-    or done alone), elapsed and remaining time; elsewhere (a log file, a pipe) one plain line per phase when it
-    ends: its count and time. A phase ends when it reaches its total, when a later phase starts after an
-    open-ended one, or when the run ends. Each phase's wall time is kept for the closing line (``line``)."""
+    (``total`` None where unknown). On a terminal (or in a notebook: ``live=True``) each phase gets its own rich bar
+    with its own count (done/total, or done alone), elapsed and remaining time. Elsewhere (a log file, a pipe) plain
+    lines: one when a phase starts, one every ``every`` seconds while it runs (its count, rate and time left, from
+    a heartbeat thread, so a long solve between two reports is not silent), and one when it ends (its count and
+    time). A phase ends when it reaches its total, when a later phase starts after an open-ended one, or when the
+    run ends. Each phase's wall time (first report to last) is kept for the closing line (``timings``)."""
 
-    def __init__(self, console, live: bool | None = None):
+    def __init__(self, console, live: bool | None = None, every: float = 10.0):
+        import threading
         import time
 
         self.console = console
         self.live = console.is_terminal if live is None else live
+        self.every = every
         self.t0 = time.perf_counter()
         self.start: dict[str, float] = {}
         self.last: dict[str, float] = {}
@@ -59,6 +63,10 @@ class Phases:
         self.before: dict[str, float] = {}     # time of a phase's earlier runs
         self.bars = None
         self._tasks: dict[str, int] = {}
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._beat = None
+        self._said: dict[str, float] = {}      # off a terminal: when a running phase's last line was printed
 
     # ---------------------------------------------------------------- the context and the callback
     def __enter__(self):
@@ -75,11 +83,22 @@ class Phases:
             self.bars = Progress(TextColumn("{task.description}"), BarColumn(), Count(), TimeElapsedColumn(),
                                  TimeRemainingColumn(), console=self.console, transient=True)
             self.bars.__enter__()
+        elif self.every and self.every > 0:
+            import threading
+
+            self._stop.clear()
+            self._beat = threading.Thread(target=self._heartbeat, name="biasaudit-progress", daemon=True)
+            self._beat.start()
         return self
 
     def __exit__(self, *exc):
-        for stage in list(self.start):
-            self._end(stage, interrupted=exc[0] is not None)
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join()
+            self._beat = None
+        with self._lock:
+            for stage in list(self.start):
+                self._end(stage, interrupted=exc[0] is not None)
         if self.bars is not None:
             self.bars.__exit__(*exc)
             self.bars = None
@@ -88,36 +107,74 @@ class Phases:
     def __call__(self, stage: str, done: int, total: int | None) -> None:
         import time
 
-        now = time.perf_counter()
-        if stage in self.done:            # a phase run again (one per seed, say): a fresh count, time added
-            self.done.discard(stage)
-            self.count.pop(stage, None)
-            self.before[stage] = self.elapsed(stage)
-            self.start[stage] = self.last[stage] = now
-        if stage not in self.start or stage not in self.count:
-            for other in list(self.count):   # an open-ended phase ends where the next one begins
-                if other != stage and other not in self.done and self.count[other][1] is None:
-                    self._end(other)
-            self.start.setdefault(stage, now)
-            if self.bars is not None:
-                self._tasks[stage] = self.bars.add_task(clean(stage), total=total)
-        self.count[stage] = (done, total)
-        self.last[stage] = now
-        if self.bars is not None and stage in self._tasks:
-            self.bars.update(self._tasks[stage], completed=done, total=total)
-        if total is not None and done >= total:
-            self._end(stage)
+        with self._lock:
+            now = time.perf_counter()
+            if stage in self.done:
+                if self.count.get(stage) == (done, total):
+                    return                    # the finished count reported again (gensim's last epoch): no new run
+                # a phase run again (one per seed, say): a fresh count, time added
+                self.done.discard(stage)
+                self.count.pop(stage, None)
+                self.before[stage] = self.elapsed(stage)
+                self.start[stage] = self.last[stage] = now
+            begins = stage not in self.start or stage not in self.count
+            if begins:
+                for other in list(self.count):   # an open-ended phase ends where the next one begins
+                    if other != stage and other not in self.done and self.count[other][1] is None:
+                        self._end(other)
+                self.start.setdefault(stage, now)
+                if self.bars is not None:
+                    self._tasks[stage] = self.bars.add_task(clean(stage), total=total)
+            self.count[stage] = (done, total)
+            self.last[stage] = now
+            if self.bars is not None and stage in self._tasks:
+                self.bars.update(self._tasks[stage], completed=done, total=total)
+            if total is not None and done >= total:
+                self._end(stage)
+            elif begins and not self.live:
+                self._said[stage] = now
+                self.console.print(f"{clean(stage)}: started"
+                                   + (f" ({total:,} to do)" if total is not None else ""), soft_wrap=True)
 
     def _end(self, stage: str, interrupted: bool = False) -> None:
         if stage in self.done or stage not in self.count:
             return
         self.done.add(stage)
+        self._said.pop(stage, None)
         if self.bars is not None and stage in self._tasks:
             self.bars.remove_task(self._tasks.pop(stage))
         elif not self.live and not interrupted:
             done, total = self.count[stage]
             n = f"{done:,}" if total is None else f"{done:,}/{total:,}"
             self.console.print(f"{clean(stage)}: {n} in {seconds(self.elapsed(stage))}", soft_wrap=True)
+
+    def _heartbeat(self) -> None:
+        """Off a terminal: every ``every`` seconds, a line for each running phase (count, rate, time left)."""
+        import time
+
+        tick = min(1.0, self.every / 4)
+        while not self._stop.wait(tick):
+            with self._lock:
+                now = time.perf_counter()
+                for stage, said in list(self._said.items()):
+                    if now - said >= self.every and stage not in self.done:
+                        self._said[stage] = now
+                        self.console.print(self.running_line(stage, now), soft_wrap=True)
+
+    def running_line(self, stage: str, now: float | None = None) -> str:
+        """'STAGE: done/total after T (R/s, about E left)': a running phase as a log line shows it."""
+        import time
+
+        now = time.perf_counter() if now is None else now
+        done, total = self.count[stage]
+        t = now - self.start[stage]
+        n = f"{done:,}" if total is None else f"{done:,}/{total:,}"
+        line = f"{clean(stage)}: {n} after {seconds(t)}"
+        rate = done / t if t > 0 else 0.0
+        if rate > 0:
+            line += f" ({rate:,.1f}/s" if rate < 10 else f" ({rate:,.0f}/s"
+            line += f", about {seconds((total - done) / rate)} left)" if total is not None else ")"
+        return line
 
     # ---------------------------------------------------------------- timings
     def elapsed(self, stage: str) -> float:
@@ -129,7 +186,12 @@ class Phases:
 
 
 def closing_line(what: str, total: float, phases: dict, min_seconds: float = 0.5) -> str:
-    """'WHAT in T (phase t, phase t, ...)': the whole run's time, then each phase's (those over ``min_seconds``),
-    so that the time that went to each part is on the screen."""
-    shown = [f"{clean(s)} {seconds(t)}" for s, t in phases.items() if t >= min_seconds]
+    """'WHAT in T (phase t, phase t, ..., other t)': the whole run's time, then each phase's (those over
+    ``min_seconds``), so that the time that went to each part is on the screen; ``other``: the rest (shorter
+    phases, start-up, time between phases), so the listed times add up to the whole."""
+    listed = {s: t for s, t in phases.items() if t >= min_seconds}
+    shown = [f"{clean(s)} {seconds(t)}" for s, t in listed.items()]
+    other = total - sum(listed.values())
+    if shown and other >= min_seconds:
+        shown.append(f"other {seconds(other)}")
     return f"{what} in {seconds(total)}" + (f" ({', '.join(shown)})" if shown else "")

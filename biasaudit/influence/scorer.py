@@ -285,6 +285,10 @@ def _solve_and_score(model, corpus, targets, config, progress, dtype, device, cl
     timings["pass_1"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
+    # the solve is a phase of its own (statistics, then one solve per test); cg and lissa report their iterations
+    phase = "solving" if not st.full else "curvature"
+    if progress:
+        progress(phase, 0, len(targets) if not st.full else 1)
     if st.full:
         keys, n = merge_pairs(np.concatenate([f["pairs"][0] for f in firsts]),
                               np.concatenate([f["pairs"][1] for f in firsts]))
@@ -303,6 +307,8 @@ def _solve_and_score(model, corpus, targets, config, progress, dtype, device, cl
     if not all(mu > 0 for mu in mus.values()):
         raise CorpusError(f"corpus {corpus.name!r}: the test words occur in no training pair; nothing to score")
     timings["statistics"] = time.perf_counter() - t1
+    if progress and st.full:
+        progress(phase, 1, 1)
 
     t2 = time.perf_counter()
     solver = SOLVERS[config.name]
@@ -319,9 +325,14 @@ def _solve_and_score(model, corpus, targets, config, progress, dtype, device, cl
             h_dense[nz] = h
             h = h_dense
         values[tgt.name] = (h, gw)
+        if progress and not st.full:
+            progress(phase, len(values), len(targets))
     timings["solve"] = time.perf_counter() - t2
 
     t3 = time.perf_counter()
+    own_count = client is not None or spill is not None or not (st.full or "instances" not in firsts[0])
+    if progress and own_count:         # _pass_2 reports its own count
+        progress("scoring documents", 0, n_docs)
     if client is not None:
         vals_f = client.scatter(values, broadcast=True)
         keys_f = client.scatter(objective.keys if st.full else None, broadcast=True)
@@ -338,6 +349,8 @@ def _solve_and_score(model, corpus, targets, config, progress, dtype, device, cl
     word_tot = {t.name: sum(wt[t.name] for _, wt in seconds) for t in targets}
     if any(len(v) != n_docs for v in scores.values()):
         raise CorpusError(f"corpus {corpus.name!r} changed between the two passes over it")
+    if progress and own_count:
+        progress("scoring documents", n_docs, n_docs)
     timings["scoring"] = time.perf_counter() - t3
     timings["total"] = time.perf_counter() - t0
     for t in targets:
@@ -356,10 +369,14 @@ def _solve_and_score(model, corpus, targets, config, progress, dtype, device, cl
         predictor = PairSolvePredictor(model, objective, enumerator, rows, config, blocks, mus, targets, corpus)
     basis = None
     if config.name in ("block", "gradient-dot"):
+        if progress:
+            progress("stability basis", 0, 1)
         remote = (client, shard_f, offsets) if client is not None else None
         d_rows, w_rows, G = _basis_gradients(objective, rows, V, _basis_instances(corpus, st, kept, scores, n_docs,
                                                                                  spill, remote))
         basis = DocWordBasis(d_rows, w_rows, G, n_docs, objective.U, _word_solver(config, blocks, mus, objective))
+        if progress:
+            progress("stability basis", 1, 1)
     return ScoreResult(doc_ids, scores, biases, contributions, doc_words, config, infos, timings, predictor=predictor,
                        basis=basis)
 
