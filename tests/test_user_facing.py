@@ -163,3 +163,20 @@ def test_off_a_terminal_a_phase_prints_when_it_starts_and_while_it_runs():
     assert any(re.match(r"solving: 2/4 after 0\.\d s \(\d+\.\d/s, about 0\.\d s left\)$", l) for l in lines), lines
     assert lines[-1].startswith("solving: 4/4 in "), lines
     assert sum(l.startswith("solving: 4/4") for l in lines) == 1, lines
+
+
+def test_the_api_takes_progress_true_and_keeps_callbacks(three_tests, capfd):
+    """``progress=True`` raised TypeError; now it shows the command line's display (here, off a terminal, its
+    lines on stderr), a callback still gets (stage, done, total), and anything else is an error naming it."""
+    import biasaudit as ba
+    from biasaudit.errors import BiasAuditError
+
+    corpus, _ = three_tests
+    ba.train(corpus, vector_size=8, epochs=2, min_count=2, seed=3, progress=True)
+    err = capfd.readouterr().err
+    assert "training seed 3: started" in err and "training seed 3: " in err.splitlines()[-1], err
+    got = []
+    ba.train(corpus, vector_size=8, epochs=2, min_count=2, seed=4, progress=lambda *a: got.append(a))
+    assert ("training seed 4", got[-1][1], got[-1][1]) in got
+    with pytest.raises(BiasAuditError, match="progress must be True"):
+        ba.train(corpus, vector_size=8, epochs=2, min_count=2, seed=5, progress="yes")
