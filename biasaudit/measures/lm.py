@@ -15,8 +15,11 @@ Paired sentences: for pairs (more, less stereotyping), f = mean over pairs of lo
 sentences, summed token log-probabilities after <bos>), with a bootstrap CI over pairs; also reported, as a
 secondary figure: the fraction of pairs where the more stereotyping sentence is preferred (CrowS-Pairs'
 percentage). A pair is dropped (and counted) when the tokenizer cannot represent a sentence (a token mapped to
-<unk>, characters no token covers) or a sentence is longer than the model's context. ``--pairs`` names a file or a
-bundled set (``crows-pairs``: ``measures.crows_pairs``).
+<unk>, characters no token covers), a sentence is longer than the model's context (checked on its length in
+characters before it is tokenised), or a pair repeats an earlier pair's tokens (a copy would count twice).
+Statistics are drawn in blocks of bounded size: memory does not grow with the square of the pair count.
+``--pairs`` names a file (UTF-8, a byte-order mark allowed) or a bundled set (``crows-pairs``:
+``measures.crows_pairs``).
 """
 from __future__ import annotations
 
@@ -229,7 +232,7 @@ def pair_file(path: str | Path) -> PairSet:
     """A JSONL file of pairs as a PairSet named by the file's stem; ids are line numbers."""
     pairs, lines_used = [], []
     try:
-        lines = regular_file(path, "--pairs file", ConfigError).read_text(encoding="utf-8").splitlines()
+        lines = regular_file(path, "--pairs file", ConfigError).read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"--pairs: cannot read {path} ({e})") from e
     for n, line in enumerate(lines, 1):
@@ -277,6 +280,17 @@ def resolve_pairs(spec) -> list[PairSet]:
             for name, rows in crows_sets(types)]
 
 
+SCORE_BATCH = 256          # pairs per forward pass when a measure's value is reported (no gradient)
+BLOCK_VALUES = 1 << 20     # values per block of sign-flip and bootstrap draws (8 MB of float64)
+
+
+def _row_blocks(n_rows: int, n_cols: int):
+    """Row counts of blocks of at most BLOCK_VALUES values (at least one row each) covering n_rows rows."""
+    step = max(1, BLOCK_VALUES // max(1, n_cols))
+    for start in range(0, n_rows, step):
+        yield min(step, n_rows - start)
+
+
 @dataclass
 class PairMeasure:
     """Mean log-likelihood difference, more minus less stereotyping sentence (positive: the model prefers the
@@ -301,8 +315,15 @@ class PairMeasure:
     def n_dropped(self) -> int:
         return sum(len(v) for v in self.dropped.values())
 
-    def differences(self, net) -> torch.Tensor:
-        lp = sequence_log_probs(net, self.seqs, self.n_scored, self.pad_id)
+    def differences(self, net, batch: int | None = None) -> torch.Tensor:
+        """log p(more) - log p(less) of each pair: (n_pairs,). ``batch`` pairs per forward pass (without
+        gradients: memory bounded whatever the pair count); None: one pass over all pairs (differentiable)."""
+        if batch is None:
+            lp = sequence_log_probs(net, self.seqs, self.n_scored, self.pad_id)
+        else:
+            step = 2 * batch
+            lp = torch.cat([sequence_log_probs(net, self.seqs[i:i + step], self.n_scored[i:i + step], self.pad_id)
+                            for i in range(0, len(self.seqs), step)])
         return lp[0::2] - lp[1::2]                                                         # (n_pairs,)
 
     def fn(self, net) -> torch.Tensor:
@@ -314,19 +335,24 @@ class PairMeasure:
         """Mean difference (nats) with a one-sided sign-flip permutation p-value (exact up to 16 pairs) and a
         percentile bootstrap 95% interval over pairs; beside it, as a secondary figure, the fraction of pairs
         where the more stereotyping sentence is preferred (CrowS-Pairs' percentage, a step function)."""
-        diff = self.differences(net).double().cpu().numpy()
+        diff = self.differences(net, batch=SCORE_BATCH).double().cpu().numpy()
         obs, n = diff.mean(), len(diff)
         tol = 1e-12 * max(1.0, np.abs(diff).sum())
         if n <= 16:
             signs = 1 - 2 * ((np.arange(2 ** n)[:, None] >> np.arange(n)) & 1)     # (2^n, n) every sign pattern
             p, exact, used = float(np.mean((signs * diff).mean(1) >= obs - tol)), True, 2 ** n
         else:
-            signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(n_permutations, n))
-            hits = int(np.sum((signs * diff).mean(1) >= obs - tol))
+            # row blocks of one generator draw what one (n_permutations, n) call drew: the same p for a seed
+            rng, hits = np.random.default_rng(seed), 0
+            for m in _row_blocks(n_permutations, n):
+                signs = rng.choice([-1.0, 1.0], size=(m, n))                                 # (m, n)
+                hits += int(np.sum((signs * diff).mean(1) >= obs - tol))
             p, exact, used = (1 + hits) / (1 + n_permutations), False, n_permutations
         lo, hi, n_boot = float(obs), float(obs), 0
         if n > 1 and n_bootstrap > 0:
-            boots = diff[np.random.default_rng(seed).integers(0, n, (n_bootstrap, n))].mean(1)   # (n_bootstrap,)
+            rng = np.random.default_rng(seed)
+            boots = np.concatenate([diff[rng.integers(0, n, (m, n))].mean(1)
+                                    for m in _row_blocks(n_bootstrap, n)])                 # (n_bootstrap,)
             (lo, hi), n_boot = np.quantile(boots, [0.025, 0.975]), n_bootstrap
         extra = {"fraction_preferred": float(np.mean(diff > 0)), "n_pairs": n}
         if self.dropped:
@@ -337,6 +363,8 @@ class PairMeasure:
 
 
 UNREADABLE = "with text the tokenizer cannot represent"
+REPEATED = "repeating an earlier pair's tokens"
+CHARS_PER_TOKEN = 100      # more characters than this per token of context cannot fit: dropped before tokenising
 
 
 def _unreadable(enc, text: str) -> bool:
@@ -350,13 +378,19 @@ def _unreadable(enc, text: str) -> bool:
 def pair_measure(name: str, pairs, model, ids=None, source: str = "") -> PairMeasure:
     """The paired-sentence measure of ``pairs`` on an LM. Pairs the model cannot read are dropped and counted
     (``PairMeasure.dropped``): a sentence with text the tokenizer cannot represent, or longer than the model's
-    context; a set whose every pair is dropped is a VocabularyError."""
+    context (a sentence of more than CHARS_PER_TOKEN characters per token of context is not even tokenised), or
+    the same tokens as an earlier pair (a copy would count twice in the p-value and the interval); a set whose
+    every pair is dropped is a VocabularyError."""
     enc = model.encoder
     ids = tuple(range(1, len(pairs) + 1)) if ids is None else tuple(ids)
     too_long = f"longer than the model's {model.max_len} tokens"
-    seqs, n_scored, kept, kept_ids, dropped = [], [], [], [], {}
+    max_chars = CHARS_PER_TOKEN * model.max_len
+    seqs, n_scored, kept, kept_ids, dropped, seen = [], [], [], [], {}, set()
     for pid, (more, less) in zip(ids, pairs):
         encoded, reason = [], None
+        if max(len(more), len(less)) > max_chars:
+            dropped.setdefault(f"longer than {max_chars:,} characters", []).append(pid)
+            continue
         for text in (more, less):
             toks = enc.encode(text)
             if enc.bos_id is not None:
@@ -368,9 +402,13 @@ def pair_measure(name: str, pairs, model, ids=None, source: str = "") -> PairMea
             elif len(toks) > model.max_len and reason is None:
                 reason = too_long
             encoded.append(toks)
+        key = (tuple(encoded[0]), tuple(encoded[1]))
+        if reason is None and key in seen:
+            reason = REPEATED
         if reason is not None:
             dropped.setdefault(reason, []).append(pid)
             continue
+        seen.add(key)
         for toks in encoded:
             seqs.append(toks)
             n_scored.append(len(toks) - 1)
