@@ -95,19 +95,53 @@ def _phase(progress, stage: str):
 def load_corpus(source=None, *, id_field: str = "id", text_field: str = "text", tokenizer: str = "biasaudit",
                 name: str = "memory"):
     """A corpus: a bundled name (``gcide``, ``wordnet``; None: gcide), a file, folder, glob or hub dataset, or
-    documents held in memory (an iterable of ``(id, text)`` pairs or ``Document`` objects, called ``name``).
-    A corpus passes through unchanged."""
-    from .corpus import Corpus, MemoryCorpus
+    documents held in memory (called ``name``): an iterable of ``(id, text)`` pairs, ``Document`` objects, or
+    ``(id, tokens)`` pairs of documents you tokenized yourself (a list of strings each, used as they are).
+
+    ``tokenizer``: how text becomes tokens, the one your model was trained with: ``biasaudit`` (lowercase runs of
+    letters and digits), ``whitespace``, ``simple_preprocess`` (gensim's ``gensim.utils.simple_preprocess``, what
+    most gensim Word2Vec tutorials train on) or, for files, ``field:NAME`` (a field holding each document's
+    tokens). A corpus passes through unchanged."""
+    from .corpus import Corpus, Document, MemoryCorpus
     from .corpus import load_corpus as open_corpus
+    from .tokens import Tokenizer
 
     if isinstance(source, Corpus):
         return source
     if source is None or isinstance(source, (str, os.PathLike)):
         return open_corpus(source, id_field, text_field, tokenizer)
-    if tokenizer != "biasaudit":
-        raise ConfigError("a corpus held in memory is read with the biasaudit tokenizer; write it to a file for "
-                          f"--tokenizer {tokenizer}")
-    return MemoryCorpus(list(source), name=name)
+    if isinstance(source, (bytes, dict)) or not hasattr(source, "__iter__"):
+        raise ConfigError(f"corpus: {type(source).__name__} is not a corpus (a name, a path, or documents: (id, "
+                          "text) pairs, (id, tokens) pairs or Documents)")
+    tok = tokenizer if isinstance(tokenizer, Tokenizer) else Tokenizer(tokenizer)
+    docs, tokenized = [], 0
+    for i, d in enumerate(source):
+        if isinstance(d, Document):
+            docs.append(d)
+            tokenized += d.tokens is not None
+            continue
+        if not isinstance(d, (tuple, list)) or len(d) != 2:
+            raise ConfigError(f"corpus: document {i + 1} is a {type(d).__name__}, not an (id, text) or (id, tokens) "
+                              "pair or a Document")
+        doc_id, body = d
+        if isinstance(body, str):
+            docs.append(Document(str(doc_id), body))
+        elif isinstance(body, (list, tuple)) and all(isinstance(t, str) for t in body):
+            docs.append(Document(str(doc_id), " ".join(body), tokens=tuple(body)))
+            tokenized += 1
+        else:
+            raise ConfigError(f"corpus: document {i + 1} ({doc_id!r}) holds a {type(body).__name__}, not a text or "
+                              "a list of tokens")
+    if tokenized:
+        if tokenized != len(docs):
+            raise ConfigError(f"corpus: {tokenized} of {len(docs)} documents are lists of tokens; give every "
+                              "document as text or every one as tokens")
+        if tokenizer != "biasaudit":
+            raise ConfigError(f"tokenizer={tokenizer!r}: the documents are already tokens (used as given)")
+        tok = Tokenizer("field:tokens")
+    elif tok.field is not None:
+        raise ConfigError(f"tokenizer={tokenizer!r} reads token lists: give the documents as (id, tokens) pairs")
+    return MemoryCorpus(docs, name=name, tokenizer=tok)
 
 
 def _wefe_test(query, where: str):
@@ -256,11 +290,15 @@ def load_model(path, corpus=None, *, model: str | None = None, vocab=None, devic
         loaded = load_word2vec(path)
     elif fam.name == "glove":
         if vocab is None:
-            raise ConfigError("GloVe C output needs --vocab vocab.txt (vocab_count's output)")
+            raise ConfigError("GloVe C output needs vocab= vocab.txt (vocab_count's output)").with_cli(
+                "GloVe C output needs --vocab vocab.txt (vocab_count's output)")
         loaded = load_glove_c(path, vocab, {k: settings.get(k) for k in ("window", "epochs", "embedding", "seed")})
     else:
-        raise ConfigError(f"--embeddings audits a gensim Word2Vec (--model skipgram) or GloVe C output (--model "
-                          f"glove); --model {fam.name} takes --checkpoint")
+        raise ConfigError(f"load_model(path, corpus) reads a gensim Word2Vec (model='skipgram') or GloVe C output "
+                          f"(model='glove'); model={fam.name!r} reads a checkpoint: load_model(path, model="
+                          f"{fam.name!r})").with_cli(
+            f"--embeddings audits a gensim Word2Vec (--model skipgram) or GloVe C output (--model glove); --model "
+            f"{fam.name} takes --checkpoint")
     return check_vocabulary(loaded, corpus, str(path))
 
 
@@ -298,7 +336,8 @@ def _templates(fam, templates):
 
     if not fam.takes_templates:
         if templates is not None:
-            raise ConfigError("--templates measures language models; add --model lm")
+            raise ConfigError("templates= measures language models (model='lm')").with_cli(
+                "--templates measures language models; add --model lm")
         return None
     if templates is None or isinstance(templates, (str, os.PathLike)):
         return load_templates(templates)
@@ -686,12 +725,13 @@ def score(model, corpus, tests=None, *, estimator=None, query: str | None = None
     corpus = load_corpus(corpus)
     specs = _test_specs(tests)
     if query is not None and specs:
-        raise ConfigError("use either --test or --query")
+        raise ConfigError("use either tests or query, not both").with_cli("use either --test or --query")
     if (toward or away) and query is None:
-        raise ConfigError("--toward/--away need --query")
+        raise ConfigError("toward/away need query").with_cli("--toward/--away need --query")
     if pairs is not None:
         if not fam.takes_templates:
-            raise ConfigError("--templates and --pairs measure language models; add --model lm")
+            raise ConfigError("pairs= measures language models (model='lm')").with_cli(
+                "--templates and --pairs measure language models; add --model lm")
         pairs = resolve_pairs(pairs)
     tpl = _templates(fam, templates)
     if out is not None:       # checked before any training
@@ -769,7 +809,8 @@ def experiment(model, corpus, tests=None, *, heldout=None, estimator=None,
         conditions = conditions.split(",")
     ests = estimators(estimator, fam)
     if templates is not None and not fam.takes_templates:
-        raise ConfigError("--templates measures language models; add --model lm")
+        raise ConfigError("templates= measures language models (model='lm')").with_cli(
+            "--templates measures language models; add --model lm")
     tpl = None if templates is None else _template_list(templates)
     if swaps is not None and not isinstance(swaps, SwapList):
         swaps = load_swaps(swaps)
@@ -833,7 +874,8 @@ def debias_corpus(model, corpus, tests=None, *, k: str = "1%", method: str = "sw
     from .wordsets import resolve_heldout, resolve_tests
 
     if method not in METHODS:
-        raise ConfigError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
+        raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}").with_cli(
+            f"--method must be one of {', '.join(METHODS)}, got {method!r}")
     fam = family_of(model)
     (est,) = estimators([estimator] if estimator is not None else None, fam)
     tpl = _templates(fam, templates)
@@ -842,14 +884,18 @@ def debias_corpus(model, corpus, tests=None, *, k: str = "1%", method: str = "sw
     corpus = load_corpus(corpus)
     claim_out(out, corpus)          # before any training: the folder is usable and outside the corpus
     if ensemble > 1 and (getattr(model, "meta", None) or {}).get("origin"):
-        raise ConfigError("--ensemble trains its seeds' models; it cannot be used with a model trained elsewhere")
+        raise ConfigError("ensemble trains its seeds' models; it cannot be used with a model trained elsewhere"
+                          ).with_cli("--ensemble trains its seeds' models; it cannot be used with a model trained "
+                                     "elsewhere")
     seed_models = list(seed_models)
     seed_models += _more_seeds(model, corpus, len(seed_models), ensemble - 1 - len(seed_models), device=device,
                                cache=cache, progress=progress, log=log, on_model=on_model, why="--ensemble")
     noise_models = []             # --seeds beyond the ensemble: their models only measure the seed-noise band
     if seeds is not None and seeds > 1 + len(seed_models):
         if (getattr(model, "meta", None) or {}).get("origin"):
-            raise ConfigError("--seeds trains other seeds' models; it cannot be used with a model trained elsewhere")
+            raise ConfigError("seeds trains other seeds' models; it cannot be used with a model trained elsewhere"
+                              ).with_cli("--seeds trains other seeds' models; it cannot be used with a model "
+                                         "trained elsewhere")
         noise_models = _more_seeds(model, corpus, len(seed_models), seeds - 1 - len(seed_models), device=device,
                                    cache=cache, progress=progress, log=log, on_model=on_model, why="--seeds")
     resolved = resolve_tests(_test_specs(tests))

@@ -106,7 +106,7 @@ def _tokenizer_spec(value: str) -> str:
     try:
         Tokenizer(value)
     except ConfigError as e:
-        raise typer.BadParameter(str(e).replace("--tokenizer ", "")) from e
+        raise typer.BadParameter(e.for_cli().replace("--tokenizer ", "")) from e
     return value
 
 
@@ -1289,7 +1289,7 @@ def main() -> None:
     try:
         app()  # usage errors: click prints them and exits 2
     except BiasAuditError as e:
-        _fail(str(e), debug)
+        _fail(e.for_cli(), debug)         # the message in the command line's words (its flags)
     except OSError as e:
         _fail(_os_error_line(e), debug)
     except MemoryError:

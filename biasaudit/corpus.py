@@ -64,6 +64,20 @@ class Corpus(abc.ABC):
         """How error messages name this corpus (its file where it has one)."""
         return f"corpus {self.name!r}"
 
+    def __repr__(self) -> str:
+        n = self.n_documents_known
+        tok = "" if self.tokenizer == DEFAULT_TOKENIZER else f", tokenizer {self.tokenizer.spec!r}"
+        where = f", {self.label}" if self.label != f"corpus {self.name!r}" else ""
+        return (f"<{type(self).__name__} {self.name!r}{where}: "
+                f"{f'{n:,} documents' if n is not None else 'not read yet'}{tok}>")
+
+    def __len__(self) -> int:
+        """The number of non-empty documents: one pass over the corpus the first time (``scan``, cached)."""
+        return self.scan().n_documents
+
+    def __bool__(self) -> bool:      # a corpus is a corpus, empty or not (``len`` reads it)
+        return True
+
     @abc.abstractmethod
     def _raw(self) -> Iterator[Document]:
         """Every document in order, empty ones included."""
@@ -157,8 +171,9 @@ class Corpus(abc.ABC):
 class MemoryCorpus(Corpus):
     """A corpus held in memory (tests, small edits)."""
 
-    def __init__(self, documents: Sequence[Document] | Iterable[tuple[str, str]], name: str = "memory"):
-        self.name = name
+    def __init__(self, documents: Sequence[Document] | Iterable[tuple[str, str]], name: str = "memory",
+                 tokenizer: Tokenizer = DEFAULT_TOKENIZER):
+        self.name, self.tokenizer = name, tokenizer
         self.documents = [d if isinstance(d, Document) else Document(str(d[0]), str(d[1])) for d in documents]
 
     def _raw(self) -> Iterator[Document]:
@@ -434,6 +449,11 @@ class HubCorpus(Corpus):
 
     def __init__(self, name: str, hub: str, id_field: str = "id", text_field: str = "text"):
         self.name, self.hub, self.id_field, self.text_field = name, hub, id_field, text_field
+
+    def __len__(self) -> int:
+        if self._stats is None:    # counting would stream the whole dataset
+            raise TypeError(f"len() of hub dataset {self.hub!r} is known once it has been read (corpus.scan())")
+        return self._stats.n_documents
 
     def _raw(self) -> Iterator[Document]:
         import datasets

@@ -5,7 +5,19 @@ The CLI turns them into one red line on stderr and exit code 1 (``--debug`` show
 
 
 class BiasAuditError(Exception):
-    """Base class of every error biasaudit raises on purpose."""
+    """Base class of every error biasaudit raises on purpose. Its message names the Python API's arguments
+    (``epochs``, ``model="skipgram"``); where the command line's words differ (``--epochs``, ``--model skipgram``),
+    ``cli`` holds the same message in them, and the CLI prints that (``for_cli``)."""
+
+    cli: str | None = None
+
+    def with_cli(self, message: str) -> "BiasAuditError":
+        """This error, with its message in the command line's words."""
+        self.cli = message
+        return self
+
+    def for_cli(self) -> str:
+        return self.cli or str(self)
 
 
 class ConfigError(BiasAuditError):

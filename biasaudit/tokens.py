@@ -4,6 +4,8 @@
   and digits (regex ``[^\\W_]+``). Punctuation, apostrophes and hyphens separate tokens: "Noah's" -> "noah",
   "s"; "short-term" -> "short", "term". Word lists are lowercased the same way.
 - ``whitespace``: the text split on whitespace, case and punctuation kept (``str.split()``);
+- ``simple_preprocess``: gensim's ``gensim.utils.simple_preprocess`` (lowercased tokens of 2 to 15 letters,
+  accents kept), for a model trained on tokens made that way;
 - ``field:NAME``: the document's field NAME holds its list of tokens (a user's own preprocessing, used as is).
 """
 from __future__ import annotations
@@ -22,16 +24,19 @@ def tokenize(text: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Tokenizer:
-    """How a corpus's documents become tokens: ``biasaudit``, ``whitespace`` or ``field:NAME``."""
+    """How a corpus's documents become tokens: ``biasaudit``, ``whitespace``, ``simple_preprocess`` or
+    ``field:NAME``."""
     spec: str = "biasaudit"
 
     def __post_init__(self):
         from .errors import ConfigError
 
-        ok = self.spec in ("biasaudit", "whitespace") or (self.spec.startswith("field:") and
-                                                          len(self.spec) > len("field:"))
+        ok = isinstance(self.spec, str) and (self.spec in NAMED or (self.spec.startswith("field:") and
+                                                                    len(self.spec) > len("field:")))
         if not ok:
-            raise ConfigError(f"--tokenizer must be biasaudit, whitespace or field:NAME, got {self.spec!r}")
+            choices = "biasaudit, whitespace, simple_preprocess (gensim's) or field:NAME"
+            raise ConfigError(f"tokenizer must be {choices}, got {self.spec!r}").with_cli(
+                f"--tokenizer must be {choices}, got {self.spec!r}")
 
     @property
     def field(self) -> str | None:
@@ -48,7 +53,13 @@ class Tokenizer:
             return TOKEN.findall(doc.text.lower())
         if self.spec == "whitespace":
             return doc.text.split()
+        if self.spec == "simple_preprocess":
+            from gensim.utils import simple_preprocess
+            return simple_preprocess(doc.text)
         return list(doc.tokens or ())
+
+
+NAMED = ("biasaudit", "whitespace", "simple_preprocess")   # the tokenizers named by a word (not field:NAME)
 
 
 DEFAULT_TOKENIZER = Tokenizer()

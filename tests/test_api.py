@@ -187,7 +187,7 @@ def test_in_memory_hf_model_is_measured():
 
 def test_wrong_inputs_are_one_clear_error(scored):
     _, _, model, corpus = scored
-    with pytest.raises(ConfigError, match="either --test or --query"):
+    with pytest.raises(ConfigError, match="either tests or query"):
         ba.score(model, corpus, PLANTED_TEST, query="zorbel")
     with pytest.raises(ConfigError, match="not a test name"):
         ba.bias_tests(3.5)

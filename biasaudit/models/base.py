@@ -110,18 +110,41 @@ def family_of(obj) -> ModelFamily:
     return get_family(obj.family)
 
 
+def model_repr(model) -> str:
+    """A model's short repr (not its vocabulary and arrays): family, vocabulary size, dimensions, corpus, seed."""
+    fam = family_of(model)
+    out = f"{type(model).__name__}({fam.name}, {fam.size(model):,} {fam.unit}"
+    vectors = getattr(model, "vectors", None)
+    hidden = getattr(getattr(getattr(model, "net", None), "config", None), "hidden_size", None)
+    if vectors is not None:
+        out += f", {vectors.shape[1]} dimensions"
+    elif hidden is not None:
+        out += f", hidden size {hidden}"
+    corpus = getattr(model, "corpus", None) or {}
+    if corpus.get("name"):
+        n = corpus.get("n_documents")
+        out += f", corpus {corpus['name']!r}" + (f" ({n:,} documents)" if isinstance(n, int) else "")
+    if getattr(model, "source", ""):
+        out += f", from {model.source!r}"
+    seed = getattr(getattr(model, "config", None), "seed", None)
+    return out + (f", seed {seed})" if seed is not None else ")")
+
+
 def make_config(model: str, extra: str | None = None, **options):
     """A family's config from the shared training options (None: not given, the family's default); an option the
     family does not take is refused, naming it. ``extra``: the family's own settings string (``--lm-config``), for
     families that take one (``takes_extra``)."""
     fam = get_family(model)
     if extra is not None and not getattr(fam, "takes_extra", False):
-        takers = human_list(f"--model {f.name}" for f in FAMILIES.values() if getattr(f, "takes_extra", False))
-        raise ConfigError(f"--lm-config applies to {takers} only")
+        extras = [f.name for f in FAMILIES.values() if getattr(f, "takes_extra", False)]
+        raise ConfigError(f"lm_config applies to {human_list(f'model={n!r}' for n in extras)} only").with_cli(
+            f"--lm-config applies to {human_list(f'--model {n}' for n in extras)} only")
     given = {k: v for k, v in options.items() if v is not None}
     for k in given:
         if k not in fam.options:
-            raise ConfigError(f"--{k.replace('_', '-')} does not apply to --model {fam.name}")
+            raise ConfigError(f"{k} is not an option of model={fam.name!r} (its options: "
+                              f"{', '.join(sorted(fam.options))})").with_cli(
+                f"--{k.replace('_', '-')} does not apply to --model {fam.name}")
     return fam.make_config(given, extra)
 
 

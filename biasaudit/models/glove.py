@@ -160,6 +160,10 @@ class GloVeModel:
     corpus: dict = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        from .base import model_repr
+        return model_repr(self)
+
     @property
     def vectors(self) -> np.ndarray:
         """The embedding the bias tests read (config.embedding)."""

@@ -35,6 +35,10 @@ class KeyedEmbeddings:
     source: str = ""
     key_to_index: dict = field(init=False, repr=False, compare=False)
 
+    def __repr__(self) -> str:
+        from .base import model_repr
+        return model_repr(self)
+
     def __post_init__(self):
         object.__setattr__(self, "key_to_index", {w: i for i, w in enumerate(self.index_to_key)})
 

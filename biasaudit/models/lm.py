@@ -276,6 +276,10 @@ class LMModel:
     corpus: dict               # name, hash, counts (empty for a foreign checkpoint)
     meta: dict
 
+    def __repr__(self) -> str:
+        from .base import model_repr
+        return model_repr(self)
+
     @property
     def trained_here(self) -> bool:
         return self.config is not None

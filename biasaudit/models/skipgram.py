@@ -69,6 +69,10 @@ class SkipGramModel:
     corpus: dict = field(default_factory=dict)   # name, hash, n_documents
     meta: dict = field(default_factory=dict)     # train_seconds, versions
 
+    def __repr__(self) -> str:
+        from .base import model_repr
+        return model_repr(self)
+
     @property
     def index_to_key(self):
         return self.vocab.index_to_key
