@@ -483,10 +483,10 @@ class _FolderResult:
 
 
 def _read_summary(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ArtifactError(f"{path}: cannot read ({getattr(e, 'strerror', None) or e})") from e
+    """A result's summary: a regular file of bounded size and depth (``biasaudit.io.read_json``)."""
+    from .io import MAX_RESULT_BYTES, read_json
+
+    return read_json(path, "result summary", MAX_RESULT_BYTES)
 
 
 class ScoreResult(_FolderResult):
@@ -512,11 +512,16 @@ class ScoreResult(_FolderResult):
         """Every row of scores.jsonl (read once): doc_id, test, delta_bias_if_removed, delta_bias_if_upweighted,
         test_words and, where computed, stability and sign_agreement."""
         if getattr(self, "_scores", None) is None:
+            import io
+
+            from .io import MAX_DATA_BYTES, open_regular
+
             path = self.folder / "scores.jsonl"
             try:
-                with path.open(encoding="utf-8") as f:
-                    self._scores = Rows(json.loads(line) for line in f if line.strip())
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+                with open_regular(path, "scores file", ArtifactError, MAX_DATA_BYTES) as raw:
+                    self._scores = Rows(json.loads(line) for line in io.TextIOWrapper(raw, encoding="utf-8")
+                                        if line.strip())
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
                 raise ArtifactError(f"{path}: cannot read ({getattr(e, 'strerror', None) or e})") from e
         return self._scores
 
@@ -562,8 +567,12 @@ class ExperimentResult(_FolderResult):
         """results.csv as rows (strings, as written)."""
         import csv
 
-        with (self.folder / "results.csv").open(encoding="utf-8", newline="") as f:
-            return Rows(csv.DictReader(f))
+        import io
+
+        from .io import MAX_DATA_BYTES, open_regular
+
+        with open_regular(self.folder / "results.csv", "results file", ArtifactError, MAX_DATA_BYTES) as raw:
+            return Rows(csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8", newline="")))
 
     @property
     def conditions(self) -> Rows:
@@ -734,8 +743,8 @@ def score(model, corpus, tests=None, *, estimator=None, query: str | None = None
                 "--templates and --pairs measure language models; add --model lm")
         pairs = resolve_pairs(pairs)
     tpl = _templates(fam, templates)
-    if out is not None:       # checked before any training
-        claim_folder(out, "score", None, overwrite=True, known=SCORE_FILES, check_config=False)
+    if out is not None:       # checked before any training; held (the folder's run lock) until score returns
+        held = claim_folder(out, "score", None, overwrite=True, known=SCORE_FILES, check_config=False)  # noqa: F841
     else:
         check_writable("reports")
     n = seed_count(fam, seeds, ensemble, trained=getattr(model, "config", None) is not None)

@@ -485,10 +485,11 @@ def _print_experiment(summary) -> None:
     groups: dict = {}
     for d in summary["conditions"]:
         groups.setdefault((d["estimator"], d["test"]), []).append(d)
+    from .io import read_json
     from .measures.embedding import MEASURES
     config = Path(summary.folder) / "experiment-config.json"     # each test's measure (--measure, or its file's)
     label = {t["name"]: MEASURES[t["measure"]].label for t in
-             (json.loads(config.read_text(encoding="utf-8")).get("tests", []) if config.exists() else [])
+             (read_json(config, "experiment config").get("tests", []) if config.exists() else [])
              if t.get("measure") in MEASURES}
     for (est, test), conds in groups.items():
         base = next((d for d in conds if d["condition"] == "baseline"), None)
@@ -680,8 +681,8 @@ def score(test: Optional[List[str]] = TestOpt,
     tpl = load_templates(templates) if opts.family.takes_templates else None
     pair_spec = resolve_pairs(pairs) if pairs is not None else None
     # the output folder is checked before any training: a file, a folder of other files, a read-only disk
-    if out_dir is not None:
-        claim_folder(out_dir, "score", None, overwrite=True, known=SCORE_FILES, check_config=False)
+    if out_dir is not None:     # held (the folder's run lock) until the command ends
+        held = claim_folder(out_dir, "score", None, overwrite=True, known=SCORE_FILES, check_config=False)  # noqa: F841
     else:
         check_writable("reports")
     if checkpoint is not None and not finetune and (seeds or 1) > 1:
@@ -1006,7 +1007,7 @@ def experiment(test: Optional[List[str]] = TestOpt,
     Finished retrains are kept in runs/; rerunning the same command resumes.
     """
     from .api import experiment as run_experiment
-    from .io import regular_file
+    from .io import MAX_DATA_BYTES, read_regular
     from .wordsets import resolve_tests
 
     config = opts.config()
@@ -1023,7 +1024,7 @@ def experiment(test: Optional[List[str]] = TestOpt,
     ids: tuple = ()
     if remove_ids is not None:
         try:
-            text = regular_file(remove_ids, "--remove-ids file", ConfigError).read_text(encoding="utf-8")
+            text = read_regular(remove_ids, "--remove-ids file", ConfigError, MAX_DATA_BYTES).decode("utf-8")
             ids = tuple(dict.fromkeys(l.strip() for l in text.splitlines() if l.strip()))
         except (OSError, UnicodeDecodeError) as e:
             raise ConfigError(f"--remove-ids: cannot read {remove_ids} ({getattr(e, 'strerror', None) or e})") from e

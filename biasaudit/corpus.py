@@ -17,12 +17,13 @@ import json
 import re
 import os
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from .errors import CorpusError
-from .io import regular_file
+from .io import open_regular, regular_file
 from .tokens import DEFAULT_TOKENIZER, Tokenizer
 
 BUNDLED = {"gcide": "gcide.jsonl.gz", "wordnet": "wordnet.jsonl.gz"}
@@ -246,19 +247,26 @@ class FileCorpus(Corpus):
                 yield from _json_documents(f, self.id_field, self.text_field, self.tokenizer.field)
 
 
+@contextmanager
 def _open_binary(path: Path):
-    _regular(path)
+    """A corpus file's bytes (decompressed by its suffix), opened through ``biasaudit.io.open_regular``: the
+    descriptor read is the one checked to be a regular file."""
     name = path.name.lower()
-    if name.endswith(".gz"):
-        import gzip
-        return gzip.open(path, "rb")
-    if name.endswith(".bz2"):
-        import bz2
-        return bz2.open(path, "rb")
-    if name.endswith(".xz"):
-        import lzma
-        return lzma.open(path, "rb")
-    return open(path, "rb")
+    with open_regular(path, "corpus file", CorpusError) as raw:
+        if name.endswith(".gz"):
+            import gzip
+            with gzip.GzipFile(fileobj=raw, mode="rb") as f:
+                yield f
+        elif name.endswith(".bz2"):
+            import bz2
+            with bz2.BZ2File(raw, "rb") as f:
+                yield f
+        elif name.endswith(".xz"):
+            import lzma
+            with lzma.LZMAFile(raw, "rb") as f:
+                yield f
+        else:
+            yield raw
 
 
 def display_name(name: str) -> str:
@@ -413,7 +421,7 @@ def _parquet_documents(path: Path, id_field: str, text_field: str,
     except ImportError as e:
         raise CorpusError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow)") from e
     try:
-        pf = pq.ParquetFile(_regular(path))
+        pf = pq.ParquetFile(open_regular(path, "corpus file", CorpusError))   # the checked descriptor
         names = pf.schema_arrow.names
         if token_field is not None:
             if token_field not in names:

@@ -24,7 +24,7 @@ from ..corpus import Corpus
 from .baselines import hard_debias
 from ..errors import ArtifactError, BiasAuditWarning, ConfigError
 from ..influence import rank, score_model
-from ..io import atomic_write_text, claim_folder, read_json, same_config, write_json
+from ..io import MAX_DATA_BYTES, MAX_RECORD_BYTES, atomic_write_text, claim_folder, read_json, same_config, write_json
 from ..models.base import family_of, retrain_model, train_or_load
 from ..models.embeddings import evaluate_vectors
 from ..wordsets import BiasTest
@@ -46,6 +46,7 @@ class Task:
     seed: int = 1
     out_file: str = ""
     swaps: object = None      # swap / augment / augment-all: the swap list of the rewrites
+    config_sha256: str = ""   # the experiment's config (``config_hash``): carried by the record, checked on resume
 
 
 def run_task(task: Task, corpus: Corpus, config, mode: str, warm_epochs: int,
@@ -82,7 +83,8 @@ def run_task(task: Task, corpus: Corpus, config, mode: str, warm_epochs: int,
                 sign = 1.0 if task.kind == "remove" else -(task.times - 1)
                 model = fam.undo(base, corpus, task.ids, sign, warm_epochs)
     rec = {"run_id": task.run_id, "kind": task.kind, "n_docs": len(task.ids), "times": task.times,
-           "seed": task.seed, "mode": mode, **fam.evaluate(model, tests, heldout, with_quality, templates)}
+           "seed": task.seed, "mode": mode, "config_sha256": task.config_sha256,
+           **fam.evaluate(model, tests, heldout, with_quality, templates)}
     if task.kind == "baseline" and fam.word_vectors:
         gendered = {w for t in tests for s in (t.target_x, t.target_y) for w in s.words}
         gendered |= {w for h in heldout.values() for s in (h.target_x, h.target_y) for w in s.words}
@@ -97,9 +99,15 @@ def run_task(task: Task, corpus: Corpus, config, mode: str, warm_epochs: int,
 
 
 # ------------------------------------------------------------------ the folder
+def config_hash(config: dict) -> str:
+    """sha256 of an experiment's config (``ExperimentSpec.to_config``): what every run record carries, so that a
+    resume reuses only records of this very config (another run's, written into the same folder, are redone)."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def default_folder(spec: ExperimentSpec, reports_dir: str | Path = "reports") -> Path:
     """``reports/<corpus>-<model family>-experiment-<hash of the spec>``."""
-    key = hashlib.sha256(json.dumps(spec.to_config(), sort_keys=True).encode()).hexdigest()[:8]
+    key = config_hash(spec.to_config())[:8]
     return Path(reports_dir) / f"{spec.corpus.name}-{family_of(spec.model).name}-experiment-{key}"
 
 
@@ -116,17 +124,23 @@ def prepare_output(out_dir: Path, config: dict, overwrite: bool):
     return out
 
 
-def _read_run(path: Path, run_id: str) -> dict | None:
-    """A finished run's record, or None (with a warning) when the file is damaged: the run is done again."""
+def _read_run(path: Path, run_id: str, config_sha256: str) -> dict | None:
+    """A finished run's record, or None (with a warning) when the file is damaged or was made with another config
+    (another run writing the same folder): the run is done again. The record is read without following a link
+    (``claim_folder`` refused a linked ``runs``), and only the file inside the folder is ever removed."""
     try:
-        rec = read_json(path, "run record")
+        rec = read_json(path, "run record", MAX_RECORD_BYTES, follow=False)
         if not (isinstance(rec, dict) and rec.get("run_id") == run_id and isinstance(rec.get("effects"), dict)
                 and isinstance(rec.get("heldout_effects"), dict)):
             raise ArtifactError(f"{path}: corrupted run record (fields missing)")
+        if rec.get("config_sha256") != config_sha256:
+            raise ArtifactError(f"{path}: a run record of another config (config_sha256 "
+                                f"{str(rec.get('config_sha256'))[:12] or 'missing'}, this run's {config_sha256[:12]})")
         return rec
     except ArtifactError as e:
         warnings.warn(f"{e}; that training run is done again", BiasAuditWarning, stacklevel=2)
-        path.unlink(missing_ok=True)
+        if not path.parent.is_symlink():
+            path.unlink(missing_ok=True)
         return None
 
 
@@ -146,9 +160,9 @@ def _rankings(spec, base_model, corpus, targets, kept_tests, stats, saved: Path,
     linear_added: dict = {}
     selected: dict = {}
     seconds: dict = {}
-    if saved.exists():
+    if saved.exists() or saved.is_symlink():
         try:
-            old = json.loads(saved.read_text(encoding="utf-8"))
+            old = read_json(saved, "rankings file", MAX_DATA_BYTES, follow=False)
             if old.get("key") == rank_key and set(old["scores"]) == {e.label for e in spec.estimators}:
                 doc_ids = old["doc_ids"]
                 scores = {e: {t: np.asarray(v) for t, v in by.items()} for e, by in old["scores"].items()}
@@ -161,7 +175,7 @@ def _rankings(spec, base_model, corpus, targets, kept_tests, stats, saved: Path,
                 if len(doc_ids) != stats.n_documents:
                     raise ValueError("document count differs")
                 log(f"reusing the rankings in {saved}")
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+        except (ArtifactError, KeyError, TypeError, ValueError, AttributeError):
             scores, doc_ids, solver_info, predictions, bias, linear_added = {}, None, {}, {}, {}, {}
             seconds, selected = {}, {}
     for est in spec.estimators:
@@ -374,6 +388,7 @@ def run_experiment(spec: ExperimentSpec, out_dir: Path, overwrite: bool = False,
     # tasks: every edit at every seed; LDS subsets at the same-seed and cross-seed seeds only (with their baselines)
     lds_ids = {e for e, _ in plan.lds}
     lds_seeds = sorted(set(spec.lds_seeds.values())) if plan.lds else []
+    cfg_hash = config_hash(config)
     tasks = []
     for eid, (kind, ids, times, swaps) in plan.edits.items():
         in_rows = eid == "baseline" or any(p.edit == eid for p in plan.rows)
@@ -382,9 +397,10 @@ def run_experiment(spec: ExperimentSpec, out_dir: Path, overwrite: bool = False,
             run_seeds += [s for s in lds_seeds if s not in run_seeds]
         for seed in run_seeds:
             run_id = f"{eid}-s{seed}"
-            tasks.append(Task(run_id, kind, ids, times, seed, str(out_dir / "runs" / f"{run_id}.json"), swaps))
-    done = {t.run_id: rec for t in tasks if Path(t.out_file).exists()
-            and (rec := _read_run(Path(t.out_file), t.run_id)) is not None}
+            tasks.append(Task(run_id, kind, ids, times, seed, str(out_dir / "runs" / f"{run_id}.json"), swaps,
+                              config_sha256=cfg_hash))
+    done = {t.run_id: rec for t in tasks if (Path(t.out_file).exists() or Path(t.out_file).is_symlink())
+            and (rec := _read_run(Path(t.out_file), t.run_id, cfg_hash)) is not None}
     todo = [t for t in tasks if t.run_id not in done]
     log(f"{len(tasks)} training runs: {len(done)} already finished, {len(todo)} to run")
     kw = dict(corpus=corpus, config=spec.model, mode=spec.mode, warm_epochs=spec.warm_epochs,

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, VocabularyError
-from ..io import regular_file
+from ..io import MAX_RECORD_BYTES, MAX_RESULT_BYTES, parse_json, read_regular
 from ..wordsets import BiasTest
 from .result import MeasureResult
 from .weat import N_BOOTSTRAP, bootstrap_from_blocks, effect_size, effect_size_bound, permutation_p_value
@@ -49,14 +49,11 @@ def load_templates(path: str | Path | None) -> tuple[str, ...]:
     if path is None:
         return bundled_templates()
     try:
-        text = regular_file(path, "--templates file", ConfigError).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
+        text = read_regular(path, "--templates file", ConfigError, MAX_RECORD_BYTES).decode("utf-8")
+    except UnicodeDecodeError as e:
         raise ConfigError(f"--templates: cannot read {path} ({e})") from e
     if text.lstrip().startswith("["):
-        try:
-            items = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"--templates: {path} is not valid JSON ({e})") from e
+        items = parse_json(text, f"--templates: {path}", "JSON", ConfigError)   # too deep: one line
     else:
         items = [l.strip() for l in text.splitlines() if l.strip() and not l.lstrip().startswith("#")]
     for t in items:
@@ -232,8 +229,8 @@ def pair_file(path: str | Path) -> PairSet:
     """A JSONL file of pairs as a PairSet named by the file's stem; ids are line numbers."""
     pairs, lines_used = [], []
     try:
-        lines = regular_file(path, "--pairs file", ConfigError).read_text(encoding="utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
+        lines = read_regular(path, "--pairs file", ConfigError, MAX_RESULT_BYTES).decode("utf-8-sig").splitlines()
+    except UnicodeDecodeError as e:
         raise ConfigError(f"--pairs: cannot read {path} ({e})") from e
     for n, line in enumerate(lines, 1):
         if not line.strip():
@@ -244,6 +241,8 @@ def pair_file(path: str | Path) -> PairSet:
             less = rec.get("less", rec.get("sent_less"))
         except (json.JSONDecodeError, AttributeError) as e:
             raise ConfigError(f"--pairs: {path}:{n} is not a JSON object") from e
+        except RecursionError as e:     # 100,000 nested '[' on one line
+            raise ConfigError(f"--pairs: {path}:{n} is nested too deep; not a pair") from e
         if not (isinstance(more, str) and isinstance(less, str) and more.strip() and less.strip()):
             raise ConfigError(f"--pairs: {path}:{n} needs non-empty string fields 'more' and 'less'")
         pairs.append((more, less))

@@ -302,13 +302,15 @@ def cached_train_seconds(corpus, config, cache: Path | None = None) -> float | N
     the model; None when it is not cached or holds no such record. What an experiment's plan estimates from."""
     fam = family_of(config)
     folder = cache_folder(cache, fam.name, fam.cache_spec(corpus.hash, config))
+    from ..io import read_json
+
     for name in ("biasaudit.json", "config.json"):
         path = folder / name
         try:
-            if not path.is_file() or path.stat().st_size > 1 << 20:
+            if not path.is_file():
                 continue
-            secs = (json.loads(path.read_text(encoding="utf-8")).get("meta") or {}).get("train_seconds")
-        except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+            secs = (read_json(path, "model record", 1 << 20).get("meta") or {}).get("train_seconds")
+        except (ArtifactError, AttributeError):
             continue
         if isinstance(secs, (int, float)) and secs > 0:
             return float(secs)

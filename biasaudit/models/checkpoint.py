@@ -18,10 +18,13 @@ Decided here:
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 from pathlib import Path
 
 from ..errors import ArtifactError
+from ..io import open_regular, parse_json
 
 MAX_CONFIG_BYTES = 16 << 20          # config.json, tokenizer_config.json, ...
 MAX_TOKENIZER_BYTES = 256 << 20      # tokenizer.json (large multilingual ones are tens of MB)
@@ -41,6 +44,7 @@ def check_checkpoint(folder: Path) -> None:
     """Refuse a checkpoint folder whose configs name code or hub kernels, or whose tokenizer.json is too large,
     too deep or holds a regex that backtracks exponentially (one ArtifactError line naming the file)."""
     folder = Path(folder)
+    check_regular_files(folder)
     code = {p.stem for p in folder.glob("*.py")}
     for name in CONFIG_FILES:
         path = folder / name
@@ -64,6 +68,23 @@ def check_checkpoint(folder: Path) -> None:
         check_tokenizer_json(tok)
 
 
+def check_regular_files(folder: Path) -> None:
+    """Every entry of a checkpoint folder is a regular file or a folder (after following links): transformers and
+    safetensors open whatever the folder names (weights, shard index, tokenizer files), and a FIFO there would
+    block them forever, a link to /dev/zero be read until memory runs out. A dangling link is left to them."""
+    for p in sorted(Path(folder).iterdir()):
+        try:
+            mode = os.stat(p).st_mode
+        except OSError:
+            continue
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a character device" if stat.S_ISCHR(mode)
+                    else "a block device" if stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode)
+                    else "not a regular file")
+            raise ArtifactError(f"{p}: {kind}, not a regular file; every file of a model folder must be a regular "
+                                "file")
+
+
 def check_tokenizer_json(path: Path) -> None:
     """Size, depth and regular expressions of a tokenizer.json (see the module docstring)."""
     data = read_json(path, MAX_TOKENIZER_BYTES)
@@ -80,29 +101,18 @@ def check_tokenizer_json(path: Path) -> None:
 
 def read_json(path: Path, max_bytes: int):
     """A JSON file of at most ``max_bytes``, nested at most MAX_DEPTH deep."""
-    if not path.is_file():
-        raise ArtifactError(f"{path}: not a regular file")
-    try:
-        with open(path, "rb") as f:
+    with open_regular(path, "checkpoint JSON file") as f:      # a regular file (biasaudit.io's one check)
+        try:
             raw = f.read(max_bytes + 1)
-    except OSError as e:
-        raise ArtifactError(f"{path}: cannot be read ({e.strerror or e})") from e
+        except OSError as e:
+            raise ArtifactError(f"{path}: cannot be read ({e.strerror or e})") from e
     if len(raw) > max_bytes:
         raise ArtifactError(f"{path}: larger than {max_bytes >> 20} MiB; refused")
     try:
-        data = json.loads(raw.decode("utf-8"))
-    except RecursionError as e:
-        raise ArtifactError(f"{path}: JSON nested deeper than {MAX_DEPTH} levels; refused") from e
-    except (UnicodeDecodeError, ValueError) as e:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
         raise ArtifactError(f"{path}: not valid JSON ({str(e).splitlines()[0][:120]})") from e
-    stack = [(data, 1)]
-    while stack:       # iterative: the depth check itself must not recurse
-        node, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise ArtifactError(f"{path}: JSON nested deeper than {MAX_DEPTH} levels; refused")
-        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
-        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
-    return data
+    return parse_json(text, path, "JSON", ArtifactError, MAX_DEPTH)
 
 
 def nested_repetition(pattern: str) -> str | None:

@@ -12,9 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ArtifactError
-from ..io import OutputFolder, claim_folder, regular_file, to_json
+from ..io import (MAX_DATA_BYTES, MAX_RECORD_BYTES, OutputFolder, claim_folder, read_json, read_regular,
+                  to_json)
 from ..vocab import Vocab
 
+MAX_VECTOR_BYTES = 1 << 40     # vectors.safetensors: read whole, so bounded by its own size (no lower cap)
 # every name a model folder of any family holds (LM folders are HF checkpoints)
 MODEL_FILES = frozenset({"config.json", "vocab.json", "vectors.safetensors", "model.safetensors", "tokenizer.json",
                          "tokenizer_config.json", "special_tokens_map.json", "generation_config.json",
@@ -52,14 +54,14 @@ def read_model_folder(folder: str | Path, model: str, format_version: int, label
     from safetensors.numpy import load as st_load
 
     folder = Path(folder)
-    try:
-        cfg = json.loads(regular_file(folder / "config.json", "model config").read_text(encoding="utf-8"))
-        blob = regular_file(folder / "vectors.safetensors", "model file").read_bytes()
-        vocab_bytes = regular_file(folder / "vocab.json", "model file").read_bytes()
-    except FileNotFoundError as e:
-        raise ArtifactError(f"{folder}: model file missing: {Path(e.filename).name}") from e
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ArtifactError(f"{folder}/config.json: corrupted ({e})") from e
+    for name in ("config.json", "vectors.safetensors", "vocab.json"):
+        if not (folder / name).exists() and not (folder / name).is_symlink():
+            raise ArtifactError(f"{folder}: model file missing: {name}")
+    # regular files only (``biasaudit.io.open_regular``), each read no further than what it can be: the vectors
+    # by their own size (a FIFO or a link to /dev/zero is refused, not read)
+    cfg = read_json(folder / "config.json", "model config", MAX_RECORD_BYTES)
+    blob = read_regular(folder / "vectors.safetensors", "model file", max_bytes=MAX_VECTOR_BYTES)
+    vocab_bytes = read_regular(folder / "vocab.json", "model file", max_bytes=MAX_DATA_BYTES)
     if not isinstance(cfg, dict):
         raise ArtifactError(f"{folder}/config.json: corrupted (not a JSON object)")
     if cfg.get("model") != model or cfg.get("format_version") != format_version:
@@ -109,7 +111,7 @@ def is_model_dir(path: Path) -> bool:
 def model_field(folder: Path):
     """The ``model`` field of a model folder's config.json (None when there is none or it cannot be read)."""
     try:
-        head = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        head = read_json(Path(folder) / "config.json", "model config", MAX_RECORD_BYTES)
+    except ArtifactError:
         return None
     return head.get("model") if isinstance(head, dict) else None

@@ -34,7 +34,7 @@ import torch
 
 from ..corpus import Corpus
 from ..errors import ArtifactError, ConfigError, CorpusError
-from ..io import public_mode, to_json
+from ..io import MAX_RECORD_BYTES, MAX_RESULT_BYTES, open_regular, public_mode, read_json, sha256_file, to_json
 from ..vocab import TOKENIZER, build_vocab, tokenize
 from .base import (Config, Progress, find_replay, register, replay_refusal_of, resolve_device, setting,
                    versions)
@@ -305,7 +305,7 @@ class LMModel:
         with out.stage(keep_existing=keep_existing) as tmp:
             self.net.save_pretrained(tmp, safe_serialization=True)
             self.encoder.hf_tokenizer().save_pretrained(tmp)
-            weights = hashlib.sha256((tmp / "model.safetensors").read_bytes()).hexdigest()
+            weights = sha256_file(tmp / "model.safetensors", "model file")
             own = isinstance(self.encoder, WordEncoder)
             header = {"model": "lm", "format_version": FORMAT_VERSION, "config": self.config.to_dict(),
                       "tokenizer": TOKENIZER if own else "checkpoint",
@@ -328,15 +328,12 @@ class LMModel:
         check_checkpoint(folder)      # no code, no hub kernels, a tokenizer.json tokenizers can read safely
         head = None
         if (folder / META_FILE).exists():
-            try:
-                head = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                raise ArtifactError(f"{folder}/{META_FILE}: corrupted ({e})") from e
+            head = read_json(folder / META_FILE, "biasaudit LM record", MAX_RESULT_BYTES)
             if not isinstance(head, dict) or head.get("model") != "lm" or head.get("format_version") != FORMAT_VERSION:
                 raise ArtifactError(f"{folder}: not a biasaudit LM of format {FORMAT_VERSION}")
             w = folder / "model.safetensors"
             want = (head.get("sha256") or {}).get("model.safetensors") if isinstance(head.get("sha256"), dict) else None
-            if not w.exists() or hashlib.sha256(w.read_bytes()).hexdigest() != want:
+            if not w.exists() or sha256_file(w, "model file") != want:     # a regular file, read in blocks
                 raise ArtifactError(f"{folder}/model.safetensors: missing or checksum mismatch")
         else:
             _check_safetensors_only(folder)
@@ -378,8 +375,8 @@ def _check_safetensors_only(folder: Path) -> None:
     files = sorted(folder.glob("*.safetensors"))
     for index in folder.glob("*.index.json"):
         try:
-            shards = set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            shards = set(read_json(index, "shard index", MAX_RECORD_BYTES)["weight_map"].values())
+        except (ArtifactError, KeyError, TypeError, AttributeError) as e:
             raise ArtifactError(f"{index}: not a readable shard index ({e})") from e
         bad = sorted(str(x) for x in shards if not (isinstance(x, str) and x.endswith(".safetensors")
                                                    and "/" not in x and "\\" not in x and x != ".."))
@@ -454,7 +451,7 @@ def checkpoint_hash(folder: str | Path) -> str:
     h = hashlib.sha256()
     for f in sorted(Path(folder).glob("*.safetensors")):
         h.update(f.name.encode() + b"\0")
-        with open(f, "rb") as fh:
+        with open_regular(f, "checkpoint weights file") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 h.update(block)
     return h.hexdigest()

@@ -9,12 +9,12 @@ the template, so no corpus string reaches the page unescaped.
 from __future__ import annotations
 
 import csv
-import json
 import time
 from pathlib import Path
 
 from ..errors import ArtifactError
-from ..io import MANIFEST, atomic_write_text, read_manifest, write_json
+from ..io import (MANIFEST, MAX_DATA_BYTES, MAX_RESULT_BYTES, atomic_write_text, open_regular, read_json,
+                  read_manifest, write_json)
 from ..vocab import TOKEN
 
 
@@ -174,10 +174,9 @@ def scatter_chart(points: list[tuple[float, float, str]], width: int = 360, heig
 
 # ------------------------------------------------------------------ assembling the page
 def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise ArtifactError(f"{path}: cannot read ({e})") from e
+    """A result file (summary.json, experiment.json, a debias manifest.json): a regular file of bounded size and
+    depth (``biasaudit.io.read_json``): a FIFO, a device or a link to /dev/zero is one line, never read."""
+    return read_json(path, "result file", MAX_RESULT_BYTES)
 
 
 def build_context(folder: Path) -> dict:
@@ -246,8 +245,13 @@ def _results(folder: Path) -> list[dict]:
     path = folder / "results.csv"
     if not path.exists():
         return []
-    with path.open(encoding="utf-8", newline="") as f:
-        return list(csv.DictReader(f))
+    import io
+
+    with open_regular(path, "results file", ArtifactError, MAX_DATA_BYTES) as raw:
+        try:
+            return list(csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8", newline="")))
+        except (UnicodeDecodeError, csv.Error) as e:
+            raise ArtifactError(f"{path}: corrupted results file ({e})") from e
 
 
 def _experiment_context(folder: Path, exp: dict) -> dict:
