@@ -586,7 +586,10 @@ class ExperimentResult(_FolderResult):
 
     def to_pandas(self):
         """results.csv as a DataFrame."""
-        return _pandas().read_csv(self.folder / "results.csv")
+        from .io import MAX_DATA_BYTES, open_regular
+
+        with open_regular(self.folder / "results.csv", "results file", ArtifactError, MAX_DATA_BYTES) as f:
+            return _pandas().read_csv(f)
 
     def top(self, n: int = 10, test: str | None = None, direction: str = "up") -> Rows:
         """The ranking's top ``n`` documents (the ones the experiment removed first)."""

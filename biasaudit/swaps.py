@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError
-from .io import regular_file
+from .io import MAX_RECORD_BYTES, read_regular
 
 WORD = re.compile(r"[^\W_]+")
 PRONOUNS = {"her", "his", "him", "hers"}
@@ -135,7 +135,7 @@ def load_swaps(path: str | Path | None) -> SwapList:
     path = Path(path)
     try:
         # utf-8-sig: a byte-order mark at the start is not text
-        text = regular_file(path, "--swap-pairs file", ConfigError).read_text(encoding="utf-8-sig")
+        text = read_regular(path, "--swap-pairs file", ConfigError, MAX_RECORD_BYTES).decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"--swap-pairs: cannot read {path} ({getattr(e, 'strerror', None) or e})") from e
     pairs = []

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Container, Iterable
 
 from .errors import ConfigError, VocabularyError
-from .io import regular_file
+from .io import read_regular, regular_file
 
 SET_FIELDS = ("target_x", "target_y", "attribute_a", "attribute_b")
 MAX_TEST_FILE = 10 * 2 ** 20   # bytes
@@ -285,7 +285,7 @@ def load_test_file(path: str | Path) -> list[BiasTest]:
         if path.stat().st_size > MAX_TEST_FILE:
             raise ConfigError(f"{path}: {path.stat().st_size:,} bytes; a test file holds at most "
                               f"{MAX_TEST_FILE:,}")
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(path, "test file", ConfigError, MAX_TEST_FILE).decode("utf-8")   # the checked descriptor
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot read test file ({getattr(e, 'strerror', None) or e})") from e
     try:

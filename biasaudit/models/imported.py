@@ -18,13 +18,14 @@ sha256, settings) and the checks passed travel in ``model.meta["origin"]`` to th
 from __future__ import annotations
 
 import hashlib
+import io
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ArtifactError, CorpusError
-from ..io import regular_file
+from ..io import open_regular, regular_file
 from ..vocab import MAX_CHUNK, TokenStream, Vocab
 
 SAVE_FULL = ("save the full model with model.save(path) (not model.wv.save() or "
@@ -33,7 +34,7 @@ SAVE_FULL = ("save the full model with model.save(path) (not model.wv.save() or 
 
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_regular(path, "model file") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
@@ -53,7 +54,7 @@ def load_word2vec(path: str | Path):
     from .keyed import _looks_like_pickle, read_gensim_pickle
 
     path = regular_file(path, "model file")
-    with path.open("rb") as f:
+    with open_regular(path, "model file") as f:
         head = f.read(4096)
         f.seek(max(0, path.stat().st_size - 2))
         tail = f.read()
@@ -185,10 +186,9 @@ MAX_COUNT = 2 ** 63 - 1
 
 def read_glove_vocab(path: Path) -> tuple[list[str], np.ndarray]:
     """``vocab_count``'s output: one "word count" per line, most frequent first."""
-    regular_file(path, "vocab file")
     words, counts = [], []
     try:
-        with open(path, encoding="utf-8") as f:
+        with io.TextIOWrapper(open_regular(path, "vocab file"), encoding="utf-8") as f:
             for n, line in enumerate(f, 1):
                 parts = line.rstrip("\n").split(" ")
                 if line.strip() == "":
@@ -216,14 +216,15 @@ def _glove_params_binary(path: Path, V: int) -> np.ndarray:
     if size % 8 or (size // 8) % (2 * V):
         raise ArtifactError(f"{path}: {size:,} bytes is not 2 x {V:,} rows of doubles (the binary parameters of "
                             "glove -model 0 with this vocab.txt?)")
-    a = np.fromfile(path, dtype="<f8")
+    with open_regular(path, "parameters file") as f:
+        a = np.fromfile(f, dtype="<f8")
     return a.reshape(2 * V, -1)                       # rows: words, then contexts; columns: vector, bias
 
 
 def _glove_params_text(path: Path, words: list[str]) -> np.ndarray:
     rows = []
     try:
-        with open(path, encoding="utf-8") as f:
+        with io.TextIOWrapper(open_regular(path, "parameters file"), encoding="utf-8") as f:
             for n, line in enumerate(f, 1):
                 parts = line.rstrip("\n").rstrip(" ").split(" ")
                 if n == 1 and len(parts) == 2 and all(p.isascii() and p.isdigit() for p in parts):
@@ -258,7 +259,7 @@ def load_glove_c(params: str | Path, vocab_file: str | Path, settings: dict | No
     vocab_file = regular_file(vocab_file, "vocab file")
     words, counts = read_glove_vocab(vocab_file)
     V = len(words)
-    with params.open("rb") as f:
+    with open_regular(params, "parameters file") as f:
         head = f.read(4096)
     try:
         head.decode("utf-8")

@@ -20,7 +20,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..errors import ArtifactError
-from ..io import regular_file
+from ..io import open_regular, read_regular
 from .base import register
 from .embeddings import EmbeddingFamily
 from .folder import real_vectors  # noqa: F401  (imported.py takes it from here too)
@@ -356,7 +356,7 @@ def _resolve(module: str, name: str):
 def read_gensim_pickle(path: Path):
     """The object of a gensim native file, through the allowlist; the whole file must be one pickle (nothing
     hidden after it)."""
-    data = regular_file(path, "gensim file").read_bytes()
+    data = read_regular(path, "gensim file", max_bytes=1 << 40)     # bounded by the file's own size
     buf = io.BytesIO(data)
     try:
         obj = _GensimUnpickler(buf, len(data)).load()
@@ -379,9 +379,8 @@ def read_npy(path: Path) -> np.ndarray:
     declared size the file actually holds and under ``MAX_ARRAY_BYTES``, before anything is allocated."""
     from numpy.lib import format as npy
 
-    regular_file(path, "array file")
     try:
-        with open(path, "rb") as f:
+        with open_regular(path, "array file") as f:
             version = npy.read_magic(f)
             if version == (1, 0):
                 shape, fortran, dtype = npy.read_array_header_1_0(f)
@@ -457,7 +456,7 @@ def _load_gensim_native(path: Path) -> KeyedEmbeddings:
 def _load_text(path: Path) -> KeyedEmbeddings:
     words, rows = [], []
     try:
-        with open(path, encoding="utf-8") as f:
+        with io.TextIOWrapper(open_regular(path, "vector file"), encoding="utf-8") as f:
             first = f.readline().rstrip("\n").split(" ")
             header = len(first) == 2 and all(p.isascii() and p.isdigit() for p in first)
             lines = f if header else [" ".join(first) + "\n", *f]
@@ -515,8 +514,7 @@ def load_embeddings(path: str | Path):
         if is_model_dir(path):
             return load_model(path)
         raise ArtifactError(f"{path}: folder is not a biasaudit model (no config.json and vectors.safetensors)")
-    regular_file(path, "vector file")
-    with path.open("rb") as f:
+    with open_regular(path, "vector file") as f:
         head = f.read(4096)
         f.seek(max(0, path.stat().st_size - 2))
         tail = f.read()
