@@ -15,6 +15,7 @@ Output folders (models, ``score`` and ``experiment`` results) follow one protoco
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -577,17 +578,23 @@ def lock_folder(folder: str | Path) -> str:
         while True:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0),
-                             public_mode())
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
+                             | getattr(os, "O_CLOEXEC", 0), public_mode())
             except OSError as e:
                 if e.errno == getattr(os, "ELOOP", -1) or path.is_symlink():
                     raise ArtifactError(f"{path}: a symbolic link where biasaudit keeps {folder}'s run lock; "
                                         "remove it") from e
                 raise ArtifactError(f"{folder}: cannot write there ({e.strerror or e})") from e
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):
+                os.close(fd)
+                raise ArtifactError(f"{path}: {_kind(mode)} where biasaudit keeps {folder}'s run lock; remove it")
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as e:
                 os.close(fd)
+                if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise ArtifactError(f"{folder}: cannot lock it for this run ({e.strerror or e}: {path})") from e
                 raise ArtifactError(f"{folder}: another biasaudit run is writing this folder{_holder(path)}; one "
                                     "run at a time writes a folder: wait for it or choose another --out") from e
             try:         # the run that held it may have removed the file meanwhile: hold the one in place

@@ -321,6 +321,18 @@ def test_claims_of_one_process_nest_and_release():
         assert not lock_path(out).exists()
 
 
+def test_a_planted_lock_file_is_refused_not_followed(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("mine")
+    linked, piped = tmp_path / "a", tmp_path / "b"
+    lock_path(linked).symlink_to(victim)
+    os.mkfifo(lock_path(piped))
+    with pytest.raises(ArtifactError, match="symbolic link"):
+        claim_folder(linked, "score", None)
+    refused_at_once(lambda: claim_folder(piped, "score", None), lock_path(piped))
+    assert victim.read_text() == "mine"
+
+
 def test_a_run_record_of_another_config_is_done_again(root, experiment, tmp_path):
     """Another run (here --epochs 1) wrote its baseline record into this experiment's folder: the resume redoes it,
     and the results are this config's own."""
