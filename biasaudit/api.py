@@ -330,6 +330,39 @@ def _is_model(obj) -> bool:
     return hasattr(obj, "meta") or hasattr(obj, "index_to_key")
 
 
+def _models(model, seed_models: Sequence = ()) -> list:
+    """``model`` (one, or a list of seeds' models) and ``seed_models`` as a list of models; a ConfigError naming
+    ``model`` for anything else (None, an empty list, a path: ``load_model`` reads one)."""
+    models = (list(model) if isinstance(model, (list, tuple)) else [model]) + list(seed_models)
+    if not models:
+        raise ConfigError("model: an empty list; give a model (train, load_model, from_gensim, from_hf) or a list "
+                          "of seeds' models")
+    for i, m in enumerate(models):
+        if not _is_model(m):
+            raise ConfigError(f"model{f' {i + 1}' if len(models) > 1 else ''}: {type(m).__name__} is not a model "
+                              "(train, load_model, from_gensim or from_hf make one)")
+    return models
+
+
+def _one_model(model, verb: str):
+    """The one model a ranking verb takes (other seeds' models go in ``seed_models``)."""
+    if isinstance(model, (list, tuple)):
+        raise ConfigError(f"model: {verb} ranks by one model (give other seeds' models as seed_models), got a "
+                          f"{type(model).__name__}")
+    return _models(model)[0]
+
+
+def _sizes(k) -> str:
+    """``k`` as the comma-separated sizes experiments and debias read: a string ("1%", "0.1%,1%", "100") or a
+    list of such strings; anything else a ConfigError naming ``k``."""
+    if isinstance(k, (list, tuple)) and k and all(isinstance(x, str) for x in k):
+        return ",".join(k)
+    if not isinstance(k, str):
+        raise ConfigError(f"k must be sizes as a string, percentages of the corpus or counts (\"1%\", "
+                          f"\"0.1%,1%\", \"100\"), got {k!r}")
+    return k
+
+
 def _templates(fam, templates):
     """Templates for a family that takes them: a file, a sequence of strings, or None (the bundled set)."""
     from .measures.lm import load_templates
@@ -339,9 +372,7 @@ def _templates(fam, templates):
             raise ConfigError("templates= measures language models (model='lm')").with_cli(
                 "--templates measures language models; add --model lm")
         return None
-    if templates is None or isinstance(templates, (str, os.PathLike)):
-        return load_templates(templates)
-    return tuple(templates)
+    return _template_list(templates) if templates is not None else load_templates(None)
 
 
 def estimators(specs, family) -> list:
@@ -354,7 +385,13 @@ def estimators(specs, family) -> list:
     fam = get_family(family) if isinstance(family, str) else family
     if isinstance(specs, (str, EstimatorConfig)):
         specs = [specs]
+    if specs is not None and not isinstance(specs, (list, tuple)):
+        specs = [specs]
     specs = list(specs or [fam.estimators[0]])
+    odd = [s for s in specs if not isinstance(s, (str, EstimatorConfig))]
+    if odd:
+        raise ConfigError(f"estimator must be a name with settings (\"block\", \"cg:damping=0.05\") or an "
+                          f"EstimatorConfig, got {odd[0]!r}")
     ests = [s for s in specs if isinstance(s, EstimatorConfig)]
     names = [s for s in specs if not isinstance(s, EstimatorConfig)]
     ests += parse_estimators(names) if names else []
@@ -447,8 +484,9 @@ class _FolderResult:
         return cls(folder)
 
     def save(self, folder, overwrite: bool = False):
-        """Copy this result's files into ``folder`` (new, empty, or one holding this tool's {kind} outputs; another
-        config there is replaced only with ``overwrite``) and return the result there."""
+        """Copy this result's files into ``folder`` (new, empty, or one holding this tool's outputs of the same
+        kind: score, experiment or debias; another config there is replaced only with ``overwrite``) and return
+        the result there."""
         from .io import MANIFEST, claim_folder, read_manifest
 
         folder = Path(folder)
@@ -499,6 +537,12 @@ class ScoreResult(_FolderResult):
     def tests(self) -> list[str]:
         """The names of the tests scored, in order."""
         return [t["name"] for t in self.summary["tests"]]
+
+    @property
+    def dropped_words(self) -> dict:
+        """{test: {set: [words]}}: the words each test lost (missing from the model, or too rare)."""
+        return {t["name"]: dict(t["weat"]["dropped_words"]) for t in self.summary["tests"]
+                if (t.get("weat") or {}).get("dropped_words")}
 
     def test(self, name: str) -> dict:
         """One test's part of the summary (evidence, WEAT statistics, top documents, predictions)."""
@@ -633,9 +677,47 @@ class WeatResult:
     set sizes, dropped words and the spread over the models' seeds (the rows of ``biasaudit weat --json``), and
     the tests skipped for lack of words ({name: reason})."""
 
+    kind, summary_file = "weat", "weat.json"
+
     def __init__(self, rows: list[dict], skipped: dict):
         self.rows = Rows(rows)
         self.skipped = dict(skipped)
+
+    def save(self, folder, overwrite: bool = False) -> "WeatResult":
+        """Write ``folder/weat.json`` (the rows and the skipped tests; new folder, or one holding this tool's
+        WEAT result for the same tests, another replaced only with ``overwrite``) and return the result there."""
+        from .io import claim_folder, write_json
+
+        out = claim_folder(_path_arg("folder", folder), self.kind, self._config(), overwrite,
+                           known=(self.summary_file,))
+        with out.stage() as tmp:
+            write_json(tmp / self.summary_file, self.to_dict())
+        return WeatResult.load(folder)
+
+    @classmethod
+    def load(cls, folder) -> "WeatResult":
+        """The WEAT result ``save`` wrote in ``folder``."""
+        folder = _path_arg("folder", folder)
+        if not (folder / cls.summary_file).is_file():
+            raise ArtifactError(f"{folder}: no {cls.summary_file}; not a biasaudit WEAT result folder")
+        data = _read_summary(folder / cls.summary_file)
+        if not isinstance(data, dict) or not isinstance(data.get("rows"), list) or \
+                not isinstance(data.get("skipped", {}), dict):
+            raise ArtifactError(f"{folder / cls.summary_file}: not a WEAT result (rows and skipped)")
+        return cls(data["rows"], data.get("skipped", {}))
+
+    def _config(self) -> dict:
+        """What identifies the result in its folder: its tests and models' seeds."""
+        return {"tests": sorted({str(r.get("test")) for r in self.rows}),
+                "seeds": sorted({str(r.get("seed")) for r in self.rows})}
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, WeatResult) and self.to_dict() == other.to_dict()
+
+    @property
+    def dropped_words(self) -> dict:
+        """{test: {set: [words]}}: the words each test lost (missing from the model, or too rare)."""
+        return {r["test"]: dict(r["dropped_words"]) for r in self.rows if r.get("dropped_words")}
 
     def __iter__(self):
         return iter(self.rows)
@@ -667,23 +749,32 @@ class WeatResult:
             f"<p>{_esc(name)}: skipped, {_esc(reason)}</p>" for name, reason in self.skipped.items())
 
 
+def _path_arg(name: str, value) -> Path:
+    """An argument that names a file or folder, as a Path; anything else a ConfigError naming the argument."""
+    if isinstance(value, (str, os.PathLike)) and str(value):
+        return Path(value)
+    raise ConfigError(f"{name} must be a path (str or pathlib.Path), got {type(value).__name__}")
+
+
 def _esc(text) -> str:
     import html
 
     return html.escape(str(text))
 
 
-_RESULTS = {"summary.json": ScoreResult, "experiment.json": ExperimentResult, "manifest.json": DebiasResult}
+_RESULTS = {"summary.json": ScoreResult, "experiment.json": ExperimentResult, "manifest.json": DebiasResult,
+            "weat.json": WeatResult}
 
 
 def load_result(folder):
-    """The result in an output folder of ``score`` (summary.json), ``experiment`` (experiment.json) or
-    ``debias`` (manifest.json), written by the API or the command line."""
-    folder = Path(folder)
+    """The result in an output folder of ``score`` (summary.json), ``experiment`` (experiment.json),
+    ``debias`` (manifest.json), written by the API or the command line, or a saved ``measure`` (weat.json)."""
+    folder = _path_arg("folder", folder)
     for name, cls in _RESULTS.items():
         if (folder / name).is_file():
             return cls.load(folder)
-    raise ArtifactError(f"{folder}: no summary.json, experiment.json or manifest.json: not a biasaudit result")
+    raise ArtifactError(f"{folder}: no summary.json, experiment.json, manifest.json or weat.json: not a biasaudit "
+                        "result")
 
 
 # ------------------------------------------------------------------ the use cases
@@ -694,16 +785,34 @@ def measure(model, tests=None, *, seed_models: Sequence = (), strict_oov: bool =
     and bootstrap CIs over words, for one model or several seeds' models (``model`` a list, or ``seed_models``:
     their spread is in each row). Missing words are dropped and listed (``strict_oov``: an error)."""
     from .audit import weat_across_models
+    from .measures.options import check_count
     from .models import family_of
     from .wordsets import resolve_tests
 
-    models = (list(model) if isinstance(model, (list, tuple)) else [model]) + list(seed_models)
+    models = _models(model, seed_models)
+    n_permutations, n_bootstrap = check_count("n_permutations", n_permutations), check_count("n_bootstrap",
+                                                                                               n_bootstrap)
     fam = family_of(models[0])
-    extra = {"templates": _templates(fam, templates)} if fam.takes_templates else {}
+    tpl = _templates(fam, templates)
+    extra = {"templates": tpl} if fam.takes_templates else {}
     rows, skipped = weat_across_models(models, resolve_tests(_test_specs(tests)), strict=strict_oov,
                                        n_permutations=n_permutations, n_bootstrap=n_bootstrap,
                                        min_word_count=min_word_count, **extra)
-    return WeatResult(rows, skipped)
+    result = WeatResult(rows, skipped)
+    _warn_dropped(result.dropped_words, stacklevel=3)
+    return result
+
+
+def _warn_dropped(dropped: dict, stacklevel: int) -> None:
+    """One warning per test that lost words (``DroppedWordsWarning``; the result lists them too)."""
+    import warnings
+
+    from .errors import DroppedWordsWarning
+
+    for test, sets in dropped.items():
+        warnings.warn(f"{test}: dropped words the model lacks (absent, or under min_count or min_word_count): "
+                      + "; ".join(f"{k}: {', '.join(v)}" for k, v in sets.items()),
+                      DroppedWordsWarning, stacklevel=stacklevel)
 
 
 @_reports_progress
@@ -726,14 +835,19 @@ def score(model, corpus, tests=None, *, estimator=None, query: str | None = None
     read with and documents ranked by: "weat" or, for word vectors, a differentiable one of
     ``biasaudit.measures.embedding`` ("ripa", "direct-bias", "rnd", "mac"). Writes ``out`` (default
     reports/<corpus>-<family>-<hash>/) and, with ``report``, report.html there."""
-    from .audit import SCORE_FILES, run_score
+    from .audit import SCORE_FILES, check_run_tests, check_target_measure, run_score
     from .distributed import dask_client
     from .io import check_writable, claim_folder
     from .measures.lm import resolve_pairs
+    from .measures.options import check_count
     from .models import family_of
 
+    model = _one_model(model, "score")
     fam = family_of(model)
     (est,) = estimators([estimator] if estimator is not None else None, fam)
+    ensemble, resamples = check_count("ensemble", ensemble), check_count("resamples", resamples)
+    seeds = None if seeds is None else check_count("seeds", seeds)
+    check_target_measure(fam, measure)
     corpus = load_corpus(corpus)
     specs = _test_specs(tests)
     if query is not None and specs:
@@ -745,6 +859,8 @@ def score(model, corpus, tests=None, *, estimator=None, query: str | None = None
             raise ConfigError("pairs= measures language models (model='lm')").with_cli(
                 "--templates and --pairs measure language models; add --model lm")
         pairs = resolve_pairs(pairs)
+    if query is None:          # the tests' measures and every name checked before any training
+        check_run_tests(fam, specs, pairs, measure)
     tpl = _templates(fam, templates)
     if out is not None:       # checked before any training; held (the folder's run lock) until score returns
         held = claim_folder(out, "score", None, overwrite=True, known=SCORE_FILES, check_config=False)  # noqa: F841
@@ -762,6 +878,7 @@ def score(model, corpus, tests=None, *, estimator=None, query: str | None = None
                         min_word_count=min_word_count, seed_models=tuple(seed_models), n_resamples=resamples,
                         ensemble=ensemble, measure=measure)
     result = ScoreResult(res.folder, res.summary)
+    _warn_dropped(result.dropped_words, stacklevel=4)
     if report:
         with _phase(progress, "writing the report"):
             result.report()
@@ -798,7 +915,7 @@ def experiment(model, corpus, tests=None, *, heldout=None, estimator=None,
     from .distributed import dask_client
     from .experiments import DEFAULT_CONDITIONS, ExperimentSpec, default_folder, run_experiment
     from .models import family_of
-    from .audit import read_tests_with
+    from .audit import check_target_measure, read_tests_with
     from .swaps import SwapList, load_swaps
     from .wordsets import resolve_heldout, resolve_tests
 
@@ -810,9 +927,14 @@ def experiment(model, corpus, tests=None, *, heldout=None, estimator=None,
                               "retrained by fine-tuning it (model_config('lm', finetune=...) or --finetune)")
         if (getattr(model, "meta", None) or {}).get("origin"):
             given = model
-    else:
+    elif hasattr(model, "family") and hasattr(model, "seed"):
         config = model
+    else:
+        raise ConfigError(f"model: {type(model).__name__} is neither a model nor a model config (model_config "
+                          "makes one)")
     fam = family_of(config)
+    k = _sizes(k)
+    check_target_measure(fam, measure)
     corpus = load_corpus(corpus)
     resolved = read_tests_with(fam, resolve_tests(_test_specs(tests)), measure)
     if conditions is None:
@@ -854,10 +976,18 @@ def experiment(model, corpus, tests=None, *, heldout=None, estimator=None,
 
 
 def _template_list(templates) -> tuple:
-    """Templates from a file or a sequence of strings (each with {target} and {attribute})."""
-    from .measures.lm import load_templates
+    """Templates from a file or a sequence of strings (each with {target} and {attribute}), checked here, before
+    any training."""
+    from .measures.lm import check_template, load_templates
 
-    return load_templates(templates) if isinstance(templates, (str, os.PathLike)) else tuple(templates)
+    if isinstance(templates, (str, os.PathLike)):
+        return load_templates(templates)
+    if not isinstance(templates, (list, tuple)) or not templates:
+        raise ConfigError(f"templates must be a file or a list of strings with {{target}} and {{attribute}}, got "
+                          f"{templates!r}")
+    for t in templates:
+        check_template(t)
+    return tuple(templates)
 
 
 @_reports_progress
@@ -882,15 +1012,22 @@ def debias_corpus(model, corpus, tests=None, *, k: str = "1%", method: str = "sw
     seeds on the edited corpus; actual against predicted, held-out tests and WordSim go into the manifest."""
     from .debias import METHODS, claim_out, run_debias
     from .models import family_of
+    from .audit import read_tests_with
+    from .measures.options import check_count
     from .swaps import SwapList, load_swaps
     from .wordsets import resolve_heldout, resolve_tests
 
     if method not in METHODS:
         raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}").with_cli(
             f"--method must be one of {', '.join(METHODS)}, got {method!r}")
+    model = _one_model(model, "debias_corpus")
     fam = family_of(model)
     (est,) = estimators([estimator] if estimator is not None else None, fam)
+    k, ensemble = _sizes(k), check_count("ensemble", ensemble)
+    seeds = None if seeds is None else check_count("seeds", seeds)
     tpl = _templates(fam, templates)
+    resolved = resolve_tests(_test_specs(tests))
+    read_tests_with(fam, resolved)  # a measure a test carries, checked before any training
     if swaps is not None and not isinstance(swaps, SwapList):
         swaps = load_swaps(swaps)
     corpus = load_corpus(corpus)
@@ -910,7 +1047,6 @@ def debias_corpus(model, corpus, tests=None, *, k: str = "1%", method: str = "sw
                                          "trained elsewhere")
         noise_models = _more_seeds(model, corpus, len(seed_models), seeds - 1 - len(seed_models), device=device,
                                    cache=cache, progress=progress, log=log, on_model=on_model, why="--seeds")
-    resolved = resolve_tests(_test_specs(tests))
     folder, manifest = run_debias(model, corpus, resolved, est, k, method, swaps, out, overwrite, rank_by,
                                   heldout if isinstance(heldout, dict) else resolve_heldout(resolved, heldout),
                                   strict_oov, min_word_count, tpl, command=command, progress=progress, log=log,

@@ -26,7 +26,7 @@ from .measures.targets import query_target
 from .measures.weat import N_BOOTSTRAP, N_PERMUTATIONS, seed_spread
 from .models.base import family_of, resolve_device, versions
 from .vocab import TOKEN
-from .wordsets import BiasTest, resolve_tests, restrict_tests
+from .wordsets import BiasTest, restrict_tests
 
 SCORE_FILES = ("scores.jsonl", "summary.json", "config.json", "report.html")
 
@@ -71,39 +71,74 @@ def measurable_words(model, words, min_word_count: int = 1, corpus=None) -> tupl
 
 
 def check_target_measure(fam, measure: str) -> None:
-    """A ConfigError, before any training, when ``measure`` cannot rank documents for this model family (unknown,
-    not differentiable, or a word-vector measure asked of a language model)."""
-    from .measures.embedding import get_measure
-    from .measures.targets import target_refusal
-
-    if str(measure).strip().lower() == "weat":
-        return
+    """A ConfigError, before any training, when ``measure`` cannot rank documents for this model family (not a
+    name, unknown, not differentiable, or a word-vector measure asked of a language model)."""
+    if not isinstance(measure, str):
+        from .measures.embedding import DIFFERENTIABLE
+        raise ConfigError(f"measure must be a measure's name (weat, {', '.join(DIFFERENTIABLE)}), got {measure!r}")
     read_tests_with(fam, [], measure)
-    why = target_refusal(get_measure(measure))
-    if why:
-        raise ConfigError(why)
+
+
+def check_carried_measures(tests) -> None:
+    """The measure a test file carries ("measure": "ripa") is a known one, whatever reads the test (``weat`` and
+    ``measure`` read every test with their own measures; ``score``, ``experiment`` and ``debias`` rank by the
+    carried one): a misspelt name is one error everywhere, not ignored by some commands."""
+    from .measures.embedding import get_measure
+
+    for t in tests:
+        if str(t.measure).strip().lower() != "weat":
+            try:
+                get_measure(t.measure)
+            except ConfigError as e:
+                raise ConfigError(f"test {t.name!r}: {e}") from e
 
 
 def read_tests_with(fam, tests: list, measure: str = "weat") -> list:
-    """``tests`` read with ``measure`` (``measures.embedding.read_with``); a measure other than WEAT reads word
-    vectors, so other families are refused in one line."""
-    from .measures.embedding import read_with
+    """``tests`` read with ``measure`` (``measures.embedding.read_with``) to rank documents by: the measure given,
+    or one a test carries, must be known and differentiable (ECT and RNSB are refused before any training); a
+    measure other than WEAT reads word vectors, so other families are refused in one line."""
+    from .measures.embedding import get_measure, read_with
+    from .measures.targets import target_refusal
 
     def refuse(what: str):
         raise ConfigError(f"{what}, which reads word vectors; {fam.label} models are measured by template "
                           "association (--test) or paired sentences (--pairs)")
 
+    def rankable(name: str, what: str) -> None:
+        why = target_refusal(get_measure(name))
+        if why:
+            raise ConfigError(f"{what}: {why}" if what else why)
+
     word_vectors = getattr(fam, "word_vectors", False)
     if str(measure).strip().lower() == "weat":
         # a test file may carry its own measure ("measure": "ripa"): checked and read here as --measure would be
         # (its name known, its pairing the measure's, a language model refused), not taken on trust
+        check_carried_measures(tests)
         carried = [t for t in tests if t.measure != "weat"]
         if carried and not word_vectors:
             refuse(f"test {carried[0].name!r} carries measure {carried[0].measure}")
+        for t in carried:
+            rankable(t.measure, f"test {t.name!r} carries measure {t.measure}")
         return [read_with(t, t.measure) if t.measure != "weat" or t.paired else t for t in tests]
     if not word_vectors:
         refuse(f"--measure {measure}")
+    rankable(measure, "")
     return [read_with(t, measure) for t in tests]
+
+
+def check_run_tests(fam, specs, pair_sets=None, measure: str = "weat") -> list[BiasTest]:
+    """The tests a score run reads (``specs``: names, files, BiasTests; None: the default tests, unless only
+    ``pair_sets`` are given), read with ``measure`` and checked before any training (``read_tests_with``); every
+    test and pair set under its own name (one line naming both sources: two measures of one name would share
+    their rows in scores.jsonl, one value replacing the other)."""
+    from .wordsets import resolve_tests_from, unique_names
+
+    check_target_measure(fam, measure)
+    named = resolve_tests_from(specs) if (specs or pair_sets is None) else []
+    unique_names([(t.name, source) for t, source in named]
+                 + [(ps.name, f"--pairs {ps.source}" + (f" ({ps.name})" if ps.name != ps.source else ""))
+                    for ps in pair_sets or []])
+    return read_tests_with(fam, [t for t, _ in named], measure)
 
 
 def bias_measures(model, tests, strict: bool = False, templates=None, min_word_count: int = 1,
@@ -132,6 +167,7 @@ def weat_across_models(models: list, tests: list[BiasTest], strict: bool = False
     fam = family_of(models[0])
     words = {w for t in tests for w in t.words}
     known, _ = measurable_words(models[0], words, min_word_count)
+    check_carried_measures(tests)                         # read as WEAT here, but a misspelt name is refused
     tests = [t.with_measure("weat") for t in tests]      # WEAT, whatever measure a test file carries
     kept, dropped, skipped = restrict_tests(tests, known, strict,
                                             "the tokenizer's vocabulary" if fam.unit == "tokens" else "the vocabulary")
@@ -162,6 +198,7 @@ def measures_across_models(models: list, tests: list[BiasTest], measures=None, s
     if not fam.word_vectors:
         raise ConfigError(f"the word-vector measures need word vectors; {fam.label} models have none (their "
                           "measures: `biasaudit weat` for template association)")
+    check_carried_measures(tests)
     words = {w for t in tests for w in t.words}
     known, _ = measurable_words(models[0], words, min_word_count)
     seeds = [getattr(getattr(m, "config", None), "seed", None) for m in models]
@@ -371,6 +408,10 @@ def check_command(corpus, tests, model, estimator: EstimatorConfig, measure: str
     origin = (getattr(model, "meta", None) or {}).get("origin")
     if origin and not origin.get("files"):
         return None       # a model given in memory has no command line: biasaudit.experiment checks it
+    if not origin and getattr(model, "config", None) is None:
+        # a checkpoint (--checkpoint, from_hf) has no training config: an experiment would rank with another
+        # model (a fresh LM, or the checkpoint fine-tuned), so no command checks this one
+        return None
     parts = ["biasaudit", "experiment"]
     if corpus.source and corpus.source != "gcide":
         parts += ["--corpus", corpus.source]
@@ -455,8 +496,8 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
         targets.append(query_target(word.lower(), toward, away, model.vocab))
         roles[targets[-1].name] = {"target": [word.lower()], "attribute": list(toward) + list(away)}
     else:
-        resolved = resolve_tests(tests) if (tests or pairs is None) else []
-        resolved = read_tests_with(fam, resolved, measure)
+        from .measures.lm import resolve_pairs
+        resolved = check_run_tests(fam, tests, resolve_pairs(pairs) if pairs is not None else None, measure)
         if resolved:
             known, rare = measurable_words(model, {w for t in resolved for w in t.words}, min_word_count, corpus)
         measures, kept_tests, dropped, skipped = (bias_measures(model, resolved, strict_oov, templates,

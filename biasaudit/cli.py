@@ -25,7 +25,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .errors import BiasAuditError, BiasAuditWarning, ConfigError
+from .errors import BiasAuditError, BiasAuditWarning, ConfigError, DroppedWordsWarning
 from .terminal import clean, strip_controls
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
@@ -99,6 +99,18 @@ def _in_range(value, low: float, high: float, low_open: bool = True):
     if not ((value > low if low_open else value >= low) and value < high):
         raise typer.BadParameter(f"{value} is not in {'(' if low_open else '['}{low:g}, {high:g})")
     return value
+
+
+def _count(name: str):
+    """The callback of a count option: checked where the API checks it (``measures.options.check_count``), a
+    usage error (exit 2) when out of range."""
+    def check(value):
+        from .measures.options import check_count
+        try:
+            return value if value is None else check_count(name, value)   # None: the command's default
+        except ConfigError as e:
+            raise typer.BadParameter(e.for_cli()) from e
+    return check
 
 
 def _tokenizer_spec(value: str) -> str:
@@ -434,12 +446,14 @@ def weat_cmd(embeddings: Optional[Path] = typer.Argument(None, help="word2vec te
              strict_oov: bool = StrictOovOpt,
              allow_oov: bool = typer.Option(False, "--allow-oov", hidden=True,
                                             help="Kept for old scripts: dropping missing words is the default."),
-             seeds: int = typer.Option(1, "--seeds", min=1, help="Train this many seeds (seed, seed+1, ...) and "
-                                       "report the spread of the effect size across them."),
-             n_permutations: int = typer.Option(100_000, "--permutations", min=1, help="Monte Carlo samples when "
-                                                "exact enumeration exceeds 100,000 partitions."),
-             n_bootstrap: int = typer.Option(1000, "--bootstrap", min=100, help="Bootstrap resamples for the CI "
-                                             "(at least 100)."),
+             seeds: int = typer.Option(1, "--seeds", callback=_count("seeds"), help="Train this many seeds (seed, "
+                                       "seed+1, ...; at most 100) and report the spread of the effect size across "
+                                       "them."),
+             n_permutations: int = typer.Option(100_000, "--permutations", callback=_count("n_permutations"),
+                                                help="Monte Carlo samples when exact enumeration exceeds 100,000 "
+                                                "partitions (1 to 10,000,000)."),
+             n_bootstrap: int = typer.Option(1000, "--bootstrap", callback=_count("n_bootstrap"), help="Bootstrap "
+                                             "resamples for the CI (100 to 10,000)."),
              min_word_count: int = typer.Option(1, "--min-word-count", min=1, help="Drop test words seen fewer "
                                                 "times than this in training (listed, like missing words)."),
              checkpoint: Optional[Path] = CheckpointOpt, templates: Optional[Path] = TemplatesOpt,
@@ -449,13 +463,17 @@ def weat_cmd(embeddings: Optional[Path] = typer.Argument(None, help="word2vec te
 
     Test words missing from the model are dropped and listed (--strict-oov: an error naming them all)."""
     from .api import load_model, measure
+    from .audit import check_carried_measures
+    from .measures.lm import load_templates
     from .wordsets import resolve_tests
 
     if strict_oov and allow_oov:
         raise typer.BadParameter("--allow-oov and --strict-oov contradict each other", param_hint="--strict-oov")
     tests = resolve_tests(test)
+    check_carried_measures(tests)
     if not opts.family.takes_templates and (checkpoint is not None or templates is not None):
         raise ConfigError("--checkpoint and --templates measure language models; add --model lm")
+    tpl = load_templates(templates) if opts.family.takes_templates else None    # before any training
     if (embeddings is not None or checkpoint is not None) and seeds > 1:
         raise typer.BadParameter("--seeds needs training; it cannot be used with a saved model", param_hint="--seeds")
     if embeddings is not None:
@@ -464,8 +482,10 @@ def weat_cmd(embeddings: Optional[Path] = typer.Argument(None, help="word2vec te
         models = [_load_checkpoint(checkpoint, opts)]
     else:
         models = _train_seeds(opts, opts.config(), seeds)
-    result = measure(models, tests, strict_oov=strict_oov, n_permutations=n_permutations, n_bootstrap=n_bootstrap,
-                     min_word_count=min_word_count, templates=templates)
+    with warnings.catch_warnings():      # the dropped words are printed below, as every command's notes
+        warnings.simplefilter("ignore", DroppedWordsWarning)
+        result = measure(models, tests, strict_oov=strict_oov, n_permutations=n_permutations,
+                         n_bootstrap=n_bootstrap, min_word_count=min_word_count, templates=tpl)
     rows, skipped = list(result.rows), result.skipped
     for name, reason in skipped.items():
         note(f"{name}: skipped, {reason}")
@@ -607,10 +627,10 @@ MeasureOpt = typer.Option("weat", "--measure", help="The bias measure documents 
                           "measured with: weat (default), or for word vectors ripa (Ethayarajh et al. 2019), "
                           "direct-bias (Bolukbasi et al. 2016), rnd (Garg et al. 2018) or mac (Manzini et al. "
                           "2019). ECT and RNSB have no useful derivative: `biasaudit measure` reports them.")
-EnsembleOpt = typer.Option(1, "--ensemble", min=1, help="Rank by the mean score of this many seeds' models "
-                           "(seed, seed+1, ...; each trained and scored with the estimator): rankings that hold "
-                           "across training seeds. Each document's sign agreement across seeds is written beside "
-                           "its score. 1: the first seed's model alone.")
+EnsembleOpt = typer.Option(1, "--ensemble", callback=_count("ensemble"), help="Rank by the mean score of this many "
+                           "seeds' models (seed, seed+1, ...; at most 100; each trained and scored with the "
+                           "estimator): rankings that hold across training seeds. Each document's sign agreement "
+                           "across seeds is written beside its score. 1: the first seed's model alone.")
 
 
 @app.command()
@@ -636,13 +656,15 @@ def score(test: Optional[List[str]] = TestOpt,
           out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (new, empty, or one this "
                                                  "tool wrote). Default: reports/<corpus>-<model>-<hash>/"),
           top: int = typer.Option(10, "--top", min=1, help="Documents to show in each direction."),
-          seeds: Optional[int] = typer.Option(None, "--seeds", min=1, help="Train this many seeds (seed, seed+1, "
-                                              "...): the ranking comes from the first; the others give the effect "
-                                              "size's spread over seeds and make the ranking's stability resample "
-                                              "seeds as well as words. Default: 1, and 3 for --model lm (whose "
-                                              "measure varies across seeds as much as between corpora)."),
-          resamples: int = typer.Option(100, "--resamples", min=0, help="Word-set resamples (bootstrap) for each "
-                                        "document's stability (0: none)."),
+          seeds: Optional[int] = typer.Option(None, "--seeds", callback=_count("seeds"), help="Train this many "
+                                              "seeds (seed, seed+1, ...; at most 100): the ranking comes from the "
+                                              "first; the others give the effect size's spread over seeds and "
+                                              "make the ranking's stability resample seeds as well as words. "
+                                              "Default: 1, and 3 for --model lm (whose measure varies across seeds "
+                                              "as much as between corpora)."),
+          resamples: int = typer.Option(100, "--resamples", callback=_count("resamples"), help="Word-set "
+                                        "resamples (bootstrap) for each document's stability (0: none; at most "
+                                        "10,000)."),
           min_word_count: int = typer.Option(1, "--min-word-count", min=1, help="Drop test words seen fewer times "
                                              "than this in training (listed, like missing words): rankings not "
                                              "driven by rare words."),
@@ -662,7 +684,7 @@ def score(test: Optional[List[str]] = TestOpt,
     """
     from .api import score as score_documents
     from .api import seed_count
-    from .audit import SCORE_FILES
+    from .audit import SCORE_FILES, check_run_tests
     from .io import check_writable, claim_folder
     from .measures.lm import load_templates, resolve_pairs
 
@@ -680,6 +702,8 @@ def score(test: Optional[List[str]] = TestOpt,
         raise ConfigError("--templates and --pairs measure language models; add --model lm")
     tpl = load_templates(templates) if opts.family.takes_templates else None
     pair_spec = resolve_pairs(pairs) if pairs is not None else None
+    if query is None:      # the tests' measures and every test and pair-set name, checked before any training
+        check_run_tests(opts.family, test, pair_spec, measure)
     # the output folder is checked before any training: a file, a folder of other files, a read-only disk
     if out_dir is not None:     # held (the folder's run lock) until the command ends
         held = claim_folder(out_dir, "score", None, overwrite=True, known=SCORE_FILES, check_config=False)  # noqa: F841
@@ -708,7 +732,8 @@ def score(test: Optional[List[str]] = TestOpt,
         models = ([_load_checkpoint(checkpoint, opts)] if checkpoint is not None
                   else _train_seeds(opts, config, seeds, corpus=corp))
     words = lambda s: [w.strip().lower() for w in (s or "").split(",") if w.strip()]
-    with _progress() as update:
+    with _progress() as update, warnings.catch_warnings():
+        warnings.simplefilter("ignore", DroppedWordsWarning)    # in the notes, printed below
         summary = score_documents(models[0], corp, test, estimator=est, query=query or None, toward=words(toward),
                                   away=words(away), pairs=pair_spec, templates=tpl, seeds=len(models),
                                   seed_models=models[1:], ensemble=ensemble, resamples=resamples,
@@ -942,8 +967,8 @@ def experiment(test: Optional[List[str]] = TestOpt,
                                                              "for --model lm)."),
                k: str = typer.Option("0.1%,0.5%,1%", "--k", callback=_check_ks, help="Sizes of the document sets: "
                                      "percentages of the corpus (0 < p < 100) or counts (>= 1), comma-separated."),
-               seeds: int = typer.Option(3, "--seeds", min=1, help="Paired seeds (seed, seed+1, ...) for every "
-                                         "condition."),
+               seeds: int = typer.Option(3, "--seeds", callback=_count("seeds"), help="Paired seeds (seed, "
+                                         "seed+1, ...; at most 100) for every condition."),
                conditions: Optional[str] = typer.Option(None, "--conditions",
                                                         help="Comma-separated: baseline, remove-top, remove-bottom, "
                                                         "upweight-top, remove-random, remove-ids, hard-debias, and "
@@ -1088,8 +1113,9 @@ def debias(test: Optional[List[str]] = TestOpt,
                                                   "predicted to bring |d| to this or below (default: the seed-noise "
                                                   "band, the sd of d over --seeds models, else d's bootstrap CI "
                                                   "half-width). --k stays the upper bound."),
-           seeds: Optional[int] = typer.Option(None, "--seeds", min=1, help="Train this many seeds (seed, seed+1, "
-                                               "...) for the seed-noise band (the sd of d over them)."),
+           seeds: Optional[int] = typer.Option(None, "--seeds", callback=_count("seeds"), help="Train this many "
+                                               "seeds (seed, seed+1, ...; at most 100) for the seed-noise band (the "
+                                               "sd of d over them)."),
            force: bool = typer.Option(False, "--force", help="Edit even when a test's bias is not significant "
                                       "(p >= 0.05 or its 95% CI holds 0)."),
            verify: int = typer.Option(0, "--verify", min=0, help="Retrain this many seeds on the edited corpus and "
@@ -1107,6 +1133,7 @@ def debias(test: Optional[List[str]] = TestOpt,
     import shlex
 
     from .api import debias_corpus
+    from .audit import read_tests_with
     from .debias import METHODS, claim_out
     from .measures.lm import load_templates
     from .swaps import load_swaps
@@ -1120,6 +1147,8 @@ def debias(test: Optional[List[str]] = TestOpt,
         raise typer.BadParameter(f"{select!r} is not greedy or top-k", param_hint="--select")
     (est,) = _estimators([estimator] if estimator else None, opts)
     tpl = load_templates(templates) if opts.family.takes_templates else None
+    tests = resolve_tests(test)
+    read_tests_with(opts.family, tests)     # a measure a test carries, checked before any training
     swaps = load_swaps(swap_pairs) if swap_pairs is not None else None
     corp = opts.load_corpus()
     claim_out(out_dir, corp)          # before any training: the folder is usable and outside the corpus
@@ -1132,7 +1161,6 @@ def debias(test: Optional[List[str]] = TestOpt,
     models = ([_user_model(embeddings, vocab, opts, corp)] if embeddings is not None
               else _train_seeds(opts, opts.config(), ensemble, corpus=corp))
     model = models[0]
-    tests = resolve_tests(test)
     with _progress() as update:
         result = debias_corpus(model, corp, tests, k=k, method=method, estimator=est, swaps=swaps, rank_by=rank_by,
                                heldout=heldout, strict_oov=strict_oov, min_word_count=min_word_count, templates=tpl,
@@ -1189,12 +1217,14 @@ def measure_cmd(embeddings: Optional[Path] = typer.Argument(None, help="word2vec
                                              "test, measure and seed) and skipped (tests, and measures a test "
                                              "cannot feed, with the reason)."),
                 strict_oov: bool = StrictOovOpt,
-                seeds: int = typer.Option(1, "--seeds", min=1, help="Train this many seeds (seed, seed+1, ...) and "
-                                          "read each measure's spread across them in its verdict."),
-                n_permutations: int = typer.Option(100_000, "--permutations", min=1, help="Monte Carlo samples "
-                                                   "when exact enumeration exceeds 100,000 partitions."),
-                n_bootstrap: int = typer.Option(1000, "--bootstrap", min=100, help="Bootstrap resamples for the "
-                                                "CIs (at least 100)."),
+                seeds: int = typer.Option(1, "--seeds", callback=_count("seeds"), help="Train this many seeds "
+                                          "(seed, seed+1, ...; at most 100) and read each measure's spread across "
+                                          "them in its verdict."),
+                n_permutations: int = typer.Option(100_000, "--permutations", callback=_count("n_permutations"),
+                                                   help="Monte Carlo samples when exact enumeration exceeds 100,000 "
+                                                   "partitions (1 to 10,000,000)."),
+                n_bootstrap: int = typer.Option(1000, "--bootstrap", callback=_count("n_bootstrap"), help="Bootstrap "
+                                                "resamples for the CIs (100 to 10,000)."),
                 min_word_count: int = typer.Option(1, "--min-word-count", min=1, help="Drop test words seen fewer "
                                                    "times than this in training (listed, like missing words)."),
                 opts: RunOptions = None):
@@ -1204,13 +1234,14 @@ def measure_cmd(embeddings: Optional[Path] = typer.Argument(None, help="word2vec
     where the measure has one (WEAT, RIPA, RND) and a verdict.
 
     Test words missing from the model are dropped and listed (--strict-oov: an error naming them all)."""
-    from .audit import measures_across_models
+    from .audit import check_carried_measures, measures_across_models
     from .measures.suite import resolve_measures
     from .models.keyed import load_embeddings
     from .wordsets import resolve_tests
 
     names = resolve_measures([n for m in measure or [] for n in m.split(",") if n.strip()])
     tests = resolve_tests(test)
+    check_carried_measures(tests)
     if not opts.family.word_vectors:
         raise ConfigError(f"the word-vector measures need word vectors; --model {opts.family.name} has none "
                           "(`biasaudit weat` measures language models)")

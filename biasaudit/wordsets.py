@@ -152,11 +152,14 @@ class BiasTest:
                                   "each word may be in one set only")
         test = cls(name=str(d["name"]), description=str(d.get("description", "")),
                    source=str(d.get("source", "")), heldout_for=str(d.get("heldout_for", "")), **sets)
+        if "paired" in d and not isinstance(d["paired"], bool):     # "false" is a non-empty string: true
+            raise ConfigError(f"{where}: field paired must be true or false (a JSON boolean), got {d['paired']!r}")
         if "measure" in d:        # a test saved with the measure it is read with (an experiment's config)
             if (not isinstance(d["measure"], str) or not d["measure"].replace("-", "").isalpha()
                     or len(d["measure"]) > 40):
                 raise ConfigError(f"{where}: field measure must be a measure's name")
-            test = test.with_measure(d["measure"], paired=bool(d.get("paired", False)))
+            # the name is checked against the measures by every use case (audit.check_carried_measures)
+            test = test.with_measure(d["measure"], paired=d.get("paired", False))
         return test
 
 
@@ -310,24 +313,38 @@ def load_test_file(path: str | Path) -> list[BiasTest]:
 
 def resolve_tests(specs: Iterable[str | BiasTest] | None) -> list[BiasTest]:
     """Turn names of bundled tests and paths of test files into tests (None or empty: the default tests);
-    BiasTest objects pass through."""
+    BiasTest objects pass through. Test names are unique (``resolve_tests_from``)."""
+    return [t for t, _ in resolve_tests_from(specs)]
+
+
+def resolve_tests_from(specs: Iterable[str | BiasTest] | None) -> list[tuple[BiasTest, str]]:
+    """``resolve_tests`` with where each test came from ("bundled test NAME", "test file PATH", "a test given as
+    an object"): a name given twice is one error naming both sources."""
     specs = list(specs or DEFAULT_TESTS)
     bundled = bundled_tests()
-    out: list[BiasTest] = []
+    out: list[tuple[BiasTest, str]] = []
     for spec in specs:
         if isinstance(spec, BiasTest):
-            out.append(spec)
+            out.append((spec, "a test given as an object"))
         elif spec in bundled:
-            out.append(bundled[spec])
+            out.append((bundled[spec], f"bundled test {spec}"))
         elif Path(spec).is_file() or Path(spec).exists():   # a FIFO or device: refused by load_test_file
-            out.extend(load_test_file(spec))
+            out.extend((t, f"test file {spec}") for t in load_test_file(spec))
         else:
             import difflib
             close = difflib.get_close_matches(str(spec), list(bundled), n=1, cutoff=0.5)
             hint = f"; did you mean {close[0]!r}?" if close else " (see `biasaudit wordsets`)"
             raise ConfigError(f"unknown test {spec!r}: not a bundled test nor a file{hint}")
-    names = [t.name for t in out]
-    dup = sorted({n for n in names if names.count(n) > 1})
-    if dup:
-        raise ConfigError(f"test name(s) given twice: {', '.join(dup)}")
+    unique_names((t.name, source) for t, source in out)
     return out
+
+
+def unique_names(named: Iterable[tuple[str, str]]) -> None:
+    """One ConfigError naming both sources when two of a run's measures (tests, pair sets) share a name: their
+    rows in scores.jsonl and their entries in summary.json would merge, one value replacing the other."""
+    seen: dict[str, str] = {}
+    for name, source in named:
+        if name in seen:
+            raise ConfigError(f"test name(s) given twice: {name!r} is named by {seen[name]} and by {source}; "
+                              "every test and pair set of a run needs its own name")
+        seen[name] = source

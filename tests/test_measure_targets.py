@@ -154,8 +154,10 @@ def test_a_measure_carried_by_a_test_file_is_read_as_measure_would_read_it(plant
     fam = family_of(model)
     (t,) = read_tests_with(fam, [BiasTest.from_dict({**PLANTED_TEST, "measure": "RIPA"})])
     assert t.measure == "ripa" and t.paired
-    (w,) = read_tests_with(fam, [BiasTest.from_dict({**PLANTED_TEST, "measure": "weat", "paired": "false"})])
+    (w,) = read_tests_with(fam, [BiasTest.from_dict({**PLANTED_TEST, "measure": "weat", "paired": True})])
     assert w.measure == "weat" and not w.paired
+    with pytest.raises(ConfigError, match="field paired must be true or false"):    # issue 33: "false" is true
+        BiasTest.from_dict({**PLANTED_TEST, "measure": "weat", "paired": "false"})
     with pytest.raises(ConfigError, match="unknown measure"):
         read_tests_with(fam, [BiasTest.from_dict({**PLANTED_TEST, "measure": "foobar"})])
     with pytest.raises(ConfigError, match="field measure"):

@@ -119,6 +119,7 @@ class ExperimentSpec:
         self.validate()
 
     def validate(self):
+        from ..measures.options import check_count
         from ..models.base import check_estimators
 
         bad = [c for c in self.conditions if c not in CONDITIONS]
@@ -126,8 +127,8 @@ class ExperimentSpec:
             raise ConfigError(f"--conditions: unknown {', '.join(bad)} (known: {', '.join(CONDITIONS)})")
         if self.mode not in MODES:
             raise ConfigError(f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}")
-        if not isinstance(self.ensemble, int) or self.ensemble < 1:
-            raise ConfigError(f"--ensemble must be a whole number >= 1, got {self.ensemble!r}")
+        check_count("ensemble", self.ensemble)
+        check_count("seeds", self.seeds)
         if self.ensemble > 1 and self.ranking_model is not None:
             raise ConfigError("--ensemble trains its seeds' models; rankings from a given model (--embeddings) "
                               "come from that one model")

@@ -53,7 +53,7 @@ import torch
 from ..errors import BiasAuditError, ConfigError
 from ..wordsets import SET_FIELDS, BiasTest
 from .result import MeasureResult
-from .weat import _unit, associations, effect_size, permutation_p_value
+from .weat import BOOTSTRAP_CHUNK, _unit, associations, effect_size, permutation_p_value
 
 EMBEDDING_MEASURES = ("ripa", "direct-bias", "rnd", "mac", "ect", "rnsb")
 DIFFERENTIABLE = ("ripa", "direct-bias", "rnd", "mac")
@@ -346,10 +346,15 @@ def bootstrap(m: EmbeddingMeasure, X, Y, A, B, n_boot: int = 1000, seed: int = 0
         W = _unit(np.concatenate([A, B]))
         iw = np.concatenate([ia, ib + len(A)], axis=1)                      # (n_boot, n_w)
         sims = []
+        # in chunks of resamples (each (step, n_w, dim) block under BOOTSTRAP_CHUNK values): memory stays flat
+        step = max(1, BOOTSTRAP_CHUNK // max(1, iw.shape[1] * W.shape[1], ix.shape[1] * X.shape[1]))
         for T, it in ((X, ix), (Y, iy)):
-            c = T[it].mean(axis=1)                                          # (n_boot, dim)
-            c = c / np.linalg.norm(c, axis=1, keepdims=True)
-            sims.append(np.einsum("bwd,bd->bw", W[iw], c))                  # (n_boot, n_w)
+            parts = []
+            for i in range(0, max(n_boot, 1), step):
+                c = T[it[i:i + step]].mean(axis=1)                          # (step, dim)
+                c = c / np.linalg.norm(c, axis=1, keepdims=True)
+                parts.append(np.einsum("bwd,bd->bw", W[iw[i:i + step]], c))  # (step, n_w)
+            sims.append(np.concatenate(parts))                              # (n_boot, n_w)
         from scipy.stats import rankdata
         rx, ry = (rankdata(s, axis=1) for s in sims)
         rx, ry = rx - rx.mean(axis=1, keepdims=True), ry - ry.mean(axis=1, keepdims=True)

@@ -27,6 +27,7 @@ from ..wordsets import BiasTest
 from .result import MeasureResult
 
 EXACT_LIMIT = 100_000
+BOOTSTRAP_CHUNK = 2 ** 21      # values per bootstrap block (16 MB of float64)
 
 
 # ---------------------------------------------------------------- torch (differentiable)
@@ -124,8 +125,12 @@ def bootstrap_from_blocks(cxa, cxb, cya, cyb, n_boot: int = 1000, seed: int = 0)
     ib = rng.integers(0, nb, (n_boot, nb))
 
     def s_of(ca, cb, it):  # (n_boot, n_t): association of each resampled target word
-        return (np.take_along_axis(ca[it], ia[:, None, :], axis=2).mean(axis=2)
-                - np.take_along_axis(cb[it], ib[:, None, :], axis=2).mean(axis=2))
+        # in chunks of resamples, each (step, n_t, n_a) block under BOOTSTRAP_CHUNK values: memory stays flat
+        # whatever n_boot is, and each row's numbers are the ones the whole block would give
+        step = max(1, BOOTSTRAP_CHUNK // max(1, it.shape[1] * max(na, nb)))
+        return np.concatenate([np.take_along_axis(ca[it[i:i + step]], ia[i:i + step, None, :], axis=2).mean(axis=2)
+                               - np.take_along_axis(cb[it[i:i + step]], ib[i:i + step, None, :], axis=2).mean(axis=2)
+                               for i in range(0, max(n_boot, 1), step)])
 
     sx, sy = s_of(cxa, cxb, ix), s_of(cya, cyb, iy)
     sd = np.concatenate([sx, sy], axis=1).std(axis=1, ddof=1)

@@ -104,11 +104,12 @@ def word2vec_model(w, where: str, files: list[Path] = ()):
         config = SkipGramConfig(**settings)
     except Exception as e:
         raise ArtifactError(f"{where}: settings biasaudit cannot use ({e})") from e
-    vocab = Vocab(tuple(str(k) for k in keys), np.asarray(counts, dtype=np.int64), min_count)
+    # copies, never views: the caller's gensim object may go on training, and our model must not change with it
+    vocab = Vocab(tuple(str(k) for k in keys), np.array(counts, dtype=np.int64), min_count)
     origin = _origin(list(files), "gensim Word2Vec" if files else "gensim Word2Vec (in memory)",
                      {**settings, "workers": int(getattr(w, "workers", 1)),
                       "max_final_vocab": getattr(w, "max_final_vocab", None)})
-    return SkipGramModel(vocab, np.asarray(vectors, dtype=np.float32), np.asarray(syn1neg, dtype=np.float32),
+    return SkipGramModel(vocab, np.array(vectors, dtype=np.float32), np.array(syn1neg, dtype=np.float32),
                          config, {"name": Path(files[0]).name if files else "Word2Vec"}, {"origin": origin})
 
 
@@ -117,7 +118,7 @@ def keyed_vectors(kv, where: str = "the given KeyedVectors"):
     training loss nothing is scored)."""
     from .keyed import KeyedEmbeddings, real_vectors
 
-    vectors = np.asarray(real_vectors(where, getattr(kv, "vectors", None), "vectors"), dtype=np.float32)
+    vectors = np.array(real_vectors(where, getattr(kv, "vectors", None), "vectors"), dtype=np.float32)   # a copy
     keys = tuple(str(k) for k in kv.index_to_key)
     if len(keys) != len(vectors):
         raise ArtifactError(f"{where}: vocabulary and vectors do not match in size")

@@ -51,8 +51,10 @@ class SkipGramConfig(Config):
         self._positive("vector_size", "window", "min_count", "negative", "epochs", "workers")
         if not (0 <= self.sample < 1):
             raise ConfigError(f"SkipGramConfig.sample must be in [0, 1), got {self.sample!r}")
-        if not (0 < self.min_alpha <= self.alpha):
-            raise ConfigError("SkipGramConfig.alpha/min_alpha must satisfy 0 < min_alpha <= alpha")
+        if not (0 < self.min_alpha <= self.alpha < float("inf")):
+            raise ConfigError("SkipGramConfig.alpha/min_alpha must satisfy 0 < min_alpha <= alpha (finite)")
+        if not isinstance(self.ns_exponent, (int, float)) or not np.isfinite(self.ns_exponent):
+            raise ConfigError(f"SkipGramConfig.ns_exponent must be a finite number, got {self.ns_exponent!r}")
         if self.backend not in BACKENDS:
             raise ConfigError(f"SkipGramConfig.backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         self._seed()
