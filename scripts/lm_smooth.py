@@ -1,0 +1,156 @@
+"""Figures of docs/results/lm_smooth.md (issue 31): the smooth audited phase of a language model, fine-tuned from the
+base (``biasaudit.models.lm_base``) on the planted LM corpus (``biasaudit.planted.lm_planted_corpus``).
+
+    OMP_NUM_THREADS=1 python scripts/lm_smooth.py [--lds 50] [--fraction 0.01] [--seeds 3] [--out reports/lm-smooth]
+
+Steps, one at a time (each printed as it finishes, all written to --out/lm_smooth.json):
+1. the base model (built once, then read from the cache);
+2. the audited phase at each seed: the planted test's d and permutation p, and d without the planted documents;
+3. metasmoothness of the seed-1 run, two directions (``biasaudit.influence.metasmooth``);
+4. scores of the seed-1 run by magic, ekfac and lexical (time and peak memory of each);
+5. same-seed masked LDS: --lds subsets each removing --fraction of the documents (weights 0, the same run
+   otherwise), actual change of d against each estimator's summed prediction, Spearman; cross-seed LDS: the same
+   subsets retrained at seed 2 against the seed-1 rankings.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.stats import spearmanr
+
+from biasaudit.influence import score_model
+from biasaudit.influence.estimators import EstimatorConfig
+from biasaudit.influence.metasmooth import lm_metasmoothness
+from biasaudit.measures.lm import template_measure
+from biasaudit.models.lm import LMConfig, train_lm
+from biasaudit.models.lm_base import base_folder
+from biasaudit.planted import LM_TEMPLATES, LM_TEST, lm_planted_corpus
+from biasaudit.wordsets import BiasTest
+
+
+def smooth_config(base: Path, seed: int, epochs: int, lr: float) -> LMConfig:
+    """The smooth audited phase: Adam with eps_root 1e-6, dropout off, batch 128, float64, from the base."""
+    return LMConfig(finetune=str(base), eps_root=1e-6, dropout=0, dtype="float64", batch_size=128, epochs=epochs,
+                    learning_rate=lr, weight_decay=0.0, seed=seed)
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--lds", type=int, default=50)
+    ap.add_argument("--fraction", type=float, default=0.01)
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--background", type=int, default=300)
+    ap.add_argument("--planted", type=int, default=20)
+    ap.add_argument("--estimators", default="magic,ekfac,lexical")
+    ap.add_argument("--cache", default=None)
+    ap.add_argument("--out", default="reports/lm-smooth")
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    fig: dict = {"args": vars(args), "threads": torch.get_num_threads()}
+
+    def save():
+        (out / "lm_smooth.json").write_text(json.dumps(fig, indent=1, default=float))
+
+    t = time.perf_counter()
+    base = base_folder(Path(args.cache) if args.cache else None)
+    fig["base"] = {"folder": str(base), "seconds": round(time.perf_counter() - t, 1)}
+    print(f"base: {base} ({fig['base']['seconds']} s)", flush=True)
+    corpus, planted = lm_planted_corpus(n_background=args.background, n_planted=args.planted)
+    test = BiasTest.from_dict(LM_TEST)
+
+    def measure(model):
+        return template_measure(test, model, LM_TEMPLATES)[0]
+
+    def d_of(model) -> float:
+        with torch.no_grad():
+            return float(measure(model).fn(model.net))
+
+    # 2. the audited phase at each seed
+    fig["seeds"] = []
+    models = {}
+    for seed in range(1, args.seeds + 1):
+        cfg = smooth_config(base, seed, args.epochs, args.lr)
+        t = time.perf_counter()
+        model = train_lm(corpus, cfg)
+        secs = time.perf_counter() - t
+        models[seed] = model
+        st = measure(model).stats(model.net, n_permutations=20_000, n_bootstrap=0)
+        without = train_lm(corpus.without(planted), cfg)
+        row = {"seed": seed, "d": st.effect_size, "p": st.p_value, "d_without_planted": d_of(without),
+               "train_seconds": round(secs, 2), "steps": model.meta["steps"],
+               "loss_per_epoch": model.meta["loss_per_epoch"]}
+        fig["seeds"].append(row)
+        print(f"seed {seed}: d {row['d']:+.3f} (p {row['p']:.4f}), without the planted documents "
+              f"{row['d_without_planted']:+.3f}; {row['steps']} steps, {secs:.1f} s", flush=True)
+        save()
+    model = models[1]
+    m = measure(model)
+
+    # 3. metasmoothness
+    ms = lm_metasmoothness(model, corpus, [m])
+    fig["metasmoothness"] = ms
+    print(f"metasmoothness: {ms['scores']} (h {ms['h']}, {ms['trainings']} trainings, {ms['seconds']} s)", flush=True)
+    save()
+
+    # 4. scores
+    fig["estimators"] = {}
+    scores = {}
+    for name in args.estimators.split(","):
+        t = time.perf_counter()
+        before = peak_mb()
+        res = score_model(model, corpus, [m], EstimatorConfig(name=name))
+        scores[name] = res.delta_bias_if_removed[m.name]
+        fig["estimators"][name] = {"seconds": round(time.perf_counter() - t, 2), "peak_rss_mb": round(peak_mb(), 1),
+                                   "peak_rss_mb_before": round(before, 1)}
+        top = np.argsort(scores[name])[:len(planted)]
+        recall = len({res.doc_ids[i] for i in top} & planted) / len(planted)
+        fig["estimators"][name]["planted_recall"] = recall
+        print(f"{name}: {fig['estimators'][name]['seconds']} s, recall of the planted documents {recall:.2f}",
+              flush=True)
+        save()
+
+    # 5. LDS, same seed (masked) and cross seed
+    rng = np.random.default_rng(0)
+    n = len(scores[next(iter(scores))])
+    k = max(1, round(args.fraction * n))
+    subsets = [rng.choice(n, size=k, replace=False) for _ in range(args.lds)]
+    from biasaudit.models.base import family_of
+    fam = family_of(model)
+    for kind, seed in (("same_seed", 1), ("cross_seed", 2)):
+        cfg = smooth_config(base, seed, args.epochs, args.lr)
+        d0 = d_of(models[seed]) if seed in models else d_of(train_lm(corpus, cfg))
+        actual = []
+        t = time.perf_counter()
+        for i, s in enumerate(subsets):
+            w = np.ones(n)
+            w[s] = 0.0
+            actual.append(d_of(fam.retrain_weighted(corpus, cfg, w)) - d0)
+        secs = time.perf_counter() - t
+        fig[f"lds_{kind}"] = {"actual": actual, "retrain_seconds": round(secs / len(subsets), 2)}
+        for name, sc in scores.items():
+            pred = [float(sc[s].sum()) for s in subsets]
+            rho = spearmanr(pred, actual).correlation
+            fig[f"lds_{kind}"][name] = float(rho)
+            print(f"LDS {kind} {name}: {rho:+.3f} ({len(subsets)} subsets of {k} documents)", flush=True)
+        save()
+    fig["peak_rss_mb"] = round(peak_mb(), 1)
+    save()
+    print(f"peak memory {fig['peak_rss_mb']} MB; written {out / 'lm_smooth.json'}")
+
+
+if __name__ == "__main__":
+    main()

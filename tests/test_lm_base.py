@@ -1,0 +1,49 @@
+"""The base LM's tokenizer (byte-level BPE: every word of any corpus represented, specials at 0-3, deterministic)
+and a small base built and fine-tuned by the smooth recipe from it (slow)."""
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("transformers")
+
+from biasaudit.models.lm_base import BASE_RECIPE, SPECIAL_TOKENS, bpe_tokenizer  # noqa: E402
+
+TEXTS = ["the cat sat on the mat", "a dog ran in the park", "algebra and poetry are studied"] * 20
+
+
+def test_bpe_tokenizer_is_deterministic_covers_unseen_words_and_keeps_the_specials_first():
+    from biasaudit.models.lm import HFEncoder
+    a, b = bpe_tokenizer(TEXTS, 300), bpe_tokenizer(TEXTS, 300)
+    assert a.get_vocab() == b.get_vocab()
+    assert [a.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS] == [0, 1, 2, 3]
+    enc = HFEncoder(a)
+    for word in ("zorbel", "Quintar", "naïve", "x9"):
+        assert enc.known(word) and not enc.unrepresented(f"the {word} sat")
+    assert enc.encode("The Cat") == enc.encode("the cat")          # lowercased
+
+
+@pytest.mark.slow
+def test_a_small_base_fine_tuned_smoothly_replays_and_its_template_measure_sums_word_pieces(tmp_path):
+    import numpy as np
+    from biasaudit.influence.magic import metagradients
+    from biasaudit.measures.lm import template_measure
+    from biasaudit.models.lm import LMConfig, LMModel, train_lm
+    from biasaudit.models.lm_base import base_folder
+    from biasaudit.models.lm_replay import LMReplay
+    from biasaudit.planted import LM_TEMPLATES, LM_TEST, lm_planted_corpus
+    from biasaudit.wordsets import BiasTest
+
+    recipe = {**BASE_RECIPE, "documents": 200, "hidden_size": 16, "intermediate_size": 32, "num_heads": 2,
+              "vocab_size": 400}
+    folder = base_folder(tmp_path, recipe)
+    assert base_folder(tmp_path, recipe) == folder                       # cached: the second call reads it
+    base = LMModel.load(folder)
+    assert len(base.encoder) == 400 and base.meta["base_recipe"]["documents"] == 200
+    corpus, _ = lm_planted_corpus(n_background=30, n_planted=4)
+    cfg = LMConfig(finetune=str(folder), eps_root=1e-6, dropout=0, dtype="float64", batch_size=16, epochs=1,
+                   learning_rate=3e-3)
+    model = train_lm(corpus, cfg)
+    m, dropped = template_measure(BiasTest.from_dict(LM_TEST), model, LM_TEMPLATES)
+    assert not any(dropped.values()) and max(m.n_scored) > 1           # invented words: several pieces each
+    _, grads, info = metagradients(LMReplay(model, corpus), [m])
+    assert info["replay_relative_difference"] == 0.0 and np.isfinite(grads).all()
