@@ -145,7 +145,9 @@ def load_corpus(source=None, *, id_field: str = "id", text_field: str = "text", 
 
 
 def _wefe_test(query, where: str):
-    """A WEFE ``Query`` of two target and two attribute sets as a test (WEFE itself is not imported)."""
+    """A WEFE ``Query`` of two target and two attribute sets as a test (WEFE itself is not imported). Its words,
+    not WEFE's number: WEFE's WEAT d divides by the population sd (ddof=0), this tool's by the sample sd (ddof=1),
+    so WEFE's is larger by sqrt(n/(n-1)), n = |X| + |Y|; ``measure(..., sd="population")`` gives WEFE's."""
     targets, attributes = list(query.target_sets), list(query.attribute_sets)
     if len(targets) != 2 or len(attributes) != 2:
         raise ConfigError(f"{where}: a WEAT test needs 2 target and 2 attribute sets; the WEFE query has "
@@ -780,10 +782,15 @@ def load_result(folder):
 # ------------------------------------------------------------------ the use cases
 def measure(model, tests=None, *, seed_models: Sequence = (), strict_oov: bool = False,
             n_permutations: int = 100_000, n_bootstrap: int = 1000, min_word_count: int = 1,
-            templates=None) -> WeatResult:
+            templates=None, sd: str = "sample") -> WeatResult:
     """WEAT effect sizes (template association for language models), exact or Monte Carlo permutation p-values
     and bootstrap CIs over words, for one model or several seeds' models (``model`` a list, or ``seed_models``:
-    their spread is in each row). Missing words are dropped and listed (``strict_oov``: an error)."""
+    their spread is in each row). Missing words are dropped (a ``DroppedWordsWarning``) and listed in
+    ``dropped_words`` (``strict_oov``: an error).
+
+    ``sd``: the spread d is divided by: ``"sample"`` (ddof=1, Caliskan et al.'s and this tool's everywhere) or
+    ``"population"`` (ddof=0, WEFE's ``WEAT(return_effect_size=True)``), which is larger by sqrt(n/(n-1)) for
+    n = |X| + |Y| target words (0.686 here is 0.733 in WEFE with 4 + 4 words). p-values do not change."""
     from .audit import weat_across_models
     from .measures.options import check_count
     from .models import family_of
@@ -798,9 +805,30 @@ def measure(model, tests=None, *, seed_models: Sequence = (), strict_oov: bool =
     rows, skipped = weat_across_models(models, resolve_tests(_test_specs(tests)), strict=strict_oov,
                                        n_permutations=n_permutations, n_bootstrap=n_bootstrap,
                                        min_word_count=min_word_count, **extra)
+    if sd not in ("sample", "population"):
+        raise ConfigError(f"sd must be 'sample' (ddof=1) or 'population' (ddof=0, WEFE's), got {sd!r}")
+    if sd == "population":
+        rows = [_population_sd(r) for r in rows]
     result = WeatResult(rows, skipped)
     _warn_dropped(result.dropped_words, stacklevel=3)
     return result
+
+
+def _population_sd(row: dict) -> dict:
+    """A WEAT row with d over the population sd (ddof=0, WEFE's): d, its CI and every bootstrap resample (the same
+    n words) scale by sqrt(n/(n-1)), n = |X| + |Y|; p is a rank and does not change."""
+    if row.get("metric", "weat") != "weat":
+        raise ConfigError("sd='population' is WEFE's convention for WEAT on word vectors; language models' "
+                          "template association keeps the sample sd")
+    n = row["sizes"]["x"] + row["sizes"]["y"]
+    f = (n / (n - 1)) ** 0.5
+    out = dict(row, effect_size=row["effect_size"] * f, ci_low=row["ci_low"] * f, ci_high=row["ci_high"] * f)
+    out["effect_size_convention"] = row["effect_size_convention"].replace(
+        "sample std (ddof=1)", "population std (ddof=0, WEFE's)")
+    if row.get("seed_spread"):
+        s = row["seed_spread"]
+        out["seed_spread"] = dict(s, **{k: s[k] * f for k in ("mean", "sd", "min", "max") if k in s})
+    return out
 
 
 def _warn_dropped(dropped: dict, stacklevel: int) -> None:

@@ -43,3 +43,8 @@ class ArtifactError(BiasAuditError):
 class BiasAuditWarning(UserWarning):
     """Something the user should know that does not stop the run (a damaged cache entry, dropped words); the CLI
     prints each as one "note:" line."""
+
+
+class DroppedWordsWarning(BiasAuditWarning):
+    """Test words the model lacks were dropped (as WEFE warns): the test ran on the rest; the result lists them
+    (``dropped_words``)."""

@@ -167,7 +167,10 @@ def from_wefe_query(query, name: str | None = None) -> BiasTest:
     """A WEFE ``Query`` with two target and two attribute sets (template (2, 2)) as a BiasTest: target sets 0, 1 ->
     X, Y; attribute sets 0, 1 -> A, B, with the query's set names; the test's name is ``name`` or the query's.
     Words are lowercased and checked as in a test file (``BiasTest.from_dict``). WEFE's (2, 1) queries (RIPA,
-    RND, ECT) hold one attribute set: give the two sets of the bias test in one (2, 2) query instead."""
+    RND, ECT) hold one attribute set: give the two sets of the bias test in one (2, 2) query instead.
+    WEFE's WEAT effect size divides by the population sd (ddof=0), this tool's by the sample sd (ddof=1): the same
+    words give a d larger in WEFE by sqrt(n/(n-1)), n = |X| + |Y| (``biasaudit.measure(..., sd="population")``
+    gives WEFE's number)."""
     try:
         targets, attributes = list(query.target_sets), list(query.attribute_sets)
     except AttributeError as e:
@@ -186,7 +189,10 @@ def from_wefe_query(query, name: str | None = None) -> BiasTest:
 def to_wefe_query(test: BiasTest, attributes: str = "both"):
     """The WEFE ``Query`` of a BiasTest: targets [X, Y] and attributes [A, B] (``attributes="both"``, WEAT's, MAC's
     and RNSB's template), [A] or [B] (``"a"``, ``"b"``: RIPA's and RND's (2, 1)), or [A u B] (``"union"``: ECT's).
-    Needs WEFE (imported here only)."""
+    Needs WEFE (imported here only).
+    WEFE's WEAT effect size divides by the population sd (ddof=0), this tool's by the sample sd (ddof=1): the same
+    words give a d larger in WEFE by sqrt(n/(n-1)), n = |X| + |Y| (``biasaudit.measure(..., sd="population")``
+    gives WEFE's number)."""
     try:
         from wefe.query import Query
     except ImportError as e:

@@ -259,3 +259,89 @@ def test_a_gensim_word2vec_on_simple_preprocess_tokens_is_scored_against_an_in_m
 def ba_errors():
     import biasaudit.errors
     return biasaudit.errors
+
+
+def _with_missing_word() -> dict:
+    return {"name": "math-arts-x", "target_x": ["he", "him", "his", "man", "zzzq"],
+            "target_y": ["she", "her", "hers", "woman", "girl"],
+            "attribute_a": ["math", "algebra", "numbers", "geometry"], "attribute_b": ["poetry", "art", "dance", "novel"]}
+
+
+def test_dropped_test_words_warn_and_are_on_the_result(three_tests, tmp_path):
+    """Dropped words were silent in the API unless log= was given: a Python warning now (WEFE warns too), pointing
+    at the caller's line, and the result lists them; a saved WEAT result loads back equal."""
+    import biasaudit as ba
+    from biasaudit.errors import DroppedWordsWarning
+
+    corpus, model = three_tests
+    with pytest.warns(DroppedWordsWarning, match=r"math-arts-x: dropped .*target_x: zzzq") as w:
+        r = ba.measure(model, _with_missing_word(), n_permutations=100, n_bootstrap=100)
+    assert w[0].filename == __file__
+    assert r.dropped_words == {"math-arts-x": {"target_x": ["zzzq"]}}
+    r.save(tmp_path / "w")
+    assert ba.WeatResult.load(tmp_path / "w").dropped_words == r.dropped_words
+    with pytest.warns(DroppedWordsWarning, match="zzzq") as w:
+        s = ba.score(model, corpus, _with_missing_word(), out=tmp_path / "s", resamples=0, report=False)
+    assert w[0].filename == __file__ and s.dropped_words == r.dropped_words
+
+
+def test_the_cli_prints_dropped_words_once(tmp_path):
+    from conftest import run_cli
+    from test_progress import default_words_corpus
+
+    path = tmp_path / "c.jsonl"
+    path.write_text("".join(json.dumps({"id": d.id, "text": d.text}) + "\n" for d in default_words_corpus()))
+    tfile = tmp_path / "t.json"
+    tfile.write_text(json.dumps(_with_missing_word()))
+    p = run_cli("weat", "--corpus", path, "--vector-size", "8", "--epochs", "2", "--min-count", "2", "--test", tfile,
+                "--permutations", "100", "--bootstrap", "100", cache=tmp_path / "cache")
+    assert p.returncode == 0 and p.stderr.count("zzzq") == 1, p
+
+
+def test_weat_results_save_and_load(three_tests, tmp_path):
+    """docs/api.md said every result has save/load; WeatResult had neither. And save()'s docstring showed a
+    literal "{kind}"."""
+    import biasaudit as ba
+    from biasaudit.errors import ArtifactError
+
+    _, model = three_tests
+    r = ba.measure(model, ["math-arts", "science-arts"], n_permutations=100, n_bootstrap=100)
+    back = r.save(tmp_path / "w")
+    assert back == r and ba.load_result(tmp_path / "w") == r and back.skipped == r.skipped
+    other = ba.measure(model, ["career-family"], n_permutations=100, n_bootstrap=100)
+    with pytest.raises(ArtifactError, match="another config"):
+        other.save(tmp_path / "w")
+    assert other.save(tmp_path / "w", overwrite=True) == other
+    assert "{kind}" not in ba.ScoreResult.save.__doc__
+
+
+def test_weats_d_and_wefes_differ_by_the_sd_convention_and_population_gives_wefes():
+    """WEAT's d here divides by the sample sd (ddof=1), WEFE's by the population sd (ddof=0): WEFE's is larger by
+    exactly sqrt(n/(n-1)), n = |X| + |Y|; ``sd="population"`` gives WEFE's number (and scales the CI alike)."""
+    wefe_metrics = pytest.importorskip("wefe.metrics", reason="WEFE 1.0.1 not importable (pip install --no-deps "
+                                                              "wefe==1.0.1)")
+    from gensim.models import KeyedVectors
+    from wefe.word_embedding_model import WordEmbeddingModel
+
+    import biasaudit as ba
+    from biasaudit.wordsets import to_wefe_query
+
+    rng = np.random.default_rng(5)
+    test = ba.bias_tests({"name": "t", "target_x": ["x0", "x1", "x2", "x3"], "target_y": ["y0", "y1", "y2", "y3"],
+                          "attribute_a": [f"a{i}" for i in range(5)], "attribute_b": [f"b{i}" for i in range(6)]})[0]
+    words = list(test.words)
+    kv = KeyedVectors(10, dtype=np.float64)
+    V = rng.normal(size=(len(words), 10))
+    V[:, 0] += [3.0 if w[0] in "xa" else -3.0 for w in words]     # X with A, Y with B: a clear effect
+    kv.add_vectors(words, V)
+    wefe_d = float(wefe_metrics.WEAT().run_query(to_wefe_query(test), WordEmbeddingModel(kv),
+                                                 return_effect_size=True)["result"])
+    ours = ba.measure(ba.from_gensim(kv), test, n_permutations=100, n_bootstrap=200)[0]
+    n = 8
+    # rel 1e-6: the model holds float32 vectors, WEFE reads the float64 ones
+    assert wefe_d == pytest.approx(ours["effect_size"] * np.sqrt(n / (n - 1)), rel=1e-6)
+    assert abs(wefe_d - ours["effect_size"]) > 0.02          # the factor is not a rounding matter
+    pop = ba.measure(ba.from_gensim(kv), test, n_permutations=100, n_bootstrap=200, sd="population")[0]
+    assert pop["effect_size"] == pytest.approx(wefe_d, rel=1e-6)
+    assert pop["ci_low"] == pytest.approx(ours["ci_low"] * np.sqrt(n / (n - 1)))
+    assert pop["p_value"] == ours["p_value"] and "population std (ddof=0" in pop["effect_size_convention"]
