@@ -575,7 +575,8 @@ def _print_weat(rows: list, as_json: bool, n_models: int) -> None:
             seen.add(r["test"])
             note(f"{r['test']}: dropped {_DROPPED} "
                  + "; ".join(f"{k}: {', '.join(v)}" for k, v in r["dropped_words"].items()))
-    if as_json:
+    if as_json:          # each row with the verdict the terminal prints under the table
+        rows = [dict(r, verdict=_weat_verdict_text(r)) for r in rows]
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
     table = Table(caption="effect size d = (mean_X s - mean_Y s) / sample sd of s over X u Y; d > 0: X goes with A, "
@@ -603,24 +604,29 @@ _DROPPED = "words not in the model's vocabulary (absent or under min_count)"   #
 def _weat_verdict(r: dict) -> str:
     """One test's verdict under weat's table: significant or not (p < 0.05 and a CI without 0), why a small p can
     sit beside a CI holding 0, and when the set sizes make p < 0.05 impossible."""
+    d, p, lo, hi = r["effect_size"], r["p_value"], r["ci_low"], r["ci_high"]
+    return f"{clean(r['test'])}: d {d:+.2f}, p {p:.2g}, 95% CI [{lo:+.2f}, {hi:+.2f}]: " + _weat_verdict_text(r)
+
+
+def _weat_verdict_text(r: dict) -> str:
+    """The verdict itself (``weat --json``'s ``verdict`` field; the terminal prints it after d, p and the CI)."""
     from math import comb
 
     n_x, n_y = list(r["sizes"].values())[:2]
     floor = 1 / comb(n_x + n_y, n_x)          # one partition of X u Y: the smallest exact permutation p
     d, p, lo, hi = r["effect_size"], r["p_value"], r["ci_low"], r["ci_high"]
     holds_zero = lo <= 0 <= hi
-    head = f"{clean(r['test'])}: d {d:+.2f}, p {p:.2g}, 95% CI [{lo:+.2f}, {hi:+.2f}]: "
     if floor >= 0.05:
-        return head + (f"cannot be significant: {n_x} and {n_y} target words split {comb(n_x + n_y, n_x)} ways, "
-                       f"so p is never below {floor:.2g}; add words to the sets")
+        return (f"cannot be significant: {n_x} and {n_y} target words split {comb(n_x + n_y, n_x)} ways, "
+                f"so p is never below {floor:.2g}; add words to the sets")
     if p < 0.05 and not holds_zero:
         size = "negligible" if abs(d) < 0.2 else "small" if abs(d) < 0.5 else "medium" if abs(d) < 0.8 else "strong"
-        return head + f"a {size} association, distinguishable from word-sampling noise"
+        return f"a {size} association, distinguishable from word-sampling noise"
     if p < 0.05:
-        return head + ("not significant: p is small but the CI holds 0. p asks whether this split of these very "
-                       "words into X and Y matters; the CI asks how far d moves when the words themselves are "
-                       "resampled. A CI across 0 says the effect rests on a few of the words")
-    return head + "not distinguishable from no association on these words"
+        return ("not significant: p is small but the CI holds 0. p asks whether this split of these very words into X "
+                "and Y matters; the CI asks how far d moves when the words themselves are resampled. A CI across 0 "
+                "says the effect rests on a few of the words")
+    return "not distinguishable from no association on these words"
 
 
 MeasureOpt = typer.Option("weat", "--measure", help="The bias measure documents are ranked by and retrains are "

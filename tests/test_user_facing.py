@@ -345,3 +345,23 @@ def test_weats_d_and_wefes_differ_by_the_sd_convention_and_population_gives_wefe
     assert pop["effect_size"] == pytest.approx(wefe_d, rel=1e-6)
     assert pop["ci_low"] == pytest.approx(ours["ci_low"] * np.sqrt(n / (n - 1)))
     assert pop["p_value"] == ours["p_value"] and "population std (ddof=0" in pop["effect_size_convention"]
+
+
+def test_weat_json_carries_the_verdict_the_terminal_prints(tmp_path):
+    from conftest import run_cli
+    from test_progress import default_words_corpus
+
+    path = tmp_path / "c.jsonl"
+    path.write_text("".join(json.dumps({"id": d.id, "text": d.text}) + "\n" for d in default_words_corpus()))
+    args = ("weat", "--corpus", path, "--vector-size", "8", "--epochs", "2", "--min-count", "2", "--permutations",
+            "200", "--bootstrap", "100")
+    j = run_cli(*args, "--json", cache=tmp_path / "cache")
+    t = run_cli(*args, cache=tmp_path / "cache")
+    assert j.returncode == 0 and t.returncode == 0, (j, t)
+    rows = json.loads(j.stdout)
+    assert len(rows) == 3
+    text = " ".join(t.stdout.split())            # the terminal wraps its lines
+    for r in rows:
+        d, p = r["effect_size"], r["p_value"]
+        assert r["verdict"] and f"{r['test']}: d {d:+.2f}, p {p:.2g}, 95% CI [{r['ci_low']:+.2f}, " \
+            f"{r['ci_high']:+.2f}]: {r['verdict']}" in text, (r["verdict"], text)
