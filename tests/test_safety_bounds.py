@@ -1,6 +1,7 @@
 """Hostile inputs, third pass (issue 33, holes 3 and 6 and their rough edges): pair measures in memory bounded
 whatever the pair count and with the same p-value for a seed, over-long pair sentences dropped before tokenising,
-a byte-order mark read, repeated pairs dropped and counted."""
+a byte-order mark read, repeated pairs dropped and counted; every object a gensim pickle's opcodes make charged
+against its memory budget, truncated pickles and 5,000-digit counts in one line."""
 import json
 import tracemalloc
 from types import SimpleNamespace
@@ -9,8 +10,12 @@ import numpy as np
 import pytest
 import torch
 
+from biasaudit.errors import ArtifactError
 from biasaudit.measures import lm as lm_measures
 from biasaudit.measures.lm import PairMeasure, dropped_pairs_notes, pair_file, pair_measure
+from biasaudit.models import keyed
+from biasaudit.models.imported import read_glove_vocab
+from biasaudit.models.keyed import load_embeddings, read_gensim_pickle
 
 REPEATED = "repeating an earlier pair's tokens"
 
@@ -96,3 +101,74 @@ def test_repeated_pairs_are_dropped_and_counted_and_do_not_make_a_gap_significan
     m = pair_measure("p", pairs[:2] + [("the man was a doctor", "the woman was a doctor"),
                                        ("the woman was a nurse", "the man was a nurse")], model)
     assert m.ids == (1, 3, 4) and m.dropped == {REPEATED: (2,)}
+
+
+# ------------------------------------------------------------------ hole 6: objects made by opcodes are charged
+def _peak_refusal(call):
+    tracemalloc.start()
+    try:
+        with pytest.raises(ArtifactError) as e:
+            call()
+        return str(e.value), tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("op, head, body", [
+    ("EMPTY_SET", b"", b"\x8f"), ("EMPTY_DICT", b"", b"}"), ("EMPTY_LIST", b"", b"]"), ("MARK", b"", b"("),
+    ("MEMOIZE", b"N", b"\x94"), ("EMPTY_SET", b"]", b"\x8fa"), ("TUPLE1", b"N", b"\x85")],
+    ids=["EMPTY_SET", "EMPTY_DICT", "EMPTY_LIST", "MARK", "MEMOIZE", "sets-appended", "nested-tuples"])
+def test_objects_made_by_one_byte_opcodes_are_charged_against_the_budget(tmp_path, monkeypatch, op, head, body):
+    """500 KB of one opcode: 216 bytes of set per byte (the issue's 10 MB reached 2.6 GB). With the slack cut to
+    2 MB the budget is 2 MB + 24 x 500 KB; the file is refused, naming the opcode, before its objects pass it."""
+    monkeypatch.setattr(keyed, "ALLOC_SLACK", 2 << 20)
+    f = tmp_path / "bomb.kv"
+    f.write_bytes(b"\x80\x04" + head + body * (500_000 // len(body)) + b".")
+    msg, peak = _peak_refusal(lambda: read_gensim_pickle(f))
+    assert "\n" not in msg and str(f) in msg and f"refusing what its {op} opcodes make" in msg, msg
+    assert peak < (2 << 20) + 28 * f.stat().st_size, peak
+
+
+def test_a_real_vocabulary_of_short_words_stays_inside_the_budget(tmp_path, monkeypatch):
+    """The factor fits gensim's own files: 20,000 one- to four-letter words, each a string, a memo entry, an int
+    and a dict entry (about 17 times the file), load without the slack."""
+    from gensim.models import KeyedVectors
+    monkeypatch.setattr(keyed, "ALLOC_SLACK", 0)
+    kv = KeyedVectors(2)
+    kv.add_vectors([f"{i:x}" for i in range(20_000)], np.zeros((20_000, 2), np.float32))
+    kv.save(str(tmp_path / "k.kv"), sep_limit=1000)                      # the vectors in a side file
+    assert read_gensim_pickle(tmp_path / "k.kv").index_to_key[-1] == f"{19_999:x}"
+
+
+def test_a_truncated_pickle_is_one_line_saying_so(tmp_path):
+    from gensim.models import KeyedVectors
+    kv = KeyedVectors(4)
+    kv.add_vectors(["a", "b", "cc"], np.ones((3, 4), np.float32))
+    kv.save(str(tmp_path / "m.kv"))
+    data = (tmp_path / "m.kv").read_bytes()
+    f = tmp_path / "t.kv"
+    for cut in (2, len(data) // 3, len(data) - 1):
+        f.write_bytes(data[:cut])
+        with pytest.raises(ArtifactError) as e:
+            load_embeddings(f)
+        msg = str(e.value)
+        assert msg.startswith(f"{f}: truncated or not a pickle") and "()" not in msg and "\n" not in msg, msg
+    for payload in (b"\x80\x02]q\x00", b"(lp0\nI1\na"):                 # protocol 2 and 0, cut before STOP
+        f.write_bytes(payload)
+        with pytest.raises(ArtifactError, match="truncated or not a pickle$"):
+            read_gensim_pickle(f)
+
+
+def test_a_5000_digit_count_is_one_line(tmp_path):
+    v = tmp_path / "vocab.txt"
+    v.write_text("the 10\nof " + "9" * 5000 + "\n")
+    with pytest.raises(ArtifactError, match=r"vocab.txt: line 2: count 9{30}\.\.\. is above"):
+        read_glove_vocab(v)
+    v.write_text("the 10\nof " + "0" * 5000 + "7\n")                        # leading zeros: still a count
+    assert read_glove_vocab(v)[1].tolist() == [10, 7]
+    w = tmp_path / "vectors.txt"                                            # a word2vec text header
+    w.write_text("9" * 5000 + " 2\nthe 0.1 0.2\n")
+    with pytest.raises(ArtifactError, match=r"header says 9{30} x 2 but the file holds 1 x 2"):
+        load_embeddings(w)
+    w.write_text("001 2\nthe 0.1 0.2\n")
+    assert load_embeddings(w).index_to_key == ("the",)

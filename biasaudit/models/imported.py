@@ -196,11 +196,12 @@ def read_glove_vocab(path: Path) -> tuple[list[str], np.ndarray]:
                     continue
                 if len(parts) != 2 or not (parts[1].isascii() and parts[1].isdigit()):
                     raise ArtifactError(f"{path}: line {n}: not 'word count' (is this vocab_count's output?)")
-                if len(parts[1]) > 18 and int(parts[1]) > MAX_COUNT:
+                digits = parts[1].lstrip("0") or "0"         # 5,000 digits: int() itself refuses them
+                if len(digits) > 19 or int(digits) > MAX_COUNT:
                     raise ArtifactError(f"{path}: line {n}: count {parts[1][:30]}{'...' if len(parts[1]) > 30 else ''}"
                                         f" is above {MAX_COUNT:,} (a 64-bit count); not vocab_count's output")
                 words.append(parts[0])
-                counts.append(int(parts[1]))
+                counts.append(int(digits))
     except UnicodeDecodeError as e:
         raise ArtifactError(f"{path}: not UTF-8 text ({e})") from e
     except OSError as e:

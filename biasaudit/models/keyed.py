@@ -13,6 +13,8 @@ from __future__ import annotations
 import collections
 import io
 import pickle
+import struct
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -70,8 +72,14 @@ def _unused_hashfxn(_s):
 
 # What a gensim file may allocate beyond its own bytes (empty arrays it declares, containers it copies): a 36-byte
 # file asking for bytearray(2_000_000_000) is refused before anything is allocated, and so are many small asks.
+# Every opcode is charged too, for the objects and the stack, mark and memo slots it makes: 10 MB of one-byte
+# EMPTY_SET opcodes made 2.6 GB of empty sets (216 bytes each) while only calls and arrays were charged. A gensim
+# file's own objects take up to about 18 times its size (a vocabulary of short words: each a string, a memo entry,
+# an int and a dict entry, the dicts just grown), hence the factor.
 ALLOC_SLACK = 64 << 20
-ALLOC_FACTOR = 4
+ALLOC_FACTOR = 24
+SLOT = 8                         # a reference on the stack or in a list
+MEMO_ENTRY = 96                  # a memo entry: its share of the memo's table and its int key
 MAX_ITEMSIZE = 1 << 16           # bytes per array element (NumPy's dtypes); gensim's are 1 to 8
 BIT_GENERATORS = ("MT19937", "PCG64")
 
@@ -109,17 +117,26 @@ class _GensimUnpickler(pickle._Unpickler):
       rest of the process, and into the model cache);
     - APPEND / SETITEM / ADDITEMS only fill plain lists, dicts and sets;
     - every allocation a call or an array declares is charged against a budget of ``ALLOC_SLACK`` plus
-      ``ALLOC_FACTOR`` times the file's size, before it is made."""
+      ``ALLOC_FACTOR`` times the file's size, before it is made; and so is, after each opcode, what the opcode
+      made (``_charging``): the object it pushed, a stack, mark or memo slot, a container's growth."""
 
     dispatch = dict(pickle._Unpickler.dispatch)
 
     def __init__(self, file, size: int = 0):
         super().__init__(file)
+        self._size = size
         self._left = ALLOC_SLACK + ALLOC_FACTOR * size
 
     def _charge(self, nbytes: int, what: str) -> None:
         if nbytes > self._left:
             raise _Refused(f"refusing {what}: {nbytes:,} bytes, more than a gensim file of this size can hold")
+        self._left -= nbytes
+
+    def _charge_op(self, nbytes: int, op: str) -> None:
+        if nbytes > self._left:
+            budget = ALLOC_SLACK + ALLOC_FACTOR * self._size
+            raise _Refused(f"refusing what its {op} opcodes make: more than the {budget:,} bytes of objects a "
+                           f"gensim file of {self._size:,} bytes may make")
         self._left -= nbytes
 
     # ---- creating objects
@@ -183,33 +200,50 @@ class _GensimUnpickler(pickle._Unpickler):
         if type(target) not in kinds:
             raise _Refused(f"refusing {op} on {_name(target)} (only plain containers are filled)")
 
+    def _grown(self, target, before: int, op: str) -> None:
+        self._charge_op(max(0, sys.getsizeof(target) - before), op)
+
     def _load_append(self):
         self._target(2, (list,), "APPEND")
         value = self.stack.pop()
-        self.stack[-1].append(value)
+        target = self.stack[-1]
+        before = sys.getsizeof(target)
+        target.append(value)
+        self._grown(target, before, "APPEND")
 
     def _load_appends(self):
         items = self.pop_mark()
         self._target(1, (list,), "APPENDS")
-        self.stack[-1].extend(items)
+        target = self.stack[-1]
+        before = sys.getsizeof(target)
+        target.extend(items)
+        self._grown(target, before, "APPENDS")
 
     def _load_setitem(self):
         self._target(3, _DICTS, "SETITEM")
         value = self.stack.pop()
         key = self.stack.pop()
-        self.stack[-1][key] = value
+        target = self.stack[-1]
+        before = sys.getsizeof(target)
+        target[key] = value
+        self._grown(target, before, "SETITEM")
 
     def _load_setitems(self):
         items = self.pop_mark()
         self._target(1, _DICTS, "SETITEMS")
         d = self.stack[-1]
+        before = sys.getsizeof(d)
         for i in range(0, len(items), 2):
             d[items[i]] = items[i + 1]
+        self._grown(d, before, "SETITEMS")
 
     def _load_additems(self):
         items = self.pop_mark()
         self._target(1, (set,), "ADDITEMS")
-        self.stack[-1].update(items)
+        target = self.stack[-1]
+        before = sys.getsizeof(target)
+        target.update(items)
+        self._grown(target, before, "ADDITEMS")
 
     def find_class(self, module, name):
         if module == "builtins" and name == "hash":
@@ -237,7 +271,53 @@ for _op, _load in ((pickle.NEWOBJ, _GensimUnpickler._load_newobj), (pickle.NEWOB
                    *((getattr(pickle, n), _refuse_opcode(n)) for n in ("INST", "OBJ", "EXT1", "EXT2", "EXT4",
                                                                          "PERSID", "BINPERSID"))):
     _D[_op[0]] = _load
-del _D, _op, _load
+
+
+def _size(obj) -> int:
+    """Bytes of a new object, an array's data left out (charged before it was allocated)."""
+    if type(obj) is np.ndarray:
+        return sys.getsizeof(obj) - (obj.nbytes if obj.flags.owndata else 0)
+    return sys.getsizeof(obj)
+
+
+def _charging(load, op: str, cost: int | None):
+    """``load``, then what it made charged: ``cost`` bytes, or (None) the object it pushed and its stack slot.
+    Written out per case: it runs once per opcode."""
+    if cost is None and op in _CALLS:
+        def run(self):
+            load(self)
+            self._left -= _size(self.stack[-1]) + SLOT
+            if self._left < 0:
+                self._charge_op(0, op)
+    elif cost is None:
+        def run(self):
+            load(self)
+            self._left -= sys.getsizeof(self.stack[-1]) + SLOT
+            if self._left < 0:
+                self._charge_op(0, op)
+    else:
+        def run(self):
+            load(self)
+            self._left -= cost
+            if self._left < 0:
+                self._charge_op(0, op)
+    return run
+
+
+_CALLS = ("REDUCE", "NEWOBJ", "NEWOBJ_EX")
+_COSTS = {                    # None: the object the opcode pushed, and its stack slot
+    **dict.fromkeys(("EMPTY_SET", "EMPTY_DICT", "EMPTY_LIST", "EMPTY_TUPLE", "NONE", "NEWTRUE", "NEWFALSE", "INT",
+                     "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4", "FLOAT", "BINFLOAT", "STRING",
+                     "BINSTRING", "SHORT_BINSTRING", "UNICODE", "BINUNICODE", "BINUNICODE8", "SHORT_BINUNICODE",
+                     "BINBYTES", "BINBYTES8", "SHORT_BINBYTES", "BYTEARRAY8", "TUPLE", "TUPLE1", "TUPLE2", "TUPLE3",
+                     "LIST", "DICT", "FROZENSET", *_CALLS)),
+    **dict.fromkeys(("GET", "BINGET", "LONG_BINGET", "DUP", "GLOBAL", "STACK_GLOBAL"), SLOT),
+    **dict.fromkeys(("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"), MEMO_ENTRY),
+    "MARK": sys.getsizeof([]) + SLOT,                            # a new stack, its slot on the metastack
+}
+for _op, _cost in _COSTS.items():
+    _D[getattr(pickle, _op)[0]] = _charging(_D[getattr(pickle, _op)[0]], _op, _cost)
+del _D, _op, _load, _cost
 
 
 # ------------------------------------------------------------------ what REDUCE may call, with which arguments
@@ -360,7 +440,13 @@ def read_gensim_pickle(path: Path):
     buf = io.BytesIO(data)
     try:
         obj = _GensimUnpickler(buf, len(data)).load()
+    except _Refused as e:
+        raise ArtifactError(f"{path}: not a loadable gensim file ({e})") from e
+    except (EOFError, struct.error, IndexError) as e:     # a read past the end, a stack emptied early
+        raise ArtifactError(f"{path}: truncated or not a pickle" + (f" ({e})" if str(e) else "")) from e
     except Exception as e:
+        if "exhausted" in str(e) or not str(e):
+            raise ArtifactError(f"{path}: truncated or not a pickle" + (f" ({e})" if str(e) else "")) from e
         raise ArtifactError(f"{path}: not a loadable gensim file ({e})") from e
     if buf.tell() != len(data):
         raise ArtifactError(f"{path}: {len(data) - buf.tell()} bytes after the pickle; not a gensim file")
@@ -473,8 +559,8 @@ def _load_text(path: Path) -> KeyedEmbeddings:
     dims = {len(r) for r in rows}
     if len(dims) != 1:
         raise ArtifactError(f"{path}: rows have different dimensions {sorted(dims)[:5]} (truncated file?)")
-    if header and (len(rows), rows[0].shape[0]) != (int(first[0]), int(first[1])):
-        raise ArtifactError(f"{path}: header says {first[0]} x {first[1]} but the file holds "
+    if header and (str(len(rows)), str(rows[0].shape[0])) != tuple(p.lstrip("0") or "0" for p in first):
+        raise ArtifactError(f"{path}: header says {first[0][:30]} x {first[1][:30]} but the file holds "
                             f"{len(rows)} x {rows[0].shape[0]} (truncated file?)")
     return KeyedEmbeddings(tuple(words), real_vectors(path, np.stack(rows)), str(path))
 
