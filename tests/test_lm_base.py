@@ -47,3 +47,15 @@ def test_a_small_base_fine_tuned_smoothly_replays_and_its_template_measure_sums_
     assert not any(dropped.values()) and max(m.n_scored) > 1           # invented words: several pieces each
     _, grads, info = metagradients(LMReplay(model, corpus), [m])
     assert info["replay_relative_difference"] == 0.0 and np.isfinite(grads).all()
+
+
+def test_a_template_is_scored_as_the_sentence_a_subword_tokenizer_reads():
+    """The scored sequence of "{target} studied {attribute}" is the encoding of the whole sentence: no lone space
+    token between "studied" and the attribute (byte-level BPE writes " algebra" as one piece; before, the
+    prefix's trailing space became a token training text never holds)."""
+    from biasaudit.measures.lm import _encode_scored
+    from biasaudit.models.lm import HFEncoder
+    enc = HFEncoder(bpe_tokenizer(TEXTS, 300))
+    ids, k = _encode_scored(enc, "zorbel studied ", "algebra")
+    assert ids == [enc.bos_id] + enc.encode("zorbel studied algebra")
+    assert k == len(enc.encode(" algebra"))

@@ -88,7 +88,9 @@ def _split(template: str) -> tuple[str, str, str]:
 
 def _encode_scored(encoder, prefix: str, word: str) -> tuple[list[int], int]:
     """Token ids of <bos> + prefix + word and how many trailing tokens are the word's."""
-    head = ([encoder.bos_id] if encoder.bos_id is not None else []) + encoder.encode(prefix)
+    # the prefix's trailing space belongs to the word (" algebra" is one piece in a subword vocabulary): encoding
+    # "studied " and " algebra" apart would put a lone space token before the word, which training text never has
+    head = ([encoder.bos_id] if encoder.bos_id is not None else []) + encoder.encode(prefix.rstrip())
     tail = encoder.encode(" " + word)
     if not head:
         raise ConfigError("a template must not start with its later slot when the tokenizer has no <bos>")
