@@ -365,3 +365,16 @@ def test_weat_json_carries_the_verdict_the_terminal_prints(tmp_path):
         d, p = r["effect_size"], r["p_value"]
         assert r["verdict"] and f"{r['test']}: d {d:+.2f}, p {p:.2g}, 95% CI [{r['ci_low']:+.2f}, " \
             f"{r['ci_high']:+.2f}]: {r['verdict']}" in text, (r["verdict"], text)
+
+
+# ------------------------------------------------------------------ reports and wording
+@pytest.mark.parametrize("name", ["ripa", "rnd"])
+def test_ripa_and_rnd_verdicts_have_their_strength_word(name):
+    """RIPA/RND verdicts read "a association of male with power": the strength word was missing."""
+    from biasaudit.measures.suite import verdict
+
+    test = resolve_tests(["career-family"])[0]
+    v = verdict(name, 0.31, 0.001, 0.12, 0.5, test)["verdict"]
+    assert ": a significant association of " in v and " a association" not in v, v
+    w = verdict("weat", 0.9, 0.001, 0.5, 1.3, test)["verdict"]
+    assert ": a strong association of " in w, w

@@ -39,7 +39,8 @@ def _label(name: str) -> str:
 
 def verdict(name: str, value: float, p: float | None, ci_low: float, ci_high: float, kept: BiasTest,
             original: BiasTest | None = None, spread: dict | None = None) -> dict:
-    """One sentence on the number, in ``score``'s wording: "a (strong) association of X with A and Y with B",
+    """One sentence on the number, in ``score``'s wording: "a strong (WEAT; other measures: significant)
+    association of X with A and Y with B",
     "not distinguishable from no association on these words" or "within training-seed noise"; for a measure with
     no significance test (Direct Bias, MAC, ECT, RNSB), what its number means and that it has none."""
     label = _label(name)
@@ -61,7 +62,9 @@ def verdict(name: str, value: float, p: float | None, ci_low: float, ci_high: fl
         x, y, a, b = (s.name for s in kept.sets)
         if value < 0:
             x, y = y, x
-        size = ""
+        # WEAT's d has Cohen's scale; the other measures have none in their own units, so the strength said is
+        # what their test establishes ("a association" had the word missing)
+        size = "significant "
         if name == "weat":
             d = abs(value)
             size = ("negligible " if d < 0.2 else "small " if d < 0.5 else "medium " if d < 0.8 else "strong ")
