@@ -163,7 +163,8 @@ class Corpus(abc.ABC):
                             swaps=swaps)
 
     def upweight(self, ids: Iterable[str], times: int) -> "Corpus":
-        """This corpus with each given document present ``times`` times in all (copies get ids ``<id>@copy<k>``)."""
+        """This corpus with each given document present ``times`` times in all (copies get the first ids
+        ``<id>@copy1``, ``@copy2``, ... that the corpus does not hold already)."""
         if times < 1:
             raise CorpusError(f"upweight times must be >= 1, got {times}")
         return EditedCorpus(self, repeat=frozenset(ids), times=times)
@@ -191,7 +192,7 @@ class EditedCorpus(Corpus):
         self._taken: frozenset | None = None        # the base's ids (a copy's id avoids them), read once
 
     def _raw(self) -> Iterator[Document]:
-        if (self.augment_all or self.augment) and self._taken is None:
+        if (self.augment_all or self.augment or (self.repeat and self.times > 1)) and self._taken is None:
             self._taken = frozenset(d.id for d in self.base._raw())
         added: set[str] = set()
         for doc in self.base._raw():
@@ -199,7 +200,12 @@ class EditedCorpus(Corpus):
                 continue
             yield self.swaps.swap_document(doc) if doc.id in self.swap else doc
             if doc.id in self.repeat:
-                for k in range(1, self.times):
+                k = 0
+                for _ in range(1, self.times):
+                    k += 1
+                    while f"{doc.id}@copy{k}" in self._taken or f"{doc.id}@copy{k}" in added:
+                        k += 1          # the user's corpus holds that id: the next free one, as cda_id does
+                    added.add(f"{doc.id}@copy{k}")
                     yield Document(f"{doc.id}@copy{k}", doc.text, doc.tokens)
             if self.augment_all or doc.id in self.augment:
                 cf = self.swaps.swap_document(doc)

@@ -172,3 +172,15 @@ def test_a_5000_digit_count_is_one_line(tmp_path):
         load_embeddings(w)
     w.write_text("001 2\nthe 0.1 0.2\n")
     assert load_embeddings(w).index_to_key == ("the",)
+
+
+# ------------------------------------------------------------------ copies' ids, free ones
+def test_upweighted_copies_take_ids_the_corpus_does_not_hold():
+    from biasaudit.corpus import MemoryCorpus
+    corpus = MemoryCorpus([("a", "one two"), ("a@copy1", "the user's own"), ("a@copy3", "another"), ("b", "x y")])
+    edited = corpus.upweight(["a"], 4)
+    ids = [d.id for d in edited]
+    assert ids == ["a", "a@copy2", "a@copy4", "a@copy5", "a@copy1", "a@copy3", "b"]
+    assert edited.scan().n_documents == 7                   # no "id occurs more than once"
+    assert [d.text for d in edited][:4] == ["one two"] * 4
+    assert [d.id for d in MemoryCorpus([("a", "t")]).upweight(["a"], 3)] == ["a", "a@copy1", "a@copy2"]
