@@ -136,7 +136,7 @@ def check_run_tests(fam, specs, pair_sets=None, measure: str = "weat") -> list[B
     check_target_measure(fam, measure)
     named = resolve_tests_from(specs) if (specs or pair_sets is None) else []
     unique_names([(t.name, source) for t, source in named]
-                 + [(ps.name, f"--pairs {ps.source}" + (f" ({ps.name})" if ps.name != ps.source else ""))
+                 + [(ps.name, f"pairs {ps.source}" + (f" ({ps.name})" if ps.name != ps.source else ""))
                     for ps in pair_sets or []])
     return read_tests_with(fam, [t for t, _ in named], measure)
 

@@ -25,8 +25,9 @@ COUNTS = {
 
 def check_count(name: str, value):
     """``value`` as an int when it is a whole number within ``COUNTS[name]``, else a ConfigError naming the
-    argument, its option and the range."""
+    argument and the range (in the command line's words, its option: ``for_cli``)."""
     lowest, highest, flag = COUNTS[name]
     if isinstance(value, bool) or not isinstance(value, Integral) or not lowest <= value <= highest:
-        raise ConfigError(f"{name} ({flag}) must be a whole number from {lowest:,} to {highest:,}, got {value!r}")
+        rule = f"must be a whole number from {lowest:,} to {highest:,}, got {value!r}"
+        raise ConfigError(f"{name} {rule}").with_cli(f"{flag} {rule}")
     return int(value)
