@@ -214,9 +214,11 @@ def train_seeds(corpus, config, n_seeds: int = 1, *, device: str = "cpu", cache:
     when this corpus and config were trained before, else trained and cached. ``on_model(model, config,
     cached)`` is called as each is ready."""
     _load_libraries(progress)
+    from .measures.options import check_count
     from .models import family_of, train_or_load
     from .models.base import resolve_device
 
+    n_seeds = check_count("n_seeds", n_seeds)
     resolve_device(device)     # an unusable device is an error before any work
     corpus = load_corpus(corpus)
     fam = family_of(config)

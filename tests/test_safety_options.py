@@ -137,6 +137,8 @@ def test_wrong_kinds_of_api_arguments_are_one_error_naming_them(trained, tmp_pat
         (lambda: ba.experiment(ba.model_config("skipgram"), corpus, PLANTED_TEST, k=5, dry_run=True), "k"),
         (lambda: ba.experiment(None, corpus, PLANTED_TEST, dry_run=True), "model"),
         (lambda: ba.debias_corpus(model, corpus, PLANTED_TEST, k=5, out=tmp_path / "d"), "k"),
+        (lambda: ba.train_seeds(corpus, model.config, 10 ** 6), "n_seeds"),
+        (lambda: ba.train_seeds(corpus, model.config, 0), "n_seeds"),
     ]
     for call, name in cases:
         with pytest.raises(BiasAuditError, match=rf"^{name}\b"):

@@ -21,6 +21,7 @@ COUNTS = {
     "ensemble": (1, 100, "--ensemble"),
     "resamples": (0, 10_000, "--resamples"),
 }
+COUNTS["n_seeds"] = COUNTS["seeds"]      # train_seeds' name for it
 
 
 def check_count(name: str, value):
