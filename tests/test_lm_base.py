@@ -59,3 +59,14 @@ def test_a_template_is_scored_as_the_sentence_a_subword_tokenizer_reads():
     ids, k = _encode_scored(enc, "zorbel studied ", "algebra")
     assert ids == [enc.bos_id] + enc.encode("zorbel studied algebra")
     assert k == len(enc.encode(" algebra"))
+
+
+def test_lm_config_takes_the_smooth_recipe_from_the_command_line():
+    from biasaudit.errors import ConfigError
+    from biasaudit.models.lm import LMConfig, parse_lm_config
+    cfg = LMConfig(**parse_lm_config("eps_root=1e-6,dropout=0,batch_size=128,epochs=2,dtype=float64"))
+    assert (cfg.eps_root, cfg.dropout, cfg.batch_size, cfg.dtype) == (1e-6, 0, 128, "float64")
+    assert "eps_root" not in LMConfig().to_dict() and "dropout" not in LMConfig().to_dict()   # old cache keys
+    for bad, field in (("dtype=float16", "dtype"), ("eps_root=-1", "eps_root"), ("dropout=2", "dropout")):
+        with pytest.raises(ConfigError, match=field):
+            LMConfig(**parse_lm_config(bad))

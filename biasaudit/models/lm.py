@@ -683,7 +683,8 @@ def require_lm() -> None:
 
 
 def parse_lm_config(spec: str | None) -> dict:
-    """``hidden_size=64,num_layers=2,learning_rate=0.003`` -> LMConfig fields."""
+    """``hidden_size=64,num_layers=2,learning_rate=0.003,dtype=float64`` -> LMConfig fields (the smooth audited
+    phase: ``eps_root=1e-6,dropout=0,batch_size=128,epochs=2,dtype=float64``)."""
     from dataclasses import fields
 
     out = {}
@@ -697,7 +698,7 @@ def parse_lm_config(spec: str | None) -> dict:
             known = ", ".join(t for t in types if t != "finetune")
             raise ConfigError(f"--lm-config: bad setting {item!r} (known: {known})")
         try:
-            out[k] = float(v) if types[k] == "float" else int(v)
+            out[k] = v.strip() if types[k] == "str" else float(v) if types[k] == "float" else int(v)
         except ValueError as e:
             raise ConfigError(f"--lm-config: {k} needs a number, got {v!r}") from e
     return out
