@@ -221,3 +221,43 @@ def test_the_default_shaped_report_prints_on_at_most_40_pages(tmp_path):
     import re
     pages = len(re.findall(rb"/Type\s*/Page(?![s\w])", data))
     assert 0 < pages <= 40, pages
+
+
+def test_experiment_report_keeps_the_prediction_labels_and_its_table_fits_at_1200_px(tmp_path):
+    """Issue 32: the two calibration sentences differed only in their number (the "re-measured" / "linear" label
+    of the terminal and experiment.json was lost), and the "All conditions" table was 1,716 px wide in a 1,052 px
+    box, its verdict column off-screen at 1200 px. Here with every column filled (quality benchmarks, held-out)."""
+    from biasaudit.experiments import ExperimentSpec, run_experiment
+
+    corpus, _, _ = planted_corpus()
+    cfg = SkipGramConfig(vector_size=16, window=3, min_count=2, epochs=20, seed=1)
+    spec = ExperimentSpec(corpus=corpus, model=cfg, tests=[BiasTest.from_dict(PLANTED_TEST)], heldout={},
+                          estimators=[EstimatorConfig(), EstimatorConfig(name="gradient-dot")], ks="10,20", seeds=2,
+                          quality=False, conditions=("baseline", "remove-top", "upweight-top", "remove-random"))
+    out = tmp_path / "exp"
+    run_experiment(spec, out, cache=tmp_path / "cache")
+    summary = json.loads((out / "experiment.json").read_text())
+    for d in summary["conditions"]:      # the columns a word-vector run on a real corpus fills
+        d.update(wordsim353_mean=0.612345, wordsim353_coverage=0.93, simlex999_mean=0.301, simlex999_coverage=0.88,
+                 analogy_mean=0.4512, heldout_change_mean=-0.1234)
+    (out / "experiment.json").write_text(json.dumps(summary))
+    page_path = write_report(out)
+    chromium, sync_playwright = _browser()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.goto(page_path.resolve().as_uri())
+        sentences = [t for t in page.locator("p").all_text_contents() if "predicted against actual change" in t]
+        fit = page.evaluate("""() => {
+            const t = document.querySelector('table.conditions'), box = t.parentElement.getBoundingClientRect();
+            const verdict = [...t.querySelectorAll('th')].find(th => th.textContent === 'verdict');
+            return {table: t.scrollWidth, box: box.width, verdict_right: verdict.getBoundingClientRect().right,
+                    analogy_right: t.querySelector('thead th:last-child').getBoundingClientRect().right,
+                    viewport: window.innerWidth}; }""")
+        browser.close()
+    labels = {c["prediction"] for c in summary["predicted_vs_actual"] if c["estimator"].startswith("block")}
+    assert labels == {"re-measured", "linear"}, summary["predicted_vs_actual"]
+    for label in labels:
+        assert any(t.startswith(f"block:damping=0.1 / planted, {label} prediction: ") for t in sentences), sentences
+    assert fit["table"] <= fit["box"] + 1, fit
+    assert fit["verdict_right"] <= fit["viewport"] and fit["analogy_right"] <= fit["viewport"], fit
