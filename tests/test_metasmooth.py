@@ -52,3 +52,36 @@ def test_the_smooth_lm_recipe_is_metasmooth():
     from dataclasses import replace
     rough = lm_metasmoothness(train_lm(corpus, replace(cfg, eps_root=0.0)), corpus)
     assert rough["metasmoothness"] < 0.7, rough["scores"]
+
+
+def test_magic_with_a_metasmoothness_check_records_it_and_notes_a_rough_run():
+    pytest.importorskip("transformers")
+    import warnings
+    from dataclasses import replace
+    from biasaudit.corpus import MemoryCorpus
+    from biasaudit.errors import BiasAuditWarning, ConfigError
+    from biasaudit.influence import score_model
+    from biasaudit.influence.estimators import EstimatorConfig, parse_estimators
+    from biasaudit.measures.lm import template_measure
+    from biasaudit.models.lm import LMConfig, train_lm
+    from biasaudit.planted import LM_TEMPLATES, LM_TEST, lm_planted_corpus
+    from biasaudit.wordsets import BiasTest
+
+    est = parse_estimators("magic:metasmoothness=2")[0]
+    assert est.metasmoothness == 2 and "metasmoothness" not in EstimatorConfig(name="magic").to_dict()
+    with pytest.raises(ConfigError, match="setting of magic"):
+        EstimatorConfig(name="ekfac", metasmoothness=2)
+    corpus, _ = lm_planted_corpus()
+    corpus = MemoryCorpus(list(corpus)[:48], "tiny")
+    cfg = LMConfig(hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32, min_count=1, epochs=2,
+                   min_steps=0, batch_size=16, dtype="float64", learning_rate=1e-2, eps_root=1e-6, dropout=0)
+    for c, rough in ((cfg, False), (replace(cfg, eps_root=0.0), True)):
+        model = train_lm(corpus, c)
+        m, _ = template_measure(BiasTest.from_dict(LM_TEST), model, LM_TEMPLATES)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            res = score_model(model, corpus, [m], est)
+        ms = res.solver_info[m.name]["metasmoothness"]
+        assert len(ms["scores"]) == 2 and ms["smooth"] is not rough
+        notes = [w for w in caught if issubclass(w.category, BiasAuditWarning) and "metasmoothness" in str(w.message)]
+        assert bool(notes) is rough

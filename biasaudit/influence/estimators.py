@@ -33,6 +33,8 @@ class EstimatorConfig:
     seed: int = 0
     noise_top: int = 4000         # cg/lissa: noise words taken exactly; the rest importance-sampled
     noise_tail: int = 1000
+    metasmoothness: int = 0       # magic: directions of a metasmoothness check of the replayed run (0: none; costs
+                                  # 1 + 2 x directions trainings), in the solver info, a note below its threshold
     anchor: str = "trained"       # block, skip-gram: where group predictions re-solve a word from, "trained" (the
                                   # trained vector, offset by its residual gradient) or "optimum" (the word's
                                   # optimum with the context vectors fixed; the change between optima is applied)
@@ -49,6 +51,12 @@ class EstimatorConfig:
         if self.anchor != "trained" and self.name != "block":
             raise ConfigError(f"EstimatorConfig.anchor={self.anchor} is a setting of block's group predictions, "
                               f"not of {self.name}")
+        if not isinstance(self.metasmoothness, int) or isinstance(self.metasmoothness, bool) \
+                or not 0 <= self.metasmoothness <= 10:
+            raise ConfigError(f"EstimatorConfig.metasmoothness must be a whole number from 0 to 10 (directions), got "
+                              f"{self.metasmoothness!r}")
+        if self.metasmoothness and self.name != "magic":
+            raise ConfigError(f"EstimatorConfig.metasmoothness is a setting of magic, not of {self.name}")
         if self.params not in ("test-inputs", "all"):
             raise ConfigError(f"EstimatorConfig.params must be 'test-inputs' or 'all', got {self.params!r}")
         for f in ("max_iter", "lissa_depth", "lissa_repeats", "lissa_batch", "lissa_rows", "noise_top",
@@ -71,7 +79,10 @@ class EstimatorConfig:
         return f"{self.name}:damping={self.damping:g}" + (f",anchor={self.anchor}" if self.anchor != "trained" else "")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if not d["metasmoothness"]:
+            del d["metasmoothness"]     # older runs' settings (and ranking-cache keys) unchanged
+        return d
 
     @classmethod
     def parse(cls, spec: str) -> "EstimatorConfig":

@@ -73,6 +73,22 @@ def metagradients(replay, measures: list, progress=None) -> tuple[list[float], n
     return values, grads, info
 
 
+def check_metasmoothness(model, corpus, measures: list, directions: int, progress=None) -> dict:
+    """The replayed run's metasmoothness (``influence.metasmooth``), with a note when it is below the threshold:
+    metagradients of a run that is not smooth in the document weights do not predict its retraining."""
+    from .metasmooth import THRESHOLD, run_metasmoothness
+
+    ms = run_metasmoothness(model, corpus, measures, directions=directions, progress=progress)
+    if ms["metasmoothness"] < THRESHOLD:
+        import warnings
+        from ..errors import BiasAuditWarning
+        warnings.warn(f"metasmoothness {ms['metasmoothness']:.2f} (below {THRESHOLD}): this training run is not smooth "
+                      "in the document weights, so rankings of this run are not expected to confirm on retraining; "
+                      "audit a smooth phase (--lm-config eps_root=1e-6,dropout=0,batch_size=128,epochs=2,"
+                      "dtype=float64 on a --checkpoint --finetune)", BiasAuditWarning, stacklevel=3)
+    return ms
+
+
 def score_magic(model, corpus, measures: list, estimator: EstimatorConfig, progress=None,
                 device: str = "cpu") -> ScoreResult:
     """Every document's delta_bias_if_removed = -dB/dw_d for each measure, by exact metagradients."""
@@ -98,6 +114,8 @@ def score_magic(model, corpus, measures: list, estimator: EstimatorConfig, progr
                           "document weights, so magic's ranking and predictions are unreliable here; compare with "
                           "ekfac or gradient-dot, or train with a smaller learning rate", BiasAuditWarning,
                           stacklevel=2)
+    if estimator.metasmoothness:
+        info["metasmoothness"] = check_metasmoothness(model, corpus, measures, estimator.metasmoothness, progress)
     solver = {m.name: {"estimator": estimator.label, **info} for m in measures}
     words, doc_words = fam.magic_words(model, corpus, measures, replay)
     from .ensemble import LinearPredictor

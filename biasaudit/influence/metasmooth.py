@@ -75,25 +75,35 @@ def metasmoothness(train_weighted: Callable[[np.ndarray], object], parameters: C
             "seconds": round(time.perf_counter() - t0, 3)}
 
 
-def lm_metasmoothness(model, corpus, measures=(), h: float = H, directions: int = 2, seed: int = 0,
-                      progress=None) -> dict:
-    """The metasmoothness of a language model's recorded run (trained here) on ``corpus``: the family's weighted
-    retraining, over every parameter of the network."""
+def _parameters(model) -> np.ndarray:
+    """Every trained parameter as one float64 vector: a network's, or the word vectors a family exposes."""
+    import torch
+    if hasattr(model, "net"):
+        return torch.cat([p.detach().double().flatten() for p in model.net.parameters()]).cpu().numpy()
+    return np.asarray(model.vectors, dtype=np.float64).ravel()
+
+
+def _value(measure):
     import torch
 
+    def f(model) -> float:
+        with torch.no_grad():
+            if hasattr(measure, "value"):       # a word-vector measure reads the embedding the family exposes
+                return float(measure.value(torch.as_tensor(np.asarray(model.vectors))))
+            return float(measure.fn(model.net))
+    return f
+
+
+def run_metasmoothness(model, corpus, measures=(), h: float = H, directions: int = 2, seed: int = 0,
+                       progress=None) -> dict:
+    """The metasmoothness of a model's recorded run (trained here, by a family with weighted retraining) on
+    ``corpus``, over all its parameters."""
     from ..models.base import family_of
 
     fam = family_of(model)
     n_docs = sum(1 for _ in corpus)
+    return metasmoothness(lambda w: fam.retrain_weighted(corpus, model.config, w), _parameters, n_docs,
+                          {m.name: _value(m) for m in measures}, h, directions, seed, progress)
 
-    def params(m) -> np.ndarray:
-        return torch.cat([p.detach().double().flatten() for p in m.net.parameters()]).cpu().numpy()
 
-    def value(m_fn):
-        def f(mm) -> float:
-            with torch.no_grad():
-                return float(m_fn(mm.net))
-        return f
-
-    return metasmoothness(lambda w: fam.retrain_weighted(corpus, model.config, w), params, n_docs,
-                          {m.name: value(m.fn) for m in measures}, h, directions, seed, progress)
+lm_metasmoothness = run_metasmoothness     # the name the tests and scripts of the LM study use
