@@ -31,3 +31,18 @@ def test_quickstart_notebook_runs(tmp_path, monkeypatch):
     assert any("<svg" in h and "biasaudit score" in h for h in html), "the score result shows as the report"
     assert (tmp_path / "reports" / "quickstart-score" / "scores.jsonl").exists()
     assert (tmp_path / "reports" / "quickstart-experiment" / "results.csv").exists()
+
+
+def test_the_committed_notebook_carries_its_outputs():
+    """A reader on the web saw no results (the notebook was committed unexecuted): every code cell of the committed
+    copy has its outputs (examples/run_quickstart.py regenerates them), none an error, and they stay small."""
+    import json
+
+    nb = json.loads(NOTEBOOK.read_text(encoding="utf-8"))
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert code and all(c["outputs"] for c in code), [c["source"][:1] for c in code if not c["outputs"]]
+    assert not [o for c in code for o in c["outputs"] if o["output_type"] == "error"]
+    assert [c["execution_count"] for c in code] == list(range(1, len(code) + 1)), "run once, top to bottom"
+    html = [o["data"]["text/html"] for c in code for o in c["outputs"] if "text/html" in o.get("data", {})]
+    assert any("<svg" in "".join(h) for h in html), "the score result shows as the report"
+    assert NOTEBOOK.stat().st_size < 150_000
