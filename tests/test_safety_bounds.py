@@ -184,3 +184,58 @@ def test_upweighted_copies_take_ids_the_corpus_does_not_hold():
     assert edited.scan().n_documents == 7                   # no "id occurs more than once"
     assert [d.text for d in edited][:4] == ["one two"] * 4
     assert [d.id for d in MemoryCorpus([("a", "t")]).upweight(["a"], 3)] == ["a", "a@copy1", "a@copy2"]
+
+
+# ------------------------------------------------------------------ the report of a huge summary.json
+@pytest.fixture(scope="module")
+def score_dir(tmp_path_factory):
+    from conftest import PLANTED_TEST, planted_corpus
+    from biasaudit.audit import run_score
+    from biasaudit.influence.estimators import EstimatorConfig
+    from biasaudit.models.skipgram import SkipGramConfig, train_skipgram
+    from biasaudit.wordsets import BiasTest
+    corpus, _, _ = planted_corpus()
+    model = train_skipgram(corpus, SkipGramConfig(vector_size=16, window=3, min_count=2, epochs=5, seed=1))
+    out = tmp_path_factory.mktemp("report") / "score"
+    run_score(model, corpus, [BiasTest.from_dict(PLANTED_TEST)], EstimatorConfig(), out_dir=out, top=5)
+    return out
+
+
+def test_the_report_of_a_huge_summary_renders_a_bounded_page_and_says_what_it_left_out(score_dir, tmp_path):
+    import shutil
+
+    from biasaudit.report import html as report_html
+    from biasaudit.report.html import build_context, render
+
+    legit = render(score_dir)
+    assert "leaves out" not in legit                       # score's own summary: everything shown
+    folder = tmp_path / "crafted"
+    shutil.copytree(score_dir, folder)
+    (folder / "report.html").unlink(missing_ok=True)
+    s = json.loads((folder / "summary.json").read_text())
+    small = dict(s["tests"][0])
+    t = s["tests"][0]
+    words = sorted(set(t["roles"]["target"]) | set(t["roles"]["attribute"]))
+    text = " ".join(words * 100)[:1_000]                    # every word marked, past the 600 characters score writes
+    row = {**t["table"][0], "snippet": text, "test_words": words * 3}
+    t["table"] = [{**row, "doc_id": f"d{i}"} for i in range(3_000)]
+    t["top"] = {k: [{**row, "doc_id": f"t{i}"} for i in range(500)] for k in t["top"]}
+    s["tests"] = [t] + [small] * 59
+    s["notes"] = ["n" * 3_000] * 1_000
+    (folder / "summary.json").write_text(json.dumps(s))     # about 8 MB
+    assert (folder / "summary.json").stat().st_size < 16 << 20
+    page = render(folder)
+    assert len(page) < 8 << 20, len(page)                   # 50 tests shown, each as big as score writes
+    assert "This page leaves out what a report does not render: 10 tests (the first 50 are shown)" in page
+    assert "table rows past 200 per test" in page and "summary.json holds everything" in page
+    ctx = build_context(folder)
+    assert len(ctx["tests"]) == 50 and all(len(r["snippet"]) <= 600 for t in ctx["tests"] for r in t["table_rows"])
+    first = ctx["tests"][0]
+    assert len(first["table_rows"]) <= 200 and all(len(first["docs"][k]) <= 50 for k in first["docs"])
+    assert sum(len(r["snippet"]) for t in ctx["tests"] for rows in (t["table_rows"], *t["docs"].values())
+               for r in rows) <= report_html.REPORT_TEXT
+    big = folder / "summary.json"
+    with open(big, "ab") as f:                              # past the size a report reads
+        f.truncate(report_html.REPORT_BYTES + 1)
+    with pytest.raises(ArtifactError, match="summary.json: 67,108,865 bytes, larger than a result file for a report"):
+        render(folder)

@@ -13,8 +13,7 @@ import time
 from pathlib import Path
 
 from ..errors import ArtifactError
-from ..io import (MANIFEST, MAX_DATA_BYTES, MAX_RESULT_BYTES, atomic_write_text, open_regular, read_json,
-                  read_manifest, write_json)
+from ..io import MANIFEST, atomic_write_text, open_regular, read_json, read_manifest, write_json
 from ..vocab import TOKEN
 
 
@@ -174,9 +173,71 @@ def scatter_chart(points: list[tuple[float, float, str]], width: int = 360, heig
 
 # ------------------------------------------------------------------ assembling the page
 def _read_json(path: Path):
-    """A result file (summary.json, experiment.json, a debias manifest.json): a regular file of bounded size and
-    depth (``biasaudit.io.read_json``): a FIFO, a device or a link to /dev/zero is one line, never read."""
-    return read_json(path, "result file", MAX_RESULT_BYTES)
+    """A result file (summary.json, experiment.json, a debias manifest.json): a regular file of bounded size
+    (``REPORT_BYTES``) and depth (``biasaudit.io.read_json``): a FIFO, a device or a link to /dev/zero is one line,
+    never read."""
+    return read_json(path, "result file for a report", REPORT_BYTES)
+
+
+# A summary.json is a file anyone can hand `report`: 23 MB of rows made a 308 MB page and took 3.7 GB. A page shows
+# at most these (score's defaults are far inside them), says what it left out; summary.json keeps everything.
+REPORT_BYTES = 64 << 20      # the largest result file a report reads (MAX_RESULT_BYTES for the API: 256 MiB)
+REPORT_TESTS = 50            # tests shown
+REPORT_TOP = 50              # documents each way per test (score --top: 10)
+REPORT_TABLE = 200           # table rows per test (score writes 100)
+REPORT_ITEMS = 200           # entries of any other list or mapping (a set's words, warnings, notes, bins)
+REPORT_CHARS = 2_000         # characters of any other text
+SNIPPET_CHARS = 600          # characters of one document (score writes 300 and 600)
+REPORT_TEXT = 2_000_000      # characters of documents on the whole page; a marked word counts 30, a row 200
+MARK_COST, ROW_COST = 30, 200
+
+
+class _Bounds:
+    """What one page renders, cut to the REPORT_* bounds as it is assembled, and counts of what was left out."""
+
+    def __init__(self):
+        self.left = REPORT_TEXT
+        self.cut: dict[str, int] = {}
+
+    def count(self, what: str, n: int) -> None:
+        if n > 0:
+            self.cut[what] = self.cut.get(what, 0) + n
+
+    def clip(self, value):
+        """``value`` with every list and mapping cut to REPORT_ITEMS entries and every text to REPORT_CHARS."""
+        if isinstance(value, str):
+            if len(value) <= REPORT_CHARS:
+                return value
+            self.count("texts shortened", 1)
+            return value[:REPORT_CHARS - 1] + "…"
+        if isinstance(value, list):
+            self.count("list entries", len(value) - REPORT_ITEMS)
+            return [self.clip(v) for v in value[:REPORT_ITEMS]]
+        if isinstance(value, dict):
+            self.count("list entries", len(value) - REPORT_ITEMS)
+            return {self.clip(k): self.clip(v) for k, v in list(value.items())[:REPORT_ITEMS]}
+        return value
+
+    def docs(self, items: list, n: int, tw: set, aw: set, what: str, line: bool = False) -> list[dict]:
+        """Up to ``n`` of ``items`` (score's document rows) with their text marked, while the page's text lasts."""
+        out = []
+        for d in items[:n]:
+            text = d["snippet"][:SNIPPET_CHARS] if isinstance(d.get("snippet"), str) else d["snippet"]
+            segs = segments(text, tw, aw)
+            cost = ROW_COST + len(text) + MARK_COST * sum(1 for _, c in segs if c)
+            if cost > self.left:
+                self.count("document rows (the page's text ran out)", 1)
+                continue
+            self.left -= cost
+            row = {**self.clip({k: v for k, v in d.items() if k != "snippet"}), "snippet": text, "segments": segs}
+            if line:
+                row["line"] = segments(_one_line(text), tw, aw)
+            out.append(row)
+        self.count(what, len(items) - n)
+        return out
+
+    def lines(self) -> list[str]:
+        return [f"{n:,} {what}" for what, n in self.cut.items()]
 
 
 def build_context(folder: Path) -> dict:
@@ -188,6 +249,11 @@ def build_context(folder: Path) -> dict:
     if summary is None and exp is None:
         raise ArtifactError(f"{folder}: no summary.json or experiment.json: run `biasaudit score` or "
                             "`biasaudit experiment` first")
+    bounds = _Bounds()
+    if summary:
+        tests = summary["tests"]
+        bounds.count(f"tests (the first {REPORT_TESTS} are shown)", len(tests) - REPORT_TESTS)
+        summary = {**bounds.clip({k: v for k, v in summary.items() if k != "tests"}), "tests": tests[:REPORT_TESTS]}
     ctx = {"summary": summary, "experiment": exp, "tests": [], "generated": time.strftime("%Y-%m-%d %H:%M UTC",
                                                                                            time.gmtime())}
     # what the tests' numbers are: WEAT's d (template association's too), a --measure's own (RIPA, ...), or a
@@ -199,18 +265,20 @@ def build_context(folder: Path) -> dict:
     ctx["value_label"] = labels.pop() if len(labels) == 1 else "d" if not labels else "value"
     ctx["ci_over"] = over.pop() if len(over) == 1 else "words" if not over else "words or pairs"
     if summary:
-        for t in summary["tests"]:
+        for i, full in enumerate(summary["tests"]):
+            t = bounds.clip({k: v for k, v in full.items() if k not in ("top", "table")})
             roles = t.get("roles", {})
             tw, aw = set(roles.get("target", [])), set(roles.get("attribute", []))
             docs = {}
-            for direction, items in t["top"].items():   # by score, as the terminal lists them (older files too)
+            for direction, items in full["top"].items():   # by score, as the terminal lists them (older files too)
                 items = sorted(items, key=lambda d: d["delta_bias_if_removed"], reverse=direction == "decrease_bias")
-                docs[direction] = [{**d, "segments": segments(d["snippet"], tw, aw)} for d in items]
-            table = [{**d, "segments": segments(d["snippet"], tw, aw),
-                      "line": segments(_one_line(d["snippet"]), tw, aw)}
-                     for d in t.get("table", t["top"]["increase_bias"] + t["top"]["decrease_bias"])]
+                docs[direction] = bounds.docs(items, REPORT_TOP, tw, aw, f"top documents past {REPORT_TOP} each way")
+            table = bounds.docs(full.get("table", full["top"]["increase_bias"] + full["top"]["decrease_bias"]),
+                                REPORT_TABLE, tw, aw, f"table rows past {REPORT_TABLE} per test", line=True)
+            summary["tests"][i] = t
             ctx["tests"].append({**t, "docs": docs, "table_rows": table, "words": in_words(t),
                                  "hist": histogram_chart(t["histogram"]) if t.get("histogram") else None})
+    ctx["left_out"] = bounds.lines()
     forest = []
     if exp:
         base = [d for d in exp["conditions"] if d["condition"] == "baseline"]
@@ -247,7 +315,7 @@ def _results(folder: Path) -> list[dict]:
         return []
     import io
 
-    with open_regular(path, "results file", ArtifactError, MAX_DATA_BYTES) as raw:
+    with open_regular(path, "results file", ArtifactError, REPORT_BYTES) as raw:
         try:
             return list(csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8", newline="")))
         except (UnicodeDecodeError, csv.Error) as e:
