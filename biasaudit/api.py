@@ -27,6 +27,7 @@ import shutil
 import sys
 from contextlib import contextmanager
 from dataclasses import replace
+from numbers import Integral, Real
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -63,11 +64,50 @@ def _progress_of(progress):
 
 
 def _reports_progress(verb):
-    """A verb whose ``progress`` may also be True (``_progress_of``)."""
+    """A verb whose ``progress`` may also be True (``_progress_of``), its arguments' kinds checked (``_checked``)."""
+    verb = _checked(verb)
+
     @functools.wraps(verb)
     def run(*args, progress=None, **kwargs):
         with _progress_of(progress) as callback:
             return verb(*args, progress=callback, **kwargs)
+    return run
+
+
+# an argument annotated with one of these must be of that kind (a bool is not a number here); the counts
+# (``measures.options.COUNTS``) and sizes (``k``) have checks of their own, with their ranges
+_KINDS = {"bool": ((bool,), "True or False"), "int": ((Integral,), "a whole number"), "str": ((str,), "a string"),
+          "float": ((Real,), "a number"), "int | None": ((Integral, type(None)), "a whole number or None"),
+          "str | None": ((str, type(None)), "a string or None"),
+          "float | None": ((Real, type(None)), "a number or None")}
+_PATHS = ("out", "cache")
+_OWN_CHECKS = ("k", "n_seeds", "n_permutations", "n_bootstrap", "seeds", "ensemble", "resamples", "measure")
+
+
+def _checked(verb):
+    """``verb`` with each argument of the wrong kind refused first, one ConfigError naming it (``ba.score(m, c,
+    top="5")``, ``out=3``, ``overwrite="no"``), not a TypeError from deep inside."""
+    import inspect
+
+    sig = inspect.signature(verb)
+
+    @functools.wraps(verb)
+    def run(*args, **kwargs):
+        try:
+            given = sig.bind_partial(*args, **kwargs).arguments
+        except TypeError:
+            return verb(*args, **kwargs)      # a wrong keyword: Python's own error names it
+        for name, value in given.items():
+            if name in _PATHS:
+                if value is not None:
+                    _path_arg(name, value)
+                continue
+            kinds = _KINDS.get(sig.parameters[name].annotation) if name not in _OWN_CHECKS else None
+            if kinds and (not isinstance(value, kinds[0]) or (isinstance(value, bool) and bool not in kinds[0])):
+                raise ConfigError(f"{name} must be {kinds[1]}, got {value!r}")
+            if name == "top" and value < 1:
+                raise ConfigError(f"top must be 1 or more, got {value!r}")
+        return verb(*args, **kwargs)
     return run
 
 
@@ -170,6 +210,9 @@ def _test_specs(tests) -> list | None:
         return None
     if isinstance(tests, (str, os.PathLike, BiasTest, dict)) or hasattr(tests, "target_sets"):
         tests = [tests]
+    if not hasattr(tests, "__iter__"):
+        raise ConfigError(f"tests: {type(tests).__name__} is not a test (a name, file, dict, BiasTest or WEFE "
+                          "Query) or a list of them")
     out = []
     for i, t in enumerate(tests):
         if isinstance(t, os.PathLike):
@@ -221,6 +264,8 @@ def train_seeds(corpus, config, n_seeds: int = 1, *, device: str = "cpu", cache:
     n_seeds = check_count("n_seeds", n_seeds)
     resolve_device(device)     # an unusable device is an error before any work
     corpus = load_corpus(corpus)
+    if not hasattr(config, "family"):
+        raise ConfigError(f"config must be a model config (model_config makes one), got {config!r}")
     fam = family_of(config)
     with _phase(progress, "reading the corpus"):
         stats = corpus.scan()
@@ -252,6 +297,9 @@ def train(corpus, model="skipgram", *, device: str = "cpu", cache: str | Path | 
         config = model_config(model, lm_config, **options)
     elif options or lm_config:
         raise ConfigError("train: give the options in model_config(...) or with a family name, not both")
+    elif not hasattr(model, "family"):
+        raise ConfigError(f"model must be a family name ('skipgram', 'glove', 'lm') or a config from model_config, "
+                          f"got {model!r}")
     else:
         config = model
     return train_seeds(corpus, config, 1, device=device, cache=cache, progress=progress, log=log)[0]
@@ -260,6 +308,7 @@ def train(corpus, model="skipgram", *, device: str = "cpu", cache: str | Path | 
 FILE_SETTINGS = ("vector_size", "window", "min_count", "negative", "epochs", "sample", "workers", "backend", "seed")
 
 
+@_checked
 def load_model(path, corpus=None, *, model: str | None = None, vocab=None, device: str = "cpu", **settings):
     """A saved model.
 
@@ -272,7 +321,7 @@ def load_model(path, corpus=None, *, model: str | None = None, vocab=None, devic
     from .models import get_family
     from .models.base import load_model as load_folder
 
-    path = Path(path)
+    path = _path_arg("path", path)
     if corpus is None:
         from .models.folder import is_model_dir
         from .models.keyed import load_embeddings
@@ -782,6 +831,7 @@ def load_result(folder):
 
 
 # ------------------------------------------------------------------ the use cases
+@_checked
 def measure(model, tests=None, *, seed_models: Sequence = (), strict_oov: bool = False,
             n_permutations: int = 100_000, n_bootstrap: int = 1000, min_word_count: int = 1,
             templates=None, sd: str = "sample") -> WeatResult:
@@ -812,7 +862,7 @@ def measure(model, tests=None, *, seed_models: Sequence = (), strict_oov: bool =
     if sd == "population":
         rows = [_population_sd(r) for r in rows]
     result = WeatResult(rows, skipped)
-    _warn_dropped(result.dropped_words, stacklevel=3)
+    _warn_dropped(result.dropped_words)
     return result
 
 
@@ -833,12 +883,17 @@ def _population_sd(row: dict) -> dict:
     return out
 
 
-def _warn_dropped(dropped: dict, stacklevel: int) -> None:
-    """One warning per test that lost words (``DroppedWordsWarning``; the result lists them too)."""
+def _warn_dropped(dropped: dict) -> None:
+    """One warning per test that lost words (``DroppedWordsWarning``; the result lists them too), pointing at the
+    caller's line (the first frame outside this package, whatever wraps the verb)."""
     import warnings
 
     from .errors import DroppedWordsWarning
 
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, stacklevel = sys._getframe(1), 2
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package + os.sep):
+        frame, stacklevel = frame.f_back, stacklevel + 1
     for test, sets in dropped.items():
         warnings.warn(f"{test}: dropped words the model lacks (absent, or under min_count or min_word_count): "
                       + "; ".join(f"{k}: {', '.join(v)}" for k, v in sets.items()),
@@ -908,7 +963,7 @@ def score(model, corpus, tests=None, *, estimator=None, query: str | None = None
                         min_word_count=min_word_count, seed_models=tuple(seed_models), n_resamples=resamples,
                         ensemble=ensemble, measure=measure)
     result = ScoreResult(res.folder, res.summary)
-    _warn_dropped(result.dropped_words, stacklevel=4)
+    _warn_dropped(result.dropped_words)
     if report:
         with _phase(progress, "writing the report"):
             result.report()
@@ -1092,4 +1147,7 @@ def write_report(result) -> Path:
     """Write report.html (one self-contained page) for a result or an output folder; returns its path."""
     from .report import write_report as write
 
-    return write(result.folder if isinstance(result, _FolderResult) else result)
+    if not isinstance(result, _FolderResult) and not (isinstance(result, (str, os.PathLike)) and str(result)):
+        raise ConfigError(f"result must be a result (score, experiment, debias) or its folder, got "
+                          f"{type(result).__name__}")
+    return write(result.folder if isinstance(result, _FolderResult) else Path(result))

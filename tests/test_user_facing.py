@@ -110,12 +110,12 @@ def test_the_solve_and_the_stability_basis_are_phases_and_the_phases_cover_the_r
     for stage in ("reading documents", "solving", "scoring documents", "stability basis", "ranking stability",
                   "removal predictions", "writing the results", "writing the report"):
         assert stage in rec.first, sorted(rec.first)
-    assert rec.covered() >= 0.9 * wall, (rec.covered(), wall, rec.first)
+    assert wall - rec.covered() <= 0.05 * wall + 0.2, (rec.covered(), wall, rec.first)
 
 
 def test_the_closing_line_lists_phases_that_add_up_to_the_whole_run(tmp_path):
     """``biasaudit score``'s "done in T (...)": its phases (shorter ones in "other") add up to T, and the
-    phases the run reported cover at least 90% of T (before: 62 of 101 s on GCIDE)."""
+    phases the run reported cover all of T but 5% and the fixed start and end (before: 62 of 101 s on GCIDE)."""
     import re
     import time
 
@@ -130,7 +130,8 @@ def test_the_closing_line_lists_phases_that_add_up_to_the_whole_run(tmp_path):
                 "--out", tmp_path / "o", cache=tmp_path / "cache")
     total = time.perf_counter() - cli._RUN["t0"]
     assert r.returncode == 0, r
-    assert sum(cli._RUN["phases"].values()) >= 0.9 * total, (total, cli._RUN["phases"])
+    # what no phase covers: parsing the options and printing the results (a fixed ~0.1-0.2 s), not a step
+    assert total - sum(cli._RUN["phases"].values()) <= 0.05 * total + 0.3, (total, cli._RUN["phases"])
     last = r.stdout.strip().splitlines()[-1]
     m = re.fullmatch(r"done in ([\d.]+) s \((.*)\)", last)
     assert m, last
@@ -378,3 +379,34 @@ def test_ripa_and_rnd_verdicts_have_their_strength_word(name):
     assert ": a significant association of " in v and " a association" not in v, v
     w = verdict("weat", 0.9, 0.001, 0.5, 1.3, test)["verdict"]
     assert ": a strong association of " in w, w
+
+
+def test_every_wrong_kind_of_api_argument_is_one_error_naming_it(three_tests, tmp_path):
+    """A wrong type raised a bare TypeError or AttributeError from deep inside (``ba.score(m, c, 3)``, ``out=3``,
+    ``top="x"``, ``train(corpus, model=3)``, ``load_model(None)``); each is now a BiasAuditError naming the argument,
+    before any work."""
+    import biasaudit as ba
+    from biasaudit.errors import BiasAuditError
+
+    corpus, model = three_tests
+    o = {"out": tmp_path / "o"}
+    cases = [
+        (lambda: ba.score(model, corpus, 3, **o), "tests"), (lambda: ba.measure(model, 3), "tests"),
+        (lambda: ba.score(model, corpus, "math-arts", top="x", **o), "top"),
+        (lambda: ba.score(model, corpus, "math-arts", top=0, **o), "top"),
+        (lambda: ba.score(model, corpus, "math-arts", out=3), "out"),
+        (lambda: ba.score(model, corpus, "math-arts", cache=3, **o), "cache"),
+        (lambda: ba.score(model, corpus, query=3, **o), "query"),
+        (lambda: ba.score(model, corpus, "math-arts", overwrite="no", **o), "overwrite"),
+        (lambda: ba.score(model, corpus, "math-arts", device=3, **o), "device"),
+        (lambda: ba.measure(model, "math-arts", strict_oov="yes"), "strict_oov"),
+        (lambda: ba.train(corpus, model=3), "model"), (lambda: ba.train_seeds(corpus, 3), "config"),
+        (lambda: ba.experiment(model, corpus, 3, dry_run=True), "tests"),
+        (lambda: ba.debias_corpus(model, corpus, 3, out=tmp_path / "d"), "tests"),
+        (lambda: ba.load_model(None), "path"), (lambda: ba.load_result(None), "folder"),
+        (lambda: ba.write_report(None), "result"), (lambda: ba.load_corpus(3), "corpus"),
+    ]
+    for call, name in cases:
+        with pytest.raises(BiasAuditError, match=rf"^{name}\b"):
+            call()
+    assert not (tmp_path / "o").exists()
