@@ -21,6 +21,7 @@ callbacks when given; errors are BiasAuditError subclasses, as everywhere in the
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import os
 import shutil
@@ -53,8 +54,11 @@ def _progress_of(progress):
 
         from .terminal import Phases
 
-        console = Console(stderr=True)
-        with Phases(console, live=console.is_terminal or console.is_jupyter) as phases:
+        console = Console(stderr=True, width=None if sys.stderr.isatty() else 200, highlight=False)   # the CLI's
+        # in a notebook rich draws its bars with ipywidgets, and they stay as the run's record; without
+        # ipywidgets, the lines a log gets
+        notebook = console.is_jupyter and importlib.util.find_spec("ipywidgets") is not None
+        with Phases(console, live=console.is_terminal or notebook, transient=not notebook) as phases:
             yield phases
     elif callable(progress):
         yield progress

@@ -48,13 +48,14 @@ class Phases:
     time). A phase ends when it reaches its total, when a later phase starts after an open-ended one, or when the
     run ends. Each phase's wall time (first report to last) is kept for the closing line (``timings``)."""
 
-    def __init__(self, console, live: bool | None = None, every: float = 10.0):
+    def __init__(self, console, live: bool | None = None, every: float = 10.0, transient: bool = True):
         import threading
         import time
 
         self.console = console
         self.live = console.is_terminal if live is None else live
         self.every = every
+        self.transient = transient             # bars removed when done (a terminal); kept (a notebook's record)
         self.t0 = time.perf_counter()
         self.start: dict[str, float] = {}
         self.last: dict[str, float] = {}
@@ -81,7 +82,7 @@ class Phases:
                     return Text(done if task.total is None else f"{done}/{int(task.total):,}")
 
             self.bars = Progress(TextColumn("{task.description}"), BarColumn(), Count(), TimeElapsedColumn(),
-                                 TimeRemainingColumn(), console=self.console, transient=True)
+                                 TimeRemainingColumn(), console=self.console, transient=self.transient)
             self.bars.__enter__()
         elif self.every and self.every > 0:
             import threading
@@ -142,7 +143,9 @@ class Phases:
         self.done.add(stage)
         self._said.pop(stage, None)
         if self.bars is not None and stage in self._tasks:
-            self.bars.remove_task(self._tasks.pop(stage))
+            task = self._tasks.pop(stage)
+            if self.transient:
+                self.bars.remove_task(task)
         elif not self.live and not interrupted:
             done, total = self.count[stage]
             n = f"{done:,}" if total is None else f"{done:,}/{total:,}"

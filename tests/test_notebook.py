@@ -46,3 +46,23 @@ def test_the_committed_notebook_carries_its_outputs():
     html = [o["data"]["text/html"] for c in code for o in c["outputs"] if "text/html" in o.get("data", {})]
     assert any("<svg" in "".join(h) for h in html), "the score result shows as the report"
     assert NOTEBOOK.stat().st_size < 150_000
+
+
+def test_progress_true_shows_the_phases_in_a_notebook(tmp_path, monkeypatch):
+    """The API's progress=True in a notebook cell: the phases show (bars with ipywidgets, else one line per phase's
+    start and end), with no error and no warning about missing widgets."""
+    _kernel_or_skip()
+    import nbformat
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("BIASAUDIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        "import biasaudit as ba\nfrom biasaudit.planted import planted_corpus\ncorpus, _, _ = planted_corpus()\n"
+        "ba.train(corpus, vector_size=8, epochs=3, min_count=2, progress=True)")]
+    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    outputs = nb.cells[0].outputs
+    text = "".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs)
+    assert not [o for o in outputs if o.output_type == "error"] and "Warning" not in text, text
+    assert "training seed 1" in text and "\x1b[" not in text, text
