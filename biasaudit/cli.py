@@ -151,8 +151,9 @@ _RUN_OPTIONS = {
     "text_field": (str, typer.Option("text", "--text-field", help="Field holding the document text.")),
     "tokenizer": (str, typer.Option("biasaudit", "--tokenizer", callback=lambda v: _tokenizer_spec(v), help="How documents become tokens: biasaudit "
                   "(lowercase runs of letters and digits), whitespace (the text split on whitespace, case and "
-                  "punctuation kept) or field:NAME (the field NAME holds each document's list of tokens; JSON or "
-                  "Parquet). Match the preprocessing your --embeddings model was trained with.")),
+                  "punctuation kept), simple_preprocess (gensim's gensim.utils.simple_preprocess) or field:NAME "
+                  "(the field NAME holds each document's list of tokens; JSON or Parquet). Match the preprocessing "
+                  "your --embeddings model was trained with.")),
     "model": (str, typer.Option("skipgram", "--model", "-m", help="Model family: skipgram (default), glove "
               "(GloVe-style weighted least squares on co-occurrence counts) or lm (a small causal transformer "
               "language model, trained here or loaded with --checkpoint).")),

@@ -226,7 +226,7 @@ def test_api_errors_name_the_api_arguments_and_the_cli_its_flags(three_tests, tm
     assert p.returncode == 1 and "error: --negative does not apply to --model glove" in p.stderr, p
 
 
-def test_an_in_memory_corpus_takes_gensims_simple_preprocess_or_tokens():
+def test_an_in_memory_corpus_takes_gensims_simple_preprocess_or_tokens(tmp_path):
     """A gensim Word2Vec trained on simple_preprocess tokens could not be scored against an in-memory corpus
     ("write it to a file"): the tokenizer is accepted in memory, and so are documents already tokenized."""
     import biasaudit as ba
@@ -240,6 +240,10 @@ def test_an_in_memory_corpus_takes_gensims_simple_preprocess_or_tokens():
     assert [pre.tokenizer(d) for d in pre] == [simple_preprocess(t) for _, t in texts]
     with pytest.raises(ba_errors().ConfigError, match="every document as text or every one as tokens"):
         ba.load_corpus([("a", ["x"]), ("b", "y")])
+    path = tmp_path / "c.jsonl"        # a file corpus (--tokenizer simple_preprocess) reads the same tokens
+    path.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in texts))
+    f = ba.load_corpus(path, tokenizer="simple_preprocess")
+    assert [f.tokenizer(d) for d in f] == [simple_preprocess(t) for _, t in texts] and f.hash == c.hash
 
 
 
