@@ -74,10 +74,10 @@ def _unused_hashfxn(_s):
 # file asking for bytearray(2_000_000_000) is refused before anything is allocated, and so are many small asks.
 # Every opcode is charged too, for the objects and the stack, mark and memo slots it makes: 10 MB of one-byte
 # EMPTY_SET opcodes made 2.6 GB of empty sets (216 bytes each) while only calls and arrays were charged. A gensim
-# file's own objects take up to about 18 times its size (a vocabulary of short words: each a string, a memo entry,
-# an int and a dict entry, the dicts just grown), hence the factor.
+# file's own objects take 11 to 15 times its size (a vocabulary: each word a string, a memo entry, an int and a
+# dict entry; up to 18 times in a small file, just after the dicts grew), hence the factor.
 ALLOC_SLACK = 64 << 20
-ALLOC_FACTOR = 24
+ALLOC_FACTOR = 20
 SLOT = 8                         # a reference on the stack or in a list
 MEMO_ENTRY = 96                  # a memo entry: its share of the memo's table and its int key
 MAX_ITEMSIZE = 1 << 16           # bytes per array element (NumPy's dtypes); gensim's are 1 to 8
