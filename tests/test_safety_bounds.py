@@ -227,7 +227,7 @@ def test_the_report_of_a_huge_summary_renders_a_bounded_page_and_says_what_it_le
     page = render(folder)
     assert len(page) < 8 << 20, len(page)                   # 50 tests shown, each as big as score writes
     assert "This page leaves out what a report does not render: 10 tests (the first 50 are shown)" in page
-    assert "table rows past 200 per test" in page and "summary.json holds everything" in page
+    assert "table rows past 200 per test" in page and "The result files hold everything" in page
     ctx = build_context(folder)
     assert len(ctx["tests"]) == 50 and all(len(r["snippet"]) <= 600 for t in ctx["tests"] for r in t["table_rows"])
     first = ctx["tests"][0]
@@ -239,3 +239,32 @@ def test_the_report_of_a_huge_summary_renders_a_bounded_page_and_says_what_it_le
         f.truncate(report_html.REPORT_BYTES + 1)
     with pytest.raises(ArtifactError, match="summary.json: 67,108,865 bytes, larger than a result file for a report"):
         render(folder)
+
+
+def test_an_experiments_report_is_bounded_in_charts_points_and_rows(tmp_path, monkeypatch):
+    import csv
+    import time
+
+    from biasaudit.report import html as report_html
+
+    exp = {"estimators": [f"e{i}" for i in range(30)], "tests": [f"t{j}" for j in range(30)],
+           "conditions": [{"estimator": "e0", "test": "t0", "condition": c, "n_docs": k, "k": str(k),
+                           "effect_size_mean": 1.0 - k / 100, "effect_size_sd": 0.1} for c, k in
+                          (("baseline", 0), ("remove-top", 10), ("remove-top", 20))]}
+    fields = ["estimator", "test", "condition", "k", "seed", "effect_size", "predicted_effect_size",
+              "baseline_effect_size"]
+    rows = [dict(zip(fields, ("e0", "t0", "remove-top", "10", str(i), "0.5", "0.4", "1.0"))) for i in range(30_000)]
+    bounds = report_html._Bounds()
+    t = time.perf_counter()
+    ctx = report_html._experiment_context(exp, rows, bounds)
+    assert time.perf_counter() - t < 5                          # 900 charts x 30,000 rows were scanned before
+    assert len(ctx["charts"]) == len(ctx["scatters"]) == 100
+    assert bounds.cut == {"charts past 100": 800, "points past 2,000 per chart": 28_000}
+    with open(tmp_path / "results.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+    monkeypatch.setattr(report_html, "REPORT_RESULTS", 1_000)
+    bounds = report_html._Bounds()
+    assert len(report_html._results(tmp_path, bounds)) == 1_000
+    assert bounds.lines() == ["29,000 rows of results.csv past 1,000"]

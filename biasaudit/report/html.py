@@ -188,6 +188,10 @@ REPORT_TABLE = 200           # table rows per test (score writes 100)
 REPORT_ITEMS = 200           # entries of any other list or mapping (a set's words, warnings, notes, bins)
 REPORT_CHARS = 2_000         # characters of any other text
 SNIPPET_CHARS = 600          # characters of one document (score writes 300 and 600)
+REPORT_CHARTS = 100          # (estimator, test) charts of an experiment
+REPORT_CONDITIONS = 5_000    # rows of experiment.json's conditions (a large experiment has about 1,000)
+REPORT_RESULTS = 50_000      # rows of results.csv read
+REPORT_POINTS = 2_000        # points of one scatter chart
 REPORT_TEXT = 2_000_000      # characters of documents on the whole page; a marked word counts 30, a row 200
 MARK_COST, ROW_COST = 30, 200
 
@@ -254,6 +258,11 @@ def build_context(folder: Path) -> dict:
         tests = summary["tests"]
         bounds.count(f"tests (the first {REPORT_TESTS} are shown)", len(tests) - REPORT_TESTS)
         summary = {**bounds.clip({k: v for k, v in summary.items() if k != "tests"}), "tests": tests[:REPORT_TESTS]}
+    if exp:
+        conds = exp["conditions"]
+        bounds.count(f"experiment conditions past {REPORT_CONDITIONS:,}", len(conds) - REPORT_CONDITIONS)
+        exp = {**bounds.clip({k: v for k, v in exp.items() if k != "conditions"}),
+               "conditions": [bounds.clip(d) for d in conds[:REPORT_CONDITIONS]]}
     ctx = {"summary": summary, "experiment": exp, "tests": [], "generated": time.strftime("%Y-%m-%d %H:%M UTC",
                                                                                            time.gmtime())}
     # what the tests' numbers are: WEAT's d (template association's too), a --measure's own (RIPA, ...), or a
@@ -278,13 +287,17 @@ def build_context(folder: Path) -> dict:
             summary["tests"][i] = t
             ctx["tests"].append({**t, "docs": docs, "table_rows": table, "words": in_words(t),
                                  "hist": histogram_chart(t["histogram"]) if t.get("histogram") else None})
-    ctx["left_out"] = bounds.lines()
     forest = []
+    rows = _results(folder, bounds) if exp else []
     if exp:
         base = [d for d in exp["conditions"] if d["condition"] == "baseline"]
-        for d in base:
-            seeds = [float(r["effect_size"]) for r in _results(folder) if r["test"] == d["test"]
-                     and r["condition"] == "baseline" and r["estimator"] == d["estimator"] and r["effect_size"]]
+        bounds.count(f"baselines past {REPORT_CHARTS} in the effect-size chart", len(base) - REPORT_CHARTS)
+        seeds_of: dict[tuple, list] = {}
+        for r in rows:
+            if r["condition"] == "baseline" and r["effect_size"]:
+                seeds_of.setdefault((r["estimator"], r["test"]), []).append(float(r["effect_size"]))
+        for d in base[:REPORT_CHARTS]:
+            seeds = seeds_of.get((d["estimator"], d["test"]), [])
             sd = d["effect_size_sd"] or 0.0
             forest.append({"label": f"{d['test']} ({len(seeds)} seeds)", "d": d["effect_size_mean"],
                            "lo": d["effect_size_mean"] - sd, "hi": d["effect_size_mean"] + sd, "seeds": seeds})
@@ -296,7 +309,8 @@ def build_context(folder: Path) -> dict:
                                "hi": w.get("ci_high"), "seeds": []})
     ctx["forest"] = forest_plot(forest) if forest else None
     if exp:
-        ctx["exp"] = _experiment_context(folder, exp)
+        ctx["exp"] = _experiment_context(exp, rows, bounds)
+    ctx["left_out"] = bounds.lines()
     return ctx
 
 
@@ -309,46 +323,58 @@ def _one_line(text: str) -> str:
     return text if len(text) <= LINE_CHARS else text[:LINE_CHARS - 1] + "…"
 
 
-def _results(folder: Path) -> list[dict]:
+def _results(folder: Path, bounds: _Bounds) -> list[dict]:
+    """The first REPORT_RESULTS rows of results.csv."""
     path = folder / "results.csv"
     if not path.exists():
         return []
     import io
+    from itertools import islice
 
     with open_regular(path, "results file", ArtifactError, REPORT_BYTES) as raw:
         try:
-            return list(csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8", newline="")))
+            reader = csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8", newline=""))
+            rows = list(islice(reader, REPORT_RESULTS))
+            bounds.count(f"rows of results.csv past {REPORT_RESULTS:,}", sum(1 for _ in reader))
+            return rows
         except (UnicodeDecodeError, csv.Error) as e:
             raise ArtifactError(f"{path}: corrupted results file ({e})") from e
 
 
-def _experiment_context(folder: Path, exp: dict) -> dict:
+def _experiment_context(exp: dict, rows: list[dict], bounds: _Bounds) -> dict:
     charts, scatters, quality = [], [], []
-    rows = _results(folder)
-    for est in exp["estimators"]:
-        for test in exp["tests"]:
-            conds = [d for d in exp["conditions"] if d["estimator"] == est and d["test"] == test]
-            base = next((d for d in conds if d["condition"] == "baseline"), None)
-            series: dict[str, list] = {}
-            for d in conds:
-                if d["condition"] in ("baseline", "hard-debias") or d["effect_size_mean"] is None:
-                    continue
-                series.setdefault(d["condition"], []).append({"n_docs": d["n_docs"], "k": d["k"],
-                                                               "mean": d["effect_size_mean"],
-                                                               "sd": d["effect_size_sd"]})
-            charts.append({"estimator": est, "test": test,
-                           "chart": k_chart(series, baseline=None if base is None else base["effect_size_mean"]),
-                           "baseline": None if base is None else base["effect_size_mean"]})
-            pts = []
-            for r in rows:
-                if (r["estimator"] == est and r["test"] == test and r["condition"] not in ("baseline", "hard-debias")
-                        and r["predicted_effect_size"] and r["effect_size"] and r["baseline_effect_size"]):
-                    b = float(r["baseline_effect_size"])
-                    pts.append((float(r["predicted_effect_size"]) - b, float(r["effect_size"]) - b,
-                                f"{r['condition']} k={r['k']} seed {r['seed']}"))
-            scatters.append({"estimator": est, "test": test, "chart": scatter_chart(pts)})
-            for d in conds:
-                quality.append(d)
+    conds_of: dict[tuple, list] = {}
+    for d in exp["conditions"]:
+        conds_of.setdefault((d["estimator"], d["test"]), []).append(d)
+    rows_of: dict[tuple, list] = {}
+    for r in rows:
+        rows_of.setdefault((r["estimator"], r["test"]), []).append(r)
+    pairs = [(est, test) for est in exp["estimators"] for test in exp["tests"]]
+    bounds.count(f"charts past {REPORT_CHARTS}", len(pairs) - REPORT_CHARTS)
+    for est, test in pairs[:REPORT_CHARTS]:
+        conds = conds_of.get((est, test), [])
+        base = next((d for d in conds if d["condition"] == "baseline"), None)
+        series: dict[str, list] = {}
+        for d in conds:
+            if d["condition"] in ("baseline", "hard-debias") or d["effect_size_mean"] is None:
+                continue
+            series.setdefault(d["condition"], []).append({"n_docs": d["n_docs"], "k": d["k"],
+                                                           "mean": d["effect_size_mean"],
+                                                           "sd": d["effect_size_sd"]})
+        charts.append({"estimator": est, "test": test,
+                       "chart": k_chart(series, baseline=None if base is None else base["effect_size_mean"]),
+                       "baseline": None if base is None else base["effect_size_mean"]})
+        pts = []
+        for r in rows_of.get((est, test), []):
+            if (r["condition"] not in ("baseline", "hard-debias")
+                    and r["predicted_effect_size"] and r["effect_size"] and r["baseline_effect_size"]):
+                b = float(r["baseline_effect_size"])
+                pts.append((float(r["predicted_effect_size"]) - b, float(r["effect_size"]) - b,
+                            f"{r['condition']} k={r['k']} seed {r['seed']}"))
+        bounds.count(f"points past {REPORT_POINTS:,} per chart", len(pts) - REPORT_POINTS)
+        scatters.append({"estimator": est, "test": test, "chart": scatter_chart(pts[:REPORT_POINTS])})
+        for d in conds:
+            quality.append(d)
     return {"charts": charts, "scatters": scatters, "conditions": quality}
 
 
