@@ -268,3 +268,24 @@ def test_an_experiments_report_is_bounded_in_charts_points_and_rows(tmp_path, mo
     bounds = report_html._Bounds()
     assert len(report_html._results(tmp_path, bounds)) == 1_000
     assert bounds.lines() == ["29,000 rows of results.csv past 1,000"]
+
+
+def test_a_pair_measure_without_gradients_runs_in_batches_with_the_same_value(monkeypatch):
+    pytest.importorskip("transformers")
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    net = GPT2LMHeadModel(GPT2Config(vocab_size=50, n_embd=16, n_layer=1, n_head=2, n_positions=32)).double().eval()
+    rng = np.random.default_rng(0)
+    seqs = [rng.integers(1, 50, int(rng.integers(3, 12))).tolist() for _ in range(2 * 23)]   # 23 pairs
+    m = PairMeasure("p", [("a", "b")] * 23, seqs, [len(s) - 1 for s in seqs])
+    whole = m.differences(net).mean()                                 # one batch, with gradients
+    calls = []
+    real = lm_measures.sequence_log_probs
+    monkeypatch.setattr(lm_measures, "sequence_log_probs", lambda net, s, *a: calls.append(len(s)) or real(net, s, *a))
+    monkeypatch.setattr(lm_measures, "SCORE_BATCH", 5)
+    with torch.no_grad():
+        batched = m.fn(net)
+    assert calls == [10, 10, 10, 10, 6] and float(batched) == pytest.approx(float(whole.detach()), abs=1e-12)
+    calls.clear()
+    assert m.fn(net).requires_grad and calls == [46]                  # differentiable: one pass

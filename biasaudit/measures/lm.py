@@ -328,7 +328,8 @@ class PairMeasure:
         return lp[0::2] - lp[1::2]                                                         # (n_pairs,)
 
     def fn(self, net) -> torch.Tensor:
-        return self.differences(net).mean()
+        """The mean difference; without gradients (a reported value, a prediction) in batches of SCORE_BATCH."""
+        return self.differences(net, batch=None if torch.is_grad_enabled() else SCORE_BATCH).mean()
 
     @torch.no_grad()
     def stats(self, net, n_permutations: int = 20_000, n_bootstrap: int = N_BOOTSTRAP, seed: int = 0,
