@@ -374,7 +374,8 @@ def _solve_and_score(model, corpus, targets, config, progress, dtype, device, cl
         remote = (client, shard_f, offsets) if client is not None else None
         d_rows, w_rows, G = _basis_gradients(objective, rows, V, _basis_instances(corpus, st, kept, scores, n_docs,
                                                                                  spill, remote))
-        basis = DocWordBasis(d_rows, w_rows, G, n_docs, objective.U, _word_solver(config, blocks, mus, objective))
+        basis = DocWordBasis(d_rows, w_rows, G, n_docs, objective.U, _word_solver(config, blocks, mus, objective),
+                             candidates={name: _candidates(s) for name, s in scores.items()})
         if progress:
             progress("stability basis", 1, 1)
     return ScoreResult(doc_ids, scores, biases, contributions, doc_words, config, infos, timings, predictor=predictor,
@@ -391,14 +392,19 @@ def _shard_candidates(first: dict, off: int, cand: np.ndarray):
     return K[m], X[m], D[m] + off
 
 
+def _candidates(s: np.ndarray) -> np.ndarray:
+    """One test's documents whose per-word gradients stability resamples: its ``BASIS_CANDIDATES`` top documents
+    each way (all of them on a corpus with fewer)."""
+    return np.unique(np.r_[np.argsort(s, kind="stable")[:BASIS_CANDIDATES],
+                           np.argsort(-s, kind="stable")[:BASIS_CANDIDATES]])
+
+
 def _basis_instances(corpus: Corpus, st: _Setup, kept, scores: dict, n_docs: int, spill: _Spill | None = None,
                      remote=None):
     """The test-word pair instances the stability basis is built from, as chunks (K, X, D): all of them on a
     corpus where they were kept, else (or when documents with test words are many) those of the
     ``BASIS_CANDIDATES`` top documents per test and direction, from the spill file or read again."""
-    cand = np.unique(np.concatenate([np.r_[np.argsort(s, kind="stable")[:BASIS_CANDIDATES],
-                                           np.argsort(-s, kind="stable")[:BASIS_CANDIDATES]]
-                                     for s in scores.values()]))
+    cand = np.unique(np.concatenate([_candidates(s) for s in scores.values()]))
     if spill is not None:
         return (tuple(a[np.isin(D, cand)] for a in (K, X, D)) for K, X, D in spill.chunks())
     if remote is not None:        # sharded on Dask: the workers hold the instances

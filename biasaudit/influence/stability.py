@@ -45,9 +45,12 @@ class DocWordBasis:
     n_docs: int
     embedding: torch.Tensor          # (V, dim) the vectors the measure reads
     solve: Callable                  # (word, dB/du_word, test name) -> direction for that word
+    candidates: dict | None = None   # test name -> the documents its resamples may rank (its own top documents;
+                                     # the basis keeps the union over the tests run together); None: all
 
     def scores(self, target) -> np.ndarray:
-        """Every document's score for a (resampled) measure."""
+        """Every document's score for a (resampled) measure: those outside the test's own candidates are 0, so
+        the scores, and the stability read from them, are the same whichever tests ran beside it."""
         grad = target.gradient(self.embedding)                                  # (V, dim)
         words = np.unique(self.word)
         S = np.zeros((int(words.max()) + 1 if len(words) else 0, self.G.shape[1]))
@@ -56,7 +59,13 @@ class DocWordBasis:
             if w in live:
                 S[w] = self.solve(w, grad[w], target.name).cpu().numpy()
         vals = np.einsum("ij,ij->i", self.G, S[self.word])
-        return np.bincount(self.doc, weights=vals, minlength=self.n_docs)
+        out = np.bincount(self.doc, weights=vals, minlength=self.n_docs)
+        own = None if self.candidates is None else self.candidates.get(target.name)
+        if own is not None:
+            keep = np.zeros(self.n_docs, dtype=bool)
+            keep[own] = True
+            out[~keep] = 0.0
+        return out
 
 
 def _top(s: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray]:
