@@ -22,10 +22,12 @@ from .influence.estimators import EstimatorConfig
 from .influence.result import RARE_COUNT, ScoreResult, test_word_ids, top_documents, word_shares
 from .influence.stability import N_RESAMPLES, stability
 from .io import claim_folder, write_json
+from .measures.registry import is_default
 from .measures.targets import query_target
 from .measures.weat import N_BOOTSTRAP, N_PERMUTATIONS, seed_spread
 from .models.base import family_of, resolve_device, versions
 from .vocab import TOKEN
+from .wordsets import DEFAULT_MEASURE
 from .wordsets import BiasTest, restrict_tests
 
 SCORE_FILES = ("scores.jsonl", "summary.json", "config.json", "report.html")
@@ -74,8 +76,9 @@ def check_target_measure(fam, measure: str) -> None:
     """A ConfigError, before any training, when ``measure`` cannot rank documents for this model family (not a
     name, unknown, not differentiable, or a word-vector measure asked of a language model)."""
     if not isinstance(measure, str):
-        from .measures.embedding import DIFFERENTIABLE
-        raise ConfigError(f"measure must be a measure's name (weat, {', '.join(DIFFERENTIABLE)}), got {measure!r}")
+        from .measures.registry import MEASURES
+        rankable = ", ".join(n for n, m in MEASURES.items() if m.differentiable)
+        raise ConfigError(f"measure must be a measure's name ({rankable}), got {measure!r}")
     read_tests_with(fam, [], measure)
 
 
@@ -83,46 +86,30 @@ def check_carried_measures(tests) -> None:
     """The measure a test file carries ("measure": "ripa") is a known one, whatever reads the test (``weat`` and
     ``measure`` read every test with their own measures; ``score``, ``experiment`` and ``debias`` rank by the
     carried one): a misspelt name is one error everywhere, not ignored by some commands."""
-    from .measures.embedding import get_measure
+    from .measures.registry import get_measure
 
     for t in tests:
-        if str(t.measure).strip().lower() != "weat":
-            try:
-                get_measure(t.measure)
-            except ConfigError as e:
-                raise ConfigError(f"test {t.name!r}: {e}") from e
+        try:
+            get_measure(t.measure)
+        except ConfigError as e:
+            raise ConfigError(f"test {t.name!r}: {e}") from e
 
 
 def read_tests_with(fam, tests: list, measure: str = "weat") -> list:
     """``tests`` read with ``measure`` (``measures.embedding.read_with``) to rank documents by: the measure given,
     or one a test carries, must be known and differentiable (ECT and RNSB are refused before any training); a
     measure other than WEAT reads word vectors, so other families are refused in one line."""
-    from .measures.embedding import get_measure, read_with
-    from .measures.targets import target_refusal
+    from .measures.embedding import read_with
+    from .measures.registry import check_request, is_default
 
-    def refuse(what: str):
-        raise ConfigError(f"{what}, which reads word vectors; {fam.label} models are measured by template "
-                          "association (--test) or paired sentences (--pairs)")
-
-    def rankable(name: str, what: str) -> None:
-        why = target_refusal(get_measure(name))
-        if why:
-            raise ConfigError(f"{what}: {why}" if what else why)
-
-    word_vectors = getattr(fam, "word_vectors", False)
-    if str(measure).strip().lower() == "weat":
+    if is_default(measure):
         # a test file may carry its own measure ("measure": "ripa"): checked and read here as --measure would be
         # (its name known, its pairing the measure's, a language model refused), not taken on trust
         check_carried_measures(tests)
-        carried = [t for t in tests if t.measure != "weat"]
-        if carried and not word_vectors:
-            refuse(f"test {carried[0].name!r} carries measure {carried[0].measure}")
-        for t in carried:
-            rankable(t.measure, f"test {t.name!r} carries measure {t.measure}")
-        return [read_with(t, t.measure) if t.measure != "weat" or t.paired else t for t in tests]
-    if not word_vectors:
-        refuse(f"--measure {measure}")
-    rankable(measure, "")
+        for t in tests:
+            check_request(t.measure, fam, target=True, what=f"test {t.name!r} carries measure {t.measure}")
+        return [read_with(t, t.measure) for t in tests]
+    check_request(measure, fam, target=True, what=f"--measure {measure}")
     return [read_with(t, measure) for t in tests]
 
 
@@ -331,7 +318,8 @@ def evidence(original: BiasTest | None, kept: BiasTest | None, stats: dict | Non
     lo, hi = stats.get("ci_low"), stats.get("ci_high")
     ci_has_zero = lo is not None and hi is not None and lo <= 0 <= hi
     # --measure: that measure's verdict (some have no p); the LM measures keep WEAT's wording
-    if stats.get("metric", "weat") not in ("weat", "template association", "paired sentences"):
+    from .measures.registry import MEASURES
+    if stats.get("metric") in MEASURES:        # (WEAT's stats carry no metric: its wording is the one below)
         return _measure_evidence(stats, original, kept, spread, sets, warnings, ci_has_zero)
     significant = p < 0.05 and not ci_has_zero
     ptxt = "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
@@ -447,7 +435,7 @@ def check_command(corpus, tests, model, estimator: EstimatorConfig, measure: str
         parts += ["--test", str(t) if isinstance(t, (str, Path)) else t.name]   # a BiasTest: its name
     if estimator.name != fam.estimators[0] or estimator.damping != EstimatorConfig().damping:
         parts += ["--estimator", estimator.label]
-    if measure != "weat":
+    if measure != DEFAULT_MEASURE:
         parts += ["--measure", measure]
     parts += ["--k", "0.1%,1%", "--seeds", "3", "--conditions", "baseline,remove-top,upweight-top,remove-random"]
     return shlex.join(parts)
@@ -490,7 +478,7 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
     if query is not None:
         if not fam.word_vectors:
             raise ConfigError(f"--query reads word vectors; --model {fam.name} takes --test or --pairs")
-        if str(measure).strip().lower() != "weat":
+        if not is_default(measure):
             raise ConfigError(f"measure={measure!r} reads bias tests; a query is ranked by its own word association")
         word, toward, away = query
         targets.append(query_target(word.lower(), toward, away, model.vocab))
@@ -554,7 +542,7 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
                   "tests": [t.name for t in targets], "test_words": {t.name: list(t.words) for t in targets}}
     if min_word_count > 1:
         run_config["min_word_count"] = min_word_count
-    if measure != "weat":
+    if measure != DEFAULT_MEASURE:
         run_config["measure"] = measure
     origin = (getattr(model, "meta", None) or {}).get("origin")
     if origin:

@@ -25,6 +25,7 @@ from .io import read_regular, regular_file
 SET_FIELDS = ("target_x", "target_y", "attribute_a", "attribute_b")
 MAX_TEST_FILE = 10 * 2 ** 20   # bytes
 DEFAULT_TESTS = ("math-arts", "science-arts", "career-family")
+DEFAULT_MEASURE = "weat"   # the measure a test is read with unless it carries another (``biasaudit.measures``)
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class BiasTest:
     description: str = ""
     source: str = ""
     heldout_for: str = ""   # for a held-out companion: the name of the audited test it checks
-    measure: str = "weat"   # the bias measure the test is read with (``biasaudit.measures``: weat, ripa, ...)
+    measure: str = DEFAULT_MEASURE   # the bias measure the test is read with (``biasaudit.measures``: weat, ripa...)
     paired: bool = False    # X and Y pair word by word (RIPA, Direct Bias): a word dropped drops its partner
 
     @property
@@ -114,7 +115,7 @@ class BiasTest:
         d = {"name": self.name, "description": self.description, "source": self.source}
         if self.heldout_for:
             d["heldout_for"] = self.heldout_for
-        if self.measure != "weat":
+        if self.measure != DEFAULT_MEASURE:     # the default is not written (test files stay as they were)
             d["measure"] = self.measure
         if self.paired:
             d["paired"] = True

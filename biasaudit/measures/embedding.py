@@ -52,13 +52,11 @@ import torch
 
 from ..errors import BiasAuditError, ConfigError
 from ..wordsets import SET_FIELDS, BiasTest
+from .registry import MEASURES, Measure, get_measure, register
 from .result import MeasureResult
-from .weat import BOOTSTRAP_CHUNK, _unit, associations, effect_size, permutation_p_value
+from .weat import BOOTSTRAP_CHUNK, _unit, permutation_p_value
 
-EMBEDDING_MEASURES = ("ripa", "direct-bias", "rnd", "mac", "ect", "rnsb")
-DIFFERENTIABLE = ("ripa", "direct-bias", "rnd", "mac")
-SIGNED = ("ripa", "rnd")
-PAIRED = ("ripa", "direct-bias")        # X and Y pair word by word
+__all__ = ["MEASURES", "get_measure", "measure", "read_with", "value_on_vectors", "values_on_vectors"]
 
 
 # ---------------------------------------------------------------- float64 references
@@ -209,20 +207,8 @@ def mac_torch(X: torch.Tensor, Y: torch.Tensor, A: torch.Tensor, B: torch.Tensor
     return torch.stack([(1 - T @ _unit_t(S).T).mean(dim=1) for S in (A, B)]).mean()
 
 
-# ---------------------------------------------------------------- one measure, by name
-@dataclass(frozen=True)
-class EmbeddingMeasure:
-    """A measure of the four word sets: its float64 value, its torch twin (None: not differentiable), and what
-    the verdict says about its number."""
-    name: str
-    label: str
-    citation: str
-    value: Callable[..., float]                       # (X, Y, A, B) float64 arrays -> float
-    torch_fn: Callable[..., torch.Tensor] | None      # (X, Y, A, B) tensors -> scalar
-    signed: bool
-    paired: bool
-    reading: str                                      # what the number means, for the verdict
-    bound: float = float("inf")                       # the largest |value| possible
+# ---------------------------------------------------------------- the rows (``registry``)
+EmbeddingMeasure = Measure      # the name the rows had before WEAT joined them
 
 
 def _db(X, Y, A, B):
@@ -237,49 +223,84 @@ def _ect(X, Y, A, B):
     return ect(X, Y, np.concatenate([A, B]))
 
 
-MEASURES: dict[str, EmbeddingMeasure] = {m.name: m for m in (
-    EmbeddingMeasure("ripa", "RIPA", "Ethayarajh, Duvenaud & Hirst 2019", ripa, ripa_torch, True, True,
-                     "mean_A - mean_B of <w, unit(x_i - y_i)>; > 0: A on X's side, B on Y's"),
-    EmbeddingMeasure("direct-bias", "Direct Bias", "Bolukbasi et al. 2016", _db, _db_torch, False, True,
-                     "mean |cos| of the A u B words with the X-Y direction; 0: none leans along it", bound=1.0),
-    EmbeddingMeasure("rnd", "RND", "Garg et al. 2018", rnd, rnd_torch, True, False,
-                     "mean_B - mean_A of ||w - mean X|| - ||w - mean Y||; > 0: A nearer X, B nearer Y"),
-    EmbeddingMeasure("mac", "MAC", "Manzini et al. 2019", mac, mac_torch, False, False,
-                     "mean cosine distance of X u Y to A and B; higher reads as less bias, no zero point",
-                     bound=2.0),
-    EmbeddingMeasure("ect", "ECT", "Dev & Phillips 2019", _ect, None, False, False,
-                     "Spearman correlation of the A u B words' similarity to mean X and to mean Y; 1: no bias",
-                     bound=1.0),
-    EmbeddingMeasure("rnsb", "RNSB", "Sweeney & Najafian 2019", rnsb, None, False, False,
-                     "KL divergence from uniform of P(B | t) over X u Y; 0: no bias"),
-)}
+def _rnd_x_side(X, Y, W):
+    return -rnd_scores(X, Y, W)        # > 0: nearer X
 
 
-def get_measure(name: str) -> EmbeddingMeasure:
-    key = name.strip().lower().replace("_", "-")
-    if key not in MEASURES:
-        raise ConfigError(f"unknown measure {name!r}: one of {', '.join(MEASURES)}")
-    return MEASURES[key]
+def _ect_bootstrap(X, Y, A, B, ix, iy, ia, ib) -> np.ndarray:
+    """ECT on the resamples in one vectorised pass: ranking per resample is the slow part."""
+    n_boot = len(ix)
+    W = _unit(np.concatenate([A, B]))
+    iw = np.concatenate([ia, ib + len(A)], axis=1)                      # (n_boot, n_w)
+    sims = []
+    # in chunks of resamples (each (step, n_w, dim) block under BOOTSTRAP_CHUNK values): memory stays flat
+    step = max(1, BOOTSTRAP_CHUNK // max(1, iw.shape[1] * W.shape[1], ix.shape[1] * X.shape[1]))
+    for T, it in ((X, ix), (Y, iy)):
+        parts = []
+        for i in range(0, max(n_boot, 1), step):
+            c = T[it[i:i + step]].mean(axis=1)                          # (step, dim)
+            c = c / np.linalg.norm(c, axis=1, keepdims=True)
+            parts.append(np.einsum("bwd,bd->bw", W[iw[i:i + step]], c))  # (step, n_w)
+        sims.append(np.concatenate(parts))                              # (n_boot, n_w)
+    from scipy.stats import rankdata
+    rx, ry = (rankdata(s, axis=1) for s in sims)
+    rx, ry = rx - rx.mean(axis=1, keepdims=True), ry - ry.mean(axis=1, keepdims=True)
+    den = np.sqrt((rx ** 2).sum(axis=1) * (ry ** 2).sum(axis=1))
+    ok = den > 0
+    return (rx * ry).sum(axis=1)[ok] / den[ok]
+
+
+def _rnsb_bootstrap(X, Y, A, B, ix, iy, ia, ib) -> np.ndarray:
+    """RNSB on the resamples, each fit starting from the full sample's optimum: fewer Newton steps."""
+    w_full = attribute_classifier(A, B)
+    return _resampled(lambda X, Y, A, B: rnsb(X, Y, A, B, w_full), X, Y, A, B, ix, iy, ia, ib)
+
+
+ROWS = tuple(register(m) for m in (
+    Measure("ripa", "RIPA", "Ethayarajh, Duvenaud & Hirst 2019", ripa, ripa_torch, True, True,
+            "mean_A - mean_B of <w, unit(x_i - y_i)>; > 0: A on X's side, B on Y's", p_scores=ripa_scores,
+            convention="mean_A r - mean_B r, r(w) = mean over pairs (x_i, y_i) of <w, (x_i - y_i) / ||x_i - y_i||> "
+                       "(Ethayarajh et al. 2019); positive when A is on X's side and B on Y's"),
+    Measure("direct-bias", "Direct Bias", "Bolukbasi et al. 2016", _db, _db_torch, False, True,
+            "mean |cos| of the A u B words with the X-Y direction; 0: none leans along it", bound=1.0,
+            convention="mean over w in A u B of |cos(w, g)|, g the first principal component of the centred unit "
+                       "X-Y pairs (Bolukbasi et al. 2016); unsigned, 0 to 1"),
+    Measure("rnd", "RND", "Garg et al. 2018", rnd, rnd_torch, True, False,
+            "mean_B - mean_A of ||w - mean X|| - ||w - mean Y||; > 0: A nearer X, B nearer Y", p_scores=_rnd_x_side,
+            convention="mean_B r - mean_A r, r(w) = ||w - mean X|| - ||w - mean Y|| (Garg et al. 2018); positive "
+                       "when A is nearer X and B nearer Y"),
+    Measure("mac", "MAC", "Manzini et al. 2019", mac, mac_torch, False, False,
+            "mean cosine distance of X u Y to A and B; higher reads as less bias, no zero point", bound=2.0,
+            convention="mean over t in X u Y and S in (A, B) of mean_S cosine distance (Manzini et al. 2019); "
+                       "unsigned, 0 to 2"),
+    Measure("ect", "ECT", "Dev & Phillips 2019", _ect, None, False, False,
+            "Spearman correlation of the A u B words' similarity to mean X and to mean Y; 1: no bias", bound=1.0,
+            convention="Spearman correlation over A u B of cos(mean X, w) and cos(mean Y, w) (Dev & Phillips "
+                       "2019); 1: no bias", no_derivative="rank correlation", bootstrap=_ect_bootstrap),
+    Measure("rnsb", "RNSB", "Sweeney & Najafian 2019", rnsb, None, False, False,
+            "KL divergence from uniform of P(B | t) over X u Y; 0: no bias",
+            convention="KL(p || uniform) of p(t) = P(B | t) normalised over X u Y, logistic regression of A against "
+                       "B (Sweeney & Najafian 2019); 0: no bias", no_derivative="a fitted classifier",
+            bootstrap=_rnsb_bootstrap),
+))
+# views of this module's rows (tests and callers that list them)
+EMBEDDING_MEASURES = tuple(m.name for m in ROWS)
+DIFFERENTIABLE = tuple(m.name for m in ROWS if m.differentiable)
+SIGNED = tuple(m.name for m in ROWS if m.signed)
+PAIRED = tuple(m.name for m in ROWS if m.paired)        # X and Y pair word by word
 
 
 def read_with(test: BiasTest, name: str) -> BiasTest:
-    """``test`` read with measure ``name`` ("weat" or one of MEASURES): the measure is carried by the test, so
-    scoring, re-measuring and retraining checks all read the same one."""
-    if name.strip().lower() == "weat":
-        return test.with_measure("weat")
+    """``test`` read with measure ``name`` (a row of MEASURES): the measure is carried by the test, so scoring,
+    re-measuring and retraining checks all read the same one."""
     m = get_measure(name)
     return test.with_measure(m.name, paired=m.paired)
 
 
 def value_on_vectors(key_to_index: dict, vectors: np.ndarray, test: BiasTest) -> float | None:
-    """The value of ``test``'s measure (WEAT's effect size, or the measure it carries) on its in-vocabulary words (paired measures: the pairs with both
-    words); None when a set keeps fewer than 2 words or the measure is undefined there."""
-    if test.measure == "weat":
-        sets = [[key_to_index[w] for w in s.words if w in key_to_index] for s in test.sets]
-        if min(map(len, sets)) < 2:
-            return None
-        X, Y, A, B = (vectors[ix] for ix in sets)
-        return float(effect_size(associations(X, A, B), associations(Y, A, B)))
+    """The value of the measure ``test`` carries (WEAT's effect size by default) on its in-vocabulary words (paired
+    measures: the pairs with both words); None when a set keeps fewer than 2 words or the measure is undefined
+    there."""
     m = get_measure(test.measure)
     try:
         kept, _ = test.restrict(key_to_index, allow_oov=True)
@@ -342,31 +363,15 @@ def bootstrap(m: EmbeddingMeasure, X, Y, A, B, n_boot: int = 1000, seed: int = 0
     ix = rng.integers(0, len(X), (n_boot, len(X)))
     iy = ix if m.paired else rng.integers(0, len(Y), (n_boot, len(Y)))
     ia, ib = rng.integers(0, len(A), (n_boot, len(A))), rng.integers(0, len(B), (n_boot, len(B)))
-    if m.name == "ect":       # one vectorised pass: ranking per resample is the slow part
-        W = _unit(np.concatenate([A, B]))
-        iw = np.concatenate([ia, ib + len(A)], axis=1)                      # (n_boot, n_w)
-        sims = []
-        # in chunks of resamples (each (step, n_w, dim) block under BOOTSTRAP_CHUNK values): memory stays flat
-        step = max(1, BOOTSTRAP_CHUNK // max(1, iw.shape[1] * W.shape[1], ix.shape[1] * X.shape[1]))
-        for T, it in ((X, ix), (Y, iy)):
-            parts = []
-            for i in range(0, max(n_boot, 1), step):
-                c = T[it[i:i + step]].mean(axis=1)                          # (step, dim)
-                c = c / np.linalg.norm(c, axis=1, keepdims=True)
-                parts.append(np.einsum("bwd,bd->bw", W[iw[i:i + step]], c))  # (step, n_w)
-            sims.append(np.concatenate(parts))                              # (n_boot, n_w)
-        from scipy.stats import rankdata
-        rx, ry = (rankdata(s, axis=1) for s in sims)
-        rx, ry = rx - rx.mean(axis=1, keepdims=True), ry - ry.mean(axis=1, keepdims=True)
-        den = np.sqrt((rx ** 2).sum(axis=1) * (ry ** 2).sum(axis=1))
-        ok = den > 0
-        return (rx * ry).sum(axis=1)[ok] / den[ok]
-    value = m.value
-    if m.name == "rnsb":      # each resample's fit starts from the full sample's optimum: fewer Newton steps
-        w_full = attribute_classifier(A, B)
-        value = lambda X, Y, A, B: rnsb(X, Y, A, B, w_full)
+    if m.bootstrap is not None:      # a measure with a faster way through the same resamples (ECT, RNSB)
+        return m.bootstrap(X, Y, A, B, ix, iy, ia, ib)
+    return _resampled(m.value, X, Y, A, B, ix, iy, ia, ib)
+
+
+def _resampled(value, X, Y, A, B, ix, iy, ia, ib) -> np.ndarray:
+    """``value`` on each resample (row k of the index arrays); undefined ones left out."""
     out = []
-    for k in range(n_boot):
+    for k in range(len(ix)):
         try:
             v = value(X[ix[k]], Y[iy[k]], A[ia[k]], B[ib[k]])
         except BiasAuditError:
@@ -385,6 +390,9 @@ def measure(name: str, vectors, test: BiasTest, allow_oov: bool = False, n_permu
     ``original``: the test before words missing from the model were dropped, so that the paired measures drop a
     pair with either of its words (default: ``test``). Missing words raise VocabularyError unless ``allow_oov``."""
     m = get_measure(name)
+    if m.stats is not None:          # a measure with its own statistics (WEAT: permutations of the target words)
+        return m.stats(vectors, test, allow_oov=allow_oov, n_permutations=n_permutations, n_bootstrap=n_bootstrap,
+                       ci_level=ci_level, seed=seed, model_seed=model_seed)
     lookup, vocab = _lookup(vectors)
     kept, _ = test.restrict(vocab, allow_oov)
     original = original or test
@@ -397,9 +405,8 @@ def measure(name: str, vectors, test: BiasTest, allow_oov: bool = False, n_permu
     value = m.value(X, Y, A, B)
 
     p, exact, n_used, se = None, None, 0, 0.0
-    if m.signed:
-        score = ripa_scores if m.name == "ripa" else lambda X, Y, W: -rnd_scores(X, Y, W)
-        s = np.concatenate([score(X, Y, A), score(X, Y, B)])   # X-side association of each attribute word
+    if m.p_scores is not None:
+        s = np.concatenate([m.p_scores(X, Y, A), m.p_scores(X, Y, B)])   # X-side association of each attribute word
         p, exact, n_used, se = permutation_p_value(s, len(A), n_permutations, seed)
 
     boots = bootstrap(m, X, Y, A, B, n_bootstrap, seed)

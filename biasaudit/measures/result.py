@@ -4,21 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..wordsets import DEFAULT_MEASURE
+from .registry import get_measure
+
+# the language models' measures (``measures.lm``); a registered measure's convention is its row's (``registry``)
 CONVENTIONS = {
-    "weat": "(mean_X s - mean_Y s) / sample std (ddof=1) of s over X and Y; s = mean cos to A - mean cos to B",
     "template association": "(mean_X s - mean_Y s) / sample std (ddof=1) of s over X and Y; s = mean log p of A "
                             "words minus B words after each target word",
     "paired sentences": "mean over pairs of log p(more stereotyping) - log p(less stereotyping), in nats",
-    "ripa": "mean_A r - mean_B r, r(w) = mean over pairs (x_i, y_i) of <w, (x_i - y_i) / ||x_i - y_i||> "
-            "(Ethayarajh et al. 2019); positive when A is on X's side and B on Y's",
-    "direct-bias": "mean over w in A u B of |cos(w, g)|, g the first principal component of the centred unit X-Y "
-                   "pairs (Bolukbasi et al. 2016); unsigned, 0 to 1",
-    "rnd": "mean_B r - mean_A r, r(w) = ||w - mean X|| - ||w - mean Y|| (Garg et al. 2018); positive when A is "
-           "nearer X and B nearer Y",
-    "mac": "mean over t in X u Y and S in (A, B) of mean_S cosine distance (Manzini et al. 2019); unsigned, 0 to 2",
-    "ect": "Spearman correlation over A u B of cos(mean X, w) and cos(mean Y, w) (Dev & Phillips 2019); 1: no bias",
-    "rnsb": "KL(p || uniform) of p(t) = P(B | t) normalised over X u Y, logistic regression of A against B "
-            "(Sweeney & Najafian 2019); 0: no bias",
 }
 
 
@@ -42,7 +35,7 @@ class MeasureResult:
     sizes: dict
     dropped_words: dict = field(default_factory=dict)
     seed: int | None = None
-    metric: str = "weat"
+    metric: str = DEFAULT_MEASURE
     extra: dict = field(default_factory=dict)      # metric-specific figures (fraction_preferred, n_pairs)
 
     def to_dict(self) -> dict:
@@ -51,10 +44,11 @@ class MeasureResult:
              "p_value_se": self.p_value_se, "ci_low": self.ci_low, "ci_high": self.ci_high,
              "ci_level": self.ci_level, "n_bootstrap": self.n_bootstrap, "sizes": dict(self.sizes),
              "dropped_words": dict(self.dropped_words), "seed": self.seed}
-        if self.metric != "weat":
+        if self.metric != DEFAULT_MEASURE:       # WEAT's rows carry no metric field
             d["metric"] = self.metric
         d.update(self.extra)
-        d["effect_size_convention"] = CONVENTIONS[self.metric]
+        d["effect_size_convention"] = (CONVENTIONS[self.metric] if self.metric in CONVENTIONS
+                                       else get_measure(self.metric).convention)
         return d
 
     def __getitem__(self, key: str):

@@ -12,29 +12,24 @@ from typing import Container, Iterable
 
 from ..errors import BiasAuditError, ConfigError
 from ..wordsets import BiasTest, restrict_tests
-from .embedding import MEASURES, measure
-from .weat import seed_spread, weat
+from .embedding import measure
+from .registry import MEASURES, get_measure
+from .weat import seed_spread
 
-ALL_MEASURES = ("weat",) + tuple(MEASURES)
+ALL_MEASURES = tuple(MEASURES)       # the built-in rows, WEAT first (a measure registered later joins "all")
 LOST_FRACTION = 0.25       # as score's evidence: a set that lost more than this share of its words is "reduced"
 
 
 def resolve_measures(names: Iterable[str] | None) -> tuple[str, ...]:
-    """Measure names, checked (None or empty: all of them, WEAT first)."""
+    """Measure names, checked (None or empty: every registered one, WEAT first)."""
     if not names:
-        return ALL_MEASURES
+        return tuple(MEASURES)
     out = []
     for n in names:
-        key = n.strip().lower().replace("_", "-")
-        if key not in ALL_MEASURES:
-            raise ConfigError(f"unknown measure {n!r}: one of {', '.join(ALL_MEASURES)}")
+        key = get_measure(n).name
         if key not in out:
             out.append(key)
     return tuple(out)
-
-
-def _label(name: str) -> str:
-    return "WEAT" if name == "weat" else MEASURES[name].label
 
 
 def verdict(name: str, value: float, p: float | None, ci_low: float, ci_high: float, kept: BiasTest,
@@ -43,11 +38,11 @@ def verdict(name: str, value: float, p: float | None, ci_low: float, ci_high: fl
     association of X with A and Y with B",
     "not distinguishable from no association on these words" or "within training-seed noise"; for a measure with
     no significance test (Direct Bias, MAC, ECT, RNSB), what its number means and that it has none."""
-    label = _label(name)
-    signed = name == "weat" or MEASURES[name].signed
+    m = get_measure(name)
+    signed = m.signed
     ptxt = None if p is None else ("p < 0.001" if p < 0.001 else f"p = {p:.3f}")
     citxt = f"95% CI [{ci_low:+.2f}, {ci_high:+.2f}]"
-    lead = f"{'d' if name == 'weat' else label} = {value:+.3f} ({ptxt + ', ' if ptxt else ''}{citxt})"
+    lead = f"{m.symbol or m.label} = {value:+.3f} ({ptxt + ', ' if ptxt else ''}{citxt})"
     original = original or kept
     reduced = any(len(sk.words) < (1 - LOST_FRACTION) * len(so.words) for so, sk in zip(original.sets, kept.sets))
     seed_noise = bool(spread and spread.get("n_seeds", 1) > 1 and
@@ -64,17 +59,14 @@ def verdict(name: str, value: float, p: float | None, ci_low: float, ci_high: fl
             x, y = y, x
         # WEAT's d has Cohen's scale; the other measures have none in their own units, so the strength said is
         # what their test establishes ("a association" had the word missing)
-        size = "significant "
-        if name == "weat":
-            d = abs(value)
-            size = ("negligible " if d < 0.2 else "small " if d < 0.5 else "medium " if d < 0.8 else "strong ")
+        size = m.strength(value) if m.strength else "significant "
         text = (f"{lead}: a {size}association of {x} with {a} and {y} with {b}, on "
                 f"{'reduced ' if reduced else ''}word lists of {', '.join(str(len(s.words)) for s in kept.sets)} "
                 "words")
     elif significant is False:
         text = f"{lead}: not distinguishable from no association on these words"
     else:
-        text = f"{lead}: {MEASURES[name].reading}; this measure has no significance test"
+        text = f"{lead}: {m.reading}; this measure has no significance test"
     return {"significant": significant, "seed_noise": seed_noise, "verdict": text + "."}
 
 
@@ -107,11 +99,8 @@ def measure_models(models: list, tests: list[BiasTest], measures: Iterable[str] 
     for original, test in kept:
         for name in names:
             try:
-                results = [weat(v, test, n_permutations=n_permutations, n_bootstrap=n_bootstrap, seed=seed)
-                           if name == "weat" else
-                           measure(name, v, test, n_permutations=n_permutations, n_bootstrap=n_bootstrap,
-                                   seed=seed, original=original)
-                           for v in models]
+                results = [measure(name, v, test, n_permutations=n_permutations, n_bootstrap=n_bootstrap,
+                                   seed=seed, original=original) for v in models]
             except BiasAuditError as e:
                 not_run.append({"test": original.name, "measure": name, "reason": str(e)})
                 continue

@@ -1,10 +1,10 @@
 """Bias measures as differentiable functions of the input vectors: the test side of cross-loss influence.
 
-- ``weat_target``: the WEAT effect size of a BiasTest (see ``biasaudit.measures.weat``).
+- ``measure_target``: any differentiable measure of the registry (``biasaudit.measures.registry``: WEAT, RIPA,
+  Direct Bias, RND, MAC) of a BiasTest, its row's torch twin over the words it reads (ECT's ranks and RNSB's
+  fitted classifier have no useful derivative, so they cannot be targets); ``weat_target``: WEAT's.
 - ``query_target``: a word query, mean cos(word, toward) - mean cos(word, away) ("which documents pull `nurse`
   toward `she`?"). Positive when the word sits nearer the ``toward`` words.
-- ``measure_target``: RIPA, Direct Bias, RND or MAC of a BiasTest (``biasaudit.measures.embedding``'s torch twins;
-  ECT's ranks and RNSB's fitted classifier have no useful derivative, so they cannot be targets).
 """
 from __future__ import annotations
 
@@ -16,15 +16,15 @@ import torch
 
 from ..errors import ConfigError, VocabularyError
 from ..vocab import Vocab
-from ..wordsets import BiasTest
-from .weat import effect_size_bound, weat_effect_size_torch
+from ..wordsets import SET_FIELDS, BiasTest
+from .registry import check_request, get_measure
 
 
 @dataclass(frozen=True)
 class BiasTarget:
     """A scalar bias measure B(U) that reads only the rows ``rows`` of the input vectors U."""
     name: str
-    kind: str                      # "weat" or "query"
+    kind: str                      # the measure's name ("weat", "ripa", ...) or "query"
     rows: np.ndarray               # vocabulary indices of the words B reads
     fn: Callable[[torch.Tensor], torch.Tensor]  # (len(rows), dim) -> scalar
     test: BiasTest | None = None
@@ -48,20 +48,8 @@ class BiasTarget:
 
 
 def weat_target(test: BiasTest, vocab: Vocab) -> BiasTarget:
-    missing = test.missing(vocab)
-    if missing:
-        raise VocabularyError(f"test {test.name!r}: words not in the vocabulary: "
-                              + "; ".join(f"{k}: {', '.join(v)}" for k, v in missing.items()))
-    words = test.words
-    rows = np.array([vocab.key_to_index[w] for w in words], dtype=np.int64)
-    pos = {w: i for i, w in enumerate(words)}
-    X, Y, A, B = (torch.tensor([pos[w] for w in s.words]) for s in test.sets)
-
-    def fn(M: torch.Tensor) -> torch.Tensor:
-        return weat_effect_size_torch(M[X], M[Y], M[A], M[B])
-
-    return BiasTarget(test.name, "weat", rows, fn, test, test.description, tuple(words),
-                      effect_size_bound(len(test.target_x.words), len(test.target_y.words)))
+    """WEAT's effect size of ``test`` as an influence target (``measure_target`` with WEAT's row)."""
+    return measure_target("weat", test, vocab)
 
 
 def query_target(word: str, toward: list[str], away: list[str], vocab: Vocab) -> BiasTarget:
@@ -93,35 +81,31 @@ def query_target(word: str, toward: list[str], away: list[str], vocab: Vocab) ->
 
 
 def measure_target(name: str, test: BiasTest, vocab: Vocab, original: BiasTest | None = None) -> BiasTarget:
-    """A differentiable embedding measure (ripa, direct-bias, rnd, mac) of ``test`` as an influence target: its
-    torch twin over the rows of the words it reads. ``original``: the test before missing words were dropped (the
-    paired measures then drop a pair with either word)."""
-    from .embedding import get_measure, measure_sets
+    """A differentiable measure of the registry (weat, ripa, direct-bias, rnd, mac) of ``test`` as an influence
+    target: its torch twin over the rows of the words it reads. ``original``: the test before missing words were
+    dropped (the paired measures then drop a pair with either word)."""
+    from .embedding import measure_sets
 
-    m = get_measure(name)
-    why = target_refusal(m)
-    if why:
-        raise ConfigError(why)
+    m = check_request(name, target=True)
     sets = measure_sets(m.name, test, original)
-    gone = [w for s in sets for w in s if w not in vocab]
-    if gone:
-        raise VocabularyError(f"test {test.name!r}: words not in the vocabulary: {', '.join(gone)}")
+    missing = {f: gone for f, ws in zip(SET_FIELDS, sets) if (gone := [w for w in ws if w not in vocab])}
+    if missing:
+        raise VocabularyError(f"test {test.name!r}: words not in the vocabulary: "
+                              + "; ".join(f"{k}: {', '.join(v)}" for k, v in missing.items()))
     words = tuple(dict.fromkeys(w for s in sets for w in s))
     rows = np.array([vocab.key_to_index[w] for w in words], dtype=np.int64)
     fn = _measure_fn(m.torch_fn, words, sets)
-    return BiasTarget(test.name, m.name, rows, fn, test, f"{m.label} ({m.citation}): {m.reading}", words, m.bound,
-                      sets=sets)
+    return BiasTarget(test.name, m.name, rows, fn, test, m.description(test), words,
+                      m.bound_for(len(sets[0]), len(sets[1])), sets=sets)
 
 
 def target_refusal(m) -> str | None:
-    """Why the embedding measure ``m`` cannot rank documents (None when it can)."""
-    from .embedding import DIFFERENTIABLE
-
-    if m.torch_fn is not None:
-        return None
-    return (f"{m.label} cannot be an influence target (no useful derivative: "
-            f"{'rank correlation' if m.name == 'ect' else 'a fitted classifier'}); one of "
-            f"{', '.join(DIFFERENTIABLE)}")
+    """Why the measure ``m`` (a row) cannot rank documents (None when it can): ``registry.check_request``'s."""
+    try:
+        check_request(m.name, target=True)
+    except ConfigError as e:
+        return str(e)
+    return None
 
 
 def _measure_fn(torch_fn, words, sets):
@@ -138,21 +122,12 @@ def resample_target(target: BiasTarget, rng: np.random.Generator) -> BiasTarget:
     B, a query's toward and away words. It reads the same rows; a word drawn twice weighs twice."""
     pos = {w: i for i, w in enumerate(target.words)}
     if target.sets:             # a measure_target: each set resampled, X and Y as pairs where the measure pairs them
-        from .embedding import get_measure
-
         xs, ys, a, b = (list(s) for s in target.sets)
         ix = rng.integers(0, len(xs), len(xs))
         iy = ix if get_measure(target.kind).paired else rng.integers(0, len(ys), len(ys))
         ia, ib = rng.integers(0, len(a), len(a)), rng.integers(0, len(b), len(b))
         drawn = tuple(tuple(s[i] for i in it) for s, it in ((xs, ix), (ys, iy), (a, ia), (b, ib)))
         fn = _measure_fn(get_measure(target.kind).torch_fn, target.words, drawn)
-    elif target.kind == "weat":
-        sets = [torch.tensor([pos[w] for w in rng.choice(list(s.words), size=len(s.words))])
-                for s in target.test.sets]
-        X, Y, A, B = sets
-
-        def fn(M: torch.Tensor) -> torch.Tensor:
-            return weat_effect_size_torch(M[X], M[Y], M[A], M[B])
     else:
         word = target.words[0]
         toward, away = target.query_sets

@@ -24,6 +24,7 @@ import torch
 
 from ..errors import BiasAuditError
 from ..wordsets import BiasTest
+from .registry import Measure, register
 from .result import MeasureResult
 
 EXACT_LIMIT = 100_000
@@ -176,3 +177,21 @@ def seed_spread(effect_sizes: list[float]) -> dict:
     e = np.asarray(effect_sizes, dtype=np.float64)
     return {"n_seeds": len(e), "mean": float(e.mean()), "sd": float(e.std(ddof=1)) if len(e) > 1 else 0.0,
             "min": float(e.min()), "max": float(e.max())}
+
+
+def weat_value(X, Y, A, B) -> float:
+    """WEAT's effect size of the four sets' float64 vectors (the row's value)."""
+    return effect_size(associations(X, A, B), associations(Y, A, B))
+
+
+def cohen_size(d: float) -> str:
+    """The size word of a significant d on Cohen's scale (the verdict's "a strong association")."""
+    d = abs(d)
+    return "negligible " if d < 0.2 else "small " if d < 0.5 else "medium " if d < 0.8 else "strong "
+
+
+WEAT = register(Measure(
+    "weat", "WEAT", "Caliskan, Bryson & Narayanan 2017", weat_value, weat_effect_size_torch, True, False,
+    "(mean_X s - mean_Y s) / sd of s; > 0: X goes with A and Y with B", bound=effect_size_bound,
+    convention="(mean_X s - mean_Y s) / sample std (ddof=1) of s over X and Y; s = mean cos to A - mean cos to B",
+    symbol="d", strength=cohen_size, word_vectors_only=False, stats=weat, describe=lambda test: test.description))

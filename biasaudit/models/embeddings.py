@@ -11,8 +11,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..measures.embedding import measure, value_on_vectors, values_on_vectors
-from ..measures.targets import measure_target, weat_target
-from ..measures.weat import weat
+from ..measures.targets import measure_target
 from ..wordsets import BiasTest
 from .folder import is_model_dir, model_field
 
@@ -61,14 +60,11 @@ class EmbeddingFamily:
         return {w for w in words if w in model.key_to_index}
 
     def bias_measures(self, model, tests: list[BiasTest], templates=None) -> list:
-        return [weat_target(t, model.vocab) if t.measure == "weat" else measure_target(t.measure, t, model.vocab)
-                for t in tests]
+        return [measure_target(t.measure, t, model.vocab) for t in tests]
 
     def weat(self, model, test: BiasTest, templates=None, **stats) -> Any:
-        """The test's statistics (WEAT, or the measure the test carries: ``measures.embedding.measure``)."""
-        if test.measure != "weat":
-            return measure(test.measure, model, test, **stats)
-        return weat(model, test, **stats)
+        """The test's statistics, by the measure it carries (WEAT by default): ``measures.embedding.measure``."""
+        return measure(test.measure, model, test, **stats)
 
     def evaluate(self, model, tests: list, heldout: dict, quality: bool = True, templates=None) -> dict:
         return evaluate_vectors(model.index_to_key, model.vectors, tests, heldout, quality)
