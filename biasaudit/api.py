@@ -435,16 +435,15 @@ def _templates(fam, templates):
 def estimators(specs, family) -> list:
     """Estimator configs from names with settings (``"block"``, ``"cg:damping=0.05,max_iter=300"``, or configs),
     checked against the model family (its default when ``specs`` is None)."""
-    from .influence.estimators import EstimatorConfig, parse_estimators
+    from .influence.estimators import EstimatorConfig, check_estimators, parse_estimators
     from .models import get_family
-    from .models.base import check_estimators
 
     fam = get_family(family) if isinstance(family, str) else family
     if isinstance(specs, (str, EstimatorConfig)):
         specs = [specs]
     if specs is not None and not isinstance(specs, (list, tuple)):
         specs = [specs]
-    specs = list(specs or [fam.estimators[0]])
+    specs = list(specs or [fam.default_estimator])
     odd = [s for s in specs if not isinstance(s, (str, EstimatorConfig))]
     if odd:
         raise ConfigError(f"estimator must be a name with settings (\"block\", \"cg:damping=0.05\") or an "

@@ -433,7 +433,7 @@ def check_command(corpus, tests, model, estimator: EstimatorConfig, measure: str
             parts += ["--lm-config", ",".join(extra)]
     for t in tests or []:
         parts += ["--test", str(t) if isinstance(t, (str, Path)) else t.name]   # a BiasTest: its name
-    if estimator.name != fam.estimators[0] or estimator.damping != EstimatorConfig().damping:
+    if estimator.name != fam.default_estimator or estimator.to_dict()["damping"] != EstimatorConfig().damping:
         parts += ["--estimator", estimator.label]
     if measure != DEFAULT_MEASURE:
         parts += ["--measure", measure]

@@ -241,12 +241,11 @@ SchedulerOpt = typer.Option(None, "--scheduler", callback=_check_scheduler, help
 
 def _estimators(specs, opts: "RunOptions") -> list:
     """The estimators asked for (the family's default when none), checked against the family before training."""
-    from .influence.estimators import parse_estimators
-    from .models.base import check_estimators
+    from .influence.estimators import check_estimators, parse_estimators
 
     fam = opts.family
     try:
-        ests = parse_estimators(specs or [fam.estimators[0]])
+        ests = parse_estimators(specs or [fam.default_estimator])
     except ConfigError as e:   # a setting out of range is a usage error, like any option's
         if "unknown estimator" in str(e):
             raise

@@ -79,7 +79,8 @@ def test_lm_planted_documents_rank_first_and_scores_sum_to_the_measure():
 
 
 def test_lexical_fits_every_family_and_is_parsed(planted):
-    from biasaudit.models.base import FAMILIES, check_estimators
+    from biasaudit.influence.estimators import check_estimators
+    from biasaudit.models.base import FAMILIES
     est = parse_estimators("lexical")
     assert est[0].label == "lexical"
     for fam in FAMILIES.values():

@@ -120,7 +120,7 @@ class ExperimentSpec:
 
     def validate(self):
         from ..measures.options import check_count
-        from ..models.base import check_estimators
+        from ..influence.estimators import check_estimators
 
         bad = [c for c in self.conditions if c not in CONDITIONS]
         if bad:

@@ -5,38 +5,27 @@
 H its Hessian at the trained parameters, L_d the part of L that comes from d. A negative value means the document
 drives the bias up (removing it lowers B). ``delta_bias_if_upweighted(d)`` (one more copy of d) is its negative.
 
-The scorer is chosen by the kind of objective the model's family declares (``objective_kind``), never by the
-family itself: ``pairs`` (a loss over weighted word pairs, ``scorer``), ``counts`` (weighted least squares over
-co-occurrence counts, ``counts``), ``task`` (a network's summed token loss, through kronfluence, ``ekfac``).
+The scorer is the one the estimator registers (``estimators.py``: ``serves``) for the kind of objective the
+model's family declares (``objective_kind``), never chosen by the family or the estimator's name: ``pairs`` (a
+loss over weighted word pairs, ``scorer``), ``counts`` (weighted least squares over co-occurrence counts,
+``counts``), ``task`` (a network's summed token loss, through kronfluence, ``ekfac``); ``magic`` and ``lexical``
+score every kind their own way.
 """
 from __future__ import annotations
 
-from ..errors import ConfigError
+from .estimators import check_estimators
 from .result import ScoreResult
 
 
 def score_model(model, corpus, targets, estimator, progress=None, client=None, device: str = "cpu") -> ScoreResult:
     """Every document's predicted change of every target, by the machinery the model's objective needs."""
-    from ..models.base import check_estimators, family_of
+    from ..models.base import family_of
 
     fam = family_of(model)
-    check_estimators([estimator], fam)
-    if estimator.name == "lexical":    # the BM25 floor: the corpus and the tests' words, no model
-        from .lexical import score_lexical
-        return score_lexical(model, corpus, targets, estimator, progress=progress)
-    if estimator.name == "magic":      # exact metagradients through the recorded run, whatever the objective
-        from .magic import score_magic
-        return score_magic(model, corpus, targets, estimator, progress=progress, device=device)
-    if fam.objective_kind == "pairs":
-        from .scorer import score_documents
-        return score_documents(model, corpus, targets, estimator, progress=progress, client=client, device=device)
-    if fam.objective_kind == "counts":
-        from .counts import score_glove
-        return score_glove(model, corpus, targets, estimator, progress=progress)
-    if fam.objective_kind == "task":
-        from .ekfac import score_lm
-        return score_lm(model, corpus, targets, estimator, progress=progress, device=device)
-    raise ConfigError(f"{fam.label} models hold no training loss to take influence over; train a model instead")
+    check_estimators([estimator], fam)      # vectors without a training loss: only corpus-only estimators fit
+    # the scorer the estimator registered for the family's kind of objective (estimators.py: ``serves``)
+    scorer = type(estimator).scorer(fam.objective_kind)
+    return scorer(model, corpus, targets, estimator, progress=progress, client=client, device=device)
 
 
 def rank(model, corpus, targets, estimator, seed_models=(), seed_targets=(), seeds=(), progress=None,

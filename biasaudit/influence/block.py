@@ -46,7 +46,7 @@ def solve_gradient_dot(objective, grad_u, rows, config, blocks=None, mu=None):
 def word_solver(config: EstimatorConfig, blocks: dict, mus: dict, dim: int, dtype=torch.float64, device="cpu"):
     """(word, dB/du_w, test name) -> the estimator's direction for that word: (H_w + damping * mu_test I)^-1 g for
     ``block`` (each test its own mu, the inverses made once per word and test), g for ``gradient-dot``."""
-    if config.name == "gradient-dot":
+    if config.solve == "identity":
         return lambda w, g, name=None: g
     eye = torch.eye(dim, dtype=dtype, device=device)
     inv: dict = {}

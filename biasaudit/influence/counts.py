@@ -121,10 +121,10 @@ class CountBlockPredictor:
 def score_glove(model, corpus: Corpus, targets: list[BiasTarget], config: EstimatorConfig = EstimatorConfig(),
                 progress=None, batch_size: int = 2000, **_) -> ScoreResult:
     """Every document's predicted change of each target, by ``block``, ``gradient-dot`` or ``cg``."""
-    if config.anchor != "trained":
+    if getattr(config, "anchor", "trained") != "trained":     # block's setting, for skip-gram
         raise ConfigError(f"estimator {config.label}: anchor=optimum is a setting of skip-gram's block predictions; "
                           "GloVe's re-solves are exact least squares already")
-    if config.name == "cg":
+    if config.solve == "iterative":
         return score_glove_cg(model, corpus, targets, config, progress, batch_size)
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
@@ -176,7 +176,7 @@ def score_glove(model, corpus: Corpus, targets: list[BiasTarget], config: Estima
     mus = {t.name: own_curvature(blocks, t.rows, C.shape[1]) for t in targets}
     if not all(mu > 0 for mu in mus.values()):
         raise CorpusError(f"corpus {corpus.name!r}: the test words co-occur with nothing; nothing to score")
-    lams = {n: config.damping * mu for n, mu in mus.items()}
+    lams = {n: getattr(config, "damping", 0.0) * mu for n, mu in mus.items()}   # gradient-dot: no damping, no solve
     eye = torch.eye(C.shape[1], dtype=torch.float64)
     base = (W[rows] @ C.T).numpy() + model.b[rows][:, None] + model.bc[None, :]   # w_i . w~_j + b_i + b~_j
     with np.errstate(divide="ignore"):
@@ -191,7 +191,7 @@ def score_glove(model, corpus: Corpus, targets: list[BiasTarget], config: Estima
         for r, w in enumerate(rows):
             if w not in set(tgt.rows.tolist()):
                 continue
-            if config.name == "block":
+            if config.solve == "blocks":
                 Hd = blocks[int(w)] + lam * eye
                 s[r] = torch.linalg.solve(Hd, g[w])
                 ev = torch.linalg.eigvalsh(Hd)
@@ -246,8 +246,8 @@ def score_glove(model, corpus: Corpus, targets: list[BiasTarget], config: Estima
     for t in targets:
         own = set(t.rows.tolist())
         contributions[t.name] = {vocab.index_to_key[i]: float(word_tot[t.name][i]) for i in rows if i in own}
-    predictor = (CountBlockPredictor(model, corpus, rows, Xr, base, term0, lams, targets) if config.name == "block"
-                 else None)
+    predictor = (CountBlockPredictor(model, corpus, rows, Xr, base, term0, lams, targets)
+                 if "counts" in config.group_predictions else None)
     basis = None
     if basis_parts:
         solve = word_solver(config, blocks, mus, C.shape[1])

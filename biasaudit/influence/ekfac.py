@@ -35,12 +35,13 @@ from .result import ScoreResult
 
 
 @contextmanager
-def _damping_scale(scale: float):
-    """kronfluence's heuristic damping is HEURISTIC_DAMPING_SCALE x mean eigenvalue per module; set its scale."""
+def _damping_scale(scale: float | None):
+    """kronfluence's heuristic damping is HEURISTIC_DAMPING_SCALE x mean eigenvalue per module; set its scale
+    (None: left as it is; the identity strategy, gradient-dot, applies no damping)."""
     import kronfluence.factor.config as kc
 
     old = kc.HEURISTIC_DAMPING_SCALE
-    kc.HEURISTIC_DAMPING_SCALE = scale
+    kc.HEURISTIC_DAMPING_SCALE = old if scale is None else scale
     try:
         yield
     finally:
@@ -82,17 +83,18 @@ def score_lm(model, corpus, measures: list, estimator: EstimatorConfig = Estimat
     n = len(seqs)
     dev = torch.device(device)
     base = trackable(model.net).to(dev)      # a copy: kronfluence wraps modules in place
-    clean = copy.deepcopy(base).eval() if estimator.name == "ekfac" else None   # for group predictions
+    clean = copy.deepcopy(base).eval() if "task" in estimator.group_predictions else None   # group predictions
     tracked = tracked_modules(base)
     emb_tracked = isinstance(base.get_input_embeddings(), OneHotEmbedding)
-    strategy = "ekfac" if estimator.name == "ekfac" else "identity"
+    strategy = estimator.solve                 # kronfluence's factor strategy: "ekfac" or "identity"
     pad = model.encoder.pad_id
     kwargs = DataLoaderKwargs(collate_fn=lambda items: collate(items, pad) if isinstance(items[0], np.ndarray)
                               else torch.utils.data.default_collate(items))
     bias_value, scores, info = {}, {}, {}
     timings = {"examples": time.perf_counter() - t0}
     task = make_task(tracked)
-    with tempfile.TemporaryDirectory(prefix="biasaudit-kronfluence-") as work, _damping_scale(estimator.damping), \
+    damping = getattr(estimator, "damping", None)     # gradient-dot (identity) has none
+    with tempfile.TemporaryDirectory(prefix="biasaudit-kronfluence-") as work, _damping_scale(damping), \
             warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning, module="kronfluence")
         if progress:

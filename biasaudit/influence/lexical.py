@@ -105,7 +105,7 @@ def _value(model, measure) -> float:
         return float(measure.fn(model.net))
 
 
-def score_lexical(model, corpus, measures: list, estimator: EstimatorConfig, progress=None) -> ScoreResult:
+def score_lexical(model, corpus, measures: list, estimator: EstimatorConfig, progress=None, **_) -> ScoreResult:
     """Every document's lexical-floor score for each measure (see the module docstring)."""
     from .ensemble import LinearPredictor
 

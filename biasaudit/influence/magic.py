@@ -90,7 +90,7 @@ def check_metasmoothness(model, corpus, measures: list, directions: int, progres
 
 
 def score_magic(model, corpus, measures: list, estimator: EstimatorConfig, progress=None,
-                device: str = "cpu") -> ScoreResult:
+                device: str = "cpu", **_) -> ScoreResult:
     """Every document's delta_bias_if_removed = -dB/dw_d for each measure, by exact metagradients."""
     from ..models.base import family_of
 

@@ -255,7 +255,7 @@ def score_documents(model, corpus: Corpus, targets: list[BiasTarget],
     V = len(model.vocab)
     rows = np.unique(np.concatenate([t.rows for t in targets]))
     enumerator = family_of(model).objective(model)
-    st = _Setup(enumerator, rows, config.name in ("cg", "lissa"), batch_size)
+    st = _Setup(enumerator, rows, config.solve == "iterative", batch_size)
     shards = corpus.shards() if client is not None else [corpus]
     if client is not None:
         st_f = client.scatter(st, broadcast=True)
@@ -361,14 +361,14 @@ def _solve_and_score(model, corpus, targets, config, progress, dtype, device, cl
             contributions[t.name]["(other words, through output vectors)"] = float(wt.sum() - wt[t.rows].sum())
     predictor = None
     kept = None if client is not None or st.full else firsts[0].get("instances")
-    if config.name == "block":
+    if "pairs" in config.group_predictions and config.solve == "blocks":
         predictor = PairBlockPredictor(objective, enumerator, rows, blocks,
                                        {n: config.damping * mu for n, mu in mus.items()}, targets, corpus, kept,
                                        anchor=config.anchor)
-    elif config.name in ("cg", "lissa"):
+    elif "pairs" in config.group_predictions:        # cg, lissa: the same solve over the edited objective
         predictor = PairSolvePredictor(model, objective, enumerator, rows, config, blocks, mus, targets, corpus)
     basis = None
-    if config.name in ("block", "gradient-dot"):
+    if config.solve in ("blocks", "identity"):     # per-word directions: a basis of document-word gradients
         if progress:
             progress("stability basis", 0, 1)
         remote = (client, shard_f, offsets) if client is not None else None

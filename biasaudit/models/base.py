@@ -1,7 +1,7 @@
 """What every model family shares, and the contract each one fulfils.
 
 - ``ModelFamily``: the protocol a family implements (its config type, training, loading, cache key, the bias
-  measures it supports, the estimators and retraining modes it supports, the influence machinery that scores it).
+  measures it supports, its default estimator, its retraining modes, the kind of objective influence scores).
   Families register themselves with ``register``; ``biasaudit.models`` imports each family module once, so adding a
   family is one new file plus one line there. Nothing outside ``biasaudit.models`` asks which family a model is:
   it asks the family (``family_of(model)``).
@@ -37,7 +37,10 @@ class ModelFamily(Protocol):
     label: ClassVar[str]                 # "skip-gram": how messages name it
     config_type: ClassVar[type | None]
     options: ClassVar[frozenset]         # the shared training options (--window, ...) the family takes
-    estimators: ClassVar[tuple]          # the influence estimators it supports; the first is the default
+    default_estimator: ClassVar[str | None]   # the influence estimator --estimator defaults to (None: none
+                                         # fits but the corpus-only ones); which fit is decided by the estimators'
+                                         # declarations (influence/estimators.py: objective kinds, a replay)
+    replays: ClassVar[bool]              # its recorded training run can be replayed (estimators needing one: magic)
     modes: ClassVar[tuple]               # experiment retraining modes (scratch, warm-start, undo)
     objective_kind: ClassVar[str | None]
     word_vectors: ClassVar[bool]         # tests read word vectors (hard-debias and similarity benchmarks apply)
@@ -64,14 +67,14 @@ class ModelFamily(Protocol):
     takes_extra: ClassVar[bool]          # optional (default False): takes --lm-config style extra settings
     def describe(self, config) -> str: ...                  # config_type is not None (the family trains)
     def objective(self, model) -> Any: ...                  # objective_kind "pairs" or "task"
-    def replay(self, model, corpus, device: str = "cpu") -> Any: ...      # "magic" in estimators
-    def replay_refusal(self, model) -> str | None: ...                    # "magic" in estimators
+    def replay(self, model, corpus, device: str = "cpu") -> Any: ...      # replays
+    def replay_refusal(self, model) -> str | None: ...                    # replays
     def retrain_weighted(self, full, config, weights) -> Any: ...         # "masked" in modes
     def warm_start(self, base, corpus, config, epochs: int) -> Any: ...   # "warm-start" in modes
     def undo(self, base, corpus, ids, sign: float, epochs: int) -> Any: ...   # "undo" in modes
     def pair_measure(self, model, name: str, pairs: list, ids=None, source: str = "") -> Any: ...  # takes_templates
-    def estimator_refusal(self, name: str, config) -> str | None: ...     # optional: why an estimator it lists
-                                                                          # does not fit this config
+    def estimator_refusal(self, name: str, config) -> str | None: ...     # optional: why an estimator that
+                                                                          # fits the family does not fit this config
 
 
 # (method, the family's declaration that requires it): checked for every registered family by the layering test
@@ -79,7 +82,7 @@ CONDITIONAL_METHODS = (
     ("train", lambda f: f.config_type is not None), ("cache_spec", lambda f: f.config_type is not None),
     ("describe", lambda f: f.config_type is not None),
     ("objective", lambda f: f.objective_kind in ("pairs", "task")),
-    ("replay", lambda f: "magic" in f.estimators), ("replay_refusal", lambda f: "magic" in f.estimators),
+    ("replay", lambda f: f.replays), ("replay_refusal", lambda f: f.replays),
     ("retrain_weighted", lambda f: "masked" in f.modes), ("warm_start", lambda f: "warm-start" in f.modes),
     ("undo", lambda f: "undo" in f.modes), ("pair_measure", lambda f: f.takes_templates),
 )
@@ -210,29 +213,6 @@ def run_record_refusal(meta: dict, what: str, version: int) -> str | None:
     if run.get("weighted"):
         return f"this {what} was trained with document weights; magic differentiates runs with every weight 1"
     return None
-
-
-CORPUS_ESTIMATORS = ("lexical",)   # read only the corpus and the tests' words: they fit every family
-
-
-def check_estimators(estimators, family: ModelFamily, config=None) -> None:
-    """The one place that decides whether estimators fit a family (before any training); with ``config``, also
-    whether they fit that configuration (the family's ``estimator_refusal``: e.g. magic replays a training run,
-    which gensim's C training cannot give)."""
-    for e in estimators:
-        if e.name in CORPUS_ESTIMATORS:
-            continue
-        if e.name in family.estimators:
-            refusal = getattr(family, "estimator_refusal", None)
-            why = refusal(e.name, config) if (refusal is not None and config is not None) else None
-            if why:
-                raise ConfigError(why)
-            continue
-        fits = [f for f in FAMILIES.values() if e.name in f.estimators]
-        whom = ("embeddings" if len(fits) > 1 and all(f.word_vectors for f in fits)
-                else human_list(f"--model {f.name}" for f in fits) or "no model family")
-        raise ConfigError(f"estimator {e.name!r} is for {whom}; --model {family.name} takes "
-                          f"{human_list(tuple(family.estimators) + CORPUS_ESTIMATORS)}")
 
 
 # ------------------------------------------------------------------ the cache

@@ -310,7 +310,8 @@ class GloVeFamily(EmbeddingFamily):
     config_type = GloVeConfig
     model_type = GloVeModel
     options = frozenset({"vector_size", "window", "min_count", "epochs", "seed", "embedding"})
-    estimators = ("block", "cg", "gradient-dot", "magic")
+    default_estimator = "block"
+    replays = True
     modes = ("scratch", "masked")
     objective_kind = "counts"
 

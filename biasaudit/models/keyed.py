@@ -625,7 +625,8 @@ class VectorsFamily(EmbeddingFamily):
     label = "word vectors"
     config_type = None
     options = frozenset()
-    estimators = ()
+    default_estimator = None
+    replays = False
     objective_kind = None
 
     def load(self, folder, device: str = "cpu") -> KeyedEmbeddings:

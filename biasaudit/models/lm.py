@@ -709,7 +709,8 @@ class LMFamily:
     label = "LM"
     config_type = LMConfig
     options = frozenset({"min_count", "epochs", "seed"})
-    estimators = ("ekfac", "gradient-dot", "magic")
+    default_estimator = "ekfac"
+    replays = True
     modes = ("scratch", "masked")
     objective_kind = "task"
     word_vectors = False

@@ -219,7 +219,8 @@ class SkipGramFamily(EmbeddingFamily):
     model_type = SkipGramModel
     options = frozenset({"vector_size", "window", "min_count", "negative", "epochs", "seed", "workers", "sample",
                          "backend"})
-    estimators = ("block", "cg", "lissa", "gradient-dot", "magic")   # magic: --backend torch only (replay_refusal)
+    default_estimator = "block"
+    replays = True                   # --backend torch only (estimator_refusal)
     modes = ("scratch", "warm-start", "undo")
     objective_kind = "pairs"
 
