@@ -872,7 +872,7 @@ def measure(model, tests=None, *, seed_models: Sequence = (), strict_oov: bool =
 def _population_sd(row: dict) -> dict:
     """A WEAT row with d over the population sd (ddof=0, WEFE's): d, its CI and every bootstrap resample (the same
     n words) scale by sqrt(n/(n-1)), n = |X| + |Y|; p is a rank and does not change."""
-    if row.get("metric", "weat") != "weat":
+    if "metric" in row:        # WEAT's rows on word vectors carry no metric field
         raise ConfigError("sd='population' is WEFE's convention for WEAT on word vectors; language models' "
                           "template association keeps the sample sd")
     n = row["sizes"]["x"] + row["sizes"]["y"]

@@ -47,7 +47,7 @@ def in_words(test: dict) -> str:
     if not w or not sets:
         return ""
     d = w["effect_size"]
-    if w.get("metric", "weat") != "weat":       # --measure: the measure's own verdict sentence
+    if "metric" in w:       # --measure (WEAT's statistics carry no metric field): the measure's own verdict sentence
         return (test.get("evidence") or {}).get("verdict", "")
     x, y = sets["target_x"]["name"], sets["target_y"]["name"]
     a, b = sets["attribute_a"]["name"], sets["attribute_b"]["name"]
