@@ -83,7 +83,8 @@ def check_metasmoothness(model, corpus, measures: list, directions: int, progres
         import warnings
         from ..errors import BiasAuditWarning
         warnings.warn(f"metasmoothness {ms['metasmoothness']:.2f} (below {THRESHOLD}): this training run is not smooth "
-                      "in the document weights, so rankings of this run are not expected to confirm on retraining; "
+                      "in the document weights, so rankings of this run are not expected to confirm on retraining (measured: "
+                      f"runs below {THRESHOLD} reached magic LDS 0.16 to 0.84, runs above it 0.62 to 0.99); "
                       "audit a smooth phase (--lm-config eps_root=1e-6,dropout=0,batch_size=128,epochs=2,"
                       "dtype=float64 on a --checkpoint --finetune)", BiasAuditWarning, stacklevel=3)
     return ms
