@@ -44,9 +44,6 @@ Uncertainty (``measure``):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
-
 import numpy as np
 import torch
 
