@@ -66,7 +66,9 @@ def measurable_words(model, words, min_word_count: int = 1, corpus=None) -> tupl
             from .vocab import word_counts
             counts = word_counts(corpus, known)
         else:
-            raise ConfigError("--min-word-count needs the training corpus's counts, which this model does not hold")
+            raise ConfigError("min_word_count needs the training corpus's counts, which this model does not hold"
+                              ).with_cli("--min-word-count needs the training corpus's counts, which this model "
+                                         "does not hold")
         rare = {w: c for w, c in counts.items() if c < min_word_count}
         known = known - set(rare)
     return known, rare
@@ -467,9 +469,12 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
     ``biasaudit.measures.embedding``); its statistics stand where WEAT's do."""
     fam = family_of(model)
     if ensemble > 1 and len(seed_models) < ensemble - 1:
-        raise ConfigError(f"--ensemble {ensemble} needs {ensemble} trained seeds, got {len(seed_models) + 1}")
+        raise ConfigError(f"ensemble={ensemble} needs {ensemble} trained seeds (the model and seed_models), got "
+                          f"{len(seed_models) + 1}").with_cli(
+            f"--ensemble {ensemble} needs {ensemble} trained seeds, got {len(seed_models) + 1}")
     if ensemble > 1 and query is not None:
-        raise ConfigError("--ensemble ranks by bias tests or --pairs; --query takes one model")
+        raise ConfigError("ensemble ranks by bias tests or pairs; a query takes one model").with_cli(
+            "--ensemble ranks by bias tests or --pairs; --query takes one model")
     notes: list[str] = []
     targets, weats, roles, originals, drops = [], {}, {}, {}, {}
     resolved = []
@@ -477,7 +482,8 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
     known: set[str] = set()
     if query is not None:
         if not fam.word_vectors:
-            raise ConfigError(f"--query reads word vectors; --model {fam.name} takes --test or --pairs")
+            raise ConfigError(f"query reads word vectors; a {fam.label} model takes tests or pairs").with_cli(
+                f"--query reads word vectors; --model {fam.name} takes --test or --pairs")
         if not is_default(measure):
             raise ConfigError(f"measure={measure!r} reads bias tests; a query is ranked by its own word association")
         word, toward, away = query
@@ -523,7 +529,8 @@ def run_score(model, corpus, tests, estimator: EstimatorConfig, out_dir=None, ov
             weats[kept.name]["dropped_words"] = gone or {}
         if pairs is not None:
             if not hasattr(fam, "pair_measure"):
-                raise ConfigError(f"--pairs measures a language model; --model {fam.name} does not take it")
+                raise ConfigError(f"pairs measures a language model; a {fam.label} model does not take it"
+                                  ).with_cli(f"--pairs measures a language model; --model {fam.name} does not take it")
             from .measures.lm import dropped_pairs_notes, resolve_pairs
             pair_targets = [fam.pair_measure(model, ps.name, ps.pairs, ps.ids, ps.source)
                             for ps in resolve_pairs(pairs)]

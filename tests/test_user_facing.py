@@ -227,6 +227,10 @@ def test_api_errors_name_the_api_arguments_and_the_cli_its_flags(three_tests, tm
         ba.score(model, corpus, ["math-arts"], query="he")
     with pytest.raises(ConfigError, match="^tokenizer must be biasaudit, whitespace, simple_preprocess"):
         ba.load_corpus([("a", "b")], tokenizer="nltk")
+    from biasaudit.audit import run_score
+    with pytest.raises(ConfigError, match=r"^ensemble=2 needs 2 trained seeds \(the model and seed_models\)") as e:
+        run_score(model, corpus, ["math-arts"], EstimatorConfig(), out_dir=tmp_path / "e", ensemble=2)
+    assert e.value.for_cli() == "--ensemble 2 needs 2 trained seeds, got 1"
     from conftest import run_cli
     p = run_cli("train", "--corpus", "wordnet", "--model", "glove", "--negative", "3", cache=tmp_path / "c")
     assert p.returncode == 1 and "error: --negative does not apply to --model glove" in p.stderr, p
