@@ -384,7 +384,9 @@ def from_hf(model, tokenizer, *, device: str = "cpu"):
 
 
 def _is_model(obj) -> bool:
-    return hasattr(obj, "meta") or hasattr(obj, "index_to_key")
+    """A model of one of the families (it carries its family's name); a gensim object is not one until
+    ``from_gensim`` makes it one."""
+    return hasattr(obj, "family") and (hasattr(obj, "meta") or hasattr(obj, "index_to_key"))
 
 
 def _models(model, seed_models: Sequence = ()) -> list:
@@ -396,8 +398,10 @@ def _models(model, seed_models: Sequence = ()) -> list:
                           "of seeds' models")
     for i, m in enumerate(models):
         if not _is_model(m):
+            how = ("a gensim object: ba.from_gensim(it) makes one" if type(m).__module__.startswith("gensim")
+                   else "train, load_model, from_gensim or from_hf make one")
             raise ConfigError(f"model{f' {i + 1}' if len(models) > 1 else ''}: {type(m).__name__} is not a model "
-                              "(train, load_model, from_gensim or from_hf make one)")
+                              f"({how})")
     return models
 
 

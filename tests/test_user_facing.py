@@ -424,3 +424,17 @@ def test_every_wrong_kind_of_api_argument_is_one_error_naming_it(three_tests, tm
         with pytest.raises(BiasAuditError, match=rf"^{name}\b"):
             call()
     assert not (tmp_path / "o").exists()
+
+
+def test_a_gensim_object_given_as_a_model_names_from_gensim():
+    """ba.measure(KeyedVectors) raised AttributeError ('KeyedVectors' object has no attribute 'family')."""
+    from gensim.models import KeyedVectors
+
+    import biasaudit as ba
+    from biasaudit.errors import ConfigError
+
+    kv = KeyedVectors(4)
+    kv.add_vectors(["he", "she"], np.ones((2, 4)))
+    with pytest.raises(ConfigError, match=r"^model: KeyedVectors is not a model \(a gensim object: "
+                                          r"ba\.from_gensim\(it\) makes one\)"):
+        ba.measure(kv, "math-arts")
