@@ -311,3 +311,23 @@ def test_a_malformed_dtype_in_an_embedding_run_record_is_refused_in_one_line(tin
         with pytest.raises(ArtifactError, match="meta.run.dtype") as e:
             replay(edited, tiny_planted)
         assert "\n" not in str(e.value)
+
+
+def test_score_refuses_an_lm_folder_whose_run_record_was_edited_in_one_line(tiny_lm, tmp_path):
+    """Issue 33 hole 1 as a user met it: a saved LM folder whose biasaudit.json names betas [0, 0] gave exit 0 and
+    other scores; now exit 1 with one line naming the record."""
+    import json as _json
+    from conftest import run_cli
+    corpus, model, _ = tiny_lm
+    folder = model.save(tmp_path / "lm")
+    head = _json.loads((folder / "biasaudit.json").read_text())
+    head["meta"]["run"]["betas"] = [0, 0]
+    (folder / "biasaudit.json").write_text(_json.dumps(head))
+    (tmp_path / "c.jsonl").write_text("".join(_json.dumps({"id": d.id, "text": d.text}) + "\n" for d in corpus))
+    (tmp_path / "t.json").write_text(_json.dumps(LM_TEST))
+    (tmp_path / "tpl.txt").write_text("\n".join(LM_TEMPLATES) + "\n")
+    r = run_cli("score", "--model", "lm", "--checkpoint", folder, "-c", tmp_path / "c.jsonl", "-t",
+                tmp_path / "t.json", "--templates", tmp_path / "tpl.txt", "--estimator", "magic", "--out",
+                tmp_path / "out", cache=tmp_path / "cache")
+    assert r.returncode == 1 and "meta.run" in r.stderr and "betas" in r.stderr, r
+    assert "Traceback" not in r.stderr and len([x for x in r.stderr.strip().splitlines() if "error" in x.lower()]) == 1, r
