@@ -233,6 +233,6 @@ def test_glove_end_to_end(tmp_path, corpus_file):
     assert (tmp_path / "e" / "report.html").exists()
     p = run("score", "--corpus", f, "--test", t, "--estimator", "lissa", "--out", tmp_path / "x", *small,
             cache=tmp_path / "c")
-    assert p.returncode == 1 and "--model glove takes block, cg, gradient-dot and magic" in p.stderr
+    assert p.returncode == 1 and "--model glove takes block, cg, gradient-dot, magic and lexical" in p.stderr
     p = run("train", "--corpus", f, "--model", "glove", "--negative", "10", "--out", tmp_path / "y")
     assert p.returncode == 1 and "does not apply to --model glove" in p.stderr
