@@ -121,11 +121,17 @@ def test_measured_tables_name_command_machine_and_commit():
         for i, line in enumerate(lines):
             is_row = line.lstrip().startswith("|")
             if is_row and not in_table:
-                prov = [s for s in since if s.lstrip().startswith("> Produced by")]
+                starts = [k for k, s in enumerate(since) if s.lstrip().startswith("> Produced by")]
                 where = f"{page.name}, table at line {i + 1}"
-                assert prov, f"{where}: no '> Produced by' line since the previous table"
-                assert "CPU" in prov[-1], f"{where}: the machine is not named"
-                assert re.search(r"commit [0-9a-f]{7,} \(\d{4}-\d\d-\d\d\)", prov[-1]), f"{where}: no commit"
+                assert starts, f"{where}: no '> Produced by' line since the previous table"
+                quote = []                       # the whole blockquote: the provenance may run over lines
+                for s in since[starts[-1]:]:
+                    if not s.lstrip().startswith(">"):
+                        break
+                    quote.append(s.lstrip()[1:].strip())
+                prov = " ".join(quote)
+                assert "CPU" in prov, f"{where}: the machine is not named"
+                assert re.search(r"commit [0-9a-f]{7,} \(\d{4}-\d\d-\d\d\)", prov), f"{where}: no commit"
                 since = []
             in_table = is_row
             if not is_row:
