@@ -57,7 +57,12 @@ def main() -> None:
     ap.add_argument("--estimators", default="magic,ekfac,lexical")
     ap.add_argument("--cache", default=None)
     ap.add_argument("--out", default="reports/lm-smooth")
+    ap.add_argument("--rescore", default=None, help="estimators (e.g. ekfac:damping=0.01,gradient-dot) to score the "
+                    "seed-1 run with and compare against the actual changes an earlier run saved in --out (no "
+                    "retraining of the subsets)")
     args = ap.parse_args()
+    if args.rescore:
+        return rescore(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     fig: dict = {"args": vars(args), "threads": torch.get_num_threads()}
@@ -124,10 +129,9 @@ def main() -> None:
         save()
 
     # 5. LDS, same seed (masked) and cross seed
-    rng = np.random.default_rng(0)
     n = len(scores[next(iter(scores))])
-    k = max(1, round(args.fraction * n))
-    subsets = [rng.choice(n, size=k, replace=False) for _ in range(args.lds)]
+    subsets = subsets_of(n, args.lds, args.fraction)
+    k = len(subsets[0])
     from biasaudit.models.base import family_of
     fam = family_of(model)
     for kind, seed in (("same_seed", 1), ("cross_seed", 2)):
@@ -150,6 +154,32 @@ def main() -> None:
     fig["peak_rss_mb"] = round(peak_mb(), 1)
     save()
     print(f"peak memory {fig['peak_rss_mb']} MB; written {out / 'lm_smooth.json'}")
+
+
+def subsets_of(n: int, count: int, fraction: float) -> list[np.ndarray]:
+    """The LDS subsets (seeded: a rescore draws the same ones)."""
+    rng = np.random.default_rng(0)
+    k = max(1, round(fraction * n))
+    return [rng.choice(n, size=k, replace=False) for _ in range(count)]
+
+
+def rescore(args) -> None:
+    """LDS of other estimators against the actual changes a full run saved (same model, same subsets)."""
+    from biasaudit.influence.estimators import parse_estimators
+
+    fig = json.loads((Path(args.out) / "lm_smooth.json").read_text())
+    a = fig["args"]
+    corpus, _ = lm_planted_corpus(n_background=a["background"], n_planted=a["planted"])
+    model = train_lm(corpus, smooth_config(Path(fig["base"]["folder"]), 1, a["epochs"], a["lr"]))
+    m = template_measure(BiasTest.from_dict(LM_TEST), model, LM_TEMPLATES)[0]
+    subsets = subsets_of(len(list(corpus)), a["lds"], a["fraction"])
+    for est in parse_estimators(args.rescore):
+        t = time.perf_counter()
+        sc = score_model(model, corpus, [m], est).delta_bias_if_removed[m.name]
+        row = {kind: float(spearmanr([sc[s].sum() for s in subsets], fig[f"lds_{kind}"]["actual"]).correlation)
+               for kind in ("same_seed", "cross_seed")}
+        print(f"{est.label}: LDS same seed {row['same_seed']:+.3f}, cross seed {row['cross_seed']:+.3f} "
+              f"({time.perf_counter() - t:.1f} s)", flush=True)
 
 
 if __name__ == "__main__":
