@@ -22,6 +22,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
@@ -95,6 +96,11 @@ def replace_block(readme: str, body: str) -> str:
     return f"{head}{BEGIN}\n{body.strip()}\n{END}{tail}"
 
 
+def prose(text: str) -> str:
+    """A paragraph of the README, wrapped as its other paragraphs are."""
+    return textwrap.fill(text, width=115, break_long_words=False, break_on_hyphens=False)
+
+
 def indent(text: str) -> str:
     return "\n".join(("    " + line).rstrip() for line in text.split("\n"))
 
@@ -139,12 +145,12 @@ def main() -> None:
     dry_out, _, _ = run(exe + dry_cmd[1:], env)
     when = datetime.date.today().isoformat()
     cache = "a fresh model cache, so it trains its model first" if fresh else "the existing model cache"
-    body = (f"`biasaudit score` with {cache}: its standard output (the progress lines go to stderr), shortened "
-            f"where marked;\ncommit {commit()}, {machine()}, {when}, {seconds / 60:.1f} min wall "
-            f"(`python scripts/readme_output.py` regenerates this block):\n\n"
+    body = (prose(f"`biasaudit score` with {cache}: its standard output (the progress lines go to stderr), "
+                  f"shortened where marked; commit {commit()}, {machine()}, {when}, {seconds / 60:.1f} min wall "
+                  f"(`python scripts/readme_output.py` regenerates this block):") + "\n\n"
             f"{indent(shorten(stdout, names))}\n\n"
-            f"`biasaudit experiment` opens with the same count and estimate; with `--dry-run` it stops there "
-            f"(nothing trained, no folder written):\n\n"
+            + prose("`biasaudit experiment` opens with the same count and estimate; with `--dry-run` it stops there "
+                    "(nothing trained, no folder written):") + "\n\n"
             f"{indent('$ ' + shlex.join(dry_cmd) + chr(10) + dry_out.strip())}\n")
     args.readme.write_text(replace_block(args.readme.read_text(encoding="utf-8"), body), encoding="utf-8")
     print(f"wrote the block into {args.readme} ({seconds:.0f} s score run, output in {folder})")

@@ -138,6 +138,15 @@ def test_measured_tables_name_command_machine_and_commit():
                 since.append(line)
 
 
+def test_readme_output_block_is_generated():
+    mod = _readme_output()
+    text = README.read_text(encoding="utf-8")
+    assert text.count(mod.BEGIN) == 1 and text.count(mod.END) == 1
+    block = text.split(mod.BEGIN, 1)[1].split(mod.END, 1)[0]
+    assert "commit " in block and "CPU cores" in block, "the block names its commit and machine"
+    assert "\n    wrote " in block and "\n    done in " in block, "the block is a score run's output"
+
+
 SAMPLE = """summary: no test shows a bias: t1 d +0.46 p 0.19, t2 d +0.73 p 0.074.
 
 t1 (male / female x math / arts)
