@@ -652,7 +652,7 @@ def score(test: Optional[List[str]] = TestOpt,
                                                   "also for --backend torch and GloVe). With settings: "
                                                   "'cg:damping=0.05,max_iter=300'; skip-gram "
                                                   "'block:anchor=optimum' re-solves group predictions from each "
-                                                  "word's optimum (README: debias)."),
+                                                  "word's optimum (docs/results/debias.md)."),
           pairs: Optional[str] = typer.Option(None, "--pairs", help="--model lm: JSONL of paired sentences "
                                               "{\"more\": ..., \"less\": ...} (CrowS-Pairs fields sent_more/sent_less "
                                               "also read), scored as one more measure; or the bundled CrowS-Pairs: "
