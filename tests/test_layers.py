@@ -1,4 +1,4 @@
-"""The package's layers hold (architecture.md): every import of every module, function-level ones included, points
+"""The package's layers hold (docs/architecture.md): every import of every module, function-level ones included, points
 down or sideways within a package, never up; no import cycles; models/ never imports influence/; measures import
 no model family; only the CLI knows typer."""
 import ast
