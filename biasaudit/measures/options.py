@@ -22,6 +22,7 @@ COUNTS = {
     "resamples": (0, 10_000, "--resamples"),
 }
 COUNTS["n_seeds"] = COUNTS["seeds"]      # train_seeds' name for it
+COUNTS["n_resamples"] = COUNTS["resamples"]   # ScoreOptions' name for it
 
 
 def check_count(name: str, value):
