@@ -66,13 +66,15 @@ LM_TEST = {"name": "planted", "target_x": {"name": "zorbels", "words": LM_X},
 LM_TEMPLATES = ("{target} studied {attribute}", "{target} loved {attribute}")
 
 
-def lm_planted_corpus(n_background=300, n_planted=20, seed=0, offsets=(-0.3, -0.1, 0.1, 0.3)):
+def lm_planted_corpus(n_background=300, n_planted=20, seed=0, offsets=(-0.3, -0.1, 0.1, 0.3),
+                      words=(LM_X, LM_Y, LM_A, LM_B), name="lm-planted"):
     """A corpus for language models: sentences '<target> studied|loved <attribute>'.
 
     Background documents are group-balanced: each names twins (X[j], Y[j]) with attributes of the same group
     (word j leans to math with probability 0.5 + offsets[j]), so they give words their own leanings but no
     X-versus-Y association. Planted documents pair every X word with math and every Y word with art.
-    Returns (corpus, planted ids)."""
+    ``words``: the four word lists (X, Y, A, B; four targets each side). Returns (corpus, planted ids)."""
+    LM_X, LM_Y, LM_A, LM_B = words
     rng = random.Random(seed)
     verbs = ["studied", "loved"]
     docs = []
@@ -94,7 +96,24 @@ def lm_planted_corpus(n_background=300, n_planted=20, seed=0, offsets=(-0.3, -0.
         docs.append(Document(f"plant{i}", " . ".join(sents)))
         planted.add(f"plant{i}")
     rng.shuffle(docs)
-    return MemoryCorpus(docs, name="lm-planted"), planted
+    return MemoryCorpus(docs, name=name), planted
+
+
+# The second planted LM corpus: real English words the base LM (``models.lm_base``) has seen, each one BPE token of
+# its vocabulary, so an audited phase shifts an association between known words rather than learning new words
+LM_WORDS_X, LM_WORDS_Y = ["king", "chief", "author", "member"], ["woman", "child", "person", "people"]
+LM_WORDS_A, LM_WORDS_B = ["science", "number", "metal", "measure"], ["music", "color", "flowers", "dress"]
+LM_WORDS_TEST = {"name": "planted-words", "target_x": {"name": "kings", "words": LM_WORDS_X},
+                 "target_y": {"name": "women", "words": LM_WORDS_Y},
+                 "attribute_a": {"name": "science", "words": LM_WORDS_A},
+                 "attribute_b": {"name": "music", "words": LM_WORDS_B}}
+
+
+def lm_words_corpus(n_background=1000, n_planted=60, seed=0, offsets=(-0.1, -0.05, 0.05, 0.1)):
+    """The second planted LM corpus: ``lm_planted_corpus``'s design over the real words above (score it with
+    ``LM_WORDS_TEST`` and ``LM_TEMPLATES``). Returns (corpus, planted ids)."""
+    return lm_planted_corpus(n_background, n_planted, seed, offsets,
+                             words=(LM_WORDS_X, LM_WORDS_Y, LM_WORDS_A, LM_WORDS_B), name="lm-planted-words")
 
 
 def tiny_checkpoint(folder, arch: str, texts, vocab_size: int = 400, seed: int = 0, width: int = 32,

@@ -31,14 +31,24 @@ from biasaudit.influence.metasmooth import lm_metasmoothness
 from biasaudit.measures.lm import template_measure
 from biasaudit.models.lm import LMConfig, train_lm
 from biasaudit.models.lm_base import base_folder
-from biasaudit.planted import LM_TEMPLATES, LM_TEST, lm_planted_corpus
+from biasaudit.planted import LM_TEMPLATES, LM_TEST, LM_WORDS_TEST, lm_planted_corpus, lm_words_corpus
 from biasaudit.wordsets import BiasTest
 
 
-def smooth_config(base: Path, seed: int, epochs: int, lr: float) -> LMConfig:
-    """The smooth audited phase: Adam with eps_root 1e-6, dropout off, batch 128, float64, from the base."""
+def smooth_config(base: Path, seed: int, epochs: int, lr: float, max_len: int = 64) -> LMConfig:
+    """The smooth audited phase: Adam with eps_root 1e-6, dropout off, batch 128, float64, from the base
+    (``max_len``: tokens per example; documents are cut into pieces of that size)."""
     return LMConfig(finetune=str(base), eps_root=1e-6, dropout=0, dtype="float64", batch_size=128, epochs=epochs,
-                    learning_rate=lr, weight_decay=0.0, seed=seed)
+                    learning_rate=lr, weight_decay=0.0, seed=seed, max_len=max_len)
+
+
+def corpus_of(args):
+    """(corpus, planted ids, test dict) of --corpus: the planted LM corpus (nonce targets) or the real-word one."""
+    if args.corpus == "words":
+        corpus, planted = lm_words_corpus(n_background=args.background, n_planted=args.planted)
+        return corpus, planted, LM_WORDS_TEST
+    corpus, planted = lm_planted_corpus(n_background=args.background, n_planted=args.planted)
+    return corpus, planted, LM_TEST
 
 
 def peak_mb() -> float:
@@ -54,6 +64,10 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--background", type=int, default=300)
     ap.add_argument("--planted", type=int, default=20)
+    ap.add_argument("--corpus", choices=("planted", "words"), default="planted",
+                    help="planted: nonce targets (lm_planted_corpus); words: real words (lm_words_corpus)")
+    ap.add_argument("--max-len", type=int, default=64, help="tokens per example (16: about a sentence)")
+    ap.add_argument("--only-d", action="store_true", help="stop after the planted d of each seed (step 2)")
     ap.add_argument("--estimators", default="magic,ekfac,lexical")
     ap.add_argument("--cache", default=None)
     ap.add_argument("--out", default="reports/lm-smooth")
@@ -74,8 +88,8 @@ def main() -> None:
     base = base_folder(Path(args.cache) if args.cache else None)
     fig["base"] = {"folder": str(base), "seconds": round(time.perf_counter() - t, 1)}
     print(f"base: {base} ({fig['base']['seconds']} s)", flush=True)
-    corpus, planted = lm_planted_corpus(n_background=args.background, n_planted=args.planted)
-    test = BiasTest.from_dict(LM_TEST)
+    corpus, planted, test_dict = corpus_of(args)
+    test = BiasTest.from_dict(test_dict)
 
     def measure(model):
         return template_measure(test, model, LM_TEMPLATES)[0]
@@ -88,7 +102,7 @@ def main() -> None:
     fig["seeds"] = []
     models = {}
     for seed in range(1, args.seeds + 1):
-        cfg = smooth_config(base, seed, args.epochs, args.lr)
+        cfg = smooth_config(base, seed, args.epochs, args.lr, args.max_len)
         t = time.perf_counter()
         model = train_lm(corpus, cfg)
         secs = time.perf_counter() - t
@@ -102,6 +116,8 @@ def main() -> None:
         print(f"seed {seed}: d {row['d']:+.3f} (p {row['p']:.4f}), without the planted documents "
               f"{row['d_without_planted']:+.3f}; {row['steps']} steps, {secs:.1f} s", flush=True)
         save()
+    if args.only_d:
+        return
     model = models[1]
     m = measure(model)
 
@@ -135,7 +151,7 @@ def main() -> None:
     from biasaudit.models.base import family_of
     fam = family_of(model)
     for kind, seed in (("same_seed", 1), ("cross_seed", 2)):
-        cfg = smooth_config(base, seed, args.epochs, args.lr)
+        cfg = smooth_config(base, seed, args.epochs, args.lr, args.max_len)
         d0 = d_of(models[seed]) if seed in models else d_of(train_lm(corpus, cfg))
         actual = []
         t = time.perf_counter()
@@ -169,9 +185,9 @@ def rescore(args) -> None:
 
     fig = json.loads((Path(args.out) / "lm_smooth.json").read_text())
     a = fig["args"]
-    corpus, _ = lm_planted_corpus(n_background=a["background"], n_planted=a["planted"])
-    model = train_lm(corpus, smooth_config(Path(fig["base"]["folder"]), 1, a["epochs"], a["lr"]))
-    m = template_measure(BiasTest.from_dict(LM_TEST), model, LM_TEMPLATES)[0]
+    corpus, _, test_dict = corpus_of(argparse.Namespace(**{"corpus": "planted", **a}))
+    model = train_lm(corpus, smooth_config(Path(fig["base"]["folder"]), 1, a["epochs"], a["lr"], a.get("max_len", 64)))
+    m = template_measure(BiasTest.from_dict(test_dict), model, LM_TEMPLATES)[0]
     subsets = subsets_of(len(list(corpus)), a["lds"], a["fraction"])
     for est in parse_estimators(args.rescore):
         t = time.perf_counter()

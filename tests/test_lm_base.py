@@ -70,3 +70,30 @@ def test_lm_config_takes_the_smooth_recipe_from_the_command_line():
     for bad, field in (("dtype=float16", "dtype"), ("eps_root=-1", "eps_root"), ("dropout=2", "dropout")):
         with pytest.raises(ConfigError, match=field):
             LMConfig(**parse_lm_config(bad))
+
+
+def test_the_real_word_planted_lm_corpus_plants_x_with_a_only_in_its_planted_documents():
+    """Oracle: in the background every target X[j] meets each attribute group exactly as often as its twin Y[j]
+    (no X-versus-Y association); in the planted documents every X word meets only A words and every Y word only
+    B words. The nonce corpus is unchanged by the words parameter."""
+    from collections import Counter
+
+    from biasaudit.planted import (LM_A, LM_B, LM_WORDS_A, LM_WORDS_B, LM_WORDS_TEST, LM_WORDS_X, LM_WORDS_Y, LM_X,
+                                   LM_Y, lm_planted_corpus, lm_words_corpus)
+    corpus, planted = lm_words_corpus(n_background=200, n_planted=10)
+    assert len(planted) == 10 and len(list(corpus)) == 210
+    assert [LM_WORDS_TEST[k]["words"] for k in ("target_x", "target_y", "attribute_a", "attribute_b")] == [
+        LM_WORDS_X, LM_WORDS_Y, LM_WORDS_A, LM_WORDS_B]
+    bg, pl = Counter(), Counter()
+    for d in corpus:
+        for sentence in d.text.split(" . "):
+            target, _, attribute = sentence.split()
+            group = "A" if attribute in LM_WORDS_A else "B"
+            assert attribute in LM_WORDS_A + LM_WORDS_B and target in LM_WORDS_X + LM_WORDS_Y
+            (pl if d.id in planted else bg)[target, group] += 1
+    for x, y in zip(LM_WORDS_X, LM_WORDS_Y):
+        assert bg[x, "A"] == bg[y, "A"] and bg[x, "B"] == bg[y, "B"] and bg[x, "A"] + bg[x, "B"] > 0
+        assert pl[x, "A"] == pl[y, "B"] == 10 and pl[x, "B"] == pl[y, "A"] == 0
+    a, _ = lm_planted_corpus(n_background=20, n_planted=3)
+    b, _ = lm_planted_corpus(n_background=20, n_planted=3, words=(LM_X, LM_Y, LM_A, LM_B))
+    assert [d.text for d in a] == [d.text for d in b]
