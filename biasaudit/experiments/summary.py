@@ -147,13 +147,17 @@ def leaderboard(summary: dict, scoring_seconds: dict, train_seconds: float | Non
     return out
 
 
-def summarise(spec, plan, runs, seeds, ks, scores, lds_edits, stats, predictions: dict | None = None,
-              bias: dict | None = None, bounds: dict | None = None,
-              linear_added: dict | None = None) -> tuple[dict, str, str]:
-    """experiment.json's summary, results.csv's and summary.csv's text, from the finished runs."""
-    from scipy.stats import pearsonr, spearmanr, ttest_rel
+def _change(r, key="effect_size", base="baseline_effect_size"):
+    """A row's change of ``key`` from its baseline (None where either is missing)."""
+    return None if r[key] is None or r[base] is None else r[key] - r[base]
 
-    predictions, bias, bounds, linear_added = predictions or {}, bias or {}, bounds or {}, linear_added or {}
+
+def _held_change(r):
+    return _change(r, "heldout_effect_size", "baseline_heldout_effect_size")
+
+
+def result_rows(spec, plan, runs, seeds, predictions: dict, bias: dict, bounds: dict, linear_added: dict) -> list:
+    """results.csv's rows: one per planned edit and seed (and hard-debias's beside each baseline)."""
     rows = []
     for row in plan:
         est, test, cond, label, k, eid = row.estimator, row.test, row.condition, row.k_label, row.k, row.edit
@@ -181,23 +185,80 @@ def summarise(spec, plan, runs, seeds, ks, scores, lds_edits, stats, predictions
                          "baseline_heldout_effect_size": b_held, **q, **_measures(rec, test),
                          "run_id": rec["run_id"]})
         if cond == "baseline" and "hard-debias" in spec.conditions:
-            for seed in seeds:
-                base = runs[f"baseline-s{seed}"]
-                hd = base.get("hard_debias", {})
-                if "effects" not in hd:
-                    continue
-                rows.append({"estimator": est, "test": test, "condition": "hard-debias", "k": "0", "n_docs": 0,
-                             "seed": seed, "effect_size": hd["effects"].get(test), "predicted_effect_size": None,
-                             "predicted_effect_size_linear": None,
-                             "baseline_effect_size": base["effects"].get(test),
-                             "heldout_effect_size": hd["heldout_effects"].get(test),
-                             "baseline_heldout_effect_size": base["heldout_effects"].get(test),
-                             **_quality(hd.get("quality", {})), **_measures(hd, test),
-                             "run_id": base["run_id"] + "+hard-debias"})
+            rows += _hard_debias_rows(runs, seeds, est, test)
+    return rows
 
-    def change(r, key="effect_size", base="baseline_effect_size"):
-        return None if r[key] is None or r[base] is None else r[key] - r[base]
 
+def _hard_debias_rows(runs, seeds, est: str, test: str) -> list:
+    """The hard-debias baseline's rows for one estimator and test, one per seed that ran it."""
+    rows = []
+    for seed in seeds:
+        base = runs[f"baseline-s{seed}"]
+        hd = base.get("hard_debias", {})
+        if "effects" not in hd:
+            continue
+        rows.append({"estimator": est, "test": test, "condition": "hard-debias", "k": "0", "n_docs": 0,
+                     "seed": seed, "effect_size": hd["effects"].get(test), "predicted_effect_size": None,
+                     "predicted_effect_size_linear": None,
+                     "baseline_effect_size": base["effects"].get(test),
+                     "heldout_effect_size": hd["heldout_effects"].get(test),
+                     "baseline_heldout_effect_size": base["heldout_effects"].get(test),
+                     **_quality(hd.get("quality", {})), **_measures(hd, test),
+                     "run_id": base["run_id"] + "+hard-debias"})
+    return rows
+
+
+def _condition(est, test, cond, label, rs: list, heldout_note: dict) -> dict:
+    """summary.csv's row for one (estimator, test, condition, k): means and sds over the seeds, calibration."""
+    changes = [_change(r) for r in rs]
+    pred_changes = [_change(r, "predicted_effect_size") for r in rs]
+    lin_changes = [_change(r, "predicted_effect_size_linear") for r in rs]
+    d = {"estimator": est, "test": test, "condition": cond, "k": label, "n_docs": rs[0]["n_docs"],
+         "n_seeds": len(rs), "baseline_effect_size_mean": _mean([r["baseline_effect_size"] for r in rs]),
+         "effect_size_mean": _mean([r["effect_size"] for r in rs]),
+         "effect_size_sd": _sd([r["effect_size"] for r in rs]),
+         "change_mean": _mean(changes), "change_sd": _sd(changes),
+         "predicted_change_mean": _mean(pred_changes), "predicted_change_linear_mean": _mean(lin_changes),
+         "heldout_effect_size_mean": _mean([r["heldout_effect_size"] for r in rs]),
+         "heldout_change_mean": _mean([_held_change(r) for r in rs]),
+         "heldout_change_sd": _sd([_held_change(r) for r in rs]),
+         "heldout_note": heldout_note.get(test),
+         "wordsim353_mean": _mean([r["wordsim353"] for r in rs]),
+         "wordsim353_coverage": _mean([r["wordsim353_coverage"] for r in rs]),
+         "simlex999_mean": _mean([r["simlex999"] for r in rs]),
+         "simlex999_coverage": _mean([r["simlex999_coverage"] for r in rs]),
+         "analogy_mean": _mean([r["analogy"] for r in rs])}
+    for key, pc in (("calibration", d["predicted_change_mean"]), ("calibration_linear",
+                                                                   d["predicted_change_linear_mean"])):
+        d[key] = (None if cond not in RANKED or pc is None or d["change_mean"] is None or abs(pc) < 1e-12
+                  else d["change_mean"] / pc)
+    return d
+
+
+def _against_random(d: dict, rs: list, control: list) -> None:
+    """A ranked condition against random removal of the same size: the mean paired difference, its p, and the
+    held-out difference, added to ``d``."""
+    from scipy.stats import ttest_rel
+
+    control = sorted(control, key=lambda r: r["seed"])
+    a, b = [_change(r) for r in rs], [_change(r) for r in control]
+    d["random_change_sd"] = _sd(b)
+    if all(x is not None for x in a + b) and len(a) == len(b):
+        diffs = np.subtract(a, b)
+        d["difference_from_random"] = float(np.mean(diffs))
+        d["difference_from_random_p"] = (float(ttest_rel(a, b).pvalue) if len(a) > 1 and
+                                         np.std(diffs) > 0 else None)
+        d["p_value_note"] = (None if len(a) >= 3 else
+                             f"from {len(a)} seed(s): a paired t-test with {len(a) - 1} degree(s) of freedom "
+                             "says little")
+        ah = [_held_change(r) for r in rs]
+        bh = [_held_change(r) for r in control]
+        if all(x is not None for x in ah + bh):
+            d["heldout_difference_from_random"] = float(np.mean(np.subtract(ah, bh)))
+
+
+def condition_rows(spec, rows: list) -> list:
+    """summary.csv's rows: each condition over the seeds, against random removal and whole-corpus CDA."""
     groups: dict[tuple, list] = {}
     for r in rows:
         groups.setdefault((r["estimator"], r["test"], r["condition"], r["k"]), []).append(r)
@@ -207,52 +268,19 @@ def summarise(spec, plan, runs, seeds, ks, scores, lds_edits, stats, predictions
     conditions = []
     for (est, test, cond, label), rs in groups.items():
         rs = sorted(rs, key=lambda r: r["seed"])
-        changes = [change(r) for r in rs]
-        pred_changes = [change(r, "predicted_effect_size") for r in rs]
-        lin_changes = [change(r, "predicted_effect_size_linear") for r in rs]
-        d = {"estimator": est, "test": test, "condition": cond, "k": label, "n_docs": rs[0]["n_docs"],
-             "n_seeds": len(rs), "baseline_effect_size_mean": _mean([r["baseline_effect_size"] for r in rs]),
-             "effect_size_mean": _mean([r["effect_size"] for r in rs]),
-             "effect_size_sd": _sd([r["effect_size"] for r in rs]),
-             "change_mean": _mean(changes), "change_sd": _sd(changes),
-             "predicted_change_mean": _mean(pred_changes), "predicted_change_linear_mean": _mean(lin_changes),
-             "heldout_effect_size_mean": _mean([r["heldout_effect_size"] for r in rs]),
-             "heldout_change_mean": _mean([change(r, "heldout_effect_size", "baseline_heldout_effect_size")
-                                           for r in rs]),
-             "heldout_change_sd": _sd([change(r, "heldout_effect_size", "baseline_heldout_effect_size")
-                                       for r in rs]),
-             "heldout_note": heldout_note.get(test),
-             "wordsim353_mean": _mean([r["wordsim353"] for r in rs]),
-             "wordsim353_coverage": _mean([r["wordsim353_coverage"] for r in rs]),
-             "simlex999_mean": _mean([r["simlex999"] for r in rs]),
-             "simlex999_coverage": _mean([r["simlex999_coverage"] for r in rs]),
-             "analogy_mean": _mean([r["analogy"] for r in rs])}
-        for key, pc in (("calibration", d["predicted_change_mean"]), ("calibration_linear",
-                                                                       d["predicted_change_linear_mean"])):
-            d[key] = (None if cond not in RANKED or pc is None or d["change_mean"] is None or abs(pc) < 1e-12
-                      else d["change_mean"] / pc)
+        d = _condition(est, test, cond, label, rs, heldout_note)
         control = groups.get((est, test, CONTROL.get(cond), label))
         if cond in RANKED and control:
-            control = sorted(control, key=lambda r: r["seed"])
-            a, b = changes, [change(r) for r in control]
-            d["random_change_sd"] = _sd(b)
-            if all(x is not None for x in a + b) and len(a) == len(b):
-                diffs = np.subtract(a, b)
-                d["difference_from_random"] = float(np.mean(diffs))
-                d["difference_from_random_p"] = (float(ttest_rel(a, b).pvalue) if len(a) > 1 and
-                                                 np.std(diffs) > 0 else None)
-                d["p_value_note"] = (None if len(a) >= 3 else
-                                     f"from {len(a)} seed(s): a paired t-test with {len(a) - 1} degree(s) of freedom "
-                                     "says little")
-                ah = [change(r, "heldout_effect_size", "baseline_heldout_effect_size") for r in rs]
-                bh = [change(r, "heldout_effect_size", "baseline_heldout_effect_size") for r in control]
-                if all(x is not None for x in ah + bh):
-                    d["heldout_difference_from_random"] = float(np.mean(np.subtract(ah, bh)))
+            _against_random(d, rs, control)
         if cond in RANKED:
             d["verdict"] = _verdict(d, len(rs))
         conditions.append(d)
+    _share_of_augment_all(conditions)
+    return conditions
 
-    # targeted edits against whole-corpus CDA: the share of augment-all's effect they buy
+
+def _share_of_augment_all(conditions: list) -> None:
+    """Targeted edits against whole-corpus CDA: the share of augment-all's effect they buy."""
     whole = {(d["estimator"], d["test"]): d for d in conditions if d["condition"] == "augment-all"}
     for d in conditions:
         w = whole.get((d["estimator"], d["test"]))
@@ -263,16 +291,21 @@ def summarise(spec, plan, runs, seeds, ks, scores, lds_edits, stats, predictions
             a, b = d.get(base), w.get(base)
             d[key] = None if a is None or b is None or abs(b) < 1e-12 else a / b
 
+
+def correlations(spec, rows: list, scores: dict) -> list:
+    """Predicted against actual changes over the edits, per estimator, test and kind of prediction."""
+    from scipy.stats import pearsonr, spearmanr
+
     correlation = []
     for est in scores:
         for t in spec.tests:
             for kind, key in (("re-measured", "predicted_effect_size"), ("linear", "predicted_effect_size_linear")):
                 sel = [r for r in rows if r["estimator"] == est and r["test"] == t.name
                        and r["condition"] not in ("baseline", "hard-debias")
-                       and r[key] is not None and change(r) is not None]
+                       and r[key] is not None and _change(r) is not None]
                 if len(sel) < 3:
                     continue
-                p, a = np.array([(change(r, key), change(r)) for r in sel]).T
+                p, a = np.array([(_change(r, key), _change(r)) for r in sel]).T
                 ranked = np.array([r["condition"] in RANKED for r in sel]) & (np.abs(p) > 1e-9)
                 ratio = a[ranked] / p[ranked]
                 correlation.append({"estimator": est, "test": t.name, "prediction": kind, "n": len(sel),
@@ -280,22 +313,37 @@ def summarise(spec, plan, runs, seeds, ks, scores, lds_edits, stats, predictions
                                     "spearman": float(spearmanr(p, a)[0]) if np.std(p) > 0 and np.std(a) > 0 else None,
                                     "median_actual_over_predicted": float(np.median(ratio)) if len(ratio) else None,
                                     "ratio_over": "ranked edits (remove-top/bottom, upweight-top, remove-ids)"})
+    return correlation
+
+
+def lds_rows(spec, runs, scores: dict, lds_edits) -> list:
+    """LDS: Spearman between predicted (linear sum) and actual changes over random subsets."""
     lds = []
-    if lds_edits:      # LDS: Spearman between predicted (linear sum) and actual changes over random subsets
-        for kind, seed in spec.lds_seeds.items():
-            base = runs.get(f"baseline-s{seed}")
-            for est, by_test in scores.items():
-                for t in spec.tests:
-                    if base is None or base["effects"].get(t.name) is None:
-                        continue
-                    pairs = [(float(by_test[t.name][idx].sum()),
-                              runs[f"{eid}-s{seed}"]["effects"].get(t.name)) for eid, idx in lds_edits
-                             if f"{eid}-s{seed}" in runs]
-                    pairs = [(p_, a - base["effects"][t.name]) for p_, a in pairs if a is not None]
-                    rho, lo, hi = spearman_ci([p_ for p_, _ in pairs], [a for _, a in pairs])
-                    lds.append({"estimator": est, "test": t.name, "kind": kind, "seed": seed,
-                                "n_subsets": len(pairs), "fraction_removed": spec.lds_fraction,
-                                "spearman": rho, "ci95": None if lo is None else [lo, hi]})
+    for kind, seed in spec.lds_seeds.items() if lds_edits else ():
+        base = runs.get(f"baseline-s{seed}")
+        for est, by_test in scores.items():
+            for t in spec.tests:
+                if base is None or base["effects"].get(t.name) is None:
+                    continue
+                pairs = [(float(by_test[t.name][idx].sum()),
+                          runs[f"{eid}-s{seed}"]["effects"].get(t.name)) for eid, idx in lds_edits
+                         if f"{eid}-s{seed}" in runs]
+                pairs = [(p_, a - base["effects"][t.name]) for p_, a in pairs if a is not None]
+                rho, lo, hi = spearman_ci([p_ for p_, _ in pairs], [a for _, a in pairs])
+                lds.append({"estimator": est, "test": t.name, "kind": kind, "seed": seed,
+                            "n_subsets": len(pairs), "fraction_removed": spec.lds_fraction,
+                            "spearman": rho, "ci95": None if lo is None else [lo, hi]})
+    return lds
+
+
+def summarise(spec, plan, runs, seeds, ks, scores, lds_edits, stats, predictions: dict | None = None,
+              bias: dict | None = None, bounds: dict | None = None,
+              linear_added: dict | None = None) -> tuple[dict, str, str]:
+    """experiment.json's summary, results.csv's and summary.csv's text, from the finished runs."""
+    rows = result_rows(spec, plan, runs, seeds, predictions or {}, bias or {}, bounds or {}, linear_added or {})
+    conditions = condition_rows(spec, rows)
+    correlation = correlations(spec, rows, scores)
+    lds = lds_rows(spec, runs, scores, lds_edits)
     rand_sd = {}
     for d in conditions:
         if d["condition"] == "remove-random":
