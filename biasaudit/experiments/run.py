@@ -19,7 +19,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from ..audit import RunResult, bias_measures, run_score
+from ..audit import RunResult, ScoreOptions, bias_measures, run_score
 from ..corpus import Corpus
 from .baselines import hard_debias
 from ..errors import ArtifactError, BiasAuditWarning, ConfigError
@@ -315,27 +315,20 @@ def _execute(todo: list[Task], done: dict, kw: dict, client, progress) -> None:
 
 
 # ------------------------------------------------------------------ the whole experiment
-def run_experiment(spec: ExperimentSpec, out_dir: Path, overwrite: bool = False, client=None,
-                   progress=None, log=None, cache: Path | None = None) -> RunResult:
-    """Run (or resume) the experiment into ``out_dir``; returns the folder and the summary written to
-    experiment.json."""
-    t_start = time.perf_counter()
-    corpus = spec.corpus
-    stats = corpus.scan()
-    config = spec.to_config()
-    out_dir = Path(out_dir)
-    ks = parse_ks(spec.ks, stats.n_documents)
-    if spec.remove_ids:   # an edit naming a document that is not there is an error, before any training
+def _check_remove_ids(spec, corpus) -> None:
+    """An edit naming a document that is not there is an error, before any training."""
+    if spec.remove_ids:
         ids = {d.id for d in corpus}
         absent = [i for i in spec.remove_ids if i not in ids]
         if absent:
             raise ConfigError(f"--remove-ids: {len(absent)} id(s) are not in corpus {corpus.name!r}: "
                               + ", ".join(repr(i) for i in absent[:5]) + (" ..." if len(absent) > 5 else ""))
-    out = prepare_output(out_dir, config, overwrite)
-    seeds = spec.seed_list
-    log = log or (lambda msg: None)
 
-    # rankings: from the first seed's baseline model (or the user's model), one score pass per estimator
+
+def ranking_targets(spec, corpus, seeds, cache, log) -> tuple:
+    """The model the rankings come from (the first seed's baseline, or the user's model) and its measures: the
+    tests kept (dropped words logged) and, with ``rank_by="concept"``, their concept tests.
+    Returns (model, targets, kept tests, concept tests)."""
     if spec.ranking_model is not None:
         base_model = spec.ranking_model
         log("rankings come from the given model; every baseline and edit is retrained with its settings "
@@ -361,18 +354,90 @@ def run_experiment(spec: ExperimentSpec, out_dir: Path, overwrite: bool = False,
                     for t in kept_tests]
         targets = targets + fam.bias_measures(base_model, concepts, spec.templates)
         log("ranking by concept: " + "; ".join(c.description for c in concepts))
+    return base_model, targets, kept_tests, concepts
+
+
+def ensemble_members(spec, corpus, measured: list, seeds, cache, log) -> tuple[list, list]:
+    """--ensemble: the other ranking seeds' models and their measures of the ``measured`` tests."""
     ensemble_models, ensemble_targets = [], []
-    for seed in spec.ranking_seeds[1:]:       # --ensemble: the other ranking seeds' models and their measures
+    for seed in spec.ranking_seeds[1:]:
         m, _ = train_or_load(corpus, replace(spec.model, seed=seed), cache=cache)
         ensemble_models.append(m)
-        ensemble_targets.append(family_of(m).bias_measures(m, kept_tests + concepts, spec.templates))
+        ensemble_targets.append(family_of(m).bias_measures(m, measured, spec.templates))
     if spec.ensemble > 1:
         log(f"rankings: the mean score over the models of seeds {', '.join(map(str, spec.ranking_seeds))}"
             + (f"; retraining on seeds {', '.join(map(str, seeds))}, which the ranking did not use"
                if spec.fresh_seeds else ""))
+    return ensemble_models, ensemble_targets
+
+
+def tasks_of(spec, plan, seeds, cfg_hash: str, out_dir: Path) -> list:
+    """Every edit at every seed; LDS subsets at the same-seed and cross-seed seeds only (with their baselines)."""
+    lds_ids = {e for e, _ in plan.lds}
+    lds_seeds = sorted(set(spec.lds_seeds.values())) if plan.lds else []
+    tasks = []
+    for eid, (kind, ids, times, swaps) in plan.edits.items():
+        in_rows = eid == "baseline" or any(p.edit == eid for p in plan.rows)
+        run_seeds = list(seeds) if in_rows else []
+        if eid in lds_ids or eid == "baseline":
+            run_seeds += [s for s in lds_seeds if s not in run_seeds]
+        for seed in run_seeds:
+            run_id = f"{eid}-s{seed}"
+            tasks.append(Task(run_id, kind, ids, times, seed, str(out_dir / "runs" / f"{run_id}.json"), swaps,
+                              config_sha256=cfg_hash))
+    return tasks
+
+
+def retrain(spec, plan, corpus, seeds, kept_tests, config, out_dir, client, progress, log, cache) -> dict:
+    """The training runs: those finished before (a resumed experiment) read back, the rest run. Returns each
+    run's record by run id."""
+    cfg_hash = config_hash(config)
+    tasks = tasks_of(spec, plan, seeds, cfg_hash, out_dir)
+    done = {t.run_id: rec for t in tasks if (Path(t.out_file).exists() or Path(t.out_file).is_symlink())
+            and (rec := _read_run(Path(t.out_file), t.run_id, cfg_hash)) is not None}
+    todo = [t for t in tasks if t.run_id not in done]
+    log(f"{len(tasks)} training runs: {len(done)} already finished, {len(todo)} to run")
+    kw = dict(corpus=corpus, config=spec.model, mode=spec.mode, warm_epochs=spec.warm_epochs,
+              tests=kept_tests, heldout=spec.heldout, cache=str(cache) if cache else None,
+              with_quality=spec.quality, templates=spec.templates)
+    _execute(todo, done, kw, client, progress)
+    return done
+
+
+def add_run_facts(summary: dict, spec, ranked: dict, done: dict, base_model, kept_tests) -> None:
+    """The solver, scoring times, the leaderboard and (for a given model) its own effects, added to the summary."""
+    summary["solver_info"] = ranked["solver_info"]
+    summary["scoring_seconds"] = ranked.get("seconds", {})
+    summary["leaderboard"] = leaderboard(summary, ranked.get("seconds", {}),
+                                         _mean([r.get("seconds") for r in done.values()
+                                                if r.get("kind") == "baseline"]))
+    if spec.ranking_model is not None:   # the user's model beside the baselines retrained with its settings
+        fam = family_of(base_model)
+        summary["given_model"] = {"origin": base_model.meta.get("origin"),
+                                  "effects": fam.evaluate(base_model, kept_tests, {}, False, spec.templates)["effects"]}
+
+
+def run_experiment(spec: ExperimentSpec, out_dir: Path, overwrite: bool = False, client=None,
+                   progress=None, log=None, cache: Path | None = None) -> RunResult:
+    """Run (or resume) the experiment into ``out_dir``; returns the folder and the summary written to
+    experiment.json."""
+    t_start = time.perf_counter()
+    corpus = spec.corpus
+    stats = corpus.scan()
+    config = spec.to_config()
+    out_dir = Path(out_dir)
+    ks = parse_ks(spec.ks, stats.n_documents)
+    _check_remove_ids(spec, corpus)
+    out = prepare_output(out_dir, config, overwrite)
+    seeds = spec.seed_list
+    log = log or (lambda msg: None)
+
+    # rankings: from the first seed's baseline model (or the user's model), one score pass per estimator
+    base_model, targets, kept_tests, concepts = ranking_targets(spec, corpus, seeds, cache, log)
+    ensemble_models, ensemble_targets = ensemble_members(spec, corpus, kept_tests + concepts, seeds, cache, log)
     ranked = _rankings(spec, base_model, corpus, targets, kept_tests + concepts, stats, out_dir / "scores.json",
                        progress, log, ensemble_models, ensemble_targets)
-    scores, doc_ids, solver_info = ranked["scores"], ranked["doc_ids"], ranked["solver_info"]
+    scores, doc_ids = ranked["scores"], ranked["doc_ids"]
     select = None
     if concepts:
         select = {e: {t.name: by[t.name] + by[c.name] for t, c in zip(kept_tests, concepts)}
@@ -384,47 +449,18 @@ def run_experiment(spec: ExperimentSpec, out_dir: Path, overwrite: bool = False,
     plan = build_plan(spec, scores, doc_ids, ks, kept_tests, select, selected)
     _remeasure(plan, ranked, spec, base_model, corpus, targets, progress, log)
     _save_rankings(out_dir / "scores.json", ranked)
-
-    # tasks: every edit at every seed; LDS subsets at the same-seed and cross-seed seeds only (with their baselines)
-    lds_ids = {e for e, _ in plan.lds}
-    lds_seeds = sorted(set(spec.lds_seeds.values())) if plan.lds else []
-    cfg_hash = config_hash(config)
-    tasks = []
-    for eid, (kind, ids, times, swaps) in plan.edits.items():
-        in_rows = eid == "baseline" or any(p.edit == eid for p in plan.rows)
-        run_seeds = list(seeds) if in_rows else []
-        if eid in lds_ids or eid == "baseline":
-            run_seeds += [s for s in lds_seeds if s not in run_seeds]
-        for seed in run_seeds:
-            run_id = f"{eid}-s{seed}"
-            tasks.append(Task(run_id, kind, ids, times, seed, str(out_dir / "runs" / f"{run_id}.json"), swaps,
-                              config_sha256=cfg_hash))
-    done = {t.run_id: rec for t in tasks if (Path(t.out_file).exists() or Path(t.out_file).is_symlink())
-            and (rec := _read_run(Path(t.out_file), t.run_id, cfg_hash)) is not None}
-    todo = [t for t in tasks if t.run_id not in done]
-    log(f"{len(tasks)} training runs: {len(done)} already finished, {len(todo)} to run")
-    kw = dict(corpus=corpus, config=spec.model, mode=spec.mode, warm_epochs=spec.warm_epochs,
-              tests=kept_tests, heldout=spec.heldout, cache=str(cache) if cache else None,
-              with_quality=spec.quality, templates=spec.templates)
-    _execute(todo, done, kw, client, progress)
+    done = retrain(spec, plan, corpus, seeds, kept_tests, config, out_dir, client, progress, log, cache)
 
     bounds = {t.name: t.bound for t in targets}
     summary, results_csv, summary_csv = summarise(spec, plan.rows, done, seeds, ks, scores, plan.lds, stats,
                                                   ranked["predictions"], ranked["bias"], bounds,
                                                   ranked["linear_added"])
     # the first estimator's score outputs (top documents with their text) for the report
-    run_score(base_model, corpus, spec.tests, spec.estimators[0],
-              out_dir=out_dir / "score", overwrite=True, strict_oov=spec.strict_oov, templates=spec.templates,
-              min_word_count=spec.min_word_count)
-    summary["solver_info"] = solver_info
-    summary["scoring_seconds"] = ranked.get("seconds", {})
-    summary["leaderboard"] = leaderboard(summary, ranked.get("seconds", {}),
-                                         _mean([r.get("seconds") for r in done.values()
-                                                if r.get("kind") == "baseline"]))
-    if spec.ranking_model is not None:   # the user's model beside the baselines retrained with its settings
-        fam = family_of(base_model)
-        summary["given_model"] = {"origin": base_model.meta.get("origin"),
-                                  "effects": fam.evaluate(base_model, kept_tests, {}, False, spec.templates)["effects"]}
+    run_score(base_model, corpus, spec.tests, ScoreOptions(spec.estimators[0], out_dir=out_dir / "score",
+                                                           overwrite=True, strict_oov=spec.strict_oov,
+                                                           templates=spec.templates,
+                                                           min_word_count=spec.min_word_count))
+    add_run_facts(summary, spec, ranked, done, base_model, kept_tests)
     summary["run_seconds"] = round(time.perf_counter() - t_start, 1)
     summary["train_seconds_per_run"] = _mean([r.get("seconds") for r in done.values()])
     with out.stage() as tmp:
