@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+"""The models a command audits: trained (each seed's line printed), loaded from a checkpoint or from the user's
+files, and the estimators and measure asked for, checked before any training."""
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import ConfigError
+from ..terminal import clean
+from .console import _progress, err, note
+from .options import RunOptions
+
+
+def _estimators(specs, opts: "RunOptions") -> list:
+    """The estimators asked for (the family's default when none), checked against the family before training."""
+    from ..influence.estimators import check_estimators, parse_estimators
+
+    fam = opts.family
+    try:
+        ests = parse_estimators(specs or [fam.default_estimator])
+    except ConfigError as e:   # a setting out of range is a usage error, like any option's
+        if "unknown estimator" in str(e):
+            raise
+        raise typer.BadParameter(str(e), param_hint="--estimator") from e
+    try:
+        config = opts.config()
+    except ConfigError:
+        config = None          # reported where the config is built, with its own message
+    check_estimators(ests, fam, config)
+    return ests
+
+
+
+def _finetune_config(config, checkpoint: Optional[Path], finetune: bool, opts: "RunOptions"):
+    """The LM config that fine-tunes ``checkpoint`` (``--finetune``), or ``config`` unchanged."""
+    from dataclasses import replace
+
+    if not finetune:
+        return config
+    if not opts.family.takes_templates:
+        raise ConfigError("--finetune fine-tunes a language model; add --model lm --checkpoint DIR")
+    if checkpoint is None:
+        raise typer.BadParameter("--finetune needs --checkpoint DIR (the model to fine-tune)", param_hint="--finetune")
+    if not (checkpoint / "config.json").is_file():
+        raise ConfigError(f"{checkpoint}: not a model folder (no config.json)")
+    return replace(config, finetune=str(checkpoint.resolve()))
+
+
+def _load_checkpoint(checkpoint: Path, opts: "RunOptions"):
+    from ..api import load_model
+
+    fam = opts.family
+    if not fam.takes_templates:
+        raise ConfigError("--checkpoint loads a language model; add --model lm")
+    m = load_model(checkpoint, model=fam.name, device=opts.device)
+    err.print(f"loaded {clean(checkpoint)} ({m.meta.get('parameters') or sum(p.numel() for p in m.net.parameters()):,} "
+              f"parameters, {len(m.encoder):,} tokens)")
+    return m
+
+
+FILE_SETTINGS = ("vector_size", "window", "min_count", "negative", "epochs", "sample", "workers", "backend", "seed")
+
+
+def _user_model(path: Path, vocab: Optional[Path], opts: RunOptions, corpus):
+    """A model the user trained elsewhere (--embeddings), checked against the corpus (``api.load_model``)."""
+    from ..api import load_model
+
+    fam = opts.family
+    if fam.name == "skipgram":
+        given = [n for n in FILE_SETTINGS if getattr(opts, n) is not None]
+        if given:
+            raise typer.BadParameter("a gensim model's settings are read from its file; drop "
+                                     + ", ".join(f"--{n.replace('_', '-')}" for n in given), param_hint="--embeddings")
+        if vocab is not None:
+            raise typer.BadParameter("--vocab goes with GloVe C output (--model glove)", param_hint="--vocab")
+    elif fam.name == "glove":
+        if vocab is None:
+            raise typer.BadParameter("GloVe C output needs --vocab vocab.txt (vocab_count's output)",
+                                     param_hint="--embeddings")
+        for n in ("vector_size", "min_count"):
+            if getattr(opts, n) is not None:
+                raise typer.BadParameter(f"--{n.replace('_', '-')} is read from the GloVe files",
+                                         param_hint="--embeddings")
+    settings = {} if fam.name != "glove" else {"window": opts.window, "epochs": opts.epochs,
+                                               "embedding": opts.embedding, "seed": opts.seed}
+    model = load_model(path, corpus, model=fam.name, vocab=vocab, **settings)
+    origin = model.meta["origin"]
+    err.print(f"loaded {clean(str(path))}: {origin['kind']}, {len(model.vocab):,} words, "
+              f"{model.vectors.shape[1]} dimensions; {clean(origin['checks'][-1])}")
+    return model
+
+
+def _train_seeds(opts: RunOptions, config, n_seeds: int, corpus=None) -> list:
+    """``api.train_seeds``, one seed at a time (each with its own progress display), each model's line printed."""
+    from dataclasses import replace
+
+    from ..api import train_seeds
+    from ..models import family_of
+    from ..models.base import resolve_device
+
+    resolve_device(opts.device)   # an unusable device is an error before the corpus is read
+    fam = family_of(config)
+    corpus = corpus or opts.load_corpus()
+    models = []
+    for k in range(n_seeds):
+        got = []
+        with _progress() as update:
+            train_seeds(corpus, replace(config, seed=config.seed + k), 1, device=opts.device, progress=update,
+                        log=note if k == 0 else None, on_model=lambda *a: got.append(a))
+        model, cfg, cached = got[0]
+        err.print(f"{'reused cached' if cached else 'trained'} {fam.describe(cfg)} on {clean(corpus.name)} "
+                  f"(seed {cfg.seed}, {fam.size(model)} {fam.unit}"
+                  + ("" if cached else f", {model.meta.get('train_seconds', 0):.1f} s") + ")")
+        models.append(model)
+    return models
+
+
+
+def _check_measure(opts, measure: str) -> None:
+    """--measure checked before any training: a usage error (exit 2) naming the choices."""
+    from ..audit import check_target_measure
+
+    try:
+        check_target_measure(opts.family, measure)
+    except ConfigError as e:
+        raise typer.BadParameter(str(e), param_hint="--measure") from e
+

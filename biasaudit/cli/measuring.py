@@ -1,0 +1,159 @@
+from __future__ import annotations
+
+"""The commands that list tests and measure a model: wordsets, weat, measure, report."""
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.table import Table
+
+from ..errors import ConfigError, DroppedWordsWarning
+from ..terminal import clean
+from .console import note, out
+from .inputs import _load_checkpoint, _train_seeds
+from .options import (CheckpointOpt, RunOptions, StrictOovOpt, TemplatesOpt, TestOpt, _count, run_options)
+from .show import _print_measures, _print_weat
+
+
+def wordsets(as_json: bool = typer.Option(False, "--json", help="Print the tests as JSON.")):
+    """List the bundled bias tests (targets X, Y; attributes A, B; positive effect = X with A, Y with B)."""
+    from ..wordsets import DEFAULT_TESTS, bundled_tests
+
+    tests = bundled_tests()
+    if as_json:
+        sys.stdout.write(json.dumps([t.to_dict() for t in tests.values()], indent=2) + "\n")
+        return
+    table = Table(title="Bundled bias tests (effect > 0: X goes with A and Y with B)")
+    for col in ("name", "X", "Y", "A", "B", "source"):
+        table.add_column(col)
+    for t in tests.values():
+        name = t.name + (" *" if t.name in DEFAULT_TESTS else "")
+        table.add_row(name, *(f"{s.name} ({len(s.words)})" for s in t.sets), t.source.split(",")[0])
+    out.print(table)
+    out.print("* default tests. Custom tests: a JSON or YAML file with name, target_x, target_y, attribute_a, "
+              "attribute_b (each {name, words}).")
+
+
+
+@run_options
+def weat_cmd(embeddings: Optional[Path] = typer.Argument(None, help="word2vec text/binary, GloVe text, gensim "
+                                                         "KeyedVectors/Word2Vec file or biasaudit model folder. "
+                                                         "Default: train (or reuse) a model on the corpus."),
+             test: Optional[List[str]] = TestOpt,
+             as_json: bool = typer.Option(False, "--json", help="Print a JSON list, one object per test and seed."),
+             strict_oov: bool = StrictOovOpt,
+             allow_oov: bool = typer.Option(False, "--allow-oov", hidden=True,
+                                            help="Kept for old scripts: dropping missing words is the default."),
+             seeds: int = typer.Option(1, "--seeds", callback=_count("seeds"), help="Train this many seeds (seed, "
+                                       "seed+1, ...; at most 100) and report the spread of the effect size across "
+                                       "them."),
+             n_permutations: int = typer.Option(100_000, "--permutations", callback=_count("n_permutations"),
+                                                help="Monte Carlo samples when exact enumeration exceeds 100,000 "
+                                                "partitions (1 to 10,000,000)."),
+             n_bootstrap: int = typer.Option(1000, "--bootstrap", callback=_count("n_bootstrap"), help="Bootstrap "
+                                             "resamples for the CI (100 to 10,000)."),
+             min_word_count: int = typer.Option(1, "--min-word-count", min=1, help="Drop test words seen fewer "
+                                                "times than this in training (listed, like missing words)."),
+             checkpoint: Optional[Path] = CheckpointOpt, templates: Optional[Path] = TemplatesOpt,
+             opts: RunOptions = None):
+    """WEAT effect sizes, exact or Monte Carlo permutation p-values and bootstrap CIs for bias tests (for --model
+    lm: the template-association effect size, same shape and sign).
+
+    Test words missing from the model are dropped and listed (--strict-oov: an error naming them all)."""
+    from ..api import load_model, measure
+    from ..audit import check_carried_measures
+    from ..measures.lm import load_templates
+    from ..wordsets import resolve_tests
+
+    if strict_oov and allow_oov:
+        raise typer.BadParameter("--allow-oov and --strict-oov contradict each other", param_hint="--strict-oov")
+    tests = resolve_tests(test)
+    check_carried_measures(tests)
+    if not opts.family.takes_templates and (checkpoint is not None or templates is not None):
+        raise ConfigError("--checkpoint and --templates measure language models; add --model lm")
+    tpl = load_templates(templates) if opts.family.takes_templates else None    # before any training
+    if (embeddings is not None or checkpoint is not None) and seeds > 1:
+        raise typer.BadParameter("--seeds needs training; it cannot be used with a saved model", param_hint="--seeds")
+    if embeddings is not None:
+        models = [load_model(embeddings)]
+    elif checkpoint is not None:
+        models = [_load_checkpoint(checkpoint, opts)]
+    else:
+        models = _train_seeds(opts, opts.config(), seeds)
+    with warnings.catch_warnings():      # the dropped words are printed below, as every command's notes
+        warnings.simplefilter("ignore", DroppedWordsWarning)
+        result = measure(models, tests, strict_oov=strict_oov, n_permutations=n_permutations,
+                         n_bootstrap=n_bootstrap, min_word_count=min_word_count, templates=tpl)
+    rows, skipped = list(result.rows), result.skipped
+    for name, reason in skipped.items():
+        note(f"{name}: skipped, {reason}")
+    _print_weat(rows, as_json, len(models))
+
+
+def report(folder: Path = typer.Argument(..., help="Output folder of `biasaudit score` or `biasaudit experiment`.")):
+    """Write FOLDER/report.html: one self-contained page (no network) with the tests, the documents that carry
+    the bias, the influence distribution and, for experiments, the retraining results."""
+    from ..report import write_report
+
+    out.print(f"report: {clean(write_report(folder))}")
+
+
+@run_options
+def measure_cmd(embeddings: Optional[Path] = typer.Argument(None, help="word2vec text/binary, GloVe text, gensim "
+                                                            "KeyedVectors/Word2Vec file or biasaudit model folder. "
+                                                            "Default: train (or reuse) a model on the corpus."),
+                test: Optional[List[str]] = TestOpt,
+                measure: Optional[List[str]] = typer.Option(None, "--measure", help="Measures to compute "
+                                                            "(repeatable or comma-separated): weat, ripa, "
+                                                            "direct-bias, rnd, mac, ect, rnsb. Default: all."),
+                as_json: bool = typer.Option(False, "--json", help="Print a JSON object: measures (one object per "
+                                             "test, measure and seed) and skipped (tests, and measures a test "
+                                             "cannot feed, with the reason)."),
+                strict_oov: bool = StrictOovOpt,
+                seeds: int = typer.Option(1, "--seeds", callback=_count("seeds"), help="Train this many seeds "
+                                          "(seed, seed+1, ...; at most 100) and read each measure's spread across "
+                                          "them in its verdict."),
+                n_permutations: int = typer.Option(100_000, "--permutations", callback=_count("n_permutations"),
+                                                   help="Monte Carlo samples when exact enumeration exceeds 100,000 "
+                                                   "partitions (1 to 10,000,000)."),
+                n_bootstrap: int = typer.Option(1000, "--bootstrap", callback=_count("n_bootstrap"), help="Bootstrap "
+                                                "resamples for the CIs (100 to 10,000)."),
+                min_word_count: int = typer.Option(1, "--min-word-count", min=1, help="Drop test words seen fewer "
+                                                   "times than this in training (listed, like missing words)."),
+                opts: RunOptions = None):
+    """Every word-vector bias measure side by side, from one bias test file: WEAT, RIPA (Ethayarajh et al.
+    2019), Direct Bias (Bolukbasi et al. 2016), RND (Garg et al. 2018), MAC (Manzini et al. 2019), ECT (Dev &
+    Phillips 2019) and RNSB (Sweeney & Najafian 2019), each with its bootstrap 95% CI over words, a permutation p
+    where the measure has one (WEAT, RIPA, RND) and a verdict.
+
+    Test words missing from the model are dropped and listed (--strict-oov: an error naming them all)."""
+    from ..audit import check_carried_measures, measures_across_models
+    from ..measures.suite import resolve_measures
+    from ..models.keyed import load_embeddings
+    from ..wordsets import resolve_tests
+
+    names = resolve_measures([n for m in measure or [] for n in m.split(",") if n.strip()])
+    tests = resolve_tests(test)
+    check_carried_measures(tests)
+    if not opts.family.word_vectors:
+        raise ConfigError(f"the word-vector measures need word vectors; --model {opts.family.name} has none "
+                          "(`biasaudit weat` measures language models)")
+    if embeddings is not None and seeds > 1:
+        raise typer.BadParameter("--seeds needs training; it cannot be used with a saved model", param_hint="--seeds")
+    models = [load_embeddings(embeddings)] if embeddings is not None else _train_seeds(opts, opts.config(), seeds)
+    rows, skipped, not_run = measures_across_models(models, tests, names, strict=strict_oov,
+                                                    min_word_count=min_word_count, n_permutations=n_permutations,
+                                                    n_bootstrap=n_bootstrap)
+    if as_json:
+        sys.stdout.write(json.dumps({"measures": rows, "skipped": [{"test": n, "measure": None, "reason": r}
+                                                                   for n, r in skipped.items()] + not_run},
+                                    indent=2) + "\n")
+        return
+    for name, reason in skipped.items():
+        note(f"{name}: skipped, {reason}")
+    for r in not_run:
+        note(f"{r['test']}: {r['measure']} not computed, {r['reason']}")
+    _print_measures(rows)

@@ -1,0 +1,252 @@
+from __future__ import annotations
+
+"""The commands that retrain and edit: experiment (does the bias move as predicted?) and debias (an edited
+corpus)."""
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from ..errors import ConfigError
+from ..terminal import clean
+from .console import WIDTH, _progress, note, out
+from .inputs import _check_measure, _estimators, _finetune_config, _train_seeds, _user_model
+from .options import (EmbeddingsOpt, EnsembleOpt, FinetuneOpt, MeasureOpt, RankByOpt, RunOptions, StrictOovOpt,
+                      SwapPairsOpt, TemplatesOpt, TestOpt, VocabOpt, _check_ks, _check_scheduler, _count, _in_range,
+                      run_options)
+from .show import _fmt, _print_experiment, _print_plan
+
+
+@run_options
+def experiment(test: Optional[List[str]] = TestOpt,
+               heldout: Optional[List[str]] = typer.Option(None, "--heldout", help="Held-out companion test file "
+                                                           "(repeatable; 'heldout_for' names the audited test, else "
+                                                           "they pair in order). Default: the bundled companions."),
+               estimator: Optional[List[str]] = typer.Option(None, "--estimator", "-e", help="Estimators whose "
+                                                             "rankings are retrained, comma-separated: block,cg,"
+                                                             "gradient-dot,block:damping=0.5 (default block; ekfac "
+                                                             "for --model lm)."),
+               k: str = typer.Option("0.1%,0.5%,1%", "--k", callback=_check_ks, help="Sizes of the document sets: "
+                                     "percentages of the corpus (0 < p < 100) or counts (>= 1), comma-separated."),
+               seeds: int = typer.Option(3, "--seeds", callback=_count("seeds"), help="Paired seeds (seed, "
+                                         "seed+1, ...; at most 100) for every condition."),
+               conditions: Optional[str] = typer.Option(None, "--conditions",
+                                                        help="Comma-separated: baseline, remove-top, remove-bottom, "
+                                                        "upweight-top, remove-random, remove-ids, hard-debias, and "
+                                                        "the counterfactual edits swap-top, augment-top, swap-random, "
+                                                        "augment-random, augment-all (whole-corpus CDA). Default: "
+                                                        "baseline, remove-top, remove-bottom, upweight-top, "
+                                                        "remove-random, hard-debias (not for --model lm)."),
+               upweight: int = typer.Option(5, "--upweight", min=2, help="Copies in all of each upweighted document."),
+               mode: str = typer.Option("scratch", "--mode", help="scratch (retrain from scratch: the honest "
+                                        "check), masked (--model lm or glove: the baseline's own run, the same batches, learning "
+                                        "rates and random draws, with the edited documents' weights at 0, or e "
+                                        "copies: what a metagradient predicts; LDS as bergson measures it), "
+                                        "warm-start (continue the baseline on the edited corpus for "
+                                        "--warm-epochs) or undo (the paper's gradient ascent on removed documents)."),
+               warm_epochs: int = typer.Option(1, "--warm-epochs", min=1, help="Epochs (or ascent steps) for "
+                                               "warm-start/undo."),
+               remove_ids: Optional[Path] = typer.Option(None, "--remove-ids", help="File of document ids, one per "
+                                                         "line, for condition remove-ids (each must be in the corpus)."),
+               lds: int = typer.Option(0, "--lds", min=0, help="Linear datamodeling score: retrain on this many random "
+                                       "subsets, each at the ranking's seed (same-seed) and at a seed it did not "
+                                       "use (cross-seed), and correlate predicted with actual changes (0: off)."),
+               lds_fraction: float = typer.Option(0.5, "--lds-fraction", callback=lambda v: _in_range(v, 0, 1),
+                                                  help="Fraction of documents each LDS subset removes (0 < f < 1; "
+                                                  "0.01 is bergson's leaderboard)."),
+               ensemble: int = EnsembleOpt,
+               fresh_seeds: bool = typer.Option(False, "--fresh-seeds", help="Retrain on seeds the ranking did not "
+                                                "use (after the --ensemble seeds): does the ranking hold for other "
+                                                "trainings, not only the one it explains?"),
+               select: str = typer.Option("top-k", "--select", help="top-k: edits by individual score; greedy: "
+                                          "adds remove-selected, k documents chosen as a set on the re-measured "
+                                          "group predictions (the move toward 0 as large as possible), beside "
+                                          "remove-top at the same k."),
+               no_quality: bool = typer.Option(False, "--no-quality", help="Skip WordSim-353 / SimLex-999 / analogy "
+                                               "evaluation of each model."),
+               strict_oov: bool = StrictOovOpt,
+               min_word_count: int = typer.Option(1, "--min-word-count", min=1, help="Drop test words seen fewer "
+                                                  "times than this in training (listed, like missing words)."),
+               out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (new, empty, or one "
+                                                      "this tool wrote). Default: "
+                                                      "reports/<corpus>-<model>-experiment-<hash>/"),
+               overwrite: bool = typer.Option(False, "--overwrite", help="Reuse a folder holding another "
+                                              "experiment (its files, and only those, are deleted first)."),
+               scheduler: str = typer.Option("local", "--scheduler", callback=_check_scheduler, help="Where "
+                                             "retrains run: 'local' (a Dask "
+                                             "LocalCluster, one worker per core), a scheduler address "
+                                             "(tcp://host:8786), or 'none' (in this process)."),
+               embeddings: Optional[Path] = EmbeddingsOpt, vocab: Optional[Path] = VocabOpt,
+               checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="--model lm --finetune: the "
+                                                         "local HF checkpoint every run fine-tunes (baselines and "
+                                                         "edits alike)."),
+               finetune: bool = FinetuneOpt, swap_pairs: Optional[Path] = SwapPairsOpt,
+               rank_by: str = RankByOpt, templates: Optional[Path] = TemplatesOpt, measure: str = MeasureOpt,
+               dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (trainings, estimated time, "
+                                            "workers) and stop: nothing trained, no folder written."),
+               opts: RunOptions = None):
+    """Retrain without (or with more of) the top-ranked documents and check that the bias moves as predicted.
+
+    Conditions are compared with paired seeds against the baseline and against removing the same number of
+    random documents. Results: results.csv (one row per estimator, test, condition, k, seed), experiment.json
+    (means, sds, paired differences from random removal with p-values, predicted-vs-actual correlations).
+    Finished retrains are kept in runs/; rerunning the same command resumes.
+    """
+    from ..api import experiment as run_experiment
+    from ..io import MAX_DATA_BYTES, read_regular
+    from ..wordsets import resolve_tests
+
+    config = opts.config()
+    _check_measure(opts, measure)
+    if templates is not None and not opts.family.takes_templates:
+        raise ConfigError("--templates measures language models; add --model lm")
+    if rank_by not in ("test", "concept"):
+        raise typer.BadParameter(f"{rank_by!r} is not test or concept", param_hint="--rank-by")
+    if checkpoint is not None and not finetune:
+        raise typer.BadParameter("experiment retrains: a checkpoint is retrained by fine-tuning it, add --finetune",
+                                 param_hint="--checkpoint")
+    config = _finetune_config(config, checkpoint, finetune, opts)
+    tests = resolve_tests(test)
+    ids: tuple = ()
+    if remove_ids is not None:
+        try:
+            text = read_regular(remove_ids, "--remove-ids file", ConfigError, MAX_DATA_BYTES).decode("utf-8")
+            ids = tuple(dict.fromkeys(l.strip() for l in text.splitlines() if l.strip()))
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"--remove-ids: cannot read {remove_ids} ({getattr(e, 'strerror', None) or e})") from e
+        if not ids:
+            raise ConfigError(f"--remove-ids: {remove_ids} holds no document id")
+    corp = opts.load_corpus()
+    given = None
+    if embeddings is not None:     # the rankings come from the user's model; retrains use its settings
+        given = _user_model(embeddings, vocab, opts, corp)
+    elif vocab is not None:
+        raise typer.BadParameter("--vocab goes with --embeddings (GloVe C output)", param_hint="--vocab")
+    ests = _estimators(estimator, opts)
+    with _progress() as update:
+        summary = run_experiment(given if given is not None else config, corp, tests, heldout=heldout,
+                                 estimator=ests, k=k, seeds=seeds, conditions=conditions, upweight=upweight,
+                                 mode=mode, warm_epochs=warm_epochs, remove_ids=ids, lds=lds,
+                                 lds_fraction=lds_fraction, ensemble=ensemble, fresh_seeds=fresh_seeds,
+                                 select=select, quality=not no_quality, strict_oov=strict_oov,
+                                 min_word_count=min_word_count,
+                                 rank_by=rank_by, swaps=swap_pairs, templates=templates, out=out_dir,
+                                 overwrite=overwrite, scheduler=None if scheduler == "none" else scheduler,
+                                 progress=update, log=note, on_plan=_print_plan, dry_run=dry_run,
+                                 measure=measure)
+    if dry_run:
+        out.print("dry run: nothing trained, no folder written")
+        return
+    out_dir = summary.folder
+    _print_experiment(summary)
+    out.print(f"scope: {clean(summary['scope'])}")
+    page = summary.report_path      # written by api.experiment
+    out.print(f"wrote {clean(out_dir)}/results.csv and experiment.json ({summary['run_seconds']:.0f} s)\n"
+              f"report: {clean(page)}")
+
+
+@run_options
+def debias(test: Optional[List[str]] = TestOpt,
+           k: str = typer.Option("1%", "--k", callback=_check_ks, help="How many top-ranked documents to edit per "
+                                 "test: a percentage of the corpus or a count."),
+           method: str = typer.Option("swap", "--method", help="remove (drop them), swap (replace each by its "
+                                      "counterfactual rewrite: one-sided CDA) or augment (add the rewrite beside it, "
+                                      "id <id>#cda: two-sided CDA)."),
+           estimator: Optional[str] = typer.Option(None, "--estimator", "-e", help="The ranking's estimator "
+                                                   "(default: the family's)."),
+           swap_pairs: Optional[Path] = SwapPairsOpt, rank_by: str = RankByOpt,
+           heldout: Optional[List[str]] = typer.Option(None, "--heldout", help="Held-out companion test file "
+                                                       "(--rank-by concept leaves its words out)."),
+           strict_oov: bool = StrictOovOpt,
+           min_word_count: int = typer.Option(1, "--min-word-count", min=1, help="Drop test words seen fewer "
+                                              "times than this in training."),
+           out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (new, empty, or one this "
+                                                  "tool wrote). Default: reports/<corpus>-debias-<hash>/"),
+           overwrite: bool = typer.Option(False, "--overwrite", help="Replace debias outputs of another config in "
+                                          "--out (only the files this tool wrote)."),
+           embeddings: Optional[Path] = EmbeddingsOpt, vocab: Optional[Path] = VocabOpt,
+           templates: Optional[Path] = TemplatesOpt, ensemble: int = EnsembleOpt,
+           select: str = typer.Option("greedy", "--select", help="greedy: choose the edit as a set, each document "
+                                      "judged by the re-measured prediction of the set so far plus itself; top-k: "
+                                      "by individual score."),
+           target: Optional[float] = typer.Option(None, "--target", min=0.0, help="Stop at the smallest edit "
+                                                  "predicted to bring |d| to this or below (default: the seed-noise "
+                                                  "band, the sd of d over --seeds models, else d's bootstrap CI "
+                                                  "half-width). --k stays the upper bound."),
+           seeds: Optional[int] = typer.Option(None, "--seeds", callback=_count("seeds"), help="Train this many "
+                                               "seeds (seed, seed+1, ...; at most 100) for the seed-noise band (the "
+                                               "sd of d over them)."),
+           force: bool = typer.Option(False, "--force", help="Edit even when a test's bias is not significant "
+                                      "(p >= 0.05 or its 95% CI holds 0)."),
+           verify: int = typer.Option(0, "--verify", min=0, help="Retrain this many seeds on the edited corpus and "
+                                      "report the actual change against the predicted one, held-out tests and "
+                                      "WordSim (in manifest.json and the report)."),
+           opts: RunOptions = None):
+    """Write an edited corpus that should carry less of a bias: the documents that move each test's bias toward 0
+    (cross-loss influence), removed, or rewritten with the gendered words swapped (counterfactual data
+    augmentation); as few as the re-measured prediction needs to bring |d| inside the seed-noise band (or
+    --target), --k at most. A bias that is not significant is refused (--force edits anyway). Writes corpus.jsonl (corpus.csv for a CSV input: the input's fields and format; added copies
+    get ids <id>#cda, or #cda2... when taken), manifest.json (edited ids,
+    each document's predicted change, the predicted effect, the swap list's hash, the command) and report.html,
+    so you can retrain with your own pipeline (or check it with `biasaudit experiment --conditions
+    baseline,swap-top,swap-random`)."""
+    import shlex
+
+    from ..api import debias_corpus
+    from ..audit import read_tests_with
+    from ..debias import METHODS, claim_out
+    from ..measures.lm import load_templates
+    from ..swaps import load_swaps
+    from ..wordsets import resolve_tests
+
+    if method not in METHODS:
+        raise typer.BadParameter(f"{method!r} is not one of {', '.join(METHODS)}", param_hint="--method")
+    if rank_by not in ("test", "concept"):
+        raise typer.BadParameter(f"{rank_by!r} is not test or concept", param_hint="--rank-by")
+    if select not in ("greedy", "top-k"):
+        raise typer.BadParameter(f"{select!r} is not greedy or top-k", param_hint="--select")
+    (est,) = _estimators([estimator] if estimator else None, opts)
+    tpl = load_templates(templates) if opts.family.takes_templates else None
+    tests = resolve_tests(test)
+    read_tests_with(opts.family, tests)     # a measure a test carries, checked before any training
+    swaps = load_swaps(swap_pairs) if swap_pairs is not None else None
+    corp = opts.load_corpus()
+    claim_out(out_dir, corp)          # before any training: the folder is usable and outside the corpus
+    if embeddings is not None and ensemble > 1:
+        raise typer.BadParameter("--ensemble trains its seeds' models; it cannot be used with --embeddings",
+                                 param_hint="--ensemble")
+    if embeddings is not None and (seeds or 1) > 1:
+        raise typer.BadParameter("--seeds trains other seeds' models; it cannot be used with --embeddings",
+                                 param_hint="--seeds")
+    models = ([_user_model(embeddings, vocab, opts, corp)] if embeddings is not None
+              else _train_seeds(opts, opts.config(), ensemble, corpus=corp))
+    model = models[0]
+    with _progress() as update:
+        result = debias_corpus(model, corp, tests, k=k, method=method, estimator=est, swaps=swaps, rank_by=rank_by,
+                               heldout=heldout, strict_oov=strict_oov, min_word_count=min_word_count, templates=tpl,
+                               ensemble=ensemble, seed_models=models[1:], seeds=seeds, select=select, target=target,
+                               force=force, verify=verify, out=out_dir, overwrite=overwrite, device=opts.device,
+                               command=shlex.join(["biasaudit"] + sys.argv[1:]), progress=update, log=note)
+    folder, manifest, page = result.folder, result.summary, result.report_path
+    for name, p in manifest["predicted"].items():
+        out.print(f"{clean(name)}: d {p['effect_size_before']:+.2f} (p {p['p_value']:.3f}, 95% CI "
+                  f"[{p['ci_low']:+.2f}, {p['ci_high']:+.2f}], {p['n_words']} words) -> "
+                  f"{_fmt(p['predicted_effect_size'])} predicted after {method} of {p['n_edited']} documents "
+                  f"(--k {manifest['k']} at most; sum of scores: {_fmt(p['linear_prediction'])})", width=WIDTH)
+        rule = p.get("stopping") or {}
+        if rule:
+            out.print(f"  {clean(rule['note'])} (band {rule['band']:.3f}: {rule['band_source']})", width=WIDTH)
+        v = (manifest.get("verify") or {}).get("tests", {}).get(name)
+        if v:
+            out.print(f"  verified on {len(manifest['verify']['seeds'])} seed(s): actual change "
+                      f"{_fmt(v['actual_change_mean'])} against {_fmt(v['predicted_change'])} predicted"
+                      + (f" (ratio {v['actual_over_predicted']:.2f})" if v["actual_over_predicted"] is not None
+                         else "") + f"; held-out {_fmt(v['heldout_change_mean'])}; WordSim "
+                      f"{_fmt(v['wordsim353_baseline_mean'])} -> {_fmt(v['wordsim353_mean'])}", width=WIDTH)
+        if not p["significant"]:
+            out.print(f"  warning: {clean(name)}'s bias is not distinguishable from word-sampling noise (p >= 0.05 "
+                      "or the CI includes 0): the edit would move a number that may not be there", width=WIDTH)
+    wrote = manifest["corpus_out"]
+    out.print(f"wrote {clean(folder)}/{wrote['file']} ({wrote['n_documents']:,} documents, "
+              f"{manifest['n_edited']:,} edited) and manifest.json\nreport: {clean(page)}")

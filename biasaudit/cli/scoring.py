@@ -1,0 +1,181 @@
+from __future__ import annotations
+
+"""The commands that train a model and rank the training documents: train, score."""
+import warnings
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from ..errors import ConfigError, DroppedWordsWarning
+from ..terminal import clean
+from .console import WIDTH, _closing, _progress, err, note, out
+from .inputs import _check_measure, _estimators, _finetune_config, _load_checkpoint, _train_seeds, _user_model
+from .options import (CheckpointOpt, EmbeddingsOpt, EnsembleOpt, FinetuneOpt, MeasureOpt, RunOptions, SchedulerOpt,
+                      StrictOovOpt, TemplatesOpt, TestOpt, VocabOpt, _count, run_options)
+from .show import _next_step, _overview, _print_test
+
+
+@run_options
+def train(out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Model folder to write (new, empty, or "
+                                                 "one this tool wrote). Default: the cache (~/.cache/biasaudit or "
+                                                 "$BIASAUDIT_CACHE)."),
+          overwrite: bool = typer.Option(False, "--overwrite", help="Replace a model this tool saved in --out with "
+                                         "another config (only its own files; nothing else in the folder)."),
+          checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="--model lm --finetune: the local HF "
+                                                    "checkpoint to fine-tune."),
+          finetune: bool = FinetuneOpt, opts: RunOptions = None):
+    """Train a model on a corpus and save it (no pickle): skip-gram (gensim sg=1 or torch, negative sampling),
+    GloVe (--model glove) or a small causal transformer LM (--model lm; saved as an HF checkpoint folder)."""
+    from ..models.folder import model_output
+
+    config = opts.config()
+    if checkpoint is not None and not finetune:
+        raise typer.BadParameter("train takes --checkpoint only to fine-tune it: add --finetune",
+                                 param_hint="--checkpoint")
+    config = _finetune_config(config, checkpoint, finetune, opts)
+    if out_dir is not None and finetune:     # the checkpoint a fine-tune starts from is never written
+        ck, to = checkpoint.resolve(), out_dir.resolve()
+        if to == ck or ck in to.parents or to in ck.parents:
+            raise typer.BadParameter(f"{clean(out_dir)} is, is inside or contains the checkpoint "
+                                     f"{clean(checkpoint)}; choose a folder apart from it", param_hint="--out")
+    if out_dir is not None:   # refused (file, foreign folder, other config, not writable) before any training
+        model_output(out_dir, {"model": opts.family.name, "config": config.to_dict()}, overwrite=overwrite)
+    if out_dir is None:
+        _train_seeds(opts, config, 1)
+        return
+    from ..models import train_or_load
+
+    corpus = opts.load_corpus()
+    with _progress() as update:       # --out is the only copy: a model not in the cache is not cached
+        model, cached = train_or_load(corpus, config, device=opts.device, store=False,
+                                      progress=lambda s, d, t: update(f"training seed {config.seed}"
+                                                                      if s == "train" else s, d, t))
+    model.save(out_dir)
+    fam = opts.family
+    err.print(f"{'reused cached' if cached else 'trained'} {fam.describe(config)} on {clean(corpus.name)} "
+              f"(seed {config.seed}, {fam.size(model)} {fam.unit})")
+    out.print(f"saved {clean(out_dir)}" + (" (read from the model cache)" if cached else
+                                           " (the only copy: nothing added to the model cache)"))
+    out.print(_closing("done"))
+
+
+@run_options
+def score(test: Optional[List[str]] = TestOpt,
+          query: Optional[str] = typer.Option(None, "--query", help="Score a word query instead: which documents "
+                                              "pull WORD toward --toward words (and away from --away words)."),
+          toward: Optional[str] = typer.Option(None, "--toward", help="Comma-separated words for --query."),
+          away: Optional[str] = typer.Option(None, "--away", help="Comma-separated words for --query."),
+          estimator: Optional[str] = typer.Option(None, "--estimator", "-e", help="Embeddings: block (default), cg, "
+                                                  "lissa or gradient-dot; --model lm: ekfac (default), gradient-dot "
+                                                  "or magic (exact metagradients through the recorded training run; "
+                                                  "also for --backend torch and GloVe). With settings: "
+                                                  "'cg:damping=0.05,max_iter=300'; skip-gram "
+                                                  "'block:anchor=optimum' re-solves group predictions from each "
+                                                  "word's optimum (docs/results/debias.md)."),
+          pairs: Optional[str] = typer.Option(None, "--pairs", help="--model lm: JSONL of paired sentences "
+                                              "{\"more\": ..., \"less\": ...} (CrowS-Pairs fields sent_more/sent_less "
+                                              "also read), scored as one more measure; or the bundled CrowS-Pairs: "
+                                              "crows-pairs (one measure per bias type: crows-pairs:gender, ...) or "
+                                              "crows-pairs:TYPE. A path that exists is always read as a file."),
+          strict_oov: bool = StrictOovOpt,
+          out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (new, empty, or one this "
+                                                 "tool wrote). Default: reports/<corpus>-<model>-<hash>/"),
+          top: int = typer.Option(10, "--top", min=1, help="Documents to show in each direction."),
+          seeds: Optional[int] = typer.Option(None, "--seeds", callback=_count("seeds"), help="Train this many "
+                                              "seeds (seed, seed+1, ...; at most 100): the ranking comes from the "
+                                              "first; the others give the effect size's spread over seeds and "
+                                              "make the ranking's stability resample seeds as well as words. "
+                                              "Default: 1, and 3 for --model lm (whose measure varies across seeds "
+                                              "as much as between corpora)."),
+          resamples: int = typer.Option(100, "--resamples", callback=_count("resamples"), help="Word-set "
+                                        "resamples (bootstrap) for each document's stability (0: none; at most "
+                                        "10,000)."),
+          min_word_count: int = typer.Option(1, "--min-word-count", min=1, help="Drop test words seen fewer times "
+                                             "than this in training (listed, like missing words): rankings not "
+                                             "driven by rare words."),
+          overwrite: bool = typer.Option(False, "--overwrite", help="Replace results of another config in --out "
+                                         "(only the files this tool wrote there)."),
+          scheduler: Optional[str] = SchedulerOpt, checkpoint: Optional[Path] = CheckpointOpt,
+          embeddings: Optional[Path] = EmbeddingsOpt, vocab: Optional[Path] = VocabOpt,
+          finetune: bool = FinetuneOpt, templates: Optional[Path] = TemplatesOpt, ensemble: int = EnsembleOpt,
+          measure: str = MeasureOpt, opts: RunOptions = None):
+    """Rank every training document by its contribution to a bias (cross-loss influence).
+
+    delta_bias_if_removed(d) = grad B^T H^-1 grad L_d: the predicted change of the effect size if document d is
+    removed and the model retrained. NEGATIVE means the document drives the bias UP.
+    delta_bias_if_upweighted(d) (one more copy of d) is its negative (GloVe: computed from the added counts).
+    With --model lm the measure is the template association of each test (and --pairs), and the influence is
+    kronfluence's EK-FAC over the network's linear layers (and its embeddings when the vocabulary is small).
+    """
+    from ..api import score as score_documents
+    from ..api import seed_count
+    from ..audit import SCORE_FILES, check_run_tests
+    from ..io import check_writable, claim_folder
+    from ..measures.lm import load_templates, resolve_pairs
+
+    config = opts.config()
+    (est,) = _estimators([estimator] if estimator else None, opts)
+    _check_measure(opts, measure)
+    if query is not None and test:
+        raise typer.BadParameter("use either --test or --query", param_hint="--query")
+    if query is not None and measure.strip().lower() != "weat":
+        raise typer.BadParameter("--measure reads bias tests (--test); a --query is ranked by its own word "
+                                 "association", param_hint="--measure")
+    if (toward or away) and query is None:
+        raise typer.BadParameter("--toward/--away need --query", param_hint="--toward")
+    if (templates is not None or pairs is not None) and not opts.family.takes_templates:
+        raise ConfigError("--templates and --pairs measure language models; add --model lm")
+    tpl = load_templates(templates) if opts.family.takes_templates else None
+    pair_spec = resolve_pairs(pairs) if pairs is not None else None
+    if query is None:      # the tests' measures and every test and pair-set name, checked before any training
+        check_run_tests(opts.family, test, pair_spec, measure)
+    # the output folder is checked before any training: a file, a folder of other files, a read-only disk
+    if out_dir is not None:     # held (the folder's run lock) until the command ends
+        held = claim_folder(out_dir, "score", None, overwrite=True, known=SCORE_FILES, check_config=False)  # noqa: F841
+    else:
+        check_writable("reports")
+    if checkpoint is not None and not finetune and (seeds or 1) > 1:
+        raise typer.BadParameter("--seeds needs training; it cannot be used with --checkpoint (add --finetune to "
+                                 "fine-tune it with each seed)", param_hint="--seeds")
+    config = _finetune_config(config, checkpoint, finetune, opts)
+    if finetune:
+        checkpoint = None          # the checkpoint is the starting point of training, not the audited model
+    if ensemble > 1 and checkpoint is not None:
+        raise typer.BadParameter("--ensemble needs training; a checkpoint is one model (add --finetune to "
+                                 "fine-tune it with each seed)", param_hint="--ensemble")
+    seeds = seed_count(opts.family, seeds, ensemble, trained=checkpoint is None)
+    if vocab is not None and embeddings is None:
+        raise typer.BadParameter("--vocab goes with --embeddings (GloVe C output)", param_hint="--vocab")
+    corp = opts.load_corpus()
+    if embeddings is not None:
+        from dataclasses import replace
+        models = [_user_model(embeddings, vocab, opts, corp)]
+        if seeds > 1:        # the spread over seeds: the same settings, trained here
+            models += _train_seeds(opts, replace(models[0].config, seed=models[0].config.seed + 1), seeds - 1,
+                                   corpus=corp)
+    else:
+        models = ([_load_checkpoint(checkpoint, opts)] if checkpoint is not None
+                  else _train_seeds(opts, config, seeds, corpus=corp))
+    words = lambda s: [w.strip().lower() for w in (s or "").split(",") if w.strip()]
+    with _progress() as update, warnings.catch_warnings():
+        warnings.simplefilter("ignore", DroppedWordsWarning)    # in the notes, printed below
+        summary = score_documents(models[0], corp, test, estimator=est, query=query or None, toward=words(toward),
+                                  away=words(away), pairs=pair_spec, templates=tpl, seeds=len(models),
+                                  seed_models=models[1:], ensemble=ensemble, resamples=resamples,
+                                  min_word_count=min_word_count, strict_oov=strict_oov, top=top, out=out_dir,
+                                  overwrite=overwrite, scheduler=scheduler, device=opts.device, progress=update,
+                                  measure=measure)
+    for n in summary["notes"]:
+        note(n)
+    if _overview(summary):
+        out.print(_overview(summary), width=WIDTH)
+    for t in summary["tests"]:
+        _print_test(t, est.label)
+    page = summary.report_path      # written by api.score
+    out.print(f"\nwrote {clean(summary['out_dir'])}/scores.jsonl and summary.json\nreport: {clean(page)}")
+    if _overview(summary):          # the answer again at the end, where a long run leaves the screen
+        out.print("\n" + _overview(summary), width=WIDTH)
+    if _next_step(summary, models):
+        out.print(_next_step(summary, models), soft_wrap=True)
+    out.print(_closing("done"), width=WIDTH)
