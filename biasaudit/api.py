@@ -312,6 +312,30 @@ def train(corpus, model="skipgram", *, device: str = "cpu", cache: str | Path | 
 FILE_SETTINGS = ("vector_size", "window", "min_count", "negative", "epochs", "sample", "workers", "backend", "seed")
 
 
+def _check_file_settings(family: str, vocab, settings: dict) -> None:
+    """A model trained elsewhere brings its own settings: a gensim file all of them (``FILE_SETTINGS``; no
+    ``vocab``), GloVe C output its size and vocabulary (``vocab`` needed; no ``vector_size``, ``min_count``).
+    Each refusal is a usage error of the command line's ``--embeddings`` or ``--vocab``."""
+    flag = lambda n: "--" + n.replace("_", "-")
+    if family == "skipgram":
+        given = [n for n in FILE_SETTINGS if settings.get(n) is not None]
+        words = "a gensim model's settings are read from its file; drop "
+        if given:
+            raise ConfigError(words + ", ".join(given + (["vocab"] if vocab is not None else []))).with_cli(
+                words + ", ".join(map(flag, given))).usage("--embeddings")
+        if vocab is not None:
+            raise ConfigError(words + "vocab").with_cli(
+                "--vocab goes with GloVe C output (--model glove)").usage("--vocab")
+    elif family == "glove":
+        if vocab is None:
+            raise ConfigError("GloVe C output needs vocab= vocab.txt (vocab_count's output)").with_cli(
+                "GloVe C output needs --vocab vocab.txt (vocab_count's output)").usage("--embeddings")
+        for n in ("vector_size", "min_count"):
+            if settings.get(n) is not None:
+                raise ConfigError(f"{n} is read from the GloVe files").with_cli(
+                    f"{flag(n)} is read from the GloVe files").usage("--embeddings")
+
+
 @_checked
 def load_model(path, corpus=None, *, model: str | None = None, vocab=None, device: str = "cpu", **settings):
     """A saved model.
@@ -339,16 +363,10 @@ def load_model(path, corpus=None, *, model: str | None = None, vocab=None, devic
 
     corpus = load_corpus(corpus)
     fam = get_family(model or "skipgram")
+    _check_file_settings(fam.name, vocab, settings)
     if fam.name == "skipgram":
-        given = [n for n in FILE_SETTINGS if settings.get(n) is not None]
-        if given or vocab is not None:
-            raise ConfigError("a gensim model's settings are read from its file; drop "
-                              + ", ".join(given + (["vocab"] if vocab is not None else [])))
         loaded = load_word2vec(path)
     elif fam.name == "glove":
-        if vocab is None:
-            raise ConfigError("GloVe C output needs vocab= vocab.txt (vocab_count's output)").with_cli(
-                "GloVe C output needs --vocab vocab.txt (vocab_count's output)")
         loaded = load_glove_c(path, vocab, {k: settings.get(k) for k in ("window", "epochs", "embedding", "seed")})
     else:
         raise ConfigError(f"load_model(path, corpus) reads a gensim Word2Vec (model='skipgram') or GloVe C output "

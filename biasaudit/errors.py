@@ -19,6 +19,14 @@ class BiasAuditError(Exception):
     def for_cli(self) -> str:
         return self.cli or str(self)
 
+    option: str | None = None
+
+    def usage(self, option: str) -> "BiasAuditError":
+        """This error, as a usage error of the command line's ``option`` (``--vocab``): the CLI prints it as
+        click prints a bad option, with exit code 2."""
+        self.option = option
+        return self
+
 
 class ConfigError(BiasAuditError):
     """An option or config field has an invalid value; the message names the field."""

@@ -10,7 +10,8 @@ import time as _time
 
 _IMPORT_STARTED = _time.perf_counter()   # this module's import (typer, rich, torch): the run's first seconds
 
-import sys  # noqa: E402
+import functools  # noqa: E402
+import sys
 import traceback
 import warnings
 
@@ -40,14 +41,23 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show the full trace
         _RUN["phases"]["starting"] = started
 
 
-app.command()(wordsets)
-app.command()(train)
-app.command("weat")(weat_cmd)
-app.command()(score)
-app.command()(experiment)
-app.command()(debias)
-app.command()(report)
-app.command("measure")(measure_cmd)
+def _usage_errors(command):
+    """``command`` with a library error that names an option (``BiasAuditError.usage``) raised as click's bad
+    option: the usage line and exit code 2, like an option's own check. The one place that does it."""
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except BiasAuditError as e:
+            if e.option is None:
+                raise
+            raise typer.BadParameter(e.for_cli(), param_hint=e.option) from e
+    return run
+
+
+for name, command in (("wordsets", wordsets), ("train", train), ("weat", weat_cmd), ("score", score),
+                      ("experiment", experiment), ("debias", debias), ("report", report), ("measure", measure_cmd)):
+    app.command(name)(_usage_errors(command))
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

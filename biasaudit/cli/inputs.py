@@ -60,32 +60,13 @@ def _load_checkpoint(checkpoint: Path, opts: "RunOptions"):
     return m
 
 
-FILE_SETTINGS = ("vector_size", "window", "min_count", "negative", "epochs", "sample", "workers", "backend", "seed")
-
-
 def _user_model(path: Path, vocab: Optional[Path], opts: RunOptions, corpus):
-    """A model the user trained elsewhere (--embeddings), checked against the corpus (``api.load_model``)."""
-    from ..api import load_model
+    """A model the user trained elsewhere (--embeddings), checked against the corpus (``api.load_model``: the
+    settings a file brings may not be given again)."""
+    from ..api import FILE_SETTINGS, load_model
 
-    fam = opts.family
-    if fam.name == "skipgram":
-        given = [n for n in FILE_SETTINGS if getattr(opts, n) is not None]
-        if given:
-            raise typer.BadParameter("a gensim model's settings are read from its file; drop "
-                                     + ", ".join(f"--{n.replace('_', '-')}" for n in given), param_hint="--embeddings")
-        if vocab is not None:
-            raise typer.BadParameter("--vocab goes with GloVe C output (--model glove)", param_hint="--vocab")
-    elif fam.name == "glove":
-        if vocab is None:
-            raise typer.BadParameter("GloVe C output needs --vocab vocab.txt (vocab_count's output)",
-                                     param_hint="--embeddings")
-        for n in ("vector_size", "min_count"):
-            if getattr(opts, n) is not None:
-                raise typer.BadParameter(f"--{n.replace('_', '-')} is read from the GloVe files",
-                                         param_hint="--embeddings")
-    settings = {} if fam.name != "glove" else {"window": opts.window, "epochs": opts.epochs,
-                                               "embedding": opts.embedding, "seed": opts.seed}
-    model = load_model(path, corpus, model=fam.name, vocab=vocab, **settings)
+    settings = {n: getattr(opts, n) for n in FILE_SETTINGS + ("embedding",)}
+    model = load_model(path, corpus, model=opts.family.name, vocab=vocab, **settings)
     origin = model.meta["origin"]
     err.print(f"loaded {clean(str(path))}: {origin['kind']}, {len(model.vocab):,} words, "
               f"{model.vectors.shape[1]} dimensions; {clean(origin['checks'][-1])}")
