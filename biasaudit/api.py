@@ -1134,14 +1134,38 @@ def _template_list(templates) -> tuple:
     return tuple(templates)
 
 
+@_checked
+def _debias_settings(*, k: str = "1%", method: str = "swap", estimator=None, swaps=None, rank_by: str = "test",
+                     heldout=None, strict_oov: bool = False, min_word_count: int = 1, templates=None,
+                     select: str = "greedy", target: float | None = None, force: bool = False, verify: int = 0,
+                     out=None, overwrite: bool = False, command: str = "", device: str = "cpu",
+                     cache=None) -> tuple:
+    """``debias_corpus``'s edit settings given as keywords (each of the wrong kind one ConfigError naming it)."""
+    return (k, method, estimator, swaps, rank_by, heldout, strict_oov, min_word_count, templates, select, target,
+            force, verify, out, overwrite, command, device, cache)
+
+
+def _debias_options(options, settings: dict) -> tuple:
+    """``debias_corpus``'s edit settings: from ``options`` (a ``debias.DebiasOptions``) or from the keywords
+    (``_debias_settings``), not both."""
+    from .debias import DebiasOptions
+
+    if options is None:
+        return _debias_settings(**settings)
+    if not isinstance(options, DebiasOptions):
+        raise ConfigError(f"options must be a DebiasOptions, got {type(options).__name__}")
+    if settings:
+        raise ConfigError("options: give the settings in DebiasOptions or as keywords, not both ("
+                          + ", ".join(settings) + ")")
+    o = options
+    return (o.k, o.method, o.estimator, o.swaps, o.rank_by, o.heldout, o.strict_oov, o.min_word_count, o.templates,
+            o.select, o.target, o.force, o.verify, o.out_dir, o.overwrite, o.command, o.device, o.cache)
+
+
 @_reports_progress
-def debias_corpus(model, corpus, tests=None, *, k: str = "1%", method: str = "swap", estimator=None, swaps=None,
-                  rank_by: str = "test", heldout=None, strict_oov: bool = False, min_word_count: int = 1,
-                  templates=None, ensemble: int = 1, seed_models: Sequence = (), seeds: int | None = None,
-                  select: str = "greedy", target: float | None = None, force: bool = False, verify: int = 0,
-                  out=None, overwrite: bool = False,
-                  command: str = "", device: str = "cpu", cache=None, progress: Progress | None = None,
-                  log: Log | None = None, on_model=None, report: bool = True) -> DebiasResult:
+def debias_corpus(model, corpus, tests=None, *, options=None, ensemble: int = 1, seed_models: Sequence = (),
+                  seeds: int | None = None, progress: Progress | None = None, log: Log | None = None,
+                  on_model=None, report: bool = True, **settings) -> DebiasResult:
     """Write an edited corpus that should carry less of each test's bias (``biasaudit debias``): the top ``k``
     documents that drive it up, removed (``method="remove"``), replaced by their counterfactual rewrite with the
     gendered words swapped (``"swap"``) or with the rewrite added beside them (``"augment"``). ``ensemble``: rank
@@ -1153,14 +1177,21 @@ def debias_corpus(model, corpus, tests=None, *, k: str = "1%", method: str = "sw
     |d| <= ``target``, else the seed-noise band (the sd of d over ``seeds`` models, when 2 or more: missing seeds
     trained; ensemble seeds count), else the bootstrap 95% CI half-width of d; ``k`` is the upper bound. A test
     whose bias is not significant is refused with its evidence unless ``force``. ``verify``: retrain that many
-    seeds on the edited corpus; actual against predicted, held-out tests and WordSim go into the manifest."""
-    from .debias import METHODS, claim_out, run_debias
+    seeds on the edited corpus; actual against predicted, held-out tests and WordSim go into the manifest.
+
+    The edit settings (``k``, ``method``, ``estimator``, ``swaps``, ``rank_by``, ``heldout``, ``strict_oov``,
+    ``min_word_count``, ``templates``, ``select``, ``target``, ``force``, ``verify``, ``out``, ``overwrite``,
+    ``command``, ``device``, ``cache``) are keywords, or one ``options=DebiasOptions(...)``
+    (``biasaudit.debias.DebiasOptions``)."""
+    from .debias import METHODS, DebiasOptions, claim_out, run_debias
     from .models import family_of
     from .audit import read_tests_with
     from .measures.options import check_count
     from .swaps import SwapList, load_swaps
     from .wordsets import resolve_heldout, resolve_tests
 
+    (k, method, estimator, swaps, rank_by, heldout, strict_oov, min_word_count, templates, select, target, force,
+     verify, out, overwrite, command, device, cache) = _debias_options(options, settings)
     if method not in METHODS:
         raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}").with_cli(
             f"--method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -1175,6 +1206,10 @@ def debias_corpus(model, corpus, tests=None, *, k: str = "1%", method: str = "sw
     if swaps is not None and not isinstance(swaps, SwapList):
         swaps = load_swaps(swaps)
     corpus = load_corpus(corpus)
+    edit = DebiasOptions(est, k, method, swaps, out, overwrite, rank_by,
+                         heldout if isinstance(heldout, dict) else resolve_heldout(resolved, heldout), strict_oov,
+                         min_word_count, tpl, command=command, select=select, target=target, force=force,
+                         verify=verify, cache=cache, device=device)
     claim_out(out, corpus)          # before any training: the folder is usable and outside the corpus
     if ensemble > 1 and (getattr(model, "meta", None) or {}).get("origin"):
         raise ConfigError("ensemble trains its seeds' models; it cannot be used with a model trained elsewhere"
@@ -1191,11 +1226,8 @@ def debias_corpus(model, corpus, tests=None, *, k: str = "1%", method: str = "sw
                                          "trained elsewhere")
         noise_models = _more_seeds(model, corpus, len(seed_models), seeds - 1 - len(seed_models), device=device,
                                    cache=cache, progress=progress, log=log, on_model=on_model, why="--seeds")
-    folder, manifest = run_debias(model, corpus, resolved, est, k, method, swaps, out, overwrite, rank_by,
-                                  heldout if isinstance(heldout, dict) else resolve_heldout(resolved, heldout),
-                                  strict_oov, min_word_count, tpl, command=command, progress=progress, log=log,
-                                  seed_models=tuple(seed_models), select=select, target=target, force=force,
-                                  verify=verify, noise_models=tuple(noise_models), cache=cache, device=device)
+    folder, manifest = run_debias(model, corpus, resolved, edit, seed_models=tuple(seed_models),
+                                  noise_models=tuple(noise_models), progress=progress, log=log)
     result = DebiasResult(folder, manifest)
     if report:
         result.report()

@@ -65,3 +65,19 @@ def test_score_and_debias_with_options_write_what_the_keyword_calls_wrote(traine
     _, b = run_debias(model, corpus, [TEST], DebiasOptions(EstimatorConfig(), k="6", method="remove",
                                                            out_dir=tmp_path / "d2", force=True))
     assert a["predicted"] == b["predicted"] and a["edited"] == b["edited"] and a["edited"]
+
+
+def test_debias_corpus_takes_options_or_keywords_not_both(trained, tmp_path):
+    import biasaudit as ba
+
+    corpus, model = trained
+    kw = ba.debias_corpus(model, corpus, TEST, k="6", method="remove", force=True, out=tmp_path / "kw", report=False)
+    opt = ba.debias_corpus(model, corpus, TEST, options=DebiasOptions(EstimatorConfig(), k="6", method="remove",
+                                                                       force=True, out_dir=tmp_path / "opt"),
+                           report=False)
+    assert (tmp_path / "kw" / "corpus.jsonl").read_bytes() == (tmp_path / "opt" / "corpus.jsonl").read_bytes()
+    assert kw["predicted"] == opt["predicted"]
+    with pytest.raises(ConfigError, match="^options: give the settings"):
+        ba.debias_corpus(model, corpus, TEST, options=DebiasOptions(), k="6")
+    with pytest.raises(ConfigError, match="^overwrite"):
+        ba.debias_corpus(model, corpus, TEST, overwrite="no", out=tmp_path / "x")
