@@ -556,9 +556,10 @@ def _is_lock(p: Path) -> bool:
 
 
 def lock_path(folder: str | Path) -> Path:
-    """The lock file of an output folder: beside it (the folder may not exist yet), named after it."""
-    real = Path(os.path.abspath(folder))
-    real = real.parent.resolve() / real.name
+    """The lock file of an output folder: beside it (the folder may not exist yet), named after it. The path is
+    resolved through every link, the folder's own name included, so a link to a folder and the folder share one
+    lock (two runs, one through ``out`` and one through a link to it, would otherwise both write it)."""
+    real = Path(os.path.abspath(folder)).resolve()
     return real.parent / f".{real.name}{_LOCK}"
 
 

@@ -321,6 +321,22 @@ def test_claims_of_one_process_nest_and_release():
         assert not lock_path(out).exists()
 
 
+def test_a_link_to_a_folder_shares_the_folders_lock(tmp_path):
+    """Two runs, one writing ``out`` and one writing it through a link, take the same lock: the second is refused
+    (the lock was named after the name as typed, so both wrote the folder at once)."""
+    out, link = tmp_path / "out", tmp_path / "link"
+    out.mkdir()
+    link.symlink_to(out)
+    assert lock_path(link) == lock_path(out)
+    a = claim_folder(out, "score", None)
+    refused = subprocess.run([sys.executable, "-c", "import sys; from biasaudit.io import claim_folder\n"
+                              "try:\n    claim_folder(sys.argv[1], 'score', None)\n"
+                              "except Exception as e:\n    print(type(e).__name__, e)", str(link)],
+                             capture_output=True, text=True, timeout=60)
+    assert "another biasaudit run" in refused.stdout, refused
+    a.release()
+
+
 def test_a_planted_lock_file_is_refused_not_followed(tmp_path):
     victim = tmp_path / "victim.txt"
     victim.write_text("mine")
