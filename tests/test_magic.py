@@ -264,7 +264,9 @@ def test_debias_with_magic_removes_by_the_linear_prediction_and_refuses_swaps_in
                                              ({"eps": 1.0}, "differ from the optimizer"),
                                              ({"eps": "x"}, r"meta.run.eps: expected a number"),
                                              ({"betas": "x"}, r"meta.run.betas: expected two numbers"),
-                                             ({"betas": None}, r"meta.run.betas: expected two numbers")])
+                                             ({"betas": None}, r"meta.run.betas: expected two numbers"),
+                                             ({"betas": [10 ** 400, 0]}, r"meta.run.betas: expected two numbers"),
+                                             ({"eps": 10 ** 400}, r"meta.run.eps: expected a number")])
 def test_a_run_record_that_names_other_optimizer_constants_is_refused_in_one_line(tiny_lm, run_edit, match):
     """Issue 33, hole 1: the forward replay ran torch's AdamW with its own constants while the reverse step read
     betas and eps from the record, so an edited record changed every score with the replay check still passing.
@@ -311,6 +313,20 @@ def test_a_malformed_dtype_in_an_embedding_run_record_is_refused_in_one_line(tin
         with pytest.raises(ArtifactError, match="meta.run.dtype") as e:
             replay(edited, tiny_planted)
         assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("batch_pairs", ["x", 1e300, None, 0, True])
+def test_a_malformed_batch_size_in_a_skipgram_run_record_is_refused_in_one_line(tiny_planted, batch_pairs):
+    """An attack gave tracebacks (TypeError, KeyError) for meta.run.batch_pairs 'x', 1e300 or deleted."""
+    from dataclasses import replace as dc_replace
+    from biasaudit.errors import ArtifactError
+    model = _train_sg(tiny_planted)
+    run = {**model.meta["run"], "batch_pairs": batch_pairs}
+    if batch_pairs is None:
+        del run["batch_pairs"]
+    with pytest.raises(ArtifactError, match="meta.run.batch_pairs") as e:
+        SkipGramReplay(dc_replace(model, meta={**model.meta, "run": run}), tiny_planted)
+    assert "\n" not in str(e.value)
 
 
 def test_score_refuses_an_lm_folder_whose_run_record_was_edited_in_one_line(tiny_lm, tmp_path):

@@ -51,6 +51,16 @@ def replay_refusal(model) -> str | None:
     return run_record_refusal(model.meta, "LM", RUN_RECORD)
 
 
+def _a_number(x) -> bool:
+    """A finite JSON number that a float holds (a 400-digit integer overflows float(): not one)."""
+    if not isinstance(x, (int, float)) or isinstance(x, bool):
+        return False
+    try:
+        return math.isfinite(float(x))
+    except OverflowError:
+        return False
+
+
 def recorded_constants(run: dict, defaults: dict) -> tuple[tuple[float, float], float]:
     """The optimizer's (betas, eps) as the forward replay uses them (``defaults``: its optimizer's), checked against
     the run record: a malformed or different value is refused in one line (the reverse step must differentiate the
@@ -58,10 +68,9 @@ def recorded_constants(run: dict, defaults: dict) -> tuple[tuple[float, float], 
     want_betas, want_eps = tuple(float(b) for b in defaults["betas"]), float(defaults["eps"])
     betas, eps = run.get("betas"), run.get("eps")
     where = "the model folder's biasaudit.json, meta.run"
-    if not (isinstance(betas, (list, tuple)) and len(betas) == 2
-            and all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in betas)):
+    if not (isinstance(betas, (list, tuple)) and len(betas) == 2 and all(_a_number(b) for b in betas)):
         raise ArtifactError(f"{where}.betas: expected two numbers, got {str(betas)[:60]!r}; the run cannot be replayed")
-    if not (isinstance(eps, (int, float)) and not isinstance(eps, bool)):
+    if not _a_number(eps):
         raise ArtifactError(f"{where}.eps: expected a number, got {str(eps)[:60]!r}; the run cannot be replayed")
     if tuple(float(b) for b in betas) != want_betas or float(eps) != want_eps:
         raise ArtifactError(f"{where}: betas {list(betas)} and eps {eps} differ from the optimizer this model was "

@@ -61,7 +61,11 @@ class SkipGramReplay:
         if tuple(vocab.index_to_key) != tuple(model.vocab.index_to_key):
             raise ConfigError("the corpus's vocabulary differs from the model's (another corpus?); the run cannot "
                               "be replayed")
-        self.run = SkipGramRun(corpus, vocab, self.config, self.record["batch_pairs"], self.dev)
+        batch_pairs = self.record.get("batch_pairs")
+        if not (isinstance(batch_pairs, int) and not isinstance(batch_pairs, bool) and 1 <= batch_pairs <= 10 ** 9):
+            raise ArtifactError(f"the model folder's run record (meta.run.batch_pairs): {str(batch_pairs)[:40]!r} is "
+                                "not a whole number of pairs from 1 to 10^9; the run cannot be replayed")
+        self.run = SkipGramRun(corpus, vocab, self.config, batch_pairs, self.dev)
         self.steps = list(self.run.steps())
         if self.run.sha256 != self.record.get("steps_sha256") or len(self.steps) != self.record.get("steps"):
             raise ConfigError("the corpus's sampled pairs differ from the recorded run (another corpus?); the run "
