@@ -160,3 +160,67 @@ def test_the_code_calls_only_declared_family_methods():
     pattern = re.compile(r"\b(?:fam|family|family_of\([\w.]+\))\.([a-z_]+)\(")
     called = {m for p in ROOT.rglob("*.py") for m in pattern.findall(p.read_text(encoding="utf-8"))}
     assert called and not called - declared, sorted(called - declared)
+
+
+# What the CLI still imports below the API (issue 30 item 2, open): each goes when an API function does its work.
+# The test fails on a new one, and on one listed here that the CLI no longer imports (so the list only shrinks).
+CLI_BELOW_API_LEFT = {
+    "biasaudit.audit", "biasaudit.corpus", "biasaudit.debias", "biasaudit.distributed", "biasaudit.experiments",
+    "biasaudit.experiments.cost", "biasaudit.influence.estimators", "biasaudit.io", "biasaudit.measures.embedding",
+    "biasaudit.measures.lm", "biasaudit.measures.options", "biasaudit.measures.suite", "biasaudit.models",
+    "biasaudit.models.base", "biasaudit.models.folder", "biasaudit.models.keyed", "biasaudit.report",
+    "biasaudit.swaps", "biasaudit.tokens", "biasaudit.wordsets",
+}
+
+
+def _cli_files() -> list[Path]:
+    return sorted((ROOT / "cli").rglob("*.py"))
+
+
+def test_the_cli_imports_the_api_terminal_and_errors_and_only_the_listed_rest():
+    allowed = ("biasaudit.api", "biasaudit.terminal", "biasaudit.errors", "biasaudit.cli")
+    below = {dep for p in _cli_files() for dep, _ in imports(p)
+             if not dep.startswith("typer") and not any(dep == a or dep.startswith(a + ".") for a in allowed)}
+    assert below - CLI_BELOW_API_LEFT == set(), "the CLI imports below the API: go through biasaudit.api"
+    assert CLI_BELOW_API_LEFT - below == set(), "no longer imported: drop it from CLI_BELOW_API_LEFT"
+
+
+def _raised_texts(path: Path) -> list[tuple[str, int]]:
+    """The string pieces (20 characters or more) of each error message a file raises: ``raise X("...")``,
+    ``raise X(f"...{v}...")``, ``raise X(...).with_cli("...")``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
+            call = node.exc
+            while isinstance(call.func, ast.Attribute) and isinstance(call.func.value, ast.Call):
+                call = call.func.value
+            for arg in call.args[:1]:
+                found += [(n.value, node.lineno) for n in ast.walk(arg)
+                          if isinstance(n, ast.Constant) and isinstance(n.value, str) and len(n.value.strip()) >= 20]
+    return found
+
+
+# CLI messages still written beside the API's copy (open: the API needs a check that runs before training, which
+# score and experiment would call first; the pipelines work is reshaping those verbs)
+CLI_MESSAGES_LEFT = {
+    "--templates measures language models; add --model lm", ": not a model folder (no config.json)",
+    "use either --test or --query", "--toward/--away need --query",
+    "--templates and --pairs measure language models; add --model lm",
+}
+
+
+def test_each_cli_error_message_is_written_once():
+    """No error message the CLI raises is written a second time, in the CLI or anywhere else in the package."""
+    where: dict[str, list[str]] = {}
+    for p in _cli_files():
+        for text, line in _raised_texts(p):
+            where.setdefault(text, []).append(f"{p.relative_to(ROOT)}:{line}")
+    for p in sorted(ROOT.rglob("*.py")):
+        if p.parent.name == "cli":
+            continue
+        for n in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value in where:
+                where[n.value].append(f"{p.relative_to(ROOT)}:{n.lineno}")
+    repeated = {t: w for t, w in where.items() if len(w) > 1}
+    assert set(repeated) - CLI_MESSAGES_LEFT == set(), repeated
+    assert CLI_MESSAGES_LEFT - set(repeated) == set(), "no longer repeated: drop it from CLI_MESSAGES_LEFT"

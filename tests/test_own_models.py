@@ -235,3 +235,25 @@ def test_a_plain_gensim_models_top_100_lower_d_as_much_as_the_planted_100_over_3
     print(ch)
     assert all(t < 0 for t in ch["top"]), ch          # holds: the top 100 lower d on every seed
     assert np.mean(ch["top"]) <= 0.8 * np.mean(ch["planted"]) < 0, ch
+
+
+def test_settings_a_file_brings_are_refused_once_in_the_api_with_the_clis_words(tmp_path):
+    """api.load_model(..., corpus) refuses what the files already say (a gensim file's settings, GloVe C's
+    vector_size/min_count) before reading them, each error carrying the CLI's flag and the option it is a usage
+    error of (GloVe's vector_size was silently ignored before)."""
+    import biasaudit.api as ba
+    from biasaudit.errors import ConfigError
+
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"id": "a", "text": "he she man woman"}\n')
+    (tmp_path / "m.bin").write_bytes(b"")
+    (tmp_path / "vocab.txt").write_text("he 1\n")
+    cases = [(dict(window=5), "drop window", "drop --window", "--embeddings"),
+             (dict(vocab=tmp_path / "vocab.txt"), "drop vocab", "--vocab goes with GloVe C output", "--vocab"),
+             (dict(model="glove"), "needs vocab=", "needs --vocab", "--embeddings"),
+             (dict(model="glove", vocab=tmp_path / "vocab.txt", vector_size=8), "vector_size is read from",
+              "--vector-size is read from", "--embeddings")]
+    for kw, api_words, cli_words, option in cases:
+        with pytest.raises(ConfigError, match=api_words) as e:
+            ba.load_model(tmp_path / "m.bin", corpus, **kw)
+        assert cli_words in e.value.for_cli() and e.value.option == option, kw

@@ -60,6 +60,22 @@ def _load_checkpoint(checkpoint: Path, opts: "RunOptions"):
     return m
 
 
+def _check_rank_by(rank_by: str) -> None:
+    if rank_by not in ("test", "concept"):
+        raise typer.BadParameter(f"{rank_by!r} is not test or concept", param_hint="--rank-by")
+
+
+def _vocab_needs_embeddings(vocab: Optional[Path], embeddings: Optional[Path]) -> None:
+    if vocab is not None and embeddings is None:
+        raise typer.BadParameter("--vocab goes with --embeddings (GloVe C output)", param_hint="--vocab")
+
+
+def _one_saved_model(seeds: int, *saved) -> None:
+    """A saved model (any of ``saved`` given) is one model: --seeds, which trains, cannot go with it."""
+    if any(s is not None for s in saved) and seeds > 1:
+        raise typer.BadParameter("--seeds needs training; it cannot be used with a saved model", param_hint="--seeds")
+
+
 def _user_model(path: Path, vocab: Optional[Path], opts: RunOptions, corpus):
     """A model the user trained elsewhere (--embeddings), checked against the corpus (``api.load_model``: the
     settings a file brings may not be given again)."""

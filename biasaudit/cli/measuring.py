@@ -13,8 +13,9 @@ from rich.table import Table
 from ..errors import ConfigError, DroppedWordsWarning
 from ..terminal import clean
 from .console import note, out
-from .inputs import _load_checkpoint, _train_seeds
-from .options import (CheckpointOpt, RunOptions, StrictOovOpt, TemplatesOpt, TestOpt, _count, run_options)
+from .inputs import _load_checkpoint, _one_saved_model, _train_seeds
+from .options import (CheckpointOpt, MinWordCountOpt, RunOptions, StrictOovOpt, TemplatesOpt, TestOpt, _count,
+                      run_options, seeds_option)
 from .show import _print_measures, _print_weat
 
 
@@ -47,7 +48,7 @@ def weat_cmd(embeddings: Optional[Path] = typer.Argument(None, help="word2vec te
              strict_oov: bool = StrictOovOpt,
              allow_oov: bool = typer.Option(False, "--allow-oov", hidden=True,
                                             help="Kept for old scripts: dropping missing words is the default."),
-             seeds: int = typer.Option(1, "--seeds", callback=_count("seeds"), help="Train this many seeds (seed, "
+             seeds: int = seeds_option(1, "Train this many seeds (seed, "
                                        "seed+1, ...; at most 100) and report the spread of the effect size across "
                                        "them."),
              n_permutations: int = typer.Option(100_000, "--permutations", callback=_count("n_permutations"),
@@ -55,8 +56,7 @@ def weat_cmd(embeddings: Optional[Path] = typer.Argument(None, help="word2vec te
                                                 "partitions (1 to 10,000,000)."),
              n_bootstrap: int = typer.Option(1000, "--bootstrap", callback=_count("n_bootstrap"), help="Bootstrap "
                                              "resamples for the CI (100 to 10,000)."),
-             min_word_count: int = typer.Option(1, "--min-word-count", min=1, help="Drop test words seen fewer "
-                                                "times than this in training (listed, like missing words)."),
+             min_word_count: int = MinWordCountOpt,
              checkpoint: Optional[Path] = CheckpointOpt, templates: Optional[Path] = TemplatesOpt,
              opts: RunOptions = None):
     """WEAT effect sizes, exact or Monte Carlo permutation p-values and bootstrap CIs for bias tests (for --model
@@ -75,8 +75,7 @@ def weat_cmd(embeddings: Optional[Path] = typer.Argument(None, help="word2vec te
     if not opts.family.takes_templates and (checkpoint is not None or templates is not None):
         raise ConfigError("--checkpoint and --templates measure language models; add --model lm")
     tpl = load_templates(templates) if opts.family.takes_templates else None    # before any training
-    if (embeddings is not None or checkpoint is not None) and seeds > 1:
-        raise typer.BadParameter("--seeds needs training; it cannot be used with a saved model", param_hint="--seeds")
+    _one_saved_model(seeds, embeddings, checkpoint)
     if embeddings is not None:
         models = [load_model(embeddings)]
     elif checkpoint is not None:
@@ -113,7 +112,7 @@ def measure_cmd(embeddings: Optional[Path] = typer.Argument(None, help="word2vec
                                              "test, measure and seed) and skipped (tests, and measures a test "
                                              "cannot feed, with the reason)."),
                 strict_oov: bool = StrictOovOpt,
-                seeds: int = typer.Option(1, "--seeds", callback=_count("seeds"), help="Train this many seeds "
+                seeds: int = seeds_option(1, "Train this many seeds "
                                           "(seed, seed+1, ...; at most 100) and read each measure's spread across "
                                           "them in its verdict."),
                 n_permutations: int = typer.Option(100_000, "--permutations", callback=_count("n_permutations"),
@@ -121,8 +120,7 @@ def measure_cmd(embeddings: Optional[Path] = typer.Argument(None, help="word2vec
                                                    "partitions (1 to 10,000,000)."),
                 n_bootstrap: int = typer.Option(1000, "--bootstrap", callback=_count("n_bootstrap"), help="Bootstrap "
                                                 "resamples for the CIs (100 to 10,000)."),
-                min_word_count: int = typer.Option(1, "--min-word-count", min=1, help="Drop test words seen fewer "
-                                                   "times than this in training (listed, like missing words)."),
+                min_word_count: int = MinWordCountOpt,
                 opts: RunOptions = None):
     """Every word-vector bias measure side by side, from one bias test file: WEAT, RIPA (Ethayarajh et al.
     2019), Direct Bias (Bolukbasi et al. 2016), RND (Garg et al. 2018), MAC (Manzini et al. 2019), ECT (Dev &
@@ -141,8 +139,7 @@ def measure_cmd(embeddings: Optional[Path] = typer.Argument(None, help="word2vec
     if not opts.family.word_vectors:
         raise ConfigError(f"the word-vector measures need word vectors; --model {opts.family.name} has none "
                           "(`biasaudit weat` measures language models)")
-    if embeddings is not None and seeds > 1:
-        raise typer.BadParameter("--seeds needs training; it cannot be used with a saved model", param_hint="--seeds")
+    _one_saved_model(seeds, embeddings)
     models = [load_embeddings(embeddings)] if embeddings is not None else _train_seeds(opts, opts.config(), seeds)
     rows, skipped, not_run = measures_across_models(models, tests, names, strict=strict_oov,
                                                     min_word_count=min_word_count, n_permutations=n_permutations,

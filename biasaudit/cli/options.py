@@ -186,6 +186,21 @@ VocabOpt = typer.Option(None, "--vocab", help="--model glove --embeddings: vocab
                         "defaults: window 15, x_max 100, alpha 0.75, 25 iterations, W + W~.")
 
 
+def seeds_option(default, help: str):
+    """``--seeds``: how many training seeds (seed, seed+1, ...), checked where the API checks it; each command
+    says what they are for."""
+    return typer.Option(default, "--seeds", callback=_count("seeds"), help=help)
+
+
+def min_word_count_option(tail: str = " (listed, like missing words)."):
+    """``--min-word-count``: test words rarer than this in training are dropped."""
+    return typer.Option(1, "--min-word-count", min=1, help="Drop test words seen fewer times than this in "
+                        "training" + tail)
+
+
+MinWordCountOpt = min_word_count_option()
+
+
 def _check_scheduler(value: Optional[str]) -> Optional[str]:
     from ..distributed import check_scheduler
     try:

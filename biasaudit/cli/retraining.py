@@ -11,10 +11,11 @@ import typer
 from ..errors import ConfigError
 from ..terminal import clean
 from .console import WIDTH, _progress, note, out
-from .inputs import _check_measure, _estimators, _finetune_config, _train_seeds, _user_model
-from .options import (EmbeddingsOpt, EnsembleOpt, FinetuneOpt, MeasureOpt, RankByOpt, RunOptions, StrictOovOpt,
-                      SwapPairsOpt, TemplatesOpt, TestOpt, VocabOpt, _check_ks, _check_scheduler, _count, _in_range,
-                      run_options)
+from .inputs import (_check_measure, _check_rank_by, _estimators, _finetune_config, _train_seeds, _user_model,
+                     _vocab_needs_embeddings)
+from .options import (EmbeddingsOpt, EnsembleOpt, FinetuneOpt, MeasureOpt, MinWordCountOpt, RankByOpt, RunOptions,
+                      StrictOovOpt, SwapPairsOpt, TemplatesOpt, TestOpt, VocabOpt, _check_ks, _check_scheduler, _count,
+                      _in_range, min_word_count_option, run_options, seeds_option)
 from .show import _fmt, _print_experiment, _print_plan
 
 
@@ -29,7 +30,7 @@ def experiment(test: Optional[List[str]] = TestOpt,
                                                              "for --model lm)."),
                k: str = typer.Option("0.1%,0.5%,1%", "--k", callback=_check_ks, help="Sizes of the document sets: "
                                      "percentages of the corpus (0 < p < 100) or counts (>= 1), comma-separated."),
-               seeds: int = typer.Option(3, "--seeds", callback=_count("seeds"), help="Paired seeds (seed, "
+               seeds: int = seeds_option(3, "Paired seeds (seed, "
                                          "seed+1, ...; at most 100) for every condition."),
                conditions: Optional[str] = typer.Option(None, "--conditions",
                                                         help="Comma-separated: baseline, remove-top, remove-bottom, "
@@ -66,8 +67,7 @@ def experiment(test: Optional[List[str]] = TestOpt,
                no_quality: bool = typer.Option(False, "--no-quality", help="Skip WordSim-353 / SimLex-999 / analogy "
                                                "evaluation of each model."),
                strict_oov: bool = StrictOovOpt,
-               min_word_count: int = typer.Option(1, "--min-word-count", min=1, help="Drop test words seen fewer "
-                                                  "times than this in training (listed, like missing words)."),
+               min_word_count: int = MinWordCountOpt,
                out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (new, empty, or one "
                                                       "this tool wrote). Default: "
                                                       "reports/<corpus>-<model>-experiment-<hash>/"),
@@ -101,8 +101,7 @@ def experiment(test: Optional[List[str]] = TestOpt,
     _check_measure(opts, measure)
     if templates is not None and not opts.family.takes_templates:
         raise ConfigError("--templates measures language models; add --model lm")
-    if rank_by not in ("test", "concept"):
-        raise typer.BadParameter(f"{rank_by!r} is not test or concept", param_hint="--rank-by")
+    _check_rank_by(rank_by)
     if checkpoint is not None and not finetune:
         raise typer.BadParameter("experiment retrains: a checkpoint is retrained by fine-tuning it, add --finetune",
                                  param_hint="--checkpoint")
@@ -121,8 +120,8 @@ def experiment(test: Optional[List[str]] = TestOpt,
     given = None
     if embeddings is not None:     # the rankings come from the user's model; retrains use its settings
         given = _user_model(embeddings, vocab, opts, corp)
-    elif vocab is not None:
-        raise typer.BadParameter("--vocab goes with --embeddings (GloVe C output)", param_hint="--vocab")
+    else:
+        _vocab_needs_embeddings(vocab, embeddings)
     ests = _estimators(estimator, opts)
     with _progress() as update:
         summary = run_experiment(given if given is not None else config, corp, tests, heldout=heldout,
@@ -159,8 +158,7 @@ def debias(test: Optional[List[str]] = TestOpt,
            heldout: Optional[List[str]] = typer.Option(None, "--heldout", help="Held-out companion test file "
                                                        "(--rank-by concept leaves its words out)."),
            strict_oov: bool = StrictOovOpt,
-           min_word_count: int = typer.Option(1, "--min-word-count", min=1, help="Drop test words seen fewer "
-                                              "times than this in training."),
+           min_word_count: int = min_word_count_option("."),
            out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (new, empty, or one this "
                                                   "tool wrote). Default: reports/<corpus>-debias-<hash>/"),
            overwrite: bool = typer.Option(False, "--overwrite", help="Replace debias outputs of another config in "
@@ -174,7 +172,7 @@ def debias(test: Optional[List[str]] = TestOpt,
                                                   "predicted to bring |d| to this or below (default: the seed-noise "
                                                   "band, the sd of d over --seeds models, else d's bootstrap CI "
                                                   "half-width). --k stays the upper bound."),
-           seeds: Optional[int] = typer.Option(None, "--seeds", callback=_count("seeds"), help="Train this many "
+           seeds: Optional[int] = seeds_option(None, "Train this many "
                                                "seeds (seed, seed+1, ...; at most 100) for the seed-noise band (the "
                                                "sd of d over them)."),
            force: bool = typer.Option(False, "--force", help="Edit even when a test's bias is not significant "
@@ -202,8 +200,7 @@ def debias(test: Optional[List[str]] = TestOpt,
 
     if method not in METHODS:
         raise typer.BadParameter(f"{method!r} is not one of {', '.join(METHODS)}", param_hint="--method")
-    if rank_by not in ("test", "concept"):
-        raise typer.BadParameter(f"{rank_by!r} is not test or concept", param_hint="--rank-by")
+    _check_rank_by(rank_by)
     if select not in ("greedy", "top-k"):
         raise typer.BadParameter(f"{select!r} is not greedy or top-k", param_hint="--select")
     (est,) = _estimators([estimator] if estimator else None, opts)

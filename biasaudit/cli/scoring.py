@@ -10,9 +10,11 @@ import typer
 from ..errors import ConfigError, DroppedWordsWarning
 from ..terminal import clean
 from .console import WIDTH, _closing, _progress, err, note, out
-from .inputs import _check_measure, _estimators, _finetune_config, _load_checkpoint, _train_seeds, _user_model
+from .inputs import (_check_measure, _estimators, _finetune_config, _load_checkpoint, _train_seeds, _user_model,
+                     _vocab_needs_embeddings)
 from .options import (CheckpointOpt, EmbeddingsOpt, EnsembleOpt, FinetuneOpt, MeasureOpt, RunOptions, SchedulerOpt,
-                      StrictOovOpt, TemplatesOpt, TestOpt, VocabOpt, _count, run_options)
+                      StrictOovOpt, TemplatesOpt, TestOpt, VocabOpt, _count, min_word_count_option, run_options,
+                      seeds_option)
 from .show import _next_step, _overview, _print_test
 
 
@@ -82,7 +84,7 @@ def score(test: Optional[List[str]] = TestOpt,
           out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (new, empty, or one this "
                                                  "tool wrote). Default: reports/<corpus>-<model>-<hash>/"),
           top: int = typer.Option(10, "--top", min=1, help="Documents to show in each direction."),
-          seeds: Optional[int] = typer.Option(None, "--seeds", callback=_count("seeds"), help="Train this many "
+          seeds: Optional[int] = seeds_option(None, "Train this many "
                                               "seeds (seed, seed+1, ...; at most 100): the ranking comes from the "
                                               "first; the others give the effect size's spread over seeds and "
                                               "make the ranking's stability resample seeds as well as words. "
@@ -91,9 +93,8 @@ def score(test: Optional[List[str]] = TestOpt,
           resamples: int = typer.Option(100, "--resamples", callback=_count("resamples"), help="Word-set "
                                         "resamples (bootstrap) for each document's stability (0: none; at most "
                                         "10,000)."),
-          min_word_count: int = typer.Option(1, "--min-word-count", min=1, help="Drop test words seen fewer times "
-                                             "than this in training (listed, like missing words): rankings not "
-                                             "driven by rare words."),
+          min_word_count: int = min_word_count_option(" (listed, like missing words): rankings not driven by "
+                                                       "rare words."),
           overwrite: bool = typer.Option(False, "--overwrite", help="Replace results of another config in --out "
                                          "(only the files this tool wrote there)."),
           scheduler: Optional[str] = SchedulerOpt, checkpoint: Optional[Path] = CheckpointOpt,
@@ -145,8 +146,7 @@ def score(test: Optional[List[str]] = TestOpt,
         raise typer.BadParameter("--ensemble needs training; a checkpoint is one model (add --finetune to "
                                  "fine-tune it with each seed)", param_hint="--ensemble")
     seeds = seed_count(opts.family, seeds, ensemble, trained=checkpoint is None)
-    if vocab is not None and embeddings is None:
-        raise typer.BadParameter("--vocab goes with --embeddings (GloVe C output)", param_hint="--vocab")
+    _vocab_needs_embeddings(vocab, embeddings)
     corp = opts.load_corpus()
     if embeddings is not None:
         from dataclasses import replace
