@@ -602,7 +602,7 @@ def _read_summary(path: Path) -> dict:
     """A result's summary: a regular file of bounded size and depth (``biasaudit.io.read_json``)."""
     from .io import MAX_RESULT_BYTES, read_json
 
-    return read_json(path, "result summary", MAX_RESULT_BYTES)
+    return read_json(path, "result summary", MAX_RESULT_BYTES, follow=False)   # a link in the folder: refused
 
 
 class ScoreResult(_FolderResult):
@@ -640,7 +640,7 @@ class ScoreResult(_FolderResult):
 
             path = self.folder / "scores.jsonl"
             try:
-                with open_regular(path, "scores file", ArtifactError, MAX_DATA_BYTES) as raw:
+                with open_regular(path, "scores file", ArtifactError, MAX_DATA_BYTES, follow=False) as raw:
                     self._scores = Rows(json.loads(line) for line in io.TextIOWrapper(raw, encoding="utf-8")
                                         if line.strip())
             except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
@@ -693,7 +693,8 @@ class ExperimentResult(_FolderResult):
 
         from .io import MAX_DATA_BYTES, open_regular
 
-        with open_regular(self.folder / "results.csv", "results file", ArtifactError, MAX_DATA_BYTES) as raw:
+        with open_regular(self.folder / "results.csv", "results file", ArtifactError, MAX_DATA_BYTES,
+                          follow=False) as raw:
             return Rows(csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8", newline="")))
 
     @property
@@ -710,7 +711,8 @@ class ExperimentResult(_FolderResult):
         """results.csv as a DataFrame."""
         from .io import MAX_DATA_BYTES, open_regular
 
-        with open_regular(self.folder / "results.csv", "results file", ArtifactError, MAX_DATA_BYTES) as f:
+        with open_regular(self.folder / "results.csv", "results file", ArtifactError, MAX_DATA_BYTES,
+                          follow=False) as f:
             return _pandas().read_csv(f)
 
     def top(self, n: int = 10, test: str | None = None, direction: str = "up") -> Rows:

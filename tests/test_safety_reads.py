@@ -163,6 +163,19 @@ def test_a_fifo_summary_json_is_refused_at_once(scored, tmp_path, how):
     refused_at_once(call, fifo)
 
 
+def test_a_linked_summary_json_is_refused_not_followed(scored, tmp_path):
+    """A summary.json that links to another run's made report and load_result show that run's results (found by an
+    attack); a link inside a result folder is refused, as for every file an output folder holds."""
+    import biasaudit as ba
+    other = copy(scored, tmp_path / "other")
+    folder = copy(scored, tmp_path / "s")
+    (folder / "summary.json").unlink()
+    (folder / "summary.json").symlink_to(other / "summary.json")
+    one_line_error(run_cli("report", folder), "summary.json", "link")
+    with pytest.raises(ArtifactError, match="link"):
+        ba.load_result(folder)
+
+
 def test_a_fifo_manifest_in_out_is_refused_at_once(root, tmp_path):
     out = tmp_path / "out"
     out.mkdir()

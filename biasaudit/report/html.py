@@ -175,8 +175,8 @@ def scatter_chart(points: list[tuple[float, float, str]], width: int = 360, heig
 def _read_json(path: Path):
     """A result file (summary.json, experiment.json, a debias manifest.json): a regular file of bounded size
     (``REPORT_BYTES``) and depth (``biasaudit.io.read_json``): a FIFO, a device or a link to /dev/zero is one line,
-    never read."""
-    return read_json(path, "result file for a report", REPORT_BYTES)
+    never read; a symbolic link in the folder is refused, never followed (it would show another run's results)."""
+    return read_json(path, "result file for a report", REPORT_BYTES, follow=False)
 
 
 # A summary.json is a file anyone can hand `report`: 23 MB of rows made a 308 MB page and took 3.7 GB. A page shows
@@ -331,7 +331,7 @@ def _results(folder: Path, bounds: _Bounds) -> list[dict]:
     import io
     from itertools import islice
 
-    with open_regular(path, "results file", ArtifactError, REPORT_BYTES) as raw:
+    with open_regular(path, "results file", ArtifactError, REPORT_BYTES, follow=False) as raw:
         try:
             reader = csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8", newline=""))
             rows = list(islice(reader, REPORT_RESULTS))
