@@ -550,7 +550,10 @@ def _open(src: str, id_field: str, text_field: str) -> Corpus:
         _format_of(path)
         return FileCorpus(safe_name(_stem(path)), [path], id_field, text_field)
     if any(ch in src for ch in "*?["):
-        files = sorted(Path(p) for p in glob.glob(os.path.expanduser(src), recursive=True) if Path(p).is_file())
+        # every match that is not a folder is checked as a folder's files are: a FIFO or a link to a device among
+        # them is one line naming it, not silently skipped
+        files = sorted(_regular(Path(p)) for p in glob.glob(os.path.expanduser(src), recursive=True)
+                       if not os.path.isdir(p))
         if not files:
             raise CorpusError(f"{src}: no such file, and no file matches it as a pattern")
         for f in files:

@@ -101,3 +101,21 @@ def test_bundled_corpora_are_there():
     c = load_corpus("wordnet")
     first = next(iter(c))
     assert first == Document("n00001740", first.text) and "existence" in first.text
+
+
+def test_a_glob_refuses_a_fifo_or_device_among_its_matches(tmp_path):
+    """A folder refuses a FIFO or a link to a device among its files in one line; a glob over the same files
+    skipped them silently and trained on the rest (found by an attack). Now both say it."""
+    import os
+    d = tmp_path / "c"
+    d.mkdir()
+    (d / "a.jsonl").write_text(json.dumps({"id": "1", "text": "one two"}) + "\n")
+    os.mkfifo(d / "b.jsonl")
+    with pytest.raises(CorpusError, match="b.jsonl"):
+        load_corpus(str(d / "*.jsonl"))
+    (d / "b.jsonl").unlink()
+    (d / "b.jsonl").symlink_to("/dev/zero")
+    with pytest.raises(CorpusError, match="b.jsonl"):
+        load_corpus(str(d / "*.jsonl"))
+    (d / "b.jsonl").unlink()
+    assert len(list(load_corpus(str(d / "*.jsonl")))) == 1
