@@ -35,8 +35,9 @@ from typing import Any, Callable, Iterable, Sequence
 from .errors import ArtifactError, ConfigError
 
 __all__ = ["load_corpus", "model_config", "train", "train_seeds", "load_model", "from_gensim", "from_hf",
-           "bias_tests", "measure", "score", "experiment", "debias_corpus", "write_report", "load_result",
-           "WeatResult", "ScoreResult", "ExperimentResult", "DebiasResult", "Rows"]
+           "bias_tests", "measure", "measures", "measures_request", "score", "experiment", "debias_corpus",
+           "write_report", "load_result", "WeatResult", "MeasuresResult", "ScoreResult", "ExperimentResult",
+           "DebiasResult", "Rows"]
 
 Progress = Callable[[str, int, int], None]
 Log = Callable[[str], None]
@@ -1031,37 +1032,23 @@ def score(model, corpus, tests=None, *, options=None, query: str | None = None, 
     return result
 
 
-@_reports_progress
-def experiment(model, corpus, tests=None, *, heldout=None, estimator=None,
-               k: str = "0.1%,0.5%,1%", seeds: int = 3, conditions=None, upweight: int = 5, mode: str = "scratch",
-               warm_epochs: int = 1, remove_ids: Iterable[str] = (), lds: int = 0, lds_fraction: float = 0.5,
-               ensemble: int = 1, fresh_seeds: bool = False, select: str = "top-k", quality: bool = True,
-               strict_oov: bool = False, min_word_count: int = 1, rank_by: str = "test", swaps=None, templates=None,
-               out=None,
-               overwrite: bool = False, scheduler: str | None = None, cache=None,
-               progress: Progress | None = None, log: Log | None = None, report: bool = True,
-               on_plan=None, dry_run: bool = False, measure: str = "weat") -> ExperimentResult:
-    """Retrain without (or with more of) the top-ranked documents, against random edits of the same size, over
-    paired seeds, and measure whether the bias moves as predicted (``biasaudit experiment``).
+@_checked
+def _experiment_settings(*, heldout=None, estimator=None, k: str = "0.1%,0.5%,1%", seeds: int = 3, conditions=None,
+                         upweight: int = 5, mode: str = "scratch", warm_epochs: int = 1,
+                         remove_ids: Iterable[str] = (), lds: int = 0, lds_fraction: float = 0.5, ensemble: int = 1,
+                         fresh_seeds: bool = False, select: str = "top-k", quality: bool = True,
+                         strict_oov: bool = False, min_word_count: int = 1, rank_by: str = "test", swaps=None,
+                         templates=None, measure: str = "weat") -> dict:
+    """``experiment``'s settings given as keywords (each of the wrong kind one ConfigError naming it), by name."""
+    return dict(locals())
 
-    Before anything is trained, ``on_plan`` gets the plan (``experiments.cost.ExperimentCost``: trainings, the time
-    of one measured on the model's recorded or cached baseline training, workers, folder); ``dry_run`` returns that
-    plan instead, having trained nothing and written no folder.
 
-    ``model``: a config (``model_config``), a model trained here (its config is retrained) or a model you trained
-    elsewhere (``load_model(path, corpus)``, ``from_gensim``: the rankings come from it, baselines and edits are
-    retrained with its settings). ``estimator``: one name or several ("block,gradient-dot"), or a list.
-    ``conditions``: names, comma-separated or a list (default: baseline, remove-top, remove-bottom, upweight-top,
-    remove-random, and hard-debias for word vectors). ``lds``: random subsets for the linear datamodeling score;
-    ``ensemble``/``fresh_seeds``: rank by several seeds' models / retrain on seeds the ranking did not use.
-    ``select="greedy"``: add remove-selected, k documents chosen as a set on the group predictions, beside
-    remove-top at the same k (``biasaudit.influence.select``). ``measure``: as ``score``'s; rankings, predictions
-    and every retrained model's measurement (held-out companions too) read it. Resumes from the finished retrains
-    in ``out``."""
-    from .distributed import dask_client
-    from .experiments import DEFAULT_CONDITIONS, ExperimentSpec, default_folder, run_experiment
-    from .models import family_of
+def _experiment_spec(model, corpus, tests, s: dict):
+    """The ExperimentSpec of ``experiment``'s arguments: the model (or config) retrained, the corpus, the tests
+    read with ``s["measure"]`` (and their held-out companions), the estimators, conditions, templates and swaps."""
     from .audit import check_target_measure, read_tests_with
+    from .experiments import DEFAULT_CONDITIONS, ExperimentSpec
+    from .models import family_of
     from .swaps import SwapList, load_swaps
     from .wordsets import resolve_heldout, resolve_tests
 
@@ -1079,7 +1066,8 @@ def experiment(model, corpus, tests=None, *, heldout=None, estimator=None,
         raise ConfigError(f"model: {type(model).__name__} is neither a model nor a model config (model_config "
                           "makes one)")
     fam = family_of(config)
-    k = _sizes(k)
+    k, measure = _sizes(s["k"]), s["measure"]
+    conditions, swaps, templates = s["conditions"], s["swaps"], s["templates"]
     check_target_measure(fam, measure)
     corpus = load_corpus(corpus)
     resolved = read_tests_with(fam, resolve_tests(_test_specs(tests)), measure)
@@ -1087,22 +1075,64 @@ def experiment(model, corpus, tests=None, *, heldout=None, estimator=None,
         conditions = [c for c in DEFAULT_CONDITIONS if fam.word_vectors or c != "hard-debias"]
     elif isinstance(conditions, str):
         conditions = conditions.split(",")
-    ests = estimators(estimator, fam)
+    ests = estimators(s["estimator"], fam)
     if templates is not None and not fam.takes_templates:
         raise ConfigError("templates= measures language models (model='lm')").with_cli(
             "--templates measures language models; add --model lm")
     tpl = None if templates is None else _template_list(templates)
     if swaps is not None and not isinstance(swaps, SwapList):
         swaps = load_swaps(swaps)
+    heldout = s["heldout"]
     held = heldout if isinstance(heldout, dict) else resolve_heldout(resolved, heldout)
-    spec = ExperimentSpec(corpus=corpus, model=config, tests=resolved, ranking_model=given,
+    return ExperimentSpec(corpus=corpus, model=config, tests=resolved, ranking_model=given,
                           heldout=dict(zip(held, read_tests_with(fam, list(held.values()), measure))),
-                          estimators=ests, ks=k, seeds=seeds, templates=tpl,
-                          conditions=tuple(c.strip() for c in conditions if c.strip()), upweight=upweight,
-                          mode=mode, warm_epochs=warm_epochs, remove_ids=tuple(dict.fromkeys(remove_ids)), lds=lds,
-                          lds_fraction=lds_fraction, quality=quality, strict_oov=strict_oov,
-                          min_word_count=min_word_count, rank_by=rank_by, ensemble=ensemble,
-                          fresh_seeds=fresh_seeds, swaps=swaps, select=select)
+                          estimators=ests, ks=k, seeds=s["seeds"], templates=tpl,
+                          conditions=tuple(c.strip() for c in conditions if c.strip()), upweight=s["upweight"],
+                          mode=s["mode"], warm_epochs=s["warm_epochs"],
+                          remove_ids=tuple(dict.fromkeys(s["remove_ids"])), lds=s["lds"],
+                          lds_fraction=s["lds_fraction"], quality=s["quality"], strict_oov=s["strict_oov"],
+                          min_word_count=s["min_word_count"], rank_by=s["rank_by"], ensemble=s["ensemble"],
+                          fresh_seeds=s["fresh_seeds"], swaps=swaps, select=s["select"])
+
+
+@_reports_progress
+def experiment(model, corpus, tests=None, *, options=None, out=None, overwrite: bool = False,
+               scheduler: str | None = None, cache=None, progress: Progress | None = None, log: Log | None = None,
+               report: bool = True, on_plan=None, dry_run: bool = False, **settings) -> ExperimentResult:
+    """Retrain without (or with more of) the top-ranked documents, against random edits of the same size, over
+    paired seeds, and measure whether the bias moves as predicted (``biasaudit experiment``).
+
+    Before anything is trained, ``on_plan`` gets the plan (``experiments.cost.ExperimentCost``: trainings, the time
+    of one measured on the model's recorded or cached baseline training, workers, folder); ``dry_run`` returns that
+    plan instead, having trained nothing and written no folder.
+
+    ``model``: a config (``model_config``), a model trained here (its config is retrained) or a model you trained
+    elsewhere (``load_model(path, corpus)``, ``from_gensim``: the rankings come from it, baselines and edits are
+    retrained with its settings). ``estimator``: one name or several ("block,gradient-dot"), or a list.
+    ``conditions``: names, comma-separated or a list (default: baseline, remove-top, remove-bottom, upweight-top,
+    remove-random, and hard-debias for word vectors). ``lds``: random subsets for the linear datamodeling score;
+    ``ensemble``/``fresh_seeds``: rank by several seeds' models / retrain on seeds the ranking did not use.
+    ``select="greedy"``: add remove-selected, k documents chosen as a set on the group predictions, beside
+    remove-top at the same k (``biasaudit.influence.select``). ``measure``: as ``score``'s; rankings, predictions
+    and every retrained model's measurement (held-out companions too) read it. Resumes from the finished retrains
+    in ``out``.
+
+    The experiment's settings (``heldout`` to ``templates``, and ``measure``) are keywords, or one
+    ``options=ExperimentSpec(...)`` (``biasaudit.experiments.ExperimentSpec``, which holds the corpus and tests:
+    ``corpus`` and ``tests`` are then None)."""
+    from .distributed import dask_client
+    from .experiments import ExperimentSpec, default_folder, run_experiment
+
+    if options is None:
+        spec = _experiment_spec(model, corpus, tests, _experiment_settings(**settings))
+    elif not isinstance(options, ExperimentSpec):
+        raise ConfigError(f"options must be an ExperimentSpec, got {type(options).__name__}")
+    elif settings or corpus is not None or tests is not None:
+        raise ConfigError("options: an ExperimentSpec holds the corpus, tests and settings; give them there or as "
+                          "arguments, not both (" + ", ".join([*settings] + ["corpus"] * (corpus is not None)
+                                                             + ["tests"] * (tests is not None)) + ")")
+    else:
+        spec = options
     out = Path(out) if out is not None else default_folder(spec)
     if on_plan is not None or dry_run:
         from .experiments.cost import experiment_cost
@@ -1244,3 +1274,60 @@ def write_report(result) -> Path:
         raise ConfigError(f"result must be a result (score, experiment, debias) or its folder, got "
                           f"{type(result).__name__}")
     return write(result.folder if isinstance(result, _FolderResult) else Path(result))
+
+
+from dataclasses import dataclass  # noqa: E402  (measures' result; the other verbs' results live in audit/)
+
+
+@dataclass(frozen=True)
+class MeasuresResult:
+    """What ``measures`` gives: ``rows`` (one per test, measure and seed: value, 95% CI over words, p where the
+    measure has one, verdict), ``skipped`` ({test: reason}) and ``not_run`` ([{test, measure, reason}]: a measure
+    a test cannot feed)."""
+    rows: list
+    skipped: dict
+    not_run: list
+
+
+def measures_request(model: str = "skipgram", tests=None, names=None) -> tuple[list, list]:
+    """The measure names and tests ``measures`` computes for a model family (a family name), resolved and checked
+    before any model is trained or loaded: (measure names, tests). ``names``: measure names (a list, or one
+    comma-separated string); None: all."""
+    from .audit import check_carried_measures
+    from .measures.suite import resolve_measures
+    from .models import get_family
+    from .wordsets import resolve_tests
+
+    if isinstance(names, str):
+        names = [names]
+    names = resolve_measures([n for m in names or [] for n in m.split(",") if n.strip()])
+    tests = resolve_tests(_test_specs(tests))
+    check_carried_measures(tests)
+    fam = get_family(model)
+    if not fam.word_vectors:
+        raise ConfigError(f"the word-vector measures need word vectors; model={fam.name!r} has none (measure() "
+                          "measures language models)").with_cli(
+            f"the word-vector measures need word vectors; --model {fam.name} has none (`biasaudit weat` measures "
+            "language models)")
+    return names, tests
+
+
+@_checked
+def measures(model, tests=None, *, names=None, seed_models: Sequence = (), strict_oov: bool = False,
+             n_permutations: int = 100_000, n_bootstrap: int = 1000, min_word_count: int = 1) -> MeasuresResult:
+    """Every word-vector bias measure side by side (``biasaudit measure``): WEAT, RIPA, Direct Bias, RND, MAC, ECT
+    and RNSB (``names``: a subset), each with its bootstrap 95% CI over words, a permutation p where it has one
+    and a verdict, for one model or several seeds' models. ``measure`` is WEAT alone (``biasaudit weat``), for
+    word vectors and language models."""
+    from .audit import measures_across_models
+    from .measures.options import check_count
+    from .models import family_of
+
+    models = _models(model, seed_models)
+    n_permutations, n_bootstrap = (check_count("n_permutations", n_permutations),
+                                   check_count("n_bootstrap", n_bootstrap))
+    names, tests = measures_request(family_of(models[0]).name, tests, names)
+    rows, skipped, not_run = measures_across_models(models, tests, names, strict=strict_oov,
+                                                    min_word_count=min_word_count, n_permutations=n_permutations,
+                                                    n_bootstrap=n_bootstrap)
+    return MeasuresResult(rows, skipped, not_run)

@@ -81,3 +81,21 @@ def test_debias_corpus_takes_options_or_keywords_not_both(trained, tmp_path):
         ba.debias_corpus(model, corpus, TEST, options=DebiasOptions(), k="6")
     with pytest.raises(ConfigError, match="^overwrite"):
         ba.debias_corpus(model, corpus, TEST, overwrite="no", out=tmp_path / "x")
+
+
+def test_experiment_takes_an_experiment_spec_or_keywords_not_both(trained, tmp_path):
+    import biasaudit as ba
+    from biasaudit.experiments import ExperimentSpec
+
+    corpus, model = trained
+    kw = ba.experiment(model, corpus, TEST, k="1%", seeds=2, conditions="baseline,remove-top", out=tmp_path / "e",
+                       dry_run=True)
+    spec = ExperimentSpec(corpus=corpus, model=model.config, tests=[TEST], heldout={}, estimators=[EstimatorConfig()],
+                          ks="1%",
+                          seeds=2, conditions=("baseline", "remove-top"))
+    opt = ba.experiment(model, None, options=spec, out=tmp_path / "e", dry_run=True)
+    assert kw.trainings == opt.trainings > 0
+    with pytest.raises(ConfigError, match=r"^options: .*\(seeds, corpus\)"):
+        ba.experiment(model, corpus, options=spec, seeds=3, dry_run=True)
+    with pytest.raises(ConfigError, match="^upweight"):
+        ba.experiment(model, corpus, TEST, upweight="5", dry_run=True)
