@@ -88,6 +88,16 @@ def test_a_pairs_file_may_start_with_a_byte_order_mark(tmp_path):
     assert pair_file(f).pairs == (("the men cook", "the women cook"),)
 
 
+def test_a_pairs_line_holding_a_line_separator_inside_a_string_is_one_pair(tmp_path):
+    """JSON holds U+2028, U+2029 and U+0085 unescaped inside strings; str.splitlines() split the line there and
+    the file was refused as "not a JSON object" (found by an attack). Lines end at newlines only; CRLF still reads."""
+    f = tmp_path / "sep.jsonl"
+    rows = [{"more": "the men\u2028cook", "less": "the women\u2028cook"},
+            {"more": "the men\u0085eat", "less": "the women\u0085eat"}]
+    f.write_bytes("\r\n".join(json.dumps(r, ensure_ascii=False) for r in rows).encode("utf-8"))
+    assert pair_file(f).pairs == tuple((r["more"], r["less"]) for r in rows)
+
+
 def test_repeated_pairs_are_dropped_and_counted_and_do_not_make_a_gap_significant():
     model = _word_model("the man woman was a nurse doctor".split())
     pairs = [("the man was a nurse", "the woman was a nurse")] * 49 + [("The man was a NURSE.", "the woman was a "

@@ -231,7 +231,9 @@ def pair_file(path: str | Path) -> PairSet:
     """A JSONL file of pairs as a PairSet named by the file's stem; ids are line numbers."""
     pairs, lines_used = [], []
     try:
-        lines = read_regular(path, "--pairs file", ConfigError, MAX_RESULT_BYTES).decode("utf-8-sig").splitlines()
+        # JSON Lines end at "\n" only: str.splitlines() also splits at U+2028, U+2029 and U+0085, which JSON holds
+        # unescaped inside strings (a valid line was "not a JSON object"); json.loads takes the "\r" of "\r\n"
+        lines = read_regular(path, "--pairs file", ConfigError, MAX_RESULT_BYTES).decode("utf-8-sig").split("\n")
     except UnicodeDecodeError as e:
         raise ConfigError(f"--pairs: cannot read {path} ({e})") from e
     for n, line in enumerate(lines, 1):
