@@ -10,7 +10,7 @@ from typing import Container
 import numpy as np
 
 from ..influence.estimators import EstimatorConfig
-from ..influence.result import ScoreResult, test_word_ids
+from ..influence.result import DocumentScores, test_word_ids
 from ..models.base import family_of
 from ..vocab import TOKEN
 from ..wordsets import DEFAULT_MEASURE, BiasTest
@@ -39,7 +39,7 @@ def _histogram(s: np.ndarray, bins: int = 41) -> dict:
             if len(nz) else {}}
 
 
-def write_scores(result: ScoreResult, path, words, targets, stab: dict | None = None,
+def write_scores(result: DocumentScores, path, words, targets, stab: dict | None = None,
                  agreement: dict | None = None) -> None:
     """Write ``scores.jsonl`` atomically: one object per (document, measure) for documents with a non-zero score,
     fields doc_id, test, delta_bias_if_removed, delta_bias_if_upweighted, test_words (the words of that test

@@ -14,10 +14,10 @@ score every kind their own way.
 from __future__ import annotations
 
 from .estimators import check_estimators
-from .result import ScoreResult
+from .result import DocumentScores, ScoreResult
 
 
-def score_model(model, corpus, targets, estimator, progress=None, client=None, device: str = "cpu") -> ScoreResult:
+def score_model(model, corpus, targets, estimator, progress=None, client=None, device: str = "cpu") -> DocumentScores:
     """Every document's predicted change of every target, by the machinery the model's objective needs."""
     from ..models.base import family_of
 
@@ -33,7 +33,7 @@ def rank(model, corpus, targets, estimator, seed_models=(), seed_targets=(), see
     """The one ranking step of score, experiment and debias: every document's scores on ``model`` and, with
     ``seed_models`` (``--ensemble``: the same model trained with other seeds, each with its own measures in
     ``seed_targets``, ``seeds`` naming all of them, the audited model's first), the mean score over the seeds with
-    each document's sign agreement (``influence.ensemble``). Returns (ScoreResult, {test: sign agreement}), the
+    each document's sign agreement (``influence.ensemble``). Returns (DocumentScores, {test: sign agreement}), the
     second empty without seeds."""
     result = score_model(model, corpus, targets, estimator, progress=progress, client=client, device=device)
     if not seed_models:
@@ -51,4 +51,4 @@ def rank(model, corpus, targets, estimator, seed_models=(), seed_targets=(), see
     return ensemble_result(results, list(seeds), {t.name: t.bound for t in targets})
 
 
-__all__ = ["ScoreResult", "rank", "score_model"]
+__all__ = ["DocumentScores", "ScoreResult", "rank", "score_model"]

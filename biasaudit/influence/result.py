@@ -45,8 +45,10 @@ class DocWords:
 
 
 @dataclass(frozen=True)
-class ScoreResult:
-    """Scores of all documents for each bias measure (arrays aligned with ``doc_ids``)."""
+class DocumentScores:
+    """Scores of all documents for each bias measure (arrays aligned with ``doc_ids``): what an estimator gives.
+    (Named ``ScoreResult`` before; that name stays importable here, while ``biasaudit.api.ScoreResult`` is what
+    ``score`` returns, a result folder.)"""
     doc_ids: list[str]
     delta_bias_if_removed: dict[str, np.ndarray]
     bias_value: dict[str, float]
@@ -67,7 +69,10 @@ class ScoreResult:
         return -self.delta_bias_if_removed[name]
 
 
-def test_word_ids(result: ScoreResult, target) -> set[int]:
+ScoreResult = DocumentScores     # the former name, kept for compatibility
+
+
+def test_word_ids(result: DocumentScores, target) -> set[int]:
     """The indices (into the vocabulary, or ``result.words`` for LMs) of the words ``target`` reads."""
     if result.words is not None:
         pos = {w: i for i, w in enumerate(result.words)}
@@ -78,7 +83,7 @@ def test_word_ids(result: ScoreResult, target) -> set[int]:
 RARE_COUNT = 100
 
 
-def word_shares(result: ScoreResult, name: str, vocab) -> tuple[list[dict], str | None]:
+def word_shares(result: DocumentScores, name: str, vocab) -> tuple[list[dict], str | None]:
     """Share of the predicted total change carried by each test word, with corpus frequency, and a warning when
     words seen fewer than RARE_COUNT times carry most of it."""
     contrib = result.word_contributions[name]
@@ -96,7 +101,7 @@ def word_shares(result: ScoreResult, name: str, vocab) -> tuple[list[dict], str 
     return rows, warning
 
 
-def top_documents(result: ScoreResult, name: str, n: int, evidence: dict | None = None) -> dict[str, list[int]]:
+def top_documents(result: DocumentScores, name: str, n: int, evidence: dict | None = None) -> dict[str, list[int]]:
     """Indices of the n documents that most increase the measure (most negative delta_bias_if_removed) and the
     n that most decrease it; with ``evidence`` (document -> stability-aware score, ``stability.py``), ordered by
     it (documents whose influence most resamples grant come first; the rest follow by score)."""
