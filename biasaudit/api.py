@@ -27,7 +27,7 @@ import os
 import shutil
 import sys
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, fields, replace
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -1031,15 +1031,37 @@ def score(model, corpus, tests=None, *, options=None, query: str | None = None, 
     return result
 
 
-@_checked
-def _experiment_settings(*, heldout=None, estimator=None, k: str = "0.1%,0.5%,1%", seeds: int = 3, conditions=None,
-                         upweight: int = 5, mode: str = "scratch", warm_epochs: int = 1,
-                         remove_ids: Iterable[str] = (), lds: int = 0, lds_fraction: float = 0.5, ensemble: int = 1,
-                         fresh_seeds: bool = False, select: str = "top-k", quality: bool = True,
-                         strict_oov: bool = False, min_word_count: int = 1, rank_by: str = "test", swaps=None,
-                         templates=None, measure: str = "weat") -> dict:
-    """``experiment``'s settings given as keywords (each of the wrong kind one ConfigError naming it), by name."""
-    return dict(locals())
+@dataclass(frozen=True)
+class _ExperimentKeywords:
+    """``experiment``'s settings given as keywords, before they are read into an ExperimentSpec; built through
+    ``_checked`` (each of the wrong kind one ConfigError naming it)."""
+    heldout: Any = None
+    estimator: Any = None
+    k: str = "0.1%,0.5%,1%"
+    seeds: int = 3
+    conditions: Any = None
+    upweight: int = 5
+    mode: str = "scratch"
+    warm_epochs: int = 1
+    remove_ids: Iterable[str] = ()
+    lds: int = 0
+    lds_fraction: float = 0.5
+    ensemble: int = 1
+    fresh_seeds: bool = False
+    select: str = "top-k"
+    quality: bool = True
+    strict_oov: bool = False
+    min_word_count: int = 1
+    rank_by: str = "test"
+    swaps: Any = None
+    templates: Any = None
+    measure: str = "weat"
+
+
+def _experiment_settings(**settings) -> dict:
+    """``experiment``'s keyword settings, checked, by name (``_ExperimentKeywords``' defaults for the rest)."""
+    s = _checked(_ExperimentKeywords)(**settings)
+    return {f.name: getattr(s, f.name) for f in fields(s)}
 
 
 def _experiment_spec(model, corpus, tests, s: dict):
@@ -1165,15 +1187,34 @@ def _template_list(templates) -> tuple:
     return tuple(templates)
 
 
-@_checked
-def _debias_settings(*, k: str = "1%", method: str = "swap", estimator=None, swaps=None, rank_by: str = "test",
-                     heldout=None, strict_oov: bool = False, min_word_count: int = 1, templates=None,
-                     select: str = "greedy", target: float | None = None, force: bool = False, verify: int = 0,
-                     out=None, overwrite: bool = False, command: str = "", device: str = "cpu",
-                     cache=None) -> tuple:
-    """``debias_corpus``'s edit settings given as keywords (each of the wrong kind one ConfigError naming it)."""
-    return (k, method, estimator, swaps, rank_by, heldout, strict_oov, min_word_count, templates, select, target,
-            force, verify, out, overwrite, command, device, cache)
+@dataclass(frozen=True)
+class _DebiasKeywords:
+    """``debias_corpus``'s edit settings given as keywords, in the order ``_debias_options`` returns them; built
+    through ``_checked`` (each of the wrong kind one ConfigError naming it)."""
+    k: str = "1%"
+    method: str = "swap"
+    estimator: Any = None
+    swaps: Any = None
+    rank_by: str = "test"
+    heldout: Any = None
+    strict_oov: bool = False
+    min_word_count: int = 1
+    templates: Any = None
+    select: str = "greedy"
+    target: float | None = None
+    force: bool = False
+    verify: int = 0
+    out: Any = None
+    overwrite: bool = False
+    command: str = ""
+    device: str = "cpu"
+    cache: Any = None
+
+
+def _debias_settings(**settings) -> tuple:
+    """``debias_corpus``'s keyword settings, checked, in ``_DebiasKeywords``' order."""
+    s = _checked(_DebiasKeywords)(**settings)
+    return tuple(getattr(s, f.name) for f in fields(s))
 
 
 def _debias_options(options, settings: dict) -> tuple:
