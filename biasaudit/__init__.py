@@ -7,8 +7,9 @@ The Python API (``biasaudit.api``, documented in docs/api.md) is exported here a
 from ._version import __version__
 
 __all__ = ["load_corpus", "model_config", "train", "train_seeds", "load_model", "from_gensim", "from_hf",
-           "bias_tests", "measure", "score", "experiment", "debias_corpus", "write_report", "load_result",
-           "WeatResult", "ScoreResult", "ExperimentResult", "DebiasResult", "Rows"]
+           "bias_tests", "measure", "measures", "measures_request", "score", "experiment", "debias_corpus",
+           "write_report", "load_result", "WeatResult", "MeasuresResult", "ScoreResult", "ExperimentResult",
+           "DebiasResult", "Rows"]
 
 
 def __getattr__(name: str):

@@ -35,8 +35,9 @@ from typing import Any, Callable, Iterable, Sequence
 from .errors import ArtifactError, ConfigError
 
 __all__ = ["load_corpus", "model_config", "train", "train_seeds", "load_model", "from_gensim", "from_hf",
-           "bias_tests", "measure", "score", "experiment", "debias_corpus", "write_report", "load_result",
-           "WeatResult", "ScoreResult", "ExperimentResult", "DebiasResult", "Rows"]
+           "bias_tests", "measure", "measures", "measures_request", "score", "experiment", "debias_corpus",
+           "write_report", "load_result", "WeatResult", "MeasuresResult", "ScoreResult", "ExperimentResult",
+           "DebiasResult", "Rows"]
 
 Progress = Callable[[str, int, int], None]
 Log = Callable[[str], None]
@@ -1314,3 +1315,60 @@ def write_report(result) -> Path:
         raise ConfigError(f"result must be a result (score, experiment, debias) or its folder, got "
                           f"{type(result).__name__}")
     return write(result.folder if isinstance(result, _FolderResult) else Path(result))
+
+
+from dataclasses import dataclass  # noqa: E402  (measures' result; the other verbs' results live in audit/)
+
+
+@dataclass(frozen=True)
+class MeasuresResult:
+    """What ``measures`` gives: ``rows`` (one per test, measure and seed: value, 95% CI over words, p where the
+    measure has one, verdict), ``skipped`` ({test: reason}) and ``not_run`` ([{test, measure, reason}]: a measure
+    a test cannot feed)."""
+    rows: list
+    skipped: dict
+    not_run: list
+
+
+def measures_request(model: str = "skipgram", tests=None, names=None) -> tuple[list, list]:
+    """The measure names and tests ``measures`` computes for a model family (a family name), resolved and checked
+    before any model is trained or loaded: (measure names, tests). ``names``: measure names (a list, or one
+    comma-separated string); None: all."""
+    from .audit import check_carried_measures
+    from .measures.suite import resolve_measures
+    from .models import get_family
+    from .wordsets import resolve_tests
+
+    if isinstance(names, str):
+        names = [names]
+    names = resolve_measures([n for m in names or [] for n in m.split(",") if n.strip()])
+    tests = resolve_tests(_test_specs(tests))
+    check_carried_measures(tests)
+    fam = get_family(model)
+    if not fam.word_vectors:
+        raise ConfigError(f"the word-vector measures need word vectors; model={fam.name!r} has none (measure() "
+                          "measures language models)").with_cli(
+            f"the word-vector measures need word vectors; --model {fam.name} has none (`biasaudit weat` measures "
+            "language models)")
+    return names, tests
+
+
+@_checked
+def measures(model, tests=None, *, names=None, seed_models: Sequence = (), strict_oov: bool = False,
+             n_permutations: int = 100_000, n_bootstrap: int = 1000, min_word_count: int = 1) -> MeasuresResult:
+    """Every word-vector bias measure side by side (``biasaudit measure``): WEAT, RIPA, Direct Bias, RND, MAC, ECT
+    and RNSB (``names``: a subset), each with its bootstrap 95% CI over words, a permutation p where it has one
+    and a verdict, for one model or several seeds' models. ``measure`` is WEAT alone (``biasaudit weat``), for
+    word vectors and language models."""
+    from .audit import measures_across_models
+    from .measures.options import check_count
+    from .models import family_of
+
+    models = _models(model, seed_models)
+    n_permutations, n_bootstrap = (check_count("n_permutations", n_permutations),
+                                   check_count("n_bootstrap", n_bootstrap))
+    names, tests = measures_request(family_of(models[0]).name, tests, names)
+    rows, skipped, not_run = measures_across_models(models, tests, names, strict=strict_oov,
+                                                    min_word_count=min_word_count, n_permutations=n_permutations,
+                                                    n_bootstrap=n_bootstrap)
+    return MeasuresResult(rows, skipped, not_run)

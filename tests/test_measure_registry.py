@@ -140,3 +140,20 @@ def test_measure_reads_weat_through_its_row(planted_model):
     _, model = planted_model
     t = BiasTest.from_dict(PLANTED_TEST)
     assert measure("weat", model, t, n_bootstrap=200).to_dict() == weat(model, t, n_bootstrap=200).to_dict()
+
+
+def test_the_api_verb_of_biasaudit_measure(planted_model):
+    """``api.measures`` (``biasaudit measure``'s verb) gives the measures asked for, its WEAT row equal to
+    ``api.measure``'s (WEAT alone, ``biasaudit weat``), and ``measures_request`` refuses a family without word
+    vectors before any training, in the API's words and the command line's."""
+    _, model = planted_model
+    res = api.measures(model, PLANTED_TEST, names="weat,ripa", n_bootstrap=100)
+    assert {r["measure"] for r in res.rows} == {"weat", "ripa"} and res.skipped == {} and res.not_run == []
+    weat = next(r for r in res.rows if r["measure"] == "weat")
+    assert weat["effect_size"] == pytest.approx(api.measure(model, PLANTED_TEST, n_bootstrap=100).rows[0]
+                                                ["effect_size"])
+    names, tests = api.measures_request("skipgram", PLANTED_TEST, ["rnd", "mac"])
+    assert list(names) == ["rnd", "mac"] and [t.name for t in tests] == [PLANTED_TEST["name"]]
+    with pytest.raises(ConfigError, match="model='lm' has none") as e:
+        api.measures_request("lm", PLANTED_TEST)
+    assert "--model lm has none" in e.value.for_cli()

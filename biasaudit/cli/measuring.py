@@ -128,22 +128,14 @@ def measure_cmd(embeddings: Optional[Path] = typer.Argument(None, help="word2vec
     where the measure has one (WEAT, RIPA, RND) and a verdict.
 
     Test words missing from the model are dropped and listed (--strict-oov: an error naming them all)."""
-    from ..audit import check_carried_measures, measures_across_models
-    from ..measures.suite import resolve_measures
-    from ..models.keyed import load_embeddings
-    from ..wordsets import resolve_tests
+    from ..api import load_model, measures, measures_request
 
-    names = resolve_measures([n for m in measure or [] for n in m.split(",") if n.strip()])
-    tests = resolve_tests(test)
-    check_carried_measures(tests)
-    if not opts.family.word_vectors:
-        raise ConfigError(f"the word-vector measures need word vectors; --model {opts.family.name} has none "
-                          "(`biasaudit weat` measures language models)")
+    measures_request(opts.family.name, test, measure)     # names, tests and family checked before any training
     _one_saved_model(seeds, embeddings)
-    models = [load_embeddings(embeddings)] if embeddings is not None else _train_seeds(opts, opts.config(), seeds)
-    rows, skipped, not_run = measures_across_models(models, tests, names, strict=strict_oov,
-                                                    min_word_count=min_word_count, n_permutations=n_permutations,
-                                                    n_bootstrap=n_bootstrap)
+    models = [load_model(embeddings)] if embeddings is not None else _train_seeds(opts, opts.config(), seeds)
+    result = measures(models, test, names=measure, strict_oov=strict_oov, min_word_count=min_word_count,
+                      n_permutations=n_permutations, n_bootstrap=n_bootstrap)
+    rows, skipped, not_run = result.rows, result.skipped, result.not_run
     if as_json:
         sys.stdout.write(json.dumps({"measures": rows, "skipped": [{"test": n, "measure": None, "reason": r}
                                                                    for n, r in skipped.items()] + not_run},
