@@ -879,6 +879,7 @@ def measure(model, tests=None, *, seed_models: Sequence = (), strict_oov: bool =
     models = _models(model, seed_models)
     n_permutations, n_bootstrap = check_count("n_permutations", n_permutations), check_count("n_bootstrap",
                                                                                                n_bootstrap)
+    min_word_count = check_count("min_word_count", min_word_count)
     fam = family_of(models[0])
     tpl = _templates(fam, templates)
     extra = {"templates": tpl} if fam.takes_templates else {}
@@ -1367,6 +1368,7 @@ def measures(model, tests=None, *, names=None, seed_models: Sequence = (), stric
     models = _models(model, seed_models)
     n_permutations, n_bootstrap = (check_count("n_permutations", n_permutations),
                                    check_count("n_bootstrap", n_bootstrap))
+    min_word_count = check_count("min_word_count", min_word_count)
     names, tests = measures_request(family_of(models[0]).name, tests, names)
     rows, skipped, not_run = measures_across_models(models, tests, names, strict=strict_oov,
                                                     min_word_count=min_word_count, n_permutations=n_permutations,

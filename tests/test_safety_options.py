@@ -68,7 +68,8 @@ def refused_before_training(p, cache: Path, *needles, code: int = 1):
     ({"n_permutations": -1}, "n_permutations"), ({"n_bootstrap": 0}, "n_bootstrap"),
     ({"n_bootstrap": 99}, "n_bootstrap"), ({"n_bootstrap": 10 ** 9}, "n_bootstrap"),
     ({"n_permutations": 10 ** 12}, "n_permutations"), ({"n_bootstrap": 500.5}, "n_bootstrap"),
-    ({"n_permutations": True}, "n_permutations")])
+    ({"n_permutations": True}, "n_permutations"), ({"min_word_count": 0}, "min_word_count"),
+    ({"min_word_count": -5}, "min_word_count")])     # score refused these; measure ran (found by an attack)
 def test_measure_refuses_counts_out_of_range_naming_them(vectors, kw, name):
     with pytest.raises(ConfigError, match=rf"^{name} must be a whole number"):
         ba.measure(vectors, PLANTED_TEST, **kw)

@@ -20,6 +20,7 @@ COUNTS = {
     "seeds": (1, 100, "--seeds"),
     "ensemble": (1, 100, "--ensemble"),
     "resamples": (0, 10_000, "--resamples"),
+    "min_word_count": (1, 10 ** 9, "--min-word-count"),    # a word seen fewer times is dropped (1: none)
 }
 COUNTS["n_seeds"] = COUNTS["seeds"]      # train_seeds' name for it
 COUNTS["n_resamples"] = COUNTS["resamples"]   # ScoreOptions' name for it
