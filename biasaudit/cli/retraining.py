@@ -111,7 +111,8 @@ def experiment(test: Optional[List[str]] = TestOpt,
     if remove_ids is not None:
         try:
             text = read_regular(remove_ids, "--remove-ids file", ConfigError, MAX_DATA_BYTES).decode("utf-8")
-            ids = tuple(dict.fromkeys(l.strip() for l in text.splitlines() if l.strip()))
+            # one id a line, lines ending at "\n" only (an id may hold U+2028 or U+0085: splitlines() cut it)
+            ids = tuple(dict.fromkeys(l.strip(" \t\r") for l in text.split("\n") if l.strip(" \t\r")))
         except (OSError, UnicodeDecodeError) as e:
             raise ConfigError(f"--remove-ids: cannot read {remove_ids} ({getattr(e, 'strerror', None) or e})") from e
         if not ids:
