@@ -308,7 +308,7 @@ def test_a_corrupt_run_record_is_run_again(tmp_path, files):
 def test_a_crash_while_writing_leaves_old_outputs_or_an_unfinished_folder(tmp_path, files, monkeypatch):
     """score: nothing that looks complete after a crash, a crashed first run does not make the same command
     refuse the folder, and a crash during --overwrite never mixes new scores with the old summary."""
-    import biasaudit.audit as rep
+    import biasaudit.audit.run as rep      # where run_score writes its files (audit is a package)
     f, t = files
     out = tmp_path / "s"
     real = rep.write_json
