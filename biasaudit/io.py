@@ -526,15 +526,18 @@ def _claim(folder: Path, kind: str, config: Any, overwrite: bool, known: Iterabl
         entries = sorted(p.name for p in folder.iterdir() if not _is_temp(p) and not _is_lock(p))
         if entries:
             shown = ", ".join(entries[:5]) + (f" and {len(entries) - 5} more" if len(entries) > 5 else "")
-            raise ArtifactError(f"{folder}: holds files biasaudit did not write ({shown}); nothing there is "
-                                "replaced: choose a new or empty folder with --out")
+            said = f"{folder}: holds files biasaudit did not write ({shown}); nothing there is replaced: "
+            raise ArtifactError(said + "choose a new or empty folder (out=)").with_cli(
+                said + "choose a new or empty folder with --out")
     if manifest is not None:
         if manifest["kind"] != kind:
-            raise ArtifactError(f"{folder}: holds biasaudit {manifest['kind']} outputs, not {kind} outputs; "
-                                "choose another --out")
+            said = f"{folder}: holds biasaudit {manifest['kind']} outputs, not {kind} outputs; choose another "
+            raise ArtifactError(said + "out").with_cli(said + "--out")
         if check_config and _normal(manifest.get("config")) != _normal(config) and not overwrite:
-            raise ArtifactError(f"{folder}: holds {kind} outputs made with another config; use --overwrite "
-                                "(it replaces only the files biasaudit wrote there) or another --out")
+            said = f"{folder}: holds {kind} outputs made with another config; use "
+            raise ArtifactError(said + "overwrite=True (it replaces only the files biasaudit wrote there) or another "
+                                "out").with_cli(said + "--overwrite (it replaces only the files biasaudit wrote "
+                                                "there) or another --out")
     check_writable(folder)
     return OutputFolder(folder, kind, config, manifest, frozenset(known), dict(file_patterns or {}))
 

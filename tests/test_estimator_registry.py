@@ -52,7 +52,7 @@ def test_a_toy_estimator_in_one_file_runs_through_the_api_score(toy, tmp_path):
     from biasaudit.models import FAMILIES
 
     assert estimators_for(FAMILIES["glove"])[-1] == "scaled-gradient-dot"
-    with pytest.raises(ConfigError, match="'scaled-gradient-dot' is for embeddings; --model lm takes ekfac, "
+    with pytest.raises(ConfigError, match="'scaled-gradient-dot' is for embeddings; model='lm' takes ekfac, "
                                           "gradient-dot, magic and lexical"):
         check_estimators([toy(scale=2.0)], FAMILIES["lm"])
     with pytest.raises(ConfigError, match=r"damping is a setting of block, cg, lissa and ekfac, not of "
@@ -111,9 +111,12 @@ def test_which_estimators_fit_a_family_follows_from_their_declarations():
         "skipgram": ["block", "cg", "lissa", "gradient-dot", "magic", "lexical"],
         "glove": ["block", "cg", "gradient-dot", "magic", "lexical"],
         "lm": ["ekfac", "gradient-dot", "magic", "lexical"], "vectors": ["lexical"]}
-    with pytest.raises(ConfigError, match="'lissa' is for --model skipgram; --model glove takes block, cg, "
-                                          "gradient-dot, magic and lexical"):
+    with pytest.raises(ConfigError, match="'lissa' is for model='skipgram'; model='glove' takes block, cg, "
+                                          "gradient-dot, magic and lexical") as e:
         check_estimators(parse_estimators("lissa"), FAMILIES["glove"])
+    # the API's words above; the command line prints its own (issue 32: Python errors name the API's arguments)
+    assert e.value.for_cli() == ("estimator 'lissa' is for --model skipgram; --model glove takes block, cg, "
+                                 "gradient-dot, magic and lexical")
 
 
 def test_no_code_branches_on_an_estimator_name():

@@ -331,8 +331,11 @@ def test_weat_results_save_and_load(three_tests, tmp_path):
     back = r.save(tmp_path / "w")
     assert back == r and ba.load_result(tmp_path / "w") == r and back.skipped == r.skipped
     other = ba.measure(model, ["career-family"], n_permutations=100, n_bootstrap=100)
-    with pytest.raises(ArtifactError, match="another config"):
+    with pytest.raises(ArtifactError, match="another config") as e:
         other.save(tmp_path / "w")
+    # the API's words (overwrite=True, out), the command line's kept for it (--overwrite, --out)
+    assert "overwrite=True" in str(e.value) and "--" not in str(e.value)
+    assert "--overwrite" in e.value.for_cli() and "--out" in e.value.for_cli()
     assert other.save(tmp_path / "w", overwrite=True) == other
     assert "{kind}" not in ba.ScoreResult.save.__doc__
 

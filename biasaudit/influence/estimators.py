@@ -333,10 +333,15 @@ def check_estimators(estimators, family, config=None) -> None:
                 raise ConfigError(why)
             continue
         fits = [f for f in FAMILIES.values() if est.fits(f)]
-        whom = ("embeddings" if len(fits) > 1 and all(f.word_vectors for f in fits)
-                else human_list(f"--model {f.name}" for f in fits) or "no model family")
-        raise ConfigError(f"estimator {e.name!r} is for {whom}; --model {family.name} takes "
-                          f"{human_list(estimators_for(family))}")
+        vectors = len(fits) > 1 and all(f.word_vectors for f in fits)
+        takes = human_list(estimators_for(family))
+
+        def whom(form: str) -> str:
+            return "embeddings" if vectors else human_list(form.format(f.name) for f in fits) or "no model family"
+        # the API's words (model='glove'), and the command line's (--model glove)
+        raise ConfigError(f"estimator {e.name!r} is for {whom('model={!r}')}; model={family.name!r} takes "
+                          f"{takes}").with_cli(f"estimator {e.name!r} is for {whom('--model {}')}; --model "
+                                               f"{family.name} takes {takes}")
 
 
 def parse_estimators(specs) -> list[EstimatorConfig]:
@@ -354,9 +359,11 @@ def parse_estimators(specs) -> list[EstimatorConfig]:
     ests = [EstimatorConfig.parse(p) for p in parts]
     labels = [e.label for e in ests]
     if len(set(labels)) < len(labels):
-        raise ConfigError(f"--estimator: an estimator is given twice ({', '.join(labels)})")
+        raise ConfigError(f"estimator: an estimator is given twice ({', '.join(labels)})").with_cli(
+            f"--estimator: an estimator is given twice ({', '.join(labels)})")
     if not ests:
-        raise ConfigError("--estimator: give at least one estimator")
+        raise ConfigError("estimator: give at least one estimator").with_cli(
+            "--estimator: give at least one estimator")
     return ests
 
 
