@@ -59,13 +59,17 @@ class _Examples(torch.utils.data.Dataset):
         return self.seqs[i]
 
 
-class _One(torch.utils.data.Dataset):
-    """The query set: one item; the measure reads its own inputs."""
+class _Parts(torch.utils.data.Dataset):
+    """The query set: one item per part of the measure (its index; the measure reads its own inputs): one for a
+    template measure, one per block of pairs for paired sentences, whose gradients kronfluence sums."""
+    def __init__(self, n: int = 1):
+        self.n = n
+
     def __len__(self):
-        return 1
+        return self.n
 
     def __getitem__(self, i):
-        return torch.zeros(1)
+        return torch.tensor([float(i)])
 
 
 def score_lm(model, corpus, measures: list, estimator: EstimatorConfig = EstimatorConfig(name="ekfac"),
@@ -119,7 +123,7 @@ def score_lm(model, corpus, measures: list, estimator: EstimatorConfig = Estimat
             task.measure = m
             t = time.perf_counter()
             analyzer.compute_pairwise_scores(
-                scores_name=f"scores{k}", factors_name="factors", query_dataset=_One(), train_dataset=_Examples(seqs),
+                scores_name=f"scores{k}", factors_name="factors", query_dataset=_Parts(m.parts() if hasattr(m, "parts") else 1), train_dataset=_Examples(seqs),
                 per_device_query_batch_size=1, per_device_train_batch_size=batch_size,
                 score_args=ScoreArguments(damping_factor=None, aggregate_query_gradients=True), overwrite_output_dir=True)
             raw = analyzer.load_pairwise_scores(scores_name=f"scores{k}")["all_modules"]

@@ -333,6 +333,20 @@ class PairMeasure:
         """The mean difference; without gradients (a reported value, a prediction) in batches of SCORE_BATCH."""
         return self.differences(net, batch=None if torch.is_grad_enabled() else SCORE_BATCH).mean()
 
+    # The mean is linear in the pairs: its gradient is the sum of the parts' gradients, each over SCORE_BATCH pairs,
+    # so an influence estimator differentiates it part by part (kronfluence sums the query gradients) and its memory
+    # does not grow with the pair count (one pass over 40,000 pairs took 7.7 GB).
+    def parts(self) -> int:
+        """How many parts of at most SCORE_BATCH pairs ``part`` splits the measure into."""
+        return max(1, -(-len(self.n_scored) // (2 * SCORE_BATCH)))
+
+    def part(self, net, i: int) -> torch.Tensor:
+        """Part ``i`` of the mean (differentiable): the sum of its pairs' differences over the number of pairs; the
+        parts add up to ``fn``."""
+        lo, hi = 2 * SCORE_BATCH * i, 2 * SCORE_BATCH * (i + 1)
+        lp = sequence_log_probs(net, self.seqs[lo:hi], self.n_scored[lo:hi], self.pad_id)
+        return (lp[0::2] - lp[1::2]).sum() / (len(self.n_scored) // 2)
+
     @torch.no_grad()
     def stats(self, net, n_permutations: int = 20_000, n_bootstrap: int = N_BOOTSTRAP, seed: int = 0,
               **_) -> MeasureResult:

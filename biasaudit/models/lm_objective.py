@@ -105,6 +105,10 @@ def make_task(tracked: list[str]):
                                                      reduction="sum")
 
         def compute_measurement(self, batch, model) -> torch.Tensor:
+            # a measure that is a sum of parts (paired sentences) is differentiated part by part: the query item
+            # names the part, and kronfluence sums the parts' gradients (aggregate_query_gradients)
+            if hasattr(self.measure, "part") and isinstance(batch, torch.Tensor):
+                return self.measure.part(model, int(batch.reshape(-1)[0]))
             return self.measure.fn(model)
 
         def get_influence_tracked_modules(self):
