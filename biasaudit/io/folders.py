@@ -1,9 +1,6 @@
-"""Writing outputs safely: atomic files, and output folders that are claimed, staged and committed.
+"""Output folders, claimed, staged and committed (``claim_folder``), and the temporary entries beside them.
 
-A write goes to a temporary file in the same folder and is renamed over the target, so an interrupted run
-never leaves a half-written file behind.
-
-Output folders (models, ``score`` and ``experiment`` results) follow one protocol, ``claim_folder``:
+Output folders (models, ``score`` and ``experiment`` results) follow one protocol:
 - a folder this tool writes holds a manifest, ``.biasaudit.json``: what kind of output it is, the config that
   made it, the files this tool wrote there, and whether the run completed;
 - a new or empty folder is claimed; a folder holding another kind of output, or files this tool did not write,
@@ -15,14 +12,10 @@ Output folders (models, ``score`` and ``experiment`` results) follow one protoco
 """
 from __future__ import annotations
 
-import errno
 import json
 import os
-import re
 import shutil
-import stat
 import tempfile
-import threading
 import time
 import weakref
 from contextlib import contextmanager
@@ -30,218 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from .errors import ArtifactError
+from ..errors import ArtifactError
+from .files import _TMP, _naming, public_mode, read_json, write_json
+from .locks import LOCKED_KINDS, _is_lock, _unlock, lock_folder
 
 MANIFEST = ".biasaudit.json"
-_TMP = ".tmp-biasaudit"          # suffix of every temporary file or folder this module makes
 STALE_SECONDS = 24 * 3600        # a temporary entry this old is left over from a crash, whatever its process
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
-    with atomic_open(path, "wb") as f:
-        f.write(data)
-
-
-@contextmanager
-def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8"):
-    """A file object writing to a temporary file beside ``path``; on success it is fsynced and renamed over
-    ``path``, on error removed. For outputs written line by line (scores.jsonl)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=_TMP, dir=path.parent)
-    except OSError as e:        # a full disk: the file asked for, not the temporary name tried
-        raise OSError(e.errno, e.strerror or str(e), str(path)) from e
-    try:
-        os.chmod(tmp, public_mode())
-        with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        named = _naming(e, Path(tmp), path)
-        if named is e:
-            raise
-        raise named from e
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _naming(e: OSError, tmp: Path, target: Path) -> OSError:
-    """``e`` naming ``target`` (the output the user asked for) where it names nothing, or the hidden temporary
-    ``tmp`` (or a file inside it) that stands for ``target`` while it is written (a full disk, a write fault)."""
-    name = e.filename
-    if name is not None:
-        try:
-            rel = Path(os.fsdecode(name)).relative_to(tmp)
-        except (TypeError, ValueError):
-            return e                 # it names a real path: kept
-        target = target / rel if rel.parts else target
-    return OSError(e.errno, e.strerror or str(e), str(target))
-
-
-def public_mode(directory: bool = False) -> int:
-    """0o666 (0o777 for a folder) under the process umask: what open() / mkdir() would create (mkstemp and
-    mkdtemp make private 0o600 / 0o700 entries)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return (0o777 if directory else 0o666) & ~mask
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """UTF-8 text, atomically; a file name's undecodable bytes (surrogates) are written as U+FFFD."""
-    atomic_write_bytes(path, _SURROGATE.sub("\ufffd", text).encode("utf-8"))
-
-
-def to_json(obj: Any) -> str:
-    return json.dumps(obj, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
-
-
-def write_json(path: str | Path, obj: Any) -> None:
-    """Write ``obj`` as indented UTF-8 JSON, atomically."""
-    atomic_write_text(path, to_json(obj))
-
-
-_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
-          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
-
-# Size caps per kind of file read (``read_regular``, ``read_json``): what such a file can be, with a wide margin.
-MAX_RECORD_BYTES = 16 << 20      # manifests, run records, configs, shard indexes
-MAX_RESULT_BYTES = 256 << 20     # summary.json, experiment.json, an LM folder's biasaudit.json (its vocabulary)
-MAX_DATA_BYTES = 1 << 30         # scores.json (every document's score), results.csv, vocab.json, scores.jsonl
-MAX_JSON_DEPTH = 64              # nesting of any JSON file read (ours nest under 10 deep)
-
-
-def _kind(mode: int) -> str:
-    return next((k for test, k in _KINDS if test(mode)), "not a regular file")
-
-
-def regular_file(path: str | Path, what: str = "file", error: type[Exception] = ArtifactError) -> Path:
-    """``path`` as a Path when it is a regular file (after following symlinks); else ``error`` in one line, before
-    anything opens it: a FIFO would block the read forever and /dev/zero would be read until memory runs out.
-    Readers that open the file themselves should use ``open_regular`` (it checks the opened descriptor)."""
-    path = Path(path)
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError as e:
-        raise error(f"{path}: no such file") from e
-    except OSError as e:
-        raise error(f"{path}: cannot read {what} ({e.strerror or e})") from e
-    if not stat.S_ISREG(mode):
-        raise error(f"{path}: {_kind(mode)}, not a regular file; a {what} must be a regular file")
-    return path
-
-
-def open_regular(path: str | Path, what: str = "file", error: type[Exception] = ArtifactError,
-                 max_bytes: int | None = None, follow: bool = True):
-    """The one way this tool opens a file it reads: a binary file object, only when ``path`` is a regular file.
-
-    Opened with O_NONBLOCK (opening a FIFO returns at once instead of waiting for a writer) and, unless
-    ``follow``, O_NOFOLLOW (a file inside an output folder: a symbolic link there is refused, never followed);
-    the opened descriptor is then fstat'ed, so a file swapped after a check is still caught. A FIFO, device, socket
-    or folder, a missing file and, with ``max_bytes``, a larger file are ``error`` in one line naming ``path``."""
-    path = Path(path)
-    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | (0 if follow else os.O_NOFOLLOW)
-    try:
-        fd = os.open(path, flags)
-    except FileNotFoundError as e:
-        raise error(f"{path}: no such file") from e
-    except OSError as e:
-        if not follow and path.is_symlink():
-            raise error(f"{path}: a symbolic link inside an output folder; biasaudit never follows one "
-                        "(remove the link)") from e
-        raise error(f"{path}: cannot read {what} ({e.strerror or e})") from e
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise error(f"{path}: {_kind(st.st_mode)}, not a regular file; a {what} must be a regular file")
-        if max_bytes is not None and st.st_size > max_bytes:
-            raise error(f"{path}: {st.st_size:,} bytes, larger than a {what} can be ({_size(max_bytes)}); refused")
-        os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
-
-
-def _size(n: int) -> str:
-    return f"{n >> 30} GiB" if n >= 1 << 30 else f"{n >> 20} MiB"
-
-
-def read_regular(path: str | Path, what: str = "file", error: type[Exception] = ArtifactError,
-                 max_bytes: int = MAX_RECORD_BYTES, follow: bool = True) -> bytes:
-    """The bytes of a regular file of at most ``max_bytes`` (``open_regular``); a file that grows past the cap while
-    it is read is refused too, so memory is bounded by the cap whatever the file is."""
-    with open_regular(path, what, error, max_bytes, follow) as f:
-        try:       # what fstat says it holds (no larger buffer), then what it grew by, in blocks, up to the cap
-            parts = [f.read(os.fstat(f.fileno()).st_size + 1)]
-            got = len(parts[0])
-            while parts[-1] and got <= max_bytes:
-                parts.append(f.read(min(1 << 20, max_bytes + 1 - got)))
-                got += len(parts[-1])
-            data = b"".join(parts) if len(parts) > 1 else parts[0]
-        except OSError as e:
-            raise error(f"{path}: cannot read {what} ({e.strerror or e})") from e
-    if len(data) > max_bytes:
-        raise error(f"{path}: larger than a {what} can be ({_size(max_bytes)}); refused")
-    return data
-
-
-def sha256_file(path: str | Path, what: str = "file", error: type[Exception] = ArtifactError,
-                follow: bool = True) -> str:
-    """The sha256 of a regular file, read in blocks of 1 MiB (memory bounded whatever its size)."""
-    import hashlib
-
-    h = hashlib.sha256()
-    with open_regular(path, what, error, None, follow) as f:
-        try:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        except OSError as e:
-            raise error(f"{path}: cannot read {what} ({e.strerror or e})") from e
-    return h.hexdigest()
-
-
-def parse_json(text: str | bytes, where: str | Path, what: str = "file", error: type[Exception] = ArtifactError,
-               max_depth: int = MAX_JSON_DEPTH) -> Any:
-    """Parse JSON read from ``where``: invalid JSON, and JSON nested deeper than ``max_depth`` (100,000 ``[`` make
-    the parser recurse until Python stops it), are ``error`` in one line naming ``where``."""
-    try:
-        data = json.loads(text)
-    except RecursionError as e:
-        raise error(f"{where}: {what} nested deeper than {max_depth} levels; refused") from e
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise error(f"{where}: corrupted {what} ({str(e).splitlines()[0][:160] if str(e) else type(e).__name__})"
-                    ) from e
-    stack = [(data, 1)]
-    while stack:       # iterative: the depth check itself must not recurse
-        node, depth = stack.pop()
-        if depth > max_depth:
-            raise error(f"{where}: {what} nested deeper than {max_depth} levels; refused")
-        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
-        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
-    return data
-
-
-def read_json(path: str | Path, what: str = "file", max_bytes: int = MAX_RECORD_BYTES,
-              error: type[Exception] = ArtifactError, follow: bool = True) -> Any:
-    """Parse a JSON file (``read_regular``, ``parse_json``); a missing, unreadable, oversized, too deep or
-    corrupted one is ``error`` naming it and the cause."""
-    path = Path(path)
-    try:
-        raw = read_regular(path, what, error, max_bytes, follow)
-    except error as e:
-        if str(e) == f"{path}: no such file":
-            raise error(f"{path}: {what} missing") from e
-        raise
-    return parse_json(raw, path, what, error)
 
 
 # ------------------------------------------------------------------ temporary entries
@@ -370,7 +157,7 @@ class OutputFolder:
         return set(self.manifest.get("files", [])) | {n for n in self.known if (self.path / n).exists()}
 
     def _write_manifest(self, files: Iterable[str], complete: bool) -> None:
-        from ._version import __version__
+        from .._version import __version__
         write_json(self.path / MANIFEST, {"kind": self.kind, "complete": complete, "config": _normal(self.config),
                                           "files": sorted(set(files)), "biasaudit": __version__,
                                           "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
@@ -475,7 +262,7 @@ class OutputFolder:
 
 
 def _version() -> str:
-    from ._version import __version__
+    from .._version import __version__
     return __version__
 
 
@@ -545,96 +332,3 @@ def _claim(folder: Path, kind: str, config: Any, overwrite: bool, known: Iterabl
 def same_config(out: OutputFolder) -> bool:
     """Whether the claimed folder already held outputs of this very config (a rerun or a resume)."""
     return out.manifest is not None and _normal(out.manifest.get("config")) == _normal(out.config)
-
-
-# ------------------------------------------------------------------ one run at a time per folder
-LOCKED_KINDS = frozenset({"score", "experiment", "debias"})    # use-case outputs (a model cache folder is shared)
-_LOCK = ".biasaudit-lock"
-_held: dict[str, list] = {}          # lock file -> [descriptor, claims of this process holding it]
-_held_guard = threading.Lock()
-
-
-def _is_lock(p: Path) -> bool:
-    return p.name.startswith(".") and p.name.endswith(_LOCK)
-
-
-def lock_path(folder: str | Path) -> Path:
-    """The lock file of an output folder: beside it (the folder may not exist yet), named after it. The path is
-    resolved through every link, the folder's own name included, so a link to a folder and the folder share one
-    lock (two runs, one through ``out`` and one through a link to it, would otherwise both write it)."""
-    real = Path(os.path.abspath(folder)).resolve()
-    return real.parent / f".{real.name}{_LOCK}"
-
-
-def lock_folder(folder: str | Path) -> str:
-    """Take ``folder``'s run lock (an advisory ``fcntl.flock`` on ``lock_path``), so that one run at a time writes
-    it; a folder another process is writing is an ArtifactError at once, naming it. Claims of one process nest.
-    Returns the key ``_unlock`` takes."""
-    import fcntl
-
-    folder = Path(folder)
-    path = lock_path(folder)
-    key = str(path)
-    with _held_guard:
-        if key in _held:
-            _held[key][1] += 1
-            return key
-        while True:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
-                             | getattr(os, "O_CLOEXEC", 0), public_mode())
-            except OSError as e:
-                if e.errno == getattr(os, "ELOOP", -1) or path.is_symlink():
-                    raise ArtifactError(f"{path}: a symbolic link where biasaudit keeps {folder}'s run lock; "
-                                        "remove it") from e
-                raise ArtifactError(f"{folder}: cannot write there ({e.strerror or e})") from e
-            mode = os.fstat(fd).st_mode
-            if not stat.S_ISREG(mode):
-                os.close(fd)
-                raise ArtifactError(f"{path}: {_kind(mode)} where biasaudit keeps {folder}'s run lock; remove it")
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as e:
-                os.close(fd)
-                if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    raise ArtifactError(f"{folder}: cannot lock it for this run ({e.strerror or e}: {path})") from e
-                raise ArtifactError(f"{folder}: another biasaudit run is writing this folder{_holder(path)}; one "
-                                    "run at a time writes a folder: wait for it or choose another --out") from e
-            try:         # the run that held it may have removed the file meanwhile: hold the one in place
-                same = os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                break
-            os.close(fd)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        _held[key] = [fd, 1]
-        return key
-
-
-def _holder(path: Path) -> str:
-    try:
-        pid = int(read_regular(path, "lock file", max_bytes=64, follow=False).decode().strip())
-        return f" (process {pid})"
-    except (ArtifactError, ValueError, UnicodeDecodeError):
-        return ""
-
-
-def _unlock(key: str) -> None:
-    """One claim fewer on a lock of this process; the last removes the lock file (while holding it) and lets go."""
-    with _held_guard:
-        entry = _held.get(key)
-        if entry is None:
-            return
-        entry[1] -= 1
-        if entry[1] > 0:
-            return
-        del _held[key]
-        try:
-            if os.stat(key, follow_symlinks=False).st_ino == os.fstat(entry[0]).st_ino:
-                os.unlink(key)
-        except OSError:
-            pass
-        os.close(entry[0])
