@@ -219,7 +219,7 @@ def test_cli_lm_score_weat_experiment_and_report(tmp_path):
     (tmp_path / "pairs.jsonl").write_text(json.dumps({"more": "zorbel studied algebra", "less": "zorbel studied poetry"})
                                           + "\n" + json.dumps({"sent_more": "quinta loved poetry",
                                                                "sent_less": "quinta loved algebra"}) + "\n")
-    common = ["--model", "lm", "-c", f, "-t", tmp_path / "t.json", "--templates", tmp_path / "tpl.txt",
+    common = ["--model", "lm", "--from-scratch", "-c", f, "-t", tmp_path / "t.json", "--templates", tmp_path / "tpl.txt",
               "--min-count", "1", "--epochs", "4",
               "--lm-config", "hidden_size=16,num_heads=2,intermediate_size=32,batch_size=16,min_steps=0"]
 

@@ -241,7 +241,8 @@ def check_command(corpus, tests, model, estimator: EstimatorConfig, measure: str
         for k, v in origin.get("given", {}).items():
             parts += [f"--{k.replace('_', '-')}", str(v)]
     elif model.config is not None and fam.config_type is not None:
-        default = fam.config_type()
+        default = fam.default_config(model.config) if hasattr(fam, "default_config") else fam.config_type()
+        parts += fam.command_flags(model.config) if hasattr(fam, "command_flags") else []
         extra = []
         for f in dc_fields(model.config):
             v = getattr(model.config, f.name)

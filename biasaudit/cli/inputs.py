@@ -43,6 +43,9 @@ def _finetune_config(config, checkpoint: Optional[Path], finetune: bool, opts: "
         raise ConfigError("--finetune fine-tunes a language model; add --model lm --checkpoint DIR")
     if checkpoint is None:
         raise typer.BadParameter("--finetune needs --checkpoint DIR (the model to fine-tune)", param_hint="--finetune")
+    if opts.from_scratch:
+        raise typer.BadParameter("--from-scratch trains a new network; --finetune fine-tunes --checkpoint DIR: "
+                                 "give one of them", param_hint="--from-scratch")
     if not (checkpoint / "config.json").is_file():
         raise ConfigError(f"{checkpoint}: not a model folder (no config.json)")
     return replace(config, finetune=str(checkpoint.resolve()))

@@ -31,13 +31,15 @@ class RunOptions:
     backend: Optional[str]
     embedding: Optional[str]
     lm_config: Optional[str]
+    from_scratch: bool
     device: str
 
     def config(self):
         from ..models import make_config
         return make_config(self.model, self.lm_config, vector_size=self.vector_size, window=self.window,
                            min_count=self.min_count, negative=self.negative, epochs=self.epochs, seed=self.seed,
-                           workers=self.workers, sample=self.sample, backend=self.backend, embedding=self.embedding)
+                           workers=self.workers, sample=self.sample, backend=self.backend, embedding=self.embedding,
+                           from_scratch=self.from_scratch or None)
 
     @property
     def family(self):
@@ -116,7 +118,8 @@ _RUN_OPTIONS = {
                   "your --embeddings model was trained with.")),
     "model": (str, typer.Option("skipgram", "--model", "-m", help="Model family: skipgram (default), glove "
               "(GloVe-style weighted least squares on co-occurrence counts) or lm (a small causal transformer "
-              "language model, trained here or loaded with --checkpoint).")),
+              "language model: a bundled base fine-tuned on the corpus in a smooth audited phase, or trained from "
+              "scratch with --from-scratch, or loaded with --checkpoint).")),
     "vector_size": (Optional[int], typer.Option(None, "--vector-size", min=1, max=LIMITS["vector_size"],
                                                 help=_option_help("vector_size"))),
     "window": (Optional[int], typer.Option(None, "--window", min=1, max=LIMITS["window"], help=_option_help("window"))),
@@ -133,8 +136,14 @@ _RUN_OPTIONS = {
     "backend": (Optional[str], typer.Option(None, "--backend", help=_option_help("backend"))),
     "embedding": (Optional[str], typer.Option(None, "--embedding", help=_option_help("embedding"))),
     "lm_config": (Optional[str], typer.Option(None, "--lm-config", help="--model lm: LMConfig settings, e.g. "
-                  "'hidden_size=64,num_layers=2,max_len=64,learning_rate=0.003,batch_size=32' (defaults: a "
-                  "2-layer, 64-wide Llama).")),
+                  "'learning_rate=0.001,epochs=1'. Default: the smooth audited phase on the bundled base "
+                  "(eps_root=1e-6,dropout=0,batch_size=128,epochs=2,dtype=float64,max_len=16); with "
+                  "--from-scratch a 2-layer, 64-wide Llama trained with AdamW (e.g. 'hidden_size=64,num_layers=2,"
+                  "max_len=64,learning_rate=0.003,batch_size=32').")),
+    "from_scratch": (bool, typer.Option(False, "--from-scratch", help="--model lm: train the whole network on the "
+                     "corpus (AdamW, dropout, at least 2,000 steps) instead of fine-tuning the bundled base: a rough "
+                     "run whose rankings are not expected to confirm on retraining (its metasmoothness is "
+                     "measured and shown).")),
     "device": (str, typer.Option("cpu", "--device", help="torch device for --backend torch, GloVe, LMs and cg/lissa "
                "solves: cpu, cuda, cuda:N or auto.")),
 }

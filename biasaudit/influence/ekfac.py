@@ -116,7 +116,7 @@ def score_lm(model, corpus, measures: list, estimator: EstimatorConfig = Estimat
         if clean is not None:
             predictor = EkfacPredictor(clean, tracked, analyzer.load_all_factors(factors_name="factors"),
                                        estimator.damping, seqs, doc_of, pad, {m.name: m for m in measures},
-                                       batch_size, dev, model.encoder, model.max_len)
+                                       batch_size, dev, model.encoder, model.train_len)
         for k, m in enumerate(measures):
             if progress:
                 progress(f"{estimator.name} influence", k, len(measures))

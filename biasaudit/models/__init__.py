@@ -5,7 +5,7 @@ family is one new file plus one line here. Nothing outside this package asks whi
 ``base.family_of(model)``.
 """
 # each registers its family, a skip-gram backend or its replay
-from . import skipgram, torch_skipgram, skipgram_replay, glove, glove_replay, lm, lm_replay, keyed  # noqa: F401, I001
+from . import skipgram, torch_skipgram, skipgram_replay, glove, glove_replay, lm, lm_family, lm_replay, keyed  # noqa: F401, I001
 from .base import FAMILIES, family_of, get_family, load_model, make_config, train_model, train_or_load
 
 __all__ = ["FAMILIES", "family_of", "get_family", "load_model", "make_config", "train_model", "train_or_load"]

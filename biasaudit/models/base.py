@@ -75,6 +75,11 @@ class ModelFamily(Protocol):
     def pair_measure(self, model, name: str, pairs: list, ids=None, source: str = "") -> Any: ...  # takes_templates
     def estimator_refusal(self, name: str, config) -> str | None: ...     # optional: why an estimator that
                                                                           # fits the family does not fit this config
+    def default_config(self, config) -> Any: ...          # optional: the default config of ``config``'s kind (else
+                                                          # config_type()): a command line spells out the rest
+    def command_flags(self, config) -> list: ...          # optional: flags a command line needs for this config
+    def prepare(self, config, progress: Progress | None = None) -> None: ...   # optional: before training (the
+                                                                               # LM family builds its base once)
 
 
 # (method, the family's declaration that requires it): checked for every registered family by the layering test

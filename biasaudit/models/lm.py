@@ -21,8 +21,6 @@ Decided here:
 from __future__ import annotations
 
 import hashlib
-import json
-import math
 import os
 import time
 from dataclasses import dataclass
@@ -35,14 +33,15 @@ import torch
 from ..corpus import Corpus
 from ..errors import ArtifactError, ConfigError, CorpusError
 from ..io import MAX_RECORD_BYTES, MAX_RESULT_BYTES, open_regular, public_mode, read_json, sha256_file, to_json
-from ..vocab import TOKENIZER, build_vocab, tokenize
-from .base import (Config, Progress, find_replay, register, replay_refusal_of, resolve_device, setting,
-                   versions)
+from ..vocab import TOKENIZER
+from .base import Config, Progress, resolve_device, setting, versions
 from .checkpoint import check_checkpoint, check_loading_info, fault_line, is_panic
+from .lm_optim import (ADAM_BETAS, RootAdam, Schedule, adam_root_update, dropout_active, length_batches,  # noqa: F401
+                       make_optimizer, replayable_attention, run_batches, step_seed)
+from .lm_tokenizers import (BOS, EOS, PAD, SPECIALS, UNK, HFEncoder, WordEncoder, doc_word_index,  # noqa: F401
+                            word_encoder)
 
 FORMAT_VERSION = 1
-SPECIALS = ("<pad>", "<unk>", "<bos>", "<eos>")
-PAD, UNK, BOS, EOS = range(4)
 META_FILE = "biasaudit.json"
 
 
@@ -113,90 +112,6 @@ class LMConfig(Config):
         return d
 
 
-# ------------------------------------------------------------------ tokenizers
-class WordEncoder:
-    """The word-level tokenizer of models trained here (ids: the four specials, then words by frequency)."""
-    bos_id, eos_id, pad_id, unk_id = BOS, EOS, PAD, UNK
-
-    def __init__(self, words: tuple[str, ...]):
-        self.words = tuple(words)          # specials included, at their ids
-        self.index = {w: i for i, w in enumerate(self.words)}
-
-    def __len__(self) -> int:
-        return len(self.words)
-
-    def encode(self, text: str) -> list[int]:
-        get = self.index.get
-        return [get(t, UNK) for t in tokenize(text)]
-
-    def known(self, word: str) -> bool:
-        return word in self.index and self.index[word] >= len(SPECIALS)
-
-    def unrepresented(self, text: str) -> list[str]:
-        """The words of ``text`` this tokenizer maps to <unk>."""
-        return [t for t in tokenize(text) if t not in self.index]
-
-    def hf_tokenizer(self):
-        """The same tokenizer as an HF PreTrainedTokenizerFast (saved beside the weights)."""
-        from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers
-        from transformers import PreTrainedTokenizerFast
-
-        tok = Tokenizer(models.WordLevel(vocab=dict(self.index), unk_token="<unk>"))
-        tok.normalizer = normalizers.Lowercase()
-        tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\W_]+"), behavior="removed")
-        return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>",
-                                       bos_token="<bos>", eos_token="<eos>")
-
-
-class HFEncoder:
-    """A foreign checkpoint's own tokenizer (words may be several tokens)."""
-
-    def __init__(self, tok, source: Path | None = None):
-        self.tok = tok
-        self.source = source       # the checkpoint folder (named when its tokenizer panics)
-        self.bos_id = tok.bos_token_id
-        self.eos_id = tok.eos_token_id
-        self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
-        self.unk_id = tok.unk_token_id
-
-    def __len__(self) -> int:
-        return len(self.tok)
-
-    def _call(self, text: str, **kw):
-        try:
-            return self.tok(text, add_special_tokens=False, **kw)
-        except BaseException as e:       # a Rust panic (pyo3's PanicException) is a BaseException
-            if not is_panic(e):
-                raise
-            raise ArtifactError(f"{self.source}/tokenizer.json: the tokenizer failed on {text[:40]!r} "
-                                f"({fault_line(e)})") from e
-
-    def encode(self, text: str) -> list[int]:
-        return self._call(text)["input_ids"]
-
-    def known(self, word: str) -> bool:
-        ids = self.encode(" " + word)
-        return bool(ids) and (self.unk_id is None or self.unk_id not in ids)
-
-    def unrepresented(self, text: str) -> list[str]:
-        """The parts of ``text`` this tokenizer loses: the text of tokens mapped to <unk>, and characters other
-        than white space that no token covers (a tokenizer without <unk> or byte fallback drops what it cannot
-        encode, silently)."""
-        if not self.tok.is_fast:         # no offsets: <unk> tokens only
-            return ["<unk>" for i in self.encode(text) if self.unk_id is not None and i == self.unk_id]
-        enc = self._call(text, return_offsets_mapping=True)
-        covered = np.zeros(len(text) + 1, dtype=bool)
-        lost = []
-        for i, (a, b) in zip(enc["input_ids"], enc["offset_mapping"]):
-            covered[a:b] = True
-            if self.unk_id is not None and i == self.unk_id:
-                lost.append(text[a:b] or "<unk>")
-        return lost + [c for c, ok in zip(text, covered) if not ok and not c.isspace()]
-
-    def hf_tokenizer(self):
-        return self.tok
-
-
 # ------------------------------------------------------------------ examples
 @dataclass
 class Examples:
@@ -253,19 +168,6 @@ def token_losses(net, batch: dict) -> torch.Tensor:
     return nll.sum(1)
 
 
-def length_batches(lengths: np.ndarray, batch_size: int, gen: torch.Generator | None) -> list[np.ndarray]:
-    """Batches of examples of similar length (sorted, then cut), in random order when ``gen`` is given."""
-    if gen is None:
-        order = np.argsort(lengths, kind="stable")
-    else:   # shuffle, then sort stably by length: ties broken at random, same for a seed
-        perm = torch.randperm(len(lengths), generator=gen).numpy()
-        order = perm[np.argsort(lengths[perm], kind="stable")]
-    batches = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
-    if gen is not None:
-        batches = [batches[i] for i in torch.randperm(len(batches), generator=gen).tolist()]
-    return batches
-
-
 # ------------------------------------------------------------------ the model
 @dataclass
 class LMModel:
@@ -286,12 +188,18 @@ class LMModel:
 
     @property
     def max_len(self) -> int:
-        if self.config is not None:
+        """The longest sequence a measure reads: a network trained here, its examples'; else its positions (<= 512)."""
+        if self.config is not None and not self.config.finetune:
             return self.config.max_len
         return int(min(getattr(self.net.config, "max_position_embeddings", 512) or 512, 512))
 
+    @property
+    def train_len(self) -> int:
+        """Tokens per training example (``LMConfig.max_len``; a checkpoint's: its ``max_len``)."""
+        return self.config.max_len if self.config is not None else self.max_len
+
     def examples(self, corpus: Corpus) -> Examples:
-        return make_examples(corpus, self.encoder, self.max_len)
+        return make_examples(corpus, self.encoder, self.train_len)
 
     def save(self, folder: str | Path, keep_existing: bool = False) -> Path:
         """Write the HF checkpoint plus biasaudit.json into ``folder`` atomically (temporary sibling, moved into
@@ -337,14 +245,18 @@ class LMModel:
                 raise ArtifactError(f"{folder}/model.safetensors: missing or checksum mismatch")
         else:
             _check_safetensors_only(folder)
+        # a float64 run is loaded as it was saved (in float32 its measures would move in the 5th digit)
+        f64 = head is not None and isinstance(head.get("config"), dict) and head["config"].get("dtype") == "float64"
         try:
             net, info = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, use_safetensors=True,
-                                                             dtype=torch.float32, trust_remote_code=False,
-                                                             output_loading_info=True)
+                                                             dtype=torch.float64 if f64 else torch.float32,
+                                                             trust_remote_code=False, output_loading_info=True)
         except Exception as e:   # transformers raises many types for a broken checkpoint
             raise ArtifactError(f"{folder}: cannot load the checkpoint ({fault_line(e)})") from e
         check_loading_info(folder, info)
         net = net.to(device)
+        if f64:
+            _keep_float64(net)
         net.eval()
         if head is not None and head.get("tokenizer") != "checkpoint":
             try:
@@ -416,12 +328,6 @@ def build_net(config: LMConfig, vocab_size: int):
     return LlamaForCausalLM(cfg)
 
 
-def word_encoder(corpus: Corpus, min_count: int) -> "WordEncoder":
-    """The word-level tokenizer of ``corpus``: the specials, then words seen at least ``min_count`` times."""
-    vocab = build_vocab((tokenize(d.text) for d in corpus), min_count)
-    return WordEncoder(SPECIALS + tuple(vocab.index_to_key))
-
-
 def train_lm(corpus: Corpus, config: LMConfig = LMConfig(), progress: Progress | None = None,
              device: str = "cpu", encoder: "WordEncoder | None" = None,
              doc_weights: np.ndarray | None = None) -> LMModel:
@@ -458,105 +364,6 @@ def checkpoint_hash(folder: str | Path) -> str:
 
 
 RUN_RECORD = 1   # version of the run record saved in a model's meta["run"] (what replay needs besides the config)
-
-
-def step_seed(seed: int, step: int) -> int:
-    """The global torch seed set before optimizer step ``step``: dropout (and any sampling inside the network) is a
-    function of (seed, step) alone, so any step can be replayed on its own."""
-    return (int(seed) * 1_000_003 + int(step) * 7919 + 17) % (2 ** 63 - 1)
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """The optimizer steps of one training run: epochs, steps and the learning-rate factor of each step."""
-    epochs: int
-    per_epoch: int
-    n_steps: int
-    warm: int
-
-    @classmethod
-    def of(cls, config: LMConfig, n_examples: int) -> "Schedule":
-        per_epoch = math.ceil(n_examples / config.batch_size)
-        epochs = config.epochs if config.finetune else max(config.epochs, math.ceil(config.min_steps / per_epoch))
-        n_steps = epochs * per_epoch
-        return cls(epochs, per_epoch, n_steps, max(1, int(config.warmup * n_steps)))
-
-    def factor(self, s: int) -> float:
-        """Linear warm-up over ``warm`` steps, then linear decay to zero (torch's LambdaLR at step s)."""
-        return min((s + 1) / self.warm, max(0.0, (self.n_steps - s) / max(1, self.n_steps - self.warm)))
-
-
-def run_batches(ex: Examples, config: LMConfig, schedule: Schedule):
-    """Every step's example indices, in training order (a function of the seed and the examples alone)."""
-    gen = torch.Generator().manual_seed(config.seed)
-    lengths = np.array([len(x) for x in ex.ids])
-    for _ in range(schedule.epochs):
-        yield from length_batches(lengths, config.batch_size, gen)
-
-
-def replayable_attention():
-    """Training steps run attention with the math kernel: the one with a double backward (for the reverse pass of
-    ``--estimator magic``), so the replayed step draws the same attention-dropout masks and computes the same
-    function as the training step."""
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-    return sdpa_kernel(SDPBackend.MATH)
-
-
-ADAM_BETAS = (0.9, 0.999)
-
-
-def adam_root_update(p, m, v, g, lr: float, betas: tuple[float, float], eps_root: float, weight_decay: float,
-                     s: int) -> tuple:
-    """One Adam update with epsilon inside the square root (decoupled weight decay, bias-corrected moments, step
-    s >= 1): theta' = theta (1 - lr wd) - lr m_hat / sqrt(v_hat + eps_root). Smooth in (theta, m, v, g) wherever
-    eps_root > 0 (torch's AdamW adds eps outside the root: the derivative of sqrt at v = 0 is unbounded). Pure torch
-    arithmetic: the training step, the replay and the reverse pass (with a graph) all call this function, so they
-    take the same update. Returns (theta', m', v')."""
-    b1, b2 = betas
-    m1 = b1 * m + (1 - b1) * g
-    v1 = b2 * v + (1 - b2) * g * g
-    step = (m1 / (1 - b1 ** s)) / torch.sqrt(v1 / (1 - b2 ** s) + eps_root)
-    return p * (1 - lr * weight_decay) - lr * step, m1, v1
-
-
-class RootAdam(torch.optim.Optimizer):
-    """Adam with epsilon inside the root (``adam_root_update``), as a torch optimizer for the training loop; its
-    state uses AdamW's keys (step, exp_avg, exp_avg_sq), so a replay sets and reads it the same way."""
-
-    def __init__(self, params, lr: float, betas=ADAM_BETAS, eps_root: float = 1e-6, weight_decay: float = 0.0):
-        super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": 0.0, "eps_root": float(eps_root),
-                                  "weight_decay": weight_decay})
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                st = self.state[p]
-                if not st:
-                    st.update(step=torch.tensor(0.0), exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
-                st["step"] += 1
-                p1, m1, v1 = adam_root_update(p, st["exp_avg"], st["exp_avg_sq"], p.grad, group["lr"],
-                                              group["betas"], group["eps_root"], group["weight_decay"],
-                                              int(st["step"]))
-                p.copy_(p1)
-                st["exp_avg"].copy_(m1)
-                st["exp_avg_sq"].copy_(v1)
-
-
-def make_optimizer(net, config: LMConfig, schedule: Schedule):
-    if config.eps_root > 0:
-        opt = RootAdam(net.parameters(), lr=config.learning_rate, eps_root=config.eps_root,
-                       weight_decay=config.weight_decay)
-    else:
-        opt = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    return opt, torch.optim.lr_scheduler.LambdaLR(opt, schedule.factor)
-
-
-def dropout_active(config: LMConfig) -> bool:
-    """Whether training steps run the network in train mode (dropout drawn) or with dropout off (eval mode)."""
-    return bool(config.dropout)
 
 
 def weighted_batch_loss(net, ex: Examples, idx: np.ndarray, pad: int, dev, example_weight=None):
@@ -661,17 +468,6 @@ def document_losses(model: LMModel, corpus: Corpus, batch_size: int = 64) -> tup
     return ex.doc_ids, out
 
 
-def doc_word_index(corpus: Corpus, words: tuple[str, ...]) -> dict[int, tuple[int, ...]]:
-    """doc index -> indices into ``words`` of the test words it holds (for the report's highlighting)."""
-    pos = {w: i for i, w in enumerate(words)}
-    out = {}
-    for i, d in enumerate(corpus):
-        hit = {pos[t] for t in tokenize(d.text) if t in pos}
-        if hit:
-            out[i] = tuple(sorted(hit))
-    return out
-
-
 # ------------------------------------------------------------------ the family
 def require_lm() -> None:
     """--model lm needs transformers and kronfluence (the ``lm`` extra); say how to install them."""
@@ -702,123 +498,3 @@ def parse_lm_config(spec: str | None) -> dict:
         except ValueError as e:
             raise ConfigError(f"--lm-config: {k} needs a number, got {v!r}") from e
     return out
-
-
-class LMFamily:
-    name = "lm"
-    label = "LM"
-    config_type = LMConfig
-    options = frozenset({"min_count", "epochs", "seed"})
-    default_estimator = "ekfac"
-    replays = True
-    modes = ("scratch", "masked")
-    objective_kind = "task"
-    word_vectors = False
-    unit = "tokens"
-    default_seeds = 3       # a small LM's template measure varies across seeds about as much as between corpora
-    takes_extra = True      # --lm-config
-    takes_templates = True  # measured by template association (--templates, --pairs), from a checkpoint too
-
-    def make_config(self, given: dict, extra: str | None = None) -> LMConfig:
-        require_lm()
-        return LMConfig(**{**given, **parse_lm_config(extra)})
-
-    def train(self, corpus, config, progress=None, device="cpu") -> LMModel:
-        return train_lm(corpus, config, progress, device)
-
-    def retrain(self, edited, config, full) -> LMModel:
-        """From scratch on the edited corpus with the tokenizer built on the full corpus: the baseline's, so a
-        removal cannot drop test words from the vocabulary (the measure reads the same tokens before and after)."""
-        if config.finetune:      # fine-tuned again from the same checkpoint (its tokenizer)
-            return train_lm(edited, config)
-        return train_lm(edited, config, encoder=word_encoder(full, config.min_count))
-
-    def retrain_weighted(self, full, config, weights) -> LMModel:
-        """``--mode masked``: the baseline's run on the full corpus (the same examples, batches, learning rates
-        and random draws) with each document's loss terms weighted (0: removed, e: e copies): the retrain a
-        metagradient predicts to first order."""
-        encoder = None if config.finetune else word_encoder(full, config.min_count)
-        return train_lm(full, config, encoder=encoder, doc_weights=weights)
-
-    def load(self, folder, device: str = "cpu") -> LMModel:
-        return LMModel.load(folder, device)
-
-    def recognises(self, folder: Path) -> bool:
-        if is_lm_dir(folder):
-            return True
-        try:   # a foreign HF checkpoint: config.json with a model type, no biasaudit "model" field
-            head = read_json(Path(folder) / "config.json", "model config", MAX_RECORD_BYTES)
-        except ArtifactError:
-            return False
-        return isinstance(head, dict) and "model" not in head and "model_type" in head
-
-    def cache_spec(self, corpus_hash: str, config: LMConfig) -> dict:
-        import transformers
-        spec = {"model": "lm", "corpus": corpus_hash, "config": config.to_dict(), "tokenizer": TOKENIZER,
-                "torch": torch.__version__, "transformers": transformers.__version__, "format": FORMAT_VERSION,
-                "run_record": RUN_RECORD}
-        if config.finetune:
-            spec["config"] = {**spec["config"], "finetune": None}    # the weights decide, not the path
-            spec["tokenizer"] = "checkpoint"
-            spec["checkpoint_sha256"] = checkpoint_hash(config.finetune)
-        return spec
-
-    def describe(self, config) -> str:
-        return f"LM fine-tuned from {config.finetune}" if config.finetune else "LM"
-
-    def size(self, model) -> int:
-        return len(model.encoder)
-
-    def known_words(self, model, words) -> set[str]:
-        return {w for w in words if model.encoder.known(w)}
-
-    def bias_measures(self, model, tests: list, templates=None) -> list:
-        from ..measures.lm import template_measure
-        return [template_measure(t, model, templates, allow_oov=False)[0] for t in tests]
-
-    def weat(self, model, test, templates=None, **stats):
-        from ..measures.lm import template_measure
-        return template_measure(test, model, templates, allow_oov=False)[0].stats(model.net, **stats)
-
-    def evaluate(self, model, tests: list, heldout: dict, quality: bool = True, templates=None) -> dict:
-        """Template-association effect sizes (None where a set keeps fewer than 2 known words) and the mean
-        training loss per token as the quality figure."""
-        from ..errors import VocabularyError
-        from ..measures.lm import template_measure
-
-        def effect(t):
-            try:
-                return template_measure(t, model, templates, allow_oov=True)[0].stats(
-                    model.net, n_permutations=1, n_bootstrap=0).effect_size
-            except VocabularyError:
-                return None
-
-        loss = model.meta.get("loss_per_epoch") or [None]
-        return {"effects": {t.name: effect(t) for t in tests},
-                "heldout_effects": {name: effect(h) for name, h in heldout.items()},
-                "quality": {"train_loss_per_token": loss[-1]}}
-
-    def vocabulary_summary(self, model) -> dict:
-        return {"size": len(model.encoder), "tokens_in_vocabulary": model.meta.get("n_tokens")}
-
-    def pair_measure(self, model, name: str, pairs: list, ids=None, source: str = ""):
-        from ..measures.lm import pair_measure
-        return pair_measure(name, pairs, model, ids, source)
-
-    def objective(self, model):
-        return model
-
-    def replay(self, model, corpus, device: str = "cpu"):
-        """The model's recorded training run (``--estimator magic``); refused in one line where there is none."""
-        return find_replay("lm", model, corpus, device)
-
-    def replay_refusal(self, model) -> str | None:
-        return replay_refusal_of("lm", model)
-
-    def magic_words(self, model, corpus, measures, replay):
-        """The measures' words and, per document, the indices of those it holds (for the report)."""
-        words = tuple(dict.fromkeys(w for m in measures for w in m.words))
-        return words, doc_word_index(corpus, words)
-
-
-FAMILY = register(LMFamily())
