@@ -19,17 +19,22 @@ Heavy libraries (torch, gensim, transformers, pandas, wefe) are imported by the 
 callbacks when given; errors are BiasAuditError subclasses, as everywhere in the library.
 
 The modules, by noun: ``loading`` (corpora, tests, models), ``measuring``, ``scoring``, ``retraining`` (the
-verbs), ``results`` (the result objects) and ``arguments`` (what every verb does with its arguments)."""
+verbs), ``results`` (the result objects), ``arguments`` (what every verb does with its arguments) and ``checks``
+(what the command line asks around the verbs: families, limits, the checks made before any work)."""
 
 from __future__ import annotations
 
 from .arguments import Log, Progress  # noqa: F401  (the callbacks' types)
-from .loading import FILE_SETTINGS, estimators, seed_count  # noqa: F401  (the command line's too)
+from .checks import (bundled_tests, check_carried_measures, check_count, check_debias_out,  # noqa: F401
+                     check_device, check_measure, check_scheduler, check_sizes, check_tests, check_tokenizer,
+                     count_trainings, debias_methods, default_tests, finetune_config, model_families, model_family,
+                     model_limits, parse_estimators, read_ids, read_swaps)   # (the command line's checks)
+from .loading import FILE_SETTINGS, check_templates, estimators, read_templates, seed_count  # noqa: F401  (the CLI too)
 from .loading import bias_tests, from_gensim, from_hf, load_corpus, load_model, model_config, train, train_seeds
 from .measuring import MeasuresResult, measure, measures, measures_request
 from .results import DebiasResult, ExperimentResult, Rows, ScoreResult, WeatResult, load_result, write_report
 from .retraining import debias_corpus, experiment
-from .scoring import score
+from .scoring import ScoreRequest, score, score_request  # noqa: F401
 
 __all__ = ["load_corpus", "model_config", "train", "train_seeds", "load_model", "from_gensim", "from_hf",
            "bias_tests", "measure", "measures", "measures_request", "score", "experiment", "debias_corpus",

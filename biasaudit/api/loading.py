@@ -166,22 +166,31 @@ def train_seeds(corpus, config, n_seeds: int = 1, *, device: str = "cpu", cache:
     models = []
     for k in range(n_seeds):
         cfg = replace(config, seed=config.seed + k)
-        stage = f"training seed {cfg.seed}"
         model, cached = train_or_load(corpus, cfg, cache=Path(cache) if cache else None, device=device,
-                                      progress=(lambda s, d, t: progress(stage if s == "train" else s, d, t))
-                                      if progress else None)
+                                      progress=_training_progress(progress, cfg.seed))
         if on_model:
             on_model(model, cfg, cached)
         models.append(model)
     return models
 
 
+def _training_progress(progress, seed: int):
+    """``progress`` with the training's stage named by its seed ("training seed 2")."""
+    if not progress:
+        return None
+    return lambda s, d, t: progress(f"training seed {seed}" if s == "train" else s, d, t)
+
+
 @_reports_progress
 def train(corpus, model="skipgram", *, device: str = "cpu", cache: str | Path | None = None,
-          progress: Progress | None = None, log: Log | None = None, lm_config: str | None = None, **options):
+          progress: Progress | None = None, log: Log | None = None, lm_config: str | None = None, out=None,
+          overwrite: bool = False, on_model: Callable[[Any, Any, bool], None] | None = None, **options):
     """A model trained on ``corpus`` (or read from the model cache): ``model`` is a family name with its options
-    (``train(corpus, "skipgram", vector_size=50, epochs=5, seed=1)``) or a config from ``model_config``."""
-    _load_libraries(progress)
+    (``train(corpus, "skipgram", vector_size=50, epochs=5, seed=1)``) or a config from ``model_config``.
+
+    ``out``: also save it in that folder (new, empty, or a model folder this tool wrote; another config there is
+    replaced only with ``overwrite``), checked before any training; a model not in the cache is then not added to
+    it (the folder is its only copy). ``on_model(model, config, cached)`` is called when it is ready."""
     if isinstance(model, str):
         config = model_config(model, lm_config, **options)
     elif options or lm_config:
@@ -191,7 +200,27 @@ def train(corpus, model="skipgram", *, device: str = "cpu", cache: str | Path | 
                           f"got {model!r}")
     else:
         config = model
-    return train_seeds(corpus, config, 1, device=device, cache=cache, progress=progress, log=log)[0]
+    if out is not None:
+        return _train_into(out, corpus, config, overwrite, device=device, cache=cache, progress=progress,
+                           on_model=on_model)
+    return train_seeds(corpus, config, 1, device=device, cache=cache, progress=progress, log=log,
+                       on_model=on_model)[0]
+
+
+def _train_into(out, corpus, config, overwrite: bool, *, device, cache, progress, on_model):
+    """``train(..., out=)``: the folder claimed before any training, the model trained (or read from the cache)
+    and saved there, and not cached."""
+    from ..models import family_of, train_or_load
+    from ..models.folder import model_output
+
+    model_output(out, {"model": family_of(config).name, "config": config.to_dict()}, overwrite=overwrite)
+    corpus = load_corpus(corpus)
+    model, cached = train_or_load(corpus, config, cache=Path(cache) if cache else None, device=device, store=False,
+                                  progress=_training_progress(progress, config.seed))
+    model.save(out)
+    if on_model:
+        on_model(model, config, cached)
+    return model
 
 
 FILE_SETTINGS = ("vector_size", "window", "min_count", "negative", "epochs", "sample", "workers", "backend", "seed")
@@ -327,21 +356,30 @@ def _sizes(k) -> str:
     return k
 
 
-def _templates(fam, templates):
-    """Templates for a family that takes them: a file, a sequence of strings, or None (the bundled set)."""
-    from ..measures.lm import load_templates
+def check_templates(family, templates) -> None:
+    """Templates given (not None) are for a family that takes them (a language model), else a ConfigError."""
+    from .checks import model_family
 
-    if not fam.takes_templates:
-        if templates is not None:
-            raise ConfigError("templates= measures language models (model='lm')").with_cli(
-                "--templates measures language models; add --model lm")
+    if templates is not None and not model_family(family).takes_templates:
+        raise ConfigError("templates= measures language models (model='lm')").with_cli(
+            "--templates measures language models; add --model lm")
+
+
+def read_templates(family, templates):
+    """Templates for a family that takes them: a file, a sequence of strings, or None (the bundled set); None
+    for a family that does not (``templates`` given to one is a ConfigError)."""
+    from ..measures.lm import load_templates
+    from .checks import model_family
+
+    check_templates(family, templates)
+    if not model_family(family).takes_templates:
         return None
     return _template_list(templates) if templates is not None else load_templates(None)
 
 
-def estimators(specs, family) -> list:
+def estimators(specs, family, config=None) -> list:
     """Estimator configs from names with settings (``"block"``, ``"cg:damping=0.05,max_iter=300"``, or configs),
-    checked against the model family (its default when ``specs`` is None)."""
+    checked against the model family (its default when ``specs`` is None) and, given, its ``config``."""
     from ..influence.estimators import (
         EstimatorConfig,
         check_estimators,
@@ -362,7 +400,7 @@ def estimators(specs, family) -> list:
     ests = [s for s in specs if isinstance(s, EstimatorConfig)]
     names = [s for s in specs if not isinstance(s, EstimatorConfig)]
     ests += parse_estimators(names) if names else []
-    check_estimators(ests, fam)
+    check_estimators(ests, fam, config)
     return ests
 
 

@@ -7,7 +7,7 @@ from typing import Sequence
 
 from ..errors import ConfigError
 from .arguments import _checked, _warn_dropped
-from .loading import _models, _templates, _test_specs
+from .loading import _models, _test_specs, read_templates
 from .results import WeatResult
 
 
@@ -33,7 +33,7 @@ def measure(model, tests=None, *, seed_models: Sequence = (), strict_oov: bool =
                                                                                                n_bootstrap)
     min_word_count = check_count("min_word_count", min_word_count)
     fam = family_of(models[0])
-    tpl = _templates(fam, templates)
+    tpl = read_templates(fam, templates)
     extra = {"templates": tpl} if fam.takes_templates else {}
     rows, skipped = weat_across_models(models, resolve_tests(_test_specs(tests)), strict=strict_oov,
                                        n_permutations=n_permutations, n_bootstrap=n_bootstrap,

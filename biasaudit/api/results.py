@@ -216,6 +216,18 @@ class ExperimentResult(_FolderResult):
         return Rows(self.summary["conditions"])
 
     @property
+    def measure_labels(self) -> dict:
+        """{test: the label of the measure it was read with} (experiment-config.json; the measure given, or the
+        one its test file carries)."""
+        from ..io import read_json
+        from ..measures.embedding import MEASURES
+
+        config = self.folder / "experiment-config.json"
+        return {t["name"]: MEASURES[t["measure"]].label for t in
+                (read_json(config, "experiment config").get("tests", []) if config.exists() else [])
+                if t.get("measure") in MEASURES}
+
+    @property
     def ranking(self) -> ScoreResult:
         """The first estimator's ranking (the score outputs in score/)."""
         return ScoreResult.load(self.folder / "score")

@@ -14,10 +14,11 @@ from .loading import (
     _one_model,
     _sizes,
     _template_list,
-    _templates,
     _test_specs,
+    check_templates,
     estimators,
     load_corpus,
+    read_templates,
 )
 from .results import DebiasResult, ExperimentResult
 
@@ -88,9 +89,7 @@ def _experiment_spec(model, corpus, tests, s: dict):
     elif isinstance(conditions, str):
         conditions = conditions.split(",")
     ests = estimators(s["estimator"], fam)
-    if templates is not None and not fam.takes_templates:
-        raise ConfigError("templates= measures language models (model='lm')").with_cli(
-            "--templates measures language models; add --model lm")
+    check_templates(fam, templates)
     tpl = None if templates is None else _template_list(templates)
     if swaps is not None and not isinstance(swaps, SwapList):
         swaps = load_swaps(swaps)
@@ -248,7 +247,7 @@ def debias_corpus(model, corpus, tests=None, *, options=None, ensemble: int = 1,
     (est,) = estimators([estimator] if estimator is not None else None, fam)
     k, ensemble = _sizes(k), check_count("ensemble", ensemble)
     seeds = None if seeds is None else check_count("seeds", seeds)
-    tpl = _templates(fam, templates)
+    tpl = read_templates(fam, templates)
     resolved = resolve_tests(_test_specs(tests))
     read_tests_with(fam, resolved)  # a measure a test carries, checked before any training
     if swaps is not None and not isinstance(swaps, SwapList):

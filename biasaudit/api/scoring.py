@@ -1,17 +1,19 @@
 """The scoring verb: ``score`` ranks every document of a corpus by its influence on each bias test."""
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
 
 from ..errors import ConfigError
 from .arguments import Log, Progress, _checked, _phase, _reports_progress, _warn_dropped
+from .checks import model_family
 from .loading import (
     _more_seeds,
     _one_model,
-    _templates,
     _test_specs,
     estimators,
     load_corpus,
+    read_templates,
     seed_count,
 )
 from .results import ScoreResult
@@ -44,11 +46,53 @@ def _score_options(options, query, settings: dict) -> tuple:
             o.measure)
 
 
+@dataclass(frozen=True)
+class ScoreRequest:
+    """What ``score_request`` checked before any training: the pair sets and templates read, and the output
+    folder held (its run lock, while this object lives; None: reports/ is writable)."""
+    pairs: Any
+    templates: Any
+    folder: Any
+
+
+def score_request(family, tests=None, *, query: str | None = None, toward: Iterable[str] = (),
+                  away: Iterable[str] = (), pairs=None, templates=None, measure: str = "weat",
+                  out=None) -> ScoreRequest:
+    """``score``'s checks before any model is trained, for a model family (a name, config or model): tests or a
+    query, not both; ``toward``/``away`` only with a query; ``templates`` and ``pairs`` only for language models,
+    read; the tests' measures and names; ``out`` claimed (new, empty or this tool's score outputs) or reports/
+    writable. ``score(..., request=)`` takes the result instead of checking again."""
+    from ..audit import SCORE_FILES, check_run_tests
+    from ..io import check_writable, claim_folder
+    from ..measures.lm import resolve_pairs
+
+    fam = model_family(family)
+    specs = _test_specs(tests)
+    if query is not None and specs:
+        raise ConfigError("use either tests or query, not both").with_cli("use either --test or --query").usage(
+            "--query")
+    if (toward or away) and query is None:
+        raise ConfigError("toward/away need query").with_cli("--toward/--away need --query").usage("--toward")
+    if (templates is not None or pairs is not None) and not fam.takes_templates:
+        raise ConfigError(f"{'pairs' if pairs is not None else 'templates'}= measures language models "
+                          "(model='lm')").with_cli("--templates and --pairs measure language models; add --model lm")
+    tpl = read_templates(fam, templates)
+    pairs = resolve_pairs(pairs) if pairs is not None else None
+    if query is None:          # the tests' measures and every test and pair-set name
+        check_run_tests(fam, specs, pairs, measure)
+    folder = None
+    if out is not None:        # held (the folder's run lock) as long as the request
+        folder = claim_folder(out, "score", None, overwrite=True, known=SCORE_FILES, check_config=False)
+    else:
+        check_writable("reports")
+    return ScoreRequest(pairs, tpl, folder)
+
+
 @_reports_progress
 def score(model, corpus, tests=None, *, options=None, query: str | None = None, toward: Iterable[str] = (),
           away: Iterable[str] = (), seeds: int | None = None, seed_models: Sequence = (),
           scheduler: str | None = None, cache=None, progress: Progress | None = None, log: Log | None = None,
-          on_model=None, report: bool = True, **settings) -> ScoreResult:
+          on_model=None, report: bool = True, request: ScoreRequest | None = None, **settings) -> ScoreResult:
     """Rank every document of ``corpus`` by its influence on each bias test (``biasaudit score``).
 
     delta_bias_if_removed(d): the predicted change of the effect size if d is removed and the model retrained;
@@ -65,17 +109,10 @@ def score(model, corpus, tests=None, *, options=None, query: str | None = None, 
 
     The run settings (``estimator``, ``pairs``, ``templates``, ``ensemble``, ``resamples``, ``min_word_count``,
     ``strict_oov``, ``top``, ``out``, ``overwrite``, ``device``, ``measure``) are keywords, or one
-    ``options=ScoreOptions(...)`` (``biasaudit.audit.ScoreOptions``)."""
-    from ..audit import (
-        SCORE_FILES,
-        ScoreOptions,
-        check_run_tests,
-        check_target_measure,
-        run_score,
-    )
+    ``options=ScoreOptions(...)`` (``biasaudit.audit.ScoreOptions``). ``request``: a ``score_request`` made
+    before the models were trained (its pairs, templates and held folder are used, not checked again)."""
+    from ..audit import ScoreOptions, check_target_measure, run_score
     from ..distributed import dask_client
-    from ..io import check_writable, claim_folder
-    from ..measures.lm import resolve_pairs
     from ..measures.options import check_count
     from ..models import family_of
 
@@ -91,27 +128,16 @@ def score(model, corpus, tests=None, *, options=None, query: str | None = None, 
     check_target_measure(fam, measure)
     corpus = load_corpus(corpus)
     specs = _test_specs(tests)
-    if query is not None and specs:
-        raise ConfigError("use either tests or query, not both").with_cli("use either --test or --query")
-    if (toward or away) and query is None:
-        raise ConfigError("toward/away need query").with_cli("--toward/--away need --query")
-    if pairs is not None:
-        if not fam.takes_templates:
-            raise ConfigError("pairs= measures language models (model='lm')").with_cli(
-                "--templates and --pairs measure language models; add --model lm")
-        pairs = resolve_pairs(pairs)
-    if query is None:          # the tests' measures and every name checked before any training
-        check_run_tests(fam, specs, pairs, measure)
-    tpl = _templates(fam, templates)
+    if request is None:
+        request = score_request(fam, specs, query=query, toward=toward, away=away, pairs=pairs, templates=templates,
+                                measure=measure, out=out)
+    elif not isinstance(request, ScoreRequest):
+        raise ConfigError(f"request must be a ScoreRequest (score_request makes one), got {type(request).__name__}")
     words = lambda ws: [w.strip().lower() for w in ws if w.strip()]
     run = ScoreOptions(est, out_dir=out, overwrite=overwrite, strict_oov=strict_oov,
                        query=(query, words(toward), words(away)) if query is not None else None, top=top,
-                       device=device, templates=tpl, pairs=pairs, min_word_count=min_word_count,
-                       n_resamples=resamples, ensemble=ensemble, measure=measure)
-    if out is not None:       # checked before any training; held (the folder's run lock) until score returns
-        held = claim_folder(out, "score", None, overwrite=True, known=SCORE_FILES, check_config=False)  # noqa: F841
-    else:
-        check_writable("reports")
+                       device=device, templates=request.templates, pairs=request.pairs,
+                       min_word_count=min_word_count, n_resamples=resamples, ensemble=ensemble, measure=measure)
     n = seed_count(fam, seeds, ensemble, trained=getattr(model, "config", None) is not None)
     seed_models = list(seed_models)
     seed_models += _more_seeds(model, corpus, len(seed_models), n - 1 - len(seed_models), device=device, cache=cache,

@@ -15,7 +15,7 @@ from .options import RunOptions
 
 def _estimators(specs, opts: "RunOptions") -> list:
     """The estimators asked for (the family's default when none), checked against the family before training."""
-    from ..influence.estimators import check_estimators, parse_estimators
+    from ..api import estimators, parse_estimators
 
     fam = opts.family
     try:
@@ -28,14 +28,13 @@ def _estimators(specs, opts: "RunOptions") -> list:
         config = opts.config()
     except ConfigError:
         config = None          # reported where the config is built, with its own message
-    check_estimators(ests, fam, config)
-    return ests
+    return estimators(ests, fam, config)
 
 
 
 def _finetune_config(config, checkpoint: Optional[Path], finetune: bool, opts: "RunOptions"):
     """The LM config that fine-tunes ``checkpoint`` (``--finetune``), or ``config`` unchanged."""
-    from dataclasses import replace
+    from ..api import finetune_config
 
     if not finetune:
         return config
@@ -46,9 +45,7 @@ def _finetune_config(config, checkpoint: Optional[Path], finetune: bool, opts: "
     if opts.from_scratch:
         raise typer.BadParameter("--from-scratch trains a new network; --finetune fine-tunes --checkpoint DIR: "
                                  "give one of them", param_hint="--from-scratch")
-    if not (checkpoint / "config.json").is_file():
-        raise ConfigError(f"{checkpoint}: not a model folder (no config.json)")
-    return replace(config, finetune=str(checkpoint.resolve()))
+    return finetune_config(config, checkpoint)
 
 
 def _load_checkpoint(checkpoint: Path, opts: "RunOptions"):
@@ -96,12 +93,10 @@ def _train_seeds(opts: RunOptions, config, n_seeds: int, corpus=None) -> list:
     """``api.train_seeds``, one seed at a time (each with its own progress display), each model's line printed."""
     from dataclasses import replace
 
-    from ..api import train_seeds
-    from ..models import family_of
-    from ..models.base import resolve_device
+    from ..api import check_device, model_family, train_seeds
 
-    resolve_device(opts.device)   # an unusable device is an error before the corpus is read
-    fam = family_of(config)
+    check_device(opts.device)   # an unusable device is an error before the corpus is read
+    fam = model_family(config)
     corpus = corpus or opts.load_corpus()
     models = []
     for k in range(n_seeds):
@@ -120,10 +115,10 @@ def _train_seeds(opts: RunOptions, config, n_seeds: int, corpus=None) -> list:
 
 def _check_measure(opts, measure: str) -> None:
     """--measure checked before any training: a usage error (exit 2) naming the choices."""
-    from ..audit import check_target_measure
+    from ..api import check_measure
 
     try:
-        check_target_measure(opts.family, measure)
+        check_measure(opts.family, measure)
     except ConfigError as e:
         raise typer.BadParameter(str(e), param_hint="--measure") from e
 

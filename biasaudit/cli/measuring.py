@@ -21,7 +21,7 @@ from .show import _print_measures, _print_weat
 
 def wordsets(as_json: bool = typer.Option(False, "--json", help="Print the tests as JSON.")):
     """List the bundled bias tests (targets X, Y; attributes A, B; positive effect = X with A, Y with B)."""
-    from ..wordsets import DEFAULT_TESTS, bundled_tests
+    from ..api import bundled_tests, default_tests
 
     tests = bundled_tests()
     if as_json:
@@ -31,7 +31,7 @@ def wordsets(as_json: bool = typer.Option(False, "--json", help="Print the tests
     for col in ("name", "X", "Y", "A", "B", "source"):
         table.add_column(col)
     for t in tests.values():
-        name = t.name + (" *" if t.name in DEFAULT_TESTS else "")
+        name = t.name + (" *" if t.name in default_tests() else "")
         table.add_row(name, *(f"{s.name} ({len(s.words)})" for s in t.sets), t.source.split(",")[0])
     out.print(table)
     out.print("* default tests. Custom tests: a JSON or YAML file with name, target_x, target_y, attribute_a, "
@@ -63,18 +63,15 @@ def weat_cmd(embeddings: Optional[Path] = typer.Argument(None, help="word2vec te
     lm: the template-association effect size, same shape and sign).
 
     Test words missing from the model are dropped and listed (--strict-oov: an error naming them all)."""
-    from ..api import load_model, measure
-    from ..audit import check_carried_measures
-    from ..measures.lm import load_templates
-    from ..wordsets import resolve_tests
+    from ..api import bias_tests, check_carried_measures, load_model, measure, read_templates
 
     if strict_oov and allow_oov:
         raise typer.BadParameter("--allow-oov and --strict-oov contradict each other", param_hint="--strict-oov")
-    tests = resolve_tests(test)
+    tests = bias_tests(*(test or []))
     check_carried_measures(tests)
     if not opts.family.takes_templates and (checkpoint is not None or templates is not None):
         raise ConfigError("--checkpoint and --templates measure language models; add --model lm")
-    tpl = load_templates(templates) if opts.family.takes_templates else None    # before any training
+    tpl = read_templates(opts.family, templates)    # before any training
     _one_saved_model(seeds, embeddings, checkpoint)
     if embeddings is not None:
         models = [load_model(embeddings)]
@@ -95,7 +92,7 @@ def weat_cmd(embeddings: Optional[Path] = typer.Argument(None, help="word2vec te
 def report(folder: Path = typer.Argument(..., help="Output folder of `biasaudit score` or `biasaudit experiment`.")):
     """Write FOLDER/report.html: one self-contained page (no network) with the tests, the documents that carry
     the bias, the influence distribution and, for experiments, the retraining results."""
-    from ..report import write_report
+    from ..api import write_report
 
     out.print(f"report: {clean(write_report(folder))}")
 

@@ -35,23 +35,23 @@ class RunOptions:
     device: str
 
     def config(self):
-        from ..models import make_config
-        return make_config(self.model, self.lm_config, vector_size=self.vector_size, window=self.window,
+        from ..api import model_config
+        return model_config(self.model, self.lm_config, vector_size=self.vector_size, window=self.window,
                            min_count=self.min_count, negative=self.negative, epochs=self.epochs, seed=self.seed,
                            workers=self.workers, sample=self.sample, backend=self.backend, embedding=self.embedding,
                            from_scratch=self.from_scratch or None)
 
     @property
     def family(self):
-        from ..models import get_family
-        return get_family(self.model)
+        from ..api import model_family
+        return model_family(self.model)
 
     def load_corpus(self):
-        from ..corpus import load_corpus
+        from ..api import load_corpus
         if self.tokenizer != "biasaudit" and self.family.unit == "tokens":
             raise ConfigError("--tokenizer applies to word-vector models; a language model reads text with its own "
                               "tokenizer")
-        return load_corpus(self.corpus, self.id_field, self.text_field, self.tokenizer)
+        return load_corpus(self.corpus, id_field=self.id_field, text_field=self.text_field, tokenizer=self.tokenizer)
 
 
 def _in_range(value, low: float, high: float, low_open: bool = True):
@@ -67,7 +67,7 @@ def _count(name: str):
     """The callback of a count option: checked where the API checks it (``measures.options.check_count``), a
     usage error (exit 2) when out of range."""
     def check(value):
-        from ..measures.options import check_count
+        from ..api import check_count
         try:
             return value if value is None else check_count(name, value)   # None: the command's default
         except ConfigError as e:
@@ -76,9 +76,9 @@ def _count(name: str):
 
 
 def _tokenizer_spec(value: str) -> str:
-    from ..tokens import Tokenizer
+    from ..api import check_tokenizer
     try:
-        Tokenizer(value)
+        check_tokenizer(value)
     except ConfigError as e:
         raise typer.BadParameter(e.for_cli().replace("--tokenizer ", "")) from e
     return value
@@ -88,10 +88,10 @@ def _option_help(name: str, extra: str = "") -> str:
     """An option's help, read from the family configs that have the field (their help text and each default)."""
     from dataclasses import MISSING, fields
 
-    from ..models import FAMILIES
+    from ..api import model_families
 
     text, defaults = "", []
-    for fam in FAMILIES.values():
+    for fam in model_families():
         if fam.config_type is None or name not in fam.options:
             continue
         f = {x.name: x for x in fields(fam.config_type)}.get(name)
@@ -104,7 +104,9 @@ def _option_help(name: str, extra: str = "") -> str:
     return f"{only}{text} {extra}Default: {'; '.join(defaults)}.".strip()
 
 
-from ..models.base import LIMITS  # noqa: E402  (the option bounds are the configs' own)
+from ..api import model_limits  # noqa: E402
+
+LIMITS = model_limits()     # the option bounds are the configs' own
 
 _RUN_OPTIONS = {
     "corpus": (Optional[str], typer.Option(None, "--corpus", "-c", help="Bundled corpus name (gcide, wordnet), file, "
@@ -211,7 +213,7 @@ MinWordCountOpt = min_word_count_option()
 
 
 def _check_scheduler(value: Optional[str]) -> Optional[str]:
-    from ..distributed import check_scheduler
+    from ..api import check_scheduler
     try:
         return value if value in (None, "none") else check_scheduler(value)
     except ConfigError as e:
@@ -236,13 +238,9 @@ EnsembleOpt = typer.Option(1, "--ensemble", callback=_count("ensemble"), help="R
 
 
 def _check_ks(value: str) -> str:
-    from ..experiments import parse_k
+    from ..api import check_sizes
     try:
-        items = [s for s in value.split(",") if s.strip()]
-        if not items:
-            raise ConfigError("give at least one size")
-        for item in items:
-            parse_k(item)
+        check_sizes(value)
     except ConfigError as e:
         raise typer.BadParameter(str(e).removeprefix("--k: ")) from e
     return value

@@ -8,7 +8,6 @@ from typing import List, Optional
 
 import typer
 
-from ..errors import ConfigError
 from ..terminal import clean
 from .console import WIDTH, _progress, note, out
 from .inputs import (_check_measure, _check_rank_by, _estimators, _finetune_config, _train_seeds, _user_model,
@@ -93,30 +92,19 @@ def experiment(test: Optional[List[str]] = TestOpt,
     (means, sds, paired differences from random removal with p-values, predicted-vs-actual correlations).
     Finished retrains are kept in runs/; rerunning the same command resumes.
     """
+    from ..api import bias_tests, check_templates, read_ids
     from ..api import experiment as run_experiment
-    from ..io import MAX_DATA_BYTES, read_regular
-    from ..wordsets import resolve_tests
 
     config = opts.config()
     _check_measure(opts, measure)
-    if templates is not None and not opts.family.takes_templates:
-        raise ConfigError("--templates measures language models; add --model lm")
+    check_templates(opts.family, templates)
     _check_rank_by(rank_by)
     if checkpoint is not None and not finetune:
         raise typer.BadParameter("experiment retrains: a checkpoint is retrained by fine-tuning it, add --finetune",
                                  param_hint="--checkpoint")
     config = _finetune_config(config, checkpoint, finetune, opts)
-    tests = resolve_tests(test)
-    ids: tuple = ()
-    if remove_ids is not None:
-        try:
-            text = read_regular(remove_ids, "--remove-ids file", ConfigError, MAX_DATA_BYTES).decode("utf-8")
-            # one id a line, lines ending at "\n" only (an id may hold U+2028 or U+0085: splitlines() cut it)
-            ids = tuple(dict.fromkeys(l.strip(" \t\r") for l in text.split("\n") if l.strip(" \t\r")))
-        except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(f"--remove-ids: cannot read {remove_ids} ({getattr(e, 'strerror', None) or e})") from e
-        if not ids:
-            raise ConfigError(f"--remove-ids: {remove_ids} holds no document id")
+    tests = bias_tests(*(test or []))
+    ids = read_ids(remove_ids) if remove_ids is not None else ()
     corp = opts.load_corpus()
     given = None
     if embeddings is not None:     # the rankings come from the user's model; retrains use its settings
@@ -192,25 +180,21 @@ def debias(test: Optional[List[str]] = TestOpt,
     baseline,swap-top,swap-random`)."""
     import shlex
 
-    from ..api import debias_corpus
-    from ..audit import read_tests_with
-    from ..debias import METHODS, claim_out
-    from ..measures.lm import load_templates
-    from ..swaps import load_swaps
-    from ..wordsets import resolve_tests
+    from ..api import (bias_tests, check_debias_out, check_tests, debias_corpus, debias_methods, read_swaps,
+                       read_templates)
 
-    if method not in METHODS:
-        raise typer.BadParameter(f"{method!r} is not one of {', '.join(METHODS)}", param_hint="--method")
+    if method not in debias_methods():
+        raise typer.BadParameter(f"{method!r} is not one of {', '.join(debias_methods())}", param_hint="--method")
     _check_rank_by(rank_by)
     if select not in ("greedy", "top-k"):
         raise typer.BadParameter(f"{select!r} is not greedy or top-k", param_hint="--select")
     (est,) = _estimators([estimator] if estimator else None, opts)
-    tpl = load_templates(templates) if opts.family.takes_templates else None
-    tests = resolve_tests(test)
-    read_tests_with(opts.family, tests)     # a measure a test carries, checked before any training
-    swaps = load_swaps(swap_pairs) if swap_pairs is not None else None
+    tpl = read_templates(opts.family, templates) if opts.family.takes_templates else None
+    tests = bias_tests(*(test or []))
+    check_tests(opts.family, tests)     # a measure a test carries, checked before any training
+    swaps = read_swaps(swap_pairs) if swap_pairs is not None else None
     corp = opts.load_corpus()
-    claim_out(out_dir, corp)          # before any training: the folder is usable and outside the corpus
+    check_debias_out(out_dir, corp)          # before any training: the folder is usable and outside the corpus
     if embeddings is not None and ensemble > 1:
         raise typer.BadParameter("--ensemble trains its seeds' models; it cannot be used with --embeddings",
                                  param_hint="--ensemble")

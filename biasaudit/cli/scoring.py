@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from ..errors import ConfigError, DroppedWordsWarning
+from ..errors import DroppedWordsWarning
 from ..terminal import clean
 from .console import WIDTH, _closing, _progress, err, note, out
 from .inputs import (_check_measure, _estimators, _finetune_config, _load_checkpoint, _train_seeds, _user_model,
@@ -29,7 +29,7 @@ def train(out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Mode
           finetune: bool = FinetuneOpt, opts: RunOptions = None):
     """Train a model on a corpus and save it (no pickle): skip-gram (gensim sg=1 or torch, negative sampling),
     GloVe (--model glove) or a small causal transformer LM (--model lm; saved as an HF checkpoint folder)."""
-    from ..models.folder import model_output
+    from ..api import train as train_model
 
     config = opts.config()
     if checkpoint is not None and not finetune:
@@ -41,19 +41,16 @@ def train(out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Mode
         if to == ck or ck in to.parents or to in ck.parents:
             raise typer.BadParameter(f"{clean(out_dir)} is, is inside or contains the checkpoint "
                                      f"{clean(checkpoint)}; choose a folder apart from it", param_hint="--out")
-    if out_dir is not None:   # refused (file, foreign folder, other config, not writable) before any training
-        model_output(out_dir, {"model": opts.family.name, "config": config.to_dict()}, overwrite=overwrite)
     if out_dir is None:
         _train_seeds(opts, config, 1)
         return
-    from ..models import train_or_load
-
     corpus = opts.load_corpus()
+    got = []
     with _progress() as update:       # --out is the only copy: a model not in the cache is not cached
-        model, cached = train_or_load(corpus, config, device=opts.device, store=False,
-                                      progress=lambda s, d, t: update(f"training seed {config.seed}"
-                                                                      if s == "train" else s, d, t))
-    model.save(out_dir)
+        # the folder refused (file, foreign folder, other config, not writable) before any training
+        train_model(corpus, config, device=opts.device, out=out_dir, overwrite=overwrite, progress=update,
+                    on_model=lambda *a: got.append(a))
+    model, _, cached = got[0]
     fam = opts.family
     err.print(f"{'reused cached' if cached else 'trained'} {fam.describe(config)} on {clean(corpus.name)} "
               f"(seed {config.seed}, {fam.size(model)} {fam.unit})")
@@ -110,32 +107,18 @@ def score(test: Optional[List[str]] = TestOpt,
     kronfluence's EK-FAC over the network's linear layers (and its embeddings when the vocabulary is small).
     """
     from ..api import score as score_documents
-    from ..api import seed_count
-    from ..audit import SCORE_FILES, check_run_tests
-    from ..io import check_writable, claim_folder
-    from ..measures.lm import load_templates, resolve_pairs
+    from ..api import score_request, seed_count
 
     config = opts.config()
     (est,) = _estimators([estimator] if estimator else None, opts)
     _check_measure(opts, measure)
-    if query is not None and test:
-        raise typer.BadParameter("use either --test or --query", param_hint="--query")
-    if query is not None and measure.strip().lower() != "weat":
+    if query is not None and not test and measure.strip().lower() != "weat":   # (with --test: score_request's)
         raise typer.BadParameter("--measure reads bias tests (--test); a --query is ranked by its own word "
                                  "association", param_hint="--measure")
-    if (toward or away) and query is None:
-        raise typer.BadParameter("--toward/--away need --query", param_hint="--toward")
-    if (templates is not None or pairs is not None) and not opts.family.takes_templates:
-        raise ConfigError("--templates and --pairs measure language models; add --model lm")
-    tpl = load_templates(templates) if opts.family.takes_templates else None
-    pair_spec = resolve_pairs(pairs) if pairs is not None else None
-    if query is None:      # the tests' measures and every test and pair-set name, checked before any training
-        check_run_tests(opts.family, test, pair_spec, measure)
-    # the output folder is checked before any training: a file, a folder of other files, a read-only disk
-    if out_dir is not None:     # held (the folder's run lock) until the command ends
-        held = claim_folder(out_dir, "score", None, overwrite=True, known=SCORE_FILES, check_config=False)  # noqa: F841
-    else:
-        check_writable("reports")
+    # tests or query, templates, pairs, the tests' measures and names, and the output folder (a file, a folder of
+    # other files, a read-only disk), checked before any training; the folder held until the command ends
+    request = score_request(opts.family, test, query=query, toward=toward, away=away, pairs=pairs,
+                            templates=templates, measure=measure, out=out_dir)
     if checkpoint is not None and not finetune and (seeds or 1) > 1:
         raise typer.BadParameter("--seeds needs training; it cannot be used with --checkpoint (add --finetune to "
                                  "fine-tune it with each seed)", param_hint="--seeds")
@@ -161,7 +144,7 @@ def score(test: Optional[List[str]] = TestOpt,
     with _progress() as update, warnings.catch_warnings():
         warnings.simplefilter("ignore", DroppedWordsWarning)    # in the notes, printed below
         summary = score_documents(models[0], corp, test, estimator=est, query=query or None, toward=words(toward),
-                                  away=words(away), pairs=pair_spec, templates=tpl, seeds=len(models),
+                                  away=words(away), request=request, seeds=len(models),
                                   seed_models=models[1:], ensemble=ensemble, resamples=resamples,
                                   min_word_count=min_word_count, strict_oov=strict_oov, top=top, out=out_dir,
                                   overwrite=overwrite, scheduler=scheduler, device=opts.device, progress=update,

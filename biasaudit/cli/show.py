@@ -3,7 +3,6 @@ from __future__ import annotations
 """What the commands print: the tables, verdicts, overviews and next steps (the ``_print_*`` functions)."""
 import json
 import sys
-from pathlib import Path
 
 from rich.table import Table
 
@@ -24,12 +23,7 @@ def _print_experiment(summary) -> None:
     groups: dict = {}
     for d in summary["conditions"]:
         groups.setdefault((d["estimator"], d["test"]), []).append(d)
-    from ..io import read_json
-    from ..measures.embedding import MEASURES
-    config = Path(summary.folder) / "experiment-config.json"     # each test's measure (--measure, or its file's)
-    label = {t["name"]: MEASURES[t["measure"]].label for t in
-             (read_json(config, "experiment config").get("tests", []) if config.exists() else [])
-             if t.get("measure") in MEASURES}
+    label = summary.measure_labels      # each test's measure (--measure, or its file's)
     for (est, test), conds in groups.items():
         base = next((d for d in conds if d["condition"] == "baseline"), None)
         head = f"\n{clean(test)}, ranked by {clean(est)}"
@@ -207,7 +201,7 @@ def _next_step(summary, models) -> str:
     cmd = summary.get("check_command")
     if not cmd:
         return ""
-    from ..experiments.cost import count_trainings
+    from ..api import count_trainings
 
     n_tests = len([t for t in summary["tests"] if t.get("kind") != "query"])
     ks = len(re.search(r"--k (\S+)", cmd).group(1).split(",")) if "--k " in cmd else 2
