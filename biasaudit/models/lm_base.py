@@ -89,18 +89,20 @@ def build_base(recipe: dict = BASE_RECIPE, progress=None):
     return model
 
 
-def base_path(cache: Path | None = None, recipe: dict = BASE_RECIPE) -> Path:
-    """Where the base model of ``recipe`` is cached (built or not)."""
+def base_path(cache: Path | None = None, recipe: dict | None = None) -> Path:
+    """Where the base model of ``recipe`` (default: ``BASE_RECIPE``, read when called) is cached, built or not."""
     from .base import cache_dir
 
+    recipe = BASE_RECIPE if recipe is None else recipe
     return (Path(cache or cache_dir()) / "models" / f"lm-base-{recipe_hash(recipe)}").resolve()
 
 
-def base_folder(cache: Path | None = None, recipe: dict = BASE_RECIPE, progress=None) -> Path:
+def base_folder(cache: Path | None = None, recipe: dict | None = None, progress=None) -> Path:
     """The cached base model's folder, built (and cached) on first use."""
     from .base import train_or_load_cached
     from .lm import LMModel
 
+    recipe = BASE_RECIPE if recipe is None else recipe
     folder = base_path(cache, recipe)
     train_or_load_cached(folder, lambda f: LMModel.load(f), lambda: build_base(recipe, progress))
     return folder

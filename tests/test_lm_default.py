@@ -1,0 +1,98 @@
+"""``--model lm`` by default: the bundled base (a tiny one here, built in the test's cache) fine-tuned on the corpus
+in a smooth audited phase; ``--from-scratch`` as before; an experiment's retrain of the audited phase keeps the
+baseline's batches where the edit only removes or copies documents."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("transformers")
+
+from biasaudit.models import lm_base  # noqa: E402
+
+TINY = {**lm_base.BASE_RECIPE, "documents": 120, "hidden_size": 16, "intermediate_size": 32, "num_heads": 2,
+        "vocab_size": 300}
+
+
+@pytest.fixture()
+def tiny_base(tmp_path, monkeypatch):
+    """The default recipe's base is this tiny one, cached under the test's folder."""
+    monkeypatch.setattr(lm_base, "BASE_RECIPE", TINY)
+    monkeypatch.setenv("BIASAUDIT_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def _corpus(n_background=24, n_planted=4):
+    from biasaudit.planted import lm_planted_corpus
+    corpus, planted = lm_planted_corpus(n_background=n_background, n_planted=n_planted)
+    return corpus, planted
+
+
+def test_the_default_is_the_smooth_phase_on_the_base_built_once_and_from_scratch_is_as_before(tiny_base):
+    from biasaudit import api
+    from biasaudit.models.lm import LMConfig
+    from biasaudit.models.lm_family import SMOOTH
+
+    cfg = api.model_config("lm")
+    assert cfg.finetune == str(lm_base.base_path()) and str(tiny_base) in cfg.finetune
+    assert {k: getattr(cfg, k) for k in SMOOTH} == SMOOTH and (cfg.eps_root, cfg.dropout, cfg.dtype) == (1e-6, 0,
+                                                                                                        "float64")
+    assert api.model_config("lm", from_scratch=True) == LMConfig()           # the old default, its cache keys too
+    assert api.model_config("lm", lm_config="epochs=1").epochs == 1           # --lm-config overrides the recipe
+    corpus, _ = _corpus()
+    stages = []
+    [model] = api.train_seeds(corpus, cfg, cache=tiny_base, progress=lambda s, d, t: stages.append((s, d, t)))
+    built = [(d, t) for s, d, t in stages if s == "building the base LM (once, then cached)"]
+    assert built[0][0] == 0 and built[-1][0] == built[-1][1] > 0                     # its own phase, to the end
+    assert model.meta["run"]["optimizer"] == "adam-eps-root" and model.meta["finetuned_from"] == cfg.finetune
+    stages.clear()
+    api.train_seeds(corpus, cfg, cache=tiny_base, progress=lambda s, d, t: stages.append((s, d, t)))
+    assert not any(s.startswith("building the base") for s, _, _ in stages)          # cached: built once
+
+
+def test_paired_weights_count_each_document_and_refuse_anything_but_removals_and_copies():
+    from biasaudit.corpus import Document, MemoryCorpus
+    from biasaudit.models.lm_family import paired_weights
+    full = MemoryCorpus([Document("a", "x y"), Document("b", "y z"), Document("c", "z w")], "f")
+    assert paired_weights(full.without({"b"}), full).tolist() == [1, 0, 1]
+    assert paired_weights(full.upweight({"c"}, 3), full).tolist() == [1, 1, 3]
+    assert paired_weights(MemoryCorpus([Document("a", "x y"), Document("b", "y q")], "e"), full) is None  # rewrite
+    assert paired_weights(MemoryCorpus([Document("d", "x y")], "e"), full) is None                        # new
+
+
+def test_a_retrained_audited_phase_keeps_the_baselines_batches_and_differs_by_the_edit_alone(tiny_base):
+    """Oracle: the retrain without documents is the baseline's run with their weights at 0, bit for bit, over the
+    same batches (the recorded batch hash); with no edit it is the baseline itself. A rewrite is trained on the
+    edited corpus (its own batches)."""
+    import torch
+    from biasaudit import api
+    from biasaudit.models import family_of
+    from biasaudit.models.lm import train_lm
+
+    corpus, planted = _corpus()
+    cfg = api.model_config("lm", lm_config="batch_size=16,epochs=1")
+    fam = family_of(cfg)
+    fam.prepare(cfg)
+    base = fam.train(corpus, cfg)
+    same = fam.retrain(corpus.without(set()), cfg, corpus)
+    for p, q in zip(base.net.parameters(), same.net.parameters()):
+        assert torch.equal(p, q)
+    gone = set(sorted(planted)[:2])
+    removed = fam.retrain(corpus.without(gone), cfg, corpus)
+    w = np.array([0.0 if d.id in gone else 1.0 for d in corpus])
+    masked = train_lm(corpus, cfg, doc_weights=w)
+    for p, q in zip(removed.net.parameters(), masked.net.parameters()):
+        assert torch.equal(p, q)
+    assert removed.meta["run"]["batches_sha256"] == base.meta["run"]["batches_sha256"]
+    assert not all(torch.equal(p, q) for p, q in zip(base.net.parameters(), removed.net.parameters()))
+    from biasaudit.corpus import Document, MemoryCorpus
+    docs = list(corpus)
+    rewrite = MemoryCorpus([Document(d.id, d.text + " again") if d.id in gone else d for d in docs], "rewritten")
+    assert fam.retrain(rewrite, cfg, corpus).meta["run"]["weighted"] is False
+
+
+def test_from_scratch_and_finetune_together_are_a_usage_error(tmp_path):
+    from conftest import run_cli
+    p = run_cli("train", "--model", "lm", "--from-scratch", "--checkpoint", tmp_path, "--finetune", "-c", "gcide",
+                cache=tmp_path / "c", cwd=tmp_path)
+    assert p.returncode == 2 and "--from-scratch" in p.stderr
