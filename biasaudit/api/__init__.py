@@ -27,8 +27,9 @@ from __future__ import annotations
 from .arguments import Log, Progress  # noqa: F401  (the callbacks' types)
 from .checks import (bundled_tests, check_carried_measures, check_count, check_debias_out,  # noqa: F401
                      check_device, check_measure, check_scheduler, check_sizes, check_tests, check_tokenizer,
-                     count_trainings, debias_methods, default_tests, finetune_config, model_families, model_family,
-                     model_limits, parse_estimators, read_ids, read_swaps)   # (the command line's checks)
+                     count_trainings, debias_methods, default_tests, edit_selections, finetune_config,
+                     model_families, model_family, model_limits, parse_estimators, read_ids,
+                     read_swaps)   # (the command line's checks)
 from .loading import FILE_SETTINGS, check_templates, estimators, read_templates, seed_count  # noqa: F401  (the CLI too)
 from .loading import bias_tests, from_gensim, from_hf, load_corpus, load_model, model_config, train, train_seeds
 from .measuring import MeasuresResult, measure, measures, measures_request

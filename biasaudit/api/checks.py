@@ -161,6 +161,13 @@ def debias_methods() -> tuple:
     return METHODS
 
 
+def edit_selections() -> tuple:
+    """How an edit set of k documents is chosen (``select=``): "top-k" (by individual score), "greedy" (as a set)."""
+    from ..influence.select import SELECT
+
+    return SELECT
+
+
 def read_swaps(path: str | Path):
     """A swap list (pairs of words for counterfactual rewrites) from a JSON or TSV/CSV file."""
     from ..swaps import load_swaps

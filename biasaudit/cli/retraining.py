@@ -180,13 +180,13 @@ def debias(test: Optional[List[str]] = TestOpt,
     baseline,swap-top,swap-random`)."""
     import shlex
 
-    from ..api import (bias_tests, check_debias_out, check_tests, debias_corpus, debias_methods, read_swaps,
-                       read_templates)
+    from ..api import (bias_tests, check_debias_out, check_tests, debias_corpus, debias_methods, edit_selections,
+                       read_swaps, read_templates)
 
     if method not in debias_methods():
         raise typer.BadParameter(f"{method!r} is not one of {', '.join(debias_methods())}", param_hint="--method")
     _check_rank_by(rank_by)
-    if select not in ("greedy", "top-k"):
+    if select not in edit_selections():
         raise typer.BadParameter(f"{select!r} is not greedy or top-k", param_hint="--select")
     (est,) = _estimators([estimator] if estimator else None, opts)
     tpl = read_templates(opts.family, templates) if opts.family.takes_templates else None

@@ -9,9 +9,9 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..influence.estimators import EstimatorConfig
+from ..influence.select import SELECT
 
 METHODS = ("remove", "swap", "augment")
-SELECT = ("greedy", "top-k")
 
 # run_debias's former positional parameters after (model, corpus, tests), in order
 POSITIONAL = ("estimator", "k", "method", "swaps", "out_dir", "overwrite", "rank_by", "heldout", "strict_oov",
@@ -55,7 +55,8 @@ class DebiasOptions:
         if self.method not in METHODS:
             raise ConfigError(f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.select not in SELECT:
-            raise ConfigError(f"--select must be one of {', '.join(SELECT)}, got {self.select!r}")
+            shown = ", ".join(sorted(SELECT))      # greedy first, as this message has always listed them
+            raise ConfigError(f"--select must be one of {shown}, got {self.select!r}")
         if self.target is not None and not (np.isfinite(self.target) and self.target >= 0):
             raise ConfigError(f"--target must be a number >= 0 (the |d| to reach), got {self.target!r}")
         if not isinstance(self.verify, int) or self.verify < 0:

@@ -38,13 +38,13 @@ import numpy as np
 
 from ..corpus import Corpus
 from ..errors import ConfigError
+from ..influence.select import SELECT
 from ..models.base import family_of
 from ..wordsets import BiasTest
 
 CONDITIONS = ("baseline", "remove-top", "remove-bottom", "upweight-top", "remove-random", "remove-ids",
               "hard-debias", "swap-top", "augment-top", "swap-random", "augment-random", "augment-all",
               "remove-selected")
-SELECT = ("top-k", "greedy")
 SWAP_CONDITIONS = ("swap-top", "augment-top", "swap-random", "augment-random", "augment-all")
 RANK_BY = ("test", "concept")
 DEFAULT_CONDITIONS = ("baseline", "remove-top", "remove-bottom", "upweight-top", "remove-random", "hard-debias")

@@ -43,6 +43,10 @@ from typing import Callable
 
 import numpy as np
 
+# how an edit set of k documents is chosen: the first k by individual score, or as a set (``greedy_select``);
+# the experiment's --select and debias's
+SELECT = ("top-k", "greedy")
+
 Measure = Callable[[list], list]
 
 
