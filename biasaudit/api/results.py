@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 from ..errors import ArtifactError, ConfigError
+from ..io.results import FolderResult, read_summary
 from .arguments import _path_arg
 
 
@@ -43,37 +44,9 @@ def _html_table(rows: list[dict], limit: int = 50) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}"
 
 
-class _FolderResult:
-    """A result over an output folder: ``folder``, the JSON ``summary`` saved there (read-only view through
-    ``result[key]``), ``save``, ``load``, ``report`` and the notebook view."""
-    kind = ""
-    summary_file = ""
-    files: tuple = ()
-
-    def __init__(self, folder, summary=None):
-        self.folder = Path(folder)
-        self.summary = summary if summary is not None else _read_summary(self.folder / self.summary_file)
-
-    def __getitem__(self, key: str):
-        return self.summary[key]
-
-    def get(self, key: str, default=None):
-        return self.summary.get(key, default)
-
-    def to_dict(self) -> dict:
-        """The summary as a plain dict (a copy)."""
-        return json.loads(json.dumps(dict(self.summary)))
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({str(self.folder)!r})"
-
-    @classmethod
-    def load(cls, folder):
-        """The result a run wrote in ``folder`` (by the API or the command line)."""
-        folder = Path(folder)
-        if not (folder / cls.summary_file).is_file():
-            raise ArtifactError(f"{folder}: no {cls.summary_file}; not a biasaudit {cls.kind} folder")
-        return cls(folder)
+class _FolderResult(FolderResult):
+    """A result over an output folder (``biasaudit.io.FolderResult``: ``folder``, the JSON ``summary`` saved there,
+    ``result[key]``, ``load``) with ``save``, ``report`` and the notebook view."""
 
     def save(self, folder, overwrite: bool = False):
         """Copy this result's files into ``folder`` (new, empty, or one holding this tool's outputs of the same
@@ -110,13 +83,6 @@ class _FolderResult:
         from ..report.notebook import fragment
 
         return fragment(self.folder)
-
-
-def _read_summary(path: Path) -> dict:
-    """A result's summary: a regular file of bounded size and depth (``biasaudit.io.read_json``)."""
-    from ..io import MAX_RESULT_BYTES, read_json
-
-    return read_json(path, "result summary", MAX_RESULT_BYTES, follow=False)   # a link in the folder: refused
 
 
 class ScoreResult(_FolderResult):
@@ -305,7 +271,7 @@ class WeatResult:
         folder = _path_arg("folder", folder)
         if not (folder / cls.summary_file).is_file():
             raise ArtifactError(f"{folder}: no {cls.summary_file}; not a biasaudit WEAT result folder")
-        data = _read_summary(folder / cls.summary_file)
+        data = read_summary(folder / cls.summary_file)
         if not isinstance(data, dict) or not isinstance(data.get("rows"), list) or \
                 not isinstance(data.get("skipped", {}), dict):
             raise ArtifactError(f"{folder / cls.summary_file}: not a WEAT result (rows and skipped)")

@@ -1,23 +1,7 @@
-"""What a run returns: ``RunResult``, its folder and the summary it saved there."""
+"""What a run returns: its folder and the summary it saved there, ``RunResult`` (the one such type,
+``biasaudit.io.FolderResult``, which the API's results extend)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Mapping
+from ..io.results import FolderResult as RunResult
 
-
-@dataclass(frozen=True)
-class RunResult:
-    """What a run wrote: its folder and the summary it saved there (``summary.json`` or ``experiment.json``),
-    read-only; ``result["tests"]`` reads a field of the summary."""
-    folder: Path
-    summary: Mapping[str, Any]
-
-    def __getitem__(self, key: str):
-        return self.summary[key]
-
-    def get(self, key: str, default=None):
-        return self.summary.get(key, default)
-
-    def to_dict(self) -> dict:
-        return dict(self.summary)
+__all__ = ["RunResult"]
