@@ -85,3 +85,55 @@ def test_magic_with_a_metasmoothness_check_records_it_and_notes_a_rough_run():
         assert len(ms["scores"]) == 2 and ms["smooth"] is not rough
         notes = [w for w in caught if issubclass(w.category, BiasAuditWarning) and "metasmoothness" in str(w.message)]
         assert bool(notes) is rough
+
+
+def _tiny_lm_run(eps_root: float):
+    from biasaudit.corpus import MemoryCorpus
+    from biasaudit.models.lm import LMConfig, train_lm
+    from biasaudit.planted import lm_planted_corpus
+    corpus, _ = lm_planted_corpus()
+    corpus = MemoryCorpus(list(corpus)[:48], "tiny")
+    cfg = LMConfig(hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32, min_count=1, epochs=2,
+                   min_steps=0, batch_size=16, dtype="float64", learning_rate=1e-2, eps_root=eps_root, dropout=0)
+    return corpus, train_lm(corpus, cfg)
+
+
+def test_the_audited_model_is_the_run_with_weights_one_so_the_check_reuses_it():
+    """Oracle: the check that reuses the model gives the same scores as the one that retrains weights 1, with one
+    training fewer."""
+    pytest.importorskip("transformers")
+    from biasaudit.influence.metasmooth import run_metasmoothness
+    corpus, model = _tiny_lm_run(1e-6)
+    a = run_metasmoothness(model, corpus, directions=1)
+    b = run_metasmoothness(model, corpus, directions=1, reuse_model=True)
+    assert b["scores"] == a["scores"] and (a["trainings"], b["trainings"]) == (3, 2)
+
+
+@pytest.mark.parametrize("eps_root", [1e-6, 0.0])
+def test_score_measures_a_language_models_run_and_says_first_what_it_means(tmp_path, eps_root):
+    """score on an LM trained here measures its run's metasmoothness by default (2 directions): in summary.json,
+    as the first note (NOT expected to confirm below the threshold), and in the report's header; 0 turns it
+    off; a word-vector family is not measured by default."""
+    pytest.importorskip("transformers")
+    from biasaudit.audit import ScoreOptions, run_score
+    from biasaudit.errors import ConfigError
+    from biasaudit.influence.estimators import EstimatorConfig
+    from biasaudit.planted import LM_TEMPLATES, LM_TEST
+    from biasaudit.report import write_report
+    from biasaudit.wordsets import BiasTest
+
+    corpus, model = _tiny_lm_run(eps_root)
+    opts = ScoreOptions(estimator=EstimatorConfig(name="gradient-dot"), out_dir=tmp_path / "s",
+                        templates=LM_TEMPLATES, n_resamples=0)
+    summary = run_score(model, corpus, [BiasTest.from_dict(LM_TEST)], opts).summary
+    ms = summary["metasmoothness"]
+    assert len(ms["scores"]) == 2 and ms["trainings"] == 4 and ms["smooth"] is (eps_root > 0)
+    assert summary["notes"][0] == ms["note"] and ("NOT expected" in ms["note"]) is (eps_root == 0)
+    html = write_report(tmp_path / "s").read_text(encoding="utf-8")
+    assert "<dt>Training run</dt>" in html and ms["note"][:40] in html
+    from dataclasses import replace
+    off = run_score(model, corpus, [BiasTest.from_dict(LM_TEST)],
+                    replace(opts, metasmoothness=0, out_dir=tmp_path / "t")).summary
+    assert "metasmoothness" not in off and not any("metasmoothness" in n for n in off["notes"])
+    with pytest.raises(ConfigError, match="metasmoothness"):
+        ScoreOptions(metasmoothness=11)

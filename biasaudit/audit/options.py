@@ -20,7 +20,9 @@ class ScoreOptions:
     instead of tests; ``top``: documents shown per direction; ``device``: where the scorer runs; ``templates``,
     ``pairs``: a language model's sentence templates and paired sentences; ``min_word_count``: rarer test words are
     dropped; ``n_resamples``: resamples of the ranking's stability; ``ensemble``: rank by the mean score of that
-    many seeds' models; ``measure``: the measure the tests are read with."""
+    many seeds' models; ``measure``: the measure the tests are read with; ``metasmoothness``: directions of the
+    audited run's metasmoothness check (2 trainings each; None: the family's default, 2 for a language model
+    trained here, else 0; 0: none)."""
     estimator: EstimatorConfig = EstimatorConfig()
     out_dir: str | Path | None = None
     overwrite: bool = False
@@ -35,12 +37,16 @@ class ScoreOptions:
     n_resamples: int = N_RESAMPLES
     ensemble: int = 1
     measure: str = "weat"
+    metasmoothness: int | None = None
 
     def __post_init__(self):
         if not isinstance(self.estimator, EstimatorConfig):
             raise ConfigError(f"estimator must be an EstimatorConfig, got {type(self.estimator).__name__}")
         object.__setattr__(self, "ensemble", check_count("ensemble", self.ensemble))
         object.__setattr__(self, "n_resamples", check_count("n_resamples", self.n_resamples))
+        ms = self.metasmoothness
+        if ms is not None and (isinstance(ms, bool) or not isinstance(ms, int) or not 0 <= ms <= 10):
+            raise ConfigError(f"metasmoothness must be a whole number of directions from 0 to 10, got {ms!r}")
         for name in ("top", "min_word_count"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -178,6 +178,21 @@ def check_trained_on(model, corpus, notes: list) -> None:
         raise CorpusError(f"corpus {corpus.name!r} is not the one the model was trained on (hash differs)")
 
 
+def audited_run_smoothness(fam, model, corpus, got: Targets, o: ScoreOptions, progress=None) -> dict | None:
+    """The audited run's metasmoothness (``influence.metasmooth.audited_run_check``) with its note first among the
+    run's notes, where ``o.metasmoothness`` directions (None: the family's ``smoothness_directions``, 2 for a
+    language model, 0 otherwise) are asked of a model trained here on this corpus by a family that retrains with
+    document weights; else None."""
+    directions = o.metasmoothness if o.metasmoothness is not None else getattr(fam, "smoothness_directions", 0)
+    if (not directions or o.query is not None or getattr(model, "config", None) is None
+            or not model.corpus.get("hash") or "masked" not in fam.modes):
+        return None
+    from ..influence.metasmooth import audited_run_check
+    ms = audited_run_check(model, corpus, got.targets, directions, progress)
+    got.notes.insert(0, ms["note"])
+    return ms
+
+
 # ------------------------------------------------------------------ seeds
 def seed_spreads(fam, got: Targets, seed_models, templates) -> dict:
     """Each test's effect size over the seeds (``seed_spread``)."""
@@ -355,6 +370,7 @@ def run_score(model, corpus, tests, options: ScoreOptions | EstimatorConfig | No
     folder = score_folder(corpus, fam.name, run_config, o.out_dir, o.reports_dir)
     out = claim_folder(folder, "score", run_config, o.overwrite, known=SCORE_FILES)
     check_trained_on(model, corpus, got.notes)
+    smoothness = audited_run_smoothness(fam, model, corpus, got, o, progress)
     ensemble_models = seed_models[:o.ensemble - 1] if o.ensemble > 1 else []
     ensemble_targets = [seed_measures(fam, m, got.targets, got.originals, o.templates, o.pairs)
                         for m in ensemble_models]
@@ -368,6 +384,8 @@ def run_score(model, corpus, tests, options: ScoreOptions | EstimatorConfig | No
     tests_out = [test_section(t, result, model, got, shown, stab, agreement, removal, spreads, run_config)
                  for t in got.targets]
     summary = summary_of(fam, model, corpus, tests, o, run_config, result, tests_out, got.notes, folder)
+    if smoothness:
+        summary = {**summary, "metasmoothness": smoothness}
     if progress:
         progress("writing the results", 0, 1)
     with out.stage() as tmp:

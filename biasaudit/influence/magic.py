@@ -86,8 +86,8 @@ def check_metasmoothness(model, corpus, measures: list, directions: int, progres
                       "smooth in the document weights, so rankings of this run are not expected to confirm on "
                       f"retraining (measured: runs below {THRESHOLD} reached magic LDS 0.16 to 0.84, runs above it "
                       "0.62 to 0.99); "
-                      "audit a smooth phase (--lm-config eps_root=1e-6,dropout=0,batch_size=128,epochs=2,"
-                      "dtype=float64 on a --checkpoint --finetune)", BiasAuditWarning, stacklevel=3)
+                      "audit a smooth phase (--model lm without --from-scratch: the bundled base fine-tuned with "
+                      "eps_root=1e-6,dropout=0,batch_size=128,epochs=2,dtype=float64)", BiasAuditWarning, stacklevel=3)
     return ms
 
 
@@ -115,8 +115,8 @@ def score_magic(model, corpus, measures: list, estimator: EstimatorConfig, progr
                           f"{worst:.3g}, the measure's range is +-{m.bound:.3g}): training is far from smooth in the "
                           "document weights, so magic's ranking and predictions are unreliable here; compare with "
                           "ekfac or gradient-dot, or (a language model) audit a smooth phase, Adam with epsilon "
-                          "inside the root: --lm-config eps_root=1e-6,dropout=0,batch_size=128,epochs=2,"
-                          "dtype=float64 on a --checkpoint --finetune (docs/results/lm_smooth.md)", BiasAuditWarning,
+                          "inside the root: --model lm without --from-scratch (the bundled base fine-tuned with "
+                          "eps_root=1e-6,dropout=0,batch_size=128,epochs=2,dtype=float64; docs/results/lm_smooth.md)", BiasAuditWarning,
                           stacklevel=2)
     if estimator.metasmoothness:
         info["metasmoothness"] = check_metasmoothness(model, corpus, measures, estimator.metasmoothness, progress)

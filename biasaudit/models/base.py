@@ -65,6 +65,8 @@ class ModelFamily(Protocol):
 
     # what a family declares decides which of these it implements (tests/test_layers.py checks each family):
     takes_extra: ClassVar[bool]          # optional (default False): takes --lm-config style extra settings
+    smoothness_directions: ClassVar[int]  # optional (default 0): directions of the metasmoothness check score runs
+                                          # on a model trained here ("masked" in modes)
     def describe(self, config) -> str: ...                  # config_type is not None (the family trains)
     def objective(self, model) -> Any: ...                  # objective_kind "pairs" or "task"
     def replay(self, model, corpus, device: str = "cpu") -> Any: ...      # replays

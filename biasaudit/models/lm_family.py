@@ -83,6 +83,7 @@ class LMFamily:
     objective_kind = "task"
     word_vectors = False
     unit = "tokens"
+    smoothness_directions = 2   # score measures the audited run's metasmoothness (2 trainings per direction)
     default_seeds = 3       # a small LM's template measure varies across seeds about as much as between corpora
     takes_extra = True      # --lm-config
     takes_templates = True  # measured by template association (--templates, --pairs), from a checkpoint too
