@@ -4,6 +4,7 @@ LMs, SGD for torch skip-gram, AdaGrad for GloVe); and the replay reproduces the 
 from __future__ import annotations
 
 import numpy as np
+import torch
 import pytest
 
 pytest.importorskip("transformers")
@@ -83,6 +84,31 @@ def test_smooth_recipe_replay_is_bit_for_bit_and_its_metagradient_equals_finite_
         bad = dc_replace(model, meta={**model.meta, "run": {**model.meta["run"], **edit}})
         with pytest.raises(ArtifactError, match="optimizer"):
             LMReplay(bad, corpus)
+
+
+def test_gradient_accumulation_takes_the_same_steps_and_its_reverse_pass_the_same_metagradient(tiny_lm):
+    """micro_batch: a batch's gradient accumulated over pieces is the whole batch's (the loss divides by the
+    batch's token count): the run ends where the whole-batch run ends (float64, to rounding); its replay is bit
+    for bit; the reverse pass in pieces (a Hessian-vector product per piece) gives the whole-batch metagradient,
+    which equals the finite difference."""
+    from dataclasses import replace as dc_replace
+    corpus, model0, m = tiny_lm
+    whole = train_lm(corpus, SMOOTH64, encoder=model0.encoder)
+    micro_cfg = dc_replace(SMOOTH64, micro_batch=5)
+    micro = train_lm(corpus, micro_cfg, encoder=model0.encoder)
+    for p, q in zip(whole.net.parameters(), micro.net.parameters()):
+        assert torch.allclose(p, q, rtol=1e-9, atol=1e-12)
+    assert micro.meta["run"]["batches_sha256"] == whole.meta["run"]["batches_sha256"]
+    replay = LMReplay(micro, corpus)
+    _, grads, info = metagradients(replay, [m])
+    assert info["replay_relative_difference"] == 0.0
+    _, whole_grads, _ = metagradients(LMReplay(whole, corpus), [m])
+    np.testing.assert_allclose(grads[0], whole_grads[0], rtol=1e-6, atol=1e-10)
+    d = int(np.argmax(np.abs(grads[0])))
+    fd = _fd(lambda w: train_lm(corpus, micro_cfg, encoder=micro.encoder, doc_weights=w),
+             lambda mm: float(m.fn(mm.net).detach()), replay.n_docs, d)
+    assert grads[0][d] == pytest.approx(fd, rel=1e-4)
+    assert "micro_batch" not in SMOOTH64.to_dict() and micro_cfg.to_dict()["micro_batch"] == 5   # old cache keys
 
 
 def test_magic_scores_follow_the_sign_convention(tiny_lm):

@@ -36,6 +36,7 @@ from ..io import MAX_RECORD_BYTES, MAX_RESULT_BYTES, open_regular, public_mode, 
 from ..vocab import TOKENIZER
 from .base import Config, Progress, resolve_device, setting, versions
 from .checkpoint import check_checkpoint, check_loading_info, fault_line, is_panic
+from .lm_steps import collate, step_backward, token_losses, weighted_batch_loss  # noqa: F401
 from .lm_optim import (ADAM_BETAS, RootAdam, Schedule, adam_root_update, dropout_active, length_batches,  # noqa: F401
                        make_optimizer, replayable_attention, run_batches, step_seed)
 from .lm_tokenizers import (BOS, EOS, PAD, SPECIALS, UNK, HFEncoder, WordEncoder, doc_word_index,  # noqa: F401
@@ -76,6 +77,8 @@ class LMConfig(Config):
                                    "0: torch's AdamW (epsilon 1e-8 outside the root).")
     dropout: int = setting(1, "1: the network's dropout is active in training (as its config says); 0: off (a "
                               "smooth audited phase: dropout makes the run chaotic in the document weights).")
+    micro_batch: int = setting(0, "Examples per forward and backward pass: a batch's gradients are accumulated over "
+                                  "pieces of this size (the same step, in less memory). 0: the whole batch at once.")
 
     def __post_init__(self):
         self._positive("hidden_size", "num_layers", "num_heads", "intermediate_size", "min_count", "epochs",
@@ -96,6 +99,8 @@ class LMConfig(Config):
         if not (isinstance(self.eps_root, (int, float)) and not isinstance(self.eps_root, bool)
                 and 0 <= self.eps_root < 1):
             raise ConfigError(f"LMConfig.eps_root must be a number from 0 to 1 (e.g. 1e-6), got {self.eps_root!r}")
+        if not isinstance(self.micro_batch, int) or isinstance(self.micro_batch, bool) or self.micro_batch < 0:
+            raise ConfigError(f"LMConfig.micro_batch must be a whole number >= 0, got {self.micro_batch!r}")
         if self.dropout not in (0, 1) or isinstance(self.dropout, bool):
             raise ConfigError(f"LMConfig.dropout must be 0 or 1, got {self.dropout!r}")
         self._seed()
@@ -106,7 +111,8 @@ class LMConfig(Config):
             del d["finetune"]      # the keys of models trained from scratch are unchanged
         if d["dtype"] == "float32":
             del d["dtype"]
-        for k, default in (("eps_root", 0.0), ("dropout", 1)):   # older configs' keys (and cache keys) unchanged
+        # older configs' keys (and cache keys) unchanged
+        for k, default in (("eps_root", 0.0), ("dropout", 1), ("micro_batch", 0)):
             if d[k] == default:
                 del d[k]
         return d
@@ -146,29 +152,6 @@ def make_examples(corpus: Corpus, encoder, max_len: int) -> Examples:
     return Examples(ids, np.asarray(doc, dtype=np.int64), doc_ids)
 
 
-def collate(seqs: list[np.ndarray], pad_id: int) -> dict:
-    """Right-padded batch: input_ids, attention_mask and labels (-100 at padding)."""
-    L = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), L), pad_id, dtype=torch.long)       # (batch, L)
-    mask = torch.zeros((len(seqs), L), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        ids[i, :len(s)] = torch.as_tensor(s)
-        mask[i, :len(s)] = 1
-    labels = ids.masked_fill(mask == 0, -100)
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
-
-
-def token_losses(net, batch: dict) -> torch.Tensor:
-    """Per-example SUMMED next-token loss, (batch,)."""
-    logits = net(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # (b, L, V)
-    labels = batch["labels"][:, 1:]
-    logits = logits if logits.dtype == torch.float64 else logits.float()
-    nll = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), labels.flatten(),
-                                            ignore_index=-100, reduction="none").view(labels.shape)
-    return nll.sum(1)
-
-
-# ------------------------------------------------------------------ the model
 @dataclass
 class LMModel:
     family: ClassVar[str] = "lm"
@@ -366,16 +349,6 @@ def checkpoint_hash(folder: str | Path) -> str:
 RUN_RECORD = 1   # version of the run record saved in a model's meta["run"] (what replay needs besides the config)
 
 
-def weighted_batch_loss(net, ex: Examples, idx: np.ndarray, pad: int, dev, example_weight=None):
-    """The step's loss: the weighted sum of the batch's per-example summed token losses over its token count
-    (weights 1: the mean next-token loss). Returns (loss, per-example losses, tokens)."""
-    batch = {k: v.to(dev) for k, v in collate([ex.ids[i] for i in idx], pad).items()}
-    per_example = token_losses(net, batch)
-    tokens = int((batch["labels"][:, 1:] != -100).sum())
-    weighted = per_example if example_weight is None else per_example * example_weight
-    return weighted.sum() / tokens, per_example, tokens
-
-
 def _train_loop(net, encoder, corpus: Corpus, config: LMConfig, progress, dev, t0: float, origin: dict,
                 doc_weights: np.ndarray | None = None) -> LMModel:
     ex = make_examples(corpus, encoder, config.max_len)
@@ -395,10 +368,9 @@ def _train_loop(net, encoder, corpus: Corpus, config: LMConfig, progress, dev, t
         batches.update(np.asarray(idx, dtype=np.int64).tobytes())
         torch.manual_seed(step_seed(config.seed, step))
         with replayable_attention():
-            loss, per_example, tokens = weighted_batch_loss(net, ex, idx, pad, dev,
-                                                            None if ex_w is None else ex_w[torch.as_tensor(idx)])
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            per_example, tokens = step_backward(net, ex, idx, pad, dev,
+                                                None if ex_w is None else ex_w[torch.as_tensor(idx)], config.micro_batch)
         opt.step()
         sched.step()
         step += 1

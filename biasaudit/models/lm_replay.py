@@ -30,7 +30,8 @@ from ..corpus import Corpus
 from ..errors import ArtifactError, ConfigError
 from .base import register_replay, replay_difference, run_record_refusal
 from .lm import (RUN_RECORD, LMModel, Schedule, _dtype, adam_root_update, checkpoint_hash, dropout_active, initial_net,
-                 make_examples, make_optimizer, replayable_attention, run_batches, step_seed, weighted_batch_loss)
+                 make_examples, make_optimizer, replayable_attention, run_batches, step_seed)
+from .lm_steps import batch_tokens, pieces, step_backward, weighted_batch_loss
 
 
 class _Bound:
@@ -146,9 +147,9 @@ class LMReplay:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(step_seed(self.config.seed, t))
             with replayable_attention():
-                loss, _, _ = weighted_batch_loss(self.net, self.ex, self.batches[t], self.pad, self.dev)
                 self.opt.zero_grad(set_to_none=True)
-                loss.backward()
+                step_backward(self.net, self.ex, self.batches[t], self.pad, self.dev,
+                              micro_batch=self.config.micro_batch)
         self.opt.step()
         out = ([p.detach().clone() for p in self.params],
                [self.opt.state[p]["exp_avg"].clone() for p in self.params],
@@ -186,6 +187,8 @@ class LMReplay:
     def vjp(self, state: tuple, t: int, adjoints: list[tuple]) -> tuple[list[tuple], list[tuple]]:
         """Pull each adjoint of the state after step t back to the state before it; also each measure's
         derivative with respect to the weights of the documents in step t's batch, as (document indices, values)."""
+        if self.config.micro_batch and self.config.micro_batch < len(self.batches[t]):
+            return self._vjp_in_pieces(state, t, adjoints)
         P0, M0, V0 = state
         P = [x.detach().clone().requires_grad_(True) for x in P0]
         M = [x.detach().clone().requires_grad_(True) for x in M0]
@@ -210,6 +213,54 @@ class LMReplay:
             n = len(P)
             out_adj.append((grads[:n], grads[n:2 * n], grads[2 * n:3 * n]))
             doc_grads.append((docs, grads[-1].double().cpu().numpy()))
+        return out_adj, doc_grads
+
+    def _vjp_in_pieces(self, state: tuple, t: int, adjoints: list[tuple]) -> tuple[list[tuple], list[tuple]]:
+        """``vjp`` for a step whose gradient was accumulated over pieces (``LMConfig.micro_batch``), in the memory
+        of one piece: (1) the step's gradient G, piece by piece, as training took it; (2) the update's
+        vector-Jacobian product through (theta, m, v, G), giving the adjoint of G, g_bar; (3) per piece, the
+        Hessian-vector product d(G_piece . g_bar)/d(theta, w_piece) (the gradient is linear in the pieces)."""
+        P0, M0, V0 = state
+        idx, cfg = self.batches[t], self.config
+        bound = lambda P: _Bound(self.net, dict(zip(self.names, P)))   # noqa: E731
+        self.net.train(dropout_active(cfg))
+        parts = pieces(idx, cfg.micro_batch)
+        tokens = batch_tokens(self.ex, idx)
+        with torch.random.fork_rng(devices=[]), torch.enable_grad(), replayable_attention():
+            torch.manual_seed(step_seed(cfg.seed, t))
+            P = [x.detach().clone().requires_grad_(True) for x in P0]
+            G = [torch.zeros_like(x) for x in P0]
+            for part in parts:
+                loss, _, _ = weighted_batch_loss(bound(P), self.ex, part, self.pad, self.dev, tokens=tokens)
+                for g, d in zip(G, torch.autograd.grad(loss, P, allow_unused=True)):
+                    if d is not None:
+                        g += d
+            P = [x.detach().clone().requires_grad_(True) for x in P0]
+            M = [x.detach().clone().requires_grad_(True) for x in M0]
+            V = [x.detach().clone().requires_grad_(True) for x in V0]
+            Gv = [g.detach().clone().requires_grad_(True) for g in G]
+            new = self._adamw(P, M, V, Gv, t)
+            n, out_adj, doc_grads = len(P), [], []
+            for k, (aP, aM, aV) in enumerate(adjoints):
+                grads = torch.autograd.grad(new, P + M + V + Gv, grad_outputs=list(aP) + list(aM) + list(aV),
+                                            retain_graph=k < len(adjoints) - 1, allow_unused=True)
+                grads = [torch.zeros_like(x) if g is None else g.detach() for x, g in zip(P + M + V + Gv, grads)]
+                dP, g_bar = grads[:n], grads[3 * n:]
+                w_grad = []
+                torch.manual_seed(step_seed(cfg.seed, t))       # the pieces' random draws, as in (1)
+                for part in parts:
+                    Pp = [x.detach().clone().requires_grad_(True) for x in P0]
+                    w = torch.ones(len(part), dtype=self.dtype, device=self.dev, requires_grad=True)
+                    loss, _, _ = weighted_batch_loss(bound(Pp), self.ex, part, self.pad, self.dev, w, tokens=tokens)
+                    Gp = torch.autograd.grad(loss, Pp, create_graph=True, allow_unused=True)
+                    dot = sum((g * b).sum() for g, b in zip(Gp, g_bar) if g is not None)
+                    hv = torch.autograd.grad(dot, Pp + [w], allow_unused=True)
+                    for a, h in zip(dP, hv[:n]):
+                        if h is not None:
+                            a += h.detach()
+                    w_grad.append(torch.zeros(len(part), dtype=self.dtype) if hv[n] is None else hv[n].detach())
+                out_adj.append((dP, grads[n:2 * n], grads[2 * n:3 * n]))
+                doc_grads.append((self.ex.doc[idx], torch.cat(w_grad).double().cpu().numpy()))
         return out_adj, doc_grads
 
     def _adamw(self, P, M, V, G, t: int) -> list[torch.Tensor]:
