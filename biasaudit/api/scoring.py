@@ -22,10 +22,10 @@ from .results import ScoreResult
 @_checked
 def _score_settings(*, estimator=None, pairs=None, templates=None, ensemble: int = 1, resamples: int = 100,
                     min_word_count: int = 1, strict_oov: bool = False, top: int = 10, out=None,
-                    overwrite: bool = False, device: str = "cpu", measure: str = "weat") -> tuple:
+                    overwrite: bool = False, device: str = "cpu", measure: str = "weat", request=None) -> tuple:
     """``score``'s run settings given as keywords (each of the wrong kind one ConfigError naming it), in order."""
     return (estimator, pairs, templates, ensemble, resamples, min_word_count, strict_oov, top, out, overwrite,
-            device, measure)
+            device, measure, request)
 
 
 def _score_options(options, query, settings: dict) -> tuple:
@@ -43,7 +43,7 @@ def _score_options(options, query, settings: dict) -> tuple:
     o = options
     return (query if query is not None or o.query is None else o.query, o.estimator, o.pairs, o.templates,
             o.ensemble, o.n_resamples, o.min_word_count, o.strict_oov, o.top, o.out_dir, o.overwrite, o.device,
-            o.measure)
+            o.measure, None)
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ def score_request(family, tests=None, *, query: str | None = None, toward: Itera
 def score(model, corpus, tests=None, *, options=None, query: str | None = None, toward: Iterable[str] = (),
           away: Iterable[str] = (), seeds: int | None = None, seed_models: Sequence = (),
           scheduler: str | None = None, cache=None, progress: Progress | None = None, log: Log | None = None,
-          on_model=None, report: bool = True, request: ScoreRequest | None = None, **settings) -> ScoreResult:
+          on_model=None, report: bool = True, **settings) -> ScoreResult:
     """Rank every document of ``corpus`` by its influence on each bias test (``biasaudit score``).
 
     delta_bias_if_removed(d): the predicted change of the effect size if d is removed and the model retrained;
@@ -109,15 +109,16 @@ def score(model, corpus, tests=None, *, options=None, query: str | None = None, 
 
     The run settings (``estimator``, ``pairs``, ``templates``, ``ensemble``, ``resamples``, ``min_word_count``,
     ``strict_oov``, ``top``, ``out``, ``overwrite``, ``device``, ``measure``) are keywords, or one
-    ``options=ScoreOptions(...)`` (``biasaudit.audit.ScoreOptions``). ``request``: a ``score_request`` made
-    before the models were trained (its pairs, templates and held folder are used, not checked again)."""
+    ``options=ScoreOptions(...)`` (``biasaudit.audit.ScoreOptions``); with keywords, ``request``: a
+    ``score_request`` made before the models were trained (its pairs, templates and held folder are used, not
+    checked again)."""
     from ..audit import ScoreOptions, check_target_measure, run_score
     from ..distributed import dask_client
     from ..measures.options import check_count
     from ..models import family_of
 
     (query, estimator, pairs, templates, ensemble, resamples, min_word_count, strict_oov, top, out, overwrite, device,
-     measure) = _score_options(options, query, settings)
+     measure, request) = _score_options(options, query, settings)
     if isinstance(query, tuple):                 # ScoreOptions' (word, toward, away)
         query, toward, away = query
     model = _one_model(model, "score")

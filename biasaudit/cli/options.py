@@ -168,6 +168,20 @@ def run_options(fn):
     return wrapper
 
 
+def declared(table: dict):
+    """A command whose options are declared in ``table`` ({parameter: (annotation, typer.Option or Argument)}, in
+    the order --help lists them) rather than as its parameters: it takes them as ``**options`` (and ``opts``
+    from ``run_options``, which wraps it); typer reads the signature built here."""
+    def declare(fn):
+        sig = inspect.signature(fn)
+        params = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=opt, annotation=ann)
+                  for name, (ann, opt) in table.items()]
+        rest = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        fn.__signature__ = sig.replace(parameters=params + rest)
+        return fn
+    return declare
+
+
 TestOpt = typer.Option(None, "--test", "-t", help="Bundled test name or test file (repeatable). Default: math-arts, "
                        "science-arts, career-family.")
 StrictOovOpt = typer.Option(False, "--strict-oov", help="Fail on test words missing from the model instead of "

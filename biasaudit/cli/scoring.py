@@ -3,6 +3,7 @@ from __future__ import annotations
 """The commands that train a model and rank the training documents: train, score."""
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 from typing import List, Optional
 
 import typer
@@ -13,8 +14,8 @@ from .console import WIDTH, _closing, _progress, err, note, out
 from .inputs import (_check_measure, _estimators, _finetune_config, _load_checkpoint, _train_seeds, _user_model,
                      _vocab_needs_embeddings)
 from .options import (CheckpointOpt, EmbeddingsOpt, EnsembleOpt, FinetuneOpt, MeasureOpt, RunOptions, SchedulerOpt,
-                      StrictOovOpt, TemplatesOpt, TestOpt, VocabOpt, _count, min_word_count_option, run_options,
-                      seeds_option)
+                      StrictOovOpt, TemplatesOpt, TestOpt, VocabOpt, _count, declared, min_word_count_option,
+                      run_options, seeds_option)
 from .show import _next_step, _overview, _print_test
 
 
@@ -59,45 +60,55 @@ def train(out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Mode
     out.print(_closing("done"))
 
 
+SCORE_OPTIONS = {
+    "test": (Optional[List[str]], TestOpt),
+    "query": (Optional[str], typer.Option(None, "--query", help="Score a word query instead: which documents "
+                                          "pull WORD toward --toward words (and away from --away words).")),
+    "toward": (Optional[str], typer.Option(None, "--toward", help="Comma-separated words for --query.")),
+    "away": (Optional[str], typer.Option(None, "--away", help="Comma-separated words for --query.")),
+    "estimator": (Optional[str], typer.Option(None, "--estimator", "-e", help="Embeddings: block (default), cg, "
+                                              "lissa or gradient-dot; --model lm: ekfac (default), gradient-dot "
+                                              "or magic (exact metagradients through the recorded training run; "
+                                              "also for --backend torch and GloVe). With settings: "
+                                              "'cg:damping=0.05,max_iter=300'; skip-gram "
+                                              "'block:anchor=optimum' re-solves group predictions from each "
+                                              "word's optimum (docs/results/debias.md).")),
+    "pairs": (Optional[str], typer.Option(None, "--pairs", help="--model lm: JSONL of paired sentences "
+                                          "{\"more\": ..., \"less\": ...} (CrowS-Pairs fields sent_more/sent_less "
+                                          "also read), scored as one more measure; or the bundled CrowS-Pairs: "
+                                          "crows-pairs (one measure per bias type: crows-pairs:gender, ...) or "
+                                          "crows-pairs:TYPE. A path that exists is always read as a file.")),
+    "strict_oov": (bool, StrictOovOpt),
+    "out_dir": (Optional[Path], typer.Option(None, "--out", "-o", help="Output folder (new, empty, or one this "
+                                             "tool wrote). Default: reports/<corpus>-<model>-<hash>/")),
+    "top": (int, typer.Option(10, "--top", min=1, help="Documents to show in each direction.")),
+    "seeds": (Optional[int], seeds_option(None, "Train this many "
+                                          "seeds (seed, seed+1, ...; at most 100): the ranking comes from the "
+                                          "first; the others give the effect size's spread over seeds and "
+                                          "make the ranking's stability resample seeds as well as words. "
+                                          "Default: 1, and 3 for --model lm (whose measure varies across seeds "
+                                          "as much as between corpora).")),
+    "resamples": (int, typer.Option(100, "--resamples", callback=_count("resamples"), help="Word-set "
+                                    "resamples (bootstrap) for each document's stability (0: none; at most "
+                                    "10,000).")),
+    "min_word_count": (int, min_word_count_option(" (listed, like missing words): rankings not driven by "
+                                                   "rare words.")),
+    "overwrite": (bool, typer.Option(False, "--overwrite", help="Replace results of another config in --out "
+                                     "(only the files this tool wrote there).")),
+    "scheduler": (Optional[str], SchedulerOpt),
+    "checkpoint": (Optional[Path], CheckpointOpt),
+    "embeddings": (Optional[Path], EmbeddingsOpt),
+    "vocab": (Optional[Path], VocabOpt),
+    "finetune": (bool, FinetuneOpt),
+    "templates": (Optional[Path], TemplatesOpt),
+    "ensemble": (int, EnsembleOpt),
+    "measure": (str, MeasureOpt),
+}
+
+
 @run_options
-def score(test: Optional[List[str]] = TestOpt,
-          query: Optional[str] = typer.Option(None, "--query", help="Score a word query instead: which documents "
-                                              "pull WORD toward --toward words (and away from --away words)."),
-          toward: Optional[str] = typer.Option(None, "--toward", help="Comma-separated words for --query."),
-          away: Optional[str] = typer.Option(None, "--away", help="Comma-separated words for --query."),
-          estimator: Optional[str] = typer.Option(None, "--estimator", "-e", help="Embeddings: block (default), cg, "
-                                                  "lissa or gradient-dot; --model lm: ekfac (default), gradient-dot "
-                                                  "or magic (exact metagradients through the recorded training run; "
-                                                  "also for --backend torch and GloVe). With settings: "
-                                                  "'cg:damping=0.05,max_iter=300'; skip-gram "
-                                                  "'block:anchor=optimum' re-solves group predictions from each "
-                                                  "word's optimum (docs/results/debias.md)."),
-          pairs: Optional[str] = typer.Option(None, "--pairs", help="--model lm: JSONL of paired sentences "
-                                              "{\"more\": ..., \"less\": ...} (CrowS-Pairs fields sent_more/sent_less "
-                                              "also read), scored as one more measure; or the bundled CrowS-Pairs: "
-                                              "crows-pairs (one measure per bias type: crows-pairs:gender, ...) or "
-                                              "crows-pairs:TYPE. A path that exists is always read as a file."),
-          strict_oov: bool = StrictOovOpt,
-          out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (new, empty, or one this "
-                                                 "tool wrote). Default: reports/<corpus>-<model>-<hash>/"),
-          top: int = typer.Option(10, "--top", min=1, help="Documents to show in each direction."),
-          seeds: Optional[int] = seeds_option(None, "Train this many "
-                                              "seeds (seed, seed+1, ...; at most 100): the ranking comes from the "
-                                              "first; the others give the effect size's spread over seeds and "
-                                              "make the ranking's stability resample seeds as well as words. "
-                                              "Default: 1, and 3 for --model lm (whose measure varies across seeds "
-                                              "as much as between corpora)."),
-          resamples: int = typer.Option(100, "--resamples", callback=_count("resamples"), help="Word-set "
-                                        "resamples (bootstrap) for each document's stability (0: none; at most "
-                                        "10,000)."),
-          min_word_count: int = min_word_count_option(" (listed, like missing words): rankings not driven by "
-                                                       "rare words."),
-          overwrite: bool = typer.Option(False, "--overwrite", help="Replace results of another config in --out "
-                                         "(only the files this tool wrote there)."),
-          scheduler: Optional[str] = SchedulerOpt, checkpoint: Optional[Path] = CheckpointOpt,
-          embeddings: Optional[Path] = EmbeddingsOpt, vocab: Optional[Path] = VocabOpt,
-          finetune: bool = FinetuneOpt, templates: Optional[Path] = TemplatesOpt, ensemble: int = EnsembleOpt,
-          measure: str = MeasureOpt, opts: RunOptions = None):
+@declared(SCORE_OPTIONS)
+def score(opts: RunOptions = None, **options):
     """Rank every training document by its contribution to a bias (cross-loss influence).
 
     delta_bias_if_removed(d) = grad B^T H^-1 grad L_d: the predicted change of the effect size if document d is
@@ -107,48 +118,69 @@ def score(test: Optional[List[str]] = TestOpt,
     kronfluence's EK-FAC over the network's linear layers (and its embeddings when the vocabulary is small).
     """
     from ..api import score as score_documents
-    from ..api import score_request, seed_count
 
+    o = SimpleNamespace(**options)
     config = opts.config()
-    (est,) = _estimators([estimator] if estimator else None, opts)
-    _check_measure(opts, measure)
-    if query is not None and not test and measure.strip().lower() != "weat":   # (with --test: score_request's)
-        raise typer.BadParameter("--measure reads bias tests (--test); a --query is ranked by its own word "
-                                 "association", param_hint="--measure")
-    # tests or query, templates, pairs, the tests' measures and names, and the output folder (a file, a folder of
-    # other files, a read-only disk), checked before any training; the folder held until the command ends
-    request = score_request(opts.family, test, query=query, toward=toward, away=away, pairs=pairs,
-                            templates=templates, measure=measure, out=out_dir)
-    if checkpoint is not None and not finetune and (seeds or 1) > 1:
+    (est,) = _estimators([o.estimator] if o.estimator else None, opts)
+    _check_measure(opts, o.measure)
+    request = _score_request(o, opts)
+    if o.checkpoint is not None and not o.finetune and (o.seeds or 1) > 1:
         raise typer.BadParameter("--seeds needs training; it cannot be used with --checkpoint (add --finetune to "
                                  "fine-tune it with each seed)", param_hint="--seeds")
-    config = _finetune_config(config, checkpoint, finetune, opts)
-    if finetune:
-        checkpoint = None          # the checkpoint is the starting point of training, not the audited model
-    if ensemble > 1 and checkpoint is not None:
+    config = _finetune_config(config, o.checkpoint, o.finetune, opts)
+    if o.finetune:
+        o.checkpoint = None          # the checkpoint is the starting point of training, not the audited model
+    if o.ensemble > 1 and o.checkpoint is not None:
         raise typer.BadParameter("--ensemble needs training; a checkpoint is one model (add --finetune to "
                                  "fine-tune it with each seed)", param_hint="--ensemble")
-    seeds = seed_count(opts.family, seeds, ensemble, trained=checkpoint is None)
-    _vocab_needs_embeddings(vocab, embeddings)
+    _vocab_needs_embeddings(o.vocab, o.embeddings)
     corp = opts.load_corpus()
-    if embeddings is not None:
-        from dataclasses import replace
-        models = [_user_model(embeddings, vocab, opts, corp)]
-        if seeds > 1:        # the spread over seeds: the same settings, trained here
-            models += _train_seeds(opts, replace(models[0].config, seed=models[0].config.seed + 1), seeds - 1,
-                                   corpus=corp)
-    else:
-        models = ([_load_checkpoint(checkpoint, opts)] if checkpoint is not None
-                  else _train_seeds(opts, config, seeds, corpus=corp))
+    models = _score_models(o, opts, config, corp)
     words = lambda s: [w.strip().lower() for w in (s or "").split(",") if w.strip()]
     with _progress() as update, warnings.catch_warnings():
         warnings.simplefilter("ignore", DroppedWordsWarning)    # in the notes, printed below
-        summary = score_documents(models[0], corp, test, estimator=est, query=query or None, toward=words(toward),
-                                  away=words(away), request=request, seeds=len(models),
-                                  seed_models=models[1:], ensemble=ensemble, resamples=resamples,
-                                  min_word_count=min_word_count, strict_oov=strict_oov, top=top, out=out_dir,
-                                  overwrite=overwrite, scheduler=scheduler, device=opts.device, progress=update,
-                                  measure=measure)
+        summary = score_documents(models[0], corp, o.test, estimator=est, query=o.query or None,
+                                  toward=words(o.toward), away=words(o.away), request=request, seeds=len(models),
+                                  seed_models=models[1:], ensemble=o.ensemble, resamples=o.resamples,
+                                  min_word_count=o.min_word_count, strict_oov=o.strict_oov, top=o.top,
+                                  out=o.out_dir, overwrite=o.overwrite, scheduler=o.scheduler, device=opts.device,
+                                  progress=update, measure=o.measure)
+    _print_score(summary, models, est)
+
+
+def _score_request(o, opts: RunOptions):
+    """score's checks before any training (``api.score_request``): tests or query, templates, pairs, the tests'
+    measures and names, and the output folder (a file, a folder of other files, a read-only disk), held until the
+    command ends."""
+    from ..api import score_request
+
+    if o.query is not None and not o.test and o.measure.strip().lower() != "weat":   # (with --test: the API's)
+        raise typer.BadParameter("--measure reads bias tests (--test); a --query is ranked by its own word "
+                                 "association", param_hint="--measure")
+    return score_request(opts.family, o.test, query=o.query, toward=o.toward, away=o.away, pairs=o.pairs,
+                         templates=o.templates, measure=o.measure, out=o.out_dir)
+
+
+def _score_models(o, opts: RunOptions, config, corp) -> list:
+    """The audited model and the other seeds' (--seeds, --ensemble): the user's (--embeddings; its other seeds
+    trained with its settings), a checkpoint, or trained here."""
+    from dataclasses import replace
+
+    from ..api import seed_count
+
+    seeds = seed_count(opts.family, o.seeds, o.ensemble, trained=o.checkpoint is None)
+    if o.embeddings is None:
+        return ([_load_checkpoint(o.checkpoint, opts)] if o.checkpoint is not None
+                else _train_seeds(opts, config, seeds, corpus=corp))
+    models = [_user_model(o.embeddings, o.vocab, opts, corp)]
+    if seeds > 1:        # the spread over seeds: the same settings, trained here
+        models += _train_seeds(opts, replace(models[0].config, seed=models[0].config.seed + 1), seeds - 1,
+                               corpus=corp)
+    return models
+
+
+def _print_score(summary, models: list, est) -> None:
+    """What score prints: the notes, the overview, each test's documents, the files, the next step."""
     for n in summary["notes"]:
         note(n)
     if _overview(summary):
