@@ -94,8 +94,13 @@ def test_experiment_with_ensemble_fresh_seeds_and_lds(tmp_path):
         assert d["n_subsets"] == 5 and d["fraction_removed"] == 0.1
         if d["spearman"] is not None:
             assert d["ci95"][0] <= d["spearman"] <= d["ci95"][1]
-    (row,) = s["leaderboard"]
+    row, floor = s["leaderboard"]
     assert row["estimator"] == "block:damping=0.1" and "lds_same_seed" in row and "lds_cross_seed" in row
+    # the lexical floor beside it, on the same subsets (no retraining of its own: LDS only)
+    assert floor["estimator"] == "lexical (floor)" and "lds_same_seed" in floor and "top_vs_random" not in floor
+    assert {d["kind"]: d["n_subsets"] for d in s["lds"] if d["estimator"] == "lexical (floor)"} == {
+        "same-seed": 5, "cross-seed": 5}
+    assert "lexical (floor)" not in s["estimators"]
     assert row["top_vs_random"] < 0                    # the planted bias: the ensemble's top 20 lower d
     assert row["cost_in_trainings"] is not None and row["cost_in_trainings"] > 0
     runs = {p.name for p in (tmp_path / "exp" / "runs").iterdir()}

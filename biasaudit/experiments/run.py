@@ -404,6 +404,19 @@ def retrain(spec, plan, corpus, seeds, kept_tests, config, out_dir, client, prog
     return done
 
 
+FLOOR = "lexical (floor)"
+
+
+def lexical_floor(spec, base_model, corpus, targets, lds_edits) -> dict:
+    """The lexical estimator's scores (no model enters; milliseconds), for the LDS rows beside the estimators asked
+    for: the floor each has to beat, in every leaderboard with LDS. Empty without LDS or when lexical was asked."""
+    if not lds_edits or any(e.name == "lexical" for e in spec.estimators):
+        return {}
+    from ..influence.estimators import parse_estimators
+    r, _ = rank(base_model, corpus, targets, parse_estimators("lexical")[0], [], [], spec.ranking_seeds)
+    return {FLOOR: {t.name: r.delta_bias_if_removed[t.name] for t in targets}}
+
+
 def add_run_facts(summary: dict, spec, ranked: dict, done: dict, base_model, kept_tests) -> None:
     """The solver, scoring times, the leaderboard and (for a given model) its own effects, added to the summary."""
     summary["solver_info"] = ranked["solver_info"]
@@ -452,9 +465,10 @@ def run_experiment(spec: ExperimentSpec, out_dir: Path, overwrite: bool = False,
     done = retrain(spec, plan, corpus, seeds, kept_tests, config, out_dir, client, progress, log, cache)
 
     bounds = {t.name: t.bound for t in targets}
+    floor = lexical_floor(spec, base_model, corpus, targets, plan.lds)
     summary, results_csv, summary_csv = summarise(spec, plan.rows, done, seeds, ks, scores, plan.lds, stats,
                                                   ranked["predictions"], ranked["bias"], bounds,
-                                                  ranked["linear_added"])
+                                                  ranked["linear_added"], floor)
     # the first estimator's score outputs (top documents with their text) for the report
     run_score(base_model, corpus, spec.tests, ScoreOptions(spec.estimators[0], out_dir=out_dir / "score",
                                                            overwrite=True, strict_oov=spec.strict_oov,

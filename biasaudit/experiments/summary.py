@@ -126,7 +126,9 @@ def leaderboard(summary: dict, scoring_seconds: dict, train_seconds: float | Non
     scoring cost in trainings."""
     n_docs = summary["corpus"].get("n_documents") or 1
     out = []
-    for est in summary["estimators"]:
+    floors = [e for e in dict.fromkeys(d["estimator"] for d in summary.get("lds", []))
+              if e not in summary["estimators"]]        # the lexical floor's LDS, beside the estimators asked for
+    for est in summary["estimators"] + floors:
         for test in summary["tests"]:
             row = {"estimator": est, "test": test}
             for d in summary.get("lds", []):
@@ -338,12 +340,13 @@ def lds_rows(spec, runs, scores: dict, lds_edits) -> list:
 
 def summarise(spec, plan, runs, seeds, ks, scores, lds_edits, stats, predictions: dict | None = None,
               bias: dict | None = None, bounds: dict | None = None,
-              linear_added: dict | None = None) -> tuple[dict, str, str]:
-    """experiment.json's summary, results.csv's and summary.csv's text, from the finished runs."""
+              linear_added: dict | None = None, floor: dict | None = None) -> tuple[dict, str, str]:
+    """experiment.json's summary, results.csv's and summary.csv's text, from the finished runs. ``floor``: scores
+    of estimators not asked for, shown in the LDS rows only (the lexical floor)."""
     rows = result_rows(spec, plan, runs, seeds, predictions or {}, bias or {}, bounds or {}, linear_added or {})
     conditions = condition_rows(spec, rows)
     correlation = correlations(spec, rows, scores)
-    lds = lds_rows(spec, runs, scores, lds_edits)
+    lds = lds_rows(spec, runs, {**scores, **(floor or {})}, lds_edits)
     rand_sd = {}
     for d in conditions:
         if d["condition"] == "remove-random":
