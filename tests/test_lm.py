@@ -234,11 +234,18 @@ def test_cli_lm_score_weat_experiment_and_report(tmp_path):
     assert summary["tests"][0]["evidence"]["seed_spread"]["n_seeds"] == 3
     assert [t["name"] for t in summary["tests"]] == ["planted", "pairs"]
     assert summary["tests"][1]["weat"]["n_pairs"] == 2
+    # the audited run's metasmoothness (a model trained here): measured, and the run's first note on the terminal
+    ms = summary["metasmoothness"]
+    assert len(ms["scores"]) == 2 and summary["notes"][0] == ms["note"]
+    assert "note: metasmoothness" in " ".join(p.stderr.split())
     rows = [json.loads(l) for l in (tmp_path / "s" / "scores.jsonl").read_text().splitlines()]
     assert {r["test"] for r in rows} == {"planted", "pairs"}
     assert all(r["delta_bias_if_upweighted"] == -r["delta_bias_if_removed"] for r in rows)
     html = (tmp_path / "s" / "report.html").read_text()
     assert "Template-association effect size" in html and "kronfluence" in html
+    p = run("score", *common, "--metasmoothness", "0", "--resamples", "0", "--seeds", "1", "--out", tmp_path / "s0")
+    assert p.returncode == 0, p.stderr
+    assert "metasmoothness" not in json.loads((tmp_path / "s0" / "summary.json").read_text())
     p = run("weat", *common, "--json")
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)[0]["effect_size"] == pytest.approx(summary["tests"][0]["weat"]["effect_size"])

@@ -22,10 +22,11 @@ from .results import ScoreResult
 @_checked
 def _score_settings(*, estimator=None, pairs=None, templates=None, ensemble: int = 1, resamples: int = 100,
                     min_word_count: int = 1, strict_oov: bool = False, top: int = 10, out=None,
-                    overwrite: bool = False, device: str = "cpu", measure: str = "weat", request=None) -> tuple:
+                    overwrite: bool = False, device: str = "cpu", measure: str = "weat", request=None,
+                    metasmoothness: int | None = None) -> tuple:
     """``score``'s run settings given as keywords (each of the wrong kind one ConfigError naming it), in order."""
     return (estimator, pairs, templates, ensemble, resamples, min_word_count, strict_oov, top, out, overwrite,
-            device, measure, request)
+            device, measure, request, metasmoothness)
 
 
 def _score_options(options, query, settings: dict) -> tuple:
@@ -43,7 +44,7 @@ def _score_options(options, query, settings: dict) -> tuple:
     o = options
     return (query if query is not None or o.query is None else o.query, o.estimator, o.pairs, o.templates,
             o.ensemble, o.n_resamples, o.min_word_count, o.strict_oov, o.top, o.out_dir, o.overwrite, o.device,
-            o.measure, None)
+            o.measure, None, o.metasmoothness)
 
 
 @dataclass(frozen=True)
@@ -107,8 +108,11 @@ def score(model, corpus, tests=None, *, options=None, query: str | None = None, 
     ``biasaudit.measures.embedding`` ("ripa", "direct-bias", "rnd", "mac"). Writes ``out`` (default
     reports/<corpus>-<family>-<hash>/) and, with ``report``, report.html there.
 
+    ``metasmoothness``: directions of the audited run's metasmoothness check (None: 2 for a language model trained
+    here, else none; 0: none), printed first and written to summary.json.
+
     The run settings (``estimator``, ``pairs``, ``templates``, ``ensemble``, ``resamples``, ``min_word_count``,
-    ``strict_oov``, ``top``, ``out``, ``overwrite``, ``device``, ``measure``) are keywords, or one
+    ``strict_oov``, ``top``, ``out``, ``overwrite``, ``device``, ``measure``, ``metasmoothness``) are keywords, or one
     ``options=ScoreOptions(...)`` (``biasaudit.audit.ScoreOptions``); with keywords, ``request``: a
     ``score_request`` made before the models were trained (its pairs, templates and held folder are used, not
     checked again)."""
@@ -118,7 +122,7 @@ def score(model, corpus, tests=None, *, options=None, query: str | None = None, 
     from ..models import family_of
 
     (query, estimator, pairs, templates, ensemble, resamples, min_word_count, strict_oov, top, out, overwrite, device,
-     measure, request) = _score_options(options, query, settings)
+     measure, request, metasmoothness) = _score_options(options, query, settings)
     if isinstance(query, tuple):                 # ScoreOptions' (word, toward, away)
         query, toward, away = query
     model = _one_model(model, "score")
@@ -138,7 +142,8 @@ def score(model, corpus, tests=None, *, options=None, query: str | None = None, 
     run = ScoreOptions(est, out_dir=out, overwrite=overwrite, strict_oov=strict_oov,
                        query=(query, words(toward), words(away)) if query is not None else None, top=top,
                        device=device, templates=request.templates, pairs=request.pairs,
-                       min_word_count=min_word_count, n_resamples=resamples, ensemble=ensemble, measure=measure)
+                       min_word_count=min_word_count, n_resamples=resamples, ensemble=ensemble, measure=measure,
+                       metasmoothness=metasmoothness)
     n = seed_count(fam, seeds, ensemble, trained=getattr(model, "config", None) is not None)
     seed_models = list(seed_models)
     seed_models += _more_seeds(model, corpus, len(seed_models), n - 1 - len(seed_models), device=device, cache=cache,

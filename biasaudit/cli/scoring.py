@@ -69,7 +69,8 @@ SCORE_OPTIONS = {
     "estimator": (Optional[str], typer.Option(None, "--estimator", "-e", help="Embeddings: block (default), cg, "
                                               "lissa or gradient-dot; --model lm: ekfac (default), gradient-dot "
                                               "or magic (exact metagradients through the recorded training run; "
-                                              "also for --backend torch and GloVe). With settings: "
+                                              "also for --backend torch and GloVe); any model: lexical (a floor: "
+                                              "co-occurrence of the tests' words). With settings: "
                                               "'cg:damping=0.05,max_iter=300'; skip-gram "
                                               "'block:anchor=optimum' re-solves group predictions from each "
                                               "word's optimum (docs/results/debias.md).")),
@@ -103,6 +104,10 @@ SCORE_OPTIONS = {
     "templates": (Optional[Path], TemplatesOpt),
     "ensemble": (int, EnsembleOpt),
     "measure": (str, MeasureOpt),
+    "metasmoothness": (Optional[int], typer.Option(None, "--metasmoothness", min=0, max=10, help="Directions of "
+                       "the audited run's metasmoothness check (2 trainings each): whether the run responds smoothly "
+                       "enough to the documents' weights for rankings to confirm on retraining; printed first, in "
+                       "summary.json and the report. Default: 2 for --model lm trained here, else 0 (none).")),
 }
 
 
@@ -144,7 +149,7 @@ def score(opts: RunOptions = None, **options):
                                   seed_models=models[1:], ensemble=o.ensemble, resamples=o.resamples,
                                   min_word_count=o.min_word_count, strict_oov=o.strict_oov, top=o.top,
                                   out=o.out_dir, overwrite=o.overwrite, scheduler=o.scheduler, device=opts.device,
-                                  progress=update, measure=o.measure)
+                                  progress=update, measure=o.measure, metasmoothness=o.metasmoothness)
     _print_score(summary, models, est)
 
 
