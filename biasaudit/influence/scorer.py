@@ -12,11 +12,8 @@ a second scores every pair of every document.
 """
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -28,6 +25,7 @@ from ..measures.targets import BiasTarget
 from .block import mean_curvature, own_curvature, solve_block, solve_gradient_dot, word_solver
 from .cg import solve_cg
 from .estimators import EstimatorConfig
+from .instances import _pair_sums, _score_instances, _score_spill, _Spill
 from .lissa import solve_lissa
 from .predict import PairBlockPredictor, PairSolvePredictor
 from .result import DocWords, ScoreResult
@@ -36,40 +34,8 @@ from .stability import DocWordBasis
 SOLVERS = {"block": solve_block, "gradient-dot": solve_gradient_dot, "cg": solve_cg, "lissa": solve_lissa}
 MAX_INSTANCES = 4_000_000   # test-word pair instances kept in memory (~100 MB); beyond, they go to a spill file
 DENSE_FLUSH = 1 << 20       # pair instances summed into the dense (test rows x V) weights at a time
-SPILL_CHUNK = 1 << 20       # instances read back from a spill file at a time
 BASIS_CANDIDATES = 2_000    # documents per test and direction whose per-word gradients stability resamples,
                             # when the corpus has more (a document ranked lower never reaches a resample's top 100)
-
-
-class _Spill:
-    """Test-word pair instances (key, weight, document) appended to raw files in a private temporary folder and
-    read back in chunks of ``SPILL_CHUNK``: scoring a large corpus without a second pass over its text, in
-    memory bounded by the chunk (24 bytes per instance on disk)."""
-
-    DTYPES = (np.int64, np.float64, np.int64)
-
-    def __init__(self):
-        self.folder = Path(tempfile.mkdtemp(prefix="biasaudit-instances-"))
-        self.files = [open(self.folder / f"{n}.bin", "wb") for n in "kxd"]
-        self.n = 0
-
-    def write(self, arrays) -> None:
-        for f, a, t in zip(self.files, arrays, self.DTYPES):
-            np.asarray(a, dtype=t).tofile(f)
-        self.n += len(arrays[0])
-
-    def chunks(self):
-        for f in self.files:
-            f.flush()
-        for start in range(0, self.n, SPILL_CHUNK):
-            count = min(SPILL_CHUNK, self.n - start)
-            yield tuple(np.fromfile(self.folder / f"{n}.bin", dtype=t, count=count, offset=start * 8)
-                        for n, t in zip("kxd", self.DTYPES))
-
-    def close(self) -> None:
-        for f in self.files:
-            f.close()
-        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 @dataclass
@@ -161,18 +127,6 @@ def _pass_1(corpus: Corpus, st: _Setup, keep_instances: bool, progress=None, spi
     return out
 
 
-def _score_instances(K, X, D, n_docs: int, st: _Setup, values: dict) -> tuple[dict, dict]:
-    """Per-document sums of weight * (h + g) over test-word pair instances (dense keys row_pos * V + c)."""
-    V = len(st.vocab)
-    W = st.rows[K // V]
-    scores, word_tot = {}, {}
-    for name, (h_dense, g) in values.items():
-        val = X * (h_dense[K] + g[W])
-        scores[name] = np.bincount(D, weights=val, minlength=n_docs)
-        word_tot[name] = np.bincount(W, weights=val, minlength=V)
-    return scores, word_tot
-
-
 def _without_instances(first: dict) -> dict:
     """What the client needs of a shard's first pass (the instances stay on the worker)."""
     return {k: v for k, v in first.items() if k != "instances"}
@@ -183,16 +137,6 @@ def _score_shard(first: dict, shard: Corpus, st: _Setup, values: dict, keys) -> 
     if "instances" in first:
         return _score_instances(*first["instances"], len(first["doc_ids"]), st, values)
     return _pass_2(shard, st, values, keys)
-
-
-def _score_spill(spill: _Spill, n_docs: int, st: _Setup, values: dict) -> tuple[dict, dict]:
-    """Scores from the spilled instances, a chunk at a time (the same sums as ``_score_instances``)."""
-    scores, word_tot = None, None
-    for K, X, D in spill.chunks():
-        sc, wt = _score_instances(K, X, D, n_docs, st, values)
-        scores = sc if scores is None else {n: scores[n] + sc[n] for n in sc}
-        word_tot = wt if word_tot is None else {n: word_tot[n] + wt[n] for n in wt}
-    return scores, word_tot
 
 
 def _pass_2(corpus: Corpus, st: _Setup, values: dict, keys: np.ndarray | None, progress=None,
@@ -215,12 +159,7 @@ def _pass_2(corpus: Corpus, st: _Setup, values: dict, keys: np.ndarray | None, p
             order = np.argsort(q, kind="stable")   # sorted queries: a cache-friendly search, ~10x faster
             pos = np.empty(len(q), dtype=np.int64)
             pos[order] = np.searchsorted(keys, q[order])
-            sc, wt = {}, {}
-            for name, (h, g) in values.items():
-                val = x * (h[pos] + g[w])
-                sc[name] = np.bincount(d, weights=val, minlength=n)
-                wt[name] = np.bincount(w, weights=val, minlength=V)
-            return sc, wt
+            return _pair_sums(values, pos, w, x, d, n, V)
 
     parts = {name: [] for name in values}
     word_tot = {name: np.zeros(V) for name in values}
@@ -240,6 +179,41 @@ def _pass_2(corpus: Corpus, st: _Setup, values: dict, keys: np.ndarray | None, p
     return {n: np.concatenate(p) if p else np.zeros(0) for n, p in parts.items()}, word_tot
 
 
+@dataclass(frozen=True)
+class _FirstPass:
+    """What the first pass left, and where: each shard's results (one, without Dask), the spill file of a large
+    corpus's instances and, on Dask, the client, the shards and the futures of the setup and of each shard's
+    first pass (the instances stay on the workers)."""
+    firsts: list
+    spill: _Spill | None = None
+    client: object = None
+    shards: list = field(default_factory=list)
+    futures: tuple | None = None       # (setup, [each shard's first pass]) on Dask
+
+    @property
+    def doc_ids(self) -> list[str]:
+        return [i for f in self.firsts for i in f["doc_ids"]]
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """Each shard's first document among all of them (and, last, their number)."""
+        return np.cumsum([0] + [len(f["doc_ids"]) for f in self.firsts])
+
+    def doc_words(self, V: int) -> DocWords:
+        held = [(f["held"] // V + off, f["held"] % V) for f, off in zip(self.firsts, self.offsets)]
+        return DocWords(np.concatenate([h[0] for h in held]), np.concatenate([h[1] for h in held]))
+
+
+@dataclass(frozen=True)
+class _Fit:
+    """The objective over the corpus's pairs and the test words' curvature: what the solves, the group
+    predictors and the stability basis read."""
+    objective: object
+    blocks: dict                # test word -> its Hessian block
+    mus: dict                   # test -> the mean curvature of its own words' blocks
+    nz: np.ndarray | None       # block / gradient-dot: the non-zero cells of the dense (test rows x V) weights
+
+
 def score_documents(model, corpus: Corpus, targets: list[BiasTarget],
                     config: EstimatorConfig = EstimatorConfig(), progress=None, dtype=torch.float64,
                     device: str = "cpu", batch_size: int = 2000, client=None) -> ScoreResult:
@@ -251,37 +225,34 @@ def score_documents(model, corpus: Corpus, targets: list[BiasTarget],
     from ..models.base import family_of
 
     t0 = time.perf_counter()
-    timings: dict[str, float] = {}
-    V = len(model.vocab)
     rows = np.unique(np.concatenate([t.rows for t in targets]))
-    enumerator = family_of(model).objective(model)
-    st = _Setup(enumerator, rows, config.solve == "iterative", batch_size)
-    shards = corpus.shards() if client is not None else [corpus]
+    st = _Setup(family_of(model).objective(model), rows, config.solve == "iterative", batch_size)
     if client is not None:
+        shards = corpus.shards()
         st_f = client.scatter(st, broadcast=True)
         # block / gradient-dot: each worker keeps its shard's test-word instances (up to the cap) where it read
         # them, and later scores that shard from them: the text is read once, and only small arrays travel
         shard_f = client.map(_pass_1, shards, st=st_f, keep_instances=not st.full, pure=False)
         firsts = client.gather(client.map(_without_instances, shard_f, pure=False))
-        st_f = (st_f, shard_f)
+        read = _FirstPass(firsts, firsts[0].get("spill"), client, shards, (st_f, shard_f))
     else:
         firsts = [_pass_1(corpus, st, keep_instances=not st.full, progress=progress, spill=True)]
-    spill = firsts[0].get("spill")
+        read = _FirstPass(firsts, firsts[0].get("spill"))
     try:
-        return _solve_and_score(model, corpus, targets, config, progress, dtype, device, client, t0, timings, V,
-                                rows, enumerator, st, shards, firsts, spill, st_f if client is not None else None)
+        return _solve_and_score(model, corpus, targets, config, st, read, progress, dtype, device, t0)
     finally:
-        if spill is not None:
-            spill.close()
+        if read.spill is not None:
+            read.spill.close()
 
 
-def _solve_and_score(model, corpus, targets, config, progress, dtype, device, client, t0, timings, V, rows,
-                     enumerator, st, shards, firsts, spill, st_f) -> ScoreResult:
-    doc_ids = [i for f in firsts for i in f["doc_ids"]]
+def _solve_and_score(model, corpus: Corpus, targets: list[BiasTarget], config: EstimatorConfig, st: _Setup,
+                     read: _FirstPass, progress, dtype, device: str, t0: float) -> ScoreResult:
+    """``score_documents`` after its first pass: the statistics, one solve per test, every document's scores,
+    and the group predictor and stability basis the estimator provides."""
+    V = len(model.vocab)
+    timings: dict[str, float] = {}
+    doc_ids, doc_words = read.doc_ids, read.doc_words(V)
     n_docs = len(doc_ids)
-    offsets = np.cumsum([0] + [len(f["doc_ids"]) for f in firsts])
-    held = [(f["held"] // V + off, f["held"] % V) for f, off in zip(firsts, offsets)]
-    doc_words = DocWords(np.concatenate([h[0] for h in held]), np.concatenate([h[1] for h in held]))
     timings["pass_1"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
@@ -289,16 +260,48 @@ def _solve_and_score(model, corpus, targets, config, progress, dtype, device, cl
     phase = "solving" if not st.full else "curvature"
     if progress:
         progress(phase, 0, len(targets) if not st.full else 1)
+    fit = _fit(model, corpus, targets, config, st, read.firsts, doc_words, dtype, device)
+    timings["statistics"] = time.perf_counter() - t1
+    if progress and st.full:
+        progress(phase, 1, 1)
+
+    t2 = time.perf_counter()
+    values, infos, biases = _solve(fit, targets, config, st, V, progress)
+    timings["solve"] = time.perf_counter() - t2
+
+    t3 = time.perf_counter()
+    scores, word_tot = _second_pass(corpus, st, read, fit.objective, values, n_docs, progress)
+    timings["scoring"] = time.perf_counter() - t3
+    timings["total"] = time.perf_counter() - t0
+    contributions = {}
+    for t in targets:
+        wt = word_tot[t.name]
+        own = set(t.rows.tolist())
+        contributions[t.name] = {model.vocab.index_to_key[i]: float(wt[i]) for i in st.rows if i in own}
+        if st.full:
+            contributions[t.name]["(other words, through output vectors)"] = float(wt.sum() - wt[t.rows].sum())
+    kept = None if read.client is not None or st.full else read.firsts[0].get("instances")
+    predictor = _predictor(model, corpus, targets, config, st, fit, kept)
+    basis = (_stability_basis(corpus, st, read, config, fit, kept, scores, progress)
+             if config.solve in ("blocks", "identity") else None)
+    return ScoreResult(doc_ids, scores, biases, contributions, doc_words, config, infos, timings, predictor=predictor,
+                       basis=basis)
+
+
+def _fit(model, corpus: Corpus, targets: list[BiasTarget], config: EstimatorConfig, st: _Setup, firsts: list,
+         doc_words: DocWords, dtype, device: str) -> _Fit:
+    """The family's objective over the first pass's pair sums, and the test words' curvature blocks."""
+    V, rows, nz = len(model.vocab), st.rows, None
     if st.full:
         keys, n = merge_pairs(np.concatenate([f["pairs"][0] for f in firsts]),
                               np.concatenate([f["pairs"][1] for f in firsts]))
-        objective = enumerator.objective(model, pairs=(keys // V, keys % V, n), dtype=dtype, device=device,
-                                         noise_top=config.noise_top, noise_tail=config.noise_tail, seed=config.seed)
+        objective = st.pairs.objective(model, pairs=(keys // V, keys % V, n), dtype=dtype, device=device,
+                                       noise_top=config.noise_top, noise_tail=config.noise_tail, seed=config.seed)
     else:
         n_dense = sum(f["n_dense"] for f in firsts)
         nz = np.flatnonzero(n_dense)
-        objective = enumerator.objective(model, pairs=(rows[nz // V], nz % V, n_dense[nz]), dtype=dtype,
-                                         device=device)
+        objective = st.pairs.objective(model, pairs=(rows[nz // V], nz % V, n_dense[nz]), dtype=dtype,
+                                       device=device)
     if not doc_words:
         raise CorpusError(f"corpus {corpus.name!r}: no document contains a test word; nothing to score")
     _, blocks = mean_curvature(objective, rows)
@@ -306,80 +309,90 @@ def _solve_and_score(model, corpus, targets, config, progress, dtype, device, cl
     mus = {t.name: own_curvature(blocks, t.rows, objective.dim) for t in targets}
     if not all(mu > 0 for mu in mus.values()):
         raise CorpusError(f"corpus {corpus.name!r}: the test words occur in no training pair; nothing to score")
-    timings["statistics"] = time.perf_counter() - t1
-    if progress and st.full:
-        progress(phase, 1, 1)
+    return _Fit(objective, blocks, mus, nz)
 
-    t2 = time.perf_counter()
+
+def _solve(fit: _Fit, targets: list[BiasTarget], config: EstimatorConfig, st: _Setup, V: int,
+           progress) -> tuple[dict, dict, dict]:
+    """One solve per test: its direction's pair values (h, g) (h dense over test rows x V for block and
+    gradient-dot, else aligned with the objective's keys), the solver's report, the test's value."""
     solver = SOLVERS[config.name]
-    values, infos, biases, contributions = {}, {}, {}, {}
+    objective = fit.objective
+    values, infos, biases = {}, {}, {}
     for tgt in targets:
         g = tgt.gradient(objective.U)
         kw = {"progress": progress} if st.full else {}
-        vU, vC, info = solver(objective, g, np.unique(tgt.rows), config, blocks, mus[tgt.name], **kw)
+        vU, vC, info = solver(objective, g, np.unique(tgt.rows), config, fit.blocks, fit.mus[tgt.name], **kw)
         infos[tgt.name] = info
         biases[tgt.name] = tgt.value(objective.U)
         h, gw = objective.pair_values(vU, vC)
         if not st.full:
-            h_dense = np.zeros(len(rows) * V)
-            h_dense[nz] = h
+            h_dense = np.zeros(len(st.rows) * V)
+            h_dense[fit.nz] = h
             h = h_dense
         values[tgt.name] = (h, gw)
         if progress and not st.full:
-            progress(phase, len(values), len(targets))
-    timings["solve"] = time.perf_counter() - t2
+            progress("solving", len(values), len(targets))
+    return values, infos, biases
 
-    t3 = time.perf_counter()
-    own_count = client is not None or spill is not None or not (st.full or "instances" not in firsts[0])
+
+def _second_pass(corpus: Corpus, st: _Setup, read: _FirstPass, objective, values: dict, n_docs: int,
+                 progress) -> tuple[dict, dict]:
+    """Every document's scores and each word's share of them, per test: from the instances the first pass kept
+    (in memory, in the spill file, on the Dask workers), else by a second pass over the corpus."""
+    own_count = read.client is not None or read.spill is not None or not (st.full or "instances" not in read.firsts[0])
     if progress and own_count:         # _pass_2 reports its own count
         progress("scoring documents", 0, n_docs)
-    if client is not None:
+    if read.client is not None:
+        client, (st_f, shard_f) = read.client, read.futures
         vals_f = client.scatter(values, broadcast=True)
         keys_f = client.scatter(objective.keys if st.full else None, broadcast=True)
-        st_f, shard_f = st_f
-        seconds = client.gather(client.map(_score_shard, shard_f, shards, st=st_f, values=vals_f, keys=keys_f,
+        seconds = client.gather(client.map(_score_shard, shard_f, read.shards, st=st_f, values=vals_f, keys=keys_f,
                                            pure=False))
-    elif spill is not None:
-        seconds = [_score_spill(spill, n_docs, st, values)]
-    elif st.full or "instances" not in firsts[0]:
+    elif read.spill is not None:
+        seconds = [_score_spill(read.spill, n_docs, st, values)]
+    elif st.full or "instances" not in read.firsts[0]:
         seconds = [_pass_2(corpus, st, values, objective.keys if st.full else None, progress, n_docs)]
     else:
-        seconds = [_score_instances(*firsts[0]["instances"], n_docs, st, values)]
-    scores = {t.name: np.concatenate([sc[t.name] for sc, _ in seconds]) for t in targets}
-    word_tot = {t.name: sum(wt[t.name] for _, wt in seconds) for t in targets}
+        seconds = [_score_instances(*read.firsts[0]["instances"], n_docs, st, values)]
+    scores = {name: np.concatenate([sc[name] for sc, _ in seconds]) for name in values}
+    word_tot = {name: sum(wt[name] for _, wt in seconds) for name in values}
     if any(len(v) != n_docs for v in scores.values()):
         raise CorpusError(f"corpus {corpus.name!r} changed between the two passes over it")
     if progress and own_count:
         progress("scoring documents", n_docs, n_docs)
-    timings["scoring"] = time.perf_counter() - t3
-    timings["total"] = time.perf_counter() - t0
-    for t in targets:
-        wt = word_tot[t.name]
-        own = set(t.rows.tolist())
-        contributions[t.name] = {model.vocab.index_to_key[i]: float(wt[i]) for i in rows if i in own}
-        if st.full:
-            contributions[t.name]["(other words, through output vectors)"] = float(wt.sum() - wt[t.rows].sum())
-    predictor = None
-    kept = None if client is not None or st.full else firsts[0].get("instances")
+    return scores, word_tot
+
+
+def _predictor(model, corpus: Corpus, targets: list[BiasTarget], config: EstimatorConfig, st: _Setup, fit: _Fit,
+               kept):
+    """The group predictor the estimator declares for pair objectives (``kept``: the instances in memory), or
+    None."""
     if "pairs" in config.group_predictions and config.solve == "blocks":
-        predictor = PairBlockPredictor(objective, enumerator, rows, blocks,
-                                       {n: config.damping * mu for n, mu in mus.items()}, targets, corpus, kept,
-                                       anchor=config.anchor)
-    elif "pairs" in config.group_predictions:        # cg, lissa: the same solve over the edited objective
-        predictor = PairSolvePredictor(model, objective, enumerator, rows, config, blocks, mus, targets, corpus)
-    basis = None
-    if config.solve in ("blocks", "identity"):     # per-word directions: a basis of document-word gradients
-        if progress:
-            progress("stability basis", 0, 1)
-        remote = (client, shard_f, offsets) if client is not None else None
-        d_rows, w_rows, G = _basis_gradients(objective, rows, V, _basis_instances(corpus, st, kept, scores, n_docs,
-                                                                                 spill, remote))
-        basis = DocWordBasis(d_rows, w_rows, G, n_docs, objective.U, _word_solver(config, blocks, mus, objective),
-                             candidates={name: _candidates(s) for name, s in scores.items()})
-        if progress:
-            progress("stability basis", 1, 1)
-    return ScoreResult(doc_ids, scores, biases, contributions, doc_words, config, infos, timings, predictor=predictor,
-                       basis=basis)
+        return PairBlockPredictor(fit.objective, st.pairs, st.rows, fit.blocks,
+                                  {n: config.damping * mu for n, mu in fit.mus.items()}, targets, corpus, kept,
+                                  anchor=config.anchor)
+    if "pairs" in config.group_predictions:        # cg, lissa: the same solve over the edited objective
+        return PairSolvePredictor(model, fit.objective, st.pairs, st.rows, config, fit.blocks, fit.mus, targets,
+                                  corpus)
+    return None
+
+
+def _stability_basis(corpus: Corpus, st: _Setup, read: _FirstPass, config: EstimatorConfig, fit: _Fit, kept,
+                     scores: dict, progress) -> DocWordBasis:
+    """Per-word directions (block, gradient-dot): the basis of document-word gradients stability resamples."""
+    if progress:
+        progress("stability basis", 0, 1)
+    V, n_docs = len(st.vocab), len(next(iter(scores.values())))
+    remote = (read.client, read.futures[1], read.offsets) if read.client is not None else None
+    d_rows, w_rows, G = _basis_gradients(fit.objective, st.rows, V, _basis_instances(corpus, st, kept, scores, n_docs,
+                                                                                    read.spill, remote))
+    basis = DocWordBasis(d_rows, w_rows, G, n_docs, fit.objective.U, _word_solver(config, fit.blocks, fit.mus,
+                                                                                   fit.objective),
+                         candidates={name: _candidates(s) for name, s in scores.items()})
+    if progress:
+        progress("stability basis", 1, 1)
+    return basis
 
 
 def _shard_candidates(first: dict, off: int, cand: np.ndarray):
