@@ -1,7 +1,8 @@
 """Acceptance check (not a timed test): audit the fine-tuning documents of a user's transformer checkpoint, for
 GPT-2 (Conv1D layers, tracked as nn.Linear) and GPT-NeoX, and check the ranking by fine-tuning again without them.
 
-    python scripts/finetune_check.py [--archs gpt2,gpt_neox] [--seeds 3] [--k 20] [--epochs 10] [--out DIR]
+    python scripts/finetune_check.py [--archs gpt2,gpt_neox] [--seeds 3] [--k 20] [--epochs N] [--lm-config S]
+                                     [--estimator ekfac] [--ensemble N] [--out DIR]
 
 For each architecture: a small checkpoint with a byte-level BPE tokenizer (trained on GCIDE entries and the
 fine-tuning texts) is pretrained on 2,000 GCIDE entries, saved as a local HF checkpoint, then
@@ -45,7 +46,10 @@ def main() -> None:
     ap.add_argument("--archs", default="gpt2,gpt_neox")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--k", default="20")
-    ap.add_argument("--epochs", type=int, default=10, help="fine-tuning epochs")
+    ap.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs (default: the audited phase's, 2)")
+    ap.add_argument("--lm-config", default=None, help="LMConfig settings of the fine-tune (default: the smooth "
+                    "audited phase, --model lm's default; before it was the default, this check ran "
+                    "'batch_size=16' with --epochs 10)")
     ap.add_argument("--pretrain-epochs", type=int, default=5)
     ap.add_argument("--estimator", default="ekfac", help="the ranking's estimator (magic: exact metagradients)")
     ap.add_argument("--ensemble", type=int, default=1, help="rank by the mean over this many seeds' fine-tunes "
@@ -68,8 +72,8 @@ def main() -> None:
             ck = pretrained_checkpoint(arch, out, [d.text for d in corpus], a.pretrain_epochs)
         cmd = [sys.executable, "-m", "biasaudit", "experiment", "--model", "lm", "--checkpoint", str(ck),
                "--finetune", "-c", str(f), "-t", str(out / "test.json"), "--templates", str(out / "templates.txt"),
-               "--k", a.k, "--seeds", str(a.seeds), "--epochs", str(a.epochs), "--lm-config", "batch_size=16",
-               "--conditions", "baseline,remove-top,remove-random,remove-ids", "--remove-ids",
+               "--k", a.k, "--seeds", str(a.seeds), *(["--epochs", str(a.epochs)] if a.epochs else []),
+               *(["--lm-config", a.lm_config] if a.lm_config else []), "--conditions", "baseline,remove-top,remove-random,remove-ids", "--remove-ids",
                str(out / "planted-ids.txt"), "--scheduler", "none", "--estimator", a.estimator,
                "--out", str(out / f"{arch}-experiment")]
         if a.ensemble > 1:
