@@ -333,7 +333,8 @@ def check_estimators(estimators, family, config=None) -> None:
                 raise ConfigError(why)
             continue
         fits = [f for f in FAMILIES.values() if est.fits(f)]
-        vectors = len(fits) > 1 and all(f.word_vectors for f in fits)
+        # "embeddings" only to a family that is not one (said to a word-vector family without a loss, it misleads)
+        vectors = len(fits) > 1 and all(f.word_vectors for f in fits) and not family.word_vectors
         takes = human_list(estimators_for(family))
 
         def whom(form: str) -> str:

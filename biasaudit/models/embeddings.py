@@ -2,18 +2,22 @@
 matrix of word vectors, so the measures, the WEAT statistics and the retraining measurements are the same for all.
 
 A model of these families has ``vocab`` (or at least ``key_to_index``/``index_to_key``) and ``vectors`` (V, dim),
-the embedding the tests read.
+the embedding the tests read; the models trained here share ``WordVectorModel`` (their word index, short repr and
+saved folder).
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from ..measures.embedding import measure, value_on_vectors, values_on_vectors
 from ..measures.targets import measure_target
+from ..vocab import TOKENIZER
 from ..wordsets import BiasTest
-from .folder import is_model_dir, model_field
+from .base import model_repr
+from .folder import is_model_dir, model_field, write_model_folder
 
 
 def evaluate_vectors(words, vectors: np.ndarray, tests: list[BiasTest], heldout: dict[str, BiasTest],
@@ -31,6 +35,34 @@ def evaluate_vectors(words, vectors: np.ndarray, tests: list[BiasTest], heldout:
     if with_quality:
         out["quality"] = quality(words, vectors)
     return out
+
+
+class WordVectorModel:
+    """What the word-vector models trained here share: a frozen dataclass with ``vocab``, ``config``, ``corpus``
+    and ``meta`` and a ``family`` ClassVar, declared with ``repr=False`` (a dataclass's own repr would replace this
+    short one)."""
+
+    def __repr__(self) -> str:
+        return model_repr(self)
+
+    @property
+    def index_to_key(self):
+        return self.vocab.index_to_key
+
+    @property
+    def key_to_index(self):
+        return self.vocab.key_to_index
+
+    def write_folder(self, folder: str | Path, arrays: dict, format_version: int, keep_existing: bool = False,
+                     **fields) -> Path:
+        """Write the model folder atomically (``biasaudit.models.folder``): ``arrays`` and config.json (format,
+        family, config, vocabulary, ``fields``, corpus, meta)."""
+        return write_model_folder(
+            folder, arrays, self.vocab,
+            {"format_version": format_version, "model": self.family, "config": self.config.to_dict(),
+             "vocab": {"size": len(self.vocab), "min_count": self.vocab.min_count,
+                       "tokenizer": self.corpus.get("tokenizer", TOKENIZER)},
+             **fields, "corpus": self.corpus, "meta": self.meta}, keep_existing=keep_existing)
 
 
 class EmbeddingFamily:

@@ -31,8 +31,8 @@ from ..errors import ArtifactError, ConfigError, CorpusError
 from ..vocab import TOKENIZER, Vocab, training_vocab
 from .base import (Config, Progress, find_replay, register, replay_refusal_of, resolve_device, setting,
                    versions)
-from .embeddings import EmbeddingFamily
-from .folder import read_model_folder, write_model_folder
+from .embeddings import EmbeddingFamily, WordVectorModel
+from .folder import read_model_folder
 
 FORMAT_VERSION = 1
 EMBEDDINGS = ("w", "w+c")
@@ -148,8 +148,8 @@ class GloVeObjective:
 
 
 # ------------------------------------------------------------------ model
-@dataclass(frozen=True)
-class GloVeModel:
+@dataclass(frozen=True, repr=False)
+class GloVeModel(WordVectorModel):
     family: ClassVar[str] = "glove"
     vocab: Vocab
     W: np.ndarray            # (V, dim) word vectors
@@ -160,32 +160,16 @@ class GloVeModel:
     corpus: dict = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
 
-    def __repr__(self) -> str:
-        from .base import model_repr
-        return model_repr(self)
-
     @property
     def vectors(self) -> np.ndarray:
         """The embedding the bias tests read (config.embedding)."""
         return self.W if self.config.embedding == "w" else self.W + self.C
 
-    @property
-    def index_to_key(self):
-        return self.vocab.index_to_key
-
-    @property
-    def key_to_index(self):
-        return self.vocab.key_to_index
-
     def save(self, folder: str | Path, keep_existing: bool = False) -> Path:
         """Write the model folder atomically (see ``biasaudit.models.folder``)."""
-        return write_model_folder(
-            folder, {"W": self.W, "C": self.C, "b": self.b, "bc": self.bc}, self.vocab,
-            {"format_version": FORMAT_VERSION, "model": "glove", "config": self.config.to_dict(),
-             "vocab": {"size": len(self.vocab), "min_count": self.vocab.min_count,
-                       "tokenizer": self.corpus.get("tokenizer", TOKENIZER)},
-             "embedding": {"w": "word vectors W", "w+c": "W + context vectors W~"}[self.config.embedding],
-             "corpus": self.corpus, "meta": self.meta}, keep_existing=keep_existing)
+        return self.write_folder(folder, {"W": self.W, "C": self.C, "b": self.b, "bc": self.bc}, FORMAT_VERSION,
+                                 keep_existing, embedding={"w": "word vectors W", "w+c": "W + context vectors W~"}[
+                                     self.config.embedding])
 
     @classmethod
     def load(cls, folder: str | Path) -> "GloVeModel":

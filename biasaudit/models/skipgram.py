@@ -20,8 +20,8 @@ from ..corpus import Corpus, MemoryCorpus
 from ..errors import ArtifactError, ConfigError, CorpusError
 from ..vocab import MAX_CHUNK, TOKENIZER, TokenStream, Vocab
 from .base import REPLAYS, Config, Progress, find_replay, register, replay_refusal_of, setting, versions
-from .embeddings import EmbeddingFamily
-from .folder import read_model_folder, write_model_folder
+from .embeddings import EmbeddingFamily, WordVectorModel
+from .folder import read_model_folder
 
 FORMAT_VERSION = 1
 BACKENDS = ("gensim", "torch")
@@ -60,8 +60,8 @@ class SkipGramConfig(Config):
         self._seed()
 
 
-@dataclass(frozen=True)
-class SkipGramModel:
+@dataclass(frozen=True, repr=False)
+class SkipGramModel(WordVectorModel):
     """A trained skip-gram model. ``vectors`` (input vectors) is the embedding the bias tests read."""
     family: ClassVar[str] = "skipgram"
     vocab: Vocab
@@ -71,27 +71,10 @@ class SkipGramModel:
     corpus: dict = field(default_factory=dict)   # name, hash, n_documents
     meta: dict = field(default_factory=dict)     # train_seconds, versions
 
-    def __repr__(self) -> str:
-        from .base import model_repr
-        return model_repr(self)
-
-    @property
-    def index_to_key(self):
-        return self.vocab.index_to_key
-
-    @property
-    def key_to_index(self):
-        return self.vocab.key_to_index
-
     def save(self, folder: str | Path, keep_existing: bool = False) -> Path:
         """Write the model folder atomically (see ``biasaudit.models.folder``)."""
-        return write_model_folder(
-            folder, {"input": self.vectors, "output": self.output_vectors}, self.vocab,
-            {"format_version": FORMAT_VERSION, "model": "skipgram", "config": self.config.to_dict(),
-             "vocab": {"size": len(self.vocab), "min_count": self.vocab.min_count,
-                       "tokenizer": self.corpus.get("tokenizer", TOKENIZER)},
-             "embedding": "input vectors (gensim wv.vectors)", "corpus": self.corpus, "meta": self.meta},
-            keep_existing=keep_existing)
+        return self.write_folder(folder, {"input": self.vectors, "output": self.output_vectors}, FORMAT_VERSION,
+                                 keep_existing, embedding="input vectors (gensim wv.vectors)")
 
     @classmethod
     def load(cls, folder: str | Path) -> "SkipGramModel":
