@@ -410,10 +410,10 @@ FLOOR = "lexical (floor)"
 def lexical_floor(spec, base_model, corpus, targets, lds_edits) -> dict:
     """The lexical estimator's scores (no model enters; milliseconds), for the LDS rows beside the estimators asked
     for: the floor each has to beat, in every leaderboard with LDS. Empty without LDS or when lexical was asked."""
-    if not lds_edits or any(e.name == "lexical" for e in spec.estimators):
+    from ..influence.estimators import LexicalConfig
+    if not lds_edits or any(isinstance(e, LexicalConfig) for e in spec.estimators):
         return {}
-    from ..influence.estimators import parse_estimators
-    r, _ = rank(base_model, corpus, targets, parse_estimators("lexical")[0], [], [], spec.ranking_seeds)
+    r, _ = rank(base_model, corpus, targets, LexicalConfig(), [], [], spec.ranking_seeds)
     return {FLOOR: {t.name: r.delta_bias_if_removed[t.name] for t in targets}}
 
 
