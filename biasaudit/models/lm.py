@@ -36,7 +36,8 @@ from ..io import MAX_RECORD_BYTES, MAX_RESULT_BYTES, open_regular, public_mode, 
 from ..vocab import TOKENIZER
 from .base import Config, Progress, resolve_device, setting, versions
 from .checkpoint import check_checkpoint, check_loading_info, fault_line, is_panic
-from .lm_steps import collate, step_backward, token_losses, weighted_batch_loss  # noqa: F401
+from .lm_steps import (Examples, collate, make_examples, step_backward, token_losses,  # noqa: F401
+                       weighted_batch_loss)
 from .lm_optim import (ADAM_BETAS, RootAdam, Schedule, adam_root_update, dropout_active, length_batches,  # noqa: F401
                        make_optimizer, replayable_attention, run_batches, step_seed)
 from .lm_tokenizers import (BOS, EOS, PAD, SPECIALS, UNK, HFEncoder, WordEncoder, doc_word_index,  # noqa: F401
@@ -116,40 +117,6 @@ class LMConfig(Config):
             if d[k] == default:
                 del d[k]
         return d
-
-
-# ------------------------------------------------------------------ examples
-@dataclass
-class Examples:
-    """Training examples: token ids (each starting with <bos> where the tokenizer has one) and their document."""
-    ids: list[np.ndarray]
-    doc: np.ndarray            # (n_examples,) index of the example's document in ``doc_ids``
-    doc_ids: list[str]
-
-    @property
-    def n_tokens(self) -> int:
-        """Next-token predictions (the loss terms): all tokens but each example's first."""
-        return int(sum(len(x) - 1 for x in self.ids))
-
-
-def make_examples(corpus: Corpus, encoder, max_len: int) -> Examples:
-    ids, doc, doc_ids = [], [], []
-    piece = max_len - (1 if encoder.bos_id is not None else 0)
-    for d_index, d in enumerate(corpus):
-        doc_ids.append(d.id)
-        toks = encoder.encode(d.text)
-        if encoder.eos_id is not None:
-            toks = toks + [encoder.eos_id]
-        for s in range(0, len(toks), piece):
-            part = toks[s:s + piece]
-            if encoder.bos_id is not None:
-                part = [encoder.bos_id] + part
-            if len(part) >= 2:
-                ids.append(np.asarray(part, dtype=np.int64))
-                doc.append(d_index)
-    if not ids:
-        raise CorpusError(f"corpus {corpus.name!r}: no document has two tokens; nothing to train on")
-    return Examples(ids, np.asarray(doc, dtype=np.int64), doc_ids)
 
 
 @dataclass

@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
 import numpy as np
 import torch
 
-if TYPE_CHECKING:
-    from .lm import Examples, LMConfig
+from .lm_steps import Examples
 
 
 def length_batches(lengths: np.ndarray, batch_size: int, gen: torch.Generator | None) -> list[np.ndarray]:
@@ -45,7 +42,7 @@ class Schedule:
     warm: int
 
     @classmethod
-    def of(cls, config: LMConfig, n_examples: int) -> "Schedule":
+    def of(cls, config, n_examples: int) -> "Schedule":
         per_epoch = math.ceil(n_examples / config.batch_size)
         epochs = config.epochs if config.finetune else max(config.epochs, math.ceil(config.min_steps / per_epoch))
         n_steps = epochs * per_epoch
@@ -56,7 +53,7 @@ class Schedule:
         return min((s + 1) / self.warm, max(0.0, (self.n_steps - s) / max(1, self.n_steps - self.warm)))
 
 
-def run_batches(ex: Examples, config: LMConfig, schedule: Schedule):
+def run_batches(ex: Examples, config, schedule: Schedule):
     """Every step's example indices, in training order (a function of the seed and the examples alone)."""
     gen = torch.Generator().manual_seed(config.seed)
     lengths = np.array([len(x) for x in ex.ids])
@@ -115,7 +112,7 @@ class RootAdam(torch.optim.Optimizer):
                 st["exp_avg_sq"].copy_(v1)
 
 
-def make_optimizer(net, config: LMConfig, schedule: Schedule):
+def make_optimizer(net, config, schedule: Schedule):
     if config.eps_root > 0:
         opt = RootAdam(net.parameters(), lr=config.learning_rate, eps_root=config.eps_root,
                        weight_decay=config.weight_decay)
@@ -124,7 +121,7 @@ def make_optimizer(net, config: LMConfig, schedule: Schedule):
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, schedule.factor)
 
 
-def dropout_active(config: LMConfig) -> bool:
+def dropout_active(config) -> bool:
     """Whether training steps run the network in train mode (dropout drawn) or with dropout off (eval mode)."""
     return bool(config.dropout)
 

@@ -1,4 +1,5 @@
-"""One training step of a language model: its batch (right-padded), the per-example summed token losses, the
+"""A language model's training examples (a document's tokens cut into pieces, each knowing its document) and one
+training step: its batch (right-padded), the per-example summed token losses, the
 step's weighted loss, and its gradients, accumulated over pieces of the batch where ``LMConfig.micro_batch`` asks
 (the loss is divided by the whole batch's token count, so the pieces' gradients add up to the batch's: a batch of
 128 examples fits the memory of 16). Training, the replay and the reverse pass of ``--estimator magic`` all take
@@ -6,13 +7,46 @@ their steps from here.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-if TYPE_CHECKING:
-    from .lm import Examples
+from ..corpus import Corpus
+from ..errors import CorpusError
+
+
+@dataclass
+class Examples:
+    """Training examples: token ids (each starting with <bos> where the tokenizer has one) and their document."""
+    ids: list[np.ndarray]
+    doc: np.ndarray            # (n_examples,) index of the example's document in ``doc_ids``
+    doc_ids: list[str]
+
+    @property
+    def n_tokens(self) -> int:
+        """Next-token predictions (the loss terms): all tokens but each example's first."""
+        return int(sum(len(x) - 1 for x in self.ids))
+
+
+def make_examples(corpus: Corpus, encoder, max_len: int) -> Examples:
+    ids, doc, doc_ids = [], [], []
+    piece = max_len - (1 if encoder.bos_id is not None else 0)
+    for d_index, d in enumerate(corpus):
+        doc_ids.append(d.id)
+        toks = encoder.encode(d.text)
+        if encoder.eos_id is not None:
+            toks = toks + [encoder.eos_id]
+        for s in range(0, len(toks), piece):
+            part = toks[s:s + piece]
+            if encoder.bos_id is not None:
+                part = [encoder.bos_id] + part
+            if len(part) >= 2:
+                ids.append(np.asarray(part, dtype=np.int64))
+                doc.append(d_index)
+    if not ids:
+        raise CorpusError(f"corpus {corpus.name!r}: no document has two tokens; nothing to train on")
+    return Examples(ids, np.asarray(doc, dtype=np.int64), doc_ids)
 
 
 def collate(seqs: list[np.ndarray], pad_id: int) -> dict:
@@ -40,7 +74,7 @@ def token_losses(net, batch: dict) -> torch.Tensor:
 # ------------------------------------------------------------------ the model
 
 
-def weighted_batch_loss(net, ex: "Examples", idx: np.ndarray, pad: int, dev, example_weight=None,
+def weighted_batch_loss(net, ex: Examples, idx: np.ndarray, pad: int, dev, example_weight=None,
                         tokens: int | None = None):
     """The step's loss: the weighted sum of the batch's per-example summed token losses over its token count
     (weights 1: the mean next-token loss; ``tokens``: another divisor, the whole batch's for a piece of it).
@@ -60,12 +94,12 @@ def pieces(idx: np.ndarray, micro_batch: int) -> list[np.ndarray]:
     return [idx[s:s + micro_batch] for s in range(0, len(idx), micro_batch)]
 
 
-def batch_tokens(ex: "Examples", idx: np.ndarray) -> int:
+def batch_tokens(ex: Examples, idx: np.ndarray) -> int:
     """The batch's next-token predictions (each example's tokens but its first): the step loss's divisor."""
     return int(sum(len(ex.ids[i]) - 1 for i in idx))
 
 
-def step_backward(net, ex: "Examples", idx: np.ndarray, pad: int, dev, example_weight=None,
+def step_backward(net, ex: Examples, idx: np.ndarray, pad: int, dev, example_weight=None,
                   micro_batch: int = 0) -> tuple[torch.Tensor, int]:
     """``backward()`` of the step's loss into the network's ``.grad``: in one piece (``micro_batch`` 0, the
     batch's loss as ``weighted_batch_loss`` gives it), or piece by piece, each divided by the whole batch's token
