@@ -137,6 +137,11 @@ def test_lissa_ranks_like_exact(tiny):
                                                                     lissa_repeats=10, lissa_batch=1024))
     s_exact, s_lissa = exact.delta_bias_if_removed["planted"], lissa.delta_bias_if_removed["planted"]
     assert spearmanr(s_exact, s_lissa).correlation >= 0.9
+    # a group's re-measured prediction is one exact CG solve whichever solver scored: lissa's equals cg's (it
+    # raised a ConfigError before: the predictor built its CG config by renaming lissa's)
+    req = [("planted", np.argsort(s_exact)[:10], 0)]
+    # (to cg's default tolerance, relative residual 1e-3; the exact run solved to 1e-10)
+    assert lissa.predictor.predict(req) == pytest.approx(exact.predictor.predict(req), rel=5e-3)
 
 
 def test_scores_are_invariant_to_batching_and_order(tiny):

@@ -197,13 +197,17 @@ class PairSolvePredictor:
         self.corpus = corpus
 
     def predict(self, requests, progress=None):
-        from dataclasses import replace
+        from dataclasses import fields
 
         from ..batches import merge_pairs
         from .cg import solve_cg
+        from .estimators import CGConfig
 
         V = self.objective.V
-        cfg = replace(self.config, name="cg")
+        # the group's step is one exact CG solve, whichever solver scored: cg's config with the scorer's shared
+        # settings (damping, params, hessian, tol, ...; lissa's own are not cg's)
+        cfg = CGConfig(**{f.name: getattr(self.config, f.name) for f in fields(CGConfig)
+                          if hasattr(self.config, f.name)})
         out = []
         for name, docs, times, added in (_request(r) for r in requests):
             keys, vals = [], []
