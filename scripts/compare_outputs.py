@@ -24,6 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 STAMP = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d(:\d\d(\.\d+)?)?Z?( UTC)?")   # when a file was made
+SECONDS = re.compile(r"(took|in) [0-9][0-9.,]* (s|min)\b")     # how long a step took (the report's "scoring took 14.2 s")
 VOLATILE = {"seconds", "timings", "created", "wall_seconds", "started", "finished", "elapsed", "time", "path",
             "out", "folder", "biasaudit_commit", "updated", "out_dir"}
 
@@ -91,12 +92,12 @@ def compare(a: Path, b: Path) -> int:
             continue
         note = ""
         if rel.suffix in (".html", ".csv", ".txt"):     # the run's own folder named inside: not a difference
-            ta = STAMP.sub("TIME", fa.read_text(encoding="utf-8")).splitlines()
-            tb = STAMP.sub("TIME", fb.read_text(encoding="utf-8")).splitlines()
+            ta = SECONDS.sub(r"\1 N s", STAMP.sub("TIME", fa.read_text(encoding="utf-8"))).splitlines()
+            tb = SECONDS.sub(r"\1 N s", STAMP.sub("TIME", fb.read_text(encoding="utf-8"))).splitlines()
             lines = [f"line {i + 1}: {x.strip()[:70]!r} != {y.strip()[:70]!r}"
                      for i, (x, y) in enumerate(zip(ta, tb)) if x != y]
             if not lines and len(ta) == len(tb):
-                print(f"  {rel}: differs only in when it was made")
+                print(f"  {rel}: differs only in when it was made and how long it took")
                 continue
             note = f"{len(lines)} line(s): " + "; ".join(lines[:3]) if lines else "length"
         if rel.suffix in (".json", ".jsonl"):
