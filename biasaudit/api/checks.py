@@ -44,9 +44,10 @@ def check_device(device: str) -> None:
 
 def finetune_config(config, checkpoint: str | Path):
     """``config`` (a language model's) set to fine-tune the local checkpoint folder ``checkpoint``."""
+    from ..models.checkpoint import require_config_json
+
     checkpoint = Path(checkpoint)
-    if not (checkpoint / "config.json").is_file():
-        raise ConfigError(f"{checkpoint}: not a model folder (no config.json)")
+    require_config_json(checkpoint, ConfigError)
     return replace(config, finetune=str(checkpoint.resolve()))
 
 

@@ -40,6 +40,13 @@ IMPLEMENTATION_KEYS = {"attn_implementation": BUILTIN_ATTENTION, "_attn_implemen
                        "experts_implementation": BUILTIN_EXPERTS, "_experts_implementation": BUILTIN_EXPERTS}
 
 
+def require_config_json(folder: Path, error: type = ArtifactError) -> None:
+    """``error`` (one line naming the folder) unless ``folder`` holds a config.json: the first mark of a model
+    folder, an HF checkpoint's or one of this tool's."""
+    if not (Path(folder) / "config.json").is_file():
+        raise error(f"{folder}: not a model folder (no config.json)")
+
+
 def check_checkpoint(folder: Path) -> None:
     """Refuse a checkpoint folder whose configs name code or hub kernels, or whose tokenizer.json is too large,
     too deep or holds a regex that backtracks exponentially (one ArtifactError line naming the file)."""

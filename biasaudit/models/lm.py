@@ -35,7 +35,7 @@ from ..errors import ArtifactError, ConfigError, CorpusError
 from ..io import MAX_RECORD_BYTES, MAX_RESULT_BYTES, open_regular, public_mode, read_json, sha256_file, to_json
 from ..vocab import TOKENIZER
 from .base import Config, Progress, resolve_device, setting, versions
-from .checkpoint import check_checkpoint, check_loading_info, fault_line, is_panic
+from .checkpoint import check_checkpoint, check_loading_info, fault_line, is_panic, require_config_json
 from .lm_steps import (Examples, collate, make_examples, step_backward, token_losses,  # noqa: F401
                        weighted_batch_loss)
 from .lm_optim import (ADAM_BETAS, RootAdam, Schedule, adam_root_update, dropout_active, length_batches,  # noqa: F401
@@ -181,8 +181,7 @@ class LMModel:
 
         _quiet_transformers()
         folder = Path(folder)
-        if not (folder / "config.json").exists():
-            raise ArtifactError(f"{folder}: not a model folder (no config.json)")
+        require_config_json(folder)
         check_checkpoint(folder)      # no code, no hub kernels, a tokenizer.json tokenizers can read safely
         head = None
         if (folder / META_FILE).exists():
@@ -336,8 +335,8 @@ def _train_loop(net, encoder, corpus: Corpus, config: LMConfig, progress, dev, t
         torch.manual_seed(step_seed(config.seed, step))
         with replayable_attention():
             opt.zero_grad(set_to_none=True)
-            per_example, tokens = step_backward(net, ex, idx, pad, dev,
-                                                None if ex_w is None else ex_w[torch.as_tensor(idx)], config.micro_batch)
+            w = None if ex_w is None else ex_w[torch.as_tensor(idx)]
+            per_example, tokens = step_backward(net, ex, idx, pad, dev, w, config.micro_batch)
         opt.step()
         sched.step()
         step += 1
