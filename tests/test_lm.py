@@ -235,6 +235,9 @@ def test_cli_lm_score_weat_experiment_and_report(tmp_path):
     assert [t["name"] for t in summary["tests"]] == ["planted", "pairs"]
     assert summary["tests"][1]["weat"]["n_pairs"] == 2
     # the audited run's metasmoothness (a model trained here): measured, and the run's first note on the terminal
+    # the command that checks this ranking measures with the same templates file
+    assert f"--templates {tmp_path / 'tpl.txt'}" in summary["check_command"] and "--from-scratch" in summary[
+        "check_command"]
     ms = summary["metasmoothness"]
     assert len(ms["scores"]) == 2 and summary["notes"][0] == ms["note"]
     assert "note: metasmoothness" in " ".join(p.stderr.split())

@@ -209,7 +209,8 @@ def _measure_evidence(stats: dict, original, kept, spread, sets: list, warnings:
             "verdict": v["verdict"], "metric": stats["metric"], "label": stats.get("label")}
 
 
-def check_command(corpus, tests, model, estimator: EstimatorConfig, measure: str = "weat") -> str | None:
+def check_command(corpus, tests, model, estimator: EstimatorConfig, measure: str = "weat",
+                  templates=None) -> str | None:
     """The ``biasaudit experiment`` command that checks this ranking by retraining (same corpus, model settings
     and tests; the top 0.1% and 1% removed and upweighted against random removal over 3 seeds); None when the
     model was given in memory (no command line can name it)."""
@@ -258,6 +259,8 @@ def check_command(corpus, tests, model, estimator: EstimatorConfig, measure: str
             parts += ["--lm-config", ",".join(extra)]
     for t in tests or []:
         parts += ["--test", str(t) if isinstance(t, (str, Path)) else t.name]   # a BiasTest: its name
+    if getattr(templates, "source", None):       # templates read from a file: the same file again
+        parts += ["--templates", templates.source]
     if estimator.name != fam.default_estimator or estimator.to_dict()["damping"] != EstimatorConfig().damping:
         parts += ["--estimator", estimator.label]
     if measure != DEFAULT_MEASURE:

@@ -44,6 +44,11 @@ def bundled_templates() -> tuple[str, ...]:
     return tuple(data["templates"])
 
 
+class Templates(tuple):
+    """Templates read from a file, knowing which (``source``): a command line that measures again names it."""
+    source: str | None = None
+
+
 def load_templates(path: str | Path | None) -> tuple[str, ...]:
     """Templates from a file (a JSON list, or one per line; '#' lines are comments), else the bundled set."""
     if path is None:
@@ -60,7 +65,9 @@ def load_templates(path: str | Path | None) -> tuple[str, ...]:
         check_template(t)
     if not items:
         raise ConfigError(f"--templates: {path} holds no template")
-    return tuple(items)
+    out = Templates(items)
+    out.source = str(path)
+    return out
 
 
 def check_template(t) -> None:
