@@ -156,8 +156,6 @@ def train_seeds(corpus, config, n_seeds: int = 1, *, device: str = "cpu", cache:
     fam = family_of(config)
     with _phase(progress, "reading the corpus"):
         stats = corpus.scan()
-    if hasattr(fam, "prepare"):      # a language model's base is built once, then cached
-        fam.prepare(config, progress)
     if log and stats.n_empty:
         log(f"skipped {stats.n_empty} empty document(s) in {corpus.name}")
     if log and fam.unit == "tokens" and stats.n_documents > 20_000 and not str(device).startswith(("cuda", "auto")):

@@ -276,8 +276,11 @@ def train_or_load(corpus, config, cache: Path | None = None, progress: Progress 
                   device: str = "cpu", store: bool = True):
     """The cached model for (corpus hash, config), training and caching it if absent (``store=False``: trained
     but not cached, for ``train --out``, whose folder is then the only copy). Returns (model, cached).
-    The device is not part of the key: a model trained on a GPU is reused on the CPU."""
+    The device is not part of the key: a model trained on a GPU is reused on the CPU. A family's ``prepare`` runs
+    first, with ``progress``."""
     fam = family_of(config)
+    if hasattr(fam, "prepare"):      # what training starts from, built once (a language model's base), reported
+        fam.prepare(config, progress)
     folder = cache_folder(cache, fam.name, fam.cache_spec(corpus.hash, config))
     return train_or_load_cached(folder, lambda f: fam.load(f, device),
                                 lambda: fam.train(corpus, config, progress, device), store)
