@@ -40,6 +40,9 @@ def test_the_default_is_the_smooth_phase_on_the_base_built_once_and_from_scratch
     assert api.model_config("lm", from_scratch=True) == LMConfig()           # the old default, its cache keys too
     assert api.model_config("lm", lm_config="epochs=1").epochs == 1           # --lm-config overrides the recipe
     corpus, _ = _corpus()
+    from biasaudit.models.base import cached_train_seconds
+    # an experiment's plan asks the cache before any training: nothing cached, and no silent build of the base
+    assert cached_train_seconds(corpus, cfg, tiny_base) is None and not lm_base.base_path().exists()
     stages = []
     [model] = api.train_seeds(corpus, cfg, cache=tiny_base, progress=lambda s, d, t: stages.append((s, d, t)))
     built = [(d, t) for s, d, t in stages if s == "building the base LM (once, then cached)"]

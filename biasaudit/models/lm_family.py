@@ -151,10 +151,12 @@ class LMFamily:
                 "torch": torch.__version__, "transformers": transformers.__version__, "format": FORMAT_VERSION,
                 "run_record": RUN_RECORD}
         if config.finetune:
-            ensure_base(config)           # its weights' hash is the key
+            # its weights' hash is the key; the bundled base not built yet (train_or_load builds it first, with
+            # progress) has no weights, and no model trained from it can be cached: a key nothing matches
             spec["config"] = {**spec["config"], "finetune": None}    # the weights decide, not the path
             spec["tokenizer"] = "checkpoint"
-            spec["checkpoint_sha256"] = checkpoint_hash(config.finetune)
+            spec["checkpoint_sha256"] = (checkpoint_hash(config.finetune) if Path(config.finetune).is_dir()
+                                         else "not built")
         return spec
 
     def describe(self, config) -> str:
