@@ -99,3 +99,7 @@ def test_from_scratch_and_finetune_together_are_a_usage_error(tmp_path):
     p = run_cli("train", "--model", "lm", "--from-scratch", "--checkpoint", tmp_path, "--finetune", "-c", "gcide",
                 cache=tmp_path / "c", cwd=tmp_path)
     assert p.returncode == 2 and "--from-scratch" in p.stderr
+    for cmd in ("score", "weat"):       # without --finetune too: neither is dropped silently
+        p = run_cli(cmd, "--model", "lm", "--from-scratch", "--checkpoint", tmp_path, "-c", "gcide", "-t", "math-arts",
+                    cache=tmp_path / "c", cwd=tmp_path)
+        assert p.returncode == 2 and "--from-scratch" in p.stderr and "give one of them" in p.stderr, p

@@ -36,21 +36,28 @@ def _finetune_config(config, checkpoint: Optional[Path], finetune: bool, opts: "
     """The LM config that fine-tunes ``checkpoint`` (``--finetune``), or ``config`` unchanged."""
     from ..api import finetune_config
 
+    _scratch_or_checkpoint(checkpoint, opts)
     if not finetune:
         return config
     if not opts.family.takes_templates:
         raise ConfigError("--finetune fine-tunes a language model; add --model lm --checkpoint DIR")
     if checkpoint is None:
         raise typer.BadParameter("--finetune needs --checkpoint DIR (the model to fine-tune)", param_hint="--finetune")
-    if opts.from_scratch:
-        raise typer.BadParameter("--from-scratch trains a new network; --finetune fine-tunes --checkpoint DIR: "
-                                 "give one of them", param_hint="--from-scratch")
     return finetune_config(config, checkpoint)
+
+
+def _scratch_or_checkpoint(checkpoint: Optional[Path], opts: "RunOptions") -> None:
+    """--from-scratch (a new network) and --checkpoint (that model, or with --finetune its fine-tune): a usage
+    error together, not one of them silently dropped."""
+    if opts.from_scratch and checkpoint is not None:
+        raise typer.BadParameter("--from-scratch trains a new network on the corpus; --checkpoint DIR audits that "
+                                 "model (with --finetune, fine-tunes it): give one of them", param_hint="--from-scratch")
 
 
 def _load_checkpoint(checkpoint: Path, opts: "RunOptions"):
     from ..api import load_model
 
+    _scratch_or_checkpoint(checkpoint, opts)
     fam = opts.family
     if not fam.takes_templates:
         raise ConfigError("--checkpoint loads a language model; add --model lm")

@@ -120,7 +120,7 @@ def audited_run_check(model, corpus, measures, directions: int, progress=None) -
     ms = run_metasmoothness(model, corpus, measures, directions=directions, progress=progress, reuse_model=True)
     v, n = ms["metasmoothness"], len(ms["scores"])
     if ms["smooth"]:
-        ms["note"] = (f"metasmoothness {v:.4f} (the smallest of {n} direction(s); at or above {THRESHOLD}): the "
+        ms["note"] = (f"metasmoothness {v:.5g} (the smallest of {n} direction(s); at or above {THRESHOLD}): the "
                       "training run responds smoothly to the documents' weights, so its rankings are expected to "
                       "confirm on retraining (on the same seed; across seeds, check with biasaudit experiment)")
     else:
