@@ -52,7 +52,8 @@ EXPERIMENT_OPTIONS = {
                                                 "line, for condition remove-ids (each must be in the corpus).")),
     "lds": (int, typer.Option(0, "--lds", min=0, help="Linear datamodeling score: retrain on this many random "
                               "subsets, each at the ranking's seed (same-seed) and at a seed it did not "
-                              "use (cross-seed), and correlate predicted with actual changes (0: off).")),
+                              "use (cross-seed), and correlate predicted with actual changes (0: off). The "
+                              "leaderboard adds the lexical floor's LDS on the same subsets.")),
     "lds_fraction": (float, typer.Option(0.5, "--lds-fraction", callback=lambda v: _in_range(v, 0, 1),
                                          help="Fraction of documents each LDS subset removes (0 < f < 1; "
                                          "0.01 is bergson's leaderboard).")),
