@@ -133,3 +133,17 @@ def _warn_dropped(dropped: dict) -> None:
         warnings.warn(f"{test}: dropped words the model lacks (absent, or under min_count or min_word_count): "
                       + "; ".join(f"{k}: {', '.join(v)}" for k, v in sets.items()),
                       DroppedWordsWarning, stacklevel=stacklevel)
+
+
+def _given_options(options, kind: type, settings: dict) -> bool:
+    """Whether a verb's settings come from an options object of ``kind`` (True) or from its keywords (False);
+    both, or an object of another kind, is a ConfigError naming what was given."""
+    if options is None:
+        return False
+    if not isinstance(options, kind):
+        raise ConfigError(f"options must be a{'n' if kind.__name__[0] in 'AEIOU' else ''} {kind.__name__}, got "
+                          f"{type(options).__name__}")
+    if settings:
+        raise ConfigError(f"options: give the settings in {kind.__name__} or as keywords, not both ("
+                          + ", ".join(settings) + ")")
+    return True

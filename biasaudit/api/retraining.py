@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from ..errors import ConfigError
-from .arguments import Log, Progress, _checked, _reports_progress
+from .arguments import Log, Progress, _checked, _given_options, _reports_progress
 from .loading import (
     _is_model,
     _more_seeds,
@@ -197,13 +197,8 @@ def _debias_options(options, settings: dict) -> tuple:
     (``_debias_settings``), not both."""
     from ..debias import DebiasOptions
 
-    if options is None:
+    if not _given_options(options, DebiasOptions, settings):
         return _debias_settings(**settings)
-    if not isinstance(options, DebiasOptions):
-        raise ConfigError(f"options must be a DebiasOptions, got {type(options).__name__}")
-    if settings:
-        raise ConfigError("options: give the settings in DebiasOptions or as keywords, not both ("
-                          + ", ".join(settings) + ")")
     o = options
     return (o.k, o.method, o.estimator, o.swaps, o.rank_by, o.heldout, o.strict_oov, o.min_word_count, o.templates,
             o.select, o.target, o.force, o.verify, o.out_dir, o.overwrite, o.command, o.device, o.cache)

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 from ..errors import ConfigError
-from .arguments import Log, Progress, _checked, _phase, _reports_progress, _warn_dropped
+from .arguments import Log, Progress, _checked, _given_options, _phase, _reports_progress, _warn_dropped
 from .checks import model_family
 from .loading import (
     _more_seeds,
@@ -34,13 +34,8 @@ def _score_options(options, query, settings: dict) -> tuple:
     or from the keywords (``_score_settings``), not both."""
     from ..audit import ScoreOptions
 
-    if options is None:
+    if not _given_options(options, ScoreOptions, settings):
         return (query, *_score_settings(**settings))
-    if not isinstance(options, ScoreOptions):
-        raise ConfigError(f"options must be a ScoreOptions, got {type(options).__name__}")
-    if settings:
-        raise ConfigError("options: give the settings in ScoreOptions or as keywords, not both ("
-                          + ", ".join(settings) + ")")
     o = options
     return (query if query is not None or o.query is None else o.query, o.estimator, o.pairs, o.templates,
             o.ensemble, o.n_resamples, o.min_word_count, o.strict_oov, o.top, o.out_dir, o.overwrite, o.device,
