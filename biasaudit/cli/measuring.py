@@ -14,8 +14,8 @@ from ..errors import ConfigError, DroppedWordsWarning
 from ..terminal import clean
 from .console import note, out
 from .inputs import _load_checkpoint, _one_saved_model, _train_seeds
-from .options import (CheckpointOpt, MinWordCountOpt, RunOptions, StrictOovOpt, TemplatesOpt, TestOpt, _count,
-                      run_options, seeds_option)
+from .options import (CheckpointOpt, MinWordCountOpt, PermutationsOpt, RunOptions, StrictOovOpt, TemplatesOpt,
+                      TestOpt, bootstrap_option, run_options, seeds_option)
 from .show import _print_measures, _print_weat
 
 
@@ -51,11 +51,7 @@ def weat_cmd(embeddings: Optional[Path] = typer.Argument(None, help="word2vec te
              seeds: int = seeds_option(1, "Train this many seeds (seed, "
                                        "seed+1, ...; at most 100) and report the spread of the effect size across "
                                        "them."),
-             n_permutations: int = typer.Option(100_000, "--permutations", callback=_count("n_permutations"),
-                                                help="Monte Carlo samples when exact enumeration exceeds 100,000 "
-                                                "partitions (1 to 10,000,000)."),
-             n_bootstrap: int = typer.Option(1000, "--bootstrap", callback=_count("n_bootstrap"), help="Bootstrap "
-                                             "resamples for the CI (100 to 10,000)."),
+             n_permutations: int = PermutationsOpt, n_bootstrap: int = bootstrap_option("CI"),
              min_word_count: int = MinWordCountOpt,
              checkpoint: Optional[Path] = CheckpointOpt, templates: Optional[Path] = TemplatesOpt,
              opts: RunOptions = None):
@@ -112,11 +108,7 @@ def measure_cmd(embeddings: Optional[Path] = typer.Argument(None, help="word2vec
                 seeds: int = seeds_option(1, "Train this many seeds "
                                           "(seed, seed+1, ...; at most 100) and read each measure's spread across "
                                           "them in its verdict."),
-                n_permutations: int = typer.Option(100_000, "--permutations", callback=_count("n_permutations"),
-                                                   help="Monte Carlo samples when exact enumeration exceeds 100,000 "
-                                                   "partitions (1 to 10,000,000)."),
-                n_bootstrap: int = typer.Option(1000, "--bootstrap", callback=_count("n_bootstrap"), help="Bootstrap "
-                                                "resamples for the CIs (100 to 10,000)."),
+                n_permutations: int = PermutationsOpt, n_bootstrap: int = bootstrap_option("CIs"),
                 min_word_count: int = MinWordCountOpt,
                 opts: RunOptions = None):
     """Every word-vector bias measure side by side, from one bias test file: WEAT, RIPA (Ethayarajh et al.

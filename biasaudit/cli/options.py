@@ -224,6 +224,14 @@ def min_word_count_option(tail: str = " (listed, like missing words)."):
 
 
 MinWordCountOpt = min_word_count_option()
+PermutationsOpt = typer.Option(100_000, "--permutations", callback=_count("n_permutations"), help="Monte Carlo "
+                               "samples when exact enumeration exceeds 100,000 partitions (1 to 10,000,000).")
+
+
+def bootstrap_option(cis: str = "CI"):
+    """``--bootstrap``: resamples of the bootstrap interval(s)."""
+    return typer.Option(1000, "--bootstrap", callback=_count("n_bootstrap"), help=f"Bootstrap resamples for the "
+                        f"{cis} (100 to 10,000).")
 
 
 def _check_scheduler(value: Optional[str]) -> Optional[str]:
