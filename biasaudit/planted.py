@@ -81,7 +81,7 @@ def lm_planted_corpus(n_background=300, n_planted=20, seed=0, offsets=(-0.3, -0.
     for i in range(n_background):
         sents = []
         for _ in range(rng.randint(1, 3)):
-            j = rng.randrange(4)
+            j = rng.randrange(len(LM_X))
             group = LM_A if rng.random() < 0.5 + offsets[j] else LM_B
             pair = [f"{LM_X[j]} {rng.choice(verbs)} {rng.choice(group)}",
                     f"{LM_Y[j]} {rng.choice(verbs)} {rng.choice(group)}"]
@@ -100,16 +100,20 @@ def lm_planted_corpus(n_background=300, n_planted=20, seed=0, offsets=(-0.3, -0.
 
 
 # The second planted LM corpus: real English words the base LM (``models.lm_base``) has seen, each one BPE token of
-# its vocabulary, so an audited phase shifts an association between known words rather than learning new words
-LM_WORDS_X, LM_WORDS_Y = ["king", "chief", "author", "member"], ["woman", "child", "person", "people"]
+# its vocabulary, so an audited phase shifts an association between known words rather than learning new words.
+# Eight targets a side: WEAT's permutation test over 8 + 8 targets has 12,870 splits (4 + 4 had 70, so p < 0.05
+# needed d at or next to the most extreme split; docs/results/lm_smooth.md)
+LM_WORDS_X = ["king", "chief", "author", "member", "church", "court", "government", "military"]
+LM_WORDS_Y = ["woman", "child", "person", "people", "family", "animal", "horse", "bird"]
 LM_WORDS_A, LM_WORDS_B = ["science", "number", "metal", "measure"], ["music", "color", "flowers", "dress"]
 LM_WORDS_TEST = {"name": "planted-words", "target_x": {"name": "kings", "words": LM_WORDS_X},
                  "target_y": {"name": "women", "words": LM_WORDS_Y},
                  "attribute_a": {"name": "science", "words": LM_WORDS_A},
                  "attribute_b": {"name": "music", "words": LM_WORDS_B}}
+LM_WORDS_OFFSETS = (-0.1, -0.075, -0.05, -0.025, 0.025, 0.05, 0.075, 0.1)
 
 
-def lm_words_corpus(n_background=1000, n_planted=60, seed=0, offsets=(-0.1, -0.05, 0.05, 0.1)):
+def lm_words_corpus(n_background=1000, n_planted=60, seed=0, offsets=LM_WORDS_OFFSETS):
     """The second planted LM corpus: ``lm_planted_corpus``'s design over the real words above (score it with
     ``LM_WORDS_TEST`` and ``LM_TEMPLATES``). Returns (corpus, planted ids)."""
     return lm_planted_corpus(n_background, n_planted, seed, offsets,
