@@ -101,16 +101,17 @@ def lm_planted_corpus(n_background=300, n_planted=20, seed=0, offsets=(-0.3, -0.
 
 # The second planted LM corpus: real English words the base LM (``models.lm_base``) has seen, each one BPE token of
 # its vocabulary, so an audited phase shifts an association between known words rather than learning new words.
-# Eight targets a side: WEAT's permutation test over 8 + 8 targets has 12,870 splits (4 + 4 had 70, so p < 0.05
-# needed d at or next to the most extreme split; docs/results/lm_smooth.md)
-LM_WORDS_X = ["king", "chief", "author", "member", "church", "court", "government", "military"]
-LM_WORDS_Y = ["woman", "child", "person", "people", "family", "animal", "horse", "bird"]
+# Four targets a side: WEAT's permutation test has 70 splits. Eight a side (12,870 splits; church, court,
+# government, military against family, animal, horse, bird added) was measured and learned less: d +0.64, +0.46,
+# +0.13 on seeds 1-3 (p 0.11, 0.18, 0.41), the base's own leanings of the added words widening d's spread
+# (docs/results/lm_smooth.md)
+LM_WORDS_X, LM_WORDS_Y = ["king", "chief", "author", "member"], ["woman", "child", "person", "people"]
 LM_WORDS_A, LM_WORDS_B = ["science", "number", "metal", "measure"], ["music", "color", "flowers", "dress"]
 LM_WORDS_TEST = {"name": "planted-words", "target_x": {"name": "kings", "words": LM_WORDS_X},
                  "target_y": {"name": "women", "words": LM_WORDS_Y},
                  "attribute_a": {"name": "science", "words": LM_WORDS_A},
                  "attribute_b": {"name": "music", "words": LM_WORDS_B}}
-LM_WORDS_OFFSETS = (-0.1, -0.075, -0.05, -0.025, 0.025, 0.05, 0.075, 0.1)
+LM_WORDS_OFFSETS = (-0.1, -0.05, 0.05, 0.1)
 
 
 def lm_words_corpus(n_background=1000, n_planted=60, seed=0, offsets=LM_WORDS_OFFSETS):
