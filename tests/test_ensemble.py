@@ -133,3 +133,47 @@ def test_masked_retrains_are_the_same_run_and_magic_predicts_them(tmp_path):
                if json.loads(r.read_text())["n_docs"] == 5]
     assert any(json.loads(r.read_text())["effects"][TEST.name] == pytest.approx(eff, abs=1e-9) for r in top_run)
     assert rec["mode"] == "masked"
+
+
+def _synthetic(stack: np.ndarray) -> list:
+    """One DocumentScores per seed row of ``stack`` (scores of a measure 'm' with bias value 0)."""
+    from biasaudit.influence.result import DocumentScores
+    ids = [f"d{i}" for i in range(stack.shape[1])]
+    return [DocumentScores(ids, {"m": row}, {"m": 0.0}, {"m": {}}, {}, EstimatorConfig(), {"m": {}}) for row in stack]
+
+
+def test_seed_reliability_is_the_hand_computed_lambda_and_shrinks_sums_toward_the_mean():
+    """Hand computation: scores [[1, 3], [3, 5]] (2 seeds, 2 documents): means [2, 4], their variance 2, each
+    document's variance across seeds 2, so sigma^2 / N = 1 and lambda = (2 - 1) / 2 = 0.5; document 1's shrunk
+    score 0.5 * 4 + 0.5 * 3 = 3.5. One seed: no lambda, the plain sum."""
+    from biasaudit.influence.ensemble import seed_reliability, shrunk_sum
+    stack = np.array([[1.0, 3.0], [3.0, 5.0]])
+    assert seed_reliability(stack) == pytest.approx(0.5)
+    assert shrunk_sum(stack.mean(0), np.array([1]), 0.5) == pytest.approx(3.5)
+    assert seed_reliability(stack[:1]) is None and seed_reliability(np.ones((3, 4))) is None
+    res, _ = ensemble_result(_synthetic(stack), [1, 2], {"m": 10.0})
+    assert res.solver_info["m"]["seed_reliability"] == pytest.approx(0.5)
+    assert res.predictor.predict([("m", [1], 0)]) == [pytest.approx(3.5)]
+    assert res.delta_bias_if_removed["m"] == pytest.approx([2.0, 4.0])      # the scores written: unshrunk
+    one, _ = ensemble_result(_synthetic(stack[:1]), [1], {"m": 10.0})
+    assert one.predictor.predict([("m", [1], 0)]) == [pytest.approx(3.0)]
+
+
+def test_shrunk_ensemble_predictions_match_a_fresh_seeds_effect_where_the_plain_sum_overstates_it():
+    """Oracle by simulation: each document's effect at a seed = its expected effect (spread tau) + the seed's own
+    response (spread sigma = 2 tau, independent across seeds). Ranking by the mean of 3 seeds and predicting the
+    top 400's removal (of 20,000), the plain sum overstates a fresh seed's change (selection on the seeds' own noise); the
+    shrunk prediction matches the expected change within 10%, and lambda matches tau^2 / (tau^2 + sigma^2 / 3)."""
+    rng = np.random.default_rng(0)
+    n, tau, sigma = 20000, 1.0, 2.0
+    mu = rng.normal(0.0, tau, n)
+    stack = mu + rng.normal(0.0, sigma, (3, n))
+    res, _ = ensemble_result(_synthetic(stack), [1, 2, 3], {"m": 1e9})
+    lam = res.solver_info["m"]["seed_reliability"]
+    assert lam == pytest.approx(tau ** 2 / (tau ** 2 + sigma ** 2 / 3), abs=0.03)
+    top = np.argsort(stack.mean(0))[:400]
+    fresh = mu[top].sum()                                      # a fresh seed's expected change
+    plain = stack.mean(0)[top].sum()
+    shrunk = res.predictor.predict([("m", top, 0)])[0]
+    assert plain / fresh > 1.5
+    assert shrunk / fresh == pytest.approx(1.0, abs=0.1)

@@ -10,6 +10,14 @@ Decided here:
   It joins the ranking's stability in the outputs.
 - Group predictions: the linear sum of the edited documents' scores added to the bias value (removal: the sum;
   e extra copies: e times the upweight scores), clipped to the measure's range (a prediction never leaves it).
+- An ensemble's group predictions are for a seed outside the ensemble (what ``--fresh-seeds`` retrains), so each
+  mean score is shrunk toward the mean over documents by the scores' seed reliability (empirical Bayes):
+  lambda = tau^2 / (tau^2 + sigma^2 / N), sigma^2 the within-document variance across the N seeds (pooled over
+  documents), tau^2 = var(mean scores) - sigma^2 / N the variance of the documents' expected scores (clipped to
+  [0, 1]). Why: the top-k by the mean of N seeds are selected partly for their seeds' own noise (one batch order's
+  response), which a fresh seed does not repeat; on the real-word planted LM corpus magic's unshrunk predictions
+  overstated the fresh seeds' change about 3-fold (docs/results/lm_smooth.md). lambda is estimated from the run,
+  nothing is tuned; the ranking (one order for every lambda) and the scores written are the unshrunk means.
 """
 from __future__ import annotations
 
@@ -21,11 +29,33 @@ from ..errors import ConfigError
 from .result import ScoreResult
 
 
-class LinearPredictor:
-    """Group predictions as the linear sum of the documents' scores, clipped to each measure's range."""
+def seed_reliability(stack: np.ndarray) -> float | None:
+    """lambda of the module docstring for scores ``stack`` (n_seeds, n_docs); None below two seeds or documents,
+    or where the mean scores do not vary."""
+    n_seeds, n_docs = stack.shape
+    if n_seeds < 2 or n_docs < 2:
+        return None
+    total = float(stack.mean(0).var(ddof=1))
+    if not total > 0:
+        return None
+    noise = float(stack.var(0, ddof=1).mean()) / n_seeds
+    return float(np.clip((total - noise) / total, 0.0, 1.0))
 
-    def __init__(self, result: ScoreResult, bounds: dict[str, float]):
-        self.result, self.bounds = result, bounds
+
+def shrunk_sum(scores: np.ndarray, docs: np.ndarray, lam: float | None) -> float:
+    """The sum of ``scores[docs]``, each shrunk toward the mean score by ``lam`` (None: not shrunk)."""
+    total = float(scores[docs].sum())
+    if lam is None:
+        return total
+    return lam * total + (1.0 - lam) * len(docs) * float(scores.mean())
+
+
+class LinearPredictor:
+    """Group predictions as the linear sum of the documents' scores, clipped to each measure's range; ``shrink``
+    ({measure: lambda}): an ensemble's seed reliability, each score shrunk toward the mean (module docstring)."""
+
+    def __init__(self, result: ScoreResult, bounds: dict[str, float], shrink: dict[str, float | None] | None = None):
+        self.result, self.bounds, self.shrink = result, bounds, shrink or {}
 
     def predict(self, requests, progress=None) -> list[float]:
         out = []
@@ -35,10 +65,11 @@ class LinearPredictor:
                 raise ConfigError(f"{self.result.estimator.label} scores the corpus's own documents; added "
                                   "rewrites (swap/augment conditions) need block, cg or ekfac predictions")
             docs = np.asarray(docs, dtype=np.int64)
+            lam = self.shrink.get(name)
             if times == 0:
-                delta = float(self.result.delta_bias_if_removed[name][docs].sum())
+                delta = shrunk_sum(self.result.delta_bias_if_removed[name], docs, lam)
             else:
-                delta = (times - 1) * float(self.result.delta_bias_if_upweighted(name)[docs].sum())
+                delta = (times - 1) * shrunk_sum(self.result.delta_bias_if_upweighted(name), docs, lam)
             b = self.bounds.get(name, np.inf)
             out.append(float(np.clip(self.result.bias_value[name] + delta, -b, b)))
         return out
@@ -51,18 +82,19 @@ def ensemble_result(results: list[ScoreResult], seeds: list[int], bounds: dict[s
     for r in results[1:]:
         if list(r.doc_ids) != list(first.doc_ids) or set(r.delta_bias_if_removed) != set(first.delta_bias_if_removed):
             raise ConfigError("the ensemble's models were not scored on the same documents and measures")
-    mean, agreement, up = {}, {}, None
+    mean, agreement, up, shrink = {}, {}, None, {}
     for name in first.delta_bias_if_removed:
         stack = np.stack([r.delta_bias_if_removed[name] for r in results])      # (n_seeds, n_docs)
         mean[name] = stack.mean(0)
         agreement[name] = (np.sign(stack) == np.sign(mean[name])[None, :]).mean(0)
+        shrink[name] = seed_reliability(stack)
     if first.upweighted is not None:
         up = {name: np.mean([r.upweighted[name] for r in results], axis=0) for name in first.upweighted}
     info = {name: {**first.solver_info[name], "ensemble": len(results), "ensemble_seeds": list(seeds),
                    "mean_sign_agreement": float(agreement[name][mean[name] != 0].mean())
-                   if np.any(mean[name]) else None}
+                   if np.any(mean[name]) else None, "seed_reliability": shrink[name]}
             for name in first.delta_bias_if_removed}
     timings = {k: float(sum(r.timings.get(k, 0.0) for r in results)) for k in first.timings}
     out = replace(first, delta_bias_if_removed=mean, upweighted=up, solver_info=info, timings=timings,
                   predictor=None, basis=None)
-    return replace(out, predictor=LinearPredictor(out, bounds)), agreement
+    return replace(out, predictor=LinearPredictor(out, bounds, shrink)), agreement
