@@ -103,3 +103,24 @@ def test_from_scratch_and_finetune_together_are_a_usage_error(tmp_path):
         p = run_cli(cmd, "--model", "lm", "--from-scratch", "--checkpoint", tmp_path, "-c", "gcide", "-t", "math-arts",
                     cache=tmp_path / "c", cwd=tmp_path)
         assert p.returncode == 2 and "--from-scratch" in p.stderr and "give one of them" in p.stderr, p
+
+
+def test_the_default_estimator_is_magic_for_the_audited_phase_and_ekfac_from_scratch_or_for_a_checkpoint(
+        tiny_base, tmp_path):
+    """The audited phase (a fine-tune) defaults to magic: it is smooth and replayed exactly (docs/results/
+    lm_smooth.md); a run from scratch, or a model with no training config here, to ekfac. api.score decides from
+    the model it is given, as the CLI does from its options."""
+    from biasaudit import api
+    from biasaudit.planted import LM_TEMPLATES, LM_TEST
+
+    def default(config):
+        return [e.name for e in api.estimators(None, "lm", config)]
+    assert default(api.model_config("lm")) == ["magic"]
+    assert default(api.model_config("lm", from_scratch=True)) == ["ekfac"] == default(None)
+    corpus, _ = _corpus()
+    [model] = api.train_seeds(corpus, api.model_config("lm", lm_config="epochs=1"), cache=tiny_base)
+    assert api.run_config(model) is model.config
+    s = api.score(model, corpus, [LM_TEST], templates=list(LM_TEMPLATES), resamples=0, metasmoothness=0,
+                  out=tmp_path / "s")
+    assert s["config"]["estimator"]["name"] == "magic"
+    assert "--estimator" not in s["check_command"]            # the default is not spelled out

@@ -30,7 +30,8 @@ from .checks import (bundled_tests, check_carried_measures, check_count, check_d
                      count_trainings, debias_methods, default_tests, edit_selections, finetune_config,
                      model_families, model_family, model_limits, parse_estimators, read_ids,
                      read_swaps)   # (the command line's checks)
-from .loading import FILE_SETTINGS, check_templates, estimators, read_templates, seed_count  # noqa: F401  (the CLI too)
+from .loading import (  # noqa: F401  (the CLI too)
+    FILE_SETTINGS, check_templates, estimators, read_templates, run_config, seed_count)
 from .loading import bias_tests, from_gensim, from_hf, load_corpus, load_model, model_config, train, train_seeds
 from .measuring import MeasuresResult, measure, measures, measures_request
 from .results import DebiasResult, ExperimentResult, Rows, ScoreResult, WeatResult, load_result, write_report

@@ -375,22 +375,32 @@ def read_templates(family, templates):
     return _template_list(templates) if templates is not None else load_templates(None)
 
 
+def run_config(model):
+    """The training config of a model trained here, which the family's default estimator can depend on; None for a
+    model trained elsewhere (a user's files or object, a checkpoint without a config)."""
+    if (getattr(model, "meta", None) or {}).get("origin"):
+        return None
+    return getattr(model, "config", None)
+
+
 def estimators(specs, family, config=None) -> list:
     """Estimator configs from names with settings (``"block"``, ``"cg:damping=0.05,max_iter=300"``, or configs),
-    checked against the model family (its default when ``specs`` is None) and, given, its ``config``."""
+    checked against the model family (its default when ``specs`` is None, for ``config`` where given) and, given,
+    its ``config``."""
     from ..influence.estimators import (
         EstimatorConfig,
         check_estimators,
         parse_estimators,
     )
     from ..models import get_family
+    from ..models.base import default_estimator_of
 
     fam = get_family(family) if isinstance(family, str) else family
     if isinstance(specs, (str, EstimatorConfig)):
         specs = [specs]
     if specs is not None and not isinstance(specs, (list, tuple)):
         specs = [specs]
-    specs = list(specs or [fam.default_estimator])
+    specs = list(specs or [default_estimator_of(fam, config)])
     odd = [s for s in specs if not isinstance(s, (str, EstimatorConfig))]
     if odd:
         raise ConfigError(f"estimator must be a name with settings (\"block\", \"cg:damping=0.05\") or an "

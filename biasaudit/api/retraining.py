@@ -17,6 +17,7 @@ from .loading import (
     _test_specs,
     check_templates,
     estimators,
+    run_config,
     load_corpus,
     read_templates,
 )
@@ -88,7 +89,7 @@ def _experiment_spec(model, corpus, tests, s: dict):
         conditions = [c for c in DEFAULT_CONDITIONS if fam.word_vectors or c != "hard-debias"]
     elif isinstance(conditions, str):
         conditions = conditions.split(",")
-    ests = estimators(s["estimator"], fam)
+    ests = estimators(s["estimator"], fam, None if given is not None else config)
     check_templates(fam, templates)
     tpl = None if templates is None else _template_list(templates)
     if swaps is not None and not isinstance(swaps, SwapList):
@@ -239,7 +240,7 @@ def debias_corpus(model, corpus, tests=None, *, options=None, ensemble: int = 1,
             f"--method must be one of {', '.join(METHODS)}, got {method!r}")
     model = _one_model(model, "debias_corpus")
     fam = family_of(model)
-    (est,) = estimators([estimator] if estimator is not None else None, fam)
+    (est,) = estimators([estimator] if estimator is not None else None, fam, run_config(model))
     k, ensemble = _sizes(k), check_count("ensemble", ensemble)
     seeds = None if seeds is None else check_count("seeds", seeds)
     tpl = read_templates(fam, templates)

@@ -14,6 +14,7 @@ from .loading import (
     estimators,
     load_corpus,
     read_templates,
+    run_config,
     seed_count,
 )
 from .results import ScoreResult
@@ -122,7 +123,7 @@ def score(model, corpus, tests=None, *, options=None, query: str | None = None, 
         query, toward, away = query
     model = _one_model(model, "score")
     fam = family_of(model)
-    (est,) = estimators([estimator] if estimator is not None else None, fam)
+    (est,) = estimators([estimator] if estimator is not None else None, fam, run_config(model))
     ensemble, resamples = check_count("ensemble", ensemble), check_count("resamples", resamples)
     seeds = None if seeds is None else check_count("seeds", seeds)
     check_target_measure(fam, measure)

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..influence.estimators import EstimatorConfig
 from ..influence.result import DocumentScores, test_word_ids
-from ..models.base import family_of
+from ..models.base import default_estimator_of, family_of
 from ..vocab import TOKEN
 from ..wordsets import DEFAULT_MEASURE, BiasTest
 
@@ -261,7 +261,8 @@ def check_command(corpus, tests, model, estimator: EstimatorConfig, measure: str
         parts += ["--test", str(t) if isinstance(t, (str, Path)) else t.name]   # a BiasTest: its name
     if getattr(templates, "source", None):       # templates read from a file: the same file again
         parts += ["--templates", templates.source]
-    if estimator.name != fam.default_estimator or estimator.to_dict()["damping"] != EstimatorConfig().damping:
+    default = default_estimator_of(fam, None if origin else model.config)
+    if estimator.name != default or estimator.to_dict()["damping"] != EstimatorConfig().damping:
         parts += ["--estimator", estimator.label]
     if measure != DEFAULT_MEASURE:
         parts += ["--measure", measure]

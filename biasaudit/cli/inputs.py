@@ -14,20 +14,23 @@ from .options import RunOptions
 
 
 def _estimators(specs, opts: "RunOptions") -> list:
-    """The estimators asked for (the family's default when none), checked against the family before training."""
+    """The estimators asked for (the family's default for the run when none), checked against the family before
+    training."""
     from ..api import estimators, parse_estimators
 
     fam = opts.family
     try:
-        ests = parse_estimators(specs or [fam.default_estimator])
+        config = opts.config()
+    except ConfigError:
+        config = None          # reported where the config is built, with its own message
+    if not specs:
+        return estimators(None, fam, config)          # the family's default for this config
+    try:
+        ests = parse_estimators(specs)
     except ConfigError as e:   # a setting out of range is a usage error, like any option's
         if "unknown estimator" in str(e):
             raise
         raise typer.BadParameter(str(e), param_hint="--estimator") from e
-    try:
-        config = opts.config()
-    except ConfigError:
-        config = None          # reported where the config is built, with its own message
     return estimators(ests, fam, config)
 
 

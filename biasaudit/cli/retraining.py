@@ -26,8 +26,8 @@ EXPERIMENT_OPTIONS = {
                                                   "they pair in order). Default: the bundled companions.")),
     "estimator": (Optional[List[str]], typer.Option(None, "--estimator", "-e", help="Estimators whose "
                                                     "rankings are retrained, comma-separated: block,cg,"
-                                                    "gradient-dot,block:damping=0.5 (default block; ekfac "
-                                                    "for --model lm).")),
+                                                    "gradient-dot,block:damping=0.5 (default block; --model "
+                                                    "lm: magic, ekfac with --from-scratch).")),
     "k": (str, typer.Option("0.1%,0.5%,1%", "--k", callback=_check_ks, help="Sizes of the document sets: "
                             "percentages of the corpus (0 < p < 100) or counts (>= 1), comma-separated.")),
     "seeds": (int, seeds_option(3, "Paired seeds (seed, "

@@ -67,9 +67,11 @@ SCORE_OPTIONS = {
     "toward": (Optional[str], typer.Option(None, "--toward", help="Comma-separated words for --query.")),
     "away": (Optional[str], typer.Option(None, "--away", help="Comma-separated words for --query.")),
     "estimator": (Optional[str], typer.Option(None, "--estimator", "-e", help="Embeddings: block (default), cg, "
-                                              "lissa or gradient-dot; --model lm: ekfac (default), gradient-dot "
-                                              "or magic (exact metagradients through the recorded training run; "
-                                              "also for --backend torch and GloVe); any model: lexical (a floor: "
+                                              "lissa or gradient-dot; --model lm: magic (default: exact "
+                                              "metagradients through the recorded audited phase; also for "
+                                              "--backend torch and GloVe), ekfac (the default for --from-scratch "
+                                              "and checkpoints trained elsewhere) or gradient-dot; any model: "
+                                              "lexical (a floor: "
                                               "co-occurrence of the tests' words). With settings: "
                                               "'cg:damping=0.05,max_iter=300'; skip-gram "
                                               "'block:anchor=optimum' re-solves group predictions from each "
@@ -120,8 +122,10 @@ def score(opts: RunOptions = None, **options):
     removed and the model retrained. NEGATIVE means the document drives the bias UP.
     delta_bias_if_upweighted(d) (one more copy of d) is its negative (GloVe: computed from the added counts).
     With --model lm the measure is the template association of each test (and --pairs), and the influence is
-    kronfluence's EK-FAC over the network's linear layers (and its embeddings when the vocabulary is small).
+    magic's exact metagradient of the audited phase (kronfluence's EK-FAC with --from-scratch, or for a checkpoint
+    trained elsewhere).
     """
+    from ..api import estimators, run_config
     from ..api import score as score_documents
 
     o = SimpleNamespace(**options)
@@ -141,6 +145,8 @@ def score(opts: RunOptions = None, **options):
     _vocab_needs_embeddings(o.vocab, o.embeddings)
     corp = opts.load_corpus()
     models = _score_models(o, opts, config, corp)
+    if not o.estimator:      # the family's default for the audited model's run, as api.score decides it
+        (est,) = estimators(None, opts.family, run_config(models[0]))
     words = lambda s: [w.strip().lower() for w in (s or "").split(",") if w.strip()]
     with _progress() as update, warnings.catch_warnings():
         warnings.simplefilter("ignore", DroppedWordsWarning)    # in the notes, printed below

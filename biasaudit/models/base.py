@@ -193,6 +193,14 @@ def register_replay(key: str, replay: type) -> type:
     return replay
 
 
+def default_estimator_of(family, config=None) -> str | None:
+    """The estimator ``--estimator`` defaults to for ``family``; given the training ``config``, the family's own
+    choice for that run where it makes one (``default_estimator_for``: an LM's audited phase and its run from
+    scratch differ)."""
+    choose = getattr(family, "default_estimator_for", None)
+    return choose(config) if (choose is not None and config is not None) else family.default_estimator
+
+
 def find_replay(key: str, model, corpus, device: str = "cpu"):
     """The registered replay of ``model``'s run, refused in one line where there is none or the record does not fit."""
     replay = REPLAYS.get(key)

@@ -77,7 +77,7 @@ class LMFamily:
     label = "LM"
     config_type = LMConfig
     options = frozenset({"min_count", "epochs", "seed", "from_scratch"})
-    default_estimator = "ekfac"
+    default_estimator = "ekfac"   # without a training config: a model trained elsewhere has no run to replay
     replays = True
     modes = ("scratch", "masked")
     objective_kind = "task"
@@ -96,6 +96,12 @@ class LMFamily:
         if given.pop("from_scratch", False):
             return LMConfig(**{**given, **parse_lm_config(extra)})
         return LMConfig(**{**SMOOTH, "finetune": bundled_base(), **given, **parse_lm_config(extra)})
+
+    def default_estimator_for(self, config) -> str:
+        """magic for a fine-tune (the audited phase: smooth, replayed exactly, 3-4 trainings per measure, and the
+        only estimator whose size predictions were of the right order there); ekfac for a run from scratch (rough
+        in the documents' weights: metagradients do not predict it) (docs/results/lm_smooth.md)."""
+        return "magic" if getattr(config, "finetune", "") else "ekfac"
 
     def default_config(self, config: LMConfig) -> LMConfig:
         """The config ``--model lm`` makes without settings, of ``config``'s kind (a fine-tune or from scratch):
