@@ -50,6 +50,10 @@ def test_ensemble_scores_are_the_mean_of_each_seeds_scores(three_seeds, tmp_path
     t = run.summary["tests"][0]
     assert t["ensemble"]["seeds"] == [1, 2, 3]
     assert 1 / 3 <= t["ensemble"]["mean_sign_agreement"] <= 1
+    stack = np.stack([r.delta_bias_if_removed[name] for r in singles])
+    from biasaudit.influence.ensemble import seed_reliability
+    assert t["ensemble"]["seed_reliability"] == pytest.approx(seed_reliability(stack))
+    assert 0 <= t["ensemble"]["seed_reliability"] <= 1
     # predictions of the removal of the top documents: the linear sum, inside the measure's range
     for p in t["removal_predictions"]:
         assert abs(p["predicted_effect_size"]) <= weat_target(TEST, models[0].vocab).bound
@@ -177,3 +181,16 @@ def test_shrunk_ensemble_predictions_match_a_fresh_seeds_effect_where_the_plain_
     shrunk = res.predictor.predict([("m", top, 0)])[0]
     assert plain / fresh > 1.5
     assert shrunk / fresh == pytest.approx(1.0, abs=0.1)
+
+
+def test_an_experiment_shrinks_the_sets_its_ranking_chose_and_sums_the_others_plainly():
+    """Oracle: the predictions of ``experiments.run._predict``: a remove-top row gets the shrunk sum (lambda 0.5
+    of the hand-computed stack above), a remove-random or remove-ids row the plain sum, in the rows' order."""
+    from types import SimpleNamespace
+
+    from biasaudit.experiments.run import _predict
+    stack = np.array([[1.0, 3.0], [3.0, 5.0]])
+    res, _ = ensemble_result(_synthetic(stack), [1, 2], {"m": 10.0})
+    rows = [SimpleNamespace(condition=c) for c in ("remove-ids", "remove-top", "remove-random")]
+    reqs = [("m", np.array([1]), 0)] * 3
+    assert _predict(res.predictor, rows, reqs) == [pytest.approx(4.0), pytest.approx(3.5), pytest.approx(4.0)]

@@ -329,6 +329,7 @@ def test_section(t, result, model, got: Targets, shown: Shown, stab: dict, agree
             "ensemble": None if t.name not in agreement else {
                 "seeds": run_config["ensemble"],
                 "mean_sign_agreement": result.solver_info[t.name].get("mean_sign_agreement"),
+                "seed_reliability": result.solver_info[t.name].get("seed_reliability"),
                 "share_unanimous": float(np.mean(agreement[t.name][s != 0] == 1.0)) if np.any(s) else None},
             "roles": got.roles.get(t.name, {}), "top": tops, "table": [doc(i, 600) for i in rows],
             "histogram": _histogram(s)}

@@ -267,6 +267,9 @@ def _print_test(t: dict, estimator: str) -> None:
         out.print(f"ranked by the mean score over {len(en['seeds'])} seeds' models (seeds "
                   f"{', '.join(map(str, en['seeds']))}); sign agreement across seeds: mean {agree}, unanimous for "
                   f"{unan} of the documents", width=WIDTH)
+        if en.get("seed_reliability") is not None:
+            out.print(f"seed reliability of the scores {en['seed_reliability']:.2f}: group predictions are for a "
+                      "seed outside the ensemble, each score shrunk toward the mean by it", width=WIDTH)
     if ev.get("sets"):
         used = ", ".join(f"{clean(st['name'])} {len(st['used'])}/{len(st['used']) + len(st['dropped'])}"
                          for st in ev["sets"])

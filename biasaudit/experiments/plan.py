@@ -47,6 +47,8 @@ CONDITIONS = ("baseline", "remove-top", "remove-bottom", "upweight-top", "remove
               "remove-selected")
 SWAP_CONDITIONS = ("swap-top", "augment-top", "swap-random", "augment-random", "augment-all")
 RANK_BY = ("test", "concept")
+# the conditions whose documents the ranking chose (an ensemble predicts them for a fresh seed: influence.ensemble)
+RANKED_CONDITIONS = ("remove-top", "remove-bottom", "upweight-top", "swap-top", "augment-top", "remove-selected")
 DEFAULT_CONDITIONS = ("baseline", "remove-top", "remove-bottom", "upweight-top", "remove-random", "hard-debias")
 MODES = ("scratch", "masked", "warm-start", "undo")
 RANDOM_SEED = 12345

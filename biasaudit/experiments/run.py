@@ -28,7 +28,7 @@ from ..io import MAX_DATA_BYTES, MAX_RECORD_BYTES, atomic_write_text, claim_fold
 from ..models.base import family_of, retrain_model, train_or_load
 from ..models.embeddings import evaluate_vectors
 from ..wordsets import BiasTest
-from .plan import ExperimentSpec, build_plan, parse_ks
+from .plan import RANKED_CONDITIONS, ExperimentSpec, build_plan, parse_ks
 from .summary import _mean, leaderboard, summarise
 
 RUN_FILE = r"(baseline|[a-z]+-[0-9a-f]{12})-s\d+\.json"   # runs/<edit id>-s<seed>.json
@@ -274,10 +274,22 @@ def _remeasure(plan, r: dict, spec, base_model, corpus, targets, progress, log) 
             reqs.append((row.test, row.docs, row.times, added))
             lin = getattr(predictor, "linear_added", None)
             r["linear_added"][row.key] = None if lin is None else float(lin(row.test, added))
-        values = predictor.predict(reqs)
+        values = _predict(predictor, rows, reqs)
         for row, v in zip(rows, values):
             r["predictions"][row.key] = None if v is None else float(v)
         log(f"re-measured {len(rows)} group predictions of {est_label} in {time.perf_counter() - t0:.1f} s")
+
+
+def _predict(predictor, rows, reqs) -> list:
+    """Each row's group prediction: a set the ranking chose as the predictor gives it (an ensemble's: shrunk for a
+    fresh seed), any other set (random, a user's ids) by the plain sums where the predictor has them."""
+    plain = getattr(predictor, "unshrunk", None)
+    if plain is None:
+        return predictor.predict(reqs)
+    ranked = [row.condition in RANKED_CONDITIONS for row in rows]
+    shrunk = iter(predictor.predict([q for q, r in zip(reqs, ranked) if r]))
+    other = iter(plain().predict([q for q, r in zip(reqs, ranked) if not r]))
+    return [next(shrunk) if r else next(other) for r in ranked]
 
 
 def _rewrites(corpus, row) -> list:
