@@ -2,16 +2,17 @@
 GPT-2 (Conv1D layers, tracked as nn.Linear) and GPT-NeoX, and check the ranking by fine-tuning again without them.
 
     python scripts/finetune_check.py [--archs gpt2,gpt_neox] [--seeds 3] [--k 20] [--epochs N] [--lm-config S]
-                                     [--estimator ekfac] [--ensemble N] [--out DIR]
+                                     [--estimator magic] [--ensemble N] [--corpus planted|words] [--out DIR]
 
 For each architecture: a small checkpoint with a byte-level BPE tokenizer (trained on GCIDE entries and the
 fine-tuning texts) is pretrained on 2,000 GCIDE entries, saved as a local HF checkpoint, then
 ``biasaudit experiment --model lm --checkpoint CK --finetune`` fine-tunes it on the planted LM corpus
 (``biasaudit.planted.lm_planted_corpus``: 300 background documents that give each target word its own leaning,
-20 planted documents pairing every X word with math and every Y word with art), ranks the fine-tuning documents
-with --estimator (ekfac; magic: exact metagradients; --ensemble N: the mean over N seeds' fine-tunes, retrained on
-other seeds) on the first seed's fine-tuned model, and fine-tunes again without the top k and without k random
-documents, seeds paired. Prints the table docs/results/finetune.md shows.
+20 planted documents pairing every X word with math and every Y word with art; ``--corpus words``: the real-word
+one, ``lm_words_corpus``), ranks the fine-tuning documents with --estimator (magic: exact metagradients; ekfac;
+--ensemble N: the mean over N seeds' fine-tunes, retrained on other seeds) on the first seed's fine-tuned model,
+and fine-tunes again without the top k and without k random documents, seeds paired. Prints the table
+docs/results/finetune.md shows.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from pathlib import Path
 
 from biasaudit.corpus import MemoryCorpus, load_corpus
 from biasaudit.models.lm import LMConfig, train_lm
-from biasaudit.planted import LM_TEMPLATES, LM_TEST, lm_planted_corpus, tiny_checkpoint
+from biasaudit.planted import LM_TEMPLATES, LM_TEST, LM_WORDS_TEST, lm_planted_corpus, lm_words_corpus, tiny_checkpoint
 
 
 def pretrained_checkpoint(arch: str, folder: Path, finetune_texts: list[str], epochs: int) -> Path:
@@ -51,17 +52,21 @@ def main() -> None:
                     "audited phase, --model lm's default; before it was the default, this check ran "
                     "'batch_size=16' with --epochs 10)")
     ap.add_argument("--pretrain-epochs", type=int, default=5)
-    ap.add_argument("--estimator", default="ekfac", help="the ranking's estimator (magic: exact metagradients)")
+    ap.add_argument("--estimator", default="magic", help="the ranking's estimator (magic, the default for a "
+                    "fine-tune: exact metagradients; ekfac)")
     ap.add_argument("--ensemble", type=int, default=1, help="rank by the mean over this many seeds' fine-tunes "
                                                           "and retrain on seeds the ranking did not use")
+    ap.add_argument("--corpus", choices=("planted", "words"), default="planted",
+                    help="planted: the nonce planted LM corpus (320 documents, 20 planted); words: the real-word one "
+                         "(biasaudit.planted.lm_words_corpus: 1,060 documents, 60 planted)")
     ap.add_argument("--out", default="reports/finetune-check")
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    corpus, planted = lm_planted_corpus()
+    corpus, planted = lm_words_corpus() if a.corpus == "words" else lm_planted_corpus()
     f = out / "planted.jsonl"
     f.write_text("".join(json.dumps({"id": d.id, "text": d.text}) + "\n" for d in corpus), encoding="utf-8")
-    (out / "test.json").write_text(json.dumps(LM_TEST))
+    (out / "test.json").write_text(json.dumps(LM_WORDS_TEST if a.corpus == "words" else LM_TEST))
     (out / "templates.txt").write_text("\n".join(LM_TEMPLATES) + "\n")
     (out / "planted-ids.txt").write_text("\n".join(sorted(planted)) + "\n")
     rows = []
