@@ -109,6 +109,16 @@ def test_experiment_with_ensemble_fresh_seeds_and_lds(tmp_path):
     assert row["cost_in_trainings"] is not None and row["cost_in_trainings"] > 0
     runs = {p.name for p in (tmp_path / "exp" / "runs").iterdir()}
     assert "baseline-s1.json" in runs and "baseline-s3.json" in runs      # the LDS seeds' baselines
+    # cost counts trainings as the models' recorded training times, also where the cache supplied the baselines
+    # (a second experiment read them from the cache in a fraction of their training time: cost had been 10-fold)
+    again = run_experiment(spec, tmp_path / "exp2", cache=tmp_path / "cache")
+    def recorded(folder):
+        return {p.name: json.loads(p.read_text())["train_seconds"] for p in (folder / "runs").glob("baseline-*")}
+    assert recorded(tmp_path / "exp2") == recorded(tmp_path / "exp") and all(
+        t > 0 for t in recorded(tmp_path / "exp").values())
+    assert again["leaderboard"][0]["cost_in_trainings"] == pytest.approx(
+        again["scoring_seconds"]["block:damping=0.1"] / np.mean(list(recorded(tmp_path / "exp2").values())),
+        rel=0.02)
 
 
 def test_masked_retrains_are_the_same_run_and_magic_predicts_them(tmp_path):
