@@ -2,7 +2,7 @@
 actual changes compared across seeds, and TRAK's form of LDS (each subset's change averaged over the seeds).
 
     OMP_NUM_THREADS=1 python scripts/lds_seeds.py EXPERIMENT_DIR --corpus C --seed 5 [--out FILE]   # one per seed
-    python scripts/lds_seeds.py EXPERIMENT_DIR --combine FILE [FILE ...]
+    python scripts/lds_seeds.py EXPERIMENT_DIR --combine FILE [FILE ...] [--corpus C]   # C: add the lexical floor
 
 EXPERIMENT_DIR: a finished ``biasaudit experiment --lds N`` on a language model's audited phase (its test, templates
 and model settings read from experiment-config.json, the corpus C it ran on checked against the recorded hash; the
@@ -10,8 +10,8 @@ subsets are the plan's, drawn from a fixed seed).
 A seed's run: its baseline and each subset's retrain (the removal keeps the baseline's batches, as the experiment's
 retrains do), the change of d written to --out. --combine: for every pair of seeds (the experiment's own cross seed
 included), the Spearman between their actual changes (test-retest: how much of a subset's change at one fresh seed
-is the subset's, not the seed's); the ceiling that gives any ranking of the expected change (the square root of
-the pairs' mean correlation); and each estimator's Spearman against the change averaged over the seeds.
+is the subset's, not the seed's); each estimator's LDS at each fresh seed, and against the change averaged over
+the seeds.
 """
 from __future__ import annotations
 
@@ -69,7 +69,23 @@ def run_seed(folder: Path, corpus_path: str, seed: int, out: Path) -> None:
     out.write_text(json.dumps({"seed": seed, "baseline": d0, "changes": changes}))
 
 
-def combine(folder: Path, files: list[str]) -> None:
+def lexical_floor(cfg: dict, scores: dict, corpus_path: str) -> np.ndarray:
+    """The lexical floor's scores of the experiment's documents (as its leaderboard's floor row ranks them)."""
+    from biasaudit.influence import score_model
+    from biasaudit.influence.estimators import LexicalConfig
+    from biasaudit.measures.lm import template_measure
+
+    corpus = api.load_corpus(corpus_path)
+    model, _ = train_or_load(corpus, LMConfig(**cfg["model"]))
+    test = BiasTest.from_dict(cfg["tests"][0])
+    measure, _ = template_measure(test, model, cfg["templates"])
+    r = score_model(model, corpus, [measure], LexicalConfig())
+    if list(r.doc_ids) != scores["doc_ids"]:
+        raise SystemExit(f"{corpus_path}: its documents are not the experiment's")
+    return r.delta_bias_if_removed[test.name]
+
+
+def combine(folder: Path, files: list[str], corpus_path: str | None = None) -> None:
     cfg, scores = _setup(folder)
     subs = subsets(scores, cfg["lds"], cfg["lds_fraction"])
     exp = json.loads((folder / "experiment.json").read_text())
@@ -90,13 +106,15 @@ def combine(folder: Path, files: list[str]) -> None:
         rs.append(r)
         print(f"seeds {a} and {b}: Spearman of the actual changes {r:+.3f}")
     rel = float(np.mean(rs))
-    print(f"test-retest (mean over pairs) {rel:+.3f}; ceiling of a single fresh seed's LDS for a ranking of the "
-          f"expected change: {np.sqrt(max(rel, 0)):.2f}")
+    print(f"test-retest (mean over pairs) {rel:+.3f}; one Spearman over {len(subs)} subsets has a standard error "
+          f"of about {1 / np.sqrt(len(subs) - 3):.2f}")
     mean = np.mean([by_seed[s] for s in seeds], axis=0)
     print(f"sd of a subset's change: one seed {np.mean([np.std(by_seed[s]) for s in seeds]):.4f}, mean over "
           f"{len(seeds)} seeds {np.std(mean):.4f}")
-    for est, by_test in scores["scores"].items():
-        s = np.asarray(by_test[test])
+    ranked = {est: np.asarray(by_test[test]) for est, by_test in scores["scores"].items()}
+    if corpus_path:
+        ranked["lexical (floor)"] = lexical_floor(cfg, scores, corpus_path)
+    for est, s in ranked.items():
         pred = [float(s[idx].sum()) for _, idx in subs]
         single = [spearmanr(pred, by_seed[x]).statistic for x in seeds]
         print(f"{est}: LDS at each fresh seed {', '.join(f'{v:+.3f}' for v in single)}; against the mean over "
@@ -112,7 +130,7 @@ def main() -> None:
     ap.add_argument("--combine", nargs="+")
     a = ap.parse_args()
     if a.combine:
-        return combine(Path(a.experiment), a.combine)
+        return combine(Path(a.experiment), a.combine, a.corpus)
     run_seed(Path(a.experiment), a.corpus, a.seed, Path(a.out or f"lds-seed{a.seed}.json"))
 
 
