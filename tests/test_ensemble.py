@@ -54,6 +54,9 @@ def test_ensemble_scores_are_the_mean_of_each_seeds_scores(three_seeds, tmp_path
     from biasaudit.influence.ensemble import seed_reliability
     assert t["ensemble"]["seed_reliability"] == pytest.approx(seed_reliability(stack))
     assert 0 <= t["ensemble"]["seed_reliability"] <= 1
+    from biasaudit.report import write_report
+    page = write_report(tmp_path / "s").read_text()
+    assert f"seed reliability, {t['ensemble']['seed_reliability']:.2f}" in page     # beside its predictions
     # predictions of the removal of the top documents: the linear sum, inside the measure's range
     for p in t["removal_predictions"]:
         assert abs(p["predicted_effect_size"]) <= weat_target(TEST, models[0].vocab).bound
@@ -109,6 +112,9 @@ def test_experiment_with_ensemble_fresh_seeds_and_lds(tmp_path):
     assert row["cost_in_trainings"] is not None and row["cost_in_trainings"] > 0
     runs = {p.name for p in (tmp_path / "exp" / "runs").iterdir()}
     assert "baseline-s1.json" in runs and "baseline-s3.json" in runs      # the LDS seeds' baselines
+    lam = s["solver_info"]["block:damping=0.1"][TEST.name]["seed_reliability"]
+    from biasaudit.report import write_report
+    assert f"seed reliability (block:damping=0.1 / {TEST.name} {lam:.2f})" in write_report(tmp_path / "exp").read_text()
     # cost counts trainings as the models' recorded training times, also where the cache supplied the baselines
     # (a second experiment read them from the cache in a fraction of their training time: cost had been 10-fold)
     again = run_experiment(spec, tmp_path / "exp2", cache=tmp_path / "cache")

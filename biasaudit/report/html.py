@@ -375,7 +375,10 @@ def _experiment_context(exp: dict, rows: list[dict], bounds: _Bounds) -> dict:
         scatters.append({"estimator": est, "test": test, "chart": scatter_chart(pts[:REPORT_POINTS])})
         for d in conds:
             quality.append(d)
-    return {"charts": charts, "scatters": scatters, "conditions": quality}
+    shrunk = [{"estimator": est, "test": test, "reliability": info["seed_reliability"]}
+              for est, by_test in (exp.get("solver_info") or {}).items() for test, info in by_test.items()
+              if isinstance(info, dict) and info.get("seed_reliability") is not None]
+    return {"charts": charts, "scatters": scatters, "conditions": quality, "shrunk": shrunk}
 
 
 def environment():
