@@ -93,8 +93,8 @@ def score(model, corpus, tests=None, *, options=None, query: str | None = None, 
     """Rank every document of ``corpus`` by its influence on each bias test (``biasaudit score``).
 
     delta_bias_if_removed(d): the predicted change of the effect size if d is removed and the model retrained;
-    negative means d drives the bias up. ``estimator``: the family's default (block; ekfac for LMs), or a name
-    with settings ("cg:damping=0.05", "magic"). ``query``/``toward``/``away``: score a word query instead of tests;
+    negative means d drives the bias up. ``estimator``: the family's default for the model (block; for an LM trained
+    here in the audited phase magic, else ekfac), or a name with settings ("cg:damping=0.05", "magic"). ``query``/``toward``/``away``: score a word query instead of tests;
     ``pairs`` (LMs): a JSONL file of paired sentences, or a bundled set: "crows-pairs" (one measure per bias type,
     named "crows-pairs:gender", ...) or "crows-pairs:TYPE"; a path that exists is always a file. ``seeds`` (or
     ``seed_models``): other seeds' models for the effect size's spread and the ranking's stability; ``ensemble``:
