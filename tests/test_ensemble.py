@@ -54,6 +54,7 @@ def test_ensemble_scores_are_the_mean_of_each_seeds_scores(three_seeds, tmp_path
     from biasaudit.influence.ensemble import seed_reliability
     assert t["ensemble"]["seed_reliability"] == pytest.approx(seed_reliability(stack))
     assert 0 <= t["ensemble"]["seed_reliability"] <= 1
+    assert "--ensemble 3 --fresh-seeds" in run.summary["check_command"]      # the check ranks the same way
     from biasaudit.report import write_report
     page = write_report(tmp_path / "s").read_text()
     assert f"seed reliability, {t['ensemble']['seed_reliability']:.2f}" in page     # beside its predictions
@@ -200,8 +201,9 @@ def test_shrunk_ensemble_predictions_match_a_fresh_seeds_effect_where_the_plain_
 
 
 def test_an_experiment_shrinks_the_sets_its_ranking_chose_and_sums_the_others_plainly():
-    """Oracle: the predictions of ``experiments.run._predict``: a remove-top row gets the shrunk sum (lambda 0.5
-    of the hand-computed stack above), a remove-random or remove-ids row the plain sum, in the rows' order."""
+    """Oracle: the predictions of ``experiments.run._predict``: on fresh seeds a remove-top row gets the shrunk sum
+    (lambda 0.5 of the hand-computed stack above), a remove-random or remove-ids row the plain sum, in the rows'
+    order; on the ensemble's own seeds every row the plain sum."""
     from types import SimpleNamespace
 
     from biasaudit.experiments.run import _predict
@@ -210,3 +212,5 @@ def test_an_experiment_shrinks_the_sets_its_ranking_chose_and_sums_the_others_pl
     rows = [SimpleNamespace(condition=c) for c in ("remove-ids", "remove-top", "remove-random")]
     reqs = [("m", np.array([1]), 0)] * 3
     assert _predict(res.predictor, rows, reqs) == [pytest.approx(4.0), pytest.approx(3.5), pytest.approx(4.0)]
+    # retrained on the ensemble's own seeds (no --fresh-seeds): each seed repeats its own response, plain sums
+    assert _predict(res.predictor, rows, reqs, fresh=False) == [pytest.approx(4.0)] * 3

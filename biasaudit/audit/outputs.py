@@ -210,10 +210,11 @@ def _measure_evidence(stats: dict, original, kept, spread, sets: list, warnings:
 
 
 def check_command(corpus, tests, model, estimator: EstimatorConfig, measure: str = "weat",
-                  templates=None) -> str | None:
+                  templates=None, ensemble: int = 1) -> str | None:
     """The ``biasaudit experiment`` command that checks this ranking by retraining (same corpus, model settings
-    and tests; the top 0.1% and 1% removed and upweighted against random removal over 3 seeds); None when the
-    model was given in memory (no command line can name it)."""
+    and tests; the top 0.1% and 1% removed and upweighted against random removal over 3 seeds; an ensemble's
+    ranking again, retrained on seeds it did not use); None when the model was given in memory (no command line
+    can name it)."""
     import shlex
     from dataclasses import fields as dc_fields
 
@@ -266,6 +267,8 @@ def check_command(corpus, tests, model, estimator: EstimatorConfig, measure: str
         parts += ["--estimator", estimator.label]
     if measure != DEFAULT_MEASURE:
         parts += ["--measure", measure]
+    if ensemble > 1:        # the ensemble's ranking, and the fresh seeds its predictions are for
+        parts += ["--ensemble", str(ensemble), "--fresh-seeds"]
     parts += ["--k", "0.1%,1%", "--seeds", "3", "--conditions", "baseline,remove-top,upweight-top,remove-random"]
     return shlex.join(parts)
 

@@ -418,6 +418,6 @@ def summary_of(fam, model, corpus, tests, o: ScoreOptions, run_config: dict, res
             "seeds": run_config.get("seeds", [model.config.seed] if model.config else []),
             "versions": versions("gensim", "numpy", "torch"),
             # experiment retrains against bias tests; a query or paired sentences alone have no such command
-            "check_command": check_command(corpus, tests, model, o.estimator, o.measure, o.templates)
+            "check_command": check_command(corpus, tests, model, o.estimator, o.measure, o.templates, o.ensemble)
             if o.query is None and (tests or o.pairs is None) else None,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "out_dir": str(folder)}
