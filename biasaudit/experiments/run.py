@@ -277,19 +277,21 @@ def _remeasure(plan, r: dict, spec, base_model, corpus, targets, progress, log) 
             reqs.append((row.test, row.docs, row.times, added))
             lin = getattr(predictor, "linear_added", None)
             r["linear_added"][row.key] = None if lin is None else float(lin(row.test, added))
-        values = _predict(predictor, rows, reqs)
+        values = _predict(predictor, rows, reqs, spec.fresh_seeds)
         for row, v in zip(rows, values):
             r["predictions"][row.key] = None if v is None else float(v)
         log(f"re-measured {len(rows)} group predictions of {est_label} in {time.perf_counter() - t0:.1f} s")
 
 
-def _predict(predictor, rows, reqs) -> list:
-    """Each row's group prediction: a set the ranking chose as the predictor gives it (an ensemble's: shrunk for a
-    fresh seed), any other set (random, a user's ids) by the plain sums where the predictor has them."""
+def _predict(predictor, rows, reqs, fresh: bool = True) -> list:
+    """Each row's group prediction: with ``fresh`` seeds (retrains on seeds the ranking did not use), a set the
+    ranking chose as the predictor gives it (an ensemble's: shrunk for such a seed); any other set (random, a
+    user's ids), and every set retrained on the ensemble's own seeds, by the plain sums where the predictor has
+    them (an ensemble seed repeats its own response, which the shrinkage takes out)."""
     plain = getattr(predictor, "unshrunk", None)
     if plain is None:
         return predictor.predict(reqs)
-    ranked = [row.condition in RANKED_CONDITIONS for row in rows]
+    ranked = [fresh and row.condition in RANKED_CONDITIONS for row in rows]
     shrunk = iter(predictor.predict([q for q, r in zip(reqs, ranked) if r]))
     other = iter(plain().predict([q for q, r in zip(reqs, ranked) if not r]))
     return [next(shrunk) if r else next(other) for r in ranked]

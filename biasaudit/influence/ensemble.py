@@ -20,7 +20,9 @@ Decided here:
   nothing is tuned; the ranking (one order for every lambda) and the scores written are the unshrunk means.
   Shrunk are the sets the ranking chose (its top k, a greedy selection); a set chosen without the scores (random
   documents, a user's ids) gets the plain sum, which is unbiased for it: shrinking the 60 planted documents'
-  scores under-predicted their removal 3-fold where the plain sum was within 4% (the same run).
+  scores under-predicted their removal 3-fold where the plain sum was within 4% (the same run). An experiment
+  retraining on the ensemble's own seeds (no ``--fresh-seeds``) uses the plain sums: each of those seeds repeats
+  its own response.
 """
 from __future__ import annotations
 
