@@ -156,7 +156,7 @@ words used: male 8/8, female 8/8, math 8/8, arts 8/8
 word             set             count   share
 she              female         61,204    12.5%
 algebra          math              412     8.1%  rare
-removing the top 0.1% (126 documents): +0.46 -> -0.02 predicted (the sum of their scores would say +0.01)
+removing the top 0.1% (126 documents): +0.46 -> -0.02 predicted (the scores' sum says +0.01)
 
 documents that drive the bias UP (removing them lowers it), block:damping=0.1:
      score  stab  document (its test words); sorted by score, as in the report's table

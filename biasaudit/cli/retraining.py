@@ -255,8 +255,7 @@ def _print_debias(result, method: str) -> None:
         out.print(f"{clean(name)}: d {p['effect_size_before']:+.2f} (p {p['p_value']:.3f}, 95% CI "
                   f"[{p['ci_low']:+.2f}, {p['ci_high']:+.2f}], {p['n_words']} words) -> "
                   f"{_fmt(p['predicted_effect_size'])} predicted after {method} of {p['n_edited']} documents "
-                  f"(--k {manifest['k']} at most; the sum of their scores would say {_fmt(p['linear_prediction'])})",
-                  width=WIDTH)
+                  f"(--k {manifest['k']} at most; the scores' sum says {_fmt(p['linear_prediction'])})", width=WIDTH)
         rule = p.get("stopping") or {}
         if rule:
             out.print(f"  {clean(rule['note'])} (band {rule['band']:.3f}: {rule['band_source']})", width=WIDTH)

@@ -292,8 +292,7 @@ def _print_test(t: dict, estimator: str) -> None:
     for p in t.get("removal_predictions", []):
         out.print(f"removing the top {p['removed']} ({p['n_docs']:,} document{'s' if p['n_docs'] != 1 else ''}): "
                   f"{p['effect_size_before']:+.2f} -> "
-                  f"{p['predicted_effect_size']:+.2f} predicted (the sum of their scores would say "
-                  f"{p['linear_prediction']:+.2f})",
+                  f"{p['predicted_effect_size']:+.2f} predicted (the scores' sum says {p['linear_prediction']:+.2f})",
                   width=WIDTH)
     n_top = max(len(t["top"]["increase_bias"]), len(t["top"]["decrease_bias"]))
     for direction, title in (("increase_bias", "drive the bias UP (removing them lowers it)"),
