@@ -284,10 +284,8 @@ def _remeasure(plan, r: dict, spec, base_model, corpus, targets, progress, log) 
 
 
 def _predict(predictor, rows, reqs, fresh: bool = True) -> list:
-    """Each row's group prediction: with ``fresh`` seeds (retrains on seeds the ranking did not use), a set the
-    ranking chose as the predictor gives it (an ensemble's: shrunk for such a seed); any other set (random, a
-    user's ids), and every set retrained on the ensemble's own seeds, by the plain sums where the predictor has
-    them (an ensemble seed repeats its own response, which the shrinkage takes out)."""
+    """Each row's group prediction: a set the ranking chose, retrained on ``fresh`` seeds, as the predictor gives
+    it (an ensemble's: shrunk); any other by the plain sums where the predictor has them (influence.ensemble)."""
     plain = getattr(predictor, "unshrunk", None)
     if plain is None:
         return predictor.predict(reqs)
