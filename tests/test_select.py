@@ -319,3 +319,16 @@ def test_greedy_in_debias_searches_within_the_top_k_prefix_that_reaches_the_band
     assert greedy["predicted"]["planted"]["n_edited"] <= n_top
     assert rule["selection"]["n_predictions"] <= 4 * 3 * n_top + 4 + 1
     assert abs(greedy["predicted"]["planted"]["predicted_effect_size"]) <= band
+
+
+def test_verify_after_an_ensemble_retrains_seeds_outside_it(trained, tmp_path):
+    """An ensemble's predictions are for a seed it did not use (influence.ensemble), so --verify retrains the
+    seeds after the ensemble's: with seeds 1 and 2 ranking, seed 3."""
+    corpus, _, model, _ = trained
+    other = train_skipgram(corpus, SkipGramConfig(**{**CFG.to_dict(), "seed": 2}))
+    _, m = run_debias(model, corpus, [TEST], EstimatorConfig(), "6", "remove", out_dir=tmp_path / "e", force=True,
+                      target=0.0, select="top-k", verify=1, seed_models=(other,))
+    assert m["verify"]["seeds"] == [3]
+    v = m["verify"]["tests"]["planted"]
+    pred = m["predicted"]["planted"]
+    assert v["predicted_change"] == pytest.approx(pred["predicted_effect_size"] - pred["effect_size_before"])

@@ -182,7 +182,8 @@ DEBIAS_OPTIONS = {
                                  "(p >= 0.05 or its 95% CI holds 0).")),
     "verify": (int, typer.Option(0, "--verify", min=0, help="Retrain this many seeds on the edited corpus and "
                                  "report the actual change against the predicted one, held-out tests and "
-                                 "WordSim (in manifest.json and the report).")),
+                                 "WordSim (in manifest.json and the report). After --ensemble, seeds the "
+                                 "ensemble did not use.")),
 }
 
 

@@ -368,6 +368,6 @@ def run_debias(model, corpus, tests, options: DebiasOptions | None = None, *args
             ed.tokenizer = corpus.tokenizer
             manifest["verify"] = verify_edit(model, corpus, ed, plan.kept, o.heldout or {}, predicted, o.verify,
                                              [*seed_models, *noise_models], o.templates, o.cache, o.device,
-                                             progress, log)
+                                             progress, log, skip=1 + len(seed_models) if seed_models else 0)
         write_json(tmp / "manifest.json", manifest)
     return Path(folder), manifest

@@ -6,8 +6,9 @@ import numpy as np
 
 
 def verify_edit(model, corpus, edited, tests, heldout: dict, predicted: dict, n_seeds: int, others=(),
-                templates=None, cache=None, device: str = "cpu", progress=None, log=None) -> dict:
-    """Retrain ``n_seeds`` seeds (the model's seed, then the next ones) on the edited corpus and compare each with
+                templates=None, cache=None, device: str = "cpu", progress=None, log=None, skip: int = 0) -> dict:
+    """Retrain ``n_seeds`` seeds (the model's seed, then the next ones; ``skip``: after that many seeds, those an
+    ensemble ranked with, whose predictions are for a seed outside it) on the edited corpus and compare each with
     the baseline of the same seed (the audited model, a given seed's model, or trained and cached): the actual
     change of each test against the predicted one, the held-out companions' changes and WordSim-353 / SimLex-999
     (reported where their word coverage is at least the experiments' MIN_COVERAGE)."""
@@ -24,7 +25,7 @@ def verify_edit(model, corpus, edited, tests, heldout: dict, predicted: dict, n_
     held = {n: h for n, h in heldout.items() if n in {t.name for t in tests}}
     per_seed = []
     for i in range(n_seeds):
-        seed = cfg.seed + i
+        seed = cfg.seed + skip + i
         scfg = replace(cfg, seed=seed)
         base = have.get(seed) or train_or_load(corpus, scfg, cache=Path(cache) if cache else None, device=device)[0]
         new = retrain_model(edited, scfg, corpus)
