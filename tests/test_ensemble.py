@@ -125,7 +125,7 @@ def test_experiment_with_ensemble_fresh_seeds_and_lds(tmp_path):
         t > 0 for t in recorded(tmp_path / "exp").values())
     assert again["leaderboard"][0]["cost_in_trainings"] == pytest.approx(
         again["scoring_seconds"]["block:damping=0.1"] / np.mean(list(recorded(tmp_path / "exp2").values())),
-        rel=0.02)
+        abs=0.006)                                                  # the leaderboard rounds it to 2 decimals
 
 
 def test_masked_retrains_are_the_same_run_and_magic_predicts_them(tmp_path):
