@@ -35,11 +35,12 @@ from biasaudit.planted import LM_TEMPLATES, LM_TEST, LM_WORDS_TEST, lm_planted_c
 from biasaudit.wordsets import BiasTest
 
 
-def smooth_config(base: Path, seed: int, epochs: int, lr: float, max_len: int = 64) -> LMConfig:
+def smooth_config(base: Path, seed: int, epochs: int, lr: float, max_len: int = 64,
+                  batches: str = "shuffled") -> LMConfig:
     """The smooth audited phase: Adam with eps_root 1e-6, dropout off, batch 128, float64, from the base
-    (``max_len``: tokens per example; documents are cut into pieces of that size)."""
+    (``max_len``: tokens per example; documents are cut into pieces of that size; ``batches``: LMConfig's)."""
     return LMConfig(finetune=str(base), eps_root=1e-6, dropout=0, dtype="float64", batch_size=128, epochs=epochs,
-                    learning_rate=lr, weight_decay=0.0, seed=seed, max_len=max_len)
+                    learning_rate=lr, weight_decay=0.0, seed=seed, max_len=max_len, batches=batches)
 
 
 def corpus_of(args):
@@ -67,6 +68,11 @@ def main() -> None:
     ap.add_argument("--corpus", choices=("planted", "words"), default="planted",
                     help="planted: nonce targets (lm_planted_corpus); words: real words (lm_words_corpus)")
     ap.add_argument("--max-len", type=int, default=64, help="tokens per example (16: about a sentence)")
+    ap.add_argument("--batches", default="shuffled", choices=("shuffled", "length"),
+                    help="LMConfig.batches (length: examples of similar length together, the recipe before "
+                    "shuffled batches)")
+    ap.add_argument("--cross-seeds", default="2", help="fresh seeds of the cross-seed LDS (comma separated; with "
+                    "two or more, also their test-retest and the LDS against each subset's mean change)")
     ap.add_argument("--only-d", action="store_true", help="stop after the planted d of each seed (step 2)")
     ap.add_argument("--estimators", default="magic,ekfac,lexical")
     ap.add_argument("--cache", default=None)
@@ -102,7 +108,7 @@ def main() -> None:
     fig["seeds"] = []
     models = {}
     for seed in range(1, args.seeds + 1):
-        cfg = smooth_config(base, seed, args.epochs, args.lr, args.max_len)
+        cfg = smooth_config(base, seed, args.epochs, args.lr, args.max_len, args.batches)
         t = time.perf_counter()
         model = train_lm(corpus, cfg)
         secs = time.perf_counter() - t
@@ -150,8 +156,10 @@ def main() -> None:
     k = len(subsets[0])
     from biasaudit.models.base import family_of
     fam = family_of(model)
-    for kind, seed in (("same_seed", 1), ("cross_seed", 2)):
-        cfg = smooth_config(base, seed, args.epochs, args.lr, args.max_len)
+    cross = [int(x) for x in args.cross_seeds.split(",")]
+    runs = [("same_seed", 1)] + [("cross_seed" if i == 0 else f"cross_seed_{c}", c) for i, c in enumerate(cross)]
+    for kind, seed in runs:
+        cfg = smooth_config(base, seed, args.epochs, args.lr, args.max_len, args.batches)
         d0 = d_of(models[seed]) if seed in models else d_of(train_lm(corpus, cfg))
         actual = []
         t = time.perf_counter()
@@ -167,9 +175,25 @@ def main() -> None:
             fig[f"lds_{kind}"][name] = float(rho)
             print(f"LDS {kind} {name}: {rho:+.3f} ({len(subsets)} subsets of {k} documents)", flush=True)
         save()
+    if len(runs) > 2:
+        cross_seed_summary(fig, [k for k, _ in runs[1:]], scores, subsets)
     fig["peak_rss_mb"] = round(peak_mb(), 1)
     save()
     print(f"peak memory {fig['peak_rss_mb']} MB; written {out / 'lm_smooth.json'}")
+
+
+def cross_seed_summary(fig: dict, kinds: list[str], scores: dict, subsets) -> None:
+    """Test-retest of the fresh seeds' actual changes (Spearman per pair) and each estimator's LDS against the
+    subsets' mean change over those seeds (TRAK's form), into ``fig["cross_seed_mean"]``."""
+    acts = [np.asarray(fig[f"lds_{k}"]["actual"]) for k in kinds]
+    pairs = [float(spearmanr(acts[i], acts[j]).correlation) for i in range(len(acts)) for j in range(i + 1, len(acts))]
+    mean = np.mean(acts, axis=0)
+    row = {"test_retest": pairs, "test_retest_mean": float(np.mean(pairs))}
+    for name, sc in scores.items():
+        row[name] = float(spearmanr([sc[s].sum() for s in subsets], mean).correlation)
+    fig["cross_seed_mean"] = row
+    print(f"fresh seeds' test-retest {', '.join(f'{r:+.2f}' for r in pairs)}; LDS against the mean change: "
+          + ", ".join(f"{n} {row[n]:+.3f}" for n in scores), flush=True)
 
 
 def subsets_of(n: int, count: int, fraction: float) -> list[np.ndarray]:

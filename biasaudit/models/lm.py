@@ -38,7 +38,7 @@ from .base import Config, Progress, resolve_device, setting, versions
 from .checkpoint import check_checkpoint, check_loading_info, fault_line, is_panic, require_config_json
 from .lm_steps import (Examples, collate, make_examples, step_backward, token_losses,  # noqa: F401
                        weighted_batch_loss)
-from .lm_optim import (ADAM_BETAS, RootAdam, Schedule, adam_root_update, dropout_active, length_batches,  # noqa: F401
+from .lm_optim import (ADAM_BETAS, BATCHINGS, RootAdam, Schedule, adam_root_update, dropout_active, length_batches,  # noqa: F401
                        make_optimizer, replayable_attention, run_batches, step_seed)
 from .lm_tokenizers import (BOS, EOS, PAD, SPECIALS, UNK, HFEncoder, WordEncoder, doc_word_index,  # noqa: F401
                             word_encoder)
@@ -78,6 +78,11 @@ class LMConfig(Config):
                                    "0: torch's AdamW (epsilon 1e-8 outside the root).")
     dropout: int = setting(1, "1: the network's dropout is active in training (as its config says); 0: off (a "
                               "smooth audited phase: dropout makes the run chaotic in the document weights).")
+    batches: str = setting("length", "How a step's examples are drawn. length: examples of similar length together "
+                                     "(little padding), the batches in random order; the seed's order then decides "
+                                     "which kinds of example the last, small steps teach. shuffled: each batch a "
+                                     "uniform sample of the examples, so every step sees the corpus's mix (the "
+                                     "smooth audited phase: its d varies less between seeds).")
     micro_batch: int = setting(0, "Examples per forward and backward pass: a batch's gradients are accumulated over "
                                   "pieces of this size (the same step, in less memory). 0: the whole batch at once.")
 
@@ -93,6 +98,8 @@ class LMConfig(Config):
             raise ConfigError("LMConfig: learning_rate > 0, weight_decay >= 0 and 0 <= warmup < 1 are required")
         if not isinstance(self.min_steps, int) or isinstance(self.min_steps, bool) or self.min_steps < 0:
             raise ConfigError(f"LMConfig.min_steps must be a whole number >= 0, got {self.min_steps!r}")
+        if self.batches not in BATCHINGS:
+            raise ConfigError(f"LMConfig.batches must be one of {', '.join(BATCHINGS)}, got {self.batches!r}")
         if self.dtype not in ("float32", "float64"):
             raise ConfigError(f"LMConfig.dtype must be float32 or float64, got {self.dtype!r}")
         if not isinstance(self.finetune, str):

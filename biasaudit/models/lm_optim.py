@@ -53,12 +53,24 @@ class Schedule:
         return min((s + 1) / self.warm, max(0.0, (self.n_steps - s) / max(1, self.n_steps - self.warm)))
 
 
+def shuffled_batches(n: int, batch_size: int, gen: torch.Generator) -> list[np.ndarray]:
+    """Batches that are uniform random samples of the ``n`` examples (an epoch: each example once)."""
+    perm = torch.randperm(n, generator=gen).numpy()
+    return [perm[s:s + batch_size] for s in range(0, n, batch_size)]
+
+
+BATCHINGS = ("length", "shuffled")
+
+
 def run_batches(ex: Examples, config, schedule: Schedule):
-    """Every step's example indices, in training order (a function of the seed and the examples alone)."""
+    """Every step's example indices, in training order (a function of the seed and the examples alone; how they
+    are grouped: ``config.batches``, one of ``BATCHINGS``; a config without it: length)."""
     gen = torch.Generator().manual_seed(config.seed)
     lengths = np.array([len(x) for x in ex.ids])
+    shuffled = getattr(config, "batches", "length") == "shuffled"
     for _ in range(schedule.epochs):
-        yield from length_batches(lengths, config.batch_size, gen)
+        yield from (shuffled_batches(len(lengths), config.batch_size, gen) if shuffled
+                    else length_batches(lengths, config.batch_size, gen))
 
 
 def replayable_attention():
