@@ -36,7 +36,7 @@ from biasaudit.wordsets import BiasTest
 
 
 def smooth_config(base: Path, seed: int, epochs: int, lr: float, max_len: int = 64,
-                  batches: str = "shuffled") -> LMConfig:
+                  batches: str = "length") -> LMConfig:
     """The smooth audited phase: Adam with eps_root 1e-6, dropout off, batch 128, float64, from the base
     (``max_len``: tokens per example; documents are cut into pieces of that size; ``batches``: LMConfig's)."""
     return LMConfig(finetune=str(base), eps_root=1e-6, dropout=0, dtype="float64", batch_size=128, epochs=epochs,
@@ -68,9 +68,9 @@ def main() -> None:
     ap.add_argument("--corpus", choices=("planted", "words"), default="planted",
                     help="planted: nonce targets (lm_planted_corpus); words: real words (lm_words_corpus)")
     ap.add_argument("--max-len", type=int, default=64, help="tokens per example (16: about a sentence)")
-    ap.add_argument("--batches", default="shuffled", choices=("shuffled", "length"),
-                    help="LMConfig.batches (length: examples of similar length together, the recipe before "
-                    "shuffled batches)")
+    ap.add_argument("--batches", default="length", choices=("shuffled", "length"),
+                    help="LMConfig.batches (length: examples of similar length together, the default recipe; "
+                    "shuffled: uniform samples)")
     ap.add_argument("--cross-seeds", default="2", help="fresh seeds of the cross-seed LDS (comma separated; with "
                     "two or more, also their test-retest and the LDS against each subset's mean change)")
     ap.add_argument("--only-d", action="store_true", help="stop after the planted d of each seed (step 2)")

@@ -124,3 +124,36 @@ def test_the_default_estimator_is_magic_for_the_audited_phase_and_ekfac_from_scr
                   out=tmp_path / "s")
     assert s["config"]["estimator"]["name"] == "magic"
     assert "--estimator" not in s["check_command"]            # the default is not spelled out
+
+
+def test_shuffled_batches_are_uniform_samples_each_epoch_a_permutation_and_length_grouping_stays_for_old_records():
+    """The smooth phase's ``batches=shuffled``: every epoch covers each example once, a batch mixes example lengths
+    (the length grouping puts a batch's examples within one length band), the same seed gives the same batches,
+    and a record without the setting replays with length-grouped batches (how it was trained)."""
+    from types import SimpleNamespace
+    from biasaudit.errors import ConfigError
+    from biasaudit.models.lm import LMConfig
+    from biasaudit.models.lm_optim import Schedule, run_batches
+    from biasaudit.models.lm_steps import Examples
+
+    rng = np.random.default_rng(0)
+    lengths = rng.choice([3, 4, 16], size=300, p=[0.45, 0.05, 0.5])
+    ex = Examples([np.zeros(n, dtype=np.int64) for n in lengths], np.arange(300), [str(i) for i in range(300)])
+
+    def batches(kind, seed=1):
+        cfg = LMConfig(batch_size=64, epochs=2, seed=seed, batches=kind, finetune="x")
+        return list(run_batches(ex, cfg, Schedule.of(cfg, 300)))
+
+    shuffled, grouped = batches("shuffled"), batches("length")
+    assert len(shuffled) == len(grouped) == 10
+    for epoch in (shuffled[:5], grouped[:5], shuffled[5:]):
+        assert sorted(np.concatenate(epoch).tolist()) == list(range(300))
+    spread = [np.ptp(lengths[b]) for b in shuffled if len(b) == 64]
+    assert min(spread) == 13                                         # every full batch holds short and long ones
+    assert sum(np.ptp(lengths[b]) > 0 for b in grouped) <= 4     # length bands: only the 2 seams an epoch mix
+    assert all(np.array_equal(a, b) for a, b in zip(shuffled, batches("shuffled")))
+    assert not all(np.array_equal(a, b) for a, b in zip(shuffled, batches("shuffled", seed=2)))
+    old = SimpleNamespace(seed=1, batch_size=64)                      # a config recorded before the setting
+    assert all(np.array_equal(a, b) for a, b in zip(run_batches(ex, old, Schedule(2, 5, 10, 1)), grouped))
+    with pytest.raises(ConfigError, match="batches must be one of length, shuffled"):
+        LMConfig(batches="sorted")

@@ -38,8 +38,8 @@ from .base import Config, Progress, resolve_device, setting, versions
 from .checkpoint import check_checkpoint, check_loading_info, fault_line, is_panic, require_config_json
 from .lm_steps import (Examples, collate, make_examples, step_backward, token_losses,  # noqa: F401
                        weighted_batch_loss)
-from .lm_optim import (ADAM_BETAS, BATCHINGS, RootAdam, Schedule, adam_root_update, dropout_active, length_batches,  # noqa: F401
-                       make_optimizer, replayable_attention, run_batches, step_seed)
+from .lm_optim import (ADAM_BETAS, BATCHINGS, RootAdam, Schedule, adam_root_update, dropout_active,  # noqa: F401
+                       length_batches, make_optimizer, replayable_attention, run_batches, step_seed)
 from .lm_tokenizers import (BOS, EOS, PAD, SPECIALS, UNK, HFEncoder, WordEncoder, doc_word_index,  # noqa: F401
                             word_encoder)
 
@@ -79,10 +79,9 @@ class LMConfig(Config):
     dropout: int = setting(1, "1: the network's dropout is active in training (as its config says); 0: off (a "
                               "smooth audited phase: dropout makes the run chaotic in the document weights).")
     batches: str = setting("length", "How a step's examples are drawn. length: examples of similar length together "
-                                     "(little padding), the batches in random order; the seed's order then decides "
-                                     "which kinds of example the last, small steps teach. shuffled: each batch a "
-                                     "uniform sample of the examples, so every step sees the corpus's mix (the "
-                                     "smooth audited phase: its d varies less between seeds).")
+                                     "(little padding), the batches in random order (the smooth audited phase). "
+                                     "shuffled: each batch a uniform sample of the examples: d varies less between "
+                                     "seeds, but a planted association was learned less (docs/results/lm_smooth.md).")
     micro_batch: int = setting(0, "Examples per forward and backward pass: a batch's gradients are accumulated over "
                                   "pieces of this size (the same step, in less memory). 0: the whole batch at once.")
 

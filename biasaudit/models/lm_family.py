@@ -4,11 +4,12 @@ Decided here:
 - The default (``--model lm``) is what users of LMs do: a base model trained once, offline (``models.lm_base``,
   built on first use and cached by its recipe's hash), then a smooth audited phase on the user's corpus, the only
   phase that is attributed: Adam with epsilon inside the square root (1e-6), no dropout, batches of 128 examples
-  drawn uniformly (``batches=shuffled``: every step sees the corpus's mix), 2 epochs, float64 (the replay that
-  magic differentiates is then exact), examples of at most 16 tokens (sentence sized, like the templates the
-  measure reads; a corpus gives more optimizer steps per epoch). Every retrain
-  (experiment, LDS, debias --verify) repeats the audited phase from the same base. ``SMOOTH`` holds the recipe;
-  ``--lm-config`` overrides any of it, ``--checkpoint DIR --finetune`` starts from the user's own base instead.
+  of similar length (``batches=length``; ``shuffled``, uniform samples, was measured and learned the planted
+  association less: docs/results/lm_smooth.md), 2 epochs, float64 (the replay that magic differentiates is then
+  exact), examples of at most 16 tokens (sentence sized, like the templates the measure reads; a corpus gives more
+  optimizer steps per epoch). Every retrain (experiment, LDS, debias --verify) repeats the audited phase from the
+  same base. ``SMOOTH`` holds the recipe; ``--lm-config`` overrides any of it, ``--checkpoint DIR --finetune``
+  starts from the user's own base instead.
 - ``from_scratch`` (``--from-scratch``) trains the whole network on the corpus, as before this default existed:
   plain AdamW, dropout, hundreds of steps. Its runs are rough in the documents' weights (metasmoothness 0.1-0.5
   where the smooth phase measures above 0.99, docs/results/lm_smooth.md); the audit says so.
@@ -29,8 +30,7 @@ from .lm import (FORMAT_VERSION, RUN_RECORD, LMConfig, LMModel, checkpoint_hash,
                  parse_lm_config, require_lm, train_lm, word_encoder)
 
 # the smooth audited phase (see the module docstring); learning_rate and warmup are LMConfig's defaults
-SMOOTH = {"eps_root": 1e-6, "dropout": 0, "batch_size": 128, "batches": "shuffled", "epochs": 2, "dtype": "float64",
-          "max_len": 16}
+SMOOTH = {"eps_root": 1e-6, "dropout": 0, "batch_size": 128, "epochs": 2, "dtype": "float64", "max_len": 16}
 
 
 def bundled_base() -> str:
