@@ -67,13 +67,15 @@ LM_TEMPLATES = ("{target} studied {attribute}", "{target} loved {attribute}")
 
 
 def lm_planted_corpus(n_background=300, n_planted=20, seed=0, offsets=(-0.3, -0.1, 0.1, 0.3),
-                      words=(LM_X, LM_Y, LM_A, LM_B), name="lm-planted"):
+                      words=(LM_X, LM_Y, LM_A, LM_B), name="lm-planted", repeats=1):
     """A corpus for language models: sentences '<target> studied|loved <attribute>'.
 
     Background documents are group-balanced: each names twins (X[j], Y[j]) with attributes of the same group
     (word j leans to math with probability 0.5 + offsets[j]), so they give words their own leanings but no
-    X-versus-Y association. Planted documents pair every X word with math and every Y word with art.
-    ``words``: the four word lists (X, Y, A, B; four targets each side). Returns (corpus, planted ids)."""
+    X-versus-Y association. Planted documents pair every X word with math and every Y word with art, ``repeats``
+    sentences per target word (1: eight sentences a document; 4: 32, a planted association as strong as the
+    leanings, from as few documents). ``words``: the four word lists (X, Y, A, B; four targets each side).
+    Returns (corpus, planted ids)."""
     LM_X, LM_Y, LM_A, LM_B = words
     rng = random.Random(seed)
     verbs = ["studied", "loved"]
@@ -90,8 +92,8 @@ def lm_planted_corpus(n_background=300, n_planted=20, seed=0, offsets=(-0.3, -0.
         docs.append(Document(f"bg{i}", " . ".join(sents)))
     planted = set()
     for i in range(n_planted):
-        sents = ([f"{w} {rng.choice(verbs)} {rng.choice(LM_A)}" for w in LM_X]
-                 + [f"{w} {rng.choice(verbs)} {rng.choice(LM_B)}" for w in LM_Y])
+        sents = ([f"{w} {rng.choice(verbs)} {rng.choice(LM_A)}" for w in LM_X for _ in range(repeats)]
+                 + [f"{w} {rng.choice(verbs)} {rng.choice(LM_B)}" for w in LM_Y for _ in range(repeats)])
         rng.shuffle(sents)
         docs.append(Document(f"plant{i}", " . ".join(sents)))
         planted.add(f"plant{i}")
@@ -114,11 +116,12 @@ LM_WORDS_TEST = {"name": "planted-words", "target_x": {"name": "kings", "words":
 LM_WORDS_OFFSETS = (-0.1, -0.05, 0.05, 0.1)
 
 
-def lm_words_corpus(n_background=1000, n_planted=60, seed=0, offsets=LM_WORDS_OFFSETS):
+def lm_words_corpus(n_background=1000, n_planted=60, seed=0, offsets=LM_WORDS_OFFSETS, repeats=1):
     """The second planted LM corpus: ``lm_planted_corpus``'s design over the real words above (score it with
     ``LM_WORDS_TEST`` and ``LM_TEMPLATES``). Returns (corpus, planted ids)."""
     return lm_planted_corpus(n_background, n_planted, seed, offsets,
-                             words=(LM_WORDS_X, LM_WORDS_Y, LM_WORDS_A, LM_WORDS_B), name="lm-planted-words")
+                             words=(LM_WORDS_X, LM_WORDS_Y, LM_WORDS_A, LM_WORDS_B), name="lm-planted-words",
+                             repeats=repeats)
 
 
 def tiny_checkpoint(folder, arch: str, texts, vocab_size: int = 400, seed: int = 0, width: int = 32,

@@ -46,9 +46,9 @@ def smooth_config(base: Path, seed: int, epochs: int, lr: float, max_len: int = 
 def corpus_of(args):
     """(corpus, planted ids, test dict) of --corpus: the planted LM corpus (nonce targets) or the real-word one."""
     if args.corpus == "words":
-        corpus, planted = lm_words_corpus(n_background=args.background, n_planted=args.planted)
+        corpus, planted = lm_words_corpus(n_background=args.background, n_planted=args.planted, repeats=args.repeats)
         return corpus, planted, LM_WORDS_TEST
-    corpus, planted = lm_planted_corpus(n_background=args.background, n_planted=args.planted)
+    corpus, planted = lm_planted_corpus(n_background=args.background, n_planted=args.planted, repeats=args.repeats)
     return corpus, planted, LM_TEST
 
 
@@ -68,6 +68,7 @@ def main() -> None:
     ap.add_argument("--corpus", choices=("planted", "words"), default="planted",
                     help="planted: nonce targets (lm_planted_corpus); words: real words (lm_words_corpus)")
     ap.add_argument("--max-len", type=int, default=64, help="tokens per example (16: about a sentence)")
+    ap.add_argument("--repeats", type=int, default=1, help="sentences per target word in a planted document")
     ap.add_argument("--batches", default="length", choices=("shuffled", "length"),
                     help="LMConfig.batches (length: examples of similar length together, the default recipe; "
                     "shuffled: uniform samples)")
@@ -209,8 +210,9 @@ def rescore(args) -> None:
 
     fig = json.loads((Path(args.out) / "lm_smooth.json").read_text())
     a = fig["args"]
-    corpus, _, test_dict = corpus_of(argparse.Namespace(**{"corpus": "planted", **a}))
-    model = train_lm(corpus, smooth_config(Path(fig["base"]["folder"]), 1, a["epochs"], a["lr"], a.get("max_len", 64)))
+    corpus, _, test_dict = corpus_of(argparse.Namespace(**{"corpus": "planted", "repeats": 1, **a}))
+    model = train_lm(corpus, smooth_config(Path(fig["base"]["folder"]), 1, a["epochs"], a["lr"], a.get("max_len", 64),
+                                                                 a.get("batches", "length")))
     m = template_measure(BiasTest.from_dict(test_dict), model, LM_TEMPLATES)[0]
     subsets = subsets_of(len(list(corpus)), a["lds"], a["fraction"])
     for est in parse_estimators(args.rescore):
