@@ -97,3 +97,10 @@ def test_the_real_word_planted_lm_corpus_plants_x_with_a_only_in_its_planted_doc
     a, _ = lm_planted_corpus(n_background=20, n_planted=3)
     b, _ = lm_planted_corpus(n_background=20, n_planted=3, words=(LM_X, LM_Y, LM_A, LM_B))
     assert [d.text for d in a] == [d.text for d in b]
+    # repeats: each planted document names every target that many times, still with its own group only
+    heavy, ids = lm_words_corpus(n_background=20, n_planted=3, repeats=4)
+    for d in heavy:
+        if d.id in ids:
+            said = Counter(s.split()[0] for s in d.text.split(" . "))
+            assert set(said.values()) == {4} and len(said) == 8
+            assert all((s.split()[2] in LM_WORDS_A) == (s.split()[0] in LM_WORDS_X) for s in d.text.split(" . "))
