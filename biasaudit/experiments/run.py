@@ -1,5 +1,4 @@
-"""Running an experiment: rank once, train every edit at every seed, measure each model, resume after an
-interruption.
+"""Running an experiment: rank once, train every edit at every seed, measure each model, resume after an interruption.
 
 - Every retrain is one task: its record is written atomically to ``runs/<run id>.json`` as soon as it ends; a rerun
   skips finished runs (a damaged record is run again). Run ids are content hashes of the edits.
@@ -278,9 +277,10 @@ def _remeasure(plan, r: dict, spec, base_model, corpus, targets, progress, log) 
             lin = getattr(predictor, "linear_added", None)
             r["linear_added"][row.key] = None if lin is None else float(lin(row.test, added))
         values = _predict(predictor, rows, reqs, spec.fresh_seeds)
-        for row, v in zip(rows, values):
-            r["predictions"][row.key] = None if v is None else float(v)
+        r["predictions"].update({row.key: None if v is None else float(v) for row, v in zip(rows, values)})
         log(f"re-measured {len(rows)} group predictions of {est_label} in {time.perf_counter() - t0:.1f} s")
+        for name, k, lam, how in getattr(predictor, "lambdas", []):    # an ensemble's, on fresh seeds
+            log(f"{est_label} / {name}: the prediction for its top {k} shrunk by {lam:.2f} ({how} seed reliability)")
 
 
 def _predict(predictor, rows, reqs, fresh: bool = True) -> list:
