@@ -57,10 +57,16 @@ def test_ensemble_scores_are_the_mean_of_each_seeds_scores(three_seeds, tmp_path
     assert "--ensemble 3 --fresh-seeds" in run.summary["check_command"]      # the check ranks the same way
     from biasaudit.report import write_report
     page = write_report(tmp_path / "s").read_text()
-    assert f"seed reliability, {t['ensemble']['seed_reliability']:.2f}" in page     # beside its predictions
-    # predictions of the removal of the top documents: the linear sum, inside the measure's range
+    assert f"the scores' overall: {t['ensemble']['seed_reliability']:.2f}" in page     # beside its predictions
+    # predictions of the removal of the top documents: the linear sum, inside the measure's range, each shrunk by
+    # its own set's reliability (three seeds: leave one out), which the page shows beside it
+    from biasaudit.influence.ensemble import group_reliability
     for p in t["removal_predictions"]:
         assert abs(p["predicted_effect_size"]) <= weat_target(TEST, models[0].vocab).bound
+        mean = stack.mean(0)
+        top = np.argsort(mean, kind="stable")[:p["n_docs"]]
+        assert p["shrunk_by"] == pytest.approx(group_reliability(stack, top))
+        assert f"by this set's seed reliability, {p['shrunk_by']:.2f}" in page
 
 
 def test_linear_predictions_never_leave_the_measures_range(three_seeds):

@@ -244,9 +244,14 @@ def removal_predictions(result, targets, progress=None) -> dict:
             if len(order):
                 reqs.append((t.name, order[:k], 0))
                 keys.append((t.name, label, min(k, len(order)), float(s[order[:k]].sum())))
-    for (name, label, k, linear), value in zip(keys, result.predictor.predict(reqs, progress) if reqs else []):
+    seen = getattr(result.predictor, "lambdas", None)        # an ensemble's: each shrunk set's lambda, in order
+    start = len(seen) if seen is not None else 0
+    values = result.predictor.predict(reqs, progress) if reqs else []
+    shrunk = [lam for _, _, lam, _ in seen[start:]] if seen is not None and len(seen) - start == len(reqs) else None
+    for i, ((name, label, k, linear), value) in enumerate(zip(keys, values)):
         removal[name].append({"removed": label, "n_docs": k, "effect_size_before": result.bias_value[name],
-                              "predicted_effect_size": value, "linear_prediction": result.bias_value[name] + linear})
+                              "predicted_effect_size": value, "linear_prediction": result.bias_value[name] + linear,
+                              **({"shrunk_by": shrunk[i]} if shrunk else {})})
     return removal
 
 

@@ -270,8 +270,9 @@ def _print_test(t: dict, estimator: str) -> None:
         if en.get("seed_reliability") is not None:
             out.print(f"seed reliability of the scores {en['seed_reliability']:.2f} (1: the seeds agree on every "
                       "document; 0: their differences are all seed noise): the predictions below are for a seed "
-                      "outside the ensemble, each score pulled toward the mean document's by this factor; the "
-                      "ranking and the scores written are the plain means", width=WIDTH)
+                      "outside the ensemble, each score pulled toward the mean document's (the top documents by "
+                      "their own set's factor, printed with each prediction); the ranking and the scores written "
+                      "are the plain means", width=WIDTH)
     if ev.get("sets"):
         used = ", ".join(f"{clean(st['name'])} {len(st['used'])}/{len(st['used']) + len(st['dropped'])}"
                          for st in ev["sets"])
@@ -292,7 +293,9 @@ def _print_test(t: dict, estimator: str) -> None:
     for p in t.get("removal_predictions", []):
         out.print(f"removing the top {p['removed']} ({p['n_docs']:,} document{'s' if p['n_docs'] != 1 else ''}): "
                   f"{p['effect_size_before']:+.2f} -> "
-                  f"{p['predicted_effect_size']:+.2f} predicted (the scores' sum says {p['linear_prediction']:+.2f})",
+                  f"{p['predicted_effect_size']:+.2f} predicted ("
+                  + (f"shrunk by {p['shrunk_by']:.2f}; " if p.get("shrunk_by") is not None else "")
+                  + f"the scores' sum says {p['linear_prediction']:+.2f})",
                   width=WIDTH)
     n_top = max(len(t["top"]["increase_bias"]), len(t["top"]["decrease_bias"]))
     for direction, title in (("increase_bias", "drive the bias UP (removing them lowers it)"),
