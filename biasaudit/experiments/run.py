@@ -280,7 +280,7 @@ def _remeasure(plan, r: dict, spec, base_model, corpus, targets, progress, log) 
         r["predictions"].update({row.key: None if v is None else float(v) for row, v in zip(rows, values)})
         log(f"re-measured {len(rows)} group predictions of {est_label} in {time.perf_counter() - t0:.1f} s")
         for name, k, lam, how in getattr(predictor, "lambdas", []):    # an ensemble's, on fresh seeds
-            log(f"{est_label} / {name}: the prediction for its top {k} shrunk by {lam:.2f} ({how} seed reliability)")
+            log(f"{est_label} / {name}: the prediction for its top {k} shrunk by {lam:.2f} ({how})")
 
 
 def _predict(predictor, rows, reqs, fresh: bool = True) -> list:

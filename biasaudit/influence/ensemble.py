@@ -116,7 +116,8 @@ class LinearPredictor:
             return None
         group = group_reliability(self.stacks[name], docs) if removal and name in self.stacks else None
         self.lambdas.append((name, len(docs), lam if group is None else group,
-                             "every document's" if group is None else "this set's, one seed left out"))
+                             "every document's seed reliability" if group is None else
+                             "this set's own seed reliability, one seed left out"))
         return lam if group is None else group
 
     def predict(self, requests, progress=None) -> list[float]:
