@@ -102,8 +102,7 @@ def run_task(task: Task, corpus: Corpus, config, mode: str, warm_epochs: int,
 
 # ------------------------------------------------------------------ the folder
 def config_hash(config: dict) -> str:
-    """sha256 of an experiment's config (``ExperimentSpec.to_config``): what every run record carries, so that a
-    resume reuses only records of this very config (another run's, written into the same folder, are redone)."""
+    """sha256 of an experiment's config (``ExperimentSpec.to_config``), on every run record: a resume reuses its own."""
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -276,10 +275,11 @@ def _remeasure(plan, r: dict, spec, base_model, corpus, targets, progress, log) 
             reqs.append((row.test, row.docs, row.times, added))
             lin = getattr(predictor, "linear_added", None)
             r["linear_added"][row.key] = None if lin is None else float(lin(row.test, added))
+        start = len(getattr(predictor, "lambdas", []))       # an ensemble's shrunk sets (on fresh seeds), from here
         values = _predict(predictor, rows, reqs, spec.fresh_seeds)
         r["predictions"].update({row.key: None if v is None else float(v) for row, v in zip(rows, values)})
         log(f"re-measured {len(rows)} group predictions of {est_label} in {time.perf_counter() - t0:.1f} s")
-        for name, k, lam, how in getattr(predictor, "lambdas", []):    # an ensemble's, on fresh seeds
+        for name, k, lam, how in getattr(predictor, "lambdas", [])[start:]:
             log(f"{est_label} / {name}: the prediction for its top {k} shrunk by {lam:.2f} ({how})")
 
 
