@@ -77,6 +77,8 @@ def lm_planted_corpus(n_background=300, n_planted=20, seed=0, offsets=(-0.3, -0.
     leanings, from as few documents). ``words``: the four word lists (X, Y, A, B; four targets each side).
     Returns (corpus, planted ids)."""
     LM_X, LM_Y, LM_A, LM_B = words
+    if not (isinstance(repeats, int) and repeats >= 1):
+        raise ValueError(f"repeats must be a whole number >= 1, got {repeats!r}")
     rng = random.Random(seed)
     verbs = ["studied", "loved"]
     docs = []

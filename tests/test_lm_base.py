@@ -104,3 +104,5 @@ def test_the_real_word_planted_lm_corpus_plants_x_with_a_only_in_its_planted_doc
             said = Counter(s.split()[0] for s in d.text.split(" . "))
             assert set(said.values()) == {4} and len(said) == 8
             assert all((s.split()[2] in LM_WORDS_A) == (s.split()[0] in LM_WORDS_X) for s in d.text.split(" . "))
+    with pytest.raises(ValueError, match="repeats must be a whole number >= 1"):
+        lm_words_corpus(n_background=2, n_planted=1, repeats=0)
