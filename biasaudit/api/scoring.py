@@ -94,13 +94,13 @@ def score(model, corpus, tests=None, *, options=None, query: str | None = None, 
 
     delta_bias_if_removed(d): the predicted change of the effect size if d is removed and the model retrained;
     negative means d drives the bias up. ``estimator``: the family's default for the model (block; for an LM trained
-    here in the audited phase magic, else ekfac), or a name with settings ("cg:damping=0.05", "magic"). ``query``/``toward``/``away``: score a word query instead of tests;
-    ``pairs`` (LMs): a JSONL file of paired sentences, or a bundled set: "crows-pairs" (one measure per bias type,
-    named "crows-pairs:gender", ...) or "crows-pairs:TYPE"; a path that exists is always a file. ``seeds`` (or
-    ``seed_models``): other seeds' models for the effect size's spread and the ranking's stability; ``ensemble``:
-    rank by the mean score of that many seeds'
-    models (missing seeds are trained with the model's settings). ``measure``: the bias measure the tests are
-    read with and documents ranked by: "weat" or, for word vectors, a differentiable one of
+    here in the audited phase magic, else ekfac), or a name with settings ("cg:damping=0.05", "magic").
+    ``query``/``toward``/``away``: score a word query instead of tests; ``pairs`` (LMs): a JSONL file of paired
+    sentences, or a bundled set: "crows-pairs" (one measure per bias type, named "crows-pairs:gender", ...) or
+    "crows-pairs:TYPE"; a path that exists is always a file. ``seeds`` (or ``seed_models``): other seeds' models for the
+    effect size's spread and the ranking's stability; ``ensemble``: rank by the mean score of that many seeds' models
+    (missing seeds are trained with the model's settings). ``measure``: the bias measure the tests are read with and
+    documents ranked by: "weat" or, for word vectors, a differentiable one of
     ``biasaudit.measures.embedding`` ("ripa", "direct-bias", "rnd", "mac"). Writes ``out`` (default
     reports/<corpus>-<family>-<hash>/) and, with ``report``, report.html there.
 

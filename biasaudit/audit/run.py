@@ -244,14 +244,13 @@ def removal_predictions(result, targets, progress=None) -> dict:
             if len(order):
                 reqs.append((t.name, order[:k], 0))
                 keys.append((t.name, label, min(k, len(order)), float(s[order[:k]].sum())))
-    seen = getattr(result.predictor, "lambdas", None)        # an ensemble's: each shrunk set's lambda, in order
-    start = len(seen) if seen is not None else 0
+    shrinkage = getattr(result.predictor, "shrinkage", None)     # an ensemble's: the lambda each set is shrunk by
     values = result.predictor.predict(reqs, progress) if reqs else []
-    shrunk = [lam for _, _, lam, _ in seen[start:]] if seen is not None and len(seen) - start == len(reqs) else None
-    for i, ((name, label, k, linear), value) in enumerate(zip(keys, values)):
+    for (name, label, k, linear), req, value in zip(keys, reqs, values):
+        got = shrinkage(name, req[1]) if shrinkage else None
         removal[name].append({"removed": label, "n_docs": k, "effect_size_before": result.bias_value[name],
                               "predicted_effect_size": value, "linear_prediction": result.bias_value[name] + linear,
-                              **({"shrunk_by": shrunk[i]} if shrunk else {})})
+                              **({"shrunk_by": got[0]} if got else {})})
     return removal
 
 

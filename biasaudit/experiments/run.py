@@ -275,12 +275,12 @@ def _remeasure(plan, r: dict, spec, base_model, corpus, targets, progress, log) 
             reqs.append((row.test, row.docs, row.times, added))
             lin = getattr(predictor, "linear_added", None)
             r["linear_added"][row.key] = None if lin is None else float(lin(row.test, added))
-        start = len(getattr(predictor, "lambdas", []))       # an ensemble's shrunk sets (on fresh seeds), from here
         values = _predict(predictor, rows, reqs, spec.fresh_seeds)
         r["predictions"].update({row.key: None if v is None else float(v) for row, v in zip(rows, values)})
         log(f"re-measured {len(rows)} group predictions of {est_label} in {time.perf_counter() - t0:.1f} s")
-        for name, k, lam, how in getattr(predictor, "lambdas", [])[start:]:
-            log(f"{est_label} / {name}: the prediction for its top {k} shrunk by {lam:.2f} ({how})")
+        note = getattr(predictor, "shrinkage_note", None) if spec.fresh_seeds else None    # an ensemble's
+        for w in (w for w in rows if note and w.condition in RANKED_CONDITIONS):
+            log(f"{est_label} / {w.test}: the prediction for its top {len(w.docs)} {note(w.test, w.docs, not w.times)}")
 
 
 def _predict(predictor, rows, reqs, fresh: bool = True) -> list:

@@ -98,27 +98,30 @@ class LinearPredictor:
     """Group predictions as the linear sum of the documents' scores, clipped to each measure's range; ``shrink``
     ({measure: lambda}): an ensemble's seed reliability, each score shrunk toward the mean (module docstring);
     ``stacks`` ({measure: (n_seeds, n_docs) scores}): the seeds' own scores, for a set at an end of the ranking
-    its own lambda (``group_reliability``). ``lambdas`` records each shrunk removal's (measure, k, lambda, how)."""
+    its own lambda (``group_reliability``; ``shrinkage`` says which a set gets)."""
 
     def __init__(self, result: ScoreResult, bounds: dict[str, float], shrink: dict[str, float | None] | None = None,
                  stacks: dict[str, np.ndarray] | None = None):
         self.result, self.bounds, self.shrink, self.stacks = result, bounds, shrink or {}, stacks or {}
-        self.lambdas: list[tuple[str, int, float, str]] = []
 
     def unshrunk(self) -> "LinearPredictor":
         """The plain sums: the prediction for a set chosen without the scores (random documents, a user's ids),
         whose mean scores are not inflated by selection on the seeds' noise."""
         return LinearPredictor(self.result, self.bounds)
 
-    def _lambda(self, name: str, docs: np.ndarray, removal: bool) -> float | None:
+    def shrinkage(self, name: str, docs, removal: bool = True) -> tuple[float, str] | None:
+        """(lambda, which) a prediction for ``docs`` of measure ``name`` is shrunk by: a removal of a ranking's end
+        its own set's (``group_reliability``), any other every document's; None: not shrunk (the plain sum)."""
         lam = self.shrink.get(name)
         if lam is None:
             return None
-        group = group_reliability(self.stacks[name], docs) if removal and name in self.stacks else None
-        self.lambdas.append((name, len(docs), lam if group is None else group,
-                             "every document's seed reliability" if group is None else
-                             "this set's own seed reliability, one seed left out"))
-        return lam if group is None else group
+        group = group_reliability(self.stacks[name], np.asarray(docs)) if removal and name in self.stacks else None
+        return (lam, "every document's seed reliability") if group is None else (
+            group, "this set's own seed reliability, one seed left out")
+
+    def shrinkage_note(self, name: str, docs, removal: bool = True) -> str:
+        got = self.shrinkage(name, docs, removal)
+        return "is not shrunk" if got is None else f"is shrunk by {got[0]:.2f} ({got[1]})"
 
     def predict(self, requests, progress=None) -> list[float]:
         out = []
@@ -128,7 +131,7 @@ class LinearPredictor:
                 raise ConfigError(f"{self.result.estimator.label} scores the corpus's own documents; added "
                                   "rewrites (swap/augment conditions) need block, cg or ekfac predictions")
             docs = np.asarray(docs, dtype=np.int64)
-            lam = self._lambda(name, docs, times == 0)
+            lam = (self.shrinkage(name, docs, times == 0) or (None,))[0]
             if times == 0:
                 delta = shrunk_sum(self.result.delta_bias_if_removed[name], docs, lam)
             else:
