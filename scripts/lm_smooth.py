@@ -75,6 +75,10 @@ def main() -> None:
     ap.add_argument("--cross-seeds", default="2", help="fresh seeds of the cross-seed LDS (comma separated; with "
                     "two or more, also their test-retest and the LDS against each subset's mean change)")
     ap.add_argument("--only-d", action="store_true", help="stop after the planted d of each seed (step 2)")
+    ap.add_argument("--no-metasmooth", action="store_true", help="skip step 3 (a second process measuring other "
+                    "LDS runs of the same design)")
+    ap.add_argument("--lds-runs", default="same,cross", help="which LDS retrains of step 5: same (seed 1), cross "
+                    "(--cross-seeds), or both; two processes can split a large corpus's retrains between cores")
     ap.add_argument("--estimators", default="magic,ekfac,lexical")
     ap.add_argument("--cache", default=None)
     ap.add_argument("--out", default="reports/lm-smooth")
@@ -129,10 +133,12 @@ def main() -> None:
     m = measure(model)
 
     # 3. metasmoothness
-    ms = lm_metasmoothness(model, corpus, [m])
-    fig["metasmoothness"] = ms
-    print(f"metasmoothness: {ms['scores']} (h {ms['h']}, {ms['trainings']} trainings, {ms['seconds']} s)", flush=True)
-    save()
+    if not args.no_metasmooth:
+        ms = lm_metasmoothness(model, corpus, [m])
+        fig["metasmoothness"] = ms
+        print(f"metasmoothness: {ms['scores']} (h {ms['h']}, {ms['trainings']} trainings, {ms['seconds']} s)",
+              flush=True)
+        save()
 
     # 4. scores
     fig["estimators"] = {}
@@ -158,7 +164,9 @@ def main() -> None:
     from biasaudit.models.base import family_of
     fam = family_of(model)
     cross = [int(x) for x in args.cross_seeds.split(",")]
-    runs = [("same_seed", 1)] + [("cross_seed" if i == 0 else f"cross_seed_{c}", c) for i, c in enumerate(cross)]
+    which = set(args.lds_runs.split(","))
+    runs = ([("same_seed", 1)] if "same" in which else []) + (
+        [("cross_seed" if i == 0 else f"cross_seed_{c}", c) for i, c in enumerate(cross)] if "cross" in which else [])
     for kind, seed in runs:
         cfg = smooth_config(base, seed, args.epochs, args.lr, args.max_len, args.batches)
         d0 = d_of(models[seed]) if seed in models else d_of(train_lm(corpus, cfg))
@@ -176,8 +184,9 @@ def main() -> None:
             fig[f"lds_{kind}"][name] = float(rho)
             print(f"LDS {kind} {name}: {rho:+.3f} ({len(subsets)} subsets of {k} documents)", flush=True)
         save()
-    if len(runs) > 2:
-        cross_seed_summary(fig, [k for k, _ in runs[1:]], scores, subsets)
+    fresh = [k for k, _ in runs if k != "same_seed"]
+    if len(fresh) > 1:
+        cross_seed_summary(fig, fresh, scores, subsets)
     fig["peak_rss_mb"] = round(peak_mb(), 1)
     save()
     print(f"peak memory {fig['peak_rss_mb']} MB; written {out / 'lm_smooth.json'}")
