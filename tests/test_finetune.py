@@ -85,6 +85,14 @@ def test_cli_finetune_score_save_reload_and_experiment(small, checkpoints, tmp_p
     assert summary["config"]["model_config"]["finetune"] == str(checkpoints["gpt2"].resolve())
     assert f"--checkpoint {checkpoints['gpt2'].resolve()} --finetune" in summary["check_command"]
     assert "--lm-config batch_size=16" in summary["check_command"]
+    # what the checkpoint itself measured before the audited phase: the same test, words and templates on it
+    before = summary["tests"][0]["evidence"]["before_audited_phase"]
+    start = LMModel.load(checkpoints["gpt2"])
+    m0, _ = template_measure(BiasTest.from_dict(LM_TEST), start, LM_TEMPLATES)
+    assert before["effect_size"] == pytest.approx(m0.stats(start.net, n_bootstrap=0)["effect_size"], abs=1e-5)
+    assert before["change"] == pytest.approx(summary["tests"][0]["weat"]["effect_size"] - before["effect_size"])
+    assert before["model"] == f"the checkpoint {checkpoints['gpt2'].resolve()}" and 0 < before["p_value"] <= 1
+    assert "before the audited phase (the checkpoint" in " ".join(p.stdout.split())
     (saved,) = [p.parent for p in (tmp_path / "cache").rglob("biasaudit.json")]    # cached: saved and reloaded
     again = LMModel.load(saved)
     assert again.config.finetune and type(again.encoder).__name__ == "HFEncoder"

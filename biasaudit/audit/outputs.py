@@ -184,6 +184,24 @@ def evidence(original: BiasTest | None, kept: BiasTest | None, stats: dict | Non
             "warnings": warnings, "significant": significant, "seed_noise": seed_noise, "verdict": verdict + "."}
 
 
+def starting_evidence(ev: dict, start: dict | None) -> dict:
+    """``evidence`` with what the model the attributed phase started from measured (``start``: its statistics and
+    name, from ``run.starting_bias``) and the phase's change of the effect size; a warning where more than half of
+    the effect size is the starting model's own."""
+    if not start or ev.get("effect_size") is None or start.get("effect_size") is None:
+        return ev
+    d, d0 = ev["effect_size"], start["effect_size"]
+    ev = {**ev, "before_audited_phase": {**start, "change": d - d0}}
+    if d * d0 > 0 and abs(d0) > abs(d) / 2:
+        p = start["p_value"]
+        ptxt = "" if p is None else f" ({'p < 0.001' if p < 0.001 else f'p = {p:.3f}'})"
+        ev["warnings"] = ev["warnings"] + [
+            f"mostly the starting model's: {start['model']} measures d = {d0:+.2f}{ptxt} before the audited phase, "
+            f"which moved it by {d - d0:+.2f}. The scores rank the corpus's documents by what they did in that "
+            "phase: removing them can undo that change, not the starting model's own association"]
+    return ev
+
+
 def _measure_evidence(stats: dict, original, kept, spread, sets: list, warnings: list, ci_has_zero: bool) -> dict:
     """``evidence`` for a test read with a measure other than WEAT: ``measures.suite.verdict``'s sentence and
     significance (None for the measures with no permutation test: said in a warning)."""

@@ -26,7 +26,7 @@ from ..wordsets import DEFAULT_MEASURE
 from .measures import bias_measures, check_run_tests, measurable_words
 from .options import ScoreOptions
 from .outputs import (DROPPED_TOKENS, DROPPED_WORDS, REMOVAL_FRACTIONS, TABLE_N, _histogram, _texts_and_counts,
-                      check_command, evidence, score_folder, snippet, write_scores)
+                      check_command, evidence, score_folder, snippet, starting_evidence, write_scores)
 from .result import RunResult
 
 SCORE_FILES = ("scores.jsonl", "summary.json", "config.json", "report.html")
@@ -193,6 +193,26 @@ def audited_run_smoothness(fam, model, corpus, got: Targets, o: ScoreOptions, pr
     return ms
 
 
+def starting_bias(fam, model, got: Targets, o: ScoreOptions, progress=None) -> dict:
+    """Each test's statistics on the model the attributed phase started from (a fine-tune's checkpoint: the
+    family's ``starting_point``), with the same words, templates, permutations and bootstrap, and that model's
+    name; {} where there is none (a run from scratch, a word embedding, a query)."""
+    start = getattr(fam, "starting_point", None)
+    point = start(model) if start is not None and got.originals else None
+    if point is None:
+        return {}
+    base, label = point
+    out = {}
+    for k, (name, (_, kept)) in enumerate(got.originals.items()):
+        if progress:
+            progress("measuring the starting model", k, len(got.originals))
+        st = fam.weat(base, kept, o.templates, n_permutations=N_PERMUTATIONS, n_bootstrap=N_BOOTSTRAP).to_dict()
+        out[name] = {"model": label, **{f: st.get(f) for f in ("effect_size", "p_value", "ci_low", "ci_high")}}
+    if progress:
+        progress("measuring the starting model", len(got.originals), len(got.originals))
+    return out
+
+
 # ------------------------------------------------------------------ seeds
 def seed_spreads(fam, got: Targets, seed_models, templates) -> dict:
     """Each test's effect size over the seeds (``seed_spread``)."""
@@ -297,9 +317,10 @@ def _word_shares(result, t, model, got: Targets) -> tuple[list, str | None]:
 
 
 def test_section(t, result, model, got: Targets, shown: Shown, stab: dict, agreement: dict, removal: dict,
-                 spreads: dict, run_config: dict) -> dict:
-    """summary.json's section for one test: its evidence, statistics, removal predictions, word shares, stability,
-    ensemble agreement, and the documents shown."""
+                 spreads: dict, run_config: dict, start: dict | None = None) -> dict:
+    """summary.json's section for one test: its evidence (with ``start``, what the model the attributed phase
+    started from measured), statistics, removal predictions, word shares, stability, ensemble agreement, and the
+    documents shown."""
     s = result.delta_bias_if_removed[t.name]
     up = result.delta_bias_if_upweighted(t.name)
     own = test_word_ids(result, t)
@@ -323,8 +344,9 @@ def test_section(t, result, model, got: Targets, shown: Shown, stab: dict, agree
     rows = sorted({i for idx in shown.table[t.name].values() for i in idx}, key=lambda i: s[i])
     original, kept = got.originals.get(t.name, (None, None))
     return {"name": t.name, "kind": t.kind, "description": t.description,
-            "evidence": evidence(original, kept, got.weats.get(t.name), got.drops.get(t.name, {}),
-                                 shown.word_counts, got.rare, spreads.get(t.name), got.known),
+            "evidence": starting_evidence(evidence(original, kept, got.weats.get(t.name), got.drops.get(t.name, {}),
+                                                   shown.word_counts, got.rare, spreads.get(t.name), got.known),
+                                          (start or {}).get(t.name)),
             "bias_value": result.bias_value[t.name], "weat": got.weats.get(t.name),
             "sum_delta_if_removed": float(s.sum()), "n_documents_scored": int(np.count_nonzero(s)),
             "removal_predictions": removal[t.name],
@@ -376,6 +398,7 @@ def run_score(model, corpus, tests, options: ScoreOptions | EstimatorConfig | No
     out = claim_folder(folder, "score", run_config, o.overwrite, known=SCORE_FILES)
     check_trained_on(model, corpus, got.notes)
     smoothness = audited_run_smoothness(fam, model, corpus, got, o, progress)
+    start = starting_bias(fam, model, got, o, progress)
     ensemble_models = seed_models[:o.ensemble - 1] if o.ensemble > 1 else []
     ensemble_targets = [seed_measures(fam, m, got.targets, got.originals, o.templates, o.pairs)
                         for m in ensemble_models]
@@ -386,7 +409,7 @@ def run_score(model, corpus, tests, options: ScoreOptions | EstimatorConfig | No
     stab = ranking_stability(fam, result, corpus, got, seed_models, o, client, progress)
     removal = removal_predictions(result, got.targets, progress)
     shown = shown_documents(result, model, corpus, got, o.top, progress)
-    tests_out = [test_section(t, result, model, got, shown, stab, agreement, removal, spreads, run_config)
+    tests_out = [test_section(t, result, model, got, shown, stab, agreement, removal, spreads, run_config, start)
                  for t in got.targets]
     summary = summary_of(fam, model, corpus, tests, o, run_config, result, tests_out, got.notes, folder)
     if smoothness:

@@ -238,6 +238,26 @@ def _shown(t: dict, direction: str, n: int) -> list:
     return picked[:n]
 
 
+def _spread_and_start(ev: dict) -> list[str]:
+    """The lines under a test's verdict: its spread over training seeds (or that it was not measured) and what the
+    model an audited phase started from measured, with the phase's change."""
+    lines = []
+    if ev.get("seed_spread"):
+        sp = ev["seed_spread"]
+        lines.append(f"over {sp['n_seeds']} seeds: mean {sp['mean']:+.2f}, sd {sp['sd']:.2f}, "
+                     f"range [{sp['min']:+.2f}, {sp['max']:+.2f}]")
+    elif ev.get("verdict") and ev.get("significant") is not None:
+        lines.append("[dim]spread over training seeds: not measured (one seed; --seeds 3 measures it)[/]")
+    b = ev.get("before_audited_phase")
+    if b:
+        p, lo, hi = b.get("p_value"), b.get("ci_low"), b.get("ci_high")
+        stats = ", ".join(([] if p is None else ["p < 0.001" if p < 0.001 else f"p = {p:.3f}"])
+                          + ([] if lo is None or hi is None else [f"95% CI [{lo:+.2f}, {hi:+.2f}]"]))
+        lines.append(f"before the audited phase ({clean(b['model'])}): d = {b['effect_size']:+.2f}"
+                     + (f" ({stats})" if stats else "") + f"; the phase moved it by {b['change']:+.2f}")
+    return lines
+
+
 def _print_test(t: dict, estimator: str) -> None:
     """One test, evidence first, in 80 columns: the number and whether it means anything, the words, what
     removing the top documents would do, then the documents."""
@@ -252,12 +272,8 @@ def _print_test(t: dict, estimator: str) -> None:
         out.print(f"[dim]the value is the mean log-likelihood gap, log p(more stereotyping) - log p(less), in nats; "
                   f"secondary: the more stereotyping sentence is preferred in {100 * w['fraction_preferred']:.1f}% "
                   f"of {w['n_pairs']:,} pairs (CrowS-Pairs' percentage; 50% = no preference)[/]", width=WIDTH)
-    if ev.get("seed_spread"):
-        sp = ev["seed_spread"]
-        out.print(f"over {sp['n_seeds']} seeds: mean {sp['mean']:+.2f}, sd {sp['sd']:.2f}, "
-                  f"range [{sp['min']:+.2f}, {sp['max']:+.2f}]")
-    elif ev.get("verdict") and ev.get("significant") is not None:
-        out.print("[dim]spread over training seeds: not measured (one seed; --seeds 3 measures it)[/]")
+    for line in _spread_and_start(ev):
+        out.print(line, width=WIDTH)
     for w in ev.get("warnings", []):
         out.print(f"[yellow]! {clean(w)}[/]", width=WIDTH)
     if t.get("ensemble"):

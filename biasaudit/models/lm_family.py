@@ -214,6 +214,20 @@ class LMFamily:
     def objective(self, model):
         return model
 
+    def starting_point(self, model) -> tuple[LMModel, str] | None:
+        """The model the attributed phase started from and how to name it: a fine-tune's checkpoint (the bundled
+        base or the user's). None for a run from scratch, a model without its training config, or a checkpoint
+        that is gone or whose weights are not the ones the run recorded (their hash)."""
+        config = getattr(model, "config", None)
+        folder = getattr(config, "finetune", "") if config is not None else ""
+        if not folder or not Path(folder).is_dir():
+            return None
+        recorded = (model.meta or {}).get("checkpoint_sha256")
+        if recorded is None or recorded != checkpoint_hash(folder):
+            return None
+        name = "the bundled base" if folder == bundled_base() else f"the checkpoint {folder}"
+        return LMModel.load(folder, str(next(model.net.parameters()).device)), name
+
     def replay(self, model, corpus, device: str = "cpu"):
         """The model's recorded training run (``--estimator magic``); refused in one line where there is none."""
         if model.config is not None:
