@@ -52,6 +52,30 @@ def corpus_of(args):
     return corpus, planted, LM_TEST
 
 
+def exact_learner(corpus, test: dict) -> dict:
+    """What a model that learned this corpus's rates exactly would measure: each target word's log odds of an
+    attribute of A against one of B over its sentences (a template's attribute log-probabilities, each group's
+    words equally likely), then WEAT's d and its exact one-sided p over every equal split of the targets. The
+    design's ceiling: an audited phase that learns the corpus cannot show more."""
+    import itertools
+    import math
+    import re
+    xs, ys = test["target_x"]["words"], test["target_y"]["words"]
+    a, b = set(test["attribute_a"]["words"]), set(test["attribute_b"]["words"])
+    counts = {w: [0, 0] for w in xs + ys}
+    for d in corpus:
+        for w, attr in re.findall(r"(\w+) \w+ (\w+)", d.text):
+            if w in counts and (attr in a or attr in b):
+                counts[w][attr in b] += 1
+    s = np.array([math.log(counts[w][0] / counts[w][1]) for w in xs + ys])
+    n = len(xs)
+    stat = lambda idx: s[list(idx)].sum() - np.delete(s, list(idx)).sum()      # noqa: E731
+    observed = stat(range(n))
+    splits = [stat(c) for c in itertools.combinations(range(len(s)), n)]
+    return {"d": float((s[:n].mean() - s[n:].mean()) / s.std(ddof=1)),
+            "p": float(np.mean([v >= observed - 1e-12 for v in splits]))}
+
+
 def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -108,6 +132,10 @@ def main() -> None:
     def d_of(model) -> float:
         with torch.no_grad():
             return float(measure(model).fn(model.net))
+
+    fig["exact_learner"] = exact_learner(corpus, test_dict)
+    print(f"an exact learner of the corpus's rates: d {fig['exact_learner']['d']:+.3f} "
+          f"(p {fig['exact_learner']['p']:.4f})", flush=True)
 
     # 2. the audited phase at each seed
     fig["seeds"] = []
