@@ -35,8 +35,23 @@ def finished(tmp_path_factory):
     corpus, planted, counter = planted_corpus()
     out = tmp_path_factory.mktemp("exp")
     cache = tmp_path_factory.mktemp("cache")
-    summary = run_experiment(spec(corpus), out, cache=cache)
+    import biasaudit.audit.run as score_run
+    real, calls = score_run.rank, []
+    score_run.rank = lambda *a, **k: calls.append(a[3]) or real(*a, **k)     # the score folder's own ranking
+    try:
+        summary = run_experiment(spec(corpus), out, cache=cache)
+    finally:
+        score_run.rank = real
+    assert calls == []        # the report's score folder reuses the experiment's ranking: scored once, not twice
     return corpus, out, cache, summary
+
+
+def test_the_score_folder_reuses_the_ranking_and_equals_a_score_run_of_the_same_model(finished, tmp_path):
+    from biasaudit.audit import ScoreOptions, run_score
+    corpus, out, cache, _ = finished
+    base_model = ex.ranking_targets(spec(corpus), corpus, [1, 2], cache, lambda m: None)[0]
+    run_score(base_model, corpus, [TEST], ScoreOptions(EstimatorConfig(), out_dir=tmp_path / "s", metasmoothness=0))
+    assert (out / "score" / "scores.jsonl").read_bytes() == (tmp_path / "s" / "scores.jsonl").read_bytes()
 
 
 def test_bias_moves_as_predicted(finished):

@@ -374,7 +374,7 @@ def _options(options, legacy: dict) -> ScoreOptions:
 
 
 def run_score(model, corpus, tests, options: ScoreOptions | EstimatorConfig | None = None, *, seed_models=(),
-              progress=None, client=None, **legacy) -> RunResult:
+              progress=None, client=None, scored=None, **legacy) -> RunResult:
     """Score every document of ``corpus`` against the bias tests (or a word query; or, for LMs, paired
     sentences) as ``options`` (``ScoreOptions``) say, and write the outputs (staged, then moved into place).
 
@@ -383,7 +383,9 @@ def run_score(model, corpus, tests, options: ScoreOptions | EstimatorConfig | No
     with no test left fails. ``seed_models``: the same model trained with other seeds, for the spread of the
     effect size over seeds and the stability of the ranking over seeds as well as words; the first
     ``ensemble - 1`` of them rank with the model (``influence.rank``). ``client``: a dask client for the scorer.
-    An EstimatorConfig and keyword settings in place of ``options`` still work (``ScoreOptions.from_keywords``)."""
+    An EstimatorConfig and keyword settings in place of ``options`` still work (``ScoreOptions.from_keywords``).
+    ``scored``: (DocumentScores, its targets) of this model and corpus already ranked with ``options``' estimator
+    (an experiment's ranking), used instead of scoring again where its targets read the same words."""
     o = _options(options, legacy)
     fam = family_of(model)
     if o.ensemble > 1 and len(seed_models) < o.ensemble - 1:
@@ -402,9 +404,12 @@ def run_score(model, corpus, tests, options: ScoreOptions | EstimatorConfig | No
     ensemble_models = seed_models[:o.ensemble - 1] if o.ensemble > 1 else []
     ensemble_targets = [seed_measures(fam, m, got.targets, got.originals, o.templates, o.pairs)
                         for m in ensemble_models]
-    result, agreement = rank(model, corpus, got.targets, o.estimator, ensemble_models, ensemble_targets,
-                             run_config.get("ensemble", ()), progress=progress, client=client,
-                             device=str(resolve_device(o.device)), seed_progress=False)
+    if _reusable(scored, got.targets, o):
+        result, agreement = scored[0], {}
+    else:
+        result, agreement = rank(model, corpus, got.targets, o.estimator, ensemble_models, ensemble_targets,
+                                 run_config.get("ensemble", ()), progress=progress, client=client,
+                                 device=str(resolve_device(o.device)), seed_progress=False)
     spreads = seed_spreads(fam, got, seed_models, o.templates)
     stab = ranking_stability(fam, result, corpus, got, seed_models, o, client, progress)
     removal = removal_predictions(result, got.targets, progress)
@@ -423,6 +428,15 @@ def run_score(model, corpus, tests, options: ScoreOptions | EstimatorConfig | No
     if progress:
         progress("writing the results", 1, 1)
     return RunResult(folder, MappingProxyType(summary))
+
+
+def _reusable(scored, targets, o: ScoreOptions) -> bool:
+    """Whether ``scored`` (DocumentScores, its targets) ranks what this run would: the same estimator, no
+    ensemble, and each target of the run among its targets with the same words."""
+    if scored is None or o.ensemble > 1 or scored[0].estimator != o.estimator:
+        return False
+    words = {t.name: tuple(t.words) for t in scored[1]}
+    return all(words.get(t.name) == tuple(t.words) for t in targets)
 
 
 def _step(progress, label: str, work) -> None:

@@ -157,10 +157,8 @@ def _rankings(spec, base_model, corpus, targets, kept_tests, stats, saved: Path,
     if spec.ensemble > 1:
         key["ensemble"] = spec.ranking_seeds
     rank_key = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
-    scores, doc_ids, solver_info, predictions, bias, predictors = {}, None, {}, {}, {}, {}
-    linear_added: dict = {}
-    selected: dict = {}
-    seconds: dict = {}
+    scores, doc_ids, solver_info, predictions, bias, predictors, results = {}, None, {}, {}, {}, {}, {}
+    linear_added, selected, seconds = {}, {}, {}
     if saved.exists() or saved.is_symlink():
         try:
             old = read_json(saved, "rankings file", MAX_DATA_BYTES, follow=False)
@@ -191,7 +189,7 @@ def _rankings(spec, base_model, corpus, targets, kept_tests, stats, saved: Path,
         doc_ids = r.doc_ids
         scores[est.label] = {t.name: r.delta_bias_if_removed[t.name] for t in targets}
         bias[est.label] = dict(r.bias_value)
-        predictors[est.label] = r.predictor
+        predictors[est.label], results[est.label] = r.predictor, (None if ensemble_models else (r, targets))
         conv = "; ".join(f"{n}: {i['iterations']} iterations, residual {i['relative_residual']:.1e}"
                          for n, i in r.solver_info.items() if "iterations" in i)
         log(f"scored {len(doc_ids)} documents with {est.label} in {r.timings['total']:.1f} s"
@@ -200,7 +198,7 @@ def _rankings(spec, base_model, corpus, targets, kept_tests, stats, saved: Path,
         seconds[est.label] = round(time.perf_counter() - t_est, 3)
     return {"key": rank_key, "scores": scores, "doc_ids": doc_ids, "solver_info": solver_info,
             "predictions": predictions, "bias": bias, "predictors": predictors, "linear_added": linear_added,
-            "seconds": seconds, "selected": selected}
+            "seconds": seconds, "selected": selected, "results": results}
 
 
 def _save_rankings(saved: Path, r: dict) -> None:
@@ -484,12 +482,12 @@ def run_experiment(spec: ExperimentSpec, out_dir: Path, overwrite: bool = False,
     summary, results_csv, summary_csv = summarise(spec, plan.rows, done, seeds, ks, scores, plan.lds, stats,
                                                   ranked["predictions"], ranked["bias"], bounds,
                                                   ranked["linear_added"], floor)
-    # the first estimator's score outputs (top documents with their text) for the report; no metasmoothness check:
-    # the experiment measures retraining itself
-    run_score(base_model, corpus, spec.tests, ScoreOptions(spec.estimators[0], out_dir=out_dir / "score",
-                                                           overwrite=True, strict_oov=spec.strict_oov,
-                                                           templates=spec.templates,
-                                                           min_word_count=spec.min_word_count, metasmoothness=0))
+    # the first estimator's score outputs (top documents with their text) for the report, from its ranking above
+    # where it was scored now (else scored again); no metasmoothness check: the experiment measures retraining
+    run_score(base_model, corpus, spec.tests, ScoreOptions(
+        spec.estimators[0], out_dir=out_dir / "score", overwrite=True, strict_oov=spec.strict_oov,
+        templates=spec.templates, min_word_count=spec.min_word_count, metasmoothness=0), progress=progress,
+        scored=ranked["results"].get(spec.estimators[0].label))
     add_run_facts(summary, spec, ranked, done, base_model, kept_tests)
     summary["run_seconds"] = round(time.perf_counter() - t_start, 1)
     summary["train_seconds_per_run"] = _mean([r.get("seconds") for r in done.values()])
