@@ -32,7 +32,7 @@ def test_the_phase_change_is_the_effect_size_minus_the_starting_models_and_a_war
 def test_the_starting_point_is_the_checkpoint_whose_weights_the_run_recorded(tmp_path):
     pytest.importorskip("transformers")
     from biasaudit.models.base import family_of
-    from biasaudit.models.lm import LMConfig, LMModel, train_lm
+    from biasaudit.models.lm import LMConfig, LMModel, checkpoint_hash, train_lm
     from biasaudit.planted import lm_planted_corpus, tiny_checkpoint
 
     corpus, _ = lm_planted_corpus(n_background=20, n_planted=2)
@@ -43,6 +43,9 @@ def test_the_starting_point_is_the_checkpoint_whose_weights_the_run_recorded(tmp
     assert name == f"the checkpoint {ck}"
     saved = LMModel.load(ck).net.state_dict()
     assert all((v == saved[k]).all() for k, v in base.net.state_dict().items())
+    (ck / "config.json").write_text("{not json")            # unreadable: the figure is left out, not the audit
+    model.meta["checkpoint_sha256"] = checkpoint_hash(ck)
+    assert fam.starting_point(model) is None
     model.meta["checkpoint_sha256"] = "0" * 64          # the checkpoint's weights changed since the run
     assert fam.starting_point(model) is None
     scratch = train_lm(corpus, LMConfig(hidden_size=16, intermediate_size=32, num_heads=2, epochs=1, min_steps=0,

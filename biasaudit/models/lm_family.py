@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import ArtifactError
+from ..errors import ArtifactError, BiasAuditError
 from ..io import MAX_RECORD_BYTES, read_json
 from ..vocab import TOKENIZER
 from .base import find_replay, register, replay_refusal_of
@@ -223,10 +223,13 @@ class LMFamily:
         if not folder or not Path(folder).is_dir():
             return None
         recorded = (model.meta or {}).get("checkpoint_sha256")
-        if recorded is None or recorded != checkpoint_hash(folder):
+        try:       # a figure beside the audit: a checkpoint that cannot be read leaves it out, not the audit
+            if recorded is None or recorded != checkpoint_hash(folder):
+                return None
+            start = LMModel.load(folder, str(next(model.net.parameters()).device))
+        except (BiasAuditError, OSError):
             return None
-        name = "the bundled base" if folder == bundled_base() else f"the checkpoint {folder}"
-        return LMModel.load(folder, str(next(model.net.parameters()).device)), name
+        return start, "the bundled base" if folder == bundled_base() else f"the checkpoint {folder}"
 
     def replay(self, model, corpus, device: str = "cpu"):
         """The model's recorded training run (``--estimator magic``); refused in one line where there is none."""
