@@ -67,6 +67,8 @@ def exact_learner(corpus, test: dict) -> dict:
         for w, attr in re.findall(r"(\w+) \w+ (\w+)", d.text):
             if w in counts and (attr in a or attr in b):
                 counts[w][attr in b] += 1
+    if any(0 in c for c in counts.values()):      # a target never with one group: infinite log odds
+        return {"d": None, "p": None}
     s = np.array([math.log(counts[w][0] / counts[w][1]) for w in xs + ys])
     n = len(xs)
     stat = lambda idx: s[list(idx)].sum() - np.delete(s, list(idx)).sum()      # noqa: E731
@@ -101,8 +103,9 @@ def main() -> None:
     ap.add_argument("--only-d", action="store_true", help="stop after the planted d of each seed (step 2)")
     ap.add_argument("--no-metasmooth", action="store_true", help="skip step 3 (a second process measuring other "
                     "LDS runs of the same design)")
-    ap.add_argument("--lds-runs", default="same,cross", help="which LDS retrains of step 5: same (seed 1), cross "
-                    "(--cross-seeds), or both; two processes can split a large corpus's retrains between cores")
+    ap.add_argument("--lds-runs", default="same,cross", help="which LDS retrains of step 5, comma separated: same "
+                    "(seed 1), cross (--cross-seeds); two processes (each its own --out) can split a large corpus's "
+                    "retrains between cores")
     ap.add_argument("--estimators", default="magic,ekfac,lexical")
     ap.add_argument("--cache", default=None)
     ap.add_argument("--out", default="reports/lm-smooth")
@@ -110,6 +113,8 @@ def main() -> None:
                     "seed-1 run with and compare against the actual changes an earlier run saved in --out (no "
                     "retraining of the subsets)")
     args = ap.parse_args()
+    if not set(args.lds_runs.split(",")) <= {"same", "cross"}:
+        ap.error(f"--lds-runs takes same, cross or same,cross, got {args.lds_runs!r}")
     if args.rescore:
         return rescore(args)
     out = Path(args.out)
@@ -134,8 +139,9 @@ def main() -> None:
             return float(measure(model).fn(model.net))
 
     fig["exact_learner"] = exact_learner(corpus, test_dict)
-    print(f"an exact learner of the corpus's rates: d {fig['exact_learner']['d']:+.3f} "
-          f"(p {fig['exact_learner']['p']:.4f})", flush=True)
+    ex = fig["exact_learner"]
+    print("an exact learner of the corpus's rates: " + ("undefined (a target never meets one attribute group)"
+          if ex["d"] is None else f"d {ex['d']:+.3f} (p {ex['p']:.4f})"), flush=True)
 
     # 2. the audited phase at each seed
     fig["seeds"] = []

@@ -91,6 +91,7 @@ def test_cli_finetune_score_save_reload_and_experiment(small, checkpoints, tmp_p
     m0, _ = template_measure(BiasTest.from_dict(LM_TEST), start, LM_TEMPLATES)
     assert before["effect_size"] == pytest.approx(m0.stats(start.net, n_bootstrap=0)["effect_size"], abs=1e-5)
     assert before["change"] == pytest.approx(summary["tests"][0]["weat"]["effect_size"] - before["effect_size"])
+    assert before["change_ci_low"] <= before["change"] <= before["change_ci_high"]    # paired bootstrap over words
     assert before["model"] == f"the checkpoint {checkpoints['gpt2'].resolve()}" and 0 < before["p_value"] <= 1
     assert "before the audited phase (the checkpoint" in " ".join(p.stdout.split())
     (saved,) = [p.parent for p in (tmp_path / "cache").rglob("biasaudit.json")]    # cached: saved and reloaded

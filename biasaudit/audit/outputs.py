@@ -185,20 +185,23 @@ def evidence(original: BiasTest | None, kept: BiasTest | None, stats: dict | Non
 
 
 def starting_evidence(ev: dict, start: dict | None) -> dict:
-    """``evidence`` with what the model the attributed phase started from measured (``start``: its statistics and
-    name, from ``run.starting_bias``) and the phase's change of the effect size; a warning where more than half of
-    the effect size is the starting model's own."""
+    """``evidence`` with what the model the attributed phase started from measured (``start``: its statistics,
+    name and the phase's change with its CI, from ``run.starting_bias``); a warning where more than half of the
+    effect size (of the same sign) is the starting model's own."""
     if not start or ev.get("effect_size") is None or start.get("effect_size") is None:
         return ev
     d, d0 = ev["effect_size"], start["effect_size"]
-    ev = {**ev, "before_audited_phase": {**start, "change": d - d0}}
+    change = start.get("change")
+    ev = {**ev, "before_audited_phase": {**start, "change": d - d0 if change is None else change}}
     if d * d0 > 0 and abs(d0) > abs(d) / 2:
-        p = start["p_value"]
-        ptxt = "" if p is None else f" ({'p < 0.001' if p < 0.001 else f'p = {p:.3f}'})"
+        p, lo, hi = start["p_value"], start.get("ci_low"), start.get("ci_high")
+        stats = ", ".join(([] if p is None else ["p < 0.001" if p < 0.001 else f"p = {p:.3f}"])
+                          + ([] if lo is None or hi is None else [f"95% CI [{lo:+.2f}, {hi:+.2f}]"]))
         ev["warnings"] = ev["warnings"] + [
-            f"mostly the starting model's: {start['model']} measures d = {d0:+.2f}{ptxt} before the audited phase, "
-            f"which moved it by {d - d0:+.2f}. The scores rank the corpus's documents by what they did in that "
-            "phase: removing them can undo that change, not the starting model's own association"]
+            f"mostly the starting model's: {start['model']} measures d = {d0:+.2f}"
+            + (f" ({stats})" if stats else "") + f" before the audited phase, which moved it by "
+            f"{ev['before_audited_phase']['change']:+.2f}. The scores rank the corpus's documents by what they did "
+            "in that phase: removing them can undo that change, not the starting model's own association"]
     return ev
 
 

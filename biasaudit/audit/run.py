@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..errors import ConfigError, CorpusError
+from ..errors import BiasAuditError, ConfigError, CorpusError
 from ..influence import rank, score_model
 from ..influence.estimators import EstimatorConfig
 from ..influence.result import RARE_COUNT, test_word_ids, top_documents, word_shares
@@ -195,19 +195,30 @@ def audited_run_smoothness(fam, model, corpus, got: Targets, o: ScoreOptions, pr
 
 def starting_bias(fam, model, got: Targets, o: ScoreOptions, progress=None) -> dict:
     """Each test's statistics on the model the attributed phase started from (a fine-tune's checkpoint: the
-    family's ``starting_point``), with the same words, templates, permutations and bootstrap, and that model's
-    name; {} where there is none (a run from scratch, a word embedding, a query)."""
+    family's ``starting_point``), with the same words, templates, permutations and bootstrap, that model's name,
+    and the phase's change of d with a paired bootstrap CI; {} where there is none (a run from scratch, a word
+    embedding, a query), or, with a note, where that model cannot be read or measured."""
     start = getattr(fam, "starting_point", None)
-    point = start(model) if start is not None and got.originals else None
-    if point is None:
+    if start is None or not got.originals:
         return {}
-    base, label = point
     out = {}
-    for k, (name, (_, kept)) in enumerate(got.originals.items()):
-        if progress:
-            progress("measuring the starting model", k, len(got.originals))
-        st = fam.weat(base, kept, o.templates, n_permutations=N_PERMUTATIONS, n_bootstrap=N_BOOTSTRAP).to_dict()
-        out[name] = {"model": label, **{f: st.get(f) for f in ("effect_size", "p_value", "ci_low", "ci_high")}}
+    try:
+        point = start(model)
+        if point is None:
+            return {}
+        base, label = point
+        for k, (name, (_, kept)) in enumerate(got.originals.items()):
+            if progress:
+                progress("measuring the starting model", k, len(got.originals))
+            st = fam.weat(base, kept, o.templates, n_permutations=N_PERMUTATIONS, n_bootstrap=N_BOOTSTRAP).to_dict()
+            m = fam.bias_measures(model, [kept], o.templates)[0]
+            change = (m.paired_change(model.net, base.net, N_BOOTSTRAP) if hasattr(m, "paired_change")
+                      else (None, None, None))
+            out[name] = {"model": label, **{f: st.get(f) for f in ("effect_size", "p_value", "ci_low", "ci_high")},
+                         "change": change[0], "change_ci_low": change[1], "change_ci_high": change[2]}
+    except (BiasAuditError, OSError, RuntimeError, ValueError) as e:
+        got.notes.append(f"what the model the audited phase started from measured is left out: {e}")
+        return {}
     if progress:
         progress("measuring the starting model", len(got.originals), len(got.originals))
     return out
@@ -432,11 +443,11 @@ def run_score(model, corpus, tests, options: ScoreOptions | EstimatorConfig | No
 
 def _reusable(scored, targets, o: ScoreOptions) -> bool:
     """Whether ``scored`` (DocumentScores, its targets) ranks what this run would: the same estimator, no
-    ensemble, and each target of the run among its targets with the same words."""
+    ensemble, and the same targets reading the same words (an experiment's concept tests beside them: no)."""
     if scored is None or o.ensemble > 1 or scored[0].estimator != o.estimator:
         return False
     words = {t.name: tuple(t.words) for t in scored[1]}
-    return all(words.get(t.name) == tuple(t.words) for t in targets)
+    return words == {t.name: tuple(t.words) for t in targets}
 
 
 def _step(progress, label: str, work) -> None:

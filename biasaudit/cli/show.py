@@ -253,8 +253,10 @@ def _spread_and_start(ev: dict) -> list[str]:
         p, lo, hi = b.get("p_value"), b.get("ci_low"), b.get("ci_high")
         stats = ", ".join(([] if p is None else ["p < 0.001" if p < 0.001 else f"p = {p:.3f}"])
                           + ([] if lo is None or hi is None else [f"95% CI [{lo:+.2f}, {hi:+.2f}]"]))
+        clo, chi = b.get("change_ci_low"), b.get("change_ci_high")
         lines.append(f"before the audited phase ({clean(b['model'])}): d = {b['effect_size']:+.2f}"
-                     + (f" ({stats})" if stats else "") + f"; the phase moved it by {b['change']:+.2f}")
+                     + (f" ({stats})" if stats else "") + f"; the phase moved it by {b['change']:+.2f}"
+                     + ("" if clo is None or chi is None else f" (paired 95% CI [{clo:+.2f}, {chi:+.2f}])"))
     return lines
 
 

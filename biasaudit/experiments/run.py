@@ -189,7 +189,8 @@ def _rankings(spec, base_model, corpus, targets, kept_tests, stats, saved: Path,
         doc_ids = r.doc_ids
         scores[est.label] = {t.name: r.delta_bias_if_removed[t.name] for t in targets}
         bias[est.label] = dict(r.bias_value)
-        predictors[est.label], results[est.label] = r.predictor, (None if ensemble_models else (r, targets))
+        predictors[est.label] = r.predictor      # the first estimator's result, for the report's score folder:
+        results[est.label] = None if ensemble_models or est is not spec.estimators[0] else (r, targets)
         conv = "; ".join(f"{n}: {i['iterations']} iterations, residual {i['relative_residual']:.1e}"
                          for n, i in r.solver_info.items() if "iterations" in i)
         log(f"scored {len(doc_ids)} documents with {est.label} in {r.timings['total']:.1f} s"

@@ -192,6 +192,24 @@ class TemplateMeasure:
                              metric="template association")
 
 
+    @torch.no_grad()
+    def paired_change(self, net, start_net, n_bootstrap: int = 500, seed: int = 0) -> tuple:
+        """(d on ``net`` minus d on ``start_net``, CI low, CI high): a fine-tune against the checkpoint it started
+        from (one tokenizer), the 95% CI a paired bootstrap over words (both models read on the same resampled
+        words); no CI (None) where too few resamples are defined."""
+        nx, na = len(self.test.target_x.words), len(self.test.attribute_a.words)
+        ds, boots = [], []
+        for n in (net, start_net):
+            S = self.association_matrix(n).double().cpu().numpy()
+            s = S[:, :na].mean(1) - S[:, na:].mean(1)
+            ds.append(effect_size(s[:nx], s[nx:]))
+            boots.append(bootstrap_from_blocks(S[:nx, :na], S[:nx, na:], S[nx:, :na], S[nx:, na:], n_bootstrap, seed))
+        if len(boots[0]) != len(boots[1]) or len(boots[0]) < max(10, n_bootstrap // 2):
+            return ds[0] - ds[1], None, None
+        lo, hi = np.quantile(boots[0] - boots[1], [0.025, 0.975])
+        return ds[0] - ds[1], float(lo), float(hi)
+
+
 def template_measure(test: BiasTest, model, templates: tuple[str, ...] | None = None,
                      allow_oov: bool = True) -> tuple[TemplateMeasure, dict]:
     """The measure of ``test`` on an LM, and the words dropped because the tokenizer does not know them."""

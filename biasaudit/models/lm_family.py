@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import ArtifactError, BiasAuditError
+from ..errors import ArtifactError
 from ..io import MAX_RECORD_BYTES, read_json
 from ..vocab import TOKENIZER
 from .base import find_replay, register, replay_refusal_of
@@ -216,19 +216,20 @@ class LMFamily:
 
     def starting_point(self, model) -> tuple[LMModel, str] | None:
         """The model the attributed phase started from and how to name it: a fine-tune's checkpoint (the bundled
-        base or the user's). None for a run from scratch, a model without its training config, or a checkpoint
-        that is gone or whose weights are not the ones the run recorded (their hash)."""
+        base or the user's). None for a run from scratch or a model without its training config; an ArtifactError
+        naming the checkpoint where it is gone, cannot be read, or holds other weights than the run recorded."""
         config = getattr(model, "config", None)
         folder = getattr(config, "finetune", "") if config is not None else ""
-        if not folder or not Path(folder).is_dir():
+        if not folder:
             return None
-        recorded = (model.meta or {}).get("checkpoint_sha256")
-        try:       # a figure beside the audit: a checkpoint that cannot be read leaves it out, not the audit
-            if recorded is None or recorded != checkpoint_hash(folder):
-                return None
+        try:
+            recorded = (model.meta or {}).get("checkpoint_sha256")
+            if not Path(folder).is_dir() or recorded is None or recorded != checkpoint_hash(folder):
+                raise ArtifactError(f"{folder}: not the checkpoint this model's run started from (gone, or its "
+                                    "weights changed since)")
             start = LMModel.load(folder, str(next(model.net.parameters()).device))
-        except (BiasAuditError, OSError):
-            return None
+        except OSError as e:
+            raise ArtifactError(f"{folder}: {e.strerror or e}") from e
         return start, "the bundled base" if folder == bundled_base() else f"the checkpoint {folder}"
 
     def replay(self, model, corpus, device: str = "cpu"):
