@@ -207,11 +207,12 @@ def starting_bias(fam, model, got: Targets, o: ScoreOptions, progress=None) -> d
         if point is None:
             return {}
         base, label = point
+        measures = {t.name: t for t in got.targets}
         for k, (name, (_, kept)) in enumerate(got.originals.items()):
             if progress:
                 progress("measuring the starting model", k, len(got.originals))
             st = fam.weat(base, kept, o.templates, n_permutations=N_PERMUTATIONS, n_bootstrap=N_BOOTSTRAP).to_dict()
-            m = fam.bias_measures(model, [kept], o.templates)[0]
+            m = measures.get(name)            # the run's own measure of this test, read on both models
             change = (m.paired_change(model.net, base.net, N_BOOTSTRAP) if hasattr(m, "paired_change")
                       else (None, None, None))
             out[name] = {"model": label, **{f: st.get(f) for f in ("effect_size", "p_value", "ci_low", "ci_high")},
